@@ -1,0 +1,121 @@
+//! The node's one RocksDB: column families, the on-disk format version, and value encoding.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StoreError;
+
+/// Bumped whenever a key or value layout changes; a node refuses to open a store of another
+/// version rather than misread it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Raft log entries, keyed by big-endian index.
+pub const CF_LOG: &str = "log";
+/// Raft metadata: vote, committed log id, last purged log id, format version.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// State machine: last applied log id and last membership.
+pub const CF_SM_META: &str = "sm_meta";
+pub const CF_SETTINGS: &str = "settings";
+pub const CF_DOMAINS: &str = "domains";
+pub const CF_ACCOUNTS: &str = "accounts";
+pub const CF_ALIASES: &str = "aliases";
+pub const CF_PENDING_NODES: &str = "pending_nodes";
+
+/// The column families that make up the state machine, and so a snapshot.
+pub const SM_CFS: [&str; 6] = [CF_SM_META, CF_SETTINGS, CF_DOMAINS, CF_ACCOUNTS, CF_ALIASES, CF_PENDING_NODES];
+
+pub const KEY_FORMAT: &[u8] = b"format_version";
+pub const KEY_VOTE: &[u8] = b"vote";
+pub const KEY_COMMITTED: &[u8] = b"committed";
+pub const KEY_PURGED: &[u8] = b"last_purged";
+pub const KEY_APPLIED: &[u8] = b"last_applied";
+pub const KEY_MEMBERSHIP: &[u8] = b"last_membership";
+pub const KEY_CLUSTER: &[u8] = b"cluster";
+pub const KEY_NEXT_NODE_ID: &[u8] = b"next_node_id";
+
+/// An open store: the database and where its snapshots live.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) db: Arc<DB>,
+    pub(crate) snapshot_root: PathBuf,
+}
+
+impl Db {
+    /// Opens (or creates) the store under `dir`: `dir/rocksdb` and `dir/snapshots`.
+    pub fn open(dir: &Path) -> Result<Db, StoreError> {
+        let db_path = dir.join("rocksdb");
+        let snapshot_root = dir.join("snapshots");
+        std::fs::create_dir_all(&snapshot_root)
+            .map_err(|source| StoreError::Io { what: "create snapshot directory", source })?;
+
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let all_cfs = [CF_LOG, CF_RAFT_META].into_iter().chain(SM_CFS);
+        let descriptors = all_cfs.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &db_path, descriptors)?;
+        let db = Db { db: Arc::new(db), snapshot_root };
+        db.check_format()?;
+        Ok(db)
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        match self.get::<u32>(CF_RAFT_META, KEY_FORMAT)? {
+            Some(FORMAT_VERSION) => Ok(()),
+            Some(found) => Err(StoreError::UnsupportedFormat { found, supported: FORMAT_VERSION }),
+            None => {
+                self.db.put_cf_opt(self.cf(CF_RAFT_META), KEY_FORMAT, encode(&FORMAT_VERSION), &sync_write())?;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created when the store opens")
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get_cf(self.cf(cf), key)? {
+            None => Ok(None),
+            Some(bytes) => decode(cf, key, &bytes).map(Some),
+        }
+    }
+
+    /// Every value of a column family, in key order.
+    pub(crate) fn scan<T: DeserializeOwned>(&self, cf: &'static str) -> Result<Vec<T>, StoreError> {
+        let mut values = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start) {
+            let (key, value) = item?;
+            values.push(decode(cf, &key, &value)?);
+        }
+        Ok(values)
+    }
+}
+
+/// Write options for anything Raft relies on surviving a crash: the WAL is fsync'd before the
+/// write returns.
+pub(crate) fn sync_write() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .expect("bincode encoding of our own types into a Vec cannot fail")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+        Ok((value, _)) => Ok(value),
+        Err(err) => Err(StoreError::Corrupted {
+            cf,
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: err.to_string(),
+        }),
+    }
+}

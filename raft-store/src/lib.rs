@@ -1,0 +1,39 @@
+//! raft-store owns the node's disk: the openraft type configuration, the Raft log and vote on
+//! RocksDB, the replicated state machine, snapshots and the on-disk format version.
+//!
+//! raft-store does no networking: it never opens a socket and knows nothing of peers. It does not
+//! decide policy either (who may write what): it applies committed commands deterministically.
+
+mod db;
+mod error;
+mod log_store;
+mod snapshot;
+mod state_machine;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::db::FORMAT_VERSION;
+pub use crate::error::StoreError;
+pub use crate::log_store::LogStore;
+pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
+pub use crate::state_machine::{StateMachine, StateReader};
+pub use crate::types::{
+    Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId, PendingNode,
+    Raft, Rejection, Role, Snapshot, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+};
+
+use std::path::{Path, PathBuf};
+
+/// Opens the store under `dir` and returns the two halves openraft needs.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), StoreError> {
+    let db = db::Db::open(dir)?;
+    snapshot::remove_partial(&db.snapshot_root)?;
+    Ok((LogStore::new(db.clone()), StateMachine::new(db)))
+}
+
+/// Where a store under `dir` keeps its snapshots (for receiving one from a peer).
+pub fn snapshot_root(dir: &Path) -> PathBuf {
+    dir.join("snapshots")
+}

@@ -1,0 +1,269 @@
+//! The replicated state machine: applies committed commands to the state column families, and
+//! answers the node's reads of that state.
+
+use std::io;
+
+use futures::StreamExt;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend};
+use rocksdb::WriteBatch;
+use serde::Serialize;
+
+use crate::db::{
+    CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_SETTINGS, CF_SM_META, Db, KEY_APPLIED, KEY_CLUSTER,
+    KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, encode,
+};
+use crate::error::StoreError;
+use crate::snapshot::SnapshotBuilder;
+use crate::types::{
+    Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode, Rejection,
+    SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig,
+};
+
+/// The first node of a cluster is node 1; joining nodes are numbered from here.
+const FIRST_JOINED_NODE_ID: NodeId = 2;
+
+/// The state machine handed to openraft. Cloning shares the database.
+#[derive(Clone)]
+pub struct StateMachine {
+    pub(crate) db: Db,
+}
+
+impl StateMachine {
+    pub fn new(db: Db) -> StateMachine {
+        StateMachine { db }
+    }
+
+    /// Read access to the applied state, for the node's API and services.
+    pub fn reader(&self) -> StateReader {
+        StateReader { db: self.db.clone() }
+    }
+
+    /// Decides the effect of one command against the applied state and stages it in `batch`.
+    pub(crate) fn execute(&self, command: &Command, batch: &mut Staged<'_>) -> Result<CommandResult, StoreError> {
+        let reader = self.reader();
+        let rejected = |r: Rejection| Ok(CommandResult::Rejected(r));
+        match command {
+            Command::InitCluster(settings) => {
+                if reader.cluster_settings()?.is_some() {
+                    return rejected(Rejection::AlreadyInitialized);
+                }
+                batch.put(CF_SETTINGS, KEY_CLUSTER, settings);
+            }
+            Command::RegisterNode { member } => {
+                let node_id = self.db.get::<NodeId>(CF_SETTINGS, KEY_NEXT_NODE_ID)?.unwrap_or(FIRST_JOINED_NODE_ID);
+                batch.put(CF_SETTINGS, KEY_NEXT_NODE_ID, &(node_id + 1));
+                let pending = PendingNode { node_id, member: member.clone() };
+                batch.put(CF_PENDING_NODES, &node_id.to_be_bytes(), &pending);
+                return Ok(CommandResult::NodeRegistered(node_id));
+            }
+            Command::AddDomain { name, at } => {
+                if reader.domain(name)?.is_some() {
+                    return rejected(Rejection::DomainExists(name.clone()));
+                }
+                let domain = Domain { name: name.clone(), enabled: true, created_at: *at };
+                batch.put(CF_DOMAINS, name.as_bytes(), &domain);
+            }
+            Command::DeleteDomain { name } => {
+                if reader.domain(name)?.is_none() {
+                    return rejected(Rejection::NoSuchDomain(name.clone()));
+                }
+                let in_use = reader.accounts(Some(name))?.len() + reader.aliases(Some(name))?.len();
+                if in_use > 0 {
+                    return rejected(Rejection::DomainNotEmpty(name.clone()));
+                }
+                batch.delete(CF_DOMAINS, name.as_bytes());
+            }
+            Command::AddAccount { address, password_hash, quota_mb, at } => {
+                let Some(domain) = domain_of(address) else {
+                    return rejected(Rejection::InvalidAddress(address.clone()));
+                };
+                if reader.domain(domain)?.is_none() {
+                    return rejected(Rejection::NoSuchDomain(domain.to_owned()));
+                }
+                if reader.account(address)?.is_some() || reader.alias(address)?.is_some() {
+                    return rejected(Rejection::AddressExists(address.clone()));
+                }
+                let account = Account {
+                    address: address.clone(),
+                    domain: domain.to_owned(),
+                    password_hash: password_hash.clone(),
+                    quota_mb: *quota_mb,
+                    enabled: true,
+                    created_at: *at,
+                };
+                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
+            }
+            Command::DeleteAccount { address } => {
+                if reader.account(address)?.is_none() {
+                    return rejected(Rejection::NoSuchAccount(address.clone()));
+                }
+                batch.delete(CF_ACCOUNTS, address.as_bytes());
+            }
+            Command::SetPassword { address, password_hash } => {
+                let Some(mut account) = reader.account(address)? else {
+                    return rejected(Rejection::NoSuchAccount(address.clone()));
+                };
+                account.password_hash = password_hash.clone();
+                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
+            }
+            Command::SetAccountEnabled { address, enabled } => {
+                let Some(mut account) = reader.account(address)? else {
+                    return rejected(Rejection::NoSuchAccount(address.clone()));
+                };
+                account.enabled = *enabled;
+                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
+            }
+            Command::AddAlias { address, targets } => {
+                let Some(domain) = domain_of(address) else {
+                    return rejected(Rejection::InvalidAddress(address.clone()));
+                };
+                if reader.domain(domain)?.is_none() {
+                    return rejected(Rejection::NoSuchDomain(domain.to_owned()));
+                }
+                if reader.account(address)?.is_some() || reader.alias(address)?.is_some() {
+                    return rejected(Rejection::AddressExists(address.clone()));
+                }
+                let alias = Alias { address: address.clone(), domain: domain.to_owned(), targets: targets.clone() };
+                batch.put(CF_ALIASES, address.as_bytes(), &alias);
+            }
+            Command::DeleteAlias { address } => {
+                if reader.alias(address)?.is_none() {
+                    return rejected(Rejection::NoSuchAlias(address.clone()));
+                }
+                batch.delete(CF_ALIASES, address.as_bytes());
+            }
+        }
+        Ok(CommandResult::Done)
+    }
+}
+
+/// The domain part of `local@domain`, if the address has that shape.
+fn domain_of(address: &str) -> Option<&str> {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Some(domain),
+        _ => None,
+    }
+}
+
+/// A write batch bound to the database's column families.
+pub(crate) struct Staged<'a> {
+    db: &'a Db,
+    batch: WriteBatch,
+}
+
+impl<'a> Staged<'a> {
+    pub(crate) fn new(db: &'a Db) -> Staged<'a> {
+        Staged { db, batch: WriteBatch::default() }
+    }
+
+    fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
+        self.batch.put_cf(self.db.cf(cf), key, encode(value));
+    }
+
+    fn delete(&mut self, cf: &str, key: &[u8]) {
+        self.batch.delete_cf(self.db.cf(cf), key);
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotDir;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let reader = self.reader();
+        Ok((reader.last_applied()?, reader.membership()?))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id.clone();
+            let mut staged = Staged::new(&self.db);
+            let result = match &entry.payload {
+                EntryPayload::Blank => CommandResult::Done,
+                EntryPayload::Normal(command) => self.execute(command, &mut staged)?,
+                EntryPayload::Membership(membership) => {
+                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    staged.put(CF_SM_META, KEY_MEMBERSHIP, &stored);
+                    CommandResult::Done
+                }
+            };
+            // Effects and the applied marker land in one atomic batch. It need not be synced
+            // itself: the entry is already fsync'd in the log and is re-applied after a crash.
+            staged.put(CF_SM_META, KEY_APPLIED, &Some(log_id));
+            self.db.db.write(staged.batch).map_err(io::Error::other)?;
+            if let Some(responder) = responder {
+                responder.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder::new(self.db.clone())
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotDir) -> Result<(), io::Error> {
+        crate::snapshot::install(&self.db, meta, snapshot)?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<crate::types::Snapshot>, io::Error> {
+        Ok(crate::snapshot::current(&self.db)?)
+    }
+}
+
+/// Reads of the applied state. Cheap to clone; reads see the latest applied entry.
+#[derive(Clone)]
+pub struct StateReader {
+    db: Db,
+}
+
+impl StateReader {
+    pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
+        Ok(self.db.get::<Option<LogId>>(CF_SM_META, KEY_APPLIED)?.flatten())
+    }
+
+    pub fn membership(&self) -> Result<StoredMembership, StoreError> {
+        Ok(self.db.get(CF_SM_META, KEY_MEMBERSHIP)?.unwrap_or_default())
+    }
+
+    pub fn cluster_settings(&self) -> Result<Option<ClusterSettings>, StoreError> {
+        self.db.get(CF_SETTINGS, KEY_CLUSTER)
+    }
+
+    pub fn pending_node(&self, node_id: NodeId) -> Result<Option<PendingNode>, StoreError> {
+        self.db.get(CF_PENDING_NODES, &node_id.to_be_bytes())
+    }
+
+    pub fn domain(&self, name: &str) -> Result<Option<Domain>, StoreError> {
+        self.db.get(CF_DOMAINS, name.as_bytes())
+    }
+
+    pub fn domains(&self) -> Result<Vec<Domain>, StoreError> {
+        self.db.scan(CF_DOMAINS)
+    }
+
+    pub fn account(&self, address: &str) -> Result<Option<Account>, StoreError> {
+        self.db.get(CF_ACCOUNTS, address.as_bytes())
+    }
+
+    /// All accounts, or those of one domain.
+    pub fn accounts(&self, domain: Option<&str>) -> Result<Vec<Account>, StoreError> {
+        let all: Vec<Account> = self.db.scan(CF_ACCOUNTS)?;
+        Ok(all.into_iter().filter(|a| domain.is_none_or(|d| a.domain == d)).collect())
+    }
+
+    pub fn alias(&self, address: &str) -> Result<Option<Alias>, StoreError> {
+        self.db.get(CF_ALIASES, address.as_bytes())
+    }
+
+    pub fn aliases(&self, domain: Option<&str>) -> Result<Vec<Alias>, StoreError> {
+        let all: Vec<Alias> = self.db.scan(CF_ALIASES)?;
+        Ok(all.into_iter().filter(|a| domain.is_none_or(|d| a.domain == d)).collect())
+    }
+}

@@ -1,0 +1,175 @@
+//! Tests of the store: openraft's conformance suite, command semantics, snapshots, durability.
+
+use futures::stream;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::vote::RaftLeaderId;
+use openraft::{Entry as RaftEntry, EntryPayload, RaftSnapshotBuilder, StorageError};
+use tempfile::TempDir;
+
+use crate::{Command, CommandResult, LogStore, Rejection, StateMachine, TypeConfig};
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+        let dir = TempDir::new().expect("create temp dir");
+        let (log_store, state_machine) = crate::open(dir.path()).expect("open store");
+        Ok((dir, log_store, state_machine))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_log_store_conformance_suite() {
+    Suite::test_all(RocksBuilder).await.expect("openraft storage suite");
+}
+
+fn log_id(term: u64, index: u64) -> crate::LogId {
+    openraft::LogId::new(openraft::vote::leader_id_adv::CommittedLeaderId::new(term, 1), index)
+}
+
+fn normal(index: u64, command: Command) -> crate::Entry {
+    RaftEntry { log_id: log_id(1, index), payload: EntryPayload::Normal(command) }
+}
+
+/// Applies commands one entry each, returning each entry's result through its responder path.
+async fn apply_all(sm: &mut StateMachine, first_index: u64, commands: Vec<Command>) -> Vec<CommandResult> {
+    let mut results = Vec::new();
+    for (i, command) in commands.into_iter().enumerate() {
+        // openraft's responders cannot be built outside openraft: decide the result on a
+        // throw-away batch first, then apply the entry for real.
+        let mut staged = crate::state_machine::Staged::new(&sm.db);
+        results.push(sm.execute(&command, &mut staged).expect("execute"));
+        let entry = normal(first_index + i as u64, command);
+        sm.apply(stream::iter([Ok((entry, None))])).await.expect("apply");
+    }
+    results
+}
+
+fn add_domain(name: &str) -> Command {
+    Command::AddDomain { name: name.into(), at: 1 }
+}
+
+fn add_account(address: &str) -> Command {
+    Command::AddAccount { address: address.into(), password_hash: "$argon2id$x".into(), quota_mb: 100, at: 2 }
+}
+
+#[track_caller]
+fn check_results(actual: Vec<CommandResult>, expected: &[CommandResult]) {
+    assert_eq!(actual, expected);
+}
+
+#[tokio::test]
+async fn commands_are_validated_against_applied_state() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            add_account("a@example.test"),
+            add_domain("example.test"),
+            add_domain("example.test"),
+            add_account("a@example.test"),
+            add_account("a@example.test"),
+            Command::DeleteDomain { name: "example.test".into() },
+            Command::DeleteAccount { address: "a@example.test".into() },
+            Command::DeleteDomain { name: "example.test".into() },
+            add_account("no-at-sign"),
+        ],
+    )
+    .await;
+    check_results(
+        results,
+        &[
+            CommandResult::Rejected(Rejection::NoSuchDomain("example.test".into())),
+            CommandResult::Done,
+            CommandResult::Rejected(Rejection::DomainExists("example.test".into())),
+            CommandResult::Done,
+            CommandResult::Rejected(Rejection::AddressExists("a@example.test".into())),
+            CommandResult::Rejected(Rejection::DomainNotEmpty("example.test".into())),
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Rejected(Rejection::InvalidAddress("no-at-sign".into())),
+        ],
+    );
+    let reader = sm.reader();
+    assert!(reader.domains().unwrap().is_empty());
+    assert_eq!(reader.last_applied().unwrap().map(|id| id.index), Some(9));
+}
+
+#[tokio::test]
+async fn state_survives_reopen() {
+    let dir = TempDir::new().unwrap();
+    {
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        apply_all(&mut sm, 1, vec![add_domain("a.test"), add_account("u@a.test")]).await;
+    }
+    let (_log, sm) = crate::open(dir.path()).unwrap();
+    let account = sm.reader().account("u@a.test").unwrap().expect("account after reopen");
+    assert_eq!(account.domain, "a.test");
+    assert!(account.enabled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_installs_on_a_fresh_store() {
+    let leader_dir = TempDir::new().unwrap();
+    let (_log, mut leader_sm) = crate::open(leader_dir.path()).unwrap();
+    apply_all(&mut leader_sm, 1, vec![add_domain("a.test"), add_account("u@a.test"), add_account("v@a.test")]).await;
+    let snapshot = leader_sm.get_snapshot_builder().await.build_snapshot().await.expect("build snapshot");
+    assert_eq!(snapshot.meta.last_log_id.as_ref().map(|id| id.index), Some(3));
+    // The snapshot carries the state machine only: no Raft log, no vote.
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &snapshot.snapshot.path).unwrap();
+    assert!(!cfs.iter().any(|cf| cf == "log" || cf == "raft_meta"), "{cfs:?}");
+
+    // Ship it the way the network does: copy the files into an incoming directory.
+    let follower_dir = TempDir::new().unwrap();
+    let (_flog, mut follower_sm) = crate::open(follower_dir.path()).unwrap();
+    apply_all(&mut follower_sm, 1, vec![add_domain("stale.test")]).await;
+    let incoming = crate::incoming_dir(&crate::snapshot_root(follower_dir.path())).unwrap();
+    for file in std::fs::read_dir(&snapshot.snapshot.path).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), incoming.join(file.file_name())).unwrap();
+    }
+    follower_sm.install_snapshot(&snapshot.meta, crate::SnapshotDir { path: incoming }).await.expect("install");
+
+    let reader = follower_sm.reader();
+    let domains: Vec<String> = reader.domains().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(domains, vec!["a.test".to_string()]);
+    assert_eq!(reader.accounts(Some("a.test")).unwrap().len(), 2);
+    assert_eq!(reader.last_applied().unwrap().map(|id| id.index), Some(3));
+    let current = follower_sm.get_current_snapshot().await.unwrap().expect("installed snapshot is current");
+    assert_eq!(current.meta, snapshot.meta);
+}
+
+#[tokio::test]
+async fn newer_format_version_is_refused() {
+    let dir = TempDir::new().unwrap();
+    drop(crate::open(dir.path()).unwrap());
+    {
+        let db = crate::db::Db::open(dir.path()).unwrap();
+        db.db
+            .put_cf(db.cf(crate::db::CF_RAFT_META), crate::db::KEY_FORMAT, crate::db::encode(&(crate::FORMAT_VERSION + 1)))
+            .unwrap();
+    }
+    match crate::open(dir.path()) {
+        Err(crate::StoreError::UnsupportedFormat { found, .. }) => assert_eq!(found, crate::FORMAT_VERSION + 1),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a store of an unknown format version opened"),
+    }
+}
+
+#[tokio::test]
+async fn purge_and_truncate_keep_log_state_consistent() {
+    let dir = TempDir::new().unwrap();
+    let (mut log, sm) = crate::open(dir.path()).unwrap();
+    let entries: Vec<_> = (1..=10).map(|i| normal(i, add_domain(&format!("d{i}.test")))).collect();
+    openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries).await.unwrap();
+    log.purge(log_id(1, 4)).await.unwrap();
+    log.truncate_after(Some(log_id(1, 7))).await.unwrap();
+    drop((log, sm));
+    let (mut log, _sm) = crate::open(dir.path()).unwrap();
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(4));
+    assert_eq!(state.last_log_id.map(|id| id.index), Some(7));
+}

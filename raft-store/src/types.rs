@@ -1,0 +1,182 @@
+//! The openraft type configuration and the replicated records: members, commands and their results.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// The type configuration of mcluster's metadata Raft group.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = Member,
+);
+
+pub type NodeId = u64;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotDir>;
+pub type Raft = openraft::Raft<TypeConfig, crate::StateMachine>;
+
+/// What a node does in the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves mail, stores blobs, votes.
+    #[default]
+    Data,
+    /// Votes and keeps the metadata, nothing else: the tie-breaker of a two-server pair.
+    Witness,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Data => "data",
+            Role::Witness => "witness",
+        })
+    }
+}
+
+/// A node as the Raft membership knows it: the payload of openraft's `Node`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub role: Role,
+    /// UDP address of the node's QUIC transport.
+    pub raft_addr: String,
+    /// TCP address of the node's admin API.
+    pub admin_addr: String,
+}
+
+/// A snapshot on disk: a directory holding a RocksDB checkpoint of the state-machine column
+/// families plus `meta.bin`. Snapshots are streamed file by file between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDir {
+    pub path: PathBuf,
+}
+
+/// A mail domain served by the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub name: String,
+    pub enabled: bool,
+    pub created_at: u64,
+}
+
+/// A mailbox account. The password is stored only as an argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub address: String,
+    pub domain: String,
+    pub password_hash: String,
+    pub quota_mb: u64,
+    pub enabled: bool,
+    pub created_at: u64,
+}
+
+/// An address that delivers to other addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    pub address: String,
+    pub domain: String,
+    pub targets: Vec<String>,
+}
+
+/// Cluster-wide secrets and identity, written once when the cluster is bootstrapped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    pub cluster_name: String,
+    /// SHA-256 (hex) of the admin API token.
+    pub admin_token_sha256: String,
+    /// SHA-256 (hex) of the join token.
+    pub join_token_sha256: String,
+    /// The cluster CA, which signs the certificate of every node that joins.
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+}
+
+impl fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the CA key.
+        f.debug_struct("ClusterSettings").field("cluster_name", &self.cluster_name).finish_non_exhaustive()
+    }
+}
+
+/// A node that asked to join (it holds a certificate for its id) but is not yet a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingNode {
+    pub node_id: NodeId,
+    pub member: Member,
+}
+
+/// A change to the replicated state. Everything non-deterministic (timestamps, password salts)
+/// is decided by the proposer and carried in the command, so every node applies it identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    InitCluster(ClusterSettings),
+    /// Allocates the next node id for a joining node and remembers its addresses.
+    RegisterNode { member: Member },
+    AddDomain { name: String, at: u64 },
+    DeleteDomain { name: String },
+    AddAccount { address: String, password_hash: String, quota_mb: u64, at: u64 },
+    DeleteAccount { address: String },
+    SetPassword { address: String, password_hash: String },
+    SetAccountEnabled { address: String, enabled: bool },
+    AddAlias { address: String, targets: Vec<String> },
+    DeleteAlias { address: String },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Shown in openraft's logs: names only, never hashes or keys.
+        match self {
+            Command::InitCluster(s) => write!(f, "InitCluster({})", s.cluster_name),
+            Command::RegisterNode { member } => write!(f, "RegisterNode({})", member.name),
+            Command::AddDomain { name, .. } => write!(f, "AddDomain({name})"),
+            Command::DeleteDomain { name } => write!(f, "DeleteDomain({name})"),
+            Command::AddAccount { address, .. } => write!(f, "AddAccount({address})"),
+            Command::DeleteAccount { address } => write!(f, "DeleteAccount({address})"),
+            Command::SetPassword { address, .. } => write!(f, "SetPassword({address})"),
+            Command::SetAccountEnabled { address, enabled } => {
+                write!(f, "SetAccountEnabled({address}, {enabled})")
+            }
+            Command::AddAlias { address, .. } => write!(f, "AddAlias({address})"),
+            Command::DeleteAlias { address } => write!(f, "DeleteAlias({address})"),
+        }
+    }
+}
+
+/// The outcome of applying one command. Rejections are results, not errors: the entry is
+/// committed either way, and every node rejects it the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Done,
+    NodeRegistered(NodeId),
+    Rejected(Rejection),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("the cluster is already initialized")]
+    AlreadyInitialized,
+    #[error("domain {0} already exists")]
+    DomainExists(String),
+    #[error("no such domain: {0}")]
+    NoSuchDomain(String),
+    #[error("domain {0} still has accounts or aliases")]
+    DomainNotEmpty(String),
+    #[error("address {0} already exists")]
+    AddressExists(String),
+    #[error("no such account: {0}")]
+    NoSuchAccount(String),
+    #[error("no such alias: {0}")]
+    NoSuchAlias(String),
+    #[error("invalid address: {0}")]
+    InvalidAddress(String),
+}

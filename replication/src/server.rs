@@ -1,0 +1,186 @@
+//! The receiving side: accepts peers on the QUIC endpoint, checks who they are, and hands each
+//! request to the local Raft node.
+
+use std::path::{Path, PathBuf};
+
+use openraft::ReadPolicy;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::vote::RaftLeaderId;
+use quinn::{Connection, RecvStream, SendStream};
+use raft_store::{NodeId, Raft, SnapshotDir, Vote};
+use rustls::pki_types::CertificateDer;
+use tokio::io::AsyncWriteExt;
+
+use crate::pki::cert_names_node;
+use crate::transport::Transport;
+use crate::wire::{Envelope, FrameError, Request, Response, SnapshotFile, read_frame, write_frame};
+
+/// Serves peers until the endpoint is closed.
+pub async fn serve(transport: Transport, raft: Raft, snapshot_root: PathBuf) {
+    while let Some(incoming) = transport.endpoint().accept().await {
+        let raft = raft.clone();
+        let snapshot_root = snapshot_root.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(conn, raft, snapshot_root).await,
+                // A peer without a certificate from the cluster CA, or not speaking QUIC/TLS
+                // properly, ends here.
+                Err(err) => tracing::warn!(%remote, error = %err, "rejected peer connection"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) {
+    let remote = conn.remote_address();
+    let Some(cert) = peer_certificate(&conn) else {
+        tracing::warn!(%remote, "peer connection without a client certificate");
+        conn.close(1u32.into(), b"no certificate");
+        return;
+    };
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(streams) => streams,
+            Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => return,
+            Err(err) => {
+                tracing::debug!(%remote, error = %err, "peer connection ended");
+                return;
+            }
+        };
+        let raft = raft.clone();
+        let snapshot_root = snapshot_root.clone();
+        let cert = cert.clone();
+        tokio::spawn(async move {
+            if let Err(err) = serve_stream(send, recv, &cert, raft, &snapshot_root).await {
+                tracing::warn!(%remote, error = %err, "bad request from peer");
+            }
+        });
+    }
+}
+
+fn peer_certificate(conn: &Connection) -> Option<CertificateDer<'static>> {
+    let identity = conn.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    chain.first().cloned()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("certificate does not name node {claimed}")]
+    Impostor { claimed: NodeId },
+    #[error("request claims node {claimed} but its vote names node {in_vote}")]
+    VoteMismatch { claimed: NodeId, in_vote: NodeId },
+    #[error("snapshot file name {0:?} is not a plain file name")]
+    BadFileName(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+async fn serve_stream(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    cert: &CertificateDer<'static>,
+    raft: Raft,
+    snapshot_root: &Path,
+) -> Result<(), StreamError> {
+    let Envelope { from, request } = read_frame(&mut recv).await?;
+    // The TLS handshake proved the peer holds a certificate from the cluster CA; this proves the
+    // certificate is the one of the node the request claims to come from.
+    if !cert_names_node(cert, from) {
+        let _ = write_frame(&mut send, &Response::Failed(format!("certificate does not name node {from}"))).await;
+        return Err(StreamError::Impostor { claimed: from });
+    }
+    let response = match request {
+        Request::Append(rpc) => {
+            check_vote(from, &rpc.vote)?;
+            match raft.append_entries(rpc).await {
+                Ok(r) => Response::Append(r),
+                Err(err) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::Vote(rpc) => {
+            check_vote(from, &rpc.vote)?;
+            match raft.vote(rpc).await {
+                Ok(r) => Response::Vote(r),
+                Err(err) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::PreVote(rpc) => {
+            check_vote(from, &rpc.vote)?;
+            match raft.pre_vote(rpc).await {
+                Ok(r) => Response::Vote(r),
+                Err(err) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::TransferLeader(rpc) => {
+            check_vote(from, rpc.from_leader())?;
+            match raft.handle_transfer_leader(rpc).await {
+                Ok(r) => Response::TransferLeader(r),
+                Err(err) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::Snapshot { vote, meta, files } => {
+            check_vote(from, &vote)?;
+            let path = receive_snapshot_files(&mut recv, snapshot_root, &files).await?;
+            let snapshot = raft_store::Snapshot { meta, snapshot: SnapshotDir { path } };
+            match raft.install_full_snapshot(vote, snapshot).await {
+                Ok(r) => Response::Snapshot(r),
+                Err(err) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::ClientWrite(command) => match raft.client_write(command).await {
+            Ok(r) => Response::ClientWrite(r.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Response::NotLeader { leader: f.leader_id }
+            }
+            Err(err) => Response::Failed(err.to_string()),
+        },
+        Request::ReadIndex => match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read_log_id) => Response::ReadIndex(read_log_id.index()),
+            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(f))) => {
+                Response::NotLeader { leader: f.leader_id }
+            }
+            Err(err) => Response::Failed(err.to_string()),
+        },
+    };
+    write_frame(&mut send, &response).await?;
+    send.finish().map_err(|e| StreamError::Io(std::io::Error::other(e)))?;
+    Ok(())
+}
+
+fn check_vote(from: NodeId, vote: &Vote) -> Result<(), StreamError> {
+    let in_vote = *vote.leader_id().node_id();
+    if in_vote == from { Ok(()) } else { Err(StreamError::VoteMismatch { claimed: from, in_vote }) }
+}
+
+/// Writes the snapshot's files into a fresh incoming directory, each fsync'd, then the directory.
+async fn receive_snapshot_files(
+    recv: &mut RecvStream,
+    snapshot_root: &Path,
+    files: &[SnapshotFile],
+) -> Result<PathBuf, StreamError> {
+    use tokio::io::AsyncReadExt;
+    let dir = raft_store::incoming_dir(snapshot_root)?;
+    for file in files {
+        let plain = Path::new(&file.name).file_name().is_some_and(|n| n == file.name.as_str());
+        if !plain || file.name.starts_with('.') {
+            return Err(StreamError::BadFileName(file.name.clone()));
+        }
+        let mut out = tokio::fs::File::create(dir.join(&file.name)).await?;
+        let mut limited = (&mut *recv).take(file.len);
+        let copied = tokio::io::copy(&mut limited, &mut out).await?;
+        if copied != file.len {
+            return Err(StreamError::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("snapshot file {} ended after {copied} of {} bytes", file.name, file.len),
+            )));
+        }
+        out.flush().await?;
+        out.sync_all().await?;
+    }
+    tokio::fs::File::open(&dir).await?.sync_all().await?;
+    Ok(dir)
+}

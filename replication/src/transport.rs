@@ -1,0 +1,161 @@
+//! The QUIC endpoint of a node: one UDP socket that accepts peers and dials them, and one cached
+//! connection per peer, over which every RPC opens its own bidirectional stream.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use raft_store::{Command, CommandResult, Member, NodeId};
+use tokio::sync::Mutex;
+
+use crate::error::ReplicationError;
+use crate::pki::{NodeIdentity, node_name};
+use crate::wire::{Envelope, Request, Response, read_frame, write_frame};
+
+/// How long a request waits for a connection to a peer to be established.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    endpoint: quinn::Endpoint,
+    client_config: quinn::ClientConfig,
+    connections: Mutex<HashMap<NodeId, quinn::Connection>>,
+}
+
+fn transport_config() -> quinn::TransportConfig {
+    let mut config = quinn::TransportConfig::default();
+    // Dead peers are noticed within a few heartbeats, not after the 30 s default.
+    config.keep_alive_interval(Some(Duration::from_millis(500)));
+    config.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("3 s is a valid idle timeout")));
+    config
+}
+
+impl Transport {
+    /// Binds the node's QUIC endpoint on `bind` (UDP).
+    pub fn bind(node_id: NodeId, bind: SocketAddr, identity: &NodeIdentity) -> Result<Transport, ReplicationError> {
+        let transport = Arc::new(transport_config());
+        let server_crypto = QuicServerConfig::try_from(identity.server_config()?)
+            .map_err(|e| ReplicationError::Config(e.to_string()))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+        server_config.transport_config(transport.clone());
+        let client_crypto = QuicClientConfig::try_from(identity.client_config()?)
+            .map_err(|e| ReplicationError::Config(e.to_string()))?;
+        let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
+        client_config.transport_config(transport);
+        let endpoint = quinn::Endpoint::server(server_config, bind)
+            .map_err(|source| ReplicationError::Bind { addr: bind.to_string(), source })?;
+        Ok(Transport {
+            inner: Arc::new(Inner { node_id, endpoint, client_config, connections: Mutex::new(HashMap::new()) }),
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.endpoint.local_addr()
+    }
+
+    pub(crate) fn endpoint(&self) -> &quinn::Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// Closes every connection and stops accepting.
+    pub fn close(&self) {
+        self.inner.endpoint.close(0u32.into(), b"shutdown");
+    }
+
+    /// The live connection to `target`, dialling it if needed. The server must prove it is
+    /// `node-<target>` with a certificate from the cluster CA.
+    pub(crate) async fn connection(&self, target: NodeId, addr: &str) -> Result<quinn::Connection, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable { node_id: target, reason };
+        {
+            let mut connections = self.inner.connections.lock().await;
+            if let Some(conn) = connections.get(&target) {
+                if conn.close_reason().is_none() {
+                    return Ok(conn.clone());
+                }
+                connections.remove(&target);
+            }
+        }
+        // Dial without holding the lock: a slow peer must not delay requests to the others.
+        let sock_addr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| unreachable(format!("resolve {addr}: {e}")))?
+            .next()
+            .ok_or_else(|| unreachable(format!("{addr} resolves to nothing")))?;
+        let connecting = self
+            .inner
+            .endpoint
+            .connect_with(self.inner.client_config.clone(), sock_addr, &node_name(target))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| unreachable("connect timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        self.inner.connections.lock().await.insert(target, conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets a connection that failed, so the next request dials afresh.
+    pub(crate) async fn drop_connection(&self, target: NodeId) {
+        self.inner.connections.lock().await.remove(&target);
+    }
+
+    /// Sends one request and reads its response on a new stream.
+    pub(crate) async fn call(&self, target: NodeId, addr: &str, request: Request) -> Result<Response, ReplicationError> {
+        let result = self.call_inner(target, addr, request).await;
+        if matches!(result, Err(ReplicationError::PeerUnreachable { .. })) {
+            self.drop_connection(target).await;
+        }
+        result
+    }
+
+    async fn call_inner(&self, target: NodeId, addr: &str, request: Request) -> Result<Response, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable { node_id: target, reason };
+        let conn = self.connection(target, addr).await?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(e.to_string()))?;
+        let envelope = Envelope { from: self.inner.node_id, request };
+        write_frame(&mut send, &envelope).await.map_err(|e| unreachable(e.to_string()))?;
+        send.finish().map_err(|e| unreachable(e.to_string()))?;
+        read_frame(&mut recv).await.map_err(|e| unreachable(e.to_string()))
+    }
+
+    /// Forwards a client write to the leader and returns its result.
+    pub async fn forward_write(
+        &self,
+        leader: NodeId,
+        member: &Member,
+        command: Command,
+    ) -> Result<CommandResult, ReplicationError> {
+        match self.call(leader, &member.raft_addr, Request::ClientWrite(command)).await? {
+            Response::ClientWrite(result) => Ok(result),
+            other => Err(unexpected(leader, other)),
+        }
+    }
+
+    /// Asks the leader for the index a linearizable read must wait for.
+    pub async fn read_index(&self, leader: NodeId, member: &Member) -> Result<u64, ReplicationError> {
+        match self.call(leader, &member.raft_addr, Request::ReadIndex).await? {
+            Response::ReadIndex(index) => Ok(index),
+            other => Err(unexpected(leader, other)),
+        }
+    }
+}
+
+/// Maps an answer of the wrong kind to the error a caller acts on.
+pub(crate) fn unexpected(node_id: NodeId, response: Response) -> ReplicationError {
+    match response {
+        Response::NotLeader { leader } => ReplicationError::NotLeader { node_id, leader },
+        Response::Failed(reason) => ReplicationError::Remote { node_id, reason },
+        other => ReplicationError::Protocol { node_id, reason: format!("unexpected response {other:?}") },
+    }
+}
