@@ -1,1 +1,119 @@
-//! placeholder
+//! node is the server: configuration, start-up and shutdown, the Raft node wired to its store and
+//! transport, first-start bootstrap and join, the witness's leadership hand-off, and the admin API.
+//!
+//! node does not touch RocksDB or sockets between nodes itself: raft-store owns the disk and
+//! replication owns the wire. Mail protocols and the virtual IP arrive in later issues.
+
+pub mod admin_api;
+pub mod bootstrap;
+pub mod cluster;
+pub mod config;
+pub mod metrics;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::{ServerState, SnapshotPolicy};
+use raft_store::{Raft, Role};
+use replication::pki::NodeIdentity;
+use replication::{NetworkFactory, Transport};
+
+use crate::admin_api::ApiState;
+use crate::cluster::Cluster;
+pub use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// Runs a node until `shutdown` completes, then stops it cleanly: a leader first hands its
+/// leadership to a caught-up data node so the cluster does not wait for an election timeout.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
+    let (log_store, state_machine) = raft_store::open(&config.data_dir).context("open store")?;
+    let reader = state_machine.reader();
+    let identity = NodeIdentity::load(&config.ca_cert, &config.cert, &config.key).context("load TLS identity")?;
+    let transport = Transport::bind(config.node_id, config.raft_addr, &identity).context("bind QUIC transport")?;
+
+    let raft_config = openraft::Config {
+        cluster_name: "mcluster".into(),
+        heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
+        election_timeout_min: config.election_timeout_min.as_millis() as u64,
+        election_timeout_max: config.election_timeout_max.as_millis() as u64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
+        max_in_snapshot_log_to_keep: config.keep_entries_after_snapshot,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    }
+    .validate()
+    .context("raft settings")?;
+    let raft = Raft::new(config.node_id, Arc::new(raft_config), NetworkFactory::new(transport.clone()), log_store, state_machine)
+        .await
+        .context("start raft")?;
+    let peer_server =
+        tokio::spawn(replication::serve(transport.clone(), raft.clone(), raft_store::snapshot_root(&config.data_dir)));
+
+    let cluster = Arc::new(Cluster { config: config.clone(), raft: raft.clone(), reader, transport: transport.clone() });
+    tracing::info!(
+        node_id = config.node_id,
+        name = %config.name,
+        role = %config.role,
+        raft_addr = %config.raft_addr,
+        admin_addr = %config.admin_addr,
+        "node started"
+    );
+    bootstrap::start(&cluster).await?;
+    let handoff = (config.role == Role::Witness).then(|| tokio::spawn(witness_handoff(cluster.clone())));
+
+    let listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
+    let state = Arc::new(ApiState { cluster: cluster.clone(), metrics: Arc::new(Metrics::default()) });
+    axum::serve(listener, admin_api::router(state)).with_graceful_shutdown(shutdown).await.context("serve admin API")?;
+
+    tracing::info!("shutting down");
+    if let Some(handoff) = handoff {
+        handoff.abort();
+    }
+    hand_off_leadership(&cluster).await;
+    if let Err(err) = raft.shutdown().await {
+        tracing::warn!(error = %err, "raft did not shut down cleanly");
+    }
+    transport.close();
+    peer_server.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On shutdown, a leader passes leadership to a caught-up data voter (waiting briefly).
+async fn hand_off_leadership(cluster: &Cluster) {
+    if !cluster.is_leader() || cluster.caught_up_data_voters().is_empty() {
+        return;
+    }
+    match tokio::time::timeout(Duration::from_secs(3), cluster.failover(None)).await {
+        Ok(Ok(to)) => tracing::info!(to, "handed leadership over before shutdown"),
+        Ok(Err(err)) => tracing::warn!(error = %err, "could not hand leadership over before shutdown"),
+        Err(_) => tracing::warn!("leadership hand-over before shutdown timed out"),
+    }
+}
+
+/// A witness may win an election (it is a voter), but it serves no mail and never holds the
+/// virtual IP: as soon as a data voter is caught up, it gives leadership away.
+async fn witness_handoff(cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if cluster.metrics().state != ServerState::Leader {
+            continue;
+        }
+        if let Some(&to) = cluster.caught_up_data_voters().first() {
+            tracing::info!(to, "witness is leader: handing leadership to a data node");
+            if let Err(err) = cluster.raft.trigger().transfer_leader(to).await {
+                tracing::warn!(error = %err, "witness could not hand leadership over");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}

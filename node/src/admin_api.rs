@@ -1,0 +1,641 @@
+//! The admin HTTP API (see docs/ADMIN_API.md): token auth, cluster and member management,
+//! domains, accounts and aliases, plus /health, /ready and /metrics. Errors map to HTTP here and
+//! nowhere else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use raft_store::{Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
+use crate::metrics::Metrics;
+
+pub struct ApiState {
+    pub cluster: Arc<Cluster>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/node", get(node_status))
+        .route("/v1/status", get(cluster_status))
+        .route("/v1/members", get(list_members).post(add_member))
+        .route("/v1/members/{id}", axum::routing::delete(remove_member))
+        .route("/v1/failover", post(failover))
+        .route("/v1/join", post(join))
+        .route("/v1/domains", get(list_domains).post(add_domain))
+        .route("/v1/domains/{name}", get(show_domain).delete(delete_domain))
+        .route("/v1/accounts", get(list_accounts).post(add_account))
+        .route("/v1/accounts/{address}", get(show_account).delete(delete_account))
+        .route("/v1/accounts/{address}/password", put(set_password))
+        .route("/v1/accounts/{address}/enabled", put(set_enabled))
+        .route("/v1/aliases", get(list_aliases).post(add_alias))
+        .route("/v1/aliases/{address}", axum::routing::delete(delete_alias))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    state.metrics.count_http(response.status().as_u16());
+    response
+}
+
+/// An error answer: `{"error": ..., "code": ...}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message, "code": self.code }))).into_response()
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(err: ClusterError) -> ApiError {
+        let message = err.to_string();
+        match err {
+            ClusterError::NoLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", message),
+            ClusterError::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            ClusterError::NotFound(_) => ApiError::not_found(message),
+            ClusterError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            ClusterError::Rejected(rejection) => match rejection {
+                Rejection::NoSuchDomain(_) | Rejection::NoSuchAccount(_) | Rejection::NoSuchAlias(_) => {
+                    ApiError::not_found(message)
+                }
+                Rejection::DomainExists(_) | Rejection::AddressExists(_) | Rejection::AlreadyInitialized => {
+                    ApiError::new(StatusCode::CONFLICT, "exists", message)
+                }
+                Rejection::DomainNotEmpty(_) => ApiError::new(StatusCode::CONFLICT, "not_empty", message),
+                Rejection::InvalidAddress(_) => ApiError::bad_request(message),
+            },
+        }
+    }
+}
+
+impl From<raft_store::StoreError> for ApiError {
+    fn from(err: raft_store::StoreError) -> ApiError {
+        tracing::error!(error = %err, "state machine read failed");
+        ApiError::internal(err.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Which tokens a route accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Admin,
+    AdminOrJoin,
+}
+
+fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResult<()> {
+    let Some(settings) = cluster.reader.cluster_settings()? else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "this node has not received the cluster settings yet",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(token_digest);
+    let accepted = match presented {
+        Some(digest) if digest == settings.admin_token_sha256 => true,
+        Some(digest) => access == Access::AdminOrJoin && digest == settings.join_token_sha256,
+        None => false,
+    };
+    if accepted { Ok(()) } else { Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong token")) }
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn ready(State(state): State<Arc<ApiState>>) -> Response {
+    let metrics = state.cluster.metrics();
+    let caught_up =
+        metrics.last_applied.as_ref().map(|l| l.index) >= metrics.cluster_committed.as_ref().map(|l| l.index);
+    let configured = matches!(state.cluster.reader.cluster_settings(), Ok(Some(_)));
+    if metrics.current_leader.is_some() && caught_up && configured {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let text = state.metrics.render(&state.cluster);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+#[derive(Serialize)]
+pub struct NodeStatus {
+    node_id: NodeId,
+    name: String,
+    role: Role,
+    state: String,
+    term: u64,
+    leader_id: Option<NodeId>,
+    last_log_index: Option<u64>,
+    committed_index: Option<u64>,
+    applied_index: Option<u64>,
+    snapshot_index: Option<u64>,
+    purged_index: Option<u64>,
+}
+
+async fn node_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<NodeStatus>> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let m = cluster.metrics();
+    Ok(Json(NodeStatus {
+        node_id: cluster.config.node_id,
+        name: cluster.config.name.clone(),
+        role: cluster.config.role,
+        state: format!("{:?}", m.state),
+        term: m.current_term,
+        leader_id: m.current_leader,
+        last_log_index: m.last_log_index,
+        committed_index: m.local_committed.as_ref().map(|l| l.index),
+        applied_index: m.last_applied.as_ref().map(|l| l.index),
+        snapshot_index: m.snapshot.as_ref().map(|l| l.index),
+        purged_index: m.purged.as_ref().map(|l| l.index),
+    }))
+}
+
+async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    cluster.linearize().await?;
+    let settings = cluster.reader.cluster_settings()?;
+    let m = cluster.metrics();
+    Ok(Json(json!({
+        "cluster_name": settings.map(|s| s.cluster_name).unwrap_or_default(),
+        "leader_id": m.current_leader,
+        "term": m.current_term,
+        "members": cluster.members(),
+    })))
+}
+
+async fn list_members(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<MemberView>>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    Ok(Json(state.cluster.members()))
+}
+
+#[derive(Deserialize, Serialize)]
+struct AddMember {
+    node_id: NodeId,
+}
+
+async fn add_member(State(state): State<Arc<ApiState>>, headers: HeaderMap, Json(body): Json<AddMember>) -> Response {
+    let cluster = &state.cluster;
+    if let Err(err) = authorize(cluster, &headers, Access::AdminOrJoin) {
+        return err.into_response();
+    }
+    if !cluster.is_leader() {
+        return proxy_to_leader(cluster, Method::POST, "/v1/members".into(), &headers, Some(json!(body))).await;
+    }
+    let node_id = body.node_id;
+    match cluster.add_member(node_id).await {
+        Ok(member) => Json(member_view(node_id, member, true)).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+fn member_view(node_id: NodeId, member: Member, voter: bool) -> MemberView {
+    MemberView {
+        node_id,
+        name: member.name,
+        role: member.role,
+        voter,
+        raft_addr: member.raft_addr,
+        admin_addr: member.admin_addr,
+        matched_index: None,
+    }
+}
+
+async fn remove_member(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(id): Path<NodeId>) -> Response {
+    let cluster = &state.cluster;
+    if let Err(err) = authorize(cluster, &headers, Access::Admin) {
+        return err.into_response();
+    }
+    if !cluster.is_leader() {
+        return proxy_to_leader(cluster, Method::DELETE, format!("/v1/members/{id}"), &headers, None).await;
+    }
+    match cluster.remove_member(id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+#[derive(Deserialize, Serialize, Default)]
+struct Failover {
+    #[serde(default)]
+    to: Option<NodeId>,
+}
+
+async fn failover(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Option<Json<Failover>>) -> Response {
+    let cluster = &state.cluster;
+    if let Err(err) = authorize(cluster, &headers, Access::Admin) {
+        return err.into_response();
+    }
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    if !cluster.is_leader() {
+        return proxy_to_leader(cluster, Method::POST, "/v1/failover".into(), &headers, Some(json!(body))).await;
+    }
+    match cluster.failover(body.to).await {
+        Ok(leader) => Json(json!({ "leader": leader })).into_response(),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}
+
+/// Membership and leadership changes run on the leader: a follower passes the request on, with
+/// the caller's token, and returns the leader's answer as it is.
+async fn proxy_to_leader(
+    cluster: &Cluster,
+    method: Method,
+    path: String,
+    headers: &HeaderMap,
+    body: Option<serde_json::Value>,
+) -> Response {
+    let (leader, member) = match cluster.leader().await {
+        Ok(found) => found,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    if leader == cluster.config.node_id {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", "leadership is changing; retry").into_response();
+    }
+    let url = format!("http://{}{}", member.admin_addr, path);
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let answer = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(150)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = match (method, body) {
+            (Method::DELETE, _) => agent.delete(&url).header("Authorization", &auth).call()?,
+            (_, Some(body)) => agent.post(&url).header("Authorization", &auth).send_json(body)?,
+            (_, None) => agent.post(&url).header("Authorization", &auth).send_empty()?,
+        };
+        let status = response.status().as_u16();
+        Ok((status, response.body_mut().read_to_string()?))
+    })
+    .await;
+    match answer {
+        Ok(Ok((status, text))) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        Ok(Err(err)) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "unavailable", format!("forward to leader {leader}: {err}")).into_response()
+        }
+        Err(err) => ApiError::internal(err.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct JoinRequest {
+    name: String,
+    role: Role,
+    raft_addr: String,
+    admin_addr: String,
+    csr_pem: String,
+}
+
+async fn join(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<JoinRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::AdminOrJoin)?;
+    validate_node_name(&body.name)?;
+    for addr in [&body.raft_addr, &body.admin_addr] {
+        addr.parse::<std::net::SocketAddr>().map_err(|e| ApiError::bad_request(format!("address {addr:?}: {e}")))?;
+    }
+    let member = Member { name: body.name.clone(), role: body.role, raft_addr: body.raft_addr, admin_addr: body.admin_addr };
+    let CommandResult::NodeRegistered(node_id) = cluster.write_ok(Command::RegisterNode { member }).await? else {
+        return Err(ApiError::internal("node registration returned no node id"));
+    };
+    let settings = cluster.reader.cluster_settings()?.ok_or_else(|| ApiError::internal("no cluster settings"))?;
+    let cert_pem =
+        replication::pki::issue_node_cert(&settings.ca_cert_pem, &settings.ca_key_pem, node_id, &body.name, &body.csr_pem)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(node_id, name = %body.name, "issued certificate for joining node");
+    Ok(Json(json!({
+        "node_id": node_id,
+        "cluster_name": settings.cluster_name,
+        "cert_pem": cert_pem,
+        "ca_pem": settings.ca_cert_pem,
+    })))
+}
+
+fn validate_node_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok { Ok(()) } else { Err(ApiError::bad_request(format!("node name {name:?}: use letters, digits, '-' or '_'"))) }
+}
+
+/// A domain name in lower case, checked for shape.
+fn domain_name(raw: &str) -> ApiResult<String> {
+    let name = raw.trim().to_ascii_lowercase();
+    let labels_ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if name.is_empty() || name.len() > 253 || !labels_ok {
+        return Err(ApiError::bad_request(format!("{raw:?} is not a domain name")));
+    }
+    Ok(name)
+}
+
+/// A mailbox address `local@domain` in lower case, checked for shape.
+fn mail_address(raw: &str) -> ApiResult<String> {
+    let address = raw.trim().to_ascii_lowercase();
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err(ApiError::bad_request(format!("{raw:?} is not an address (local@domain)")));
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.chars().all(|c| c.is_ascii_graphic() && !"@<>()[]\\,;:\"".contains(c));
+    if !local_ok {
+        return Err(ApiError::bad_request(format!("{raw:?}: invalid local part")));
+    }
+    domain_name(domain)?;
+    Ok(address)
+}
+
+fn check_password(password: &str) -> ApiResult<()> {
+    if password.is_empty() || password.len() > 1024 {
+        return Err(ApiError::bad_request("password must be 1 to 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// argon2id with a fresh random salt, on a blocking thread (it is deliberately slow).
+async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt_bytes: [u8; 16] = rand::random();
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+        argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(ApiError::internal)
+}
+
+async fn list_domains(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<Domain>>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    Ok(Json(state.cluster.reader.domains()?))
+}
+
+#[derive(Deserialize)]
+struct AddDomain {
+    name: String,
+}
+
+async fn add_domain(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<AddDomain>,
+) -> ApiResult<(StatusCode, Json<Domain>)> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let name = domain_name(&body.name)?;
+    cluster.write_ok(Command::AddDomain { name: name.clone(), at: unix_now() }).await?;
+    cluster.linearize().await?;
+    let domain = cluster.reader.domain(&name)?.ok_or_else(|| ApiError::internal("domain missing after add"))?;
+    Ok((StatusCode::CREATED, Json(domain)))
+}
+
+async fn show_domain(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Domain>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let name = domain_name(&name)?;
+    state.cluster.linearize().await?;
+    let domain = state.cluster.reader.domain(&name)?;
+    domain.map(Json).ok_or_else(|| ApiError::not_found(format!("no such domain: {name}")))
+}
+
+async fn delete_domain(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let name = domain_name(&name)?;
+    state.cluster.write_ok(Command::DeleteDomain { name }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An account as the API shows it: never the password hash.
+#[derive(Serialize)]
+struct AccountView {
+    address: String,
+    domain: String,
+    quota_mb: u64,
+    enabled: bool,
+    created_at: u64,
+}
+
+impl From<Account> for AccountView {
+    fn from(a: Account) -> AccountView {
+        AccountView { address: a.address, domain: a.domain, quota_mb: a.quota_mb, enabled: a.enabled, created_at: a.created_at }
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountFilter {
+    domain: Option<String>,
+}
+
+async fn list_accounts(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(filter): Query<AccountFilter>,
+) -> ApiResult<Json<Vec<AccountView>>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let domain = filter.domain.as_deref().map(domain_name).transpose()?;
+    state.cluster.linearize().await?;
+    let accounts = state.cluster.reader.accounts(domain.as_deref())?;
+    Ok(Json(accounts.into_iter().map(AccountView::from).collect()))
+}
+
+/// Default quota of a new account when the request names none.
+const DEFAULT_QUOTA_MB: u64 = 1024;
+
+#[derive(Deserialize)]
+struct AddAccount {
+    address: String,
+    password: String,
+    quota_mb: Option<u64>,
+}
+
+async fn add_account(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<AddAccount>,
+) -> ApiResult<(StatusCode, Json<AccountView>)> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let address = mail_address(&body.address)?;
+    check_password(&body.password)?;
+    let password_hash = hash_password(body.password).await?;
+    let quota_mb = body.quota_mb.unwrap_or(DEFAULT_QUOTA_MB);
+    cluster.write_ok(Command::AddAccount { address: address.clone(), password_hash, quota_mb, at: unix_now() }).await?;
+    // The write was applied on the leader; this node may apply it a moment later.
+    cluster.linearize().await?;
+    let account = cluster.reader.account(&address)?.ok_or_else(|| ApiError::internal("account missing after add"))?;
+    Ok((StatusCode::CREATED, Json(account.into())))
+}
+
+async fn show_account(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+) -> ApiResult<Json<AccountView>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let address = mail_address(&address)?;
+    state.cluster.linearize().await?;
+    let account = state.cluster.reader.account(&address)?;
+    account.map(|a| Json(a.into())).ok_or_else(|| ApiError::not_found(format!("no such account: {address}")))
+}
+
+async fn delete_account(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let address = mail_address(&address)?;
+    state.cluster.write_ok(Command::DeleteAccount { address }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SetPassword {
+    password: String,
+}
+
+async fn set_password(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+    Json(body): Json<SetPassword>,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let address = mail_address(&address)?;
+    check_password(&body.password)?;
+    let password_hash = hash_password(body.password).await?;
+    state.cluster.write_ok(Command::SetPassword { address, password_hash }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SetEnabled {
+    enabled: bool,
+}
+
+async fn set_enabled(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+    Json(body): Json<SetEnabled>,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let address = mail_address(&address)?;
+    state.cluster.write_ok(Command::SetAccountEnabled { address, enabled: body.enabled }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_aliases(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<Alias>>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    Ok(Json(state.cluster.reader.aliases(None)?))
+}
+
+#[derive(Deserialize)]
+struct AddAlias {
+    address: String,
+    targets: Vec<String>,
+}
+
+async fn add_alias(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<AddAlias>,
+) -> ApiResult<(StatusCode, Json<Alias>)> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let address = mail_address(&body.address)?;
+    if body.targets.is_empty() {
+        return Err(ApiError::bad_request("an alias needs at least one target"));
+    }
+    let targets = body.targets.iter().map(|t| mail_address(t)).collect::<ApiResult<Vec<_>>>()?;
+    cluster.write_ok(Command::AddAlias { address: address.clone(), targets }).await?;
+    cluster.linearize().await?;
+    let alias = cluster.reader.alias(&address)?.ok_or_else(|| ApiError::internal("alias missing after add"))?;
+    Ok((StatusCode::CREATED, Json(alias)))
+}
+
+async fn delete_alias(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(address): Path<String>,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let address = mail_address(&address)?;
+    state.cluster.write_ok(Command::DeleteAlias { address }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

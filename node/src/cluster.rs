@@ -1,0 +1,275 @@
+//! The node's handle on the cluster: replicated writes (local on the leader, forwarded over QUIC
+//! from a follower), linearizable reads, and membership and leadership changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, RaftMetrics, ReadPolicy, ServerState};
+use raft_store::{Command, CommandResult, Member, NodeId, Raft, Rejection, Role, StateReader, TypeConfig};
+use replication::{ReplicationError, Transport};
+
+use crate::config::Config;
+
+/// How long a request waits for a leader to appear (an election in progress) before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no leader is known: the cluster is electing one or has lost its quorum")]
+    NoLeader,
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Everything a request handler needs, shared by all of them.
+pub struct Cluster {
+    pub config: Config,
+    pub raft: Raft,
+    pub reader: StateReader,
+    pub transport: Transport,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Cluster {
+    pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
+        self.raft.metrics().borrow_watched().clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.metrics().state == ServerState::Leader
+    }
+
+    /// The leader and its addresses, waiting briefly for an election to finish.
+    pub async fn leader(&self) -> Result<(NodeId, Member), ClusterError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let metrics = self.metrics();
+            if let Some(leader) = metrics.current_leader
+                && let Some(member) = metrics.membership_config.membership().get_node(&leader)
+            {
+                return Ok((leader, member.clone()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Commits `command` through the leader and returns how it applied. Returns only after the
+    /// entry is committed (fsync'd on a majority) and applied on the leader.
+    pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let attempt = match self.raft.client_write(command.clone()).await {
+                Ok(response) => return Ok(response.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    match (forward.leader_id, forward.leader_node) {
+                        (Some(leader), Some(member)) => {
+                            self.transport.forward_write(leader, &member, command.clone()).await
+                        }
+                        _ => Err(ReplicationError::NotLeader { node_id: self.config.node_id, leader: None }),
+                    }
+                }
+                Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
+            };
+            match attempt {
+                Ok(result) => return Ok(result),
+                // Leadership moved or is being decided: try again until the deadline.
+                Err(ReplicationError::NotLeader { .. } | ReplicationError::PeerUnreachable { .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(ReplicationError::NotLeader { .. }) => return Err(ClusterError::NoLeader),
+                Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
+            }
+        }
+    }
+
+    /// Like [`Cluster::write`], but a rejection is an error.
+    pub async fn write_ok(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        match self.write(command).await? {
+            CommandResult::Rejected(rejection) => Err(ClusterError::Rejected(rejection)),
+            other => Ok(other),
+        }
+    }
+
+    /// Waits until this node's state machine includes every write committed before the call
+    /// (a read index from the leader), so the read that follows is linearizable.
+    pub async fn linearize(&self) -> Result<(), ClusterError> {
+        if self.is_leader() {
+            match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_))) => {}
+                Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
+            }
+        }
+        let (leader, member) = self.leader().await?;
+        let index = self
+            .transport
+            .read_index(leader, &member)
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("read index from leader {leader}: {e}")))?;
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("catch up to read index {index}: {e}")))?;
+        Ok(())
+    }
+
+    /// Adds a node that joined (it holds a certificate for `node_id`) as a learner, waits until it
+    /// has caught up, then promotes it to voter. Idempotent: a voter is left as it is.
+    pub async fn add_member(&self, node_id: NodeId) -> Result<Member, ClusterError> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership().clone();
+        if membership.voter_ids().any(|id| id == node_id) {
+            let member = membership.get_node(&node_id).cloned().expect("a voter is a node of the membership");
+            return Ok(member);
+        }
+        let member = match membership.get_node(&node_id) {
+            Some(member) => member.clone(),
+            None => {
+                let pending = self.reader.pending_node(node_id).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+                let Some(pending) = pending else {
+                    return Err(ClusterError::NotFound(format!("node {node_id} has not joined: run mclusterctl join")));
+                };
+                pending.member
+            }
+        };
+        tracing::info!(node_id, name = %member.name, "adding learner");
+        self.raft
+            .add_learner(node_id, member.clone(), true)
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("add learner {node_id}: {e}")))?;
+        tracing::info!(node_id, "promoting caught-up learner to voter");
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("promote {node_id}: {e}")))?;
+        Ok(member)
+    }
+
+    /// Removes a node from the cluster. The leader cannot remove itself: fail over first.
+    pub async fn remove_member(&self, node_id: NodeId) -> Result<(), ClusterError> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        if membership.get_node(&node_id).is_none() {
+            return Err(ClusterError::NotFound(format!("node {node_id} is not a member")));
+        }
+        if node_id == self.config.node_id {
+            return Err(ClusterError::Conflict(format!(
+                "node {node_id} is the leader: move leadership first (mclusterctl failover)"
+            )));
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let change = if voters.contains(&node_id) {
+            if voters.len() <= 1 {
+                return Err(ClusterError::Conflict("cannot remove the last voter".into()));
+            }
+            ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+        };
+        tracing::info!(node_id, "removing member");
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("remove {node_id}: {e}")))?;
+        Ok(())
+    }
+
+    /// Data voters whose log matches the leader's last entry: safe targets for leadership.
+    pub fn caught_up_data_voters(&self) -> Vec<NodeId> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let Some(replication) = metrics.replication.as_ref() else {
+            return Vec::new();
+        };
+        let last = metrics.last_log_index;
+        membership
+            .voter_ids()
+            .filter(|id| *id != self.config.node_id)
+            .filter(|id| membership.get_node(id).is_some_and(|m| m.role == Role::Data))
+            .filter(|id| replication.get(id).and_then(|m| m.as_ref()).map(|l| l.index) == last)
+            .collect()
+    }
+
+    /// Moves leadership to `to` (or to any caught-up data voter) and waits until it has it.
+    pub async fn failover(&self, to: Option<NodeId>) -> Result<NodeId, ClusterError> {
+        if !self.is_leader() {
+            return Err(ClusterError::Unavailable("not the leader".into()));
+        }
+        let candidates = self.caught_up_data_voters();
+        let target = match to {
+            Some(id) if id == self.config.node_id => return Ok(id),
+            Some(id) if candidates.contains(&id) => id,
+            Some(id) => {
+                return Err(ClusterError::Conflict(format!(
+                    "node {id} is not a caught-up data voter (candidates: {candidates:?})"
+                )));
+            }
+            None => *candidates
+                .first()
+                .ok_or_else(|| ClusterError::Conflict("no other data voter is caught up".into()))?,
+        };
+        tracing::info!(to = target, "transferring leadership");
+        self.raft.trigger().transfer_leader(target).await.map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .current_leader(target, "leadership transfer")
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("leadership did not move to {target}: {e}")))?;
+        Ok(target)
+    }
+
+    /// Members with their voter flag and, on the leader, how far each one's log matches.
+    pub fn members(&self) -> Vec<MemberView> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let matched: BTreeMap<NodeId, Option<u64>> = match metrics.replication.as_ref() {
+            Some(replication) => replication.iter().map(|(id, log_id)| (*id, log_id.as_ref().map(|l| l.index))).collect(),
+            None => BTreeMap::new(),
+        };
+        membership
+            .nodes()
+            .map(|(id, member)| MemberView {
+                node_id: *id,
+                name: member.name.clone(),
+                role: member.role,
+                voter: voters.contains(id),
+                raft_addr: member.raft_addr.clone(),
+                admin_addr: member.admin_addr.clone(),
+                matched_index: if *id == self.config.node_id && metrics.state == ServerState::Leader {
+                    metrics.last_log_index
+                } else {
+                    matched.get(id).copied().flatten()
+                },
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberView {
+    pub node_id: NodeId,
+    pub name: String,
+    pub role: Role,
+    pub voter: bool,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    pub matched_index: Option<u64>,
+}

@@ -1,0 +1,234 @@
+//! The node's configuration file: the TOML shape (`ConfigFile`), and the validated runtime
+//! `Config` built from it by destructuring every field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use raft_store::{NodeId, Role};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ConfigFile {
+    pub node_id: NodeId,
+    pub name: String,
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    pub tls: TlsFile,
+    pub raft: RaftFile,
+    pub log: LogFile,
+    pub bootstrap: BootstrapFile,
+    pub join: JoinFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct TlsFile {
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RaftFile {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_after_entries: u64,
+    pub keep_entries_after_snapshot: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct LogFile {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct BootstrapFile {
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct JoinFile {
+    pub seeds: Vec<String>,
+    pub token: String,
+}
+
+impl Default for ConfigFile {
+    fn default() -> ConfigFile {
+        ConfigFile {
+            node_id: 1,
+            name: "n1".into(),
+            role: Role::Data,
+            data_dir: "data".into(),
+            raft_addr: "127.0.0.11:7071".into(),
+            admin_addr: "127.0.0.11:7070".into(),
+            tls: TlsFile::default(),
+            raft: RaftFile::default(),
+            log: LogFile::default(),
+            bootstrap: BootstrapFile::default(),
+            join: JoinFile::default(),
+        }
+    }
+}
+
+impl Default for TlsFile {
+    fn default() -> TlsFile {
+        TlsFile { ca_cert: "ca.crt".into(), cert: "node.crt".into(), key: "node.key".into() }
+    }
+}
+
+impl Default for RaftFile {
+    fn default() -> RaftFile {
+        RaftFile {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            snapshot_after_entries: 5000,
+            keep_entries_after_snapshot: 1000,
+        }
+    }
+}
+
+impl Default for LogFile {
+    fn default() -> LogFile {
+        LogFile { format: LogFormat::Text }
+    }
+}
+
+/// The validated configuration a node runs with. Paths are absolute (resolved against the
+/// directory of the config file).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: NodeId,
+    pub name: String,
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub raft_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    pub snapshot_after_entries: u64,
+    pub keep_entries_after_snapshot: u64,
+    pub log_format: LogFormat,
+    pub bootstrap_file: Option<PathBuf>,
+    pub join: Option<JoinFile>,
+}
+
+/// A config file that parsed, with the keys it did not understand (to warn about).
+pub struct Loaded {
+    pub config: Config,
+    pub unknown_keys: Vec<String>,
+}
+
+/// Reads, parses and validates `path`.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read config file {}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &base).with_context(|| format!("load config file {}", path.display()))
+}
+
+pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
+    let mut unknown_keys = Vec::new();
+    let deserializer = toml::Deserializer::parse(text).context("parse TOML")?;
+    let file: ConfigFile =
+        serde_ignored::deserialize(deserializer, |key| unknown_keys.push(key.to_string())).context("read settings")?;
+    Ok(Loaded { config: file.validate(base)?, unknown_keys })
+}
+
+impl ConfigFile {
+    pub fn validate(self, base: &Path) -> anyhow::Result<Config> {
+        let ConfigFile { node_id, name, role, data_dir, raft_addr, admin_addr, tls, raft, log, bootstrap, join } = self;
+        let TlsFile { ca_cert, cert, key } = tls;
+        let RaftFile {
+            heartbeat_interval_ms,
+            election_timeout_min_ms,
+            election_timeout_max_ms,
+            snapshot_after_entries,
+            keep_entries_after_snapshot,
+        } = raft;
+        let LogFile { format: log_format } = log;
+        let BootstrapFile { file: bootstrap_file } = bootstrap;
+
+        if node_id == 0 {
+            bail!("node-id must be 1 or more");
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("name {name:?} must be non-empty letters, digits, '-' or '_'");
+        }
+        let raft_addr: SocketAddr = raft_addr.parse().with_context(|| format!("raft-addr {raft_addr:?}"))?;
+        let admin_addr: SocketAddr = admin_addr.parse().with_context(|| format!("admin-addr {admin_addr:?}"))?;
+        if heartbeat_interval_ms == 0 || election_timeout_min_ms <= heartbeat_interval_ms {
+            bail!("raft.election-timeout-min-ms must be greater than raft.heartbeat-interval-ms (> 0)");
+        }
+        if election_timeout_max_ms <= election_timeout_min_ms {
+            bail!("raft.election-timeout-max-ms must be greater than raft.election-timeout-min-ms");
+        }
+        if snapshot_after_entries == 0 {
+            bail!("raft.snapshot-after-entries must be 1 or more");
+        }
+        if !bootstrap_file.is_empty() && !join.seeds.is_empty() {
+            bail!("a node either bootstraps a new cluster ([bootstrap]) or joins one ([join]), not both");
+        }
+        if !join.seeds.is_empty() && join.token.is_empty() {
+            bail!("join.token is required with join.seeds");
+        }
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Config {
+            node_id,
+            name,
+            role,
+            data_dir: resolve(data_dir),
+            raft_addr,
+            admin_addr,
+            ca_cert: resolve(ca_cert),
+            cert: resolve(cert),
+            key: resolve(key),
+            heartbeat_interval: Duration::from_millis(heartbeat_interval_ms),
+            election_timeout_min: Duration::from_millis(election_timeout_min_ms),
+            election_timeout_max: Duration::from_millis(election_timeout_max_ms),
+            snapshot_after_entries,
+            keep_entries_after_snapshot,
+            log_format,
+            bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
+            join: (!join.seeds.is_empty()).then_some(join),
+        })
+    }
+}
+
+/// The bootstrap file `mclusterctl init` writes next to the first node's config.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BootstrapSecrets {
+    pub cluster_name: String,
+    pub admin_token_sha256: String,
+    pub join_token_sha256: String,
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+}
+
+impl BootstrapSecrets {
+    pub fn load(path: &Path) -> anyhow::Result<BootstrapSecrets> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read bootstrap file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parse bootstrap file {}", path.display()))
+    }
+}

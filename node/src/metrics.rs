@@ -1,0 +1,88 @@
+//! Prometheus metrics in the text exposition format: Raft progress from openraft's metrics,
+//! membership, and admin API request counts.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use openraft::ServerState;
+
+use crate::cluster::Cluster;
+
+/// Counters the node keeps itself; gauges are read from openraft when scraped.
+#[derive(Default)]
+pub struct Metrics {
+    http_2xx: AtomicU64,
+    http_4xx: AtomicU64,
+    http_5xx: AtomicU64,
+}
+
+impl Metrics {
+    pub fn count_http(&self, status: u16) {
+        let counter = match status {
+            500.. => &self.http_5xx,
+            400.. => &self.http_4xx,
+            _ => &self.http_2xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, cluster: &Cluster) -> String {
+        let m = cluster.metrics();
+        let config = &cluster.config;
+        let mut out = String::new();
+        let index = |l: Option<u64>| l.map(|i| i as i64).unwrap_or(-1);
+        let mut gauge = |name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        gauge("mcluster_raft_term", "Current Raft term.", m.current_term as i64);
+        gauge("mcluster_raft_is_leader", "1 if this node is the Raft leader.", i64::from(m.state == ServerState::Leader));
+        gauge("mcluster_raft_leader_known", "1 if this node knows a leader.", i64::from(m.current_leader.is_some()));
+        gauge("mcluster_raft_last_log_index", "Index of the last log entry (-1: none).", index(m.last_log_index));
+        gauge(
+            "mcluster_raft_committed_index",
+            "Index of the last committed entry (-1: none).",
+            index(m.local_committed.as_ref().map(|l| l.index)),
+        );
+        gauge(
+            "mcluster_raft_applied_index",
+            "Index of the last applied entry (-1: none).",
+            index(m.last_applied.as_ref().map(|l| l.index)),
+        );
+        gauge(
+            "mcluster_raft_snapshot_index",
+            "Index covered by the last snapshot (-1: none).",
+            index(m.snapshot.as_ref().map(|l| l.index)),
+        );
+        let membership = m.membership_config.membership();
+        gauge("mcluster_raft_voters", "Number of voters in the membership.", membership.voter_ids().count() as i64);
+        gauge("mcluster_raft_learners", "Number of learners in the membership.", membership.learner_ids().count() as i64);
+        let _ = writeln!(
+            out,
+            "# HELP mcluster_node_info Identity of this node.\n# TYPE mcluster_node_info gauge\n\
+             mcluster_node_info{{node_id=\"{}\",name=\"{}\",role=\"{}\"}} 1",
+            config.node_id, config.name, config.role
+        );
+        if let Some(replication) = m.replication.as_ref() {
+            let _ = writeln!(
+                out,
+                "# HELP mcluster_raft_follower_lag Entries each follower is behind the leader's log.\n\
+                 # TYPE mcluster_raft_follower_lag gauge"
+            );
+            let last = m.last_log_index.unwrap_or(0);
+            for (id, matched) in replication {
+                let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
+                let _ = writeln!(out, "mcluster_raft_follower_lag{{node_id=\"{id}\"}} {}", last.saturating_sub(matched));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcluster_admin_requests_total Admin API answers by status class.\n\
+             # TYPE mcluster_admin_requests_total counter"
+        );
+        for (class, counter) in [("2xx", &self.http_2xx), ("4xx", &self.http_4xx), ("5xx", &self.http_5xx)] {
+            let _ =
+                writeln!(out, "mcluster_admin_requests_total{{class=\"{class}\"}} {}", counter.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
