@@ -38,16 +38,26 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/domains", get(list_domains).post(add_domain))
         .route("/v1/domains/{name}", get(show_domain).delete(delete_domain))
         .route("/v1/accounts", get(list_accounts).post(add_account))
-        .route("/v1/accounts/{address}", get(show_account).delete(delete_account))
+        .route(
+            "/v1/accounts/{address}",
+            get(show_account).delete(delete_account),
+        )
         .route("/v1/accounts/{address}/password", put(set_password))
         .route("/v1/accounts/{address}/enabled", put(set_enabled))
         .route("/v1/aliases", get(list_aliases).post(add_alias))
         .route("/v1/aliases/{address}", axum::routing::delete(delete_alias))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
-async fn count_requests(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+async fn count_requests(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let response = next.run(request).await;
     state.metrics.count_http(response.status().as_u16());
     response
@@ -63,7 +73,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -81,7 +95,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message, "code": self.code }))).into_response()
+        (
+            self.status,
+            Json(json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response()
     }
 }
 
@@ -89,18 +107,26 @@ impl From<ClusterError> for ApiError {
     fn from(err: ClusterError) -> ApiError {
         let message = err.to_string();
         match err {
-            ClusterError::NoLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", message),
-            ClusterError::Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message),
+            ClusterError::NoLeader => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", message)
+            }
+            ClusterError::Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
             ClusterError::NotFound(_) => ApiError::not_found(message),
             ClusterError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ClusterError::Rejected(rejection) => match rejection {
-                Rejection::NoSuchDomain(_) | Rejection::NoSuchAccount(_) | Rejection::NoSuchAlias(_) => {
-                    ApiError::not_found(message)
-                }
-                Rejection::DomainExists(_) | Rejection::AddressExists(_) | Rejection::AlreadyInitialized => {
+                Rejection::NoSuchDomain(_)
+                | Rejection::NoSuchAccount(_)
+                | Rejection::NoSuchAlias(_) => ApiError::not_found(message),
+                Rejection::DomainExists(_)
+                | Rejection::AddressExists(_)
+                | Rejection::AlreadyInitialized => {
                     ApiError::new(StatusCode::CONFLICT, "exists", message)
                 }
-                Rejection::DomainNotEmpty(_) => ApiError::new(StatusCode::CONFLICT, "not_empty", message),
+                Rejection::DomainNotEmpty(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "not_empty", message)
+                }
                 Rejection::InvalidAddress(_) => ApiError::bad_request(message),
             },
         }
@@ -145,7 +171,15 @@ fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResul
         Some(digest) => access == Access::AdminOrJoin && digest == settings.join_token_sha256,
         None => false,
     };
-    if accepted { Ok(()) } else { Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong token")) }
+    if accepted {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong token",
+        ))
+    }
 }
 
 async fn health() -> &'static str {
@@ -154,8 +188,8 @@ async fn health() -> &'static str {
 
 async fn ready(State(state): State<Arc<ApiState>>) -> Response {
     let metrics = state.cluster.metrics();
-    let caught_up =
-        metrics.last_applied.as_ref().map(|l| l.index) >= metrics.cluster_committed.as_ref().map(|l| l.index);
+    let caught_up = metrics.last_applied.as_ref().map(|l| l.index)
+        >= metrics.cluster_committed.as_ref().map(|l| l.index);
     let configured = matches!(state.cluster.reader.cluster_settings(), Ok(Some(_)));
     if metrics.current_leader.is_some() && caught_up && configured {
         (StatusCode::OK, "ready").into_response()
@@ -184,7 +218,10 @@ pub struct NodeStatus {
     purged_index: Option<u64>,
 }
 
-async fn node_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<NodeStatus>> {
+async fn node_status(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<NodeStatus>> {
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::Admin)?;
     let m = cluster.metrics();
@@ -203,7 +240,10 @@ async fn node_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> 
     }))
 }
 
-async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn cluster_status(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::Admin)?;
     cluster.linearize().await?;
@@ -217,7 +257,10 @@ async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) 
     })))
 }
 
-async fn list_members(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<MemberView>>> {
+async fn list_members(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<MemberView>>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.members()))
@@ -228,13 +271,24 @@ struct AddMember {
     node_id: NodeId,
 }
 
-async fn add_member(State(state): State<Arc<ApiState>>, headers: HeaderMap, Json(body): Json<AddMember>) -> Response {
+async fn add_member(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<AddMember>,
+) -> Response {
     let cluster = &state.cluster;
     if let Err(err) = authorize(cluster, &headers, Access::AdminOrJoin) {
         return err.into_response();
     }
     if !cluster.is_leader() {
-        return proxy_to_leader(cluster, Method::POST, "/v1/members".into(), &headers, Some(json!(body))).await;
+        return proxy_to_leader(
+            cluster,
+            Method::POST,
+            "/v1/members".into(),
+            &headers,
+            Some(json!(body)),
+        )
+        .await;
     }
     let node_id = body.node_id;
     match cluster.add_member(node_id).await {
@@ -255,13 +309,24 @@ fn member_view(node_id: NodeId, member: Member, voter: bool) -> MemberView {
     }
 }
 
-async fn remove_member(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(id): Path<NodeId>) -> Response {
+async fn remove_member(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<NodeId>,
+) -> Response {
     let cluster = &state.cluster;
     if let Err(err) = authorize(cluster, &headers, Access::Admin) {
         return err.into_response();
     }
     if !cluster.is_leader() {
-        return proxy_to_leader(cluster, Method::DELETE, format!("/v1/members/{id}"), &headers, None).await;
+        return proxy_to_leader(
+            cluster,
+            Method::DELETE,
+            format!("/v1/members/{id}"),
+            &headers,
+            None,
+        )
+        .await;
     }
     match cluster.remove_member(id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -275,14 +340,25 @@ struct Failover {
     to: Option<NodeId>,
 }
 
-async fn failover(State(state): State<Arc<ApiState>>, headers: HeaderMap, body: Option<Json<Failover>>) -> Response {
+async fn failover(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Option<Json<Failover>>,
+) -> Response {
     let cluster = &state.cluster;
     if let Err(err) = authorize(cluster, &headers, Access::Admin) {
         return err.into_response();
     }
     let body = body.map(|Json(b)| b).unwrap_or_default();
     if !cluster.is_leader() {
-        return proxy_to_leader(cluster, Method::POST, "/v1/failover".into(), &headers, Some(json!(body))).await;
+        return proxy_to_leader(
+            cluster,
+            Method::POST,
+            "/v1/failover".into(),
+            &headers,
+            Some(json!(body)),
+        )
+        .await;
     }
     match cluster.failover(body.to).await {
         Ok(leader) => Json(json!({ "leader": leader })).into_response(),
@@ -304,10 +380,19 @@ async fn proxy_to_leader(
         Err(err) => return ApiError::from(err).into_response(),
     };
     if leader == cluster.config.node_id {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", "leadership is changing; retry").into_response();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+            "leadership is changing; retry",
+        )
+        .into_response();
     }
     let url = format!("http://{}{}", member.admin_addr, path);
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let answer = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(150)))
@@ -316,8 +401,14 @@ async fn proxy_to_leader(
             .into();
         let mut response = match (method, body) {
             (Method::DELETE, _) => agent.delete(&url).header("Authorization", &auth).call()?,
-            (_, Some(body)) => agent.post(&url).header("Authorization", &auth).send_json(body)?,
-            (_, None) => agent.post(&url).header("Authorization", &auth).send_empty()?,
+            (_, Some(body)) => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(body)?,
+            (_, None) => agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty()?,
         };
         let status = response.status().as_u16();
         Ok((status, response.body_mut().read_to_string()?))
@@ -328,9 +419,12 @@ async fn proxy_to_leader(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
         }
-        Ok(Err(err)) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "unavailable", format!("forward to leader {leader}: {err}")).into_response()
-        }
+        Ok(Err(err)) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "unavailable",
+            format!("forward to leader {leader}: {err}"),
+        )
+        .into_response(),
         Err(err) => ApiError::internal(err.to_string()).into_response(),
     }
 }
@@ -353,16 +447,32 @@ async fn join(
     authorize(cluster, &headers, Access::AdminOrJoin)?;
     validate_node_name(&body.name)?;
     for addr in [&body.raft_addr, &body.admin_addr] {
-        addr.parse::<std::net::SocketAddr>().map_err(|e| ApiError::bad_request(format!("address {addr:?}: {e}")))?;
+        addr.parse::<std::net::SocketAddr>()
+            .map_err(|e| ApiError::bad_request(format!("address {addr:?}: {e}")))?;
     }
-    let member = Member { name: body.name.clone(), role: body.role, raft_addr: body.raft_addr, admin_addr: body.admin_addr };
-    let CommandResult::NodeRegistered(node_id) = cluster.write_ok(Command::RegisterNode { member }).await? else {
+    let member = Member {
+        name: body.name.clone(),
+        role: body.role,
+        raft_addr: body.raft_addr,
+        admin_addr: body.admin_addr,
+    };
+    let CommandResult::NodeRegistered(node_id) =
+        cluster.write_ok(Command::RegisterNode { member }).await?
+    else {
         return Err(ApiError::internal("node registration returned no node id"));
     };
-    let settings = cluster.reader.cluster_settings()?.ok_or_else(|| ApiError::internal("no cluster settings"))?;
-    let cert_pem =
-        replication::pki::issue_node_cert(&settings.ca_cert_pem, &settings.ca_key_pem, node_id, &body.name, &body.csr_pem)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let settings = cluster
+        .reader
+        .cluster_settings()?
+        .ok_or_else(|| ApiError::internal("no cluster settings"))?;
+    let cert_pem = replication::pki::issue_node_cert(
+        &settings.ca_cert_pem,
+        &settings.ca_key_pem,
+        node_id,
+        &body.name,
+        &body.csr_pem,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::info!(node_id, name = %body.name, "issued certificate for joining node");
     Ok(Json(json!({
         "node_id": node_id,
@@ -375,8 +485,16 @@ async fn join(
 fn validate_node_name(name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok { Ok(()) } else { Err(ApiError::bad_request(format!("node name {name:?}: use letters, digits, '-' or '_'"))) }
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "node name {name:?}: use letters, digits, '-' or '_'"
+        )))
+    }
 }
 
 /// A domain name in lower case, checked for shape.
@@ -390,7 +508,9 @@ fn domain_name(raw: &str) -> ApiResult<String> {
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
     if name.is_empty() || name.len() > 253 || !labels_ok {
-        return Err(ApiError::bad_request(format!("{raw:?} is not a domain name")));
+        return Err(ApiError::bad_request(format!(
+            "{raw:?} is not a domain name"
+        )));
     }
     Ok(name)
 }
@@ -399,13 +519,19 @@ fn domain_name(raw: &str) -> ApiResult<String> {
 fn mail_address(raw: &str) -> ApiResult<String> {
     let address = raw.trim().to_ascii_lowercase();
     let Some((local, domain)) = address.rsplit_once('@') else {
-        return Err(ApiError::bad_request(format!("{raw:?} is not an address (local@domain)")));
+        return Err(ApiError::bad_request(format!(
+            "{raw:?} is not an address (local@domain)"
+        )));
     };
     let local_ok = !local.is_empty()
         && local.len() <= 64
-        && local.chars().all(|c| c.is_ascii_graphic() && !"@<>()[]\\,;:\"".contains(c));
+        && local
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"@<>()[]\\,;:\"".contains(c));
     if !local_ok {
-        return Err(ApiError::bad_request(format!("{raw:?}: invalid local part")));
+        return Err(ApiError::bad_request(format!(
+            "{raw:?}: invalid local part"
+        )));
     }
     domain_name(domain)?;
     Ok(address)
@@ -424,14 +550,20 @@ async fn hash_password(password: String) -> ApiResult<String> {
         use argon2::password_hash::{PasswordHasher, SaltString};
         let salt_bytes: [u8; 16] = rand::random();
         let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
-        argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
     .map_err(ApiError::internal)
 }
 
-async fn list_domains(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<Domain>>> {
+async fn list_domains(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<Domain>>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.reader.domains()?))
@@ -450,9 +582,17 @@ async fn add_domain(
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::Admin)?;
     let name = domain_name(&body.name)?;
-    cluster.write_ok(Command::AddDomain { name: name.clone(), at: unix_now() }).await?;
+    cluster
+        .write_ok(Command::AddDomain {
+            name: name.clone(),
+            at: unix_now(),
+        })
+        .await?;
     cluster.linearize().await?;
-    let domain = cluster.reader.domain(&name)?.ok_or_else(|| ApiError::internal("domain missing after add"))?;
+    let domain = cluster
+        .reader
+        .domain(&name)?
+        .ok_or_else(|| ApiError::internal("domain missing after add"))?;
     Ok((StatusCode::CREATED, Json(domain)))
 }
 
@@ -465,7 +605,9 @@ async fn show_domain(
     let name = domain_name(&name)?;
     state.cluster.linearize().await?;
     let domain = state.cluster.reader.domain(&name)?;
-    domain.map(Json).ok_or_else(|| ApiError::not_found(format!("no such domain: {name}")))
+    domain
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no such domain: {name}")))
 }
 
 async fn delete_domain(
@@ -475,7 +617,10 @@ async fn delete_domain(
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     let name = domain_name(&name)?;
-    state.cluster.write_ok(Command::DeleteDomain { name }).await?;
+    state
+        .cluster
+        .write_ok(Command::DeleteDomain { name })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -491,7 +636,13 @@ struct AccountView {
 
 impl From<Account> for AccountView {
     fn from(a: Account) -> AccountView {
-        AccountView { address: a.address, domain: a.domain, quota_mb: a.quota_mb, enabled: a.enabled, created_at: a.created_at }
+        AccountView {
+            address: a.address,
+            domain: a.domain,
+            quota_mb: a.quota_mb,
+            enabled: a.enabled,
+            created_at: a.created_at,
+        }
     }
 }
 
@@ -533,10 +684,20 @@ async fn add_account(
     check_password(&body.password)?;
     let password_hash = hash_password(body.password).await?;
     let quota_mb = body.quota_mb.unwrap_or(DEFAULT_QUOTA_MB);
-    cluster.write_ok(Command::AddAccount { address: address.clone(), password_hash, quota_mb, at: unix_now() }).await?;
+    cluster
+        .write_ok(Command::AddAccount {
+            address: address.clone(),
+            password_hash,
+            quota_mb,
+            at: unix_now(),
+        })
+        .await?;
     // The write was applied on the leader; this node may apply it a moment later.
     cluster.linearize().await?;
-    let account = cluster.reader.account(&address)?.ok_or_else(|| ApiError::internal("account missing after add"))?;
+    let account = cluster
+        .reader
+        .account(&address)?
+        .ok_or_else(|| ApiError::internal("account missing after add"))?;
     Ok((StatusCode::CREATED, Json(account.into())))
 }
 
@@ -549,7 +710,9 @@ async fn show_account(
     let address = mail_address(&address)?;
     state.cluster.linearize().await?;
     let account = state.cluster.reader.account(&address)?;
-    account.map(|a| Json(a.into())).ok_or_else(|| ApiError::not_found(format!("no such account: {address}")))
+    account
+        .map(|a| Json(a.into()))
+        .ok_or_else(|| ApiError::not_found(format!("no such account: {address}")))
 }
 
 async fn delete_account(
@@ -559,7 +722,10 @@ async fn delete_account(
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
-    state.cluster.write_ok(Command::DeleteAccount { address }).await?;
+    state
+        .cluster
+        .write_ok(Command::DeleteAccount { address })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -578,7 +744,13 @@ async fn set_password(
     let address = mail_address(&address)?;
     check_password(&body.password)?;
     let password_hash = hash_password(body.password).await?;
-    state.cluster.write_ok(Command::SetPassword { address, password_hash }).await?;
+    state
+        .cluster
+        .write_ok(Command::SetPassword {
+            address,
+            password_hash,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -595,11 +767,20 @@ async fn set_enabled(
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
-    state.cluster.write_ok(Command::SetAccountEnabled { address, enabled: body.enabled }).await?;
+    state
+        .cluster
+        .write_ok(Command::SetAccountEnabled {
+            address,
+            enabled: body.enabled,
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_aliases(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> ApiResult<Json<Vec<Alias>>> {
+async fn list_aliases(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<Alias>>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.reader.aliases(None)?))
@@ -622,10 +803,22 @@ async fn add_alias(
     if body.targets.is_empty() {
         return Err(ApiError::bad_request("an alias needs at least one target"));
     }
-    let targets = body.targets.iter().map(|t| mail_address(t)).collect::<ApiResult<Vec<_>>>()?;
-    cluster.write_ok(Command::AddAlias { address: address.clone(), targets }).await?;
+    let targets = body
+        .targets
+        .iter()
+        .map(|t| mail_address(t))
+        .collect::<ApiResult<Vec<_>>>()?;
+    cluster
+        .write_ok(Command::AddAlias {
+            address: address.clone(),
+            targets,
+        })
+        .await?;
     cluster.linearize().await?;
-    let alias = cluster.reader.alias(&address)?.ok_or_else(|| ApiError::internal("alias missing after add"))?;
+    let alias = cluster
+        .reader
+        .alias(&address)?
+        .ok_or_else(|| ApiError::internal("alias missing after add"))?;
     Ok((StatusCode::CREATED, Json(alias)))
 }
 
@@ -636,6 +829,9 @@ async fn delete_alias(
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
-    state.cluster.write_ok(Command::DeleteAlias { address }).await?;
+    state
+        .cluster
+        .write_ok(Command::DeleteAlias { address })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

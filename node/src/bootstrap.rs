@@ -15,10 +15,16 @@ pub async fn start(cluster: &Arc<Cluster>) -> anyhow::Result<()> {
     if let Some(path) = &cluster.config.bootstrap_file
         && path.exists()
     {
-        bootstrap(cluster, path).await.context("bootstrap the cluster")?;
+        bootstrap(cluster, path)
+            .await
+            .context("bootstrap the cluster")?;
     }
     if let Some(join) = &cluster.config.join {
-        let initialized = cluster.raft.is_initialized().await.context("read raft state")?;
+        let initialized = cluster
+            .raft
+            .is_initialized()
+            .await
+            .context("read raft state")?;
         if !initialized {
             tokio::spawn(join_cluster(cluster.clone(), join.clone()));
         }
@@ -38,14 +44,35 @@ fn own_member(cluster: &Cluster) -> Member {
 
 async fn bootstrap(cluster: &Cluster, path: &std::path::Path) -> anyhow::Result<()> {
     let secrets = BootstrapSecrets::load(path)?;
-    if !cluster.raft.is_initialized().await.context("read raft state")? {
+    if !cluster
+        .raft
+        .is_initialized()
+        .await
+        .context("read raft state")?
+    {
         tracing::info!("initializing a new one-node cluster");
         let members = BTreeMap::from([(cluster.config.node_id, own_member(cluster))]);
-        cluster.raft.initialize(members).await.context("initialize raft")?;
+        cluster
+            .raft
+            .initialize(members)
+            .await
+            .context("initialize raft")?;
     }
     if cluster.reader.cluster_settings()?.is_none() {
-        let BootstrapSecrets { cluster_name, admin_token_sha256, join_token_sha256, ca_cert_pem, ca_key_pem } = secrets;
-        let settings = ClusterSettings { cluster_name, admin_token_sha256, join_token_sha256, ca_cert_pem, ca_key_pem };
+        let BootstrapSecrets {
+            cluster_name,
+            admin_token_sha256,
+            join_token_sha256,
+            ca_cert_pem,
+            ca_key_pem,
+        } = secrets;
+        let settings = ClusterSettings {
+            cluster_name,
+            admin_token_sha256,
+            join_token_sha256,
+            ca_cert_pem,
+            ca_key_pem,
+        };
         match cluster.write(Command::InitCluster(settings)).await {
             Ok(CommandResult::Done | CommandResult::Rejected(Rejection::AlreadyInitialized)) => {}
             Ok(other) => anyhow::bail!("unexpected result writing cluster settings: {other:?}"),
@@ -68,17 +95,23 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
             let url = format!("{}/v1/members", seed.trim_end_matches('/'));
             let token = join.token.clone();
             let body = body.clone();
-            let answer = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .timeout_global(Some(Duration::from_secs(150)))
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let mut response =
-                    agent.post(&url).header("Authorization", &format!("Bearer {token}")).send_json(body)?;
-                Ok((response.status().as_u16(), response.body_mut().read_to_string()?))
-            })
-            .await;
+            let answer =
+                tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .timeout_global(Some(Duration::from_secs(150)))
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let mut response = agent
+                        .post(&url)
+                        .header("Authorization", &format!("Bearer {token}"))
+                        .send_json(body)?;
+                    Ok((
+                        response.status().as_u16(),
+                        response.body_mut().read_to_string()?,
+                    ))
+                })
+                .await;
             match answer {
                 Ok(Ok((200, _))) => {
                     tracing::info!(seed = %seed, "joined the cluster as a voter");
@@ -88,7 +121,9 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
                     tracing::error!(seed = %seed, status, answer = %text, "the cluster refused to add this node");
                     return;
                 }
-                Ok(Ok((status, text))) => tracing::warn!(seed = %seed, status, answer = %text, "join attempt failed"),
+                Ok(Ok((status, text))) => {
+                    tracing::warn!(seed = %seed, status, answer = %text, "join attempt failed")
+                }
                 Ok(Err(err)) => tracing::warn!(seed = %seed, error = %err, "join attempt failed"),
                 Err(err) => tracing::warn!(error = %err, "join attempt failed"),
             }

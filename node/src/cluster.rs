@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ReadPolicy, ServerState};
-use raft_store::{Command, CommandResult, Member, NodeId, Raft, Rejection, Role, StateReader, TypeConfig};
+use raft_store::{
+    Command, CommandResult, Member, NodeId, Raft, Rejection, Request, Role, StateReader, TypeConfig,
+};
 use replication::{ReplicationError, Transport};
 
 use crate::config::Config;
@@ -38,7 +40,10 @@ pub struct Cluster {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Cluster {
@@ -68,28 +73,36 @@ impl Cluster {
     }
 
     /// Commits `command` through the leader and returns how it applied. Returns only after the
-    /// entry is committed (fsync'd on a majority) and applied on the leader.
+    /// entry is committed (fsync'd on a majority) and applied on the leader. The request keeps
+    /// one id across retries, so a retry after an unknown outcome cannot apply it twice.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        let request = Request::new(command);
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let attempt = match self.raft.client_write(command.clone()).await {
+            let attempt = match self.raft.client_write(request.clone()).await {
                 Ok(response) => return Ok(response.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                     match (forward.leader_id, forward.leader_node) {
                         (Some(leader), Some(member)) => {
-                            self.transport.forward_write(leader, &member, command.clone()).await
+                            self.transport
+                                .forward_write(leader, &member, request.clone())
+                                .await
                         }
-                        _ => Err(ReplicationError::NotLeader { node_id: self.config.node_id, leader: None }),
+                        _ => Err(ReplicationError::NotLeader {
+                            node_id: self.config.node_id,
+                            leader: None,
+                        }),
                     }
                 }
                 Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
             };
             match attempt {
                 Ok(result) => return Ok(result),
-                // Leadership moved or is being decided: try again until the deadline.
-                Err(ReplicationError::NotLeader { .. } | ReplicationError::PeerUnreachable { .. })
-                    if tokio::time::Instant::now() < deadline =>
-                {
+                // Leadership moved or is being decided: try again until the deadline (safe: the
+                // request id makes the retry idempotent).
+                Err(
+                    ReplicationError::NotLeader { .. } | ReplicationError::PeerUnreachable { .. },
+                ) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(ReplicationError::NotLeader { .. }) => return Err(ClusterError::NoLeader),
@@ -112,7 +125,9 @@ impl Cluster {
         if self.is_leader() {
             match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                 Ok(_) => return Ok(()),
-                Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_))) => {}
+                Err(RaftError::APIError(
+                    openraft::error::LinearizableReadError::ForwardToLeader(_),
+                )) => {}
                 Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
             }
         }
@@ -121,12 +136,16 @@ impl Cluster {
             .transport
             .read_index(leader, &member)
             .await
-            .map_err(|e| ClusterError::Unavailable(format!("read index from leader {leader}: {e}")))?;
+            .map_err(|e| {
+                ClusterError::Unavailable(format!("read index from leader {leader}: {e}"))
+            })?;
         self.raft
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(Some(index), "linearizable read")
             .await
-            .map_err(|e| ClusterError::Unavailable(format!("catch up to read index {index}: {e}")))?;
+            .map_err(|e| {
+                ClusterError::Unavailable(format!("catch up to read index {index}: {e}"))
+            })?;
         Ok(())
     }
 
@@ -136,15 +155,23 @@ impl Cluster {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership().clone();
         if membership.voter_ids().any(|id| id == node_id) {
-            let member = membership.get_node(&node_id).cloned().expect("a voter is a node of the membership");
+            let member = membership
+                .get_node(&node_id)
+                .cloned()
+                .expect("a voter is a node of the membership");
             return Ok(member);
         }
         let member = match membership.get_node(&node_id) {
             Some(member) => member.clone(),
             None => {
-                let pending = self.reader.pending_node(node_id).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+                let pending = self
+                    .reader
+                    .pending_node(node_id)
+                    .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
                 let Some(pending) = pending else {
-                    return Err(ClusterError::NotFound(format!("node {node_id} has not joined: run mclusterctl join")));
+                    return Err(ClusterError::NotFound(format!(
+                        "node {node_id} has not joined: run mclusterctl join"
+                    )));
                 };
                 pending.member
             }
@@ -167,7 +194,9 @@ impl Cluster {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
         if membership.get_node(&node_id).is_none() {
-            return Err(ClusterError::NotFound(format!("node {node_id} is not a member")));
+            return Err(ClusterError::NotFound(format!(
+                "node {node_id} is not a member"
+            )));
         }
         if node_id == self.config.node_id {
             return Err(ClusterError::Conflict(format!(
@@ -177,7 +206,9 @@ impl Cluster {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let change = if voters.contains(&node_id) {
             if voters.len() <= 1 {
-                return Err(ClusterError::Conflict("cannot remove the last voter".into()));
+                return Err(ClusterError::Conflict(
+                    "cannot remove the last voter".into(),
+                ));
             }
             ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
         } else {
@@ -202,8 +233,18 @@ impl Cluster {
         membership
             .voter_ids()
             .filter(|id| *id != self.config.node_id)
-            .filter(|id| membership.get_node(id).is_some_and(|m| m.role == Role::Data))
-            .filter(|id| replication.get(id).and_then(|m| m.as_ref()).map(|l| l.index) == last)
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|m| m.role == Role::Data)
+            })
+            .filter(|id| {
+                replication
+                    .get(id)
+                    .and_then(|m| m.as_ref())
+                    .map(|l| l.index)
+                    == last
+            })
             .collect()
     }
 
@@ -226,12 +267,18 @@ impl Cluster {
                 .ok_or_else(|| ClusterError::Conflict("no other data voter is caught up".into()))?,
         };
         tracing::info!(to = target, "transferring leadership");
-        self.raft.trigger().transfer_leader(target).await.map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.raft
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
         self.raft
             .wait(Some(LEADER_WAIT))
             .current_leader(target, "leadership transfer")
             .await
-            .map_err(|e| ClusterError::Unavailable(format!("leadership did not move to {target}: {e}")))?;
+            .map_err(|e| {
+                ClusterError::Unavailable(format!("leadership did not move to {target}: {e}"))
+            })?;
         Ok(target)
     }
 
@@ -241,7 +288,10 @@ impl Cluster {
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let matched: BTreeMap<NodeId, Option<u64>> = match metrics.replication.as_ref() {
-            Some(replication) => replication.iter().map(|(id, log_id)| (*id, log_id.as_ref().map(|l| l.index))).collect(),
+            Some(replication) => replication
+                .iter()
+                .map(|(id, log_id)| (*id, log_id.as_ref().map(|l| l.index)))
+                .collect(),
             None => BTreeMap::new(),
         };
         membership
@@ -253,7 +303,8 @@ impl Cluster {
                 voter: voters.contains(id),
                 raft_addr: member.raft_addr.clone(),
                 admin_addr: member.admin_addr.clone(),
-                matched_index: if *id == self.config.node_id && metrics.state == ServerState::Leader {
+                matched_index: if *id == self.config.node_id && metrics.state == ServerState::Leader
+                {
                     metrics.last_log_index
                 } else {
                     matched.get(id).copied().flatten()

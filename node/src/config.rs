@@ -89,7 +89,11 @@ impl Default for ConfigFile {
 
 impl Default for TlsFile {
     fn default() -> TlsFile {
-        TlsFile { ca_cert: "ca.crt".into(), cert: "node.crt".into(), key: "node.key".into() }
+        TlsFile {
+            ca_cert: "ca.crt".into(),
+            cert: "node.crt".into(),
+            key: "node.key".into(),
+        }
     }
 }
 
@@ -107,7 +111,9 @@ impl Default for RaftFile {
 
 impl Default for LogFile {
     fn default() -> LogFile {
-        LogFile { format: LogFormat::Text }
+        LogFile {
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -142,7 +148,8 @@ pub struct Loaded {
 
 /// Reads, parses and validates `path`.
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read config file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &base).with_context(|| format!("load config file {}", path.display()))
 }
@@ -151,13 +158,29 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
     let mut unknown_keys = Vec::new();
     let deserializer = toml::Deserializer::parse(text).context("parse TOML")?;
     let file: ConfigFile =
-        serde_ignored::deserialize(deserializer, |key| unknown_keys.push(key.to_string())).context("read settings")?;
-    Ok(Loaded { config: file.validate(base)?, unknown_keys })
+        serde_ignored::deserialize(deserializer, |key| unknown_keys.push(key.to_string()))
+            .context("read settings")?;
+    Ok(Loaded {
+        config: file.validate(base)?,
+        unknown_keys,
+    })
 }
 
 impl ConfigFile {
     pub fn validate(self, base: &Path) -> anyhow::Result<Config> {
-        let ConfigFile { node_id, name, role, data_dir, raft_addr, admin_addr, tls, raft, log, bootstrap, join } = self;
+        let ConfigFile {
+            node_id,
+            name,
+            role,
+            data_dir,
+            raft_addr,
+            admin_addr,
+            tls,
+            raft,
+            log,
+            bootstrap,
+            join,
+        } = self;
         let TlsFile { ca_cert, cert, key } = tls;
         let RaftFile {
             heartbeat_interval_ms,
@@ -167,18 +190,30 @@ impl ConfigFile {
             keep_entries_after_snapshot,
         } = raft;
         let LogFile { format: log_format } = log;
-        let BootstrapFile { file: bootstrap_file } = bootstrap;
+        let BootstrapFile {
+            file: bootstrap_file,
+        } = bootstrap;
 
         if node_id == 0 {
             bail!("node-id must be 1 or more");
         }
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             bail!("name {name:?} must be non-empty letters, digits, '-' or '_'");
         }
-        let raft_addr: SocketAddr = raft_addr.parse().with_context(|| format!("raft-addr {raft_addr:?}"))?;
-        let admin_addr: SocketAddr = admin_addr.parse().with_context(|| format!("admin-addr {admin_addr:?}"))?;
+        let raft_addr: SocketAddr = raft_addr
+            .parse()
+            .with_context(|| format!("raft-addr {raft_addr:?}"))?;
+        let admin_addr: SocketAddr = admin_addr
+            .parse()
+            .with_context(|| format!("admin-addr {admin_addr:?}"))?;
         if heartbeat_interval_ms == 0 || election_timeout_min_ms <= heartbeat_interval_ms {
-            bail!("raft.election-timeout-min-ms must be greater than raft.heartbeat-interval-ms (> 0)");
+            bail!(
+                "raft.election-timeout-min-ms must be greater than raft.heartbeat-interval-ms (> 0)"
+            );
         }
         if election_timeout_max_ms <= election_timeout_min_ms {
             bail!("raft.election-timeout-max-ms must be greater than raft.election-timeout-min-ms");
@@ -187,7 +222,9 @@ impl ConfigFile {
             bail!("raft.snapshot-after-entries must be 1 or more");
         }
         if !bootstrap_file.is_empty() && !join.seeds.is_empty() {
-            bail!("a node either bootstraps a new cluster ([bootstrap]) or joins one ([join]), not both");
+            bail!(
+                "a node either bootstraps a new cluster ([bootstrap]) or joins one ([join]), not both"
+            );
         }
         if !join.seeds.is_empty() && join.token.is_empty() {
             bail!("join.token is required with join.seeds");
@@ -228,7 +265,8 @@ pub struct BootstrapSecrets {
 
 impl BootstrapSecrets {
     pub fn load(path: &Path) -> anyhow::Result<BootstrapSecrets> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read bootstrap file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read bootstrap file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parse bootstrap file {}", path.display()))
     }
 }

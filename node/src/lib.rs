@@ -30,12 +30,18 @@ use crate::metrics::Metrics;
 
 /// Runs a node until `shutdown` completes, then stops it cleanly: a leader first hands its
 /// leadership to a caught-up data node so the cluster does not wait for an election timeout.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("create {}", config.data_dir.display()))?;
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create {}", config.data_dir.display()))?;
     let (log_store, state_machine) = raft_store::open(&config.data_dir).context("open store")?;
     let reader = state_machine.reader();
-    let identity = NodeIdentity::load(&config.ca_cert, &config.cert, &config.key).context("load TLS identity")?;
-    let transport = Transport::bind(config.node_id, config.raft_addr, &identity).context("bind QUIC transport")?;
+    let identity = NodeIdentity::load(&config.ca_cert, &config.cert, &config.key)
+        .context("load TLS identity")?;
+    let transport = Transport::bind(config.node_id, config.raft_addr, &identity)
+        .context("bind QUIC transport")?;
 
     let raft_config = openraft::Config {
         cluster_name: "mcluster".into(),
@@ -49,13 +55,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     }
     .validate()
     .context("raft settings")?;
-    let raft = Raft::new(config.node_id, Arc::new(raft_config), NetworkFactory::new(transport.clone()), log_store, state_machine)
-        .await
-        .context("start raft")?;
-    let peer_server =
-        tokio::spawn(replication::serve(transport.clone(), raft.clone(), raft_store::snapshot_root(&config.data_dir)));
+    let raft = Raft::new(
+        config.node_id,
+        Arc::new(raft_config),
+        NetworkFactory::new(transport.clone()),
+        log_store,
+        state_machine,
+    )
+    .await
+    .context("start raft")?;
+    let peer_server = tokio::spawn(replication::serve(
+        transport.clone(),
+        raft.clone(),
+        raft_store::snapshot_root(&config.data_dir),
+    ));
 
-    let cluster = Arc::new(Cluster { config: config.clone(), raft: raft.clone(), reader, transport: transport.clone() });
+    let cluster = Arc::new(Cluster {
+        config: config.clone(),
+        raft: raft.clone(),
+        reader,
+        transport: transport.clone(),
+    });
     tracing::info!(
         node_id = config.node_id,
         name = %config.name,
@@ -65,13 +85,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         "node started"
     );
     bootstrap::start(&cluster).await?;
-    let handoff = (config.role == Role::Witness).then(|| tokio::spawn(witness_handoff(cluster.clone())));
+    let handoff =
+        (config.role == Role::Witness).then(|| tokio::spawn(witness_handoff(cluster.clone())));
 
     let listener = tokio::net::TcpListener::bind(config.admin_addr)
         .await
         .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
-    let state = Arc::new(ApiState { cluster: cluster.clone(), metrics: Arc::new(Metrics::default()) });
-    axum::serve(listener, admin_api::router(state)).with_graceful_shutdown(shutdown).await.context("serve admin API")?;
+    let state = Arc::new(ApiState {
+        cluster: cluster.clone(),
+        metrics: Arc::new(Metrics::default()),
+    });
+    axum::serve(listener, admin_api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serve admin API")?;
 
     tracing::info!("shutting down");
     if let Some(handoff) = handoff {
@@ -94,7 +121,9 @@ async fn hand_off_leadership(cluster: &Cluster) {
     }
     match tokio::time::timeout(Duration::from_secs(3), cluster.failover(None)).await {
         Ok(Ok(to)) => tracing::info!(to, "handed leadership over before shutdown"),
-        Ok(Err(err)) => tracing::warn!(error = %err, "could not hand leadership over before shutdown"),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "could not hand leadership over before shutdown")
+        }
         Err(_) => tracing::warn!("leadership hand-over before shutdown timed out"),
     }
 }

@@ -32,12 +32,31 @@ impl Metrics {
         let mut out = String::new();
         let index = |l: Option<u64>| l.map(|i| i as i64).unwrap_or(-1);
         let mut gauge = |name: &str, help: &str, value: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         };
-        gauge("mcluster_raft_term", "Current Raft term.", m.current_term as i64);
-        gauge("mcluster_raft_is_leader", "1 if this node is the Raft leader.", i64::from(m.state == ServerState::Leader));
-        gauge("mcluster_raft_leader_known", "1 if this node knows a leader.", i64::from(m.current_leader.is_some()));
-        gauge("mcluster_raft_last_log_index", "Index of the last log entry (-1: none).", index(m.last_log_index));
+        gauge(
+            "mcluster_raft_term",
+            "Current Raft term.",
+            m.current_term as i64,
+        );
+        gauge(
+            "mcluster_raft_is_leader",
+            "1 if this node is the Raft leader.",
+            i64::from(m.state == ServerState::Leader),
+        );
+        gauge(
+            "mcluster_raft_leader_known",
+            "1 if this node knows a leader.",
+            i64::from(m.current_leader.is_some()),
+        );
+        gauge(
+            "mcluster_raft_last_log_index",
+            "Index of the last log entry (-1: none).",
+            index(m.last_log_index),
+        );
         gauge(
             "mcluster_raft_committed_index",
             "Index of the last committed entry (-1: none).",
@@ -54,8 +73,16 @@ impl Metrics {
             index(m.snapshot.as_ref().map(|l| l.index)),
         );
         let membership = m.membership_config.membership();
-        gauge("mcluster_raft_voters", "Number of voters in the membership.", membership.voter_ids().count() as i64);
-        gauge("mcluster_raft_learners", "Number of learners in the membership.", membership.learner_ids().count() as i64);
+        gauge(
+            "mcluster_raft_voters",
+            "Number of voters in the membership.",
+            membership.voter_ids().count() as i64,
+        );
+        gauge(
+            "mcluster_raft_learners",
+            "Number of learners in the membership.",
+            membership.learner_ids().count() as i64,
+        );
         let _ = writeln!(
             out,
             "# HELP mcluster_node_info Identity of this node.\n# TYPE mcluster_node_info gauge\n\
@@ -71,7 +98,11 @@ impl Metrics {
             let last = m.last_log_index.unwrap_or(0);
             for (id, matched) in replication {
                 let matched = matched.as_ref().map(|l| l.index).unwrap_or(0);
-                let _ = writeln!(out, "mcluster_raft_follower_lag{{node_id=\"{id}\"}} {}", last.saturating_sub(matched));
+                let _ = writeln!(
+                    out,
+                    "mcluster_raft_follower_lag{{node_id=\"{id}\"}} {}",
+                    last.saturating_sub(matched)
+                );
             }
         }
         let _ = writeln!(
@@ -79,9 +110,16 @@ impl Metrics {
             "# HELP mcluster_admin_requests_total Admin API answers by status class.\n\
              # TYPE mcluster_admin_requests_total counter"
         );
-        for (class, counter) in [("2xx", &self.http_2xx), ("4xx", &self.http_4xx), ("5xx", &self.http_5xx)] {
-            let _ =
-                writeln!(out, "mcluster_admin_requests_total{{class=\"{class}\"}} {}", counter.load(Ordering::Relaxed));
+        for (class, counter) in [
+            ("2xx", &self.http_2xx),
+            ("4xx", &self.http_4xx),
+            ("5xx", &self.http_5xx),
+        ] {
+            let _ = writeln!(
+                out,
+                "mcluster_admin_requests_total{{class=\"{class}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         out
     }

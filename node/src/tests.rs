@@ -10,7 +10,10 @@ fn check_rejected(toml: &str, expected_fragment: &str) {
         Ok(_) => panic!("config was accepted:\n{toml}"),
         Err(err) => format!("{err:#}"),
     };
-    assert!(err.contains(expected_fragment), "error {err:?} does not mention {expected_fragment:?}");
+    assert!(
+        err.contains(expected_fragment),
+        "error {err:?} does not mention {expected_fragment:?}"
+    );
 }
 
 #[test]
@@ -18,14 +21,24 @@ fn example_config_lists_every_option_at_its_default() {
     let text = include_str!("../../deploy/mclusterd.example.toml");
     let mut unknown = Vec::new();
     let file: ConfigFile =
-        serde_ignored::deserialize(toml::Deserializer::parse(text).unwrap(), |k| unknown.push(k.to_string())).unwrap();
-    assert!(unknown.is_empty(), "example has keys the node does not know: {unknown:?}");
+        serde_ignored::deserialize(toml::Deserializer::parse(text).unwrap(), |k| {
+            unknown.push(k.to_string())
+        })
+        .unwrap();
+    assert!(
+        unknown.is_empty(),
+        "example has keys the node does not know: {unknown:?}"
+    );
     assert_eq!(file, ConfigFile::default());
 }
 
 #[test]
 fn relative_paths_resolve_against_the_config_directory() {
-    let loaded = parse("data-dir = \"d\"\n[tls]\ncert = \"/abs/node.crt\"\n", Path::new("/etc/mcluster")).unwrap();
+    let loaded = parse(
+        "data-dir = \"d\"\n[tls]\ncert = \"/abs/node.crt\"\n",
+        Path::new("/etc/mcluster"),
+    )
+    .unwrap();
     assert_eq!(loaded.config.data_dir, Path::new("/etc/mcluster/d"));
     assert_eq!(loaded.config.cert, Path::new("/abs/node.crt"));
     assert_eq!(loaded.config.ca_cert, Path::new("/etc/mcluster/ca.crt"));
@@ -34,7 +47,10 @@ fn relative_paths_resolve_against_the_config_directory() {
 #[test]
 fn unknown_keys_are_reported_not_fatal() {
     let loaded = parse("nmae = \"typo\"\n[raft]\nheartbeat = 5\n", Path::new("/")).unwrap();
-    assert_eq!(loaded.unknown_keys, vec!["nmae".to_string(), "raft.heartbeat".to_string()]);
+    assert_eq!(
+        loaded.unknown_keys,
+        vec!["nmae".to_string(), "raft.heartbeat".to_string()]
+    );
 }
 
 #[test]
@@ -42,7 +58,13 @@ fn invalid_settings_are_refused_with_the_reason() {
     check_rejected("node-id = 0", "node-id");
     check_rejected("raft-addr = \"nowhere\"", "raft-addr");
     check_rejected("role = \"boss\"", "role");
-    check_rejected("[raft]\nelection-timeout-min-ms = 50", "election-timeout-min-ms");
-    check_rejected("[bootstrap]\nfile = \"b.toml\"\n[join]\nseeds = [\"http://x\"]\ntoken = \"t\"", "not both");
+    check_rejected(
+        "[raft]\nelection-timeout-min-ms = 50",
+        "election-timeout-min-ms",
+    );
+    check_rejected(
+        "[bootstrap]\nfile = \"b.toml\"\n[join]\nseeds = [\"http://x\"]\ntoken = \"t\"",
+        "not both",
+    );
     check_rejected("[join]\nseeds = [\"http://x\"]", "join.token");
 }

@@ -24,9 +24,19 @@ pub const CF_DOMAINS: &str = "domains";
 pub const CF_ACCOUNTS: &str = "accounts";
 pub const CF_ALIASES: &str = "aliases";
 pub const CF_PENDING_NODES: &str = "pending_nodes";
+/// Outcomes of recently applied requests, by request id, so a retried request applies once.
+pub const CF_REQUESTS: &str = "requests";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 6] = [CF_SM_META, CF_SETTINGS, CF_DOMAINS, CF_ACCOUNTS, CF_ALIASES, CF_PENDING_NODES];
+pub const SM_CFS: [&str; 7] = [
+    CF_SM_META,
+    CF_SETTINGS,
+    CF_DOMAINS,
+    CF_ACCOUNTS,
+    CF_ALIASES,
+    CF_PENDING_NODES,
+    CF_REQUESTS,
+];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";
 pub const KEY_VOTE: &[u8] = b"vote";
@@ -49,8 +59,10 @@ impl Db {
     pub fn open(dir: &Path) -> Result<Db, StoreError> {
         let db_path = dir.join("rocksdb");
         let snapshot_root = dir.join("snapshots");
-        std::fs::create_dir_all(&snapshot_root)
-            .map_err(|source| StoreError::Io { what: "create snapshot directory", source })?;
+        std::fs::create_dir_all(&snapshot_root).map_err(|source| StoreError::Io {
+            what: "create snapshot directory",
+            source,
+        })?;
 
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -58,7 +70,10 @@ impl Db {
         let all_cfs = [CF_LOG, CF_RAFT_META].into_iter().chain(SM_CFS);
         let descriptors = all_cfs.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, &db_path, descriptors)?;
-        let db = Db { db: Arc::new(db), snapshot_root };
+        let db = Db {
+            db: Arc::new(db),
+            snapshot_root,
+        };
         db.check_format()?;
         Ok(db)
     }
@@ -66,19 +81,33 @@ impl Db {
     fn check_format(&self) -> Result<(), StoreError> {
         match self.get::<u32>(CF_RAFT_META, KEY_FORMAT)? {
             Some(FORMAT_VERSION) => Ok(()),
-            Some(found) => Err(StoreError::UnsupportedFormat { found, supported: FORMAT_VERSION }),
+            Some(found) => Err(StoreError::UnsupportedFormat {
+                found,
+                supported: FORMAT_VERSION,
+            }),
             None => {
-                self.db.put_cf_opt(self.cf(CF_RAFT_META), KEY_FORMAT, encode(&FORMAT_VERSION), &sync_write())?;
+                self.db.put_cf_opt(
+                    self.cf(CF_RAFT_META),
+                    KEY_FORMAT,
+                    encode(&FORMAT_VERSION),
+                    &sync_write(),
+                )?;
                 Ok(())
             }
         }
     }
 
     pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is created when the store opens")
+        self.db
+            .cf_handle(name)
+            .expect("every column family is created when the store opens")
     }
 
-    pub(crate) fn get<T: DeserializeOwned>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         match self.db.get_cf(self.cf(cf), key)? {
             None => Ok(None),
             Some(bytes) => decode(cf, key, &bytes).map(Some),
@@ -88,7 +117,10 @@ impl Db {
     /// Every value of a column family, in key order.
     pub(crate) fn scan<T: DeserializeOwned>(&self, cf: &'static str) -> Result<Vec<T>, StoreError> {
         let mut values = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start)
+        {
             let (key, value) = item?;
             values.push(decode(cf, &key, &value)?);
         }
@@ -109,7 +141,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         .expect("bincode encoding of our own types into a Vec cannot fail")
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    cf: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
         Ok((value, _)) => Ok(value),
         Err(err) => Err(StoreError::Corrupted {

@@ -20,8 +20,9 @@ pub use crate::log_store::LogStore;
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
 pub use crate::state_machine::{StateMachine, StateReader};
 pub use crate::types::{
-    Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId, PendingNode,
-    Raft, Rejection, Role, Snapshot, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+    Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,
+    PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,
+    StoredMembership, TypeConfig, Vote,
 };
 
 use std::path::{Path, PathBuf};

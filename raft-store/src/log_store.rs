@@ -9,7 +9,9 @@ use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftTypeConfig};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
-use crate::db::{CF_LOG, CF_RAFT_META, Db, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, decode, encode, sync_write};
+use crate::db::{
+    CF_LOG, CF_RAFT_META, Db, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, decode, encode, sync_write,
+};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 /// The log store handed to openraft. Cloning shares the database.
@@ -24,7 +26,10 @@ impl LogStore {
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, io::Error> {
-        let mut iter = self.db.db.iterator_cf(self.db.cf(CF_LOG), IteratorMode::End);
+        let mut iter = self
+            .db
+            .db
+            .iterator_cf(self.db.cf(CF_LOG), IteratorMode::End);
         match iter.next() {
             None => Ok(None),
             Some(item) => {
@@ -59,7 +64,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let from = index_key(start);
         let mut entries = Vec::new();
-        for item in self.db.db.iterator_cf(self.db.cf(CF_LOG), IteratorMode::From(&from, Direction::Forward)) {
+        for item in self.db.db.iterator_cf(
+            self.db.cf(CF_LOG),
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
             let (key, value) = item.map_err(io::Error::other)?;
             let entry: Entry = decode(CF_LOG, &key, &value)?;
             if !range.contains(&entry.log_id.index) {
@@ -80,8 +88,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id: Option<LogId> = self.db.get(CF_RAFT_META, KEY_PURGED)?;
-        let last_log_id = self.last_entry_log_id()?.or_else(|| last_purged_log_id.clone());
-        Ok(LogState { last_purged_log_id, last_log_id })
+        let last_log_id = self
+            .last_entry_log_id()?
+            .or_else(|| last_purged_log_id.clone());
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> LogStore {
@@ -97,10 +110,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.db.get::<Option<LogId>>(CF_RAFT_META, KEY_COMMITTED)?.flatten())
+        Ok(self
+            .db
+            .get::<Option<LogId>>(CF_RAFT_META, KEY_COMMITTED)?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = <TypeConfig as RaftTypeConfig>::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -111,8 +131,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(cf, index_key(entry.log_id.index), encode(&entry));
         }
         // A synced write: the entries are on disk before openraft is told they are.
-        let result = self.db.db.write_opt(batch, &sync_write()).map_err(io::Error::other);
-        let reported = result.as_ref().map(|_| ()).map_err(|e| io::Error::other(e.to_string()));
+        let result = self
+            .db
+            .db
+            .write_opt(batch, &sync_write())
+            .map_err(io::Error::other);
+        let reported = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()));
         callback.io_completed(reported);
         result
     }
@@ -121,7 +148,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let from = last_log_id.map(|id| id.index + 1).unwrap_or(0);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.db.cf(CF_LOG), index_key(from), index_key(u64::MAX));
-        self.db.db.write_opt(batch, &sync_write()).map_err(io::Error::other)
+        self.db
+            .db
+            .write_opt(batch, &sync_write())
+            .map_err(io::Error::other)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -130,7 +160,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db.db.flush_wal(true).map_err(io::Error::other)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_RAFT_META), KEY_PURGED, encode(&log_id));
-        batch.delete_range_cf(self.db.cf(CF_LOG), index_key(0), index_key(log_id.index + 1));
-        self.db.db.write_opt(batch, &sync_write()).map_err(io::Error::other)
+        batch.delete_range_cf(
+            self.db.cf(CF_LOG),
+            index_key(0),
+            index_key(log_id.index + 1),
+        );
+        self.db
+            .db
+            .write_opt(batch, &sync_write())
+            .map_err(io::Error::other)
     }
 }

@@ -10,7 +10,10 @@ use openraft::RaftSnapshotBuilder;
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
-use crate::db::{CF_LOG, CF_RAFT_META, CF_SM_META, Db, KEY_APPLIED, KEY_MEMBERSHIP, SM_CFS, decode, encode, sync_write};
+use crate::db::{
+    CF_LOG, CF_RAFT_META, CF_SM_META, Db, KEY_APPLIED, KEY_MEMBERSHIP, SM_CFS, decode, encode,
+    sync_write,
+};
 use crate::error::StoreError;
 use crate::types::{LogId, Snapshot, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -44,7 +47,10 @@ impl SnapshotBuilder {
         rename_durably(&building, &final_path)?;
         prune(root)?;
         tracing::info!(index, path = %final_path.display(), "built snapshot");
-        Ok(Snapshot { meta, snapshot: SnapshotDir { path: final_path } })
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotDir { path: final_path },
+        })
     }
 }
 
@@ -52,7 +58,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotDir;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let builder = SnapshotBuilder { db: self.db.clone() };
+        let builder = SnapshotBuilder {
+            db: self.db.clone(),
+        };
         tokio::task::spawn_blocking(move || builder.build())
             .await
             .map_err(io::Error::other)?
@@ -64,7 +72,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 /// a snapshot carries the state machine only.
 fn reduce_checkpoint(path: &Path) -> Result<SnapshotMeta, StoreError> {
     let names = DB::list_cf(&Options::default(), path)?;
-    let descriptors = names.iter().map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let descriptors = names
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let mut checkpoint = DB::open_cf_descriptors(&Options::default(), path, descriptors)?;
     let meta = read_meta_from(&checkpoint)?;
     for cf in [CF_LOG, CF_RAFT_META] {
@@ -90,14 +100,24 @@ fn read_meta_from(db: &DB) -> Result<SnapshotMeta, StoreError> {
         Some(bytes) => decode(CF_SM_META, KEY_MEMBERSHIP, &bytes)?,
         None => StoredMembership::default(),
     };
-    Ok(SnapshotMeta { last_log_id, last_membership })
+    Ok(SnapshotMeta {
+        last_log_id,
+        last_membership,
+    })
 }
 
 /// Replaces the live state machine with the snapshot's, in one synced batch.
-pub(crate) fn install(db: &Db, meta: &SnapshotMeta, snapshot: SnapshotDir) -> Result<(), StoreError> {
+pub(crate) fn install(
+    db: &Db,
+    meta: &SnapshotMeta,
+    snapshot: SnapshotDir,
+) -> Result<(), StoreError> {
     let names = DB::list_cf(&Options::default(), &snapshot.path)?;
-    let descriptors = names.iter().map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-    let source = DB::open_cf_descriptors_read_only(&Options::default(), &snapshot.path, descriptors, false)?;
+    let descriptors = names
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let source =
+        DB::open_cf_descriptors_read_only(&Options::default(), &snapshot.path, descriptors, false)?;
     let mut batch = WriteBatch::default();
     for cf_name in SM_CFS {
         let live_cf = db.cf(cf_name);
@@ -114,14 +134,20 @@ pub(crate) fn install(db: &Db, meta: &SnapshotMeta, snapshot: SnapshotDir) -> Re
     }
     // The caller's meta is authoritative (it is what the leader sent with the data).
     batch.put_cf(db.cf(CF_SM_META), KEY_APPLIED, encode(&meta.last_log_id));
-    batch.put_cf(db.cf(CF_SM_META), KEY_MEMBERSHIP, encode(&meta.last_membership));
+    batch.put_cf(
+        db.cf(CF_SM_META),
+        KEY_MEMBERSHIP,
+        encode(&meta.last_membership),
+    );
     drop(source);
     db.db.write_opt(batch, &sync_write())?;
 
     // Keep the installed snapshot as this node's current one, so it can serve it in turn.
     write_meta(&snapshot.path, meta)?;
     let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
-    let final_path = db.snapshot_root.join(format!("{SNAPSHOT_PREFIX}{index:020}-{}", unique_suffix()));
+    let final_path = db
+        .snapshot_root
+        .join(format!("{SNAPSHOT_PREFIX}{index:020}-{}", unique_suffix()));
     rename_durably(&snapshot.path, &final_path)?;
     prune(&db.snapshot_root)?;
     tracing::info!(index, "installed snapshot");
@@ -133,9 +159,15 @@ pub(crate) fn current(db: &Db) -> Result<Option<Snapshot>, StoreError> {
     let Some(path) = snapshot_dirs(&db.snapshot_root)?.pop() else {
         return Ok(None);
     };
-    let bytes = fs::read(path.join(META_FILE)).map_err(|source| StoreError::Io { what: "read snapshot meta", source })?;
+    let bytes = fs::read(path.join(META_FILE)).map_err(|source| StoreError::Io {
+        what: "read snapshot meta",
+        source,
+    })?;
     let meta: SnapshotMeta = decode("snapshot", META_FILE.as_bytes(), &bytes)?;
-    Ok(Some(Snapshot { meta, snapshot: SnapshotDir { path } }))
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: SnapshotDir { path },
+    }))
 }
 
 /// A new, empty directory for a snapshot being received from the leader.
@@ -147,11 +179,20 @@ pub fn incoming_dir(snapshot_root: &Path) -> io::Result<PathBuf> {
 
 /// Removes leftovers of interrupted builds and transfers. Called when the store opens.
 pub(crate) fn remove_partial(snapshot_root: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(snapshot_root).map_err(|source| StoreError::Io { what: "list snapshots", source })? {
-        let entry = entry.map_err(|source| StoreError::Io { what: "list snapshots", source })?;
+    for entry in fs::read_dir(snapshot_root).map_err(|source| StoreError::Io {
+        what: "list snapshots",
+        source,
+    })? {
+        let entry = entry.map_err(|source| StoreError::Io {
+            what: "list snapshots",
+            source,
+        })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(INCOMING_PREFIX) || name.starts_with(BUILDING_PREFIX) {
-            fs::remove_dir_all(entry.path()).map_err(|source| StoreError::Io { what: "remove partial snapshot", source })?;
+            fs::remove_dir_all(entry.path()).map_err(|source| StoreError::Io {
+                what: "remove partial snapshot",
+                source,
+            })?;
         }
     }
     Ok(())
@@ -159,9 +200,19 @@ pub(crate) fn remove_partial(snapshot_root: &Path) -> Result<(), StoreError> {
 
 fn snapshot_dirs(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut dirs = Vec::new();
-    for entry in fs::read_dir(root).map_err(|source| StoreError::Io { what: "list snapshots", source })? {
-        let entry = entry.map_err(|source| StoreError::Io { what: "list snapshots", source })?;
-        if entry.file_name().to_string_lossy().starts_with(SNAPSHOT_PREFIX) {
+    for entry in fs::read_dir(root).map_err(|source| StoreError::Io {
+        what: "list snapshots",
+        source,
+    })? {
+        let entry = entry.map_err(|source| StoreError::Io {
+            what: "list snapshots",
+            source,
+        })?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SNAPSHOT_PREFIX)
+        {
             dirs.push(entry.path());
         }
     }
@@ -174,29 +225,45 @@ fn prune(root: &Path) -> Result<(), StoreError> {
     let dirs = snapshot_dirs(root)?;
     let n_old = dirs.len().saturating_sub(SNAPSHOTS_KEPT);
     for old in &dirs[..n_old] {
-        fs::remove_dir_all(old).map_err(|source| StoreError::Io { what: "remove old snapshot", source })?;
+        fs::remove_dir_all(old).map_err(|source| StoreError::Io {
+            what: "remove old snapshot",
+            source,
+        })?;
     }
     Ok(())
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> Result<(), StoreError> {
-    let io_err = |source| StoreError::Io { what: "write snapshot meta", source };
+    let io_err = |source| StoreError::Io {
+        what: "write snapshot meta",
+        source,
+    };
     let path = dir.join(META_FILE);
     fs::write(&path, encode(meta)).map_err(io_err)?;
-    fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io_err)?;
+    fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err)?;
     Ok(())
 }
 
 fn rename_durably(from: &Path, to: &Path) -> Result<(), StoreError> {
-    let io_err = |source| StoreError::Io { what: "move snapshot into place", source };
+    let io_err = |source| StoreError::Io {
+        what: "move snapshot into place",
+        source,
+    };
     fs::rename(from, to).map_err(io_err)?;
     if let Some(parent) = to.parent() {
-        fs::File::open(parent).and_then(|f| f.sync_all()).map_err(io_err)?;
+        fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err)?;
     }
     Ok(())
 }
 
 fn unique_suffix() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{nanos}")
 }

@@ -10,18 +10,31 @@ use rocksdb::WriteBatch;
 use serde::Serialize;
 
 use crate::db::{
-    CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_SETTINGS, CF_SM_META, Db, KEY_APPLIED, KEY_CLUSTER,
-    KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, encode,
+    CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_REQUESTS, CF_SETTINGS, CF_SM_META,
+    Db, KEY_APPLIED, KEY_CLUSTER, KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, decode, encode,
 };
 use crate::error::StoreError;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
-    Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode, Rejection,
-    SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig,
+    Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode,
+    Rejection, Request, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig,
 };
 
 /// The first node of a cluster is node 1; joining nodes are numbered from here.
 const FIRST_JOINED_NODE_ID: NodeId = 2;
+
+/// Request outcomes are remembered for this many log entries: far longer than any client keeps
+/// retrying one request.
+const REQUESTS_REMEMBERED: u64 = 100_000;
+/// How often (in log entries) outcomes older than that are dropped.
+const REQUESTS_PRUNE_EVERY: u64 = 1_000;
+
+/// A remembered outcome: the index it applied at, and the result.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Outcome {
+    index: u64,
+    result: CommandResult,
+}
 
 /// The state machine handed to openraft. Cloning shares the database.
 #[derive(Clone)]
@@ -36,11 +49,55 @@ impl StateMachine {
 
     /// Read access to the applied state, for the node's API and services.
     pub fn reader(&self) -> StateReader {
-        StateReader { db: self.db.clone() }
+        StateReader {
+            db: self.db.clone(),
+        }
+    }
+
+    /// Applies a request once: a retry of an applied request gets the first outcome again.
+    pub(crate) fn apply_request(
+        &self,
+        request: &Request,
+        index: u64,
+        staged: &mut Staged<'_>,
+    ) -> Result<CommandResult, io::Error> {
+        let key = request.id.to_be_bytes();
+        if let Some(outcome) = self.db.get::<Outcome>(CF_REQUESTS, &key)? {
+            return Ok(outcome.result);
+        }
+        let result = self.execute(&request.command, staged)?;
+        staged.put(
+            CF_REQUESTS,
+            &key,
+            &Outcome {
+                index,
+                result: result.clone(),
+            },
+        );
+        if index % REQUESTS_PRUNE_EVERY == 0 {
+            self.prune_requests(index, staged)?;
+        }
+        Ok(result)
+    }
+
+    fn prune_requests(&self, index: u64, staged: &mut Staged<'_>) -> Result<(), StoreError> {
+        let cf = self.db.cf(CF_REQUESTS);
+        for item in self.db.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+            let (key, value) = item?;
+            let outcome: Outcome = decode(CF_REQUESTS, &key, &value)?;
+            if outcome.index + REQUESTS_REMEMBERED < index {
+                staged.batch.delete_cf(cf, key);
+            }
+        }
+        Ok(())
     }
 
     /// Decides the effect of one command against the applied state and stages it in `batch`.
-    pub(crate) fn execute(&self, command: &Command, batch: &mut Staged<'_>) -> Result<CommandResult, StoreError> {
+    pub(crate) fn execute(
+        &self,
+        command: &Command,
+        batch: &mut Staged<'_>,
+    ) -> Result<CommandResult, StoreError> {
         let reader = self.reader();
         let rejected = |r: Rejection| Ok(CommandResult::Rejected(r));
         match command {
@@ -51,9 +108,15 @@ impl StateMachine {
                 batch.put(CF_SETTINGS, KEY_CLUSTER, settings);
             }
             Command::RegisterNode { member } => {
-                let node_id = self.db.get::<NodeId>(CF_SETTINGS, KEY_NEXT_NODE_ID)?.unwrap_or(FIRST_JOINED_NODE_ID);
+                let node_id = self
+                    .db
+                    .get::<NodeId>(CF_SETTINGS, KEY_NEXT_NODE_ID)?
+                    .unwrap_or(FIRST_JOINED_NODE_ID);
                 batch.put(CF_SETTINGS, KEY_NEXT_NODE_ID, &(node_id + 1));
-                let pending = PendingNode { node_id, member: member.clone() };
+                let pending = PendingNode {
+                    node_id,
+                    member: member.clone(),
+                };
                 batch.put(CF_PENDING_NODES, &node_id.to_be_bytes(), &pending);
                 return Ok(CommandResult::NodeRegistered(node_id));
             }
@@ -61,7 +124,11 @@ impl StateMachine {
                 if reader.domain(name)?.is_some() {
                     return rejected(Rejection::DomainExists(name.clone()));
                 }
-                let domain = Domain { name: name.clone(), enabled: true, created_at: *at };
+                let domain = Domain {
+                    name: name.clone(),
+                    enabled: true,
+                    created_at: *at,
+                };
                 batch.put(CF_DOMAINS, name.as_bytes(), &domain);
             }
             Command::DeleteDomain { name } => {
@@ -74,7 +141,12 @@ impl StateMachine {
                 }
                 batch.delete(CF_DOMAINS, name.as_bytes());
             }
-            Command::AddAccount { address, password_hash, quota_mb, at } => {
+            Command::AddAccount {
+                address,
+                password_hash,
+                quota_mb,
+                at,
+            } => {
                 let Some(domain) = domain_of(address) else {
                     return rejected(Rejection::InvalidAddress(address.clone()));
                 };
@@ -100,7 +172,10 @@ impl StateMachine {
                 }
                 batch.delete(CF_ACCOUNTS, address.as_bytes());
             }
-            Command::SetPassword { address, password_hash } => {
+            Command::SetPassword {
+                address,
+                password_hash,
+            } => {
                 let Some(mut account) = reader.account(address)? else {
                     return rejected(Rejection::NoSuchAccount(address.clone()));
                 };
@@ -124,7 +199,11 @@ impl StateMachine {
                 if reader.account(address)?.is_some() || reader.alias(address)?.is_some() {
                     return rejected(Rejection::AddressExists(address.clone()));
                 }
-                let alias = Alias { address: address.clone(), domain: domain.to_owned(), targets: targets.clone() };
+                let alias = Alias {
+                    address: address.clone(),
+                    domain: domain.to_owned(),
+                    targets: targets.clone(),
+                };
                 batch.put(CF_ALIASES, address.as_bytes(), &alias);
             }
             Command::DeleteAlias { address } => {
@@ -154,7 +233,10 @@ pub(crate) struct Staged<'a> {
 
 impl<'a> Staged<'a> {
     pub(crate) fn new(db: &'a Db) -> Staged<'a> {
-        Staged { db, batch: WriteBatch::default() }
+        Staged {
+            db,
+            batch: WriteBatch::default(),
+        }
     }
 
     fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
@@ -177,7 +259,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+        Strm: futures::Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
@@ -185,7 +269,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut staged = Staged::new(&self.db);
             let result = match &entry.payload {
                 EntryPayload::Blank => CommandResult::Done,
-                EntryPayload::Normal(command) => self.execute(command, &mut staged)?,
+                EntryPayload::Normal(request) => {
+                    self.apply_request(request, log_id.index, &mut staged)?
+                }
                 EntryPayload::Membership(membership) => {
                     let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
                     staged.put(CF_SM_META, KEY_MEMBERSHIP, &stored);
@@ -207,7 +293,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder::new(self.db.clone())
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotDir) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotDir,
+    ) -> Result<(), io::Error> {
         crate::snapshot::install(&self.db, meta, snapshot)?;
         Ok(())
     }
@@ -225,7 +315,10 @@ pub struct StateReader {
 
 impl StateReader {
     pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
-        Ok(self.db.get::<Option<LogId>>(CF_SM_META, KEY_APPLIED)?.flatten())
+        Ok(self
+            .db
+            .get::<Option<LogId>>(CF_SM_META, KEY_APPLIED)?
+            .flatten())
     }
 
     pub fn membership(&self) -> Result<StoredMembership, StoreError> {
@@ -255,7 +348,10 @@ impl StateReader {
     /// All accounts, or those of one domain.
     pub fn accounts(&self, domain: Option<&str>) -> Result<Vec<Account>, StoreError> {
         let all: Vec<Account> = self.db.scan(CF_ACCOUNTS)?;
-        Ok(all.into_iter().filter(|a| domain.is_none_or(|d| a.domain == d)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|a| domain.is_none_or(|d| a.domain == d))
+            .collect())
     }
 
     pub fn alias(&self, address: &str) -> Result<Option<Alias>, StoreError> {
@@ -264,6 +360,9 @@ impl StateReader {
 
     pub fn aliases(&self, domain: Option<&str>) -> Result<Vec<Alias>, StoreError> {
         let all: Vec<Alias> = self.db.scan(CF_ALIASES)?;
-        Ok(all.into_iter().filter(|a| domain.is_none_or(|d| a.domain == d)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|a| domain.is_none_or(|d| a.domain == d))
+            .collect())
     }
 }

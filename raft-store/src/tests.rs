@@ -21,19 +21,31 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_log_store_conformance_suite() {
-    Suite::test_all(RocksBuilder).await.expect("openraft storage suite");
+    Suite::test_all(RocksBuilder)
+        .await
+        .expect("openraft storage suite");
 }
 
 fn log_id(term: u64, index: u64) -> crate::LogId {
-    openraft::LogId::new(openraft::vote::leader_id_adv::CommittedLeaderId::new(term, 1), index)
+    openraft::LogId::new(
+        openraft::vote::leader_id_adv::CommittedLeaderId::new(term, 1),
+        index,
+    )
 }
 
 fn normal(index: u64, command: Command) -> crate::Entry {
-    RaftEntry { log_id: log_id(1, index), payload: EntryPayload::Normal(command) }
+    RaftEntry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(crate::Request::new(command)),
+    }
 }
 
 /// Applies commands one entry each, returning each entry's result through its responder path.
-async fn apply_all(sm: &mut StateMachine, first_index: u64, commands: Vec<Command>) -> Vec<CommandResult> {
+async fn apply_all(
+    sm: &mut StateMachine,
+    first_index: u64,
+    commands: Vec<Command>,
+) -> Vec<CommandResult> {
     let mut results = Vec::new();
     for (i, command) in commands.into_iter().enumerate() {
         // openraft's responders cannot be built outside openraft: decide the result on a
@@ -41,17 +53,27 @@ async fn apply_all(sm: &mut StateMachine, first_index: u64, commands: Vec<Comman
         let mut staged = crate::state_machine::Staged::new(&sm.db);
         results.push(sm.execute(&command, &mut staged).expect("execute"));
         let entry = normal(first_index + i as u64, command);
-        sm.apply(stream::iter([Ok((entry, None))])).await.expect("apply");
+        sm.apply(stream::iter([Ok((entry, None))]))
+            .await
+            .expect("apply");
     }
     results
 }
 
 fn add_domain(name: &str) -> Command {
-    Command::AddDomain { name: name.into(), at: 1 }
+    Command::AddDomain {
+        name: name.into(),
+        at: 1,
+    }
 }
 
 fn add_account(address: &str) -> Command {
-    Command::AddAccount { address: address.into(), password_hash: "$argon2id$x".into(), quota_mb: 100, at: 2 }
+    Command::AddAccount {
+        address: address.into(),
+        password_hash: "$argon2id$x".into(),
+        quota_mb: 100,
+        at: 2,
+    }
 }
 
 #[track_caller]
@@ -72,9 +94,15 @@ async fn commands_are_validated_against_applied_state() {
             add_domain("example.test"),
             add_account("a@example.test"),
             add_account("a@example.test"),
-            Command::DeleteDomain { name: "example.test".into() },
-            Command::DeleteAccount { address: "a@example.test".into() },
-            Command::DeleteDomain { name: "example.test".into() },
+            Command::DeleteDomain {
+                name: "example.test".into(),
+            },
+            Command::DeleteAccount {
+                address: "a@example.test".into(),
+            },
+            Command::DeleteDomain {
+                name: "example.test".into(),
+            },
             add_account("no-at-sign"),
         ],
     )
@@ -99,14 +127,51 @@ async fn commands_are_validated_against_applied_state() {
 }
 
 #[tokio::test]
+async fn a_retried_request_applies_once_and_gets_the_first_outcome() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    apply_all(&mut sm, 1, vec![add_domain("a.test")]).await;
+    let request = crate::Request::new(add_account("u@a.test"));
+    for index in [2, 3] {
+        let entry = RaftEntry {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Normal(request.clone()),
+        };
+        sm.apply(stream::iter([Ok((entry, None))])).await.unwrap();
+    }
+    // Applied once (the second copy would have been rejected as existing, and left no outcome
+    // of its own); a fresh request for the same address is rejected.
+    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    assert_eq!(
+        sm.apply_request(&request, 4, &mut staged).unwrap(),
+        CommandResult::Done
+    );
+    let fresh = crate::Request::new(add_account("u@a.test"));
+    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    assert_eq!(
+        sm.apply_request(&fresh, 4, &mut staged).unwrap(),
+        CommandResult::Rejected(Rejection::AddressExists("u@a.test".into()))
+    );
+}
+
+#[tokio::test]
 async fn state_survives_reopen() {
     let dir = TempDir::new().unwrap();
     {
         let (_log, mut sm) = crate::open(dir.path()).unwrap();
-        apply_all(&mut sm, 1, vec![add_domain("a.test"), add_account("u@a.test")]).await;
+        apply_all(
+            &mut sm,
+            1,
+            vec![add_domain("a.test"), add_account("u@a.test")],
+        )
+        .await;
     }
     let (_log, sm) = crate::open(dir.path()).unwrap();
-    let account = sm.reader().account("u@a.test").unwrap().expect("account after reopen");
+    let account = sm
+        .reader()
+        .account("u@a.test")
+        .unwrap()
+        .expect("account after reopen");
     assert_eq!(account.domain, "a.test");
     assert!(account.enabled);
 }
@@ -115,12 +180,32 @@ async fn state_survives_reopen() {
 async fn snapshot_installs_on_a_fresh_store() {
     let leader_dir = TempDir::new().unwrap();
     let (_log, mut leader_sm) = crate::open(leader_dir.path()).unwrap();
-    apply_all(&mut leader_sm, 1, vec![add_domain("a.test"), add_account("u@a.test"), add_account("v@a.test")]).await;
-    let snapshot = leader_sm.get_snapshot_builder().await.build_snapshot().await.expect("build snapshot");
-    assert_eq!(snapshot.meta.last_log_id.as_ref().map(|id| id.index), Some(3));
+    apply_all(
+        &mut leader_sm,
+        1,
+        vec![
+            add_domain("a.test"),
+            add_account("u@a.test"),
+            add_account("v@a.test"),
+        ],
+    )
+    .await;
+    let snapshot = leader_sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot");
+    assert_eq!(
+        snapshot.meta.last_log_id.as_ref().map(|id| id.index),
+        Some(3)
+    );
     // The snapshot carries the state machine only: no Raft log, no vote.
     let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), &snapshot.snapshot.path).unwrap();
-    assert!(!cfs.iter().any(|cf| cf == "log" || cf == "raft_meta"), "{cfs:?}");
+    assert!(
+        !cfs.iter().any(|cf| cf == "log" || cf == "raft_meta"),
+        "{cfs:?}"
+    );
 
     // Ship it the way the network does: copy the files into an incoming directory.
     let follower_dir = TempDir::new().unwrap();
@@ -131,14 +216,26 @@ async fn snapshot_installs_on_a_fresh_store() {
         let file = file.unwrap();
         std::fs::copy(file.path(), incoming.join(file.file_name())).unwrap();
     }
-    follower_sm.install_snapshot(&snapshot.meta, crate::SnapshotDir { path: incoming }).await.expect("install");
+    follower_sm
+        .install_snapshot(&snapshot.meta, crate::SnapshotDir { path: incoming })
+        .await
+        .expect("install");
 
     let reader = follower_sm.reader();
-    let domains: Vec<String> = reader.domains().unwrap().into_iter().map(|d| d.name).collect();
+    let domains: Vec<String> = reader
+        .domains()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
     assert_eq!(domains, vec!["a.test".to_string()]);
     assert_eq!(reader.accounts(Some("a.test")).unwrap().len(), 2);
     assert_eq!(reader.last_applied().unwrap().map(|id| id.index), Some(3));
-    let current = follower_sm.get_current_snapshot().await.unwrap().expect("installed snapshot is current");
+    let current = follower_sm
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .expect("installed snapshot is current");
     assert_eq!(current.meta, snapshot.meta);
 }
 
@@ -149,11 +246,17 @@ async fn newer_format_version_is_refused() {
     {
         let db = crate::db::Db::open(dir.path()).unwrap();
         db.db
-            .put_cf(db.cf(crate::db::CF_RAFT_META), crate::db::KEY_FORMAT, crate::db::encode(&(crate::FORMAT_VERSION + 1)))
+            .put_cf(
+                db.cf(crate::db::CF_RAFT_META),
+                crate::db::KEY_FORMAT,
+                crate::db::encode(&(crate::FORMAT_VERSION + 1)),
+            )
             .unwrap();
     }
     match crate::open(dir.path()) {
-        Err(crate::StoreError::UnsupportedFormat { found, .. }) => assert_eq!(found, crate::FORMAT_VERSION + 1),
+        Err(crate::StoreError::UnsupportedFormat { found, .. }) => {
+            assert_eq!(found, crate::FORMAT_VERSION + 1)
+        }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("a store of an unknown format version opened"),
     }
@@ -163,8 +266,12 @@ async fn newer_format_version_is_refused() {
 async fn purge_and_truncate_keep_log_state_consistent() {
     let dir = TempDir::new().unwrap();
     let (mut log, sm) = crate::open(dir.path()).unwrap();
-    let entries: Vec<_> = (1..=10).map(|i| normal(i, add_domain(&format!("d{i}.test")))).collect();
-    openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries).await.unwrap();
+    let entries: Vec<_> = (1..=10)
+        .map(|i| normal(i, add_domain(&format!("d{i}.test"))))
+        .collect();
+    openraft::storage::RaftLogStorageExt::blocking_append(&mut log, entries)
+        .await
+        .unwrap();
     log.purge(log_id(1, 4)).await.unwrap();
     log.truncate_after(Some(log_id(1, 7))).await.unwrap();
     drop((log, sm));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 openraft::declare_raft_types!(
     /// The type configuration of mcluster's metadata Raft group.
     pub TypeConfig:
-        D = Command,
+        D = Request,
         R = CommandResult,
         NodeId = NodeId,
         Node = Member,
@@ -104,7 +104,9 @@ pub struct ClusterSettings {
 impl fmt::Debug for ClusterSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the CA key.
-        f.debug_struct("ClusterSettings").field("cluster_name", &self.cluster_name).finish_non_exhaustive()
+        f.debug_struct("ClusterSettings")
+            .field("cluster_name", &self.cluster_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,21 +117,84 @@ pub struct PendingNode {
     pub member: Member,
 }
 
+/// A command with the id its client gave it. A client that does not learn the outcome of a
+/// write (its leader died mid-request) sends it again with the same id; the state machine
+/// applies it once and answers the retry with the first outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u128,
+    pub command: Command,
+}
+
+impl Request {
+    /// A request with a fresh random id.
+    pub fn new(command: Command) -> Request {
+        Request {
+            id: rand_id(),
+            command,
+        }
+    }
+}
+
+fn rand_id() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Unique enough across nodes and restarts: wall-clock nanoseconds mixed with a per-process
+    // counter and the process id.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
+    (nanos << 32) ^ (count << 16) ^ std::process::id() as u128
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:x}", self.command, self.id)
+    }
+}
+
 /// A change to the replicated state. Everything non-deterministic (timestamps, password salts)
 /// is decided by the proposer and carried in the command, so every node applies it identically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     InitCluster(ClusterSettings),
     /// Allocates the next node id for a joining node and remembers its addresses.
-    RegisterNode { member: Member },
-    AddDomain { name: String, at: u64 },
-    DeleteDomain { name: String },
-    AddAccount { address: String, password_hash: String, quota_mb: u64, at: u64 },
-    DeleteAccount { address: String },
-    SetPassword { address: String, password_hash: String },
-    SetAccountEnabled { address: String, enabled: bool },
-    AddAlias { address: String, targets: Vec<String> },
-    DeleteAlias { address: String },
+    RegisterNode {
+        member: Member,
+    },
+    AddDomain {
+        name: String,
+        at: u64,
+    },
+    DeleteDomain {
+        name: String,
+    },
+    AddAccount {
+        address: String,
+        password_hash: String,
+        quota_mb: u64,
+        at: u64,
+    },
+    DeleteAccount {
+        address: String,
+    },
+    SetPassword {
+        address: String,
+        password_hash: String,
+    },
+    SetAccountEnabled {
+        address: String,
+        enabled: bool,
+    },
+    AddAlias {
+        address: String,
+        targets: Vec<String>,
+    },
+    DeleteAlias {
+        address: String,
+    },
 }
 
 impl fmt::Display for Command {

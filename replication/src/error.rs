@@ -13,13 +13,19 @@ pub enum ReplicationError {
     #[error("sign certificate: {0}")]
     Sign(String),
     #[error("bind {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("node {node_id} is unreachable: {reason}")]
     PeerUnreachable { node_id: NodeId, reason: String },
     #[error("node {node_id} broke the protocol: {reason}")]
     Protocol { node_id: NodeId, reason: String },
     #[error("node {node_id} is not the leader (leader: {leader:?})")]
-    NotLeader { node_id: NodeId, leader: Option<NodeId> },
+    NotLeader {
+        node_id: NodeId,
+        leader: Option<NodeId>,
+    },
     #[error("node {node_id} failed the request: {reason}")]
     Remote { node_id: NodeId, reason: String },
 }

@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable};
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
 use openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{RPCTypes, RaftNetworkV2};
 use raft_store::{Member, NodeId, Snapshot, SnapshotDir, TypeConfig, Vote};
@@ -34,7 +36,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        PeerClient { transport: self.transport.clone(), target, addr: node.raft_addr.clone() }
+        PeerClient {
+            transport: self.transport.clone(),
+            target,
+            addr: node.raft_addr.clone(),
+        }
     }
 }
 
@@ -46,43 +52,91 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    async fn rpc(&self, kind: RPCTypes, request: Request, option: &RPCOption) -> Result<Response, RPCError<TypeConfig>> {
+    async fn rpc(
+        &self,
+        kind: RPCTypes,
+        request: Request,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<TypeConfig>> {
         let ttl = option.hard_ttl();
-        match tokio::time::timeout(ttl, self.transport.call(self.target, &self.addr, request)).await {
-            Err(_) => {
-                Err(RPCError::Timeout(Timeout { action: kind, id: self.transport.node_id(), target: self.target, timeout: ttl }))
-            }
+        match tokio::time::timeout(ttl, self.transport.call(self.target, &self.addr, request)).await
+        {
+            Err(_) => Err(RPCError::Timeout(Timeout {
+                action: kind,
+                id: self.transport.node_id(),
+                target: self.target,
+                timeout: ttl,
+            })),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) => Err(to_rpc_error(err)),
         }
     }
 
-    async fn send_snapshot(&self, vote: Vote, snapshot: Snapshot) -> Result<SnapshotResponse<TypeConfig>, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable { node_id: self.target, reason };
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> Result<SnapshotResponse<TypeConfig>, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
+            node_id: self.target,
+            reason,
+        };
         // Open every file before sending anything: a newer snapshot may prune this directory
         // meanwhile, and open files stay readable.
         let mut files = Vec::new();
         let mut handles = Vec::new();
-        let mut dir = tokio::fs::read_dir(&snapshot.snapshot.path).await.map_err(|e| unreachable(e.to_string()))?;
-        while let Some(entry) = dir.next_entry().await.map_err(|e| unreachable(e.to_string()))? {
-            let file = tokio::fs::File::open(entry.path()).await.map_err(|e| unreachable(e.to_string()))?;
-            let len = file.metadata().await.map_err(|e| unreachable(e.to_string()))?.len();
-            files.push(SnapshotFile { name: entry.file_name().to_string_lossy().into_owned(), len });
+        let mut dir = tokio::fs::read_dir(&snapshot.snapshot.path)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        while let Some(entry) = dir
+            .next_entry()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+        {
+            let file = tokio::fs::File::open(entry.path())
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .len();
+            files.push(SnapshotFile {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                len,
+            });
             handles.push(file);
         }
         let total: u64 = files.iter().map(|f| f.len).sum();
         let conn = self.transport.connection(self.target, &self.addr).await?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(e.to_string()))?;
-        let request = Request::Snapshot { vote, meta: snapshot.meta.clone(), files };
-        let envelope = Envelope { from: self.transport.node_id(), request };
-        write_frame(&mut send, &envelope).await.map_err(|e| unreachable(e.to_string()))?;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let request = Request::Snapshot {
+            vote,
+            meta: snapshot.meta.clone(),
+            files,
+        };
+        let envelope = Envelope {
+            from: self.transport.node_id(),
+            request,
+        };
+        write_frame(&mut send, &envelope)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         for mut file in handles {
-            tokio::io::copy(&mut file, &mut send).await.map_err(|e| unreachable(e.to_string()))?;
+            tokio::io::copy(&mut file, &mut send)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
         }
         send.flush().await.map_err(|e| unreachable(e.to_string()))?;
         send.finish().map_err(|e| unreachable(e.to_string()))?;
         tracing::info!(target_node = self.target, bytes = total, "sent snapshot");
-        match read_frame(&mut recv).await.map_err(|e| unreachable(e.to_string()))? {
+        match read_frame(&mut recv)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+        {
             Response::Snapshot(response) => Ok(response),
             other => Err(unexpected(self.target, other)),
         }
@@ -104,7 +158,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.rpc(RPCTypes::AppendEntries, Request::Append(rpc), &option).await? {
+        match self
+            .rpc(RPCTypes::AppendEntries, Request::Append(rpc), &option)
+            .await?
+        {
             Response::Append(response) => Ok(response),
             other => Err(to_rpc_error(unexpected(self.target, other))),
         }
@@ -115,7 +172,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.rpc(RPCTypes::Vote, Request::Vote(rpc), &option).await? {
+        match self
+            .rpc(RPCTypes::Vote, Request::Vote(rpc), &option)
+            .await?
+        {
             Response::Vote(response) => Ok(response),
             other => Err(to_rpc_error(unexpected(self.target, other))),
         }
@@ -126,7 +186,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.rpc(RPCTypes::Vote, Request::PreVote(rpc), &option).await? {
+        match self
+            .rpc(RPCTypes::Vote, Request::PreVote(rpc), &option)
+            .await?
+        {
             Response::Vote(response) => Ok(response),
             other => Err(to_rpc_error(unexpected(self.target, other))),
         }
@@ -156,7 +219,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.rpc(RPCTypes::TransferLeader, Request::TransferLeader(req), &option).await? {
+        match self
+            .rpc(
+                RPCTypes::TransferLeader,
+                Request::TransferLeader(req),
+                &option,
+            )
+            .await?
+        {
             Response::TransferLeader(response) => Ok(response),
             other => Err(to_rpc_error(unexpected(self.target, other))),
         }
@@ -165,7 +235,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     fn backoff(&self) -> Option<Backoff> {
         // An unreachable peer is retried at 50 ms, doubling up to 1 s: quick to notice a peer
         // that restarted, without spinning on one that is gone.
-        let delays = (0..).map(|n: u32| Duration::from_millis(50u64.saturating_mul(1 << n.min(5)).min(1000)));
+        let delays = (0..)
+            .map(|n: u32| Duration::from_millis(50u64.saturating_mul(1 << n.min(5)).min(1000)));
         Some(Backoff::new(delays))
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
-    KeyUsagePurpose,
+    CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, Issuer,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -37,10 +37,17 @@ pub struct NodeIdentity {
 }
 
 impl NodeIdentity {
-    pub fn load(ca_path: &Path, cert_path: &Path, key_path: &Path) -> Result<NodeIdentity, ReplicationError> {
+    pub fn load(
+        ca_path: &Path,
+        cert_path: &Path,
+        key_path: &Path,
+    ) -> Result<NodeIdentity, ReplicationError> {
         let pem_err = |path: &Path| {
             let path = path.display().to_string();
-            move |err: rustls::pki_types::pem::Error| ReplicationError::Pem { path, reason: err.to_string() }
+            move |err: rustls::pki_types::pem::Error| ReplicationError::Pem {
+                path,
+                reason: err.to_string(),
+            }
         };
         let ca = CertificateDer::from_pem_file(ca_path).map_err(pem_err(ca_path))?;
         let chain = CertificateDer::pem_file_iter(cert_path)
@@ -59,9 +66,10 @@ impl NodeIdentity {
 
     /// The server side: only clients with a certificate from the cluster CA get in.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, ReplicationError> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()?), provider())
-            .build()
-            .map_err(|e| ReplicationError::Config(e.to_string()))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()?), provider())
+                .build()
+                .map_err(|e| ReplicationError::Config(e.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(ReplicationError::Tls)?
@@ -112,11 +120,18 @@ pub fn issue_node_cert(
     let ca_key = KeyPair::from_pem(ca_key_pem).map_err(sign_err)?;
     let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).map_err(sign_err)?;
     let mut params = CertificateParams::new(vec![node_name(node_id)]).map_err(sign_err)?;
-    params.distinguished_name.push(DnType::CommonName, display_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, display_name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
-    let cert = params.signed_by(&csr.public_key, &issuer).map_err(sign_err)?;
+    let cert = params
+        .signed_by(&csr.public_key, &issuer)
+        .map_err(sign_err)?;
     Ok(cert.pem())
 }

@@ -42,7 +42,10 @@ async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) 
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
-            Err(quinn::ConnectionError::ApplicationClosed(_) | quinn::ConnectionError::LocallyClosed) => return,
+            Err(
+                quinn::ConnectionError::ApplicationClosed(_)
+                | quinn::ConnectionError::LocallyClosed,
+            ) => return,
             Err(err) => {
                 tracing::debug!(%remote, error = %err, "peer connection ended");
                 return;
@@ -90,7 +93,11 @@ async fn serve_stream(
     // The TLS handshake proved the peer holds a certificate from the cluster CA; this proves the
     // certificate is the one of the node the request claims to come from.
     if !cert_names_node(cert, from) {
-        let _ = write_frame(&mut send, &Response::Failed(format!("certificate does not name node {from}"))).await;
+        let _ = write_frame(
+            &mut send,
+            &Response::Failed(format!("certificate does not name node {from}")),
+        )
+        .await;
         return Err(StreamError::Impostor { claimed: from });
     }
     let response = match request {
@@ -125,35 +132,48 @@ async fn serve_stream(
         Request::Snapshot { vote, meta, files } => {
             check_vote(from, &vote)?;
             let path = receive_snapshot_files(&mut recv, snapshot_root, &files).await?;
-            let snapshot = raft_store::Snapshot { meta, snapshot: SnapshotDir { path } };
+            let snapshot = raft_store::Snapshot {
+                meta,
+                snapshot: SnapshotDir { path },
+            };
             match raft.install_full_snapshot(vote, snapshot).await {
                 Ok(r) => Response::Snapshot(r),
                 Err(err) => Response::Failed(err.to_string()),
             }
         }
-        Request::ClientWrite(command) => match raft.client_write(command).await {
+        Request::ClientWrite(request) => match raft.client_write(request).await {
             Ok(r) => Response::ClientWrite(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Response::NotLeader { leader: f.leader_id }
-            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Response::NotLeader {
+                leader: f.leader_id,
+            },
             Err(err) => Response::Failed(err.to_string()),
         },
         Request::ReadIndex => match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read_log_id) => Response::ReadIndex(read_log_id.index()),
-            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(f))) => {
-                Response::NotLeader { leader: f.leader_id }
-            }
+            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
+                f,
+            ))) => Response::NotLeader {
+                leader: f.leader_id,
+            },
             Err(err) => Response::Failed(err.to_string()),
         },
     };
     write_frame(&mut send, &response).await?;
-    send.finish().map_err(|e| StreamError::Io(std::io::Error::other(e)))?;
+    send.finish()
+        .map_err(|e| StreamError::Io(std::io::Error::other(e)))?;
     Ok(())
 }
 
 fn check_vote(from: NodeId, vote: &Vote) -> Result<(), StreamError> {
     let in_vote = *vote.leader_id().node_id();
-    if in_vote == from { Ok(()) } else { Err(StreamError::VoteMismatch { claimed: from, in_vote }) }
+    if in_vote == from {
+        Ok(())
+    } else {
+        Err(StreamError::VoteMismatch {
+            claimed: from,
+            in_vote,
+        })
+    }
 }
 
 /// Writes the snapshot's files into a fresh incoming directory, each fsync'd, then the directory.
@@ -165,7 +185,9 @@ async fn receive_snapshot_files(
     use tokio::io::AsyncReadExt;
     let dir = raft_store::incoming_dir(snapshot_root)?;
     for file in files {
-        let plain = Path::new(&file.name).file_name().is_some_and(|n| n == file.name.as_str());
+        let plain = Path::new(&file.name)
+            .file_name()
+            .is_some_and(|n| n == file.name.as_str());
         if !plain || file.name.starts_with('.') {
             return Err(StreamError::BadFileName(file.name.clone()));
         }
@@ -175,7 +197,10 @@ async fn receive_snapshot_files(
         if copied != file.len {
             return Err(StreamError::Io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("snapshot file {} ended after {copied} of {} bytes", file.name, file.len),
+                format!(
+                    "snapshot file {} ended after {copied} of {} bytes",
+                    file.name, file.len
+                ),
             )));
         }
         out.flush().await?;

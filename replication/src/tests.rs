@@ -18,7 +18,8 @@ fn test_ca() -> (String, String) {
 
 fn csr() -> String {
     let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["evil-name".to_string(), "node-1".to_string()]).unwrap();
+    let params =
+        CertificateParams::new(vec!["evil-name".to_string(), "node-1".to_string()]).unwrap();
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use raft_store::{Command, CommandResult, Member, NodeId};
+use raft_store::{CommandResult, Member, NodeId, Request as WriteRequest};
 use tokio::sync::Mutex;
 
 use crate::error::ReplicationError;
@@ -33,13 +33,21 @@ fn transport_config() -> quinn::TransportConfig {
     let mut config = quinn::TransportConfig::default();
     // Dead peers are noticed within a few heartbeats, not after the 30 s default.
     config.keep_alive_interval(Some(Duration::from_millis(500)));
-    config.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("3 s is a valid idle timeout")));
+    config.max_idle_timeout(Some(
+        Duration::from_secs(3)
+            .try_into()
+            .expect("3 s is a valid idle timeout"),
+    ));
     config
 }
 
 impl Transport {
     /// Binds the node's QUIC endpoint on `bind` (UDP).
-    pub fn bind(node_id: NodeId, bind: SocketAddr, identity: &NodeIdentity) -> Result<Transport, ReplicationError> {
+    pub fn bind(
+        node_id: NodeId,
+        bind: SocketAddr,
+        identity: &NodeIdentity,
+    ) -> Result<Transport, ReplicationError> {
         let transport = Arc::new(transport_config());
         let server_crypto = QuicServerConfig::try_from(identity.server_config()?)
             .map_err(|e| ReplicationError::Config(e.to_string()))?;
@@ -49,10 +57,19 @@ impl Transport {
             .map_err(|e| ReplicationError::Config(e.to_string()))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
         client_config.transport_config(transport);
-        let endpoint = quinn::Endpoint::server(server_config, bind)
-            .map_err(|source| ReplicationError::Bind { addr: bind.to_string(), source })?;
+        let endpoint = quinn::Endpoint::server(server_config, bind).map_err(|source| {
+            ReplicationError::Bind {
+                addr: bind.to_string(),
+                source,
+            }
+        })?;
         Ok(Transport {
-            inner: Arc::new(Inner { node_id, endpoint, client_config, connections: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                node_id,
+                endpoint,
+                client_config,
+                connections: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
@@ -75,8 +92,15 @@ impl Transport {
 
     /// The live connection to `target`, dialling it if needed. The server must prove it is
     /// `node-<target>` with a certificate from the cluster CA.
-    pub(crate) async fn connection(&self, target: NodeId, addr: &str) -> Result<quinn::Connection, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable { node_id: target, reason };
+    pub(crate) async fn connection(
+        &self,
+        target: NodeId,
+        addr: &str,
+    ) -> Result<quinn::Connection, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
+            node_id: target,
+            reason,
+        };
         {
             let mut connections = self.inner.connections.lock().await;
             if let Some(conn) = connections.get(&target) {
@@ -95,13 +119,21 @@ impl Transport {
         let connecting = self
             .inner
             .endpoint
-            .connect_with(self.inner.client_config.clone(), sock_addr, &node_name(target))
+            .connect_with(
+                self.inner.client_config.clone(),
+                sock_addr,
+                &node_name(target),
+            )
             .map_err(|e| unreachable(e.to_string()))?;
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        self.inner.connections.lock().await.insert(target, conn.clone());
+        self.inner
+            .connections
+            .lock()
+            .await
+            .insert(target, conn.clone());
         Ok(conn)
     }
 
@@ -111,7 +143,12 @@ impl Transport {
     }
 
     /// Sends one request and reads its response on a new stream.
-    pub(crate) async fn call(&self, target: NodeId, addr: &str, request: Request) -> Result<Response, ReplicationError> {
+    pub(crate) async fn call(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: Request,
+    ) -> Result<Response, ReplicationError> {
         let result = self.call_inner(target, addr, request).await;
         if matches!(result, Err(ReplicationError::PeerUnreachable { .. })) {
             self.drop_connection(target).await;
@@ -119,14 +156,32 @@ impl Transport {
         result
     }
 
-    async fn call_inner(&self, target: NodeId, addr: &str, request: Request) -> Result<Response, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable { node_id: target, reason };
+    async fn call_inner(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: Request,
+    ) -> Result<Response, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
+            node_id: target,
+            reason,
+        };
         let conn = self.connection(target, addr).await?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| unreachable(e.to_string()))?;
-        let envelope = Envelope { from: self.inner.node_id, request };
-        write_frame(&mut send, &envelope).await.map_err(|e| unreachable(e.to_string()))?;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let envelope = Envelope {
+            from: self.inner.node_id,
+            request,
+        };
+        write_frame(&mut send, &envelope)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         send.finish().map_err(|e| unreachable(e.to_string()))?;
-        read_frame(&mut recv).await.map_err(|e| unreachable(e.to_string()))
+        read_frame(&mut recv)
+            .await
+            .map_err(|e| unreachable(e.to_string()))
     }
 
     /// Forwards a client write to the leader and returns its result.
@@ -134,17 +189,27 @@ impl Transport {
         &self,
         leader: NodeId,
         member: &Member,
-        command: Command,
+        request: WriteRequest,
     ) -> Result<CommandResult, ReplicationError> {
-        match self.call(leader, &member.raft_addr, Request::ClientWrite(command)).await? {
+        match self
+            .call(leader, &member.raft_addr, Request::ClientWrite(request))
+            .await?
+        {
             Response::ClientWrite(result) => Ok(result),
             other => Err(unexpected(leader, other)),
         }
     }
 
     /// Asks the leader for the index a linearizable read must wait for.
-    pub async fn read_index(&self, leader: NodeId, member: &Member) -> Result<u64, ReplicationError> {
-        match self.call(leader, &member.raft_addr, Request::ReadIndex).await? {
+    pub async fn read_index(
+        &self,
+        leader: NodeId,
+        member: &Member,
+    ) -> Result<u64, ReplicationError> {
+        match self
+            .call(leader, &member.raft_addr, Request::ReadIndex)
+            .await?
+        {
             Response::ReadIndex(index) => Ok(index),
             other => Err(unexpected(leader, other)),
         }
@@ -156,6 +221,9 @@ pub(crate) fn unexpected(node_id: NodeId, response: Response) -> ReplicationErro
     match response {
         Response::NotLeader { leader } => ReplicationError::NotLeader { node_id, leader },
         Response::Failed(reason) => ReplicationError::Remote { node_id, reason },
-        other => ReplicationError::Protocol { node_id, reason: format!("unexpected response {other:?}") },
+        other => ReplicationError::Protocol {
+            node_id,
+            reason: format!("unexpected response {other:?}"),
+        },
     }
 }

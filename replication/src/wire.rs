@@ -3,10 +3,10 @@
 //! request is followed on the same stream by the raw bytes of its files.
 
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use raft_store::{Command, CommandResult, NodeId, SnapshotMeta, TypeConfig, Vote};
+use raft_store::{CommandResult, NodeId, Request as WriteRequest, SnapshotMeta, TypeConfig, Vote};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,9 +30,13 @@ pub enum Request {
     PreVote(VoteRequest<TypeConfig>),
     TransferLeader(TransferLeaderRequest<TypeConfig>),
     /// Followed by the files' bytes, in order.
-    Snapshot { vote: Vote, meta: SnapshotMeta, files: Vec<SnapshotFile> },
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        files: Vec<SnapshotFile>,
+    },
     /// A write a follower forwards to the leader.
-    ClientWrite(Command),
+    ClientWrite(WriteRequest),
     /// Asks the leader for a read index: the log index a linearizable read must wait for.
     ReadIndex,
 }
@@ -52,7 +56,9 @@ pub enum Response {
     ClientWrite(CommandResult),
     ReadIndex(u64),
     /// The receiver is not the leader; it names the leader it knows.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
     /// The receiver could not serve the request (shutting down, storage failure, bad identity).
     Failed(String),
 }
@@ -97,5 +103,7 @@ where
     let mut bytes = vec![0u8; len as usize];
     reader.read_exact(&mut bytes).await?;
     let config = bincode::config::standard().with_limit::<{ MAX_FRAME as usize }>();
-    bincode::serde::decode_from_slice(&bytes, config).map(|(message, _)| message).map_err(|e| FrameError::Decode(e.to_string()))
+    bincode::serde::decode_from_slice(&bytes, config)
+        .map(|(message, _)| message)
+        .map_err(|e| FrameError::Decode(e.to_string()))
 }

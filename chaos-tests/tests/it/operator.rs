@@ -1,0 +1,292 @@
+//! What an operator does with `mclusterctl`: join, leave, failover, status, and the demo.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chaos_tests::{Cluster, NodeTuning, binary, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+fn status_json(cluster: &Cluster) -> Value {
+    let out = cluster
+        .ctl_ok(&["status", "--json"])
+        .expect("mclusterctl status --json");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {out}"))
+}
+
+fn leader_of(status: &Value) -> u64 {
+    status["cluster"]["leader_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no leader in {status}"))
+}
+
+#[test]
+fn join_failover_and_leave_through_mclusterctl() {
+    // Cluster::start runs `mclusterctl init` and `mclusterctl join` for n2 (data) and n3 (witness).
+    let mut cluster = Cluster::start(3, 2, true, NodeTuning::default()).expect("start cluster");
+    let status = status_json(&cluster);
+    let members = status["cluster"]["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{status}");
+    assert!(
+        members.iter().all(|m| m["voter"] == true),
+        "every joined node is a voter: {status}"
+    );
+    let nodes = status["nodes"].as_array().expect("per-node rows");
+    let n_leaders = nodes
+        .iter()
+        .filter(|n| n["node"]["state"] == "Leader")
+        .count();
+    assert_eq!(n_leaders, 1, "{status}");
+
+    // Leadership moves to the other data node, on request, and shows in status.
+    let leader = leader_of(&status);
+    let target = cluster
+        .nodes
+        .iter()
+        .find(|n| n.role == "data" && n.id != leader)
+        .expect("other data node");
+    let (target_id, target_name) = (target.id, target.name.clone());
+    cluster
+        .ctl_ok(&["failover", "--to", &target_name])
+        .expect("failover");
+    assert_eq!(leader_of(&status_json(&cluster)), target_id);
+
+    // A witness is never a failover target.
+    let witness = cluster
+        .nodes
+        .iter()
+        .find(|n| n.role == "witness")
+        .expect("witness")
+        .name
+        .clone();
+    let refused = cluster.ctl(&["failover", "--to", &witness]).unwrap();
+    assert!(
+        !refused.status.success(),
+        "failover to the witness was accepted"
+    );
+
+    // Without --to, the cluster picks a caught-up data node.
+    cluster
+        .ctl_ok(&["failover"])
+        .expect("failover without target");
+    assert_ne!(leader_of(&status_json(&cluster)), target_id);
+
+    // The witness leaves; two voters remain and the cluster still takes writes.
+    cluster.ctl_ok(&["leave", &witness]).expect("leave");
+    let status = status_json(&cluster);
+    let members = status["cluster"]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{status}");
+    cluster
+        .ctl_ok(&["domain", "add", "after-leave.test"])
+        .expect("write after leave");
+    let domains = cluster.ctl_ok(&["domain", "list", "--json"]).unwrap();
+    assert!(domains.contains("after-leave.test"), "{domains}");
+
+    // The leader cannot remove itself.
+    let leader_name = cluster.nodes[cluster.index_of(leader_of(&status))]
+        .name
+        .clone();
+    assert!(
+        !cluster
+            .ctl(&["leave", &leader_name])
+            .unwrap()
+            .status
+            .success()
+    );
+
+    // A clean stop of a node is quick.
+    let started = Instant::now();
+    let i = cluster.index_of(leader_of(&status));
+    let exit = cluster.stop(i, Duration::from_secs(10)).unwrap();
+    assert!(exit.success(), "mclusterd exited with {exit} on SIGTERM");
+    println!("SIGTERM to exit: {} ms", started.elapsed().as_millis());
+}
+
+#[test]
+fn user_and_domain_commands_round_trip() {
+    let cluster = Cluster::start(4, 1, false, NodeTuning::default()).expect("start cluster");
+    cluster.ctl_ok(&["domain", "add", "Example.Test"]).unwrap();
+    cluster
+        .ctl_ok(&[
+            "user",
+            "add",
+            "Alice@example.test",
+            "--password",
+            "s3cret-pw",
+        ])
+        .unwrap();
+    let shown = cluster
+        .ctl_ok(&["user", "show", "alice@example.test", "--json"])
+        .unwrap();
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["address"], "alice@example.test");
+    assert_eq!(shown["enabled"], true);
+    assert!(
+        shown.get("password_hash").is_none(),
+        "the API leaked a password hash: {shown}"
+    );
+    cluster
+        .ctl_ok(&["user", "disable", "alice@example.test"])
+        .unwrap();
+    let shown: Value = serde_json::from_str(
+        &cluster
+            .ctl_ok(&["user", "show", "alice@example.test", "--json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shown["enabled"], false);
+    cluster
+        .ctl_ok(&[
+            "user",
+            "passwd",
+            "alice@example.test",
+            "--password",
+            "another-pw",
+        ])
+        .unwrap();
+    // A domain with users cannot go; after the user, it can.
+    assert!(
+        !cluster
+            .ctl(&["domain", "del", "example.test"])
+            .unwrap()
+            .status
+            .success()
+    );
+    cluster
+        .ctl_ok(&["user", "del", "alice@example.test"])
+        .unwrap();
+    cluster.ctl_ok(&["domain", "del", "example.test"]).unwrap();
+    let list = cluster.ctl_ok(&["domain", "list", "--json"]).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        serde_json::json!([])
+    );
+    // Bad input is a clear error, not a crash.
+    let bad = cluster
+        .ctl(&["user", "add", "no-at-sign", "--password", "x"])
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        cluster.current_leader().is_some(),
+        "the node survived bad input"
+    );
+}
+
+/// Reads the demo's standard output line by line, on a thread, so the test can wait with a
+/// timeout.
+fn spawn_line_reader(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn demo_starts_three_nodes_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let client_config = dir.path().join("client.toml");
+    let mut demo = Command::new(binary("mclusterctl"))
+        .args([
+            "--config",
+            &client_config.display().to_string(),
+            "demo",
+            "--dir",
+        ])
+        .arg(dir.path().join("demo"))
+        .args(["--password", "demo-pw", "--mclusterd"])
+        .arg(binary("mclusterd"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the demo");
+    let lines = spawn_line_reader(demo.stdout.take().expect("piped stdout"));
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !seen.iter().any(|l: &String| l.contains("Ctrl-C")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = demo.kill();
+                panic!("the demo did not come up; it printed:\n{}", seen.join("\n"));
+            }
+        }
+    }
+
+    // Another terminal: `mclusterctl status` with only the client config the demo wrote.
+    let status = Command::new(binary("mclusterctl"))
+        .args([
+            "--config",
+            &client_config.display().to_string(),
+            "status",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let members = status["cluster"]["members"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{status}");
+    let n_leaders = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["node"]["state"] == "Leader")
+        .count();
+    assert_eq!(n_leaders, 1, "{status}");
+    let user = Command::new(binary("mclusterctl"))
+        .args([
+            "--config",
+            &client_config.display().to_string(),
+            "user",
+            "show",
+            "demo@example.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(user.status.success(), "demo user missing");
+
+    // The table the demo printed: NAME ROLE PID ADMIN RAFT LOG.
+    let pids: Vec<i32> = seen
+        .iter()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let is_node_row = cols.first().is_some_and(|c| ["n1", "n2", "n3"].contains(c));
+            if is_node_row {
+                cols.get(2)?.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        pids.len(),
+        3,
+        "the demo printed no table of three processes:\n{}",
+        seen.join("\n")
+    );
+    kill(Pid::from_raw(demo.id() as i32), Signal::SIGTERM).unwrap();
+    let exited = wait_until(Duration::from_secs(40), "the demo to exit", || {
+        demo.try_wait().ok().flatten()
+    })
+    .unwrap();
+    assert!(exited.success(), "demo exited with {exited}");
+    for pid in pids {
+        let alive = kill(Pid::from_raw(pid), None).is_ok();
+        assert!(!alive, "mclusterd {pid} outlived the demo");
+    }
+}

@@ -1,0 +1,674 @@
+//! The admin API as mclusterctl sees it: the JSON shapes of docs/ADMIN_API.md and a blocking
+//! HTTP client that tries a cluster's admin URLs in turn.
+//!
+//! Failover rules: a URL that cannot be reached (refused, unresolvable, connect timeout) is
+//! skipped for the next one. A request that may already have reached a node (a timeout or a
+//! broken connection after sending) is retried elsewhere only if it is idempotent (GET, PUT,
+//! DELETE); a POST fails instead, since the first node may have applied it. An HTTP answer is
+//! final, except `503 no_leader`, which is retried (every URL, every 200 ms) for up to 10 s.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use ureq::http::{Method, Request, header};
+
+#[cfg(test)]
+mod tests;
+
+/// Time allowed to set up a TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for a whole request, answer body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `POST /v1/members` waits until the new node has caught up.
+pub const ADD_MEMBER_TIMEOUT: Duration = Duration::from_secs(120);
+/// `GET /v1/node` on each member for `status`: a node that is slow to answer counts as down.
+pub const NODE_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long `503 no_leader` answers are retried.
+pub const NO_LEADER_PATIENCE: Duration = Duration::from_secs(10);
+const NO_LEADER_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
+const MAX_ERROR_TEXT_CHARS: usize = 300;
+
+// ---------------------------------------------------------------------------------------------
+// Shapes
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Data,
+    Witness,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Data => "data",
+            Role::Witness => "witness",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "data" => Ok(Role::Data),
+            "witness" => Ok(Role::Witness),
+            _ => Err(format!("unknown role {s:?}: expected data or witness")),
+        }
+    }
+}
+
+/// One node's own view (`GET /v1/node`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub name: String,
+    pub role: Role,
+    /// "Leader", "Follower", "Candidate", "Learner" or "Shutdown"; kept as text so that a newer
+    /// server state still shows.
+    pub state: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub node_id: u64,
+    pub name: String,
+    pub role: Role,
+    pub voter: bool,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    /// The leader's view of replication; null when not known.
+    pub matched_index: Option<u64>,
+}
+
+impl Member {
+    /// The member's admin API base URL.
+    pub fn admin_url(&self) -> String {
+        admin_url(&self.admin_addr)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub name: String,
+    pub role: Role,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    pub csr_pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: u64,
+    pub cluster_name: String,
+    pub cert_pem: String,
+    pub ca_pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub name: String,
+    pub enabled: bool,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub address: String,
+    pub domain: String,
+    pub quota_mb: u64,
+    pub enabled: bool,
+    pub created_at: u64,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+#[derive(Serialize)]
+struct AddMember {
+    node_id: u64,
+}
+
+#[derive(Serialize)]
+struct Failover {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverResponse {
+    pub leader: u64,
+}
+
+#[derive(Serialize)]
+struct NewDomain<'a> {
+    name: &'a str,
+}
+
+// No Debug: these carry passwords.
+#[derive(Serialize)]
+struct NewAccount<'a> {
+    address: &'a str,
+    password: &'a str,
+    quota_mb: u64,
+}
+
+#[derive(Serialize)]
+struct NewPassword<'a> {
+    password: &'a str,
+}
+
+#[derive(Serialize)]
+struct Enabled {
+    enabled: bool,
+}
+
+/// `http://` + a node's admin address.
+pub fn admin_url(admin_addr: &str) -> String {
+    format!("http://{admin_addr}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// A node answered with an error status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub url: String,
+    pub status: u16,
+    /// The `code` of the error body, empty if the body was not the documented JSON.
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ApiError {
+            url,
+            status,
+            code,
+            message,
+        } = self;
+        if code.is_empty() {
+            write!(f, "{url} answered {status}: {message}")
+        } else {
+            write!(f, "{url} answered {status} {code}: {message}")
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    fn from_answer(url: &str, status: u16, body: &[u8]) -> ApiError {
+        match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(ErrorBody { error, code }) => ApiError {
+                url: url.to_owned(),
+                status,
+                code,
+                message: error,
+            },
+            Err(_) => {
+                let text = String::from_utf8_lossy(body);
+                let mut message: String = text.trim().chars().take(MAX_ERROR_TEXT_CHARS).collect();
+                if message.is_empty() {
+                    message = "(no body)".to_owned();
+                }
+                ApiError {
+                    url: url.to_owned(),
+                    status,
+                    code: String::new(),
+                    message,
+                }
+            }
+        }
+    }
+
+    fn is_no_leader(&self) -> bool {
+        self.status == 503 && self.code == "no_leader"
+    }
+}
+
+/// The HTTP status of an error answer anywhere in `err`'s chain.
+pub fn error_status(err: &anyhow::Error) -> Option<u16> {
+    err.downcast_ref::<ApiError>()
+        .map(|api_error| api_error.status)
+}
+
+/// No node answered at all.
+#[derive(Debug)]
+pub struct Unreachable {
+    pub attempts: Vec<String>,
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no admin url answered ({})", self.attempts.join("; "))
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// Why a request got no HTTP answer.
+struct Unanswered {
+    error: ureq::Error,
+}
+
+impl Unanswered {
+    /// Whether the request certainly never reached the node, so any request may go elsewhere.
+    fn surely_not_sent(&self) -> bool {
+        use std::io::ErrorKind;
+        match &self.error {
+            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed => true,
+            ureq::Error::Io(io) => matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::NotConnected
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure is about reaching the node at all (as opposed to, say, a bad URL).
+    fn is_transport(&self) -> bool {
+        matches!(
+            self.error,
+            ureq::Error::Io(_)
+                | ureq::Error::Timeout(_)
+                | ureq::Error::HostNotFound
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::Protocol(_)
+        )
+    }
+}
+
+impl fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.error {
+            ureq::Error::Timeout(timeout) => write!(f, "timed out ({timeout})"),
+            error => write!(f, "{error}"),
+        }
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    [Method::GET, Method::HEAD, Method::PUT, Method::DELETE].contains(method)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+// ---------------------------------------------------------------------------------------------
+
+/// A blocking admin API client for one cluster. Cheap to share between threads.
+pub struct Client {
+    agent: ureq::Agent,
+    urls: Vec<String>,
+    token: String,
+    no_leader_patience: Duration,
+    /// Index of the URL that answered last; later requests start there.
+    preferred: AtomicUsize,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("urls", &self.urls)
+            .field("token", &"[elided]")
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client that tries `urls` (`http://host:port`) in order and presents `token`.
+    pub fn new(urls: Vec<String>, token: impl Into<String>) -> Result<Client> {
+        if urls.is_empty() {
+            bail!("no admin urls to try (add some to the client config's admin-urls)");
+        }
+        let urls = urls
+            .into_iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect();
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .max_redirects(0)
+            // The admin API lives on the cluster's own network; an HTTP proxy from the
+            // environment would only get in the way.
+            .proxy(None)
+            .user_agent(concat!("mclusterctl/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(config),
+            urls,
+            token: token.into(),
+            no_leader_patience: NO_LEADER_PATIENCE,
+            preferred: AtomicUsize::new(0),
+        })
+    }
+
+    /// Sets how long `503 no_leader` answers are retried (zero: not at all).
+    pub fn with_no_leader_patience(mut self, patience: Duration) -> Client {
+        self.no_leader_patience = patience;
+        self
+    }
+
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    // Routes, in the order of docs/ADMIN_API.md.
+
+    /// `GET /v1/node` from the first node that answers.
+    pub fn node(&self) -> Result<NodeStatus> {
+        self.get("/v1/node")
+    }
+
+    /// `GET /v1/node` from one node only, with its own timeout.
+    pub fn node_at(&self, base_url: &str, timeout: Duration) -> Result<NodeStatus> {
+        let path = "/v1/node";
+        let base_url = base_url.trim_end_matches('/');
+        match self.send_once(base_url, &Method::GET, path, None, timeout) {
+            Ok(body) => decode(&body, &Method::GET, path, base_url),
+            Err(Attempt::Answered(api_error)) => Err(api_error.into()),
+            Err(Attempt::Unanswered(unanswered)) => {
+                bail!("{base_url}: {unanswered}")
+            }
+        }
+    }
+
+    pub fn status(&self) -> Result<ClusterStatus> {
+        self.get("/v1/status")
+    }
+
+    pub fn members(&self) -> Result<Vec<Member>> {
+        self.get("/v1/members")
+    }
+
+    /// `POST /v1/join` (join token).
+    pub fn join(&self, join_request: &JoinRequest) -> Result<JoinResponse> {
+        self.post("/v1/join", join_request, REQUEST_TIMEOUT)
+    }
+
+    /// `POST /v1/members`: waits (up to two minutes) until the node is a caught-up voter.
+    pub fn add_member(&self, node_id: u64) -> Result<Member> {
+        self.post("/v1/members", &AddMember { node_id }, ADD_MEMBER_TIMEOUT)
+    }
+
+    pub fn remove_member(&self, node_id: u64) -> Result<()> {
+        self.delete(&format!("/v1/members/{node_id}"))
+    }
+
+    /// `POST /v1/failover`; answers the new leader's id.
+    pub fn failover(&self, to: Option<u64>) -> Result<u64> {
+        let answer: FailoverResponse =
+            self.post("/v1/failover", &Failover { to }, REQUEST_TIMEOUT)?;
+        Ok(answer.leader)
+    }
+
+    pub fn domains(&self) -> Result<Vec<Domain>> {
+        self.get("/v1/domains")
+    }
+
+    pub fn add_domain(&self, name: &str) -> Result<Domain> {
+        self.post("/v1/domains", &NewDomain { name }, REQUEST_TIMEOUT)
+    }
+
+    pub fn domain(&self, name: &str) -> Result<Domain> {
+        self.get(&format!("/v1/domains/{}", encode_component(name)))
+    }
+
+    pub fn delete_domain(&self, name: &str) -> Result<()> {
+        self.delete(&format!("/v1/domains/{}", encode_component(name)))
+    }
+
+    /// `GET /v1/accounts`, all of them or those of one domain.
+    pub fn accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
+        match domain {
+            Some(domain) => self.get(&format!("/v1/accounts?domain={}", encode_component(domain))),
+            None => self.get("/v1/accounts"),
+        }
+    }
+
+    pub fn add_account(&self, address: &str, password: &str, quota_mb: u64) -> Result<Account> {
+        let new_account = NewAccount {
+            address,
+            password,
+            quota_mb,
+        };
+        self.post("/v1/accounts", &new_account, REQUEST_TIMEOUT)
+    }
+
+    pub fn account(&self, address: &str) -> Result<Account> {
+        self.get(&format!("/v1/accounts/{}", encode_component(address)))
+    }
+
+    pub fn delete_account(&self, address: &str) -> Result<()> {
+        self.delete(&format!("/v1/accounts/{}", encode_component(address)))
+    }
+
+    pub fn set_password(&self, address: &str, password: &str) -> Result<()> {
+        let path = format!("/v1/accounts/{}/password", encode_component(address));
+        self.put(&path, &NewPassword { password })
+    }
+
+    pub fn set_enabled(&self, address: &str, enabled: bool) -> Result<()> {
+        let path = format!("/v1/accounts/{}/enabled", encode_component(address));
+        self.put(&path, &Enabled { enabled })
+    }
+
+    // Generic requests.
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let (url, body) = self.exchange(&Method::GET, path, None, REQUEST_TIMEOUT)?;
+        decode(&body, &Method::GET, path, &url)
+    }
+
+    pub fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T> {
+        let body = serde_json::to_vec(body).context("encode request body")?;
+        let (url, answer) = self.exchange(&Method::POST, path, Some(&body), timeout)?;
+        decode(&answer, &Method::POST, path, &url)
+    }
+
+    /// A PUT whose success answer has no body worth reading (`204`).
+    pub fn put<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        let body = serde_json::to_vec(body).context("encode request body")?;
+        self.exchange(&Method::PUT, path, Some(&body), REQUEST_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// A DELETE whose success answer has no body worth reading (`204`).
+    pub fn delete(&self, path: &str) -> Result<()> {
+        self.exchange(&Method::DELETE, path, None, REQUEST_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Sends the request to the URLs in turn (see the module docs) and returns the URL that
+    /// answered with a success status and the answer's body.
+    fn exchange(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<(String, Vec<u8>)> {
+        let deadline = Instant::now() + self.no_leader_patience;
+        let n_urls = self.urls.len();
+        loop {
+            let start = self.preferred.load(Ordering::Relaxed) % n_urls;
+            let mut attempts = Vec::new();
+            let mut no_leader = None;
+            for offset in 0..n_urls {
+                let index = (start + offset) % n_urls;
+                let url = &self.urls[index];
+                match self.send_once(url, method, path, body, timeout) {
+                    Ok(answer) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        return Ok((url.clone(), answer));
+                    }
+                    Err(Attempt::Answered(api_error)) if api_error.is_no_leader() => {
+                        no_leader = Some(api_error);
+                    }
+                    Err(Attempt::Answered(api_error)) => {
+                        return Err(anyhow::Error::new(api_error))
+                            .with_context(|| format!("{method} {path}"));
+                    }
+                    Err(Attempt::Unanswered(unanswered))
+                        if unanswered.surely_not_sent()
+                            || (unanswered.is_transport() && is_idempotent(method)) =>
+                    {
+                        attempts.push(format!("{url}: {unanswered}"));
+                    }
+                    Err(Attempt::Unanswered(unanswered)) if unanswered.is_transport() => {
+                        bail!(
+                            "{method} {path} to {url}: {unanswered}; the cluster may or may not \
+                             have applied it, check before retrying"
+                        );
+                    }
+                    Err(Attempt::Unanswered(unanswered)) => {
+                        bail!("{method} {path} to {url}: {unanswered}");
+                    }
+                }
+            }
+            match no_leader {
+                Some(_) if Instant::now() + NO_LEADER_RETRY_INTERVAL < deadline => {
+                    std::thread::sleep(NO_LEADER_RETRY_INTERVAL);
+                }
+                Some(api_error) => {
+                    return Err(anyhow::Error::new(api_error))
+                        .with_context(|| format!("{method} {path}: the cluster has no leader"));
+                }
+                None => {
+                    return Err(anyhow::Error::new(Unreachable { attempts }))
+                        .with_context(|| format!("{method} {path}"));
+                }
+            }
+        }
+    }
+
+    /// One request to one URL. `Ok` only for a 2xx answer.
+    fn send_once(
+        &self,
+        base_url: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Attempt> {
+        let url = format!("{base_url}{path}");
+        let builder = Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::ACCEPT, "application/json");
+        let sent = match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec())
+                .map_err(ureq::Error::from)
+                .and_then(|request| self.run(request, timeout)),
+            None => builder
+                .body(())
+                .map_err(ureq::Error::from)
+                .and_then(|request| self.run(request, timeout)),
+        };
+        let response = sent.map_err(|error| Attempt::Unanswered(Unanswered { error }))?;
+        let status = response.status().as_u16();
+        let answer = response
+            .into_body()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|error| Attempt::Unanswered(Unanswered { error }))?;
+        if (200..300).contains(&status) {
+            Ok(answer)
+        } else {
+            Err(Attempt::Answered(ApiError::from_answer(
+                base_url, status, &answer,
+            )))
+        }
+    }
+
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: Request<S>,
+        timeout: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
+        self.agent.run(request)
+    }
+}
+
+enum Attempt {
+    Answered(ApiError),
+    Unanswered(Unanswered),
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8], method: &Method, path: &str, url: &str) -> Result<T> {
+    serde_json::from_slice(body)
+        .with_context(|| format!("decode the answer to {method} {path} from {url}"))
+}
+
+/// Percent-encodes a path segment or query value: everything but unreserved characters and `@`.
+pub fn encode_component(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            write!(out, "%{byte:02X}").expect("writing to a String cannot fail");
+        }
+    }
+    out
+}

@@ -1,0 +1,205 @@
+//! Tests for the admin API client against a scripted HTTP server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::api::{ApiError, Client, Role, Unreachable, encode_component, error_status};
+use crate::test_server::{Recorded, Reply, TestServer, refused_url};
+
+const TOKEN: &str = "secret-token";
+
+const STATUS: &str = r#"{"cluster_name":"mcluster","leader_id":1,"term":3,"members":[
+    {"node_id":1,"name":"n1","role":"data","voter":true,"raft_addr":"127.0.0.11:7071",
+     "admin_addr":"127.0.0.11:7070","matched_index":10},
+    {"node_id":3,"name":"n3","role":"witness","voter":false,"raft_addr":"127.0.0.13:7071",
+     "admin_addr":"127.0.0.13:7070","matched_index":null}]}"#;
+
+fn client(urls: &[&str]) -> Client {
+    Client::new(urls.iter().map(|url| (*url).to_owned()).collect(), TOKEN).expect("client")
+}
+
+#[track_caller]
+fn check_request(recorded: &Recorded, method: &str, target: &str, body: &str) {
+    assert_eq!(recorded.method, method);
+    assert_eq!(recorded.target, target);
+    assert_eq!(recorded.body, body);
+    assert_eq!(
+        recorded.authorization.as_deref(),
+        Some("Bearer secret-token")
+    );
+}
+
+#[test]
+fn reads_cluster_status_with_bearer_token() {
+    let server = TestServer::start(|_| Reply::json(200, STATUS));
+    let status = client(&[&server.url]).status().expect("status");
+    assert_eq!(status.leader_id, Some(1));
+    assert_eq!(status.members[1].role, Role::Witness);
+    assert_eq!(status.members[1].matched_index, None);
+    check_request(&server.requests()[0], "GET", "/v1/status", "");
+}
+
+#[test]
+fn skips_unreachable_urls_and_remembers_the_one_that_answered() {
+    let server = TestServer::start(|_| Reply::json(200, "[]"));
+    let refused = refused_url();
+    let client = client(&[&refused, &server.url]);
+    assert!(client.domains().expect("domains").is_empty());
+    assert!(client.domains().expect("domains again").is_empty());
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn an_error_answer_is_final() {
+    let first = TestServer::start(|_| Reply::error(409, "exists", "domain example.test exists"));
+    let second = TestServer::start(|_| Reply::json(201, "{}"));
+    let err = client(&[&first.url, &second.url])
+        .add_domain("example.test")
+        .expect_err("409");
+    let api_error = err.downcast_ref::<ApiError>().expect("an ApiError");
+    assert_eq!(api_error.code, "exists");
+    assert_eq!(error_status(&err), Some(409));
+    assert!(
+        format!("{err:#}").contains("409 exists: domain example.test exists"),
+        "{err:#}"
+    );
+    assert!(second.requests().is_empty());
+    check_request(
+        &first.requests()[0],
+        "POST",
+        "/v1/domains",
+        r#"{"name":"example.test"}"#,
+    );
+}
+
+#[test]
+fn retries_no_leader_until_a_leader_answers() {
+    let calls = AtomicUsize::new(0);
+    let server = TestServer::start(move |_| {
+        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+            Reply::error(503, "no_leader", "election in progress")
+        } else {
+            Reply::json(200, r#"{"leader":2}"#)
+        }
+    });
+    let leader = client(&[&server.url]).failover(Some(2)).expect("failover");
+    assert_eq!(leader, 2);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    check_request(&requests[2], "POST", "/v1/failover", r#"{"to":2}"#);
+}
+
+#[test]
+fn gives_up_on_no_leader_after_its_patience() {
+    let server = TestServer::start(|_| Reply::error(503, "no_leader", "no quorum"));
+    let started = Instant::now();
+    let err = client(&[&server.url])
+        .with_no_leader_patience(Duration::from_millis(500))
+        .status()
+        .expect_err("no leader");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(format!("{err:#}").contains("no leader"), "{err:#}");
+    assert_eq!(error_status(&err), Some(503));
+    assert!(server.requests().len() >= 2);
+}
+
+#[test]
+fn names_every_url_when_none_answers() {
+    let (first, second) = (refused_url(), refused_url());
+    let err = client(&[&first, &second])
+        .members()
+        .expect_err("unreachable");
+    assert!(err.downcast_ref::<Unreachable>().is_some());
+    let message = format!("{err:#}");
+    assert!(
+        message.contains(&first) && message.contains(&second),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_post_that_timed_out_is_not_sent_elsewhere() {
+    let slow = TestServer::start(|_| Reply::json(200, "{}").after(Duration::from_secs(2)));
+    let other = TestServer::start(|_| Reply::json(200, "{}"));
+    let err = client(&[&slow.url, &other.url])
+        .post::<_, serde_json::Value>(
+            "/v1/domains",
+            &serde_json::json!({}),
+            Duration::from_millis(300),
+        )
+        .expect_err("timeout");
+    assert!(format!("{err:#}").contains("may or may not"), "{err:#}");
+    assert!(other.requests().is_empty());
+}
+
+#[test]
+fn node_probe_has_its_own_timeout() {
+    let slow = TestServer::start(|_| Reply::json(200, "{}").after(Duration::from_secs(3)));
+    let started = Instant::now();
+    let result = client(&["http://unused.invalid"]).node_at(&slow.url, Duration::from_millis(300));
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn failover_without_target_sends_empty_object() {
+    let server = TestServer::start(|_| Reply::json(200, r#"{"leader":1}"#));
+    client(&[&server.url]).failover(None).expect("failover");
+    check_request(&server.requests()[0], "POST", "/v1/failover", "{}");
+}
+
+#[test]
+fn account_routes_encode_addresses() {
+    let server = TestServer::start(|request| match request.method.as_str() {
+        "GET" => Reply::json(200, "[]"),
+        _ => Reply::json(204, ""),
+    });
+    let client = client(&[&server.url]);
+    client.accounts(Some("exa mple.test")).expect("list");
+    client
+        .set_enabled("a b@example.test", false)
+        .expect("disable");
+    client.set_password("a@example.test", "pw").expect("passwd");
+    client.delete_account("a@example.test").expect("delete");
+    let requests = server.requests();
+    check_request(
+        &requests[0],
+        "GET",
+        "/v1/accounts?domain=exa%20mple.test",
+        "",
+    );
+    check_request(
+        &requests[1],
+        "PUT",
+        "/v1/accounts/a%20b@example.test/enabled",
+        r#"{"enabled":false}"#,
+    );
+    check_request(
+        &requests[2],
+        "PUT",
+        "/v1/accounts/a@example.test/password",
+        r#"{"password":"pw"}"#,
+    );
+    check_request(&requests[3], "DELETE", "/v1/accounts/a@example.test", "");
+}
+
+#[test]
+fn error_without_json_body_still_reports_status() {
+    let server = TestServer::start(|_| Reply::json(500, "internal trouble"));
+    let err = client(&[&server.url]).domains().expect_err("500");
+    let api_error = err.downcast_ref::<ApiError>().expect("an ApiError");
+    assert_eq!((api_error.status, api_error.code.as_str()), (500, ""));
+    assert!(format!("{err:#}").contains("internal trouble"), "{err:#}");
+}
+
+#[test]
+fn encodes_path_components() {
+    assert_eq!(encode_component("demo@example.test"), "demo@example.test");
+    assert_eq!(encode_component("a/b c?d"), "a%2Fb%20c%3Fd");
+    assert_eq!(encode_component("ü"), "%C3%BC");
+}
+
+#[test]
+fn no_urls_is_an_error() {
+    assert!(Client::new(Vec::new(), TOKEN).is_err());
+}

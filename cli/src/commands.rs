@@ -1,0 +1,747 @@
+//! The mclusterctl commands other than `demo`: each takes its options, talks to the cluster
+//! through the admin API and prints a table (or JSON) for people.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use serde::Serialize;
+
+use crate::api::{
+    self, Account, Client, ClusterStatus, Domain, Member, NODE_PROBE_TIMEOUT, NodeStatus, Role,
+};
+use crate::client_config::{self, ClientConfig};
+use crate::node_dir::{self, InitPlan, JoinPlan};
+use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
+use crate::secrets;
+use crate::table::{Table, opt_u64, unix_time, yes_no};
+
+#[cfg(test)]
+mod tests;
+
+/// How long `init --start` waits for the first node to elect itself.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `join --start` waits for the new node to become a voter.
+pub const VOTER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Quota of new accounts unless `--quota-mb` says otherwise.
+pub const DEFAULT_QUOTA_MB: u64 = 1024;
+
+/// Never set: the waits of commands other than `demo` end only by success or timeout.
+static NOT_STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// What every command needs: where the client config lives.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub client_config_path: PathBuf,
+}
+
+impl Context {
+    /// `--config`, or the default location from the environment.
+    pub fn from_env(explicit: Option<PathBuf>) -> Result<Context> {
+        let client_config_path =
+            client_config::resolve_path(explicit, |name| std::env::var_os(name))?;
+        Ok(Context { client_config_path })
+    }
+
+    pub fn client_config(&self) -> Result<ClientConfig> {
+        ClientConfig::load(&self.client_config_path)
+    }
+
+    /// A client for the configured cluster, presenting the admin token.
+    pub fn admin_client(&self) -> Result<Client> {
+        admin_client(&self.client_config()?)
+            .with_context(|| format!("use {}", self.client_config_path.display()))
+    }
+}
+
+/// A client for the cluster of `client_config`, presenting its admin token.
+pub fn admin_client(client_config: &ClientConfig) -> Result<Client> {
+    Client::new(
+        client_config.admin_urls.clone(),
+        client_config.admin_token()?,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// init, join, leave
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    pub name: String,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    pub cluster_name: String,
+    pub start: bool,
+    pub mclusterd: Option<PathBuf>,
+}
+
+/// `mclusterctl init`: makes the CA, the first node's directory and the client config, and with
+/// `--start` starts the node and waits until it leads.
+pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
+    // Before making anything, so that a missing binary does not leave a half-done init.
+    let mclusterd = find_mclusterd_if(options.start, &options.mclusterd)?;
+    let outcome = node_dir::init_files(&InitPlan {
+        dir: options.dir.clone(),
+        name: options.name.clone(),
+        raft_addr: options.raft_addr.clone(),
+        admin_addr: options.admin_addr.clone(),
+        cluster_name: options.cluster_name.clone(),
+    })?;
+    let backup = save_client_config(&outcome.client_config, &ctx.client_config_path)?;
+
+    let node_url = api::admin_url(&options.admin_addr);
+    let mut made = Table::headless();
+    made.push_row(vec![
+        format!("{}", outcome.ca_cert.display()),
+        "cluster CA certificate".to_owned(),
+    ]);
+    made.push_row(vec![
+        format!("{}", outcome.ca_key.display()),
+        "cluster CA key (private; the cluster keeps a copy to sign new nodes)".to_owned(),
+    ]);
+    made.push_row(vec![
+        format!("{}/", outcome.node.dir.display()),
+        format!(
+            "node 1 ({}, data): raft {}, admin {node_url}",
+            options.name, options.raft_addr
+        ),
+    ]);
+    made.push_row(vec![
+        format!("{}", ctx.client_config_path.display()),
+        "client config with the admin and join tokens (private)".to_owned(),
+    ]);
+    println!("created cluster {:?}:", options.cluster_name);
+    print!("{}", indent(&made.render()));
+    print_backup_note(backup.as_deref());
+
+    if let Some(mclusterd) = mclusterd {
+        let mut node_process =
+            NodeProcess::spawn(&mclusterd, &options.name, &outcome.node, Launch::Detached)?;
+        print_started(&node_process);
+        let client = admin_client(&outcome.client_config)?.with_no_leader_patience(Duration::ZERO);
+        let status = wait_for_leader(
+            &client,
+            LEADER_TIMEOUT,
+            &NOT_STOPPED,
+            &mut [&mut node_process],
+        )?;
+        println!("{}", leader_line(&status));
+        println!("next steps:");
+    } else {
+        println!("next steps:");
+        println!(
+            "  start the node:  mclusterd --config {}",
+            outcome.node.config.display()
+        );
+    }
+    println!("  check it:        mclusterctl status");
+    println!(
+        "  add a node:      mclusterctl join --dir {} --name n2 --raft-addr HOST:PORT \
+         --admin-addr HOST:PORT --start",
+        options.dir.display()
+    );
+    println!("  add mail:        mclusterctl domain add example.test");
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub dir: PathBuf,
+    pub name: String,
+    pub role: Role,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    /// Admin URLs to ask; empty means the client config's admin-urls.
+    pub seeds: Vec<String>,
+    pub start: bool,
+    pub mclusterd: Option<PathBuf>,
+}
+
+/// `mclusterctl join`: gets a node id and certificate from the cluster, writes the node's
+/// directory, and with `--start` starts it and waits until it is a voter.
+pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
+    let mut client_config = ctx.client_config()?;
+    let join_token = client_config
+        .join_token()
+        .with_context(|| format!("use {}", ctx.client_config_path.display()))?
+        .to_owned();
+    let seeds = if options.seeds.is_empty() {
+        client_config.admin_urls.clone()
+    } else {
+        options
+            .seeds
+            .iter()
+            .map(|seed| normalize_url(seed))
+            .collect()
+    };
+    let mclusterd = find_mclusterd_if(options.start, &options.mclusterd)?;
+    let outcome = node_dir::join_files(
+        &JoinPlan {
+            dir: options.dir.clone(),
+            name: options.name.clone(),
+            role: options.role,
+            raft_addr: options.raft_addr.clone(),
+            admin_addr: options.admin_addr.clone(),
+            seeds,
+        },
+        &join_token,
+    )?;
+    let node_id = outcome.node_file.node_id;
+    client_config.add_admin_url(&api::admin_url(&options.admin_addr));
+    client_config
+        .save(&ctx.client_config_path)
+        .context("add the new node to the client config")?;
+    println!(
+        "cluster {:?} admitted {} as node {node_id} ({}); its files are in {}/",
+        outcome.cluster_name,
+        options.name,
+        options.role,
+        outcome.node.dir.display()
+    );
+
+    let Some(mclusterd) = mclusterd else {
+        println!("on its first start the node asks the cluster to make it a voter:");
+        println!("  mclusterd --config {}", outcome.node.config.display());
+        return Ok(());
+    };
+    let mut node_process =
+        NodeProcess::spawn(&mclusterd, &options.name, &outcome.node, Launch::Detached)?;
+    print_started(&node_process);
+    if client_config.admin_token.is_none() {
+        println!("the client config has no admin-token, so mclusterctl cannot watch it join;");
+        println!("check with `mclusterctl members` where the admin token is known");
+        return Ok(());
+    }
+    let client = admin_client(&client_config)?;
+    wait_for_voter(
+        &client,
+        node_id,
+        VOTER_TIMEOUT,
+        &NOT_STOPPED,
+        &mut [&mut node_process],
+    )?;
+    println!("node {node_id} ({}) is a voter", options.name);
+    Ok(())
+}
+
+/// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.
+pub fn leave(ctx: &Context, node: &str) -> Result<()> {
+    let mut client_config = ctx.client_config()?;
+    let client = admin_client(&client_config)?;
+    let members = client.members().context("list members")?;
+    let member = find_member(&members, node)?;
+    client
+        .remove_member(member.node_id)
+        .with_context(|| format!("remove node {} ({})", member.node_id, member.name))?;
+    println!(
+        "removed node {} ({}) from the cluster; stop its mclusterd, then its directory can go",
+        member.node_id, member.name
+    );
+    if client_config.remove_admin_url(&member.admin_url()) {
+        client_config
+            .save(&ctx.client_config_path)
+            .context("remove the node from the client config")?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// status, members, failover
+// ---------------------------------------------------------------------------------------------
+
+/// `status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    pub cluster: ClusterStatus,
+    pub nodes: Vec<NodeReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeReport {
+    pub member: Member,
+    /// Null when the node did not answer within a second.
+    pub node: Option<NodeStatus>,
+    /// The leader's last log index minus this node's applied index.
+    pub lag: Option<u64>,
+}
+
+/// The cluster's status plus each member's own view, asked of all members at once.
+pub fn collect_status(client: &Client) -> Result<StatusReport> {
+    let cluster = client.status().context("get cluster status")?;
+    let views: Vec<Option<NodeStatus>> = std::thread::scope(|scope| {
+        let probes: Vec<_> = cluster
+            .members
+            .iter()
+            .map(|member| {
+                let url = member.admin_url();
+                scope.spawn(move || client.node_at(&url, NODE_PROBE_TIMEOUT).ok())
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|probe| probe.join().ok().flatten())
+            .collect()
+    });
+    Ok(build_report(cluster, views))
+}
+
+/// Pairs members with their views (in the same order) and works out each one's lag.
+pub fn build_report(cluster: ClusterStatus, views: Vec<Option<NodeStatus>>) -> StatusReport {
+    let leader_last_log = cluster.leader_id.and_then(|leader_id| {
+        cluster
+            .members
+            .iter()
+            .zip(&views)
+            .find(|(member, _)| member.node_id == leader_id)
+            .and_then(|(_, view)| view.as_ref())
+            .and_then(|view| view.last_log_index)
+    });
+    let nodes = cluster
+        .members
+        .iter()
+        .cloned()
+        .zip(views)
+        .map(|(member, node)| {
+            // A node that has applied nothing yet lags by the whole log.
+            let lag = match (&node, leader_last_log) {
+                (Some(node), Some(last)) => {
+                    Some(last.saturating_sub(node.applied_index.unwrap_or(0)))
+                }
+                _ => None,
+            };
+            NodeReport { member, node, lag }
+        })
+        .collect();
+    StatusReport { cluster, nodes }
+}
+
+pub fn render_status(report: &StatusReport) -> String {
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "ROLE",
+        "VOTER",
+        "STATE",
+        "TERM",
+        "COMMITTED",
+        "APPLIED",
+        "LAG",
+        "ADMIN",
+    ]);
+    for NodeReport { member, node, lag } in &report.nodes {
+        let (state, term, committed, applied) = match node {
+            Some(node) => (
+                node.state.clone(),
+                node.term.to_string(),
+                opt_u64(node.committed_index),
+                opt_u64(node.applied_index),
+            ),
+            None => (
+                "unreachable".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+            ),
+        };
+        table.push_row(vec![
+            member.node_id.to_string(),
+            member.name.clone(),
+            member.role.to_string(),
+            yes_no(member.voter),
+            state,
+            term,
+            committed,
+            applied,
+            opt_u64(*lag),
+            member.admin_addr.clone(),
+        ]);
+    }
+    format!("{}\n{}", leader_line(&report.cluster), table.render())
+}
+
+/// `cluster mcluster: leader 1 (n1), term 3`.
+pub fn leader_line(status: &ClusterStatus) -> String {
+    match status.leader_id {
+        Some(leader_id) => {
+            let name = status
+                .members
+                .iter()
+                .find(|member| member.node_id == leader_id)
+                .map_or("?", |member| member.name.as_str());
+            format!(
+                "cluster {}: leader {leader_id} ({name}), term {}",
+                status.cluster_name, status.term
+            )
+        }
+        None => format!(
+            "cluster {}: no leader, term {}",
+            status.cluster_name, status.term
+        ),
+    }
+}
+
+pub fn status(ctx: &Context, json: bool) -> Result<()> {
+    let report = collect_status(&ctx.admin_client()?)?;
+    if json {
+        print_json(&report)
+    } else {
+        print!("{}", render_status(&report));
+        Ok(())
+    }
+}
+
+pub fn render_members(members: &[Member]) -> String {
+    let mut table = Table::new(&["ID", "NAME", "ROLE", "VOTER", "MATCHED", "RAFT", "ADMIN"]);
+    for member in members {
+        table.push_row(vec![
+            member.node_id.to_string(),
+            member.name.clone(),
+            member.role.to_string(),
+            yes_no(member.voter),
+            opt_u64(member.matched_index),
+            member.raft_addr.clone(),
+            member.admin_addr.clone(),
+        ]);
+    }
+    table.render()
+}
+
+pub fn members(ctx: &Context, json: bool) -> Result<()> {
+    let members = ctx.admin_client()?.members().context("list members")?;
+    if json {
+        print_json(&members)
+    } else {
+        print!("{}", render_members(&members));
+        Ok(())
+    }
+}
+
+/// `mclusterctl failover [--to NODE]`.
+pub fn failover(ctx: &Context, to: Option<&str>) -> Result<()> {
+    let client = ctx.admin_client()?;
+    let members = client.members().context("list members")?;
+    let to = to
+        .map(|node| find_member(&members, node).map(|member| member.node_id))
+        .transpose()?;
+    let leader = client.failover(to).context("fail over")?;
+    let name = members
+        .iter()
+        .find(|member| member.node_id == leader)
+        .map_or("?", |member| member.name.as_str());
+    println!("leader is now node {leader} ({name})");
+    Ok(())
+}
+
+/// The member named by `node`: an id if it is a number, else a name.
+pub fn find_member<'a>(members: &'a [Member], node: &str) -> Result<&'a Member> {
+    let by_id = node.parse::<u64>().ok();
+    members
+        .iter()
+        .find(|member| Some(member.node_id) == by_id)
+        .or_else(|| members.iter().find(|member| member.name == node))
+        .with_context(|| {
+            let known: Vec<String> = members
+                .iter()
+                .map(|member| format!("{} ({})", member.node_id, member.name))
+                .collect();
+            format!("no member {node:?}; members are {}", known.join(", "))
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// domains and accounts
+// ---------------------------------------------------------------------------------------------
+
+pub fn domain_add(ctx: &Context, name: &str) -> Result<()> {
+    let domain = ctx
+        .admin_client()?
+        .add_domain(name)
+        .with_context(|| format!("add domain {name}"))?;
+    println!("added domain {}", domain.name);
+    Ok(())
+}
+
+pub fn render_domains(domains: &[Domain]) -> String {
+    let mut table = Table::new(&["NAME", "ENABLED", "CREATED"]);
+    for domain in domains {
+        table.push_row(vec![
+            domain.name.clone(),
+            yes_no(domain.enabled),
+            unix_time(domain.created_at),
+        ]);
+    }
+    table.render()
+}
+
+pub fn domain_list(ctx: &Context, json: bool) -> Result<()> {
+    let mut domains = ctx.admin_client()?.domains().context("list domains")?;
+    domains.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        print_json(&domains)
+    } else {
+        print!("{}", render_domains(&domains));
+        Ok(())
+    }
+}
+
+pub fn domain_del(ctx: &Context, name: &str) -> Result<()> {
+    ctx.admin_client()?
+        .delete_domain(name)
+        .with_context(|| format!("delete domain {name}"))?;
+    println!("deleted domain {name}");
+    Ok(())
+}
+
+pub fn user_add(
+    ctx: &Context,
+    address: &str,
+    password: Option<String>,
+    quota_mb: u64,
+) -> Result<()> {
+    let client = ctx.admin_client()?;
+    let password = choose_password(password)?;
+    let account = client
+        .add_account(address, password.text(), quota_mb)
+        .with_context(|| format!("add account {address}"))?;
+    println!(
+        "added account {} (quota {} MB)",
+        account.address, account.quota_mb
+    );
+    password.print_if_generated();
+    Ok(())
+}
+
+pub fn render_accounts(accounts: &[Account]) -> String {
+    let mut table = Table::new(&["ADDRESS", "DOMAIN", "QUOTA", "ENABLED", "CREATED"]);
+    for account in accounts {
+        table.push_row(vec![
+            account.address.clone(),
+            account.domain.clone(),
+            format!("{} MB", account.quota_mb),
+            yes_no(account.enabled),
+            unix_time(account.created_at),
+        ]);
+    }
+    table.render()
+}
+
+pub fn user_list(ctx: &Context, domain: Option<&str>, json: bool) -> Result<()> {
+    let mut accounts = ctx
+        .admin_client()?
+        .accounts(domain)
+        .context("list accounts")?;
+    accounts.sort_by(|a, b| (&a.domain, &a.address).cmp(&(&b.domain, &b.address)));
+    if json {
+        print_json(&accounts)
+    } else {
+        print!("{}", render_accounts(&accounts));
+        Ok(())
+    }
+}
+
+pub fn render_account(account: &Account) -> String {
+    let Account {
+        address,
+        domain,
+        quota_mb,
+        enabled,
+        created_at,
+    } = account;
+    let mut table = Table::headless();
+    table.push_row(vec!["address:".to_owned(), address.clone()]);
+    table.push_row(vec!["domain:".to_owned(), domain.clone()]);
+    table.push_row(vec!["quota:".to_owned(), format!("{quota_mb} MB")]);
+    table.push_row(vec!["enabled:".to_owned(), yes_no(*enabled)]);
+    table.push_row(vec!["created:".to_owned(), unix_time(*created_at)]);
+    table.render()
+}
+
+pub fn user_show(ctx: &Context, address: &str, json: bool) -> Result<()> {
+    let account = ctx
+        .admin_client()?
+        .account(address)
+        .with_context(|| format!("get account {address}"))?;
+    if json {
+        print_json(&account)
+    } else {
+        print!("{}", render_account(&account));
+        Ok(())
+    }
+}
+
+pub fn user_del(ctx: &Context, address: &str) -> Result<()> {
+    ctx.admin_client()?
+        .delete_account(address)
+        .with_context(|| format!("delete account {address}"))?;
+    println!("deleted account {address}");
+    Ok(())
+}
+
+pub fn user_passwd(ctx: &Context, address: &str, password: Option<String>) -> Result<()> {
+    let client = ctx.admin_client()?;
+    let password = choose_password(password)?;
+    client
+        .set_password(address, password.text())
+        .with_context(|| format!("set the password of {address}"))?;
+    println!("set the password of {address}");
+    password.print_if_generated();
+    Ok(())
+}
+
+pub fn user_set_enabled(ctx: &Context, address: &str, enabled: bool) -> Result<()> {
+    let verb = if enabled { "enable" } else { "disable" };
+    ctx.admin_client()?
+        .set_enabled(address, enabled)
+        .with_context(|| format!("{verb} account {address}"))?;
+    println!("{verb}d account {address}");
+    Ok(())
+}
+
+/// A password from `--password`, from standard input, or made up.
+pub enum Password {
+    Given(String),
+    Generated(String),
+}
+
+impl Password {
+    pub fn text(&self) -> &str {
+        match self {
+            Password::Given(text) | Password::Generated(text) => text,
+        }
+    }
+
+    pub fn print_if_generated(&self) {
+        if let Password::Generated(text) = self {
+            println!("password: {text}");
+        }
+    }
+}
+
+/// `--password` if given; else the first line of standard input if that is not a terminal;
+/// else a random one (which the caller prints).
+pub fn choose_password(given: Option<String>) -> Result<Password> {
+    if let Some(text) = given {
+        ensure!(!text.is_empty(), "the password is empty");
+        return Ok(Password::Given(text));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(Password::Generated(secrets::random_password()));
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("read the password from standard input")?;
+    password_from_line(&line).map(Password::Given)
+}
+
+/// The password in one line of input, without its line ending.
+pub fn password_from_line(line: &str) -> Result<String> {
+    let text = line.trim_end_matches(['\n', '\r']);
+    if text.is_empty() {
+        bail!("no password on standard input: pass --password, or pipe one in");
+    }
+    Ok(text.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared with demo
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `GET /v1/status` until the cluster has a leader.
+pub fn wait_for_leader(
+    client: &Client,
+    timeout: Duration,
+    stop: &AtomicBool,
+    processes: &mut [&mut NodeProcess],
+) -> Result<ClusterStatus> {
+    let mut found = None;
+    process::wait_until("leader", timeout, stop, processes, || {
+        let status = client.status()?;
+        let ready = status.leader_id.is_some();
+        if ready {
+            found = Some(status);
+        }
+        Ok(ready)
+    })?;
+    found.context("the wait for a leader ended without a status")
+}
+
+/// Polls `GET /v1/members` until node `node_id` is a voter.
+pub fn wait_for_voter(
+    client: &Client,
+    node_id: u64,
+    timeout: Duration,
+    stop: &AtomicBool,
+    processes: &mut [&mut NodeProcess],
+) -> Result<()> {
+    process::wait_until(
+        &format!("voter node {node_id}"),
+        timeout,
+        stop,
+        processes,
+        || {
+            let members = client.members()?;
+            Ok(members
+                .iter()
+                .any(|member| member.node_id == node_id && member.voter))
+        },
+    )
+}
+
+/// Saves a new cluster's client config, keeping a different old one as `<path>.bak`.
+pub fn save_client_config(client_config: &ClientConfig, path: &Path) -> Result<Option<PathBuf>> {
+    client_config
+        .save_replacing(path)
+        .context("write the client config")
+}
+
+pub fn print_backup_note(backup: Option<&Path>) {
+    if let Some(backup) = backup {
+        println!(
+            "  (the previous client config is saved as {})",
+            backup.display()
+        );
+    }
+}
+
+fn print_started(node_process: &NodeProcess) {
+    println!(
+        "started mclusterd for {}: pid {}, log {}",
+        node_process.name,
+        node_process.pid(),
+        node_process.paths.log.display()
+    );
+}
+
+fn find_mclusterd_if(start: bool, explicit: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    if !start {
+        return Ok(None);
+    }
+    MclusterdSearch::from_env(explicit.clone()).find().map(Some)
+}
+
+/// `host:port` becomes `http://host:port`; trailing slashes go.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        api::admin_url(url)
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encode JSON")?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! `mclusterctl demo`: a real three-node cluster on this machine (data nodes n1 and n2, witness
+//! n3, each its own mclusterd child process) that runs until Ctrl-C or SIGTERM.
+//!
+//! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook), which the demo polls. Blocking the
+//! signals and taking them with sigwait() would need no handler, but children inherit a blocked
+//! mask across exec and would then ignore our SIGTERM.
+
+use std::ffi::OsString;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::api::{self, Client, Role, error_status};
+use crate::client_config::{ClientConfig, DEFAULT_CLUSTER_NAME};
+use crate::commands::{
+    Context, LEADER_TIMEOUT, VOTER_TIMEOUT, admin_client, print_backup_note, save_client_config,
+    wait_for_leader, wait_for_voter,
+};
+use crate::files;
+use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
+use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
+use crate::secrets;
+use crate::table::Table;
+
+#[cfg(test)]
+mod tests;
+
+/// One node of the demo cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoNode {
+    pub name: &'static str,
+    pub role: Role,
+    pub ip: &'static str,
+}
+
+impl DemoNode {
+    pub fn admin_addr(&self) -> String {
+        format!("{}:{ADMIN_PORT}", self.ip)
+    }
+
+    pub fn raft_addr(&self) -> String {
+        format!("{}:{RAFT_PORT}", self.ip)
+    }
+}
+
+pub const DEMO_NODES: [DemoNode; 3] = [
+    DemoNode {
+        name: "n1",
+        role: Role::Data,
+        ip: "127.0.0.11",
+    },
+    DemoNode {
+        name: "n2",
+        role: Role::Data,
+        ip: "127.0.0.12",
+    },
+    DemoNode {
+        name: "n3",
+        role: Role::Witness,
+        ip: "127.0.0.13",
+    },
+];
+pub const ADMIN_PORT: u16 = 7070;
+pub const RAFT_PORT: u16 = 7071;
+pub const DEMO_DOMAIN: &str = "example.test";
+pub const DEMO_USER: &str = "demo@example.test";
+const DEMO_QUOTA_MB: u64 = 1024;
+/// A restarted cluster needs a quorum of processes up before anyone can lead.
+const RESTART_LEADER_TIMEOUT: Duration = Duration::from_secs(60);
+const SUPERVISE_INTERVAL: Duration = Duration::from_millis(500);
+/// Where the demo keeps its own copy of the client config.
+const DEMO_CLIENT_CONFIG: &str = "client.toml";
+
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Default: [`default_dir`].
+    pub dir: Option<PathBuf>,
+    pub password: Option<String>,
+    pub mclusterd: Option<PathBuf>,
+}
+
+/// `$XDG_RUNTIME_DIR/mcluster-demo`, else `/tmp/mcluster-demo`.
+pub fn default_dir(env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    env("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty() && Path::new(dir).is_absolute())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+        .join("mcluster-demo")
+}
+
+/// Runs the demo until a stop signal.
+pub fn run(ctx: &Context, options: &DemoOptions) -> Result<()> {
+    let stop = catch_stop_signals()?;
+    let dir = match &options.dir {
+        Some(dir) => dir.clone(),
+        None => default_dir(|name| std::env::var_os(name)),
+    };
+    files::create_dir(&dir)?;
+    let dir = std::path::absolute(&dir).context("make the demo directory absolute")?;
+    let mclusterd = MclusterdSearch::from_env(options.mclusterd.clone()).find()?;
+    check_addresses_free()?;
+
+    let mut demo = Demo {
+        dir,
+        mclusterd,
+        client_config_path: ctx.client_config_path.clone(),
+        nodes: Vec::new(),
+    };
+    let mail = match demo.set_up(stop, options.password.as_deref()) {
+        Ok(mail) => mail,
+        Err(err) if err.is::<Interrupted>() => {
+            println!("interrupted: stopping the nodes");
+            demo.stop_all();
+            return Ok(());
+        }
+        Err(err) => {
+            demo.stop_all();
+            return Err(err);
+        }
+    };
+    demo.print_summary(&mail);
+    let supervised = demo.supervise(stop);
+    println!("stopping the demo");
+    demo.stop_all();
+    supervised
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP set the returned flag instead of ending the process.
+/// Interrupted system calls restart (SA_RESTART), so blocking I/O goes on undisturbed; exec()
+/// resets handled signals to their default action, so children are unaffected.
+pub fn catch_stop_signals() -> Result<&'static AtomicBool> {
+    static STOP_REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    let flag = STOP_REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(signal, Arc::clone(flag))
+            .with_context(|| format!("install a handler for signal {signal}"))?;
+    }
+    Ok(flag.as_ref())
+}
+
+/// Fails early, and clearly, if another cluster holds the demo's addresses.
+fn check_addresses_free() -> Result<()> {
+    for node in DEMO_NODES {
+        let admin_addr = node.admin_addr();
+        TcpListener::bind(&admin_addr).with_context(|| {
+            format!(
+                "cannot listen on {admin_addr} for {}: is another mcluster (a demo, or one \
+                 started with `init --start`) running?",
+                node.name
+            )
+        })?;
+        let raft_addr = node.raft_addr();
+        UdpSocket::bind(&raft_addr).with_context(|| {
+            format!(
+                "cannot bind {raft_addr} (UDP) for {}: is another mcluster running?",
+                node.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The demo's mail account, for the summary.
+struct Mail {
+    /// The password to show, if the demo set one.
+    password: Option<String>,
+}
+
+struct Demo {
+    dir: PathBuf,
+    mclusterd: PathBuf,
+    client_config_path: PathBuf,
+    nodes: Vec<NodeProcess>,
+}
+
+impl Demo {
+    /// Creates or restarts the cluster and makes sure the demo domain and user exist.
+    fn set_up(&mut self, stop: &AtomicBool, password: Option<&str>) -> Result<Mail> {
+        let first = DEMO_NODES[0];
+        let first_paths = self.paths(first)?;
+        let saved_client_config = self.dir.join(DEMO_CLIENT_CONFIG);
+        let fresh = !first_paths.config.exists();
+        let mut client_config = if fresh {
+            let outcome = node_dir::init_files(&InitPlan {
+                dir: self.dir.clone(),
+                name: first.name.to_owned(),
+                raft_addr: first.raft_addr(),
+                admin_addr: first.admin_addr(),
+                cluster_name: DEFAULT_CLUSTER_NAME.to_owned(),
+            })?;
+            println!("created a new demo cluster in {}", self.dir.display());
+            outcome.client_config
+        } else {
+            println!(
+                "restarting the demo cluster in {} (remove that directory to start afresh)",
+                self.dir.display()
+            );
+            ClientConfig::load(&saved_client_config).with_context(|| {
+                format!(
+                    "{} holds a demo cluster but not its client config; remove the directory \
+                     to start afresh",
+                    self.dir.display()
+                )
+            })?
+        };
+        self.save_client_config(&client_config, true)?;
+
+        // Start every node that exists, then wait: after a restart no node can lead alone.
+        for node in DEMO_NODES {
+            let paths = self.paths(node)?;
+            if paths.config.exists() {
+                self.start(node.name, &paths)?;
+            }
+        }
+        let timeout = if fresh {
+            LEADER_TIMEOUT
+        } else {
+            RESTART_LEADER_TIMEOUT
+        };
+        let client = self.client(&client_config)?;
+        let status = wait_for_leader(&client, timeout, stop, &mut self.processes())?;
+        println!("{}", crate::commands::leader_line(&status));
+
+        for node in &DEMO_NODES[1..] {
+            let paths = self.paths(*node)?;
+            if paths.config.exists() {
+                continue;
+            }
+            let join_token = client_config.join_token()?.to_owned();
+            let outcome = node_dir::join_files(
+                &JoinPlan {
+                    dir: self.dir.clone(),
+                    name: node.name.to_owned(),
+                    role: node.role,
+                    raft_addr: node.raft_addr(),
+                    admin_addr: node.admin_addr(),
+                    seeds: client_config.admin_urls.clone(),
+                },
+                &join_token,
+            )?;
+            client_config.add_admin_url(&api::admin_url(&node.admin_addr()));
+            self.save_client_config(&client_config, false)?;
+            let node_id = outcome.node_file.node_id;
+            println!(
+                "{} joined as node {node_id} ({}); starting it",
+                node.name, node.role
+            );
+            self.start(node.name, &outcome.node)?;
+            let client = self.client(&client_config)?;
+            wait_for_voter(&client, node_id, VOTER_TIMEOUT, stop, &mut self.processes())?;
+            println!("{} is a voter", node.name);
+        }
+
+        let client = admin_client(&client_config)?;
+        ensure_domain(&client)?;
+        ensure_user(&client, password)
+    }
+
+    fn paths(&self, node: DemoNode) -> Result<NodePaths> {
+        NodePaths::new(&self.dir.join(node.name))
+    }
+
+    fn client(&self, client_config: &ClientConfig) -> Result<Client> {
+        // The waits poll on their own; a single request need not wait out an election.
+        Ok(admin_client(client_config)?.with_no_leader_patience(Duration::ZERO))
+    }
+
+    fn processes(&mut self) -> Vec<&mut NodeProcess> {
+        self.nodes.iter_mut().collect()
+    }
+
+    fn start(&mut self, name: &str, paths: &NodePaths) -> Result<()> {
+        let node_process = NodeProcess::spawn(&self.mclusterd, name, paths, Launch::Attached)?;
+        self.nodes.push(node_process);
+        Ok(())
+    }
+
+    /// Writes the client config to the demo directory and to where `mclusterctl` looks for it.
+    fn save_client_config(&self, client_config: &ClientConfig, first_time: bool) -> Result<()> {
+        client_config.save(&self.dir.join(DEMO_CLIENT_CONFIG))?;
+        let backup = save_client_config(client_config, &self.client_config_path)?;
+        if first_time {
+            print_backup_note(backup.as_deref());
+        }
+        Ok(())
+    }
+
+    fn print_summary(&self, mail: &Mail) {
+        let mut table = Table::new(&["NODE", "ROLE", "PID", "ADMIN", "RAFT", "LOG"]);
+        for node_process in &self.nodes {
+            let demo_node = DEMO_NODES
+                .iter()
+                .find(|demo_node| demo_node.name == node_process.name);
+            let (role, admin, raft) = demo_node.map_or_else(
+                || ("?".to_owned(), "?".to_owned(), "?".to_owned()),
+                |demo_node| {
+                    (
+                        demo_node.role.to_string(),
+                        api::admin_url(&demo_node.admin_addr()),
+                        demo_node.raft_addr(),
+                    )
+                },
+            );
+            table.push_row(vec![
+                node_process.name.clone(),
+                role,
+                node_process.pid().to_string(),
+                admin,
+                raft,
+                node_process.paths.log.display().to_string(),
+            ]);
+        }
+        println!();
+        print!("{}", table.render());
+        println!();
+        match &mail.password {
+            Some(password) => println!("mail user {DEMO_USER}, password {password}"),
+            None => println!("mail user {DEMO_USER} (password unchanged; --password sets one)"),
+        }
+        println!(
+            "client config {}: try `mclusterctl status` in another terminal",
+            self.client_config_path.display()
+        );
+        println!(
+            "Ctrl-C stops the cluster; its data stays in {} and `mclusterctl demo` starts it again",
+            self.dir.display()
+        );
+    }
+
+    /// Waits for a stop signal, reporting nodes that die meanwhile. Fails if all of them die.
+    fn supervise(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut reported = vec![false; self.nodes.len()];
+        while !stop.load(Ordering::SeqCst) {
+            thread::sleep(SUPERVISE_INTERVAL);
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            for (node_process, reported) in self.nodes.iter_mut().zip(&mut reported) {
+                if *reported {
+                    continue;
+                }
+                let status = match node_process.exit_status() {
+                    Ok(Some(status)) => status.to_string(),
+                    Ok(None) => continue,
+                    Err(err) => format!("{err:#}"),
+                };
+                *reported = true;
+                println!(
+                    "{} (pid {}) exited unexpectedly ({status}); the others keep running. \
+                     The end of {}:\n{}",
+                    node_process.name,
+                    node_process.pid(),
+                    node_process.paths.log.display(),
+                    log_tail(&node_process.paths.log)
+                );
+            }
+            if reported.iter().all(|reported| *reported) {
+                bail!("every node of the demo has exited");
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to every node, then up to 10 s for each before SIGKILL.
+    fn stop_all(&mut self) {
+        for node_process in &mut self.nodes {
+            if let Err(err) = node_process.terminate() {
+                eprintln!("{}: {err:#}", node_process.name);
+            }
+        }
+        for node_process in &mut self.nodes {
+            let stopped = node_process.wait_or_kill(STOP_GRACE);
+            println!("{}: {stopped}", node_process.name);
+        }
+        self.nodes.clear();
+    }
+}
+
+impl Drop for Demo {
+    /// Children must not outlive the demo, even when it ends by a panic.
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn ensure_domain(client: &Client) -> Result<()> {
+    match client.add_domain(DEMO_DOMAIN) {
+        Ok(_) => println!("added domain {DEMO_DOMAIN}"),
+        Err(err) if error_status(&err) == Some(409) => println!("domain {DEMO_DOMAIN} exists"),
+        Err(err) => return Err(err).context(format!("add domain {DEMO_DOMAIN}")),
+    }
+    Ok(())
+}
+
+/// Creates the demo user (with `password` or a random one), or sets the password of an existing
+/// one if `password` is given.
+fn ensure_user(client: &Client, password: Option<&str>) -> Result<Mail> {
+    let chosen = password.map_or_else(secrets::random_password, str::to_owned);
+    match client.add_account(DEMO_USER, &chosen, DEMO_QUOTA_MB) {
+        Ok(_) => {
+            println!("added user {DEMO_USER}");
+            Ok(Mail {
+                password: Some(chosen),
+            })
+        }
+        Err(err) if error_status(&err) == Some(409) => match password {
+            Some(password) => {
+                client
+                    .set_password(DEMO_USER, password)
+                    .with_context(|| format!("set the password of {DEMO_USER}"))?;
+                println!("user {DEMO_USER} exists; set its password");
+                Ok(Mail {
+                    password: Some(password.to_owned()),
+                })
+            }
+            None => Ok(Mail { password: None }),
+        },
+        Err(err) => Err(err).context(format!("add user {DEMO_USER}")),
+    }
+}

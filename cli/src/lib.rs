@@ -1,0 +1,26 @@
+//! mclusterctl as a library: builds, joins and administers an mcluster through the admin API.
+//!
+//! Boundaries:
+//! - cli reaches nodes only through their HTTP admin API (docs/ADMIN_API.md); it links neither
+//!   RocksDB nor openraft nor any other workspace crate.
+//! - cli never serves anything: it writes node directories, starts and stops mclusterd
+//!   processes, and sends admin requests.
+//!
+//! `main.rs` only parses flags and calls [`commands`] (or [`demo`]), so tests and the chaos
+//! suite can drive the same code without a shell.
+
+pub mod api;
+pub mod calendar;
+pub mod client_config;
+pub mod commands;
+pub mod demo;
+pub mod files;
+pub mod node_config;
+pub mod node_dir;
+pub mod pki;
+pub mod process;
+pub mod secrets;
+pub mod table;
+
+#[cfg(test)]
+mod test_server;

@@ -1,0 +1,295 @@
+//! mclusterctl: parses flags and hands each command to the `cli` library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use cli::api::Role;
+use cli::commands::{self, Context, DEFAULT_QUOTA_MB, InitOptions, JoinOptions};
+use cli::demo::{self, DemoOptions};
+
+/// Build and administer an mcluster mail cluster through its admin API.
+#[derive(Debug, Parser)]
+#[command(name = "mclusterctl", version)]
+struct Cli {
+    /// Client config file [default: $MCLUSTER_CLIENT_CONFIG, else
+    /// $XDG_CONFIG_HOME/mcluster/client.toml, else ~/.config/mcluster/client.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a cluster: its CA, the first node's directory and the client config
+    Init(InitArgs),
+    /// Admit a new node to the cluster and write its directory
+    Join(JoinArgs),
+    /// Remove a node from the cluster
+    Leave {
+        /// Node id or name
+        node: String,
+    },
+    /// Show the cluster, its leader and every node's replication state
+    Status(JsonArg),
+    /// List the cluster's members
+    Members(JsonArg),
+    /// Move leadership to another data node
+    Failover {
+        /// Node id or name of the new leader [default: the cluster picks one]
+        #[arg(long, value_name = "NODE")]
+        to: Option<String>,
+    },
+    /// Manage mail domains
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Manage mail accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Run a three-node cluster on this machine until Ctrl-C
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct JsonArg {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// Start mclusterd in the background and wait until the node is ready
+    #[arg(long)]
+    start: bool,
+    /// The mclusterd binary [default: $MCLUSTERD, else next to mclusterctl, else on PATH]
+    #[arg(long, value_name = "PATH")]
+    mclusterd: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Directory for the CA and the node directories
+    #[arg(long)]
+    dir: PathBuf,
+    /// Name of the first node
+    #[arg(long, default_value = "n1")]
+    name: String,
+    /// Raft (QUIC, UDP) address of the first node
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.11:7071")]
+    raft_addr: String,
+    /// Admin API (HTTP) address of the first node
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.11:7070")]
+    admin_addr: String,
+    /// Cluster name, shown by `status` and in the CA's name
+    #[arg(long, value_name = "NAME", default_value = "mcluster")]
+    cluster_name: String,
+    #[command(flatten)]
+    start: StartArgs,
+}
+
+#[derive(Debug, Args)]
+struct JoinArgs {
+    /// Directory to hold the node's directory
+    #[arg(long)]
+    dir: PathBuf,
+    /// Name of the new node
+    #[arg(long)]
+    name: String,
+    /// Raft (QUIC, UDP) address of the new node
+    #[arg(long, value_name = "HOST:PORT")]
+    raft_addr: String,
+    /// Admin API (HTTP) address of the new node
+    #[arg(long, value_name = "HOST:PORT")]
+    admin_addr: String,
+    /// data or witness
+    #[arg(long, default_value = "data")]
+    role: Role,
+    /// Admin URL of a member to ask (repeatable) [default: the client config's admin-urls]
+    #[arg(long = "seed", value_name = "URL")]
+    seeds: Vec<String>,
+    #[command(flatten)]
+    start: StartArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// Add a mail domain
+    Add {
+        /// Domain name, such as example.test
+        name: String,
+    },
+    /// List mail domains
+    List(JsonArg),
+    /// Delete a mail domain (it must have no accounts or aliases)
+    Del {
+        /// Domain name
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an account; without --password, read one line from standard input if it is not a
+    /// terminal, else make up a password and print it
+    Add {
+        /// Mail address, user@domain
+        address: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        /// Mailbox quota in MB
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_QUOTA_MB)]
+        quota_mb: u64,
+    },
+    /// List accounts
+    List {
+        /// Only the accounts of this domain
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show one account
+    Show {
+        /// Mail address, user@domain
+        address: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Delete an account
+    Del {
+        /// Mail address, user@domain
+        address: String,
+    },
+    /// Set an account's password (read or made up as for `user add`)
+    Passwd {
+        /// Mail address, user@domain
+        address: String,
+        #[command(flatten)]
+        password: PasswordArg,
+    },
+    /// Let an account log in and receive mail again
+    Enable {
+        /// Mail address, user@domain
+        address: String,
+    },
+    /// Refuse logins and mail for an account
+    Disable {
+        /// Mail address, user@domain
+        address: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PasswordArg {
+    /// The password (visible to other local users in the process list; prefer standard input)
+    #[arg(long, value_name = "PW")]
+    password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Directory of the demo cluster [default: $XDG_RUNTIME_DIR/mcluster-demo, else
+    /// /tmp/mcluster-demo]
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Password of demo@example.test [default: a random one, printed]
+    #[arg(long, value_name = "PW")]
+    password: Option<String>,
+    /// The mclusterd binary [default: $MCLUSTERD, else next to mclusterctl, else on PATH]
+    #[arg(long, value_name = "PATH")]
+    mclusterd: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::from_env(cli.config)?;
+    match cli.command {
+        Command::Init(args) => commands::init(
+            &ctx,
+            &InitOptions {
+                dir: args.dir,
+                name: args.name,
+                raft_addr: args.raft_addr,
+                admin_addr: args.admin_addr,
+                cluster_name: args.cluster_name,
+                start: args.start.start,
+                mclusterd: args.start.mclusterd,
+            },
+        ),
+        Command::Join(args) => commands::join(
+            &ctx,
+            &JoinOptions {
+                dir: args.dir,
+                name: args.name,
+                role: args.role,
+                raft_addr: args.raft_addr,
+                admin_addr: args.admin_addr,
+                seeds: args.seeds,
+                start: args.start.start,
+                mclusterd: args.start.mclusterd,
+            },
+        ),
+        Command::Leave { node } => commands::leave(&ctx, &node),
+        Command::Status(JsonArg { json }) => commands::status(&ctx, json),
+        Command::Members(JsonArg { json }) => commands::members(&ctx, json),
+        Command::Failover { to } => commands::failover(&ctx, to.as_deref()),
+        Command::Domain(DomainCommand::Add { name }) => commands::domain_add(&ctx, &name),
+        Command::Domain(DomainCommand::List(JsonArg { json })) => commands::domain_list(&ctx, json),
+        Command::Domain(DomainCommand::Del { name }) => commands::domain_del(&ctx, &name),
+        Command::User(UserCommand::Add {
+            address,
+            password,
+            quota_mb,
+        }) => commands::user_add(&ctx, &address, password.password, quota_mb),
+        Command::User(UserCommand::List { domain, json }) => {
+            commands::user_list(&ctx, domain.as_deref(), json.json)
+        }
+        Command::User(UserCommand::Show { address, json }) => {
+            commands::user_show(&ctx, &address, json.json)
+        }
+        Command::User(UserCommand::Del { address }) => commands::user_del(&ctx, &address),
+        Command::User(UserCommand::Passwd { address, password }) => {
+            commands::user_passwd(&ctx, &address, password.password)
+        }
+        Command::User(UserCommand::Enable { address }) => {
+            commands::user_set_enabled(&ctx, &address, true)
+        }
+        Command::User(UserCommand::Disable { address }) => {
+            commands::user_set_enabled(&ctx, &address, false)
+        }
+        Command::Demo(args) => demo::run(
+            &ctx,
+            &DemoOptions {
+                dir: args.dir,
+                password: args.password,
+                mclusterd: args.mclusterd,
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::Cli;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,130 @@
+//! Tests for the node config files: round trips, and agreement with the example config.
+
+use toml::{Table, Value};
+
+use crate::api::Role;
+use crate::node_config::{BootstrapFile, BootstrapSection, JoinSection, NodeFile, TlsSection};
+
+const EXAMPLE: &str = include_str!("../../../deploy/mclusterd.example.toml");
+
+fn first_node() -> NodeFile {
+    NodeFile {
+        node_id: 1,
+        name: "n1".to_owned(),
+        role: Role::Data,
+        data_dir: "data".to_owned(),
+        raft_addr: "127.0.0.11:7071".to_owned(),
+        admin_addr: "127.0.0.11:7070".to_owned(),
+        tls: TlsSection::default(),
+        bootstrap: Some(BootstrapSection {
+            file: "bootstrap.toml".to_owned(),
+        }),
+        join: None,
+    }
+}
+
+fn joined_node() -> NodeFile {
+    NodeFile {
+        node_id: 3,
+        name: "n3".to_owned(),
+        role: Role::Witness,
+        data_dir: "data".to_owned(),
+        raft_addr: "127.0.0.13:7071".to_owned(),
+        admin_addr: "127.0.0.13:7070".to_owned(),
+        tls: TlsSection::default(),
+        bootstrap: None,
+        join: Some(JoinSection {
+            seeds: vec!["http://127.0.0.11:7070".to_owned()],
+            token: "ab".repeat(32),
+        }),
+    }
+}
+
+/// Every key we write exists in the example with a value of the same type, so the names we
+/// write cannot drift from the ones mclusterd reads.
+#[track_caller]
+fn check_against_example(node_file: &NodeFile) {
+    let text = node_file.to_toml().expect("serialize");
+    assert_eq!(NodeFile::parse(&text).expect("parse back"), *node_file);
+    let ours: Table = toml::from_str(&text).expect("parse as table");
+    let example: Table = toml::from_str(EXAMPLE).expect("parse example");
+    check_keys(&ours, &example, "");
+}
+
+#[track_caller]
+fn check_keys(ours: &Table, example: &Table, prefix: &str) {
+    for (key, value) in ours {
+        let path = format!("{prefix}{key}");
+        let expected = example
+            .get(key)
+            .unwrap_or_else(|| panic!("{path} is not in deploy/mclusterd.example.toml"));
+        assert_eq!(value.type_str(), expected.type_str(), "type of {path}");
+        if let (Value::Table(ours), Value::Table(example)) = (value, expected) {
+            check_keys(ours, example, &format!("{path}."));
+        }
+    }
+}
+
+#[test]
+fn first_node_config_matches_example_keys() {
+    let node_file = first_node();
+    check_against_example(&node_file);
+    let text = node_file.to_toml().expect("serialize");
+    assert!(text.contains("node-id = 1\n"), "{text}");
+    assert!(text.contains("role = \"data\"\n"), "{text}");
+    assert!(
+        text.contains("[bootstrap]\nfile = \"bootstrap.toml\"\n"),
+        "{text}"
+    );
+    assert!(!text.contains("[join]"), "{text}");
+}
+
+#[test]
+fn joined_node_config_matches_example_keys() {
+    let node_file = joined_node();
+    check_against_example(&node_file);
+    let text = node_file.to_toml().expect("serialize");
+    assert!(text.contains("role = \"witness\"\n"), "{text}");
+    assert!(
+        text.contains("seeds = [\"http://127.0.0.11:7070\"]"),
+        "{text}"
+    );
+    assert!(!text.contains("[bootstrap]"), "{text}");
+}
+
+#[test]
+fn example_config_parses_as_a_node_file() {
+    let node_file = NodeFile::parse(EXAMPLE).expect("parse example");
+    assert_eq!(node_file.node_id, 1);
+    assert_eq!(node_file.tls, TlsSection::default());
+}
+
+#[test]
+fn bootstrap_file_uses_kebab_case_keys() {
+    let bootstrap_file = BootstrapFile {
+        cluster_name: "mcluster".to_owned(),
+        admin_token_sha256: "00".repeat(32),
+        join_token_sha256: "11".repeat(32),
+        ca_cert_pem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".to_owned(),
+        ca_key_pem: "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n".to_owned(),
+    };
+    let text = bootstrap_file.to_toml().expect("serialize");
+    let table: Table = toml::from_str(&text).expect("parse as table");
+    let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "admin-token-sha256",
+            "ca-cert-pem",
+            "ca-key-pem",
+            "cluster-name",
+            "join-token-sha256"
+        ]
+    );
+    assert_eq!(
+        BootstrapFile::parse(&text).expect("parse back"),
+        bootstrap_file
+    );
+    assert!(!format!("{bootstrap_file:?}").contains("PRIVATE KEY"));
+}

@@ -1,0 +1,221 @@
+//! Tests for the node directories `init` and `join` write.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rcgen::{CertificateSigningRequestParams, Issuer, KeyPair};
+
+use crate::api::Role;
+use crate::node_config::{BootstrapFile, NodeFile};
+use crate::node_dir::{
+    InitPlan, JoinPlan, NodePaths, init_files, join_files, validate_addr, validate_name,
+};
+use crate::pki::{self, CertifiedKey};
+use crate::secrets::sha256_hex;
+use crate::test_server::{Reply, TestServer};
+
+fn init_plan(dir: &Path) -> InitPlan {
+    InitPlan {
+        dir: dir.to_path_buf(),
+        name: "n1".to_owned(),
+        raft_addr: "127.0.0.11:7071".to_owned(),
+        admin_addr: "127.0.0.11:7070".to_owned(),
+        cluster_name: "mcluster".to_owned(),
+    }
+}
+
+#[track_caller]
+fn check_mode(path: &Path, mode: u32) {
+    let metadata = fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    assert_eq!(
+        metadata.permissions().mode() & 0o777,
+        mode,
+        "{}",
+        path.display()
+    );
+}
+
+#[test]
+fn init_writes_ca_first_node_and_bootstrap() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let outcome = init_files(&init_plan(dir.path())).expect("init");
+    let node = &outcome.node;
+    assert_eq!(node.dir, dir.path().join("n1"));
+    check_mode(&outcome.ca_cert, 0o644);
+    check_mode(&outcome.ca_key, 0o600);
+    check_mode(&node.key, 0o600);
+    check_mode(&node.cert, 0o644);
+    check_mode(&node.ca_cert, 0o644);
+    check_mode(&node.bootstrap, 0o600);
+    check_mode(&node.config, 0o600);
+    assert_eq!(
+        fs::read(&outcome.ca_cert).expect("read ca.crt"),
+        fs::read(&node.ca_cert).expect("read node's ca.crt")
+    );
+
+    let node_file = node.load_config().expect("load mclusterd.toml");
+    assert_eq!(node_file, outcome.node_file);
+    assert_eq!((node_file.node_id, node_file.role), (1, Role::Data));
+    assert_eq!(node_file.data_dir, "data");
+    assert_eq!(
+        node_file.bootstrap.expect("bootstrap section").file,
+        "bootstrap.toml"
+    );
+    assert!(node_file.join.is_none());
+
+    let client_config = &outcome.client_config;
+    assert_eq!(client_config.admin_urls, ["http://127.0.0.11:7070"]);
+    let admin_token = client_config.admin_token().expect("admin token");
+    let join_token = client_config.join_token().expect("join token");
+    assert_ne!(admin_token, join_token);
+
+    let bootstrap_text = fs::read_to_string(&node.bootstrap).expect("read bootstrap.toml");
+    let bootstrap_file = BootstrapFile::parse(&bootstrap_text).expect("parse bootstrap.toml");
+    assert_eq!(bootstrap_file.cluster_name, "mcluster");
+    assert_eq!(bootstrap_file.admin_token_sha256, sha256_hex(admin_token));
+    assert_eq!(bootstrap_file.join_token_sha256, sha256_hex(join_token));
+    assert_eq!(
+        bootstrap_file.ca_key_pem,
+        fs::read_to_string(&outcome.ca_key).expect("read ca.key")
+    );
+    // The node key matches the node certificate, which the CA signed.
+    let ca = CertifiedKey {
+        cert_pem: bootstrap_file.ca_cert_pem,
+        key_pem: bootstrap_file.ca_key_pem,
+    };
+    let node_key =
+        KeyPair::from_pem(&fs::read_to_string(&node.key).expect("read key")).expect("key");
+    let node_cert = fs::read_to_string(&node.cert).expect("read node.crt");
+    Issuer::from_ca_cert_pem(&node_cert, node_key).expect("node.crt parses");
+    Issuer::from_ca_cert_pem(
+        &ca.cert_pem,
+        KeyPair::from_pem(&ca.key_pem).expect("ca key"),
+    )
+    .expect("ca.crt parses");
+}
+
+#[test]
+fn init_refuses_an_existing_node_or_cluster() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    init_files(&init_plan(dir.path())).expect("first init");
+    let again = init_files(&init_plan(dir.path())).expect_err("node exists");
+    assert!(
+        format!("{again:#}").contains("mclusterd.toml already exists"),
+        "{again:#}"
+    );
+    let other_name = InitPlan {
+        name: "other".to_owned(),
+        ..init_plan(dir.path())
+    };
+    let err = init_files(&other_name).expect_err("CA exists");
+    assert!(
+        format!("{err:#}").contains("ca.crt already exists"),
+        "{err:#}"
+    );
+}
+
+/// A cluster that admits any node as node 2, signing its CSR like a real node would.
+fn fake_cluster() -> (TestServer, CertifiedKey) {
+    let ca = pki::generate_ca("mcluster").expect("generate CA");
+    let signer = ca.clone();
+    let server = TestServer::start(move |request| {
+        let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON body");
+        let csr_pem = body["csr_pem"].as_str().expect("csr_pem");
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem).expect("parse CSR");
+        let ca_key = KeyPair::from_pem(&signer.key_pem).expect("CA key");
+        let issuer = Issuer::from_ca_cert_pem(&signer.cert_pem, ca_key).expect("CA cert");
+        let cert = csr.signed_by(&issuer).expect("sign");
+        let answer = serde_json::json!({
+            "node_id": 2,
+            "cluster_name": "mcluster",
+            "cert_pem": cert.pem(),
+            "ca_pem": signer.cert_pem,
+        });
+        Reply::json(200, &answer.to_string())
+    });
+    (server, ca)
+}
+
+fn join_plan(dir: &Path, seed: &str) -> JoinPlan {
+    JoinPlan {
+        dir: dir.to_path_buf(),
+        name: "n3".to_owned(),
+        role: Role::Witness,
+        raft_addr: "127.0.0.13:7071".to_owned(),
+        admin_addr: "127.0.0.13:7070".to_owned(),
+        seeds: vec![seed.to_owned()],
+    }
+}
+
+#[test]
+fn join_writes_the_node_the_cluster_admitted() {
+    let (server, ca) = fake_cluster();
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let join_token = "cd".repeat(32);
+    let outcome = join_files(&join_plan(dir.path(), &server.url), &join_token).expect("join");
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].target.as_str()),
+        ("POST", "/v1/join")
+    );
+    assert_eq!(
+        requests[0].authorization,
+        Some(format!("Bearer {join_token}"))
+    );
+    let body: serde_json::Value = serde_json::from_str(&requests[0].body).expect("JSON");
+    assert_eq!(body["name"], "n3");
+    assert_eq!(body["role"], "witness");
+    assert_eq!(body["raft_addr"], "127.0.0.13:7071");
+    assert_eq!(body["admin_addr"], "127.0.0.13:7070");
+
+    let node: &NodePaths = &outcome.node;
+    let node_file: NodeFile = node.load_config().expect("load mclusterd.toml");
+    assert_eq!((node_file.node_id, node_file.role), (2, Role::Witness));
+    assert!(node_file.bootstrap.is_none());
+    let join = node_file.join.expect("join section");
+    assert_eq!(join.seeds, std::slice::from_ref(&server.url));
+    assert_eq!(join.token, join_token);
+    assert_eq!(outcome.cluster_name, "mcluster");
+    check_mode(&node.key, 0o600);
+    check_mode(&node.config, 0o600);
+    assert_eq!(
+        fs::read_to_string(&node.ca_cert).expect("read ca.crt"),
+        ca.cert_pem
+    );
+    assert!(!node.bootstrap.exists());
+
+    // A second join of the same name is refused before the cluster is asked.
+    let err = join_files(&join_plan(dir.path(), &server.url), &join_token).expect_err("exists");
+    assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn join_reports_the_cluster_refusal() {
+    let server = TestServer::start(|_| Reply::error(401, "unauthorized", "bad token"));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let err = join_files(&join_plan(dir.path(), &server.url), &"00".repeat(32)).expect_err("401");
+    let message = format!("{err:#}");
+    assert!(message.contains("ask the cluster to admit n3"), "{message}");
+    assert!(message.contains("401 unauthorized"), "{message}");
+    assert!(!dir.path().join("n3").exists());
+}
+
+#[test]
+fn names_and_addresses_are_checked() {
+    for good in ["n1", "mail-2.example", "a_b"] {
+        validate_name(good).expect(good);
+    }
+    for bad in ["", "-x", ".x", "a/b", "a b", &"x".repeat(64)] {
+        assert!(validate_name(bad).is_err(), "{bad:?}");
+    }
+    for good in ["127.0.0.11:7070", "mail1.example:7070", "[::1]:7070"] {
+        validate_addr("addr", good).expect(good);
+    }
+    for bad in ["127.0.0.1", ":7070", "host:0", "host:99999", "host:port"] {
+        assert!(validate_addr("addr", bad).is_err(), "{bad:?}");
+    }
+}
