@@ -367,6 +367,26 @@ impl Cluster {
     pub fn root(&self) -> &Path {
         self.root.path()
     }
+
+    /// Fails the scenario on any ERROR line in a node's log that is not expected: an ERROR
+    /// means a person must look, so a scenario that provokes one says which.
+    #[track_caller]
+    pub fn check_no_unexpected_errors(&self, expected: &[&str]) {
+        for node in &self.nodes {
+            let log = node.log();
+            let unexpected: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains(" ERROR "))
+                .filter(|line| !expected.iter().any(|e| line.contains(e)))
+                .collect();
+            assert!(
+                unexpected.is_empty(),
+                "unexpected ERROR lines from {}:\n{}",
+                node.name,
+                unexpected.join("\n")
+            );
+        }
+    }
 }
 
 impl Drop for Cluster {

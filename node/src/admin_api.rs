@@ -450,6 +450,8 @@ async fn join(
         addr.parse::<std::net::SocketAddr>()
             .map_err(|e| ApiError::bad_request(format!("address {addr:?}: {e}")))?;
     }
+    // Refuse a bad CSR before a node id is spent on it.
+    replication::pki::check_csr(&body.csr_pem).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let member = Member {
         name: body.name.clone(),
         role: body.role,

@@ -19,17 +19,24 @@ pub async fn start(cluster: &Arc<Cluster>) -> anyhow::Result<()> {
             .await
             .context("bootstrap the cluster")?;
     }
-    if let Some(join) = &cluster.config.join {
-        let initialized = cluster
-            .raft
-            .is_initialized()
-            .await
-            .context("read raft state")?;
-        if !initialized {
-            tokio::spawn(join_cluster(cluster.clone(), join.clone()));
-        }
+    if let Some(join) = &cluster.config.join
+        && !is_voter(cluster)
+    {
+        // Also after a restart: a node that crashed between being added as a learner and being
+        // promoted asks again (adding is idempotent on the leader).
+        tokio::spawn(join_cluster(cluster.clone(), join.clone()));
     }
     Ok(())
+}
+
+fn is_voter(cluster: &Cluster) -> bool {
+    let metrics = cluster.metrics();
+    let node_id = cluster.config.node_id;
+    metrics
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|id| id == node_id)
 }
 
 fn own_member(cluster: &Cluster) -> Member {
@@ -91,6 +98,10 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
     let node_id = cluster.config.node_id;
     let body = serde_json::json!({ "node_id": node_id });
     loop {
+        if is_voter(&cluster) {
+            tracing::info!("this node is a voter");
+            return;
+        }
         for seed in &join.seeds {
             let url = format!("{}/v1/members", seed.trim_end_matches('/'));
             let token = join.token.clone();

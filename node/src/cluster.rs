@@ -16,6 +16,17 @@ use crate::config::Config;
 
 /// How long a request waits for a leader to appear (an election in progress) before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a write may take in all, retries included.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a joining learner may take to catch up before its promotion is given up.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(120);
+
+/// The outcome of one write attempt that did not succeed.
+enum Attempt {
+    /// Worth another try with the same request id.
+    Retry(String),
+    Failed(ClusterError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -74,40 +85,57 @@ impl Cluster {
 
     /// Commits `command` through the leader and returns how it applied. Returns only after the
     /// entry is committed (fsync'd on a majority) and applied on the leader. The request keeps
-    /// one id across retries, so a retry after an unknown outcome cannot apply it twice.
+    /// one id across retries, so a retry after an unknown outcome cannot apply it twice; every
+    /// attempt, and the whole call, is bounded by `WRITE_DEADLINE`.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
         let request = Request::new(command);
-        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
         loop {
-            let attempt = match self.raft.client_write(request.clone()).await {
-                Ok(response) => return Ok(response.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    match (forward.leader_id, forward.leader_node) {
-                        (Some(leader), Some(member)) => {
-                            self.transport
-                                .forward_write(leader, &member, request.clone())
-                                .await
-                        }
-                        _ => Err(ReplicationError::NotLeader {
-                            node_id: self.config.node_id,
-                            leader: None,
-                        }),
-                    }
-                }
-                Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
-            };
+            let attempt = tokio::time::timeout_at(deadline, self.write_once(&request)).await;
             match attempt {
-                Ok(result) => return Ok(result),
-                // Leadership moved or is being decided: try again until the deadline (safe: the
-                // request id makes the retry idempotent).
-                Err(
-                    ReplicationError::NotLeader { .. } | ReplicationError::PeerUnreachable { .. },
-                ) if tokio::time::Instant::now() < deadline => {
+                Ok(Ok(result)) => return Ok(result),
+                // Leadership moved, is being decided, or the outcome is unknown: try again until
+                // the deadline (safe: the request id makes the retry idempotent).
+                Ok(Err(Attempt::Retry(reason))) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(reason = %reason, "retrying write");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(ReplicationError::NotLeader { .. }) => return Err(ClusterError::NoLeader),
-                Err(err) => return Err(ClusterError::Unavailable(err.to_string())),
+                Ok(Err(Attempt::Retry(_))) => return Err(ClusterError::NoLeader),
+                Ok(Err(Attempt::Failed(err))) => return Err(err),
+                Err(_) => {
+                    return Err(ClusterError::Unavailable(format!(
+                        "the write did not commit within {WRITE_DEADLINE:?}; its outcome is unknown"
+                    )));
+                }
             }
+        }
+    }
+
+    async fn write_once(&self, request: &Request) -> Result<CommandResult, Attempt> {
+        let forward = match self.raft.client_write(request.clone()).await {
+            Ok(response) => return Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
+            // The entry was appended but lost its leader before committing; it may still commit
+            // under the next leader, which the request id makes harmless.
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(err))) => {
+                return Err(Attempt::Retry(err.to_string()));
+            }
+            Err(err) => return Err(Attempt::Failed(ClusterError::Unavailable(err.to_string()))),
+        };
+        let (Some(leader), Some(member)) = (forward.leader_id, forward.leader_node) else {
+            return Err(Attempt::Retry("no leader known".into()));
+        };
+        match self
+            .transport
+            .forward_write(leader, &member, request.clone())
+            .await
+        {
+            Ok(result) => Ok(result),
+            Err(
+                err @ (ReplicationError::NotLeader { .. }
+                | ReplicationError::PeerUnreachable { .. }),
+            ) => Err(Attempt::Retry(err.to_string())),
+            Err(err) => Err(Attempt::Failed(ClusterError::Unavailable(err.to_string()))),
         }
     }
 
@@ -152,6 +180,8 @@ impl Cluster {
     /// Adds a node that joined (it holds a certificate for `node_id`) as a learner, waits until it
     /// has caught up, then promotes it to voter. Idempotent: a voter is left as it is.
     pub async fn add_member(&self, node_id: NodeId) -> Result<Member, ClusterError> {
+        // A new leader may not have applied the registration yet.
+        self.linearize().await?;
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership().clone();
         if membership.voter_ids().any(|id| id == node_id) {
@@ -177,10 +207,28 @@ impl Cluster {
             }
         };
         tracing::info!(node_id, name = %member.name, "adding learner");
-        self.raft
-            .add_learner(node_id, member.clone(), true)
+        let added = self
+            .raft
+            .add_learner(node_id, member.clone(), false)
             .await
             .map_err(|e| ClusterError::Unavailable(format!("add learner {node_id}: {e}")))?;
+        let target = added.log_id.index;
+        self.raft
+            .wait(Some(CATCH_UP_WAIT))
+            .metrics(
+                |m| {
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&node_id).cloned().flatten());
+                    matched.is_some_and(|l| l.index >= target)
+                },
+                "learner catches up",
+            )
+            .await
+            .map_err(|e| {
+                ClusterError::Unavailable(format!("learner {node_id} did not catch up: {e}"))
+            })?;
         tracing::info!(node_id, "promoting caught-up learner to voter");
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)

@@ -28,6 +28,9 @@ use crate::cluster::Cluster;
 pub use crate::config::Config;
 use crate::metrics::Metrics;
 
+/// How long in-flight admin requests may run on after a shutdown signal.
+const ADMIN_DRAIN: Duration = Duration::from_secs(10);
+
 /// Runs a node until `shutdown` completes, then stops it cleanly: a leader first hands its
 /// leadership to a caught-up data node so the cluster does not wait for an election timeout.
 pub async fn run(
@@ -95,10 +98,30 @@ pub async fn run(
         cluster: cluster.clone(),
         metrics: Arc::new(Metrics::default()),
     });
-    axum::serve(listener, admin_api::router(state))
-        .with_graceful_shutdown(shutdown)
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let serve =
+        axum::serve(listener, admin_api::router(state)).with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+    let mut server = tokio::spawn(async move { serve.await });
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = &mut server => {
+            result.context("admin API task")?.context("serve admin API")?;
+            anyhow::bail!("the admin API stopped by itself");
+        }
+        () = &mut shutdown => {}
+    }
+    // In-flight admin requests get a bounded time to finish; every one of them is itself
+    // bounded, so this only cuts off a request stuck on a dead peer.
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(ADMIN_DRAIN, &mut server)
         .await
-        .context("serve admin API")?;
+        .is_err()
+    {
+        tracing::warn!("admin requests still running at shutdown; stopping them");
+        server.abort();
+    }
 
     tracing::info!("shutting down");
     if let Some(handoff) = handoff {

@@ -112,12 +112,23 @@ pub(crate) fn install(
     meta: &SnapshotMeta,
     snapshot: SnapshotDir,
 ) -> Result<(), StoreError> {
-    let names = DB::list_cf(&Options::default(), &snapshot.path)?;
+    // Make it this node's current snapshot first. A crash after this but before the state
+    // machine batch below leaves a current snapshot newer than the state machine, which
+    // openraft re-installs on restart; the other order could leave the log purged past a
+    // snapshot this node no longer has.
+    write_meta(&snapshot.path, meta)?;
+    let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
+    let final_path = db
+        .snapshot_root
+        .join(format!("{SNAPSHOT_PREFIX}{index:020}-{}", unique_suffix()));
+    rename_durably(&snapshot.path, &final_path)?;
+
+    let names = DB::list_cf(&Options::default(), &final_path)?;
     let descriptors = names
         .iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let source =
-        DB::open_cf_descriptors_read_only(&Options::default(), &snapshot.path, descriptors, false)?;
+        DB::open_cf_descriptors_read_only(&Options::default(), &final_path, descriptors, false)?;
     let mut batch = WriteBatch::default();
     for cf_name in SM_CFS {
         let live_cf = db.cf(cf_name);
@@ -141,14 +152,6 @@ pub(crate) fn install(
     );
     drop(source);
     db.db.write_opt(batch, &sync_write())?;
-
-    // Keep the installed snapshot as this node's current one, so it can serve it in turn.
-    write_meta(&snapshot.path, meta)?;
-    let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
-    let final_path = db
-        .snapshot_root
-        .join(format!("{SNAPSHOT_PREFIX}{index:020}-{}", unique_suffix()));
-    rename_durably(&snapshot.path, &final_path)?;
     prune(&db.snapshot_root)?;
     tracing::info!(index, "installed snapshot");
     Ok(())

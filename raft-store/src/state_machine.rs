@@ -74,7 +74,7 @@ impl StateMachine {
                 result: result.clone(),
             },
         );
-        if index % REQUESTS_PRUNE_EVERY == 0 {
+        if index.is_multiple_of(REQUESTS_PRUNE_EVERY) {
             self.prune_requests(index, staged)?;
         }
         Ok(result)
@@ -265,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let log_id = entry.log_id.clone();
+            let log_id = entry.log_id;
             let mut staged = Staged::new(&self.db);
             let result = match &entry.payload {
                 EntryPayload::Blank => CommandResult::Done,
@@ -273,8 +273,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     self.apply_request(request, log_id.index, &mut staged)?
                 }
                 EntryPayload::Membership(membership) => {
-                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    let stored = StoredMembership::new(Some(log_id), membership.clone());
                     staged.put(CF_SM_META, KEY_MEMBERSHIP, &stored);
+                    // A joined node that became a voter is no longer pending: if it is removed
+                    // later, restarting it does not add it again.
+                    for node_id in membership.voter_ids() {
+                        staged.delete(CF_PENDING_NODES, &node_id.to_be_bytes());
+                    }
                     CommandResult::Done
                 }
             };

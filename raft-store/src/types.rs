@@ -130,23 +130,10 @@ impl Request {
     /// A request with a fresh random id.
     pub fn new(command: Command) -> Request {
         Request {
-            id: rand_id(),
+            id: rand::random(),
             command,
         }
     }
-}
-
-fn rand_id() -> u128 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    // Unique enough across nodes and restarts: wall-clock nanoseconds mixed with a per-process
-    // counter and the process id.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
-    (nanos << 32) ^ (count << 16) ^ std::process::id() as u128
 }
 
 impl fmt::Display for Request {

@@ -105,6 +105,13 @@ pub fn cert_names_node(cert: &CertificateDer<'_>, node_id: NodeId) -> bool {
     end_entity.verify_is_valid_for_subject_name(&name).is_ok()
 }
 
+/// Checks that `csr_pem` is a well-formed, correctly self-signed certificate signing request.
+pub fn check_csr(csr_pem: &str) -> Result<(), ReplicationError> {
+    CertificateSigningRequestParams::from_pem(csr_pem)
+        .map(|_| ())
+        .map_err(|e| ReplicationError::Sign(e.to_string()))
+}
+
 /// Signs a certificate for a joining node. The CSR contributes only its public key (its
 /// signature is checked): the names in the certificate are decided here, from the node id the
 /// cluster allocated, never taken from the request.

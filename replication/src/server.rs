@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use openraft::ReadPolicy;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::vote::RaftLeaderId;
 use quinn::{Connection, RecvStream, SendStream};
 use raft_store::{NodeId, Raft, SnapshotDir, Vote};
 use rustls::pki_types::CertificateDer;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
 
 use crate::pki::cert_names_node;
 use crate::transport::Transport;
@@ -68,14 +70,24 @@ fn peer_certificate(conn: &Connection) -> Option<CertificateDer<'static>> {
     chain.first().cloned()
 }
 
+/// A peer has this long to send its request once it opened a stream.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A forwarded write or read-index request is answered within this time, or the sender is told
+/// to retry (`NotLeader`; with the same request id, harmless if the write commits after all).
+const FORWARDED_TIMEOUT: Duration = Duration::from_secs(8);
+
 #[derive(Debug, thiserror::Error)]
 enum StreamError {
+    #[error("the request did not arrive in time")]
+    Timeout,
     #[error("{0}")]
     Frame(#[from] FrameError),
     #[error("certificate does not name node {claimed}")]
     Impostor { claimed: NodeId },
     #[error("request claims node {claimed} but its vote names node {in_vote}")]
     VoteMismatch { claimed: NodeId, in_vote: NodeId },
+    #[error("node {from} is not a member of the cluster")]
+    NotMember { from: NodeId },
     #[error("snapshot file name {0:?} is not a plain file name")]
     BadFileName(String),
     #[error("io: {0}")]
@@ -89,7 +101,10 @@ async fn serve_stream(
     raft: Raft,
     snapshot_root: &Path,
 ) -> Result<(), StreamError> {
-    let Envelope { from, request } = read_frame(&mut recv).await?;
+    let Envelope { from, request } =
+        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_frame(&mut recv))
+            .await
+            .map_err(|_| StreamError::Timeout)??;
     // The TLS handshake proved the peer holds a certificate from the cluster CA; this proves the
     // certificate is the one of the node the request claims to come from.
     if !cert_names_node(cert, from) {
@@ -134,34 +149,75 @@ async fn serve_stream(
             let path = receive_snapshot_files(&mut recv, snapshot_root, &files).await?;
             let snapshot = raft_store::Snapshot {
                 meta,
-                snapshot: SnapshotDir { path },
+                snapshot: SnapshotDir { path: path.clone() },
             };
-            match raft.install_full_snapshot(vote, snapshot).await {
+            let result = raft.install_full_snapshot(vote, snapshot).await;
+            // Installed snapshots were moved into place; one openraft declined (stale vote, not
+            // newer than what is committed here) is still in its incoming directory.
+            if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                tokio::fs::remove_dir_all(&path).await?;
+            }
+            match result {
                 Ok(r) => Response::Snapshot(r),
                 Err(err) => Response::Failed(err.to_string()),
             }
         }
-        Request::ClientWrite(request) => match raft.client_write(request).await {
-            Ok(r) => Response::ClientWrite(r.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Response::NotLeader {
-                leader: f.leader_id,
-            },
-            Err(err) => Response::Failed(err.to_string()),
-        },
-        Request::ReadIndex => match raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(read_log_id) => Response::ReadIndex(read_log_id.index()),
-            Err(RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
-                f,
-            ))) => Response::NotLeader {
-                leader: f.leader_id,
-            },
-            Err(err) => Response::Failed(err.to_string()),
-        },
+        Request::ClientWrite(_) | Request::ReadIndex if !is_member(&raft, from) => {
+            let _ = write_frame(
+                &mut send,
+                &Response::Failed(format!("node {from} is not a member")),
+            )
+            .await;
+            return Err(StreamError::NotMember { from });
+        }
+        Request::ClientWrite(request) => {
+            match timeout(FORWARDED_TIMEOUT, raft.client_write(request)).await {
+                Err(_elapsed) => Response::NotLeader { leader: None },
+                Ok(Ok(r)) => Response::ClientWrite(r.data),
+                // Not the leader, or lost leadership before the entry committed: either way the
+                // sender retries with the same request id.
+                Ok(Err(RaftError::APIError(
+                    ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
+                ))) => Response::NotLeader {
+                    leader: f.leader_id,
+                },
+                Ok(Err(err)) => Response::Failed(err.to_string()),
+            }
+        }
+        Request::ReadIndex => {
+            match timeout(
+                FORWARDED_TIMEOUT,
+                raft.ensure_linearizable(ReadPolicy::ReadIndex),
+            )
+            .await
+            {
+                Err(_elapsed) => Response::NotLeader { leader: None },
+                Ok(Ok(read_log_id)) => Response::ReadIndex(read_log_id.index()),
+                Ok(Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f)))) => {
+                    Response::NotLeader {
+                        leader: f.leader_id,
+                    }
+                }
+                Ok(Err(err)) => Response::Failed(err.to_string()),
+            }
+        }
     };
     write_frame(&mut send, &response).await?;
     send.finish()
         .map_err(|e| StreamError::Io(std::io::Error::other(e)))?;
     Ok(())
+}
+
+/// Forwarded writes and reads are taken only from members: a certificate alone (any node that
+/// ever joined holds one) is not enough to write.
+fn is_member(raft: &Raft, from: NodeId) -> bool {
+    use openraft::async_runtime::watch::WatchReceiver;
+    raft.metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .get_node(&from)
+        .is_some()
 }
 
 fn check_vote(from: NodeId, vote: &Vote) -> Result<(), StreamError> {
@@ -182,8 +238,22 @@ async fn receive_snapshot_files(
     snapshot_root: &Path,
     files: &[SnapshotFile],
 ) -> Result<PathBuf, StreamError> {
-    use tokio::io::AsyncReadExt;
     let dir = raft_store::incoming_dir(snapshot_root)?;
+    match write_snapshot_files(recv, &dir, files).await {
+        Ok(()) => Ok(dir),
+        Err(err) => {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            Err(err)
+        }
+    }
+}
+
+async fn write_snapshot_files(
+    recv: &mut RecvStream,
+    dir: &Path,
+    files: &[SnapshotFile],
+) -> Result<(), StreamError> {
+    use tokio::io::AsyncReadExt;
     for file in files {
         let plain = Path::new(&file.name)
             .file_name()
@@ -206,6 +276,6 @@ async fn receive_snapshot_files(
         out.flush().await?;
         out.sync_all().await?;
     }
-    tokio::fs::File::open(&dir).await?.sync_all().await?;
-    Ok(dir)
+    tokio::fs::File::open(dir).await?.sync_all().await?;
+    Ok(())
 }

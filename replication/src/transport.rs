@@ -110,7 +110,25 @@ impl Transport {
                 connections.remove(&target);
             }
         }
-        // Dial without holding the lock: a slow peer must not delay requests to the others.
+        // Dial without holding the lock (a slow peer must not delay requests to the others), in
+        // a task of its own: the short timeout of a heartbeat must not cancel a handshake that
+        // needs a little longer; the connection is cached when it completes either way.
+        let transport = self.clone();
+        let addr = addr.to_owned();
+        tokio::spawn(async move { transport.dial(target, &addr).await })
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+    }
+
+    async fn dial(
+        &self,
+        target: NodeId,
+        addr: &str,
+    ) -> Result<quinn::Connection, ReplicationError> {
+        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
+            node_id: target,
+            reason,
+        };
         let sock_addr = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| unreachable(format!("resolve {addr}: {e}")))?

@@ -100,8 +100,15 @@ where
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
-    let mut bytes = vec![0u8; len as usize];
-    reader.read_exact(&mut bytes).await?;
+    // Grow with the bytes that actually arrive, not with the length a peer claims.
+    let mut bytes = Vec::new();
+    reader.take(u64::from(len)).read_to_end(&mut bytes).await?;
+    if bytes.len() != len as usize {
+        return Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "frame cut short",
+        )));
+    }
     let config = bincode::config::standard().with_limit::<{ MAX_FRAME as usize }>();
     bincode::serde::decode_from_slice(&bytes, config)
         .map(|(message, _)| message)

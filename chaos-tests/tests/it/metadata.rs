@@ -156,6 +156,7 @@ fn kill_leader_while_creating_accounts() {
         on_restarted, on_leader,
         "restarted node and leader disagree"
     );
+    cluster.check_no_unexpected_errors(&[]);
 }
 
 #[test]
@@ -226,4 +227,5 @@ fn node_behind_a_purged_log_catches_up_by_snapshot() {
         cluster.nodes[behind].log().contains("installed snapshot"),
         "no snapshot install in the follower's log"
     );
+    cluster.check_no_unexpected_errors(&[]);
 }

@@ -104,6 +104,7 @@ fn join_failover_and_leave_through_mclusterctl() {
     let exit = cluster.stop(i, Duration::from_secs(10)).unwrap();
     assert!(exit.success(), "mclusterd exited with {exit} on SIGTERM");
     println!("SIGTERM to exit: {} ms", started.elapsed().as_millis());
+    cluster.check_no_unexpected_errors(&[]);
 }
 
 #[test]
@@ -165,6 +166,9 @@ fn user_and_domain_commands_round_trip() {
         serde_json::from_str::<Value>(&list).unwrap(),
         serde_json::json!([])
     );
+    let members: Value =
+        serde_json::from_str(&cluster.ctl_ok(&["members", "--json"]).unwrap()).unwrap();
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
     // Bad input is a clear error, not a crash.
     let bad = cluster
         .ctl(&["user", "add", "no-at-sign", "--password", "x"])
@@ -174,6 +178,7 @@ fn user_and_domain_commands_round_trip() {
         cluster.current_leader().is_some(),
         "the node survived bad input"
     );
+    cluster.check_no_unexpected_errors(&[]);
 }
 
 /// Reads the demo's standard output line by line, on a thread, so the test can wait with a

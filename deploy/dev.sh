@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Developer entry points, the ones README.md shows:
+#   deploy/dev.sh demo [mclusterctl demo flags]   build, then run the three-node demo cluster
+#   deploy/dev.sh test                            every check CI runs: fmt, clippy, all tests
+# On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
+# bindings, openssl for a certificate check in the cli tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install_build_deps() {
+    local missing=()
+    dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+target_dir() {
+    echo "${CARGO_TARGET_DIR:-$PWD/target}"
+}
+
+case "${1:-}" in
+    demo)
+        shift
+        install_build_deps
+        cargo build --workspace --bins
+        exec "$(target_dir)/debug/mclusterctl" demo "$@"
+        ;;
+    test)
+        install_build_deps
+        cargo fmt --all -- --check
+        # The chaos scenarios run the real binaries: build them before the tests.
+        cargo build --workspace --all-targets
+        cargo clippy --workspace --all-targets -- -D warnings
+        if cargo nextest --version >/dev/null 2>&1; then
+            cargo nextest run --workspace --no-fail-fast
+        else
+            cargo test --workspace --no-fail-fast
+        fi
+        ;;
+    *)
+        echo "usage: deploy/dev.sh demo [--dir DIR] [--password PW] | deploy/dev.sh test" >&2
+        exit 2
+        ;;
+esac
