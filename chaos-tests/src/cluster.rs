@@ -14,14 +14,20 @@ use serde_json::Value;
 
 use crate::api::Api;
 
-/// The directory holding `mclusterd` and `mclusterctl`: next to the test binary's `deps/`.
+/// The directory holding `mclusterd` and `mclusterctl`: `MCLUSTER_BIN_DIR`, else the target
+/// directory the running test or program was built into.
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MCLUSTER_BIN_DIR") {
         return PathBuf::from(dir);
     }
     let exe = std::env::current_exe().expect("the test binary has a path");
-    let deps = exe.parent().expect("the test binary lives in a directory");
-    deps.parent().expect("deps/ has a parent").to_path_buf()
+    let dir = exe.parent().expect("the binary lives in a directory");
+    // Test binaries live in target/<profile>/deps/, programs beside the binaries.
+    if dir.ends_with("deps") {
+        dir.parent().expect("deps/ has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn binary(name: &str) -> PathBuf {

@@ -590,7 +590,6 @@ async fn add_domain(
             at: unix_now(),
         })
         .await?;
-    cluster.linearize().await?;
     let domain = cluster
         .reader
         .domain(&name)?
@@ -694,8 +693,6 @@ async fn add_account(
             at: unix_now(),
         })
         .await?;
-    // The write was applied on the leader; this node may apply it a moment later.
-    cluster.linearize().await?;
     let account = cluster
         .reader
         .account(&address)?
@@ -816,7 +813,6 @@ async fn add_alias(
             targets,
         })
         .await?;
-    cluster.linearize().await?;
     let alias = cluster
         .reader
         .alias(&address)?

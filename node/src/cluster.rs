@@ -84,7 +84,8 @@ impl Cluster {
     }
 
     /// Commits `command` through the leader and returns how it applied. Returns only after the
-    /// entry is committed (fsync'd on a majority) and applied on the leader. The request keeps
+    /// entry is committed (fsync'd on a majority), applied on the leader, and applied on this
+    /// node (so a read here right after sees it). The request keeps
     /// one id across retries, so a retry after an unknown outcome cannot apply it twice; every
     /// attempt, and the whole call, is bounded by `WRITE_DEADLINE`.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
@@ -93,7 +94,18 @@ impl Cluster {
         loop {
             let attempt = tokio::time::timeout_at(deadline, self.write_once(&request)).await;
             match attempt {
-                Ok(Ok(result)) => return Ok(result),
+                Ok(Ok((result, index))) => {
+                    // Read-your-writes on this node: a forwarded write applied on the leader is
+                    // visible here once this node has applied the same index.
+                    self.raft
+                        .wait(Some(LEADER_WAIT))
+                        .applied_index_at_least(Some(index), "apply own write")
+                        .await
+                        .map_err(|e| {
+                            ClusterError::Unavailable(format!("apply write {index}: {e}"))
+                        })?;
+                    return Ok(result);
+                }
                 // Leadership moved, is being decided, or the outcome is unknown: try again until
                 // the deadline (safe: the request id makes the retry idempotent).
                 Ok(Err(Attempt::Retry(reason))) if tokio::time::Instant::now() < deadline => {
@@ -111,9 +123,9 @@ impl Cluster {
         }
     }
 
-    async fn write_once(&self, request: &Request) -> Result<CommandResult, Attempt> {
+    async fn write_once(&self, request: &Request) -> Result<(CommandResult, u64), Attempt> {
         let forward = match self.raft.client_write(request.clone()).await {
-            Ok(response) => return Ok(response.data),
+            Ok(response) => return Ok((response.data, response.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => forward,
             // The entry was appended but lost its leader before committing; it may still commit
             // under the next leader, which the request id makes harmless.

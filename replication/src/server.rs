@@ -173,7 +173,10 @@ async fn serve_stream(
         Request::ClientWrite(request) => {
             match timeout(FORWARDED_TIMEOUT, raft.client_write(request)).await {
                 Err(_elapsed) => Response::NotLeader { leader: None },
-                Ok(Ok(r)) => Response::ClientWrite(r.data),
+                Ok(Ok(r)) => Response::ClientWrite {
+                    result: r.data,
+                    index: r.log_id.index,
+                },
                 // Not the leader, or lost leadership before the entry committed: either way the
                 // sender retries with the same request id.
                 Ok(Err(RaftError::APIError(

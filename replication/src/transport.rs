@@ -202,18 +202,18 @@ impl Transport {
             .map_err(|e| unreachable(e.to_string()))
     }
 
-    /// Forwards a client write to the leader and returns its result.
+    /// Forwards a client write to the leader and returns its result and log index.
     pub async fn forward_write(
         &self,
         leader: NodeId,
         member: &Member,
         request: WriteRequest,
-    ) -> Result<CommandResult, ReplicationError> {
+    ) -> Result<(CommandResult, u64), ReplicationError> {
         match self
             .call(leader, &member.raft_addr, Request::ClientWrite(request))
             .await?
         {
-            Response::ClientWrite(result) => Ok(result),
+            Response::ClientWrite { result, index } => Ok((result, index)),
             other => Err(unexpected(leader, other)),
         }
     }

@@ -53,7 +53,11 @@ pub enum Response {
     Vote(VoteResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
-    ClientWrite(CommandResult),
+    /// The outcome, and the log index it was applied at (so the follower can wait for it).
+    ClientWrite {
+        result: CommandResult,
+        index: u64,
+    },
     ReadIndex(u64),
     /// The receiver is not the leader; it names the leader it knows.
     NotLeader {
