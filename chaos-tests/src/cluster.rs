@@ -380,6 +380,12 @@ impl Cluster {
     pub fn check_no_unexpected_errors(&self, expected: &[&str]) {
         for node in &self.nodes {
             let log = node.log();
+            // Guards the check itself: levels must appear as plain words (no colour codes).
+            assert!(
+                log.contains(" INFO "),
+                "{}'s log has no plain INFO lines: is it coloured?",
+                node.name
+            );
             let unexpected: Vec<&str> = log
                 .lines()
                 .filter(|line| line.contains(" ERROR "))

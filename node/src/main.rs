@@ -1,5 +1,6 @@
 //! `mclusterd`: parses flags, sets up logging, and runs the node until SIGTERM or Ctrl-C.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,8 +27,10 @@ fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: log files and journald get plain text.
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match loaded.config.log_format {
         LogFormat::Json => subscriber.json().init(),
