@@ -210,8 +210,14 @@ fn check_node_cert(ca: &CertifiedKey, node: &CertifiedKey, name: &str, dns_name:
 /// The full chain check (signature, validity, purposes) by an independent implementation.
 /// `deploy/dev.sh test` installs openssl; without it this check fails rather than pass unseen.
 fn check_with_openssl(ca: &CertifiedKey, node: &CertifiedKey, dns_name: &str) {
-    let found = Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
-    assert!(found, "openssl is needed for this check: apt-get install openssl (deploy/dev.sh does)");
+    let found = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "openssl is needed for this check: apt-get install openssl (deploy/dev.sh does)"
+    );
     let dir = tempfile::tempdir().expect("create temp dir");
     let ca_path = dir.path().join("ca.crt");
     let node_path = dir.path().join("node.crt");
