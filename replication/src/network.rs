@@ -77,10 +77,7 @@ impl PeerClient {
         vote: Vote,
         snapshot: Snapshot,
     ) -> Result<SnapshotResponse<TypeConfig>, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
-            node_id: self.target,
-            reason,
-        };
+        let unreachable = crate::transport::unreachable(self.target);
         // Open every file before sending anything: a newer snapshot may prune this directory
         // meanwhile, and open files stay readable.
         let mut files = Vec::new();

@@ -97,10 +97,7 @@ impl Transport {
         target: NodeId,
         addr: &str,
     ) -> Result<quinn::Connection, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
-            node_id: target,
-            reason,
-        };
+        let unreachable = unreachable(target);
         {
             let mut connections = self.inner.connections.lock().await;
             if let Some(conn) = connections.get(&target) {
@@ -125,10 +122,7 @@ impl Transport {
         target: NodeId,
         addr: &str,
     ) -> Result<quinn::Connection, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
-            node_id: target,
-            reason,
-        };
+        let unreachable = unreachable(target);
         let sock_addr = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| unreachable(format!("resolve {addr}: {e}")))?
@@ -180,10 +174,7 @@ impl Transport {
         addr: &str,
         request: Request,
     ) -> Result<Response, ReplicationError> {
-        let unreachable = |reason: String| ReplicationError::PeerUnreachable {
-            node_id: target,
-            reason,
-        };
+        let unreachable = unreachable(target);
         let conn = self.connection(target, addr).await?;
         let (mut send, mut recv) = conn
             .open_bi()
@@ -232,6 +223,11 @@ impl Transport {
             other => Err(unexpected(leader, other)),
         }
     }
+}
+
+/// Builds the error for "could not talk to `node_id`", from a reason.
+pub(crate) fn unreachable(node_id: NodeId) -> impl Fn(String) -> ReplicationError {
+    move |reason| ReplicationError::PeerUnreachable { node_id, reason }
 }
 
 /// Maps an answer of the wrong kind to the error a caller acts on.
