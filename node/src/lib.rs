@@ -128,11 +128,13 @@ pub async fn run(
         handoff.abort();
     }
     hand_off_leadership(&cluster).await;
+    // Stop taking peers' requests before Raft stops, so none reaches a stopped Raft core.
+    transport.close();
+    peer_server.abort();
+    let _ = peer_server.await;
     if let Err(err) = raft.shutdown().await {
         tracing::warn!(error = %err, "raft did not shut down cleanly");
     }
-    transport.close();
-    peer_server.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,18 +11,23 @@ use raft_store::{NodeId, Raft, SnapshotDir, Vote};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use crate::pki::cert_names_node;
 use crate::transport::Transport;
 use crate::wire::{Envelope, FrameError, Request, Response, SnapshotFile, read_frame, write_frame};
 
-/// Serves peers until the endpoint is closed.
+/// Serves peers until the endpoint is closed or this future is dropped. Every connection and
+/// request task lives in a `JoinSet` owned here, so dropping (aborting) `serve` stops them all:
+/// none is left calling into a Raft node that is shutting down.
 pub async fn serve(transport: Transport, raft: Raft, snapshot_root: PathBuf) {
+    let mut connections = JoinSet::new();
     while let Some(incoming) = transport.endpoint().accept().await {
+        while connections.try_join_next().is_some() {}
         let raft = raft.clone();
         let snapshot_root = snapshot_root.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => serve_connection(conn, raft, snapshot_root).await,
@@ -41,6 +46,7 @@ async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) 
         conn.close(1u32.into(), b"no certificate");
         return;
     };
+    let mut requests = JoinSet::new();
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -53,10 +59,11 @@ async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) 
                 return;
             }
         };
+        while requests.try_join_next().is_some() {}
         let raft = raft.clone();
         let snapshot_root = snapshot_root.clone();
         let cert = cert.clone();
-        tokio::spawn(async move {
+        requests.spawn(async move {
             if let Err(err) = serve_stream(send, recv, &cert, raft, &snapshot_root).await {
                 tracing::warn!(%remote, error = %err, "bad request from peer");
             }
