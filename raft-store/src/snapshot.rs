@@ -182,46 +182,37 @@ pub fn incoming_dir(snapshot_root: &Path) -> io::Result<PathBuf> {
 
 /// Removes leftovers of interrupted builds and transfers. Called when the store opens.
 pub(crate) fn remove_partial(snapshot_root: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(snapshot_root).map_err(|source| StoreError::Io {
-        what: "list snapshots",
-        source,
-    })? {
-        let entry = entry.map_err(|source| StoreError::Io {
-            what: "list snapshots",
+    for path in dirs_named(snapshot_root, &[INCOMING_PREFIX, BUILDING_PREFIX])? {
+        fs::remove_dir_all(&path).map_err(|source| StoreError::Io {
+            what: "remove partial snapshot",
             source,
         })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(INCOMING_PREFIX) || name.starts_with(BUILDING_PREFIX) {
-            fs::remove_dir_all(entry.path()).map_err(|source| StoreError::Io {
-                what: "remove partial snapshot",
-                source,
-            })?;
-        }
     }
     Ok(())
 }
 
+/// Complete snapshots, oldest first (names embed the zero-padded index).
 fn snapshot_dirs(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut dirs = Vec::new();
-    for entry in fs::read_dir(root).map_err(|source| StoreError::Io {
-        what: "list snapshots",
-        source,
-    })? {
-        let entry = entry.map_err(|source| StoreError::Io {
-            what: "list snapshots",
-            source,
-        })?;
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(SNAPSHOT_PREFIX)
-        {
-            dirs.push(entry.path());
-        }
-    }
-    // Names embed the zero-padded index, so name order is age order.
+    let mut dirs = dirs_named(root, &[SNAPSHOT_PREFIX])?;
     dirs.sort();
     Ok(dirs)
+}
+
+/// Entries of `root` whose names start with one of `prefixes`.
+fn dirs_named(root: &Path, prefixes: &[&str]) -> Result<Vec<PathBuf>, StoreError> {
+    let io_err = |source| StoreError::Io {
+        what: "list snapshots",
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p)) {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 fn prune(root: &Path) -> Result<(), StoreError> {
