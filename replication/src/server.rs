@@ -123,6 +123,19 @@ async fn serve_stream(
         return Err(StreamError::Impostor { claimed: from });
     }
     let response = match request {
+        // Forwarded writes and reads are for members only: a node that was removed (or never
+        // added) holds a valid certificate but must not write. Raft RPCs are not gated on this
+        // node's view of the membership: a node restarting from an old disk may not know a new
+        // member yet, and refusing its votes could leave the cluster without a leader; a removed
+        // node's elections are held off by openraft's leader lease instead.
+        Request::ClientWrite(_) | Request::ReadIndex if !is_member(&raft, from) => {
+            let _ = write_frame(
+                &mut send,
+                &Response::Failed(format!("node {from} is not a member")),
+            )
+            .await;
+            return Err(StreamError::NotMember { from });
+        }
         Request::Append(rpc) => {
             check_vote(from, &rpc.vote)?;
             match raft.append_entries(rpc).await {
@@ -168,14 +181,6 @@ async fn serve_stream(
                 Ok(r) => Response::Snapshot(r),
                 Err(err) => Response::Failed(err.to_string()),
             }
-        }
-        Request::ClientWrite(_) | Request::ReadIndex if !is_member(&raft, from) => {
-            let _ = write_frame(
-                &mut send,
-                &Response::Failed(format!("node {from} is not a member")),
-            )
-            .await;
-            return Err(StreamError::NotMember { from });
         }
         Request::ClientWrite(request) => {
             match timeout(FORWARDED_TIMEOUT, raft.client_write(request)).await {

@@ -27,6 +27,9 @@ struct Inner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: Mutex<HashMap<NodeId, quinn::Connection>>,
+    /// One dial at a time per peer: callers arriving while a dial is in flight wait for it
+    /// instead of starting their own.
+    dials: Mutex<HashMap<NodeId, Arc<Mutex<()>>>>,
 }
 
 fn transport_config() -> quinn::TransportConfig {
@@ -69,6 +72,7 @@ impl Transport {
                 endpoint,
                 client_config,
                 connections: Mutex::new(HashMap::new()),
+                dials: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -123,6 +127,21 @@ impl Transport {
         addr: &str,
     ) -> Result<quinn::Connection, ReplicationError> {
         let unreachable = unreachable(target);
+        let dial_lock = self
+            .inner
+            .dials
+            .lock()
+            .await
+            .entry(target)
+            .or_default()
+            .clone();
+        let _dialling = dial_lock.lock().await;
+        // The dial this caller waited for may have connected already.
+        if let Some(conn) = self.inner.connections.lock().await.get(&target)
+            && conn.close_reason().is_none()
+        {
+            return Ok(conn.clone());
+        }
         let sock_addr = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| unreachable(format!("resolve {addr}: {e}")))?
