@@ -11,7 +11,7 @@ use crate::error::StoreError;
 
 /// Bumped whenever a key or value layout changes; a node refuses to open a store of another
 /// version rather than misread it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Raft log entries, keyed by big-endian index.
 pub const CF_LOG: &str = "log";
@@ -26,9 +26,19 @@ pub const CF_ALIASES: &str = "aliases";
 pub const CF_PENDING_NODES: &str = "pending_nodes";
 /// Outcomes of recently applied requests, by request id, so a retried request applies once.
 pub const CF_REQUESTS: &str = "requests";
+/// Mailboxes, keyed by `account \0 mailbox`.
+pub const CF_MAILBOXES: &str = "mailboxes";
+/// Messages, keyed by `account \0 mailbox \0 uid` (uid big-endian, so a scan is in UID order).
+pub const CF_MESSAGES: &str = "messages";
+/// Blob records (size, replicas, reference count), keyed by content hash.
+pub const CF_BLOBS: &str = "blobs";
+/// Blobs a node must hold but does not yet, keyed by `node id (big-endian) ++ hash`.
+pub const CF_BLOB_MISSING: &str = "blob_missing";
+/// Local deliveries already made, keyed by `queue id \0 recipient`: delivery is exactly-once.
+pub const CF_DELIVERED: &str = "delivered";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 7] = [
+pub const SM_CFS: [&str; 12] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -36,6 +46,11 @@ pub const SM_CFS: [&str; 7] = [
     CF_ALIASES,
     CF_PENDING_NODES,
     CF_REQUESTS,
+    CF_MAILBOXES,
+    CF_MESSAGES,
+    CF_BLOBS,
+    CF_BLOB_MISSING,
+    CF_DELIVERED,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";
@@ -46,6 +61,9 @@ pub const KEY_APPLIED: &[u8] = b"last_applied";
 pub const KEY_MEMBERSHIP: &[u8] = b"last_membership";
 pub const KEY_CLUSTER: &[u8] = b"cluster";
 pub const KEY_NEXT_NODE_ID: &[u8] = b"next_node_id";
+pub const KEY_NEXT_UIDVALIDITY: &[u8] = b"next_uidvalidity";
+pub const KEY_CLIENT_TLS: &[u8] = b"client_tls";
+pub const KEY_MAIL_POLICY: &[u8] = b"mail_policy";
 
 /// An open store: the database and where its snapshots live.
 #[derive(Clone)]
@@ -112,6 +130,39 @@ impl Db {
             None => Ok(None),
             Some(bytes) => decode(cf, key, &bytes).map(Some),
         }
+    }
+
+    /// Every key and value under `prefix`, in key order.
+    pub(crate) fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Box<[u8]>, T)>, StoreError> {
+        let mut values = Vec::new();
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let value = decode(cf, &key, &value)?;
+            values.push((key, value));
+        }
+        Ok(values)
+    }
+
+    /// How many keys lie under `prefix`.
+    pub(crate) fn count_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            let (key, _) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Every value of a column family, in key order.

@@ -4,9 +4,11 @@
 //! raft-store does no networking: it never opens a socket and knows nothing of peers. It does not
 //! decide policy either (who may write what): it applies committed commands deterministically.
 
+pub mod blob_store;
 mod db;
 mod error;
 mod log_store;
+mod mail;
 mod snapshot;
 mod state_machine;
 mod types;
@@ -17,6 +19,10 @@ mod tests;
 pub use crate::db::FORMAT_VERSION;
 pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
+pub use crate::mail::{
+    BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
+    INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message, flag,
+};
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
 pub use crate::state_machine::{StateMachine, StateReader};
 pub use crate::types::{

@@ -14,6 +14,7 @@ use crate::db::{
     Db, KEY_APPLIED, KEY_CLUSTER, KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, decode, encode,
 };
 use crate::error::StoreError;
+use crate::mail;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode,
@@ -165,12 +166,14 @@ impl StateMachine {
                     created_at: *at,
                 };
                 batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
+                mail::create_default_mailboxes(&reader, address, *at, batch)?;
             }
             Command::DeleteAccount { address } => {
                 if reader.account(address)?.is_none() {
                     return rejected(Rejection::NoSuchAccount(address.clone()));
                 }
                 batch.delete(CF_ACCOUNTS, address.as_bytes());
+                mail::delete_mail_of(&reader, address, batch)?;
             }
             Command::SetPassword {
                 address,
@@ -212,6 +215,21 @@ impl StateMachine {
                 }
                 batch.delete(CF_ALIASES, address.as_bytes());
             }
+            Command::Deliver { deliveries } => {
+                let outcomes = mail::deliver(&reader, deliveries, batch)?;
+                return Ok(CommandResult::Delivered(outcomes));
+            }
+            Command::Expunge {
+                account,
+                mailbox,
+                uids,
+            } => {
+                let removed = mail::expunge(&reader, account, mailbox, uids, batch)?;
+                return Ok(CommandResult::Expunged(removed));
+            }
+            Command::BlobsStored { node, blobs } => mail::blobs_stored(*node, blobs, batch),
+            Command::SetClientTls(tls) => mail::set_client_tls(tls, batch),
+            Command::SetMailPolicy(policy) => mail::set_mail_policy(policy, batch),
         }
         Ok(CommandResult::Done)
     }
@@ -239,11 +257,11 @@ impl<'a> Staged<'a> {
         }
     }
 
-    fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
+    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
         self.batch.put_cf(self.db.cf(cf), key, encode(value));
     }
 
-    fn delete(&mut self, cf: &str, key: &[u8]) {
+    pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {
         self.batch.delete_cf(self.db.cf(cf), key);
     }
 }
@@ -315,7 +333,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// Reads of the applied state. Cheap to clone; reads see the latest applied entry.
 #[derive(Clone)]
 pub struct StateReader {
-    db: Db,
+    pub(crate) db: Db,
 }
 
 impl StateReader {

@@ -280,3 +280,159 @@ async fn purge_and_truncate_keep_log_state_consistent() {
     assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(4));
     assert_eq!(state.last_log_id.map(|id| id.index), Some(7));
 }
+
+fn delivery(queue_id: &str, blob: u8, recipients: &[&str], missing: &[u64]) -> crate::Delivery {
+    crate::Delivery {
+        queue_id: queue_id.into(),
+        blob: [blob; 32],
+        size: 100,
+        replicas: vec![1, 2],
+        missing: missing.to_vec(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        internal_date: 1_700_000_000,
+    }
+}
+
+#[tokio::test]
+async fn deliveries_allocate_uids_once_and_expunge_releases_blobs() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let (a, b) = ("a@example.test", "b@example.test");
+    apply_all(
+        &mut sm,
+        1,
+        vec![add_domain("example.test"), add_account(a), add_account(b)],
+    )
+    .await;
+    let names: Vec<_> = reader
+        .mailboxes(a)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["Drafts", "INBOX", "Junk", "Sent", "Trash"]);
+    let validity_a = reader
+        .mailbox(a, crate::INBOX)
+        .unwrap()
+        .unwrap()
+        .uidvalidity;
+    let validity_b = reader
+        .mailbox(b, crate::INBOX)
+        .unwrap()
+        .unwrap()
+        .uidvalidity;
+    assert_ne!(
+        validity_a, validity_b,
+        "UIDVALIDITY values are never shared"
+    );
+
+    let first = Command::Deliver {
+        deliveries: vec![
+            delivery("q1", 1, &[a, b], &[]),
+            // Two messages to one account in one entry get consecutive UIDs.
+            delivery("q2", 2, &[a, "gone@example.test"], &[2]),
+        ],
+    };
+    let results = apply_all(&mut sm, 4, vec![first.clone(), first]).await;
+    let outcome = |delivered, undeliverable: &[&str]| crate::DeliveryOutcome {
+        delivered,
+        undeliverable: undeliverable.iter().map(|s| s.to_string()).collect(),
+    };
+    let expected =
+        CommandResult::Delivered(vec![outcome(2, &[]), outcome(1, &["gone@example.test"])]);
+    // The second copy (a retry under a new request id) delivers nothing new.
+    check_results(results, &[expected.clone(), expected]);
+    let uids: Vec<_> = reader
+        .messages(a, crate::INBOX)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [1, 2]);
+    let inbox = reader.mailbox(a, crate::INBOX).unwrap().unwrap();
+    assert_eq!((inbox.uidnext, inbox.messages, inbox.bytes), (3, 2, 200));
+    assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().refs, 2);
+    assert_eq!(reader.missing_blobs(2, 10).unwrap(), vec![[2u8; 32]]);
+    assert_eq!(reader.missing_blob_counts().unwrap().get(&2), Some(&1));
+
+    let results = apply_all(
+        &mut sm,
+        6,
+        vec![
+            Command::Expunge {
+                account: a.into(),
+                mailbox: crate::INBOX.into(),
+                uids: vec![1, 2, 2, 9],
+            },
+            // A second session expunging the same messages changes nothing.
+            Command::Expunge {
+                account: a.into(),
+                mailbox: crate::INBOX.into(),
+                uids: vec![1, 2],
+            },
+        ],
+    )
+    .await;
+    check_results(
+        results,
+        &[CommandResult::Expunged(2), CommandResult::Expunged(0)],
+    );
+    assert_eq!(
+        reader.blob(&[1; 32]).unwrap().unwrap().refs,
+        1,
+        "b still has it"
+    );
+    assert_eq!(reader.blob(&[2; 32]).unwrap(), None);
+    assert_eq!(reader.missing_blob_count(2).unwrap(), 0);
+    let inbox = reader.mailbox(a, crate::INBOX).unwrap().unwrap();
+    assert_eq!(
+        (inbox.uidnext, inbox.messages, inbox.bytes),
+        (3, 0, 0),
+        "UIDs are not reused"
+    );
+
+    // Deleting an account releases its blobs and mailboxes.
+    apply_all(
+        &mut sm,
+        8,
+        vec![Command::DeleteAccount { address: b.into() }],
+    )
+    .await;
+    assert_eq!(reader.blob(&[1; 32]).unwrap(), None);
+    assert!(reader.mailboxes(b).unwrap().is_empty());
+    // A recreated account gets new UIDVALIDITY values.
+    apply_all(&mut sm, 9, vec![add_account(b)]).await;
+    let recreated = reader
+        .mailbox(b, crate::INBOX)
+        .unwrap()
+        .unwrap()
+        .uidvalidity;
+    assert!(recreated > validity_b);
+}
+
+#[tokio::test]
+async fn blobs_stored_clears_missing_markers() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(
+        &mut sm,
+        1,
+        vec![
+            add_domain("example.test"),
+            add_account(a),
+            Command::Deliver {
+                deliveries: vec![delivery("q1", 1, &[a], &[2]), delivery("q2", 2, &[a], &[2])],
+            },
+            Command::BlobsStored {
+                node: 2,
+                blobs: vec![[1; 32]],
+            },
+        ],
+    )
+    .await;
+    assert_eq!(reader.missing_blobs(2, 10).unwrap(), vec![[2u8; 32]]);
+    assert_eq!(reader.missing_blob_count(1).unwrap(), 0);
+}

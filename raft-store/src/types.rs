@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mail::{BlobHash, ClientTls, Delivery, DeliveryOutcome, MailPolicy};
+
 openraft::declare_raft_types!(
     /// The type configuration of mcluster's metadata Raft group.
     pub TypeConfig:
@@ -182,6 +184,24 @@ pub enum Command {
     DeleteAlias {
         address: String,
     },
+    /// Accepted messages whose blobs are fsync'd on their replicas (or on the receiver alone
+    /// while degraded): store them in their recipients' INBOXes. Many messages share one entry.
+    Deliver {
+        deliveries: Vec<Delivery>,
+    },
+    /// Removes messages from a mailbox (POP3 deletions at QUIT, IMAP EXPUNGE).
+    Expunge {
+        account: String,
+        mailbox: String,
+        uids: Vec<u32>,
+    },
+    /// `node` now holds these blobs, fsync'd (after pulling them during resync).
+    BlobsStored {
+        node: NodeId,
+        blobs: Vec<BlobHash>,
+    },
+    SetClientTls(ClientTls),
+    SetMailPolicy(MailPolicy),
 }
 
 impl fmt::Display for Command {
@@ -200,6 +220,17 @@ impl fmt::Display for Command {
             }
             Command::AddAlias { address, .. } => write!(f, "AddAlias({address})"),
             Command::DeleteAlias { address } => write!(f, "DeleteAlias({address})"),
+            Command::Deliver { deliveries } => write!(f, "Deliver({} messages)", deliveries.len()),
+            Command::Expunge {
+                account,
+                mailbox,
+                uids,
+            } => write!(f, "Expunge({account}/{mailbox}, {} uids)", uids.len()),
+            Command::BlobsStored { node, blobs } => {
+                write!(f, "BlobsStored(node {node}, {} blobs)", blobs.len())
+            }
+            Command::SetClientTls(_) => write!(f, "SetClientTls"),
+            Command::SetMailPolicy(_) => write!(f, "SetMailPolicy"),
         }
     }
 }
@@ -210,6 +241,8 @@ impl fmt::Display for Command {
 pub enum CommandResult {
     Done,
     NodeRegistered(NodeId),
+    Delivered(Vec<DeliveryOutcome>),
+    Expunged(u32),
     Rejected(Rejection),
 }
 

@@ -1,0 +1,529 @@
+//! The replicated mail model: mailboxes with their UIDVALIDITY and UIDNEXT, messages with UID,
+//! flags and blob reference, blob records (who must hold each blob, how many messages use it),
+//! and the cluster-wide mail policy and client TLS certificate. Also how the mail commands apply.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{
+    CF_ACCOUNTS, CF_BLOB_MISSING, CF_BLOBS, CF_DELIVERED, CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS,
+    Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
+};
+use crate::error::StoreError;
+use crate::state_machine::{Staged, StateReader};
+use crate::types::{Account, NodeId};
+
+/// SHA-256 of a blob's bytes: its name on every node that holds it.
+pub type BlobHash = [u8; 32];
+
+pub const INBOX: &str = "INBOX";
+
+/// The mailboxes every account has from the start, with their RFC 6154 special use.
+pub const DEFAULT_MAILBOXES: [(&str, Option<&str>); 5] = [
+    (INBOX, None),
+    ("Sent", Some("\\Sent")),
+    ("Drafts", Some("\\Drafts")),
+    ("Trash", Some("\\Trash")),
+    ("Junk", Some("\\Junk")),
+];
+
+/// One mailbox of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub name: String,
+    /// Never changes while the mailbox exists, and is never reused by another mailbox.
+    pub uidvalidity: u32,
+    /// The UID the next message gets; UIDs are never reused.
+    pub uidnext: u32,
+    pub messages: u32,
+    pub bytes: u64,
+    pub special_use: Option<String>,
+}
+
+/// IMAP system flags as bits; keywords are kept by name.
+pub mod flag {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+}
+
+/// One message in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub uid: u32,
+    pub blob: BlobHash,
+    pub size: u64,
+    /// Seconds since the Unix epoch, as decided by the receiving node.
+    pub internal_date: i64,
+    pub flags: u8,
+    pub keywords: Vec<String>,
+    pub queue_id: String,
+}
+
+/// What the cluster knows of one blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub size: u64,
+    /// The data nodes that must hold the blob (the receiver and its mirror partner).
+    pub replicas: Vec<NodeId>,
+    /// How many messages refer to it; at zero the record goes and nodes may delete the file.
+    pub refs: u64,
+}
+
+/// One accepted message to store in local mailboxes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Chosen by the receiving node; with the recipient it makes delivery idempotent.
+    pub queue_id: String,
+    pub blob: BlobHash,
+    pub size: u64,
+    /// Nodes that must hold the blob.
+    pub replicas: Vec<NodeId>,
+    /// Those of `replicas` that did not confirm an fsync'd copy (the mirror partner was down):
+    /// they pull the blob when they can.
+    pub missing: Vec<NodeId>,
+    /// Account addresses (aliases already resolved), each delivered to its INBOX.
+    pub recipients: Vec<String>,
+    pub internal_date: i64,
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryOutcome {
+    /// Recipients whose INBOX holds the message now (including earlier identical deliveries).
+    pub delivered: u32,
+    /// Recipients whose account no longer exists or is disabled.
+    pub undeliverable: Vec<String>,
+}
+
+/// Whether to accept mail while the blob can be fsync'd on one data node only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DegradedAccept {
+    /// Accept with one copy, say so in status, metrics and the log, re-mirror later.
+    #[default]
+    Accept,
+    /// Answer 451 4.3.0 until a mirror partner is back.
+    Refuse,
+}
+
+impl fmt::Display for DegradedAccept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DegradedAccept::Accept => "accept",
+            DegradedAccept::Refuse => "refuse",
+        })
+    }
+}
+
+/// Mail limits and behaviour that must be identical on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct MailPolicy {
+    pub max_message_bytes: u64,
+    pub max_recipients: u32,
+    pub degraded_accept: DegradedAccept,
+    /// Offer AUTH on connections without TLS (off: credentials never cross in clear).
+    pub auth_without_tls: bool,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    /// Protocol errors a session may make before it is disconnected.
+    pub max_errors: u32,
+    pub smtp_idle_timeout_secs: u64,
+    pub pop3_idle_timeout_secs: u64,
+}
+
+/// The largest message the node-to-node transport carries in one frame, with room to spare.
+pub const MAX_MESSAGE_BYTES_LIMIT: u64 = 60 * 1024 * 1024;
+
+impl Default for MailPolicy {
+    fn default() -> MailPolicy {
+        MailPolicy {
+            max_message_bytes: 50 * 1024 * 1024,
+            max_recipients: 100,
+            degraded_accept: DegradedAccept::Accept,
+            auth_without_tls: false,
+            max_connections: 1000,
+            max_connections_per_ip: 32,
+            max_errors: 10,
+            smtp_idle_timeout_secs: 300,
+            // RFC 1939: an autologout timer must be at least 10 minutes.
+            pop3_idle_timeout_secs: 600,
+        }
+    }
+}
+
+/// The certificate chain and key (PEM) that SMTP, POP3 and IMAP present to clients.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn mailbox_key(account: &str, mailbox: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account.len() + mailbox.len() + 1);
+    key.extend_from_slice(account.as_bytes());
+    key.push(0);
+    key.extend_from_slice(mailbox.as_bytes());
+    key
+}
+
+fn account_prefix(account: &str) -> Vec<u8> {
+    let mut key = account.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn message_prefix(account: &str, mailbox: &str) -> Vec<u8> {
+    let mut key = mailbox_key(account, mailbox);
+    key.push(0);
+    key
+}
+
+fn message_key(account: &str, mailbox: &str, uid: u32) -> Vec<u8> {
+    let mut key = message_prefix(account, mailbox);
+    key.extend_from_slice(&uid.to_be_bytes());
+    key
+}
+
+fn missing_key(node: NodeId, blob: &BlobHash) -> Vec<u8> {
+    let mut key = node.to_be_bytes().to_vec();
+    key.extend_from_slice(blob);
+    key
+}
+
+fn delivered_key(queue_id: &str, recipient: &str) -> Vec<u8> {
+    let mut key = queue_id.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(recipient.as_bytes());
+    key
+}
+
+/// Changes staged by one command, read back by later steps of the same command (the write batch
+/// itself cannot be read).
+#[derive(Default)]
+pub(crate) struct MailOverlay {
+    mailboxes: HashMap<Vec<u8>, Mailbox>,
+    blobs: HashMap<BlobHash, Option<BlobRecord>>,
+}
+
+impl MailOverlay {
+    fn mailbox(
+        &mut self,
+        reader: &StateReader,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<&mut Mailbox>, StoreError> {
+        let key = mailbox_key(account, name);
+        if !self.mailboxes.contains_key(&key) {
+            match reader.mailbox(account, name)? {
+                Some(mailbox) => self.mailboxes.insert(key.clone(), mailbox),
+                None => return Ok(None),
+            };
+        }
+        Ok(self.mailboxes.get_mut(&key))
+    }
+
+    fn blob(
+        &mut self,
+        reader: &StateReader,
+        hash: &BlobHash,
+    ) -> Result<&mut Option<BlobRecord>, StoreError> {
+        if !self.blobs.contains_key(hash) {
+            self.blobs.insert(*hash, reader.blob(hash)?);
+        }
+        Ok(self.blobs.get_mut(hash).expect("inserted above"))
+    }
+
+    /// Drops one reference to a blob; the last one removes its record and missing markers.
+    fn unref_blob(
+        &mut self,
+        reader: &StateReader,
+        hash: &BlobHash,
+        staged: &mut Staged<'_>,
+    ) -> Result<(), StoreError> {
+        let record = self.blob(reader, hash)?;
+        if let Some(blob) = record {
+            blob.refs = blob.refs.saturating_sub(1);
+            if blob.refs == 0 {
+                for node in &blob.replicas {
+                    staged.delete(CF_BLOB_MISSING, &missing_key(*node, hash));
+                }
+                *record = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(self, staged: &mut Staged<'_>) {
+        for (key, mailbox) in self.mailboxes {
+            staged.put(CF_MAILBOXES, &key, &mailbox);
+        }
+        for (hash, record) in self.blobs {
+            match record {
+                Some(record) => staged.put(CF_BLOBS, &hash, &record),
+                None => staged.delete(CF_BLOBS, &hash),
+            }
+        }
+    }
+}
+
+/// Creates an account's default mailboxes, each with a UIDVALIDITY never used before.
+pub(crate) fn create_default_mailboxes(
+    reader: &StateReader,
+    account: &str,
+    at: u64,
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    let stored = reader.db().get::<u32>(CF_SETTINGS, KEY_NEXT_UIDVALIDITY)?;
+    // Start from the clock (as decided by the proposer) so a restored backup's values stay
+    // unique too, but never go below a value already handed out.
+    let mut next = stored
+        .unwrap_or(0)
+        .max(u32::try_from(at).unwrap_or(u32::MAX))
+        .max(1);
+    for (name, special_use) in DEFAULT_MAILBOXES {
+        let mailbox = Mailbox {
+            name: name.to_owned(),
+            uidvalidity: next,
+            uidnext: 1,
+            messages: 0,
+            bytes: 0,
+            special_use: special_use.map(str::to_owned),
+        };
+        staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
+        next = next.wrapping_add(1).max(1);
+    }
+    staged.put(CF_SETTINGS, KEY_NEXT_UIDVALIDITY, &next);
+    Ok(())
+}
+
+/// Removes an account's mailboxes and messages, releasing their blobs.
+pub(crate) fn delete_mail_of(
+    reader: &StateReader,
+    account: &str,
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    let mut overlay = MailOverlay::default();
+    let prefix = account_prefix(account);
+    for (key, message) in reader.db().scan_prefix::<Message>(CF_MESSAGES, &prefix)? {
+        overlay.unref_blob(reader, &message.blob, staged)?;
+        staged.delete(CF_MESSAGES, &key);
+    }
+    for (key, _) in reader.db().scan_prefix::<Mailbox>(CF_MAILBOXES, &prefix)? {
+        staged.delete(CF_MAILBOXES, &key);
+    }
+    overlay.mailboxes.clear();
+    overlay.write(staged);
+    Ok(())
+}
+
+/// Stores each delivery in its recipients' INBOXes, once per (queue id, recipient).
+pub(crate) fn deliver(
+    reader: &StateReader,
+    deliveries: &[Delivery],
+    staged: &mut Staged<'_>,
+) -> Result<Vec<DeliveryOutcome>, StoreError> {
+    let mut overlay = MailOverlay::default();
+    let mut delivered_now = HashMap::new();
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let mut outcome = DeliveryOutcome {
+            delivered: 0,
+            undeliverable: Vec::new(),
+        };
+        for recipient in &delivery.recipients {
+            let key = delivered_key(&delivery.queue_id, recipient);
+            if delivered_now.contains_key(&key)
+                || reader.db().get::<u32>(CF_DELIVERED, &key)?.is_some()
+            {
+                outcome.delivered += 1;
+                continue;
+            }
+            let enabled = reader
+                .db()
+                .get::<Account>(CF_ACCOUNTS, recipient.as_bytes())?
+                .is_some_and(|a| a.enabled);
+            let inbox = match overlay.mailbox(reader, recipient, INBOX)? {
+                Some(inbox) if enabled => inbox,
+                _ => {
+                    outcome.undeliverable.push(recipient.clone());
+                    continue;
+                }
+            };
+            let uid = inbox.uidnext;
+            inbox.uidnext += 1;
+            inbox.messages += 1;
+            inbox.bytes += delivery.size;
+            let message = Message {
+                uid,
+                blob: delivery.blob,
+                size: delivery.size,
+                internal_date: delivery.internal_date,
+                flags: 0,
+                keywords: Vec::new(),
+                queue_id: delivery.queue_id.clone(),
+            };
+            staged.put(CF_MESSAGES, &message_key(recipient, INBOX, uid), &message);
+            staged.put(CF_DELIVERED, &key, &uid);
+            delivered_now.insert(key, uid);
+            let record = overlay.blob(reader, &delivery.blob)?;
+            let record = record.get_or_insert_with(|| BlobRecord {
+                size: delivery.size,
+                replicas: Vec::new(),
+                refs: 0,
+            });
+            record.refs += 1;
+            for node in &delivery.replicas {
+                if !record.replicas.contains(node) {
+                    record.replicas.push(*node);
+                }
+            }
+            for node in &delivery.missing {
+                staged.put(CF_BLOB_MISSING, &missing_key(*node, &delivery.blob), &());
+            }
+            outcome.delivered += 1;
+        }
+        outcomes.push(outcome);
+    }
+    overlay.write(staged);
+    Ok(outcomes)
+}
+
+/// Removes messages (by UID) from a mailbox. UIDs already gone are skipped, so two sessions
+/// expunging the same message do no harm.
+pub(crate) fn expunge(
+    reader: &StateReader,
+    account: &str,
+    mailbox: &str,
+    uids: &[u32],
+    staged: &mut Staged<'_>,
+) -> Result<u32, StoreError> {
+    let mut overlay = MailOverlay::default();
+    let mut removed = 0;
+    let mut seen = std::collections::HashSet::new();
+    for &uid in uids {
+        if !seen.insert(uid) {
+            continue;
+        }
+        let key = message_key(account, mailbox, uid);
+        let Some(message) = reader.db().get::<Message>(CF_MESSAGES, &key)? else {
+            continue;
+        };
+        staged.delete(CF_MESSAGES, &key);
+        if let Some(mb) = overlay.mailbox(reader, account, mailbox)? {
+            mb.messages = mb.messages.saturating_sub(1);
+            mb.bytes = mb.bytes.saturating_sub(message.size);
+        }
+        overlay.unref_blob(reader, &message.blob, staged)?;
+        removed += 1;
+    }
+    overlay.write(staged);
+    Ok(removed)
+}
+
+/// A node reports blobs it now holds (fsync'd), clearing their missing markers.
+pub(crate) fn blobs_stored(node: NodeId, blobs: &[BlobHash], staged: &mut Staged<'_>) {
+    for hash in blobs {
+        staged.delete(CF_BLOB_MISSING, &missing_key(node, hash));
+    }
+}
+
+pub(crate) fn set_client_tls(tls: &ClientTls, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_CLIENT_TLS, tls);
+}
+
+pub(crate) fn set_mail_policy(policy: &MailPolicy, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_MAIL_POLICY, policy);
+}
+
+/// Mail reads of the applied state.
+impl StateReader {
+    pub fn mailbox(&self, account: &str, name: &str) -> Result<Option<Mailbox>, StoreError> {
+        self.db().get(CF_MAILBOXES, &mailbox_key(account, name))
+    }
+
+    pub fn mailboxes(&self, account: &str) -> Result<Vec<Mailbox>, StoreError> {
+        let rows = self
+            .db()
+            .scan_prefix::<Mailbox>(CF_MAILBOXES, &account_prefix(account))?;
+        Ok(rows.into_iter().map(|(_, mailbox)| mailbox).collect())
+    }
+
+    /// The messages of a mailbox in UID order.
+    pub fn messages(&self, account: &str, mailbox: &str) -> Result<Vec<Message>, StoreError> {
+        let rows = self
+            .db()
+            .scan_prefix::<Message>(CF_MESSAGES, &message_prefix(account, mailbox))?;
+        Ok(rows.into_iter().map(|(_, message)| message).collect())
+    }
+
+    /// Bytes stored across all of an account's mailboxes.
+    pub fn usage_bytes(&self, account: &str) -> Result<u64, StoreError> {
+        Ok(self.mailboxes(account)?.iter().map(|m| m.bytes).sum())
+    }
+
+    pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobRecord>, StoreError> {
+        self.db().get(CF_BLOBS, hash)
+    }
+
+    /// Up to `limit` blobs that `node` must hold but has not confirmed.
+    pub fn missing_blobs(&self, node: NodeId, limit: usize) -> Result<Vec<BlobHash>, StoreError> {
+        let prefix = node.to_be_bytes();
+        let mut out = Vec::new();
+        for (key, ()) in self.db().scan_prefix::<()>(CF_BLOB_MISSING, &prefix)? {
+            if out.len() == limit {
+                break;
+            }
+            if let Ok(hash) = BlobHash::try_from(&key[prefix.len()..]) {
+                out.push(hash);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many blobs each node is missing (nodes missing none are absent).
+    pub fn missing_blob_counts(&self) -> Result<BTreeMap<NodeId, u64>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for item in self
+            .db()
+            .db
+            .iterator_cf(self.db().cf(CF_BLOB_MISSING), rocksdb::IteratorMode::Start)
+        {
+            let (key, _) = item?;
+            if let Ok(node) = <[u8; 8]>::try_from(&key[..8.min(key.len())]) {
+                *counts.entry(NodeId::from_be_bytes(node)).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    pub fn missing_blob_count(&self, node: NodeId) -> Result<u64, StoreError> {
+        self.db().count_prefix(CF_BLOB_MISSING, &node.to_be_bytes())
+    }
+
+    pub fn client_tls(&self) -> Result<Option<ClientTls>, StoreError> {
+        self.db().get(CF_SETTINGS, KEY_CLIENT_TLS)
+    }
+
+    pub fn mail_policy(&self) -> Result<MailPolicy, StoreError> {
+        Ok(self
+            .db()
+            .get(CF_SETTINGS, KEY_MAIL_POLICY)?
+            .unwrap_or_default())
+    }
+
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
