@@ -3,7 +3,9 @@
 #   deploy/dev.sh demo [mclusterctl demo flags]   build, then run the three-node demo cluster
 #   deploy/dev.sh test                            every check CI runs: fmt, clippy, all tests
 # On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
-# bindings, openssl for a certificate check in the cli tests).
+# bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
+# clients the conformance scenarios drive (swaks, fetchmail; Python's smtplib/poplib ship with
+# python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,11 @@ install_build_deps() {
     local missing=()
     dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    if [ "${1:-}" = test ]; then
+        command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+        command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
+        command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -31,7 +38,7 @@ case "${1:-}" in
         exec "$(target_dir)/debug/mclusterctl" demo "$@"
         ;;
     test)
-        install_build_deps
+        install_build_deps test
         cargo fmt --all -- --check
         # The chaos scenarios run the real binaries: build them before the tests.
         cargo build --workspace --all-targets

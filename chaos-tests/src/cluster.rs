@@ -40,6 +40,13 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Mail ports of test nodes (each node listens on its own address).
+pub const SMTP_PORT: u16 = 2525;
+pub const SUBMISSION_PORT: u16 = 2587;
+pub const SMTPS_PORT: u16 = 2465;
+pub const POP3_PORT: u16 = 2110;
+pub const POP3S_PORT: u16 = 2995;
+
 /// Settings a scenario may change for every node it starts.
 #[derive(Clone, Debug, Default)]
 pub struct NodeTuning {
@@ -55,6 +62,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub admin_addr: String,
     pub raft_addr: String,
+    /// Extra environment for the node's process (failpoints), applied at each start.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -65,6 +74,33 @@ impl Node {
 
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("mclusterd.log")
+    }
+
+    /// The node's IP address (each node has its own loopback address).
+    pub fn ip(&self) -> &str {
+        self.admin_addr
+            .rsplit_once(':')
+            .map_or(self.admin_addr.as_str(), |(ip, _)| ip)
+    }
+
+    pub fn smtp_addr(&self) -> String {
+        format!("{}:{SMTP_PORT}", self.ip())
+    }
+
+    pub fn submission_addr(&self) -> String {
+        format!("{}:{SUBMISSION_PORT}", self.ip())
+    }
+
+    pub fn smtps_addr(&self) -> String {
+        format!("{}:{SMTPS_PORT}", self.ip())
+    }
+
+    pub fn pop3_addr(&self) -> String {
+        format!("{}:{POP3_PORT}", self.ip())
+    }
+
+    pub fn pop3s_addr(&self) -> String {
+        format!("{}:{POP3S_PORT}", self.ip())
     }
 
     pub fn admin_url(&self) -> String {
@@ -111,6 +147,7 @@ impl Cluster {
             dir: root.path().join("n1"),
             admin_addr: addr(0, 7070),
             raft_addr: addr(0, 7071),
+            env: Vec::new(),
             child: None,
         };
         let mut cluster = Cluster {
@@ -164,12 +201,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Appends the node's mail listeners (on its own address) and the scenario's extra TOML.
     fn tune(&self, i: usize) -> Result<()> {
-        if self.tuning.extra_toml.is_empty() {
-            return Ok(());
-        }
-        let path = self.nodes[i].config_path();
+        let node = &self.nodes[i];
+        let path = node.config_path();
         let mut text = fs::read_to_string(&path)?;
+        let ip = node.ip();
+        text.push_str(&format!(
+            "\n[mail]\nhostname = \"{}.test\"\nsmtp = \"{ip}:{SMTP_PORT}\"\n\
+             submission = \"{ip}:{SUBMISSION_PORT}\"\nsmtps = \"{ip}:{SMTPS_PORT}\"\n\
+             pop3 = \"{ip}:{POP3_PORT}\"\npop3s = \"{ip}:{POP3S_PORT}\"\n",
+            node.name
+        ));
         text.push('\n');
         text.push_str(&self.tuning.extra_toml);
         fs::write(&path, text)?;
@@ -210,6 +253,7 @@ impl Cluster {
             dir,
             admin_addr,
             raft_addr,
+            env: Vec::new(),
             child: None,
         });
         self.reload_api()?;
@@ -266,6 +310,7 @@ impl Cluster {
                 "RUST_LOG",
                 std::env::var("MCLUSTER_TEST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

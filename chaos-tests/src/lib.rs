@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod cluster;
+pub mod mail;
+pub mod postfix;
 
 pub use crate::api::{Answer, Api};
 pub use crate::cluster::{Cluster, Node, NodeTuning, binary, wait_until};

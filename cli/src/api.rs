@@ -7,6 +7,7 @@
 //! DELETE); a POST fails instead, since the first node may have applied it. An HTTP answer is
 //! final, except `503 no_leader`, which is retried (every URL, every 200 ms) for up to 10 s.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,6 +89,29 @@ pub struct NodeStatus {
     pub applied_index: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub purged_index: Option<u64>,
+    /// Null on a witness (and from nodes older than the mail service).
+    #[serde(default)]
+    pub mail: Option<MailStatus>,
+}
+
+/// A data node's blob and mail counters, counted since it started, except `blobs_missing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailStatus {
+    /// The last write could not be mirrored to the partner.
+    pub degraded: bool,
+    /// Blobs the replicated state says this node must hold but it has not confirmed.
+    pub blobs_missing: u64,
+    pub blobs_stored: u64,
+    pub blobs_mirrored: u64,
+    pub degraded_accepts: u64,
+    pub mirror_failures: u64,
+    /// Blobs pulled from the partner by resync.
+    pub resync_fetched: u64,
+    pub resync_failures: u64,
+    pub gc_removed: u64,
+    pub messages_accepted: u64,
+    pub smtp_sessions: u64,
+    pub pop3_sessions: u64,
 }
 
 /// `GET /v1/status`.
@@ -97,6 +121,12 @@ pub struct ClusterStatus {
     pub leader_id: Option<u64>,
     pub term: u64,
     pub members: Vec<Member>,
+    /// Blobs each data member still has to confirm, by node id (JSON keys are strings).
+    #[serde(default)]
+    pub blobs_missing: BTreeMap<u64, u64>,
+    /// At least two data voters and none missing a blob; null from nodes that do not say.
+    #[serde(default)]
+    pub redundant: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +182,29 @@ pub struct Account {
     pub created_at: u64,
 }
 
+/// `GET /v1/tls`: the certificate chain SMTP and POP3 present to mail clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCert {
+    pub cert_pem: String,
+}
+
+/// `GET /v1/mail-policy`: limits and behaviour the same on every node. Keys are kebab-case, as
+/// `mclusterctl policy set` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MailPolicy {
+    pub max_message_bytes: u64,
+    pub max_recipients: u32,
+    /// "accept" or "refuse"; kept as text so that a newer server value still shows.
+    pub degraded_accept: String,
+    pub auth_without_tls: bool,
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    pub max_errors: u32,
+    pub smtp_idle_timeout_secs: u64,
+    pub pop3_idle_timeout_secs: u64,
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -196,6 +249,18 @@ struct NewPassword<'a> {
 #[derive(Serialize)]
 struct Enabled {
     enabled: bool,
+}
+
+// No Debug: it carries a private key.
+#[derive(Serialize)]
+struct NewClientTls<'a> {
+    cert_pem: &'a str,
+    key_pem: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Updated {
+    updated: bool,
 }
 
 /// `http://` + a node's admin address.
@@ -498,6 +563,32 @@ impl Client {
         self.put(&path, &Enabled { enabled })
     }
 
+    /// `GET /v1/tls` (`404` when none is set).
+    pub fn client_cert(&self) -> Result<ClientCert> {
+        self.get("/v1/tls")
+    }
+
+    /// `PUT /v1/tls`: the node checks that the chain and key make a usable server certificate.
+    pub fn set_client_tls(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        let answer: Updated = self.put_answer("/v1/tls", &NewClientTls { cert_pem, key_pem })?;
+        if !answer.updated {
+            bail!("PUT /v1/tls answered updated: false");
+        }
+        Ok(())
+    }
+
+    pub fn mail_policy(&self) -> Result<MailPolicy> {
+        self.get("/v1/mail-policy")
+    }
+
+    /// `PUT /v1/mail-policy` with some of the policy's keys; answers the whole new policy.
+    pub fn set_mail_policy(
+        &self,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<MailPolicy> {
+        self.put_answer("/v1/mail-policy", changes)
+    }
+
     // Generic requests.
 
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -521,6 +612,13 @@ impl Client {
         let body = serde_json::to_vec(body).context("encode request body")?;
         self.exchange(&Method::PUT, path, Some(&body), REQUEST_TIMEOUT)?;
         Ok(())
+    }
+
+    /// A PUT whose success answer is JSON to decode.
+    pub fn put_answer<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let body = serde_json::to_vec(body).context("encode request body")?;
+        let (url, answer) = self.exchange(&Method::PUT, path, Some(&body), REQUEST_TIMEOUT)?;
+        decode(&answer, &Method::PUT, path, &url)
     }
 
     /// A DELETE whose success answer has no body worth reading (`204`).

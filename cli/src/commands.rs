@@ -10,9 +10,12 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde::Serialize;
 
 use crate::api::{
-    self, Account, Client, ClusterStatus, Domain, Member, NODE_PROBE_TIMEOUT, NodeStatus, Role,
+    self, Account, Client, ClusterStatus, Domain, MailPolicy, Member, NODE_PROBE_TIMEOUT,
+    NodeStatus, Role, error_status,
 };
 use crate::client_config::{self, ClientConfig};
+use crate::files;
+use crate::node_config::MailSection;
 use crate::node_dir::{self, InitPlan, JoinPlan};
 use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
 use crate::secrets;
@@ -75,6 +78,7 @@ pub struct InitOptions {
     pub raft_addr: String,
     pub admin_addr: String,
     pub cluster_name: String,
+    pub mail: MailSection,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -90,6 +94,7 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
         raft_addr: options.raft_addr.clone(),
         admin_addr: options.admin_addr.clone(),
         cluster_name: options.cluster_name.clone(),
+        mail: options.mail.clone(),
     })?;
     let backup = save_client_config(&outcome.client_config, &ctx.client_config_path)?;
 
@@ -157,6 +162,7 @@ pub struct JoinOptions {
     pub admin_addr: String,
     /// Admin URLs to ask; empty means the client config's admin-urls.
     pub seeds: Vec<String>,
+    pub mail: MailSection,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -187,6 +193,7 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
             raft_addr: options.raft_addr.clone(),
             admin_addr: options.admin_addr.clone(),
             seeds,
+            mail: options.mail.clone(),
         },
         &join_token,
     )?;
@@ -267,6 +274,8 @@ pub struct NodeReport {
     pub node: Option<NodeStatus>,
     /// The leader's last log index minus this node's applied index.
     pub lag: Option<u64>,
+    /// Blobs this data node still has to confirm, as the cluster sees it; null on a witness.
+    pub blobs_missing: Option<u64>,
 }
 
 /// The cluster's status plus each member's own view, asked of all members at once.
@@ -313,7 +322,13 @@ pub fn build_report(cluster: ClusterStatus, views: Vec<Option<NodeStatus>>) -> S
                 }
                 _ => None,
             };
-            NodeReport { member, node, lag }
+            let blobs_missing = cluster.blobs_missing.get(&member.node_id).copied();
+            NodeReport {
+                member,
+                node,
+                lag,
+                blobs_missing,
+            }
         })
         .collect();
     StatusReport { cluster, nodes }
@@ -332,7 +347,10 @@ pub fn render_status(report: &StatusReport) -> String {
         "LAG",
         "ADMIN",
     ]);
-    for NodeReport { member, node, lag } in &report.nodes {
+    for NodeReport {
+        member, node, lag, ..
+    } in &report.nodes
+    {
         let (state, term, committed, applied) = match node {
             Some(node) => (
                 node.state.clone(),
@@ -360,7 +378,85 @@ pub fn render_status(report: &StatusReport) -> String {
             member.admin_addr.clone(),
         ]);
     }
-    format!("{}\n{}", leader_line(&report.cluster), table.render())
+    format!(
+        "{}\n{}\n{}",
+        leader_line(&report.cluster),
+        table.render(),
+        render_blobs(report)
+    )
+}
+
+/// The redundancy line and, per data node, the blobs it lacks and how its resync is going.
+fn render_blobs(report: &StatusReport) -> String {
+    let mut table = Table::new(&["ID", "NAME", "BLOBS MISSING", "RESYNCED", "DEGRADED"]);
+    for NodeReport {
+        member,
+        node,
+        blobs_missing,
+        ..
+    } in &report.nodes
+    {
+        if member.role != Role::Data {
+            continue;
+        }
+        let mail = node.as_ref().and_then(|node| node.mail.as_ref());
+        table.push_row(vec![
+            member.node_id.to_string(),
+            member.name.clone(),
+            opt_u64(*blobs_missing),
+            opt_u64(mail.map(|mail| mail.resync_fetched)),
+            mail.map_or_else(|| "-".to_owned(), |mail| yes_no(mail.degraded)),
+        ]);
+    }
+    format!("{}\n{}", redundancy_line(report), table.render())
+}
+
+/// `redundancy: full`, or what keeps mail from being held twice.
+pub fn redundancy_line(report: &StatusReport) -> String {
+    match report.cluster.redundant {
+        Some(true) => return "redundancy: full".to_owned(),
+        None => return "redundancy: unknown (the cluster does not report it)".to_owned(),
+        Some(false) => {}
+    }
+    let lacking: Vec<(&str, u64)> = report
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let n_missing = node.blobs_missing.filter(|n_missing| *n_missing > 0)?;
+            Some((node.member.name.as_str(), n_missing))
+        })
+        .collect();
+    let mut reasons = Vec::new();
+    if !lacking.is_empty() {
+        let n_missing: u64 = lacking.iter().map(|(_, n_missing)| n_missing).sum();
+        let names: Vec<&str> = lacking.iter().map(|(name, _)| *name).collect();
+        reasons.push(format!(
+            "{n_missing} {} missing on {}",
+            plural(n_missing, "blob", "blobs"),
+            names.join(", ")
+        ));
+    }
+    let n_data_voters = report
+        .cluster
+        .members
+        .iter()
+        .filter(|member| member.role == Role::Data && member.voter)
+        .count();
+    if n_data_voters < 2 {
+        reasons.push(format!(
+            "{n_data_voters} data {}, 2 needed",
+            plural(n_data_voters as u64, "voter", "voters")
+        ));
+    }
+    if reasons.is_empty() {
+        "redundancy: DEGRADED".to_owned()
+    } else {
+        format!("redundancy: DEGRADED ({})", reasons.join("; "))
+    }
+}
+
+fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 /// `cluster mcluster: leader 1 (n1), term 3`.
@@ -647,6 +743,141 @@ pub fn password_from_line(line: &str) -> Result<String> {
         bail!("no password on standard input: pass --password, or pipe one in");
     }
     Ok(text.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// mail: the clients' TLS certificate and the mail policy
+// ---------------------------------------------------------------------------------------------
+
+/// `mclusterctl tls show`: the PEM chain, ready to save to a file.
+pub fn tls_show(ctx: &Context) -> Result<()> {
+    let cert = match ctx.admin_client()?.client_cert() {
+        Ok(cert) => cert,
+        Err(err) if error_status(&err) == Some(404) => bail!(
+            "the cluster has no certificate for mail clients; set one with `mclusterctl tls set \
+             --cert FILE --key FILE`"
+        ),
+        Err(err) => return Err(err).context("get the certificate for mail clients"),
+    };
+    println!("{}", cert.cert_pem.trim_end());
+    Ok(())
+}
+
+/// `mclusterctl tls set --cert FILE --key FILE`: the chain (leaf first) and its private key.
+pub fn tls_set(ctx: &Context, cert: &Path, key: &Path) -> Result<()> {
+    let cert_pem = files::read_text(cert)?;
+    let key_pem = files::read_text(key)?;
+    check_pem(cert, &cert_pem, "CERTIFICATE-----")?;
+    check_pem(key, &key_pem, "PRIVATE KEY-----")?;
+    ctx.admin_client()?
+        .set_client_tls(&cert_pem, &key_pem)
+        .context("set the certificate for mail clients")?;
+    println!(
+        "set the certificate for mail clients from {}; every node presents it on new TLS \
+         connections once it has applied the change",
+        cert.display()
+    );
+    Ok(())
+}
+
+/// Catches a swapped or wrong file before its contents travel to the cluster.
+fn check_pem(path: &Path, text: &str, label_end: &str) -> Result<()> {
+    let wanted = label_end.trim_end_matches('-');
+    ensure!(
+        text.lines()
+            .any(|line| line.starts_with("-----BEGIN ") && line.ends_with(label_end)),
+        "{} holds no PEM {wanted}",
+        path.display()
+    );
+    Ok(())
+}
+
+pub fn render_mail_policy(policy: &MailPolicy) -> String {
+    let MailPolicy {
+        max_message_bytes,
+        max_recipients,
+        degraded_accept,
+        auth_without_tls,
+        max_connections,
+        max_connections_per_ip,
+        max_errors,
+        smtp_idle_timeout_secs,
+        pop3_idle_timeout_secs,
+    } = policy;
+    let mut table = Table::new(&["KEY", "VALUE"]);
+    for (key, value) in [
+        ("max-message-bytes", max_message_bytes.to_string()),
+        ("max-recipients", max_recipients.to_string()),
+        ("degraded-accept", degraded_accept.clone()),
+        ("auth-without-tls", auth_without_tls.to_string()),
+        ("max-connections", max_connections.to_string()),
+        ("max-connections-per-ip", max_connections_per_ip.to_string()),
+        ("max-errors", max_errors.to_string()),
+        ("smtp-idle-timeout-secs", smtp_idle_timeout_secs.to_string()),
+        ("pop3-idle-timeout-secs", pop3_idle_timeout_secs.to_string()),
+    ] {
+        table.push_row(vec![key.to_owned(), value]);
+    }
+    table.render()
+}
+
+pub fn policy_show(ctx: &Context, json: bool) -> Result<()> {
+    let policy = ctx
+        .admin_client()?
+        .mail_policy()
+        .context("get the mail policy")?;
+    if json {
+        print_json(&policy)
+    } else {
+        print!("{}", render_mail_policy(&policy));
+        Ok(())
+    }
+}
+
+/// `mclusterctl policy set KEY=VALUE...`: the cluster checks keys and values and changes all of
+/// them or none.
+pub fn policy_set(ctx: &Context, settings: &[String]) -> Result<()> {
+    let changes = parse_policy_settings(settings)?;
+    let policy = ctx
+        .admin_client()?
+        .set_mail_policy(&changes)
+        .context("set the mail policy")?;
+    println!("set the mail policy; it is now:");
+    print!("{}", render_mail_policy(&policy));
+    Ok(())
+}
+
+/// `KEY=VALUE` arguments as the JSON object `PUT /v1/mail-policy` takes.
+pub fn parse_policy_settings(
+    settings: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    ensure!(!settings.is_empty(), "no policy settings: pass KEY=VALUE");
+    let mut changes = serde_json::Map::new();
+    for setting in settings {
+        let (key, value) = setting
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+            .with_context(|| {
+                format!(
+                    "bad policy setting {setting:?}: expected KEY=VALUE, such as max-recipients=200"
+                )
+            })?;
+        if changes
+            .insert(key.to_owned(), policy_value(value))
+            .is_some()
+        {
+            bail!("policy key {key} is given twice");
+        }
+    }
+    Ok(changes)
+}
+
+/// A number or boolean if the text reads as one, else the text as a string.
+pub fn policy_value(text: &str) -> serde_json::Value {
+    match serde_json::from_str(text) {
+        Ok(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => value,
+        _ => serde_json::Value::String(text.to_owned()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! `mclusterctl demo`: a real three-node cluster on this machine (data nodes n1 and n2, witness
-//! n3, each its own mclusterd child process) that runs until Ctrl-C or SIGTERM.
+//! n3, each its own mclusterd child process) that runs until Ctrl-C or SIGTERM. The data nodes
+//! serve SMTP, submission and POP3 on unprivileged ports of their own addresses.
 //!
 //! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook), which the demo polls. Blocking the
 //! signals and taking them with sigwait() would need no handler, but children inherit a blocked
@@ -22,7 +23,8 @@ use crate::commands::{
     Context, LEADER_TIMEOUT, VOTER_TIMEOUT, admin_client, print_backup_note, save_client_config,
     wait_for_leader, wait_for_voter,
 };
-use crate::files;
+use crate::files::{self, PRIVATE};
+use crate::node_config::{MailSection, add_mail_section};
 use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
 use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
 use crate::secrets;
@@ -47,6 +49,36 @@ impl DemoNode {
     pub fn raft_addr(&self) -> String {
         format!("{}:{RAFT_PORT}", self.ip)
     }
+
+    /// `n1.example.test`, for data nodes.
+    pub fn mail_hostname(&self) -> Option<String> {
+        (self.role == Role::Data).then(|| format!("{}.{DEMO_DOMAIN}", self.name))
+    }
+
+    /// Each mail service and its listen address, for data nodes (none for the witness).
+    pub fn mail_addrs(&self) -> Vec<(&'static str, String)> {
+        if self.role != Role::Data {
+            return Vec::new();
+        }
+        MAIL_PORTS
+            .iter()
+            .map(|(service, port)| (*service, format!("{}:{port}", self.ip)))
+            .collect()
+    }
+
+    /// The `[mail]` section of a data node's mclusterd.toml.
+    pub fn mail_section(&self) -> Option<MailSection> {
+        let hostname = self.mail_hostname()?;
+        let addr = |port: u16| Some(format!("{}:{port}", self.ip));
+        Some(MailSection {
+            hostname: Some(hostname),
+            smtp: addr(SMTP_PORT),
+            submission: addr(SUBMISSION_PORT),
+            smtps: addr(SMTPS_PORT),
+            pop3: addr(POP3_PORT),
+            pop3s: addr(POP3S_PORT),
+        })
+    }
 }
 
 pub const DEMO_NODES: [DemoNode; 3] = [
@@ -68,6 +100,21 @@ pub const DEMO_NODES: [DemoNode; 3] = [
 ];
 pub const ADMIN_PORT: u16 = 7070;
 pub const RAFT_PORT: u16 = 7071;
+// The usual mail ports plus 2000 (2525 is a common alternative SMTP port anyway), so that the
+// demo needs no privileges and leaves a real mail server alone.
+pub const SMTP_PORT: u16 = 2525;
+pub const SUBMISSION_PORT: u16 = 2587;
+pub const SMTPS_PORT: u16 = 2465;
+pub const POP3_PORT: u16 = 2110;
+pub const POP3S_PORT: u16 = 2995;
+/// Each mail service (its mclusterd.toml key) and its port, in the order the summary shows.
+pub const MAIL_PORTS: [(&str, u16); 5] = [
+    ("smtp", SMTP_PORT),
+    ("submission", SUBMISSION_PORT),
+    ("smtps", SMTPS_PORT),
+    ("pop3", POP3_PORT),
+    ("pop3s", POP3S_PORT),
+];
 pub const DEMO_DOMAIN: &str = "example.test";
 pub const DEMO_USER: &str = "demo@example.test";
 const DEMO_QUOTA_MB: u64 = 1024;
@@ -161,6 +208,15 @@ fn check_addresses_free() -> Result<()> {
                 node.name
             )
         })?;
+        for (service, addr) in node.mail_addrs() {
+            TcpListener::bind(&addr).with_context(|| {
+                format!(
+                    "cannot listen on {addr} ({service}) for {}: is another mcluster or mail \
+                     server running?",
+                    node.name
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -192,6 +248,7 @@ impl Demo {
                 raft_addr: first.raft_addr(),
                 admin_addr: first.admin_addr(),
                 cluster_name: DEFAULT_CLUSTER_NAME.to_owned(),
+                mail: first.mail_section().unwrap_or_default(),
             })?;
             println!("created a new demo cluster in {}", self.dir.display());
             outcome.client_config
@@ -209,6 +266,9 @@ impl Demo {
             })?
         };
         self.save_client_config(&client_config, true)?;
+        if !fresh {
+            self.add_missing_mail_sections()?;
+        }
 
         // Start every node that exists, then wait: after a restart no node can lead alone.
         for node in DEMO_NODES {
@@ -240,6 +300,7 @@ impl Demo {
                     raft_addr: node.raft_addr(),
                     admin_addr: node.admin_addr(),
                     seeds: client_config.admin_urls.clone(),
+                    mail: node.mail_section().unwrap_or_default(),
                 },
                 &join_token,
             )?;
@@ -259,6 +320,31 @@ impl Demo {
         let client = admin_client(&client_config)?;
         ensure_domain(&client)?;
         ensure_user(&client, password)
+    }
+
+    /// A demo made before the demo served mail has data nodes without a `[mail]` section, which
+    /// would listen on the privileged default ports; give them the demo's.
+    fn add_missing_mail_sections(&self) -> Result<()> {
+        for node in DEMO_NODES {
+            let Some(mail) = node.mail_section() else {
+                continue;
+            };
+            let paths = self.paths(node)?;
+            if !paths.config.exists() {
+                continue;
+            }
+            let text = files::read_text(&paths.config)?;
+            let updated = add_mail_section(&text, &mail)
+                .with_context(|| format!("add mail listeners to {}", paths.config.display()))?;
+            if let Some(updated) = updated {
+                files::write_atomic(&paths.config, updated.as_bytes(), PRIVATE)?;
+                println!(
+                    "added the demo's mail listeners to {} (written by an older mclusterctl)",
+                    paths.config.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn paths(&self, node: DemoNode) -> Result<NodePaths> {
@@ -318,10 +404,16 @@ impl Demo {
         println!();
         print!("{}", table.render());
         println!();
+        print!("{}", render_mail_listeners());
+        println!();
         match &mail.password {
             Some(password) => println!("mail user {DEMO_USER}, password {password}"),
             None => println!("mail user {DEMO_USER} (password unchanged; --password sets one)"),
         }
+        println!(
+            "TLS (STARTTLS, SMTPS, POP3S) presents the cluster's certificate, self-signed until \
+             `mclusterctl tls set` replaces it; `mclusterctl tls show` prints it"
+        );
         println!(
             "client config {}: try `mclusterctl status` in another terminal",
             self.client_config_path.display()
@@ -379,6 +471,28 @@ impl Demo {
         }
         self.nodes.clear();
     }
+}
+
+/// The data nodes' mail host names and listen addresses, one column per node.
+pub fn render_mail_listeners() -> String {
+    let mail_nodes: Vec<DemoNode> = DEMO_NODES
+        .into_iter()
+        .filter(|node| node.role == Role::Data)
+        .collect();
+    let headers: Vec<&str> = ["SERVICE"]
+        .into_iter()
+        .chain(mail_nodes.iter().map(|node| node.name))
+        .collect();
+    let mut table = Table::new(&headers);
+    let mut hostnames = vec!["hostname".to_owned()];
+    hostnames.extend(mail_nodes.iter().filter_map(DemoNode::mail_hostname));
+    table.push_row(hostnames);
+    for (service, port) in MAIL_PORTS {
+        let mut row = vec![service.to_owned()];
+        row.extend(mail_nodes.iter().map(|node| format!("{}:{port}", node.ip)));
+        table.push_row(row);
+    }
+    table.render()
 }
 
 impl Drop for Demo {

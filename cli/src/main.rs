@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use cli::api::Role;
 use cli::commands::{self, Context, DEFAULT_QUOTA_MB, InitOptions, JoinOptions};
 use cli::demo::{self, DemoOptions};
+use cli::node_config::MailSection;
 
 /// Build and administer an mcluster mail cluster through its admin API.
 #[derive(Debug, Parser)]
@@ -49,6 +50,12 @@ enum Command {
     /// Manage mail accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Show or replace the TLS certificate that mail clients see
+    #[command(subcommand)]
+    Tls(TlsCommand),
+    /// Show or change the cluster-wide mail policy (limits, timeouts, degraded mode)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -70,6 +77,51 @@ struct StartArgs {
     mclusterd: Option<PathBuf>,
 }
 
+/// Mail listeners of a data node; an option not given takes mclusterd's default.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Mail options (data nodes only)")]
+struct MailArgs {
+    /// Name in SMTP and POP3 greetings and Received headers [default: the machine's host name]
+    #[arg(long, value_name = "NAME")]
+    mail_hostname: Option<String>,
+    /// SMTP listen address for inbound mail; "" turns it off [default: 0.0.0.0:25]
+    #[arg(long, value_name = "HOST:PORT")]
+    smtp_addr: Option<String>,
+    /// Submission (STARTTLS, AUTH) listen address; "" turns it off [default: 0.0.0.0:587]
+    #[arg(long, value_name = "HOST:PORT")]
+    submission_addr: Option<String>,
+    /// Submission over implicit TLS listen address; "" turns it off [default: 0.0.0.0:465]
+    #[arg(long, value_name = "HOST:PORT")]
+    smtps_addr: Option<String>,
+    /// POP3 listen address; "" turns it off [default: 0.0.0.0:110]
+    #[arg(long, value_name = "HOST:PORT")]
+    pop3_addr: Option<String>,
+    /// POP3 over implicit TLS listen address; "" turns it off [default: 0.0.0.0:995]
+    #[arg(long, value_name = "HOST:PORT")]
+    pop3s_addr: Option<String>,
+}
+
+impl MailArgs {
+    fn into_section(self) -> MailSection {
+        let MailArgs {
+            mail_hostname,
+            smtp_addr,
+            submission_addr,
+            smtps_addr,
+            pop3_addr,
+            pop3s_addr,
+        } = self;
+        MailSection {
+            hostname: mail_hostname,
+            smtp: smtp_addr,
+            submission: submission_addr,
+            smtps: smtps_addr,
+            pop3: pop3_addr,
+            pop3s: pop3s_addr,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct InitArgs {
     /// Directory for the CA and the node directories
@@ -89,6 +141,8 @@ struct InitArgs {
     cluster_name: String,
     #[command(flatten)]
     start: StartArgs,
+    #[command(flatten)]
+    mail: MailArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +167,8 @@ struct JoinArgs {
     seeds: Vec<String>,
     #[command(flatten)]
     start: StartArgs,
+    #[command(flatten)]
+    mail: MailArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +239,33 @@ enum UserCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum TlsCommand {
+    /// Print the certificate chain (PEM) that SMTP and POP3 present to mail clients
+    Show,
+    /// Replace the certificate and key that every node presents to mail clients
+    Set {
+        /// The certificate chain, leaf first (PEM)
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// The private key of the leaf certificate (PEM)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Show the mail policy
+    Show(JsonArg),
+    /// Change some keys of the mail policy, such as `degraded-accept=refuse max-recipients=200`
+    Set {
+        /// KEY=VALUE; a value that reads as a number or true/false is sent as one
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        settings: Vec<String>,
+    },
+}
+
 #[derive(Debug, Args)]
 struct PasswordArg {
     /// The password (visible to other local users in the process list; prefer standard input)
@@ -226,6 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 raft_addr: args.raft_addr,
                 admin_addr: args.admin_addr,
                 cluster_name: args.cluster_name,
+                mail: args.mail.into_section(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },
@@ -239,6 +323,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 raft_addr: args.raft_addr,
                 admin_addr: args.admin_addr,
                 seeds: args.seeds,
+                mail: args.mail.into_section(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },
@@ -271,6 +356,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Disable { address }) => {
             commands::user_set_enabled(&ctx, &address, false)
         }
+        Command::Tls(TlsCommand::Show) => commands::tls_show(&ctx),
+        Command::Tls(TlsCommand::Set { cert, key }) => commands::tls_set(&ctx, &cert, &key),
+        Command::Policy(PolicyCommand::Show(JsonArg { json })) => commands::policy_show(&ctx, json),
+        Command::Policy(PolicyCommand::Set { settings }) => commands::policy_set(&ctx, &settings),
         Command::Demo(args) => demo::run(
             &ctx,
             &DemoOptions {

@@ -10,7 +10,8 @@ use crate::api::Role;
 mod tests;
 
 /// The part of mclusterd.toml that mclusterctl writes; the node defaults everything else
-/// (`[raft]`, `[log]`). Parsing ignores the sections it does not know.
+/// (`[raft]`, `[log]`, and whatever `[mail]` leaves out). Parsing ignores the sections and keys
+/// it does not know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct NodeFile {
@@ -21,6 +22,9 @@ pub struct NodeFile {
     pub raft_addr: String,
     pub admin_addr: String,
     pub tls: TlsSection,
+    /// Data nodes only, and only when some mail option was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,6 +47,51 @@ impl Default for TlsSection {
             cert: "node.crt".to_owned(),
             key: "node.key".to_owned(),
         }
+    }
+}
+
+/// The mail options given to `init` or `join`. A key left out takes the node's default; an empty
+/// listen address turns that listener off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MailSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtps: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop3: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop3s: Option<String>,
+}
+
+impl MailSection {
+    /// The listen addresses that were given, by their config key.
+    pub fn listeners(&self) -> [(&'static str, Option<&str>); 5] {
+        let MailSection {
+            hostname: _,
+            smtp,
+            submission,
+            smtps,
+            pop3,
+            pop3s,
+        } = self;
+        [
+            ("smtp", smtp.as_deref()),
+            ("submission", submission.as_deref()),
+            ("smtps", smtps.as_deref()),
+            ("pop3", pop3.as_deref()),
+            ("pop3s", pop3s.as_deref()),
+        ]
+    }
+
+    /// `None` when nothing was given, so that the file gets no `[mail]` section at all.
+    pub fn into_section(self) -> Option<MailSection> {
+        (self != MailSection::default()).then_some(self)
     }
 }
 
@@ -83,6 +132,24 @@ impl NodeFile {
     pub fn parse(text: &str) -> Result<NodeFile> {
         toml::from_str(text).context("parse node config")
     }
+}
+
+/// `text` (an mclusterd.toml) with `mail` appended as its `[mail]` section, or `None` if it has
+/// one already. Appending rather than rewriting keeps the file's comments and any section
+/// mclusterctl does not know.
+pub fn add_mail_section(text: &str, mail: &MailSection) -> Result<Option<String>> {
+    #[derive(Serialize)]
+    struct OnlyMail<'a> {
+        mail: &'a MailSection,
+    }
+    if NodeFile::parse(text)?.mail.is_some() {
+        return Ok(None);
+    }
+    let section = toml::to_string(&OnlyMail { mail }).context("serialize the mail section")?;
+    let separator = if text.ends_with('\n') { "\n" } else { "\n\n" };
+    let updated = format!("{text}{separator}{section}");
+    NodeFile::parse(&updated).context("parse the config with its new mail section")?;
+    Ok(Some(updated))
 }
 
 /// Everything the first node needs to create the cluster's replicated secrets. The node reads

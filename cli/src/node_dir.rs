@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::api::{self, Client, JoinRequest, Role};
 use crate::client_config::ClientConfig;
 use crate::files::{self, PRIVATE, PUBLIC};
-use crate::node_config::{BootstrapFile, BootstrapSection, JoinSection, NodeFile, TlsSection};
+use crate::node_config::{
+    BootstrapFile, BootstrapSection, JoinSection, MailSection, NodeFile, TlsSection,
+};
 use crate::pki::{self, CertifiedKey};
 use crate::secrets;
 
@@ -74,6 +76,8 @@ pub struct InitPlan {
     pub raft_addr: String,
     pub admin_addr: String,
     pub cluster_name: String,
+    /// The first node is a data node; only the options given are written.
+    pub mail: MailSection,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
     validate_name(&plan.name)?;
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
+    validate_mail(&plan.mail)?;
     ensure!(!plan.cluster_name.is_empty(), "the cluster name is empty");
     let dir = std::path::absolute(&plan.dir)
         .with_context(|| format!("make {} absolute", plan.dir.display()))?;
@@ -131,6 +136,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         raft_addr: plan.raft_addr.clone(),
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
+        mail: plan.mail.clone().into_section(),
         bootstrap: Some(BootstrapSection {
             file: BOOTSTRAP_FILE.to_owned(),
         }),
@@ -174,6 +180,8 @@ pub struct JoinPlan {
     pub admin_addr: String,
     /// Admin URLs of existing members: asked now, and by the node on its first start.
     pub seeds: Vec<String>,
+    /// Data nodes only; only the options given are written.
+    pub mail: MailSection,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +197,11 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
     validate_name(&plan.name)?;
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
+    validate_mail(&plan.mail)?;
+    ensure!(
+        plan.role == Role::Data || plan.mail == MailSection::default(),
+        "a witness serves no mail: the mail options are for data nodes only"
+    );
     let node = NodePaths::new(&plan.dir.join(&plan.name))?;
     // Before asking the cluster, which allocates a node id for every join request.
     node.refuse_existing()?;
@@ -220,6 +233,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
         raft_addr: plan.raft_addr.clone(),
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
+        mail: plan.mail.clone().into_section(),
         bootstrap: None,
         join: Some(JoinSection {
             seeds: client.urls().to_vec(),
@@ -266,5 +280,37 @@ pub fn validate_addr(what: &str, addr: &str) -> Result<()> {
         !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
     });
     ensure!(valid, "bad {what} {addr:?}: expected host:port");
+    Ok(())
+}
+
+/// The mail options: listen addresses like [`validate_addr`], or empty to turn a listener off;
+/// the host name as the node takes it in greetings.
+pub fn validate_mail(mail: &MailSection) -> Result<()> {
+    for (key, addr) in mail.listeners() {
+        if let Some(addr) = addr.filter(|addr| !addr.is_empty()) {
+            validate_addr(&format!("{key} address"), addr)?;
+        }
+    }
+    if let Some(hostname) = &mail.hostname {
+        validate_mail_hostname(hostname)?;
+    }
+    Ok(())
+}
+
+/// A DNS name such as `mail.example.test`: it goes into SMTP and POP3 greetings.
+pub fn validate_mail_hostname(hostname: &str) -> Result<()> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    ensure!(
+        hostname.len() <= 253 && hostname.split('.').all(label_ok),
+        "bad mail host name {hostname:?}: expected a DNS name such as mail.example.test"
+    );
     Ok(())
 }

@@ -20,6 +20,8 @@ use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
 use crate::metrics::Metrics;
 
 pub struct ApiState {
+    /// The mail services (data nodes only).
+    pub mail: Option<Arc<crate::mail_service::MailContext>>,
     pub cluster: Arc<Cluster>,
     pub metrics: Arc<Metrics>,
 }
@@ -46,6 +48,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/accounts/{address}/enabled", put(set_enabled))
         .route("/v1/aliases", get(list_aliases).post(add_alias))
         .route("/v1/aliases/{address}", axum::routing::delete(delete_alias))
+        .route("/v1/tls", get(show_tls).put(set_tls))
+        .route(
+            "/v1/mail-policy",
+            get(show_mail_policy).put(set_mail_policy),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -199,7 +206,10 @@ async fn ready(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
-    let text = state.metrics.render(&state.cluster);
+    let mut text = state.metrics.render(&state.cluster);
+    if let Some(mail) = &state.mail {
+        text.push_str(&state.metrics.render_mail(mail, &state.cluster));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -216,6 +226,53 @@ pub struct NodeStatus {
     applied_index: Option<u64>,
     snapshot_index: Option<u64>,
     purged_index: Option<u64>,
+    /// Data nodes only.
+    mail: Option<MailStatus>,
+}
+
+/// A data node's blob and mail counters (since it started) and what it still has to pull.
+#[derive(Serialize)]
+pub struct MailStatus {
+    /// The last write could not be mirrored (the partner is down).
+    degraded: bool,
+    /// Blobs the replicated state says this node must hold but it has not confirmed yet.
+    blobs_missing: u64,
+    blobs_stored: u64,
+    blobs_mirrored: u64,
+    degraded_accepts: u64,
+    mirror_failures: u64,
+    resync_fetched: u64,
+    resync_failures: u64,
+    gc_removed: u64,
+    messages_accepted: u64,
+    smtp_sessions: u64,
+    pop3_sessions: u64,
+}
+
+fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(mail) = &state.mail else {
+        return Ok(None);
+    };
+    let b = &mail.blobs.metrics;
+    let m = &mail.metrics;
+    Ok(Some(MailStatus {
+        degraded: b.degraded.load(Relaxed),
+        blobs_missing: state
+            .cluster
+            .reader
+            .missing_blob_count(state.cluster.config.node_id)?,
+        blobs_stored: b.stored.load(Relaxed),
+        blobs_mirrored: b.mirrored.load(Relaxed),
+        degraded_accepts: b.degraded_accepts.load(Relaxed),
+        mirror_failures: b.mirror_failures.load(Relaxed),
+        resync_fetched: b.resync_fetched.load(Relaxed),
+        resync_failures: b.resync_failures.load(Relaxed),
+        gc_removed: b.gc_removed.load(Relaxed),
+        messages_accepted: m.messages_accepted.load(Relaxed),
+        smtp_sessions: m.smtp_sessions.load(Relaxed),
+        pop3_sessions: m.pop3_sessions.load(Relaxed),
+    }))
 }
 
 async fn node_status(
@@ -237,6 +294,7 @@ async fn node_status(
         applied_index: m.last_applied.as_ref().map(|l| l.index),
         snapshot_index: m.snapshot.as_ref().map(|l| l.index),
         purged_index: m.purged.as_ref().map(|l| l.index),
+        mail: mail_status(&state)?,
     }))
 }
 
@@ -249,11 +307,29 @@ async fn cluster_status(
     cluster.linearize().await?;
     let settings = cluster.reader.cluster_settings()?;
     let m = cluster.metrics();
+    let members = cluster.members();
+    let missing = cluster.reader.missing_blob_counts()?;
+    let data_voters = members
+        .iter()
+        .filter(|m| m.voter && m.role == Role::Data)
+        .count();
+    let blobs_missing: serde_json::Map<String, serde_json::Value> = members
+        .iter()
+        .filter(|m| m.role == Role::Data)
+        .map(|m| {
+            let n = missing.get(&m.node_id).copied().unwrap_or(0);
+            (m.node_id.to_string(), json!(n))
+        })
+        .collect();
+    // Redundant: at least two data voters and none of them missing a blob it must hold.
+    let redundant = data_voters >= 2 && missing.values().all(|n| *n == 0);
     Ok(Json(json!({
         "cluster_name": settings.map(|s| s.cluster_name).unwrap_or_default(),
         "leader_id": m.current_leader,
         "term": m.current_term,
-        "members": cluster.members(),
+        "members": members,
+        "blobs_missing": blobs_missing,
+        "redundant": redundant,
     })))
 }
 
@@ -832,4 +908,108 @@ async fn delete_alias(
         .write_ok(Command::DeleteAlias { address })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Serialize)]
+struct TlsBody {
+    cert_pem: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    key_pem: String,
+}
+
+/// The client-facing certificate chain (never the key).
+async fn show_tls(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<TlsBody>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    let tls = state
+        .cluster
+        .reader
+        .client_tls()?
+        .ok_or_else(|| ApiError::not_found("no client TLS certificate is set"))?;
+    Ok(Json(TlsBody {
+        cert_pem: tls.cert_pem,
+        key_pem: String::new(),
+    }))
+}
+
+/// Replaces the client-facing certificate and key on every node.
+async fn set_tls(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(body): Json<TlsBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    let tls = raft_store::ClientTls {
+        cert_pem: body.cert_pem,
+        key_pem: body.key_pem,
+    };
+    crate::tls::server_config(&tls)
+        .map_err(|e| ApiError::bad_request(format!("unusable certificate: {e:#}")))?;
+    state.cluster.write_ok(Command::SetClientTls(tls)).await?;
+    Ok(Json(json!({ "updated": true })))
+}
+
+async fn show_mail_policy(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<raft_store::MailPolicy>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    Ok(Json(state.cluster.reader.mail_policy()?))
+}
+
+/// Changes some fields of the mail policy: the body is a JSON object with any of its keys.
+async fn set_mail_policy(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Json(changes): Json<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<raft_store::MailPolicy>> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.cluster.linearize().await?;
+    let current = state.cluster.reader.mail_policy()?;
+    let mut merged = match serde_json::to_value(&current) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(ApiError::internal("mail policy is not an object")),
+    };
+    for (key, value) in changes {
+        if !merged.contains_key(&key) {
+            return Err(ApiError::bad_request(format!(
+                "unknown mail policy key {key:?}"
+            )));
+        }
+        merged.insert(key, value);
+    }
+    let policy: raft_store::MailPolicy = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| ApiError::bad_request(format!("invalid mail policy: {e}")))?;
+    check_mail_policy(&policy).map_err(ApiError::bad_request)?;
+    state
+        .cluster
+        .write_ok(Command::SetMailPolicy(policy.clone()))
+        .await?;
+    Ok(Json(policy))
+}
+
+fn check_mail_policy(policy: &raft_store::MailPolicy) -> Result<(), String> {
+    if policy.max_message_bytes == 0
+        || policy.max_message_bytes > raft_store::MAX_MESSAGE_BYTES_LIMIT
+    {
+        return Err(format!(
+            "max-message-bytes must be between 1 and {}",
+            raft_store::MAX_MESSAGE_BYTES_LIMIT
+        ));
+    }
+    // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+    if policy.max_recipients < 100 {
+        return Err("max-recipients must be at least 100 (RFC 5321 4.5.3.1.8)".into());
+    }
+    if policy.max_connections == 0 || policy.max_connections_per_ip == 0 || policy.max_errors == 0 {
+        return Err("connection and error limits must be at least 1".into());
+    }
+    if policy.smtp_idle_timeout_secs < 30 || policy.pop3_idle_timeout_secs < 30 {
+        return Err("idle timeouts must be at least 30 seconds".into());
+    }
+    Ok(())
 }

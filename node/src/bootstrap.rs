@@ -87,6 +87,17 @@ async fn bootstrap(cluster: &Cluster, path: &std::path::Path) -> anyhow::Result<
         }
         tracing::info!("cluster settings written");
     }
+    if cluster.reader.client_tls()?.is_none() {
+        let names = vec![cluster.config.hostname.clone(), "localhost".to_owned()];
+        let tls = crate::tls::self_signed(names).context("make the client TLS certificate")?;
+        cluster
+            .write(Command::SetClientTls(tls))
+            .await
+            .context("write the client TLS certificate")?;
+        tracing::info!(
+            "self-signed client TLS certificate written; replace it with `mclusterctl tls set`"
+        );
+    }
     // The file holds the CA key; the replicated state has it now.
     std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
     Ok(())

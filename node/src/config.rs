@@ -21,8 +21,39 @@ pub struct ConfigFile {
     pub tls: TlsFile,
     pub raft: RaftFile,
     pub log: LogFile,
+    pub mail: MailFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
+}
+
+/// Mail listeners of a data node (a witness serves no mail and ignores this section).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct MailFile {
+    /// Name in greetings and Received headers; empty: the machine's host name.
+    pub hostname: String,
+    /// Where blobs live; empty: `<data-dir>/blobs`.
+    pub blob_dir: String,
+    /// Listen addresses; an empty string turns that listener off.
+    pub smtp: String,
+    pub submission: String,
+    pub smtps: String,
+    pub pop3: String,
+    pub pop3s: String,
+}
+
+impl Default for MailFile {
+    fn default() -> MailFile {
+        MailFile {
+            hostname: String::new(),
+            blob_dir: String::new(),
+            smtp: "0.0.0.0:25".into(),
+            submission: "0.0.0.0:587".into(),
+            smtps: "0.0.0.0:465".into(),
+            pop3: "0.0.0.0:110".into(),
+            pop3s: "0.0.0.0:995".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,6 +112,7 @@ impl Default for ConfigFile {
             tls: TlsFile::default(),
             raft: RaftFile::default(),
             log: LogFile::default(),
+            mail: MailFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
         }
@@ -136,8 +168,21 @@ pub struct Config {
     pub snapshot_after_entries: u64,
     pub keep_entries_after_snapshot: u64,
     pub log_format: LogFormat,
+    pub hostname: String,
+    pub blob_dir: PathBuf,
+    pub listeners: Listeners,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
+}
+
+/// The mail listeners that are on.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    pub smtp: Option<SocketAddr>,
+    pub submission: Option<SocketAddr>,
+    pub smtps: Option<SocketAddr>,
+    pub pop3: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
 }
 
 /// A config file that parsed, with the keys it did not understand (to warn about).
@@ -178,9 +223,19 @@ impl ConfigFile {
             tls,
             raft,
             log,
+            mail,
             bootstrap,
             join,
         } = self;
+        let MailFile {
+            hostname,
+            blob_dir,
+            smtp,
+            submission,
+            smtps,
+            pop3,
+            pop3s,
+        } = mail;
         let TlsFile { ca_cert, cert, key } = tls;
         let RaftFile {
             heartbeat_interval_ms,
@@ -229,12 +284,42 @@ impl ConfigFile {
         if !join.seeds.is_empty() && join.token.is_empty() {
             bail!("join.token is required with join.seeds");
         }
+        let listen = |key: &str, value: String| -> anyhow::Result<Option<SocketAddr>> {
+            if value.is_empty() {
+                return Ok(None);
+            }
+            let addr = value
+                .parse()
+                .with_context(|| format!("mail.{key} {value:?}"))?;
+            Ok(Some(addr))
+        };
+        let listeners = Listeners {
+            smtp: listen("smtp", smtp)?,
+            submission: listen("submission", submission)?,
+            smtps: listen("smtps", smtps)?,
+            pop3: listen("pop3", pop3)?,
+            pop3s: listen("pop3s", pop3s)?,
+        };
+        let hostname = if hostname.is_empty() {
+            system_hostname()
+        } else {
+            hostname
+        };
+        if hostname.is_empty() || hostname.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            bail!("mail.hostname {hostname:?} is not a host name");
+        }
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let data_dir = resolve(data_dir);
+        let blob_dir = if blob_dir.is_empty() {
+            data_dir.join("blobs")
+        } else {
+            resolve(blob_dir.into())
+        };
         Ok(Config {
             node_id,
             name,
             role,
-            data_dir: resolve(data_dir),
+            data_dir,
             raft_addr,
             admin_addr,
             ca_cert: resolve(ca_cert),
@@ -246,10 +331,22 @@ impl ConfigFile {
             snapshot_after_entries,
             keep_entries_after_snapshot,
             log_format,
+            hostname,
+            blob_dir,
+            listeners,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
         })
     }
+}
+
+/// The machine's host name (from the kernel), or "localhost".
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// The bootstrap file `mclusterctl init` writes next to the first node's config.

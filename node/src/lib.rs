@@ -1,14 +1,23 @@
 //! node is the server: configuration, start-up and shutdown, the Raft node wired to its store and
-//! transport, first-start bootstrap and join, the witness's leadership hand-off, and the admin API.
+//! transport, first-start bootstrap and join, the witness's leadership hand-off, the admin API,
+//! and the mail services (SMTP, POP3) with their write path (blob mirroring, group commit).
 //!
 //! node does not touch RocksDB or sockets between nodes itself: raft-store owns the disk and
-//! replication owns the wire. Mail protocols and the virtual IP arrive in later issues.
+//! replication owns the wire. IMAP and the virtual IP arrive in later issues.
 
 pub mod admin_api;
+pub mod blobs;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod delivery;
+pub mod line_reader;
+pub mod mail_service;
 pub mod metrics;
+pub mod pop3;
+pub mod sasl;
+pub mod smtp;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -23,9 +32,15 @@ use raft_store::{Raft, Role};
 use replication::pki::NodeIdentity;
 use replication::{NetworkFactory, Transport};
 
+use raft_store::blob_store::BlobStore;
+use tokio::task::JoinSet;
+
 use crate::admin_api::ApiState;
+use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 pub use crate::config::Config;
+use crate::delivery::Deliverer;
+use crate::mail_service::{MailContext, Service};
 use crate::metrics::Metrics;
 
 /// How long in-flight admin requests may run on after a shutdown signal.
@@ -67,10 +82,18 @@ pub async fn run(
     )
     .await
     .context("start raft")?;
+    let blob_store = match config.role {
+        Role::Data => Some(
+            raft_store::blob_store::BlobStore::open(&config.blob_dir)
+                .with_context(|| format!("open blob store {}", config.blob_dir.display()))?,
+        ),
+        Role::Witness => None,
+    };
     let peer_server = tokio::spawn(replication::serve(
         transport.clone(),
         raft.clone(),
         raft_store::snapshot_root(&config.data_dir),
+        blob_store.clone(),
     ));
 
     let cluster = Arc::new(Cluster {
@@ -91,12 +114,18 @@ pub async fn run(
     let handoff =
         (config.role == Role::Witness).then(|| tokio::spawn(witness_handoff(cluster.clone())));
 
+    let mail = match blob_store {
+        Some(store) => Some(MailServices::start(&cluster, store).await?),
+        None => None,
+    };
+
     let listener = tokio::net::TcpListener::bind(config.admin_addr)
         .await
         .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
     let state = Arc::new(ApiState {
         cluster: cluster.clone(),
         metrics: Arc::new(Metrics::default()),
+        mail: mail.as_ref().map(|m| m.context.clone()),
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let serve =
@@ -111,6 +140,11 @@ pub async fn run(
             anyhow::bail!("the admin API stopped by itself");
         }
         () = &mut shutdown => {}
+    }
+    // Mail first: no new sessions, and sessions still running are cut off. A message whose 250
+    // was not sent yet is retried by its client; none that was answered depends on this node.
+    if let Some(mail) = mail {
+        mail.stop().await;
     }
     // In-flight admin requests get a bounded time to finish; every one of them is itself
     // bounded, so this only cuts off a request stuck on a dead peer.
@@ -137,6 +171,66 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The mail listeners of a data node and the background work of its blob store.
+struct MailServices {
+    context: Arc<MailContext>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl MailServices {
+    async fn start(cluster: &Arc<Cluster>, store: BlobStore) -> anyhow::Result<MailServices> {
+        let config = &cluster.config;
+        let blobs = Arc::new(Blobs::new(store, cluster.clone()));
+        let deliverer = Deliverer::start(cluster.clone());
+        let context = Arc::new(MailContext::new(
+            cluster.clone(),
+            blobs.clone(),
+            deliverer,
+            config.hostname.clone(),
+        ));
+        let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let mut tasks = vec![
+            tokio::spawn(blobs.clone().resync_loop()),
+            tokio::spawn(blobs.gc_loop()),
+        ];
+        let listeners = &config.listeners;
+        for (service, addr) in [
+            (Service::Smtp, listeners.smtp),
+            (Service::Submission, listeners.submission),
+            (Service::Smtps, listeners.smtps),
+            (Service::Pop3, listeners.pop3),
+            (Service::Pop3s, listeners.pop3s),
+        ] {
+            let Some(addr) = addr else { continue };
+            let listener = mail_service::bind(service, addr).await?;
+            tasks.push(tokio::spawn(mail_service::accept_loop(
+                context.clone(),
+                listener,
+                service,
+                sessions.clone(),
+            )));
+        }
+        Ok(MailServices {
+            context,
+            tasks,
+            sessions,
+        })
+    }
+
+    async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let mut sessions = self.sessions.lock().await;
+        sessions.abort_all();
+        while sessions.join_next().await.is_some() {}
+    }
 }
 
 /// On shutdown, a leader passes leadership to a caught-up data voter (waiting briefly).

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use openraft::ServerState;
 
 use crate::cluster::Cluster;
+use crate::mail_service::MailContext;
 
 /// Counters the node keeps itself; gauges are read from openraft when scraped.
 #[derive(Default)]
@@ -120,6 +121,106 @@ impl Metrics {
                 "mcluster_admin_requests_total{{class=\"{class}\"}} {}",
                 counter.load(Ordering::Relaxed)
             );
+        }
+        out
+    }
+
+    /// The mail and blob metrics of a data node.
+    pub fn render_mail(&self, mail: &MailContext, cluster: &Cluster) -> String {
+        let mut out = String::new();
+        let b = &mail.blobs.metrics;
+        let m = &mail.metrics;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
+        let mut metric = |kind: &str, name: &str, help: &str, value: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "gauge",
+            "mcluster_mirror_degraded",
+            "1 while new blobs cannot be mirrored (the partner is down): one copy only.",
+            i64::from(b.degraded.load(Ordering::Relaxed)),
+        );
+        let missing = cluster
+            .reader
+            .missing_blob_count(cluster.config.node_id)
+            .map_or(-1, |n| n as i64);
+        metric(
+            "gauge",
+            "mcluster_blobs_missing",
+            "Blobs this node must hold but has not pulled yet (-1: unknown).",
+            missing,
+        );
+        for (name, help, counter) in [
+            (
+                "mcluster_blobs_stored_total",
+                "Blobs written by this node as receiver.",
+                &b.stored,
+            ),
+            (
+                "mcluster_blobs_mirrored_total",
+                "Blobs also fsync'd by a mirror partner.",
+                &b.mirrored,
+            ),
+            (
+                "mcluster_degraded_accepts_total",
+                "Messages accepted with one copy.",
+                &b.degraded_accepts,
+            ),
+            (
+                "mcluster_mirror_failures_total",
+                "Failed pushes to a mirror partner.",
+                &b.mirror_failures,
+            ),
+            (
+                "mcluster_resync_fetched_total",
+                "Blobs pulled during resync.",
+                &b.resync_fetched,
+            ),
+            (
+                "mcluster_resync_failures_total",
+                "Failed resync fetches.",
+                &b.resync_failures,
+            ),
+            (
+                "mcluster_blobs_gc_removed_total",
+                "Unreferenced blob files deleted.",
+                &b.gc_removed,
+            ),
+            (
+                "mcluster_smtp_sessions_total",
+                "SMTP sessions started.",
+                &m.smtp_sessions,
+            ),
+            (
+                "mcluster_pop3_sessions_total",
+                "POP3 sessions started.",
+                &m.pop3_sessions,
+            ),
+            (
+                "mcluster_messages_accepted_total",
+                "Messages answered 250.",
+                &m.messages_accepted,
+            ),
+            (
+                "mcluster_messages_tempfailed_total",
+                "Messages answered 451 after DATA.",
+                &m.messages_refused_temp,
+            ),
+            (
+                "mcluster_auth_failures_total",
+                "Failed logins (SMTP AUTH, POP3).",
+                &m.auth_failures,
+            ),
+            (
+                "mcluster_connections_refused_total",
+                "Connections refused by the limits.",
+                &m.connections_refused,
+            ),
+        ] {
+            metric("counter", name, help, load(counter));
         }
         out
     }

@@ -65,6 +65,9 @@ pub const KEY_NEXT_UIDVALIDITY: &[u8] = b"next_uidvalidity";
 pub const KEY_CLIENT_TLS: &[u8] = b"client_tls";
 pub const KEY_MAIL_POLICY: &[u8] = b"mail_policy";
 
+/// A key with its decoded value.
+pub(crate) type KeyValue<T> = (Box<[u8]>, T);
+
 /// An open store: the database and where its snapshots live.
 #[derive(Clone)]
 pub struct Db {
@@ -137,7 +140,7 @@ impl Db {
         &self,
         cf: &'static str,
         prefix: &[u8],
-    ) -> Result<Vec<(Box<[u8]>, T)>, StoreError> {
+    ) -> Result<Vec<KeyValue<T>>, StoreError> {
         let mut values = Vec::new();
         let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
         for item in self.db.iterator_cf(self.cf(cf), mode) {

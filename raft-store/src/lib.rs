@@ -7,6 +7,7 @@
 pub mod blob_store;
 mod db;
 mod error;
+pub mod failpoint;
 mod log_store;
 mod mail;
 mod snapshot;

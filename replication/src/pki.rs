@@ -58,6 +58,16 @@ impl NodeIdentity {
         Ok(NodeIdentity { ca, chain, key })
     }
 
+    /// The key for QUIC stateless resets, derived from this node's private key: the same on
+    /// every start, so a restarted node can tell peers at once that their old connection to it
+    /// is gone (they would otherwise wait for the idle timeout), and secret, so no one else can.
+    pub fn reset_key(&self) -> ring::hmac::Key {
+        let mut seed = ring::digest::Context::new(&ring::digest::SHA256);
+        seed.update(b"mcluster quic stateless reset v1");
+        seed.update(self.key.secret_der());
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, seed.finish().as_ref())
+    }
+
     fn roots(&self) -> Result<rustls::RootCertStore, ReplicationError> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.clone()).map_err(ReplicationError::Tls)?;

@@ -7,6 +7,7 @@ use openraft::ReadPolicy;
 use openraft::error::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::vote::RaftLeaderId;
 use quinn::{Connection, RecvStream, SendStream};
+use raft_store::blob_store::BlobStore;
 use raft_store::{NodeId, Raft, SnapshotDir, Vote};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+use crate::blob;
 use crate::pki::cert_names_node;
 use crate::transport::Transport;
 use crate::wire::{Envelope, FrameError, Request, Response, SnapshotFile, read_frame, write_frame};
@@ -21,16 +23,23 @@ use crate::wire::{Envelope, FrameError, Request, Response, SnapshotFile, read_fr
 /// Serves peers until the endpoint is closed or this future is dropped. Every connection and
 /// request task lives in a `JoinSet` owned here, so dropping (aborting) `serve` stops them all:
 /// none is left calling into a Raft node that is shutting down.
-pub async fn serve(transport: Transport, raft: Raft, snapshot_root: PathBuf) {
+pub async fn serve(
+    transport: Transport,
+    raft: Raft,
+    snapshot_root: PathBuf,
+    blobs: Option<BlobStore>,
+) {
     let mut connections = JoinSet::new();
     while let Some(incoming) = transport.endpoint().accept().await {
         while connections.try_join_next().is_some() {}
         let raft = raft.clone();
         let snapshot_root = snapshot_root.clone();
+        let blobs = blobs.clone();
+        let transport = transport.clone();
         connections.spawn(async move {
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => serve_connection(conn, raft, snapshot_root).await,
+                Ok(conn) => serve_connection(conn, transport, raft, snapshot_root, blobs).await,
                 // A peer without a certificate from the cluster CA, or not speaking QUIC/TLS
                 // properly, ends here.
                 Err(err) => tracing::warn!(%remote, error = %err, "rejected peer connection"),
@@ -39,7 +48,13 @@ pub async fn serve(transport: Transport, raft: Raft, snapshot_root: PathBuf) {
     }
 }
 
-async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) {
+async fn serve_connection(
+    conn: Connection,
+    transport: Transport,
+    raft: Raft,
+    snapshot_root: PathBuf,
+    blobs: Option<BlobStore>,
+) {
     let remote = conn.remote_address();
     let Some(cert) = peer_certificate(&conn) else {
         tracing::warn!(%remote, "peer connection without a client certificate");
@@ -63,8 +78,18 @@ async fn serve_connection(conn: Connection, raft: Raft, snapshot_root: PathBuf) 
         let raft = raft.clone();
         let snapshot_root = snapshot_root.clone();
         let cert = cert.clone();
+        let blobs = blobs.clone();
+        let transport = transport.clone();
+        let stable_id = conn.stable_id();
         requests.spawn(async move {
-            if let Err(err) = serve_stream(send, recv, &cert, raft, &snapshot_root).await {
+            let context = StreamContext {
+                transport,
+                stable_id,
+                raft,
+                snapshot_root: &snapshot_root,
+                blobs: blobs.as_ref(),
+            };
+            if let Err(err) = serve_stream(send, recv, &cert, context).await {
                 tracing::warn!(%remote, error = %err, "bad request from peer");
             }
         });
@@ -101,13 +126,29 @@ enum StreamError {
     Io(#[from] std::io::Error),
 }
 
+/// What a request may use.
+struct StreamContext<'a> {
+    transport: Transport,
+    /// quinn's id of the connection the request came on.
+    stable_id: usize,
+    raft: Raft,
+    snapshot_root: &'a Path,
+    blobs: Option<&'a BlobStore>,
+}
+
 async fn serve_stream(
     mut send: SendStream,
     mut recv: RecvStream,
     cert: &CertificateDer<'static>,
-    raft: Raft,
-    snapshot_root: &Path,
+    context: StreamContext<'_>,
 ) -> Result<(), StreamError> {
+    let StreamContext {
+        transport,
+        stable_id,
+        raft,
+        snapshot_root,
+        blobs,
+    } = context;
     let Envelope { from, request } =
         tokio::time::timeout(REQUEST_READ_TIMEOUT, read_frame(&mut recv))
             .await
@@ -122,13 +163,19 @@ async fn serve_stream(
         .await;
         return Err(StreamError::Impostor { claimed: from });
     }
+    transport.note_incoming(from, stable_id).await;
     let response = match request {
         // Forwarded writes and reads are for members only: a node that was removed (or never
         // added) holds a valid certificate but must not write. Raft RPCs are not gated on this
         // node's view of the membership: a node restarting from an old disk may not know a new
         // member yet, and refusing its votes could leave the cluster without a leader; a removed
         // node's elections are held off by openraft's leader lease instead.
-        Request::ClientWrite(_) | Request::ReadIndex if !is_member(&raft, from) => {
+        Request::ClientWrite(_)
+        | Request::ReadIndex
+        | Request::BlobPut { .. }
+        | Request::BlobGet { .. }
+            if !is_member(&raft, from) =>
+        {
             let _ = write_frame(
                 &mut send,
                 &Response::Failed(format!("node {from} is not a member")),
@@ -198,6 +245,11 @@ async fn serve_stream(
                 },
                 Ok(Err(err)) => Response::Failed(err.to_string()),
             }
+        }
+        Request::BlobPut { hash, len } => blob::serve_put(&mut recv, blobs, hash, len).await,
+        Request::BlobGet { hash } => {
+            blob::serve_get(&mut send, blobs, hash).await?;
+            return Ok(());
         }
         Request::ReadIndex => {
             match timeout(

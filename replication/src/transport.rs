@@ -27,6 +27,8 @@ struct Inner {
     endpoint: quinn::Endpoint,
     client_config: quinn::ClientConfig,
     connections: Mutex<HashMap<NodeId, quinn::Connection>>,
+    /// The latest incoming connection seen from each peer (by quinn's stable id).
+    incoming: std::sync::Mutex<HashMap<NodeId, usize>>,
     /// One dial at a time per peer: callers arriving while a dial is in flight wait for it
     /// instead of starting their own.
     dials: Mutex<HashMap<NodeId, Arc<Mutex<()>>>>,
@@ -42,6 +44,23 @@ fn transport_config() -> quinn::TransportConfig {
             .expect("3 s is a valid idle timeout"),
     ));
     config
+}
+
+/// 8-byte random connection ids (see `Transport::bind`).
+struct RandomConnectionIds;
+
+impl quinn::ConnectionIdGenerator for RandomConnectionIds {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&rand::random::<[u8; 8]>())
+    }
+
+    fn cid_len(&self) -> usize {
+        8
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Transport {
@@ -60,18 +79,29 @@ impl Transport {
             .map_err(|e| ReplicationError::Config(e.to_string()))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(client_crypto));
         client_config.transport_config(transport);
-        let endpoint = quinn::Endpoint::server(server_config, bind).map_err(|source| {
-            ReplicationError::Bind {
-                addr: bind.to_string(),
-                source,
-            }
+        let bind_err = |source| ReplicationError::Bind {
+            addr: bind.to_string(),
+            source,
+        };
+        let mut endpoint_config = quinn::EndpointConfig::default();
+        endpoint_config.reset_key(Arc::new(identity.reset_key()));
+        // quinn's default connection ids carry a per-process keyed hash, and a packet whose id
+        // fails that check is dropped without a reset; plain random ids let a restarted node
+        // answer its peers' stale packets with a stateless reset.
+        endpoint_config.cid_generator(|| Box::new(RandomConnectionIds));
+        let socket = std::net::UdpSocket::bind(bind).map_err(bind_err)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| {
+            ReplicationError::Config("no async runtime for the QUIC endpoint".into())
         })?;
+        let endpoint = quinn::Endpoint::new(endpoint_config, Some(server_config), socket, runtime)
+            .map_err(bind_err)?;
         Ok(Transport {
             inner: Arc::new(Inner {
                 node_id,
                 endpoint,
                 client_config,
                 connections: Mutex::new(HashMap::new()),
+                incoming: std::sync::Mutex::new(HashMap::new()),
                 dials: Mutex::new(HashMap::new()),
             }),
         })
@@ -169,6 +199,20 @@ impl Transport {
     }
 
     /// Forgets a connection that failed, so the next request dials afresh.
+    /// Called for each verified request from `peer` on incoming connection `stable_id`. A new
+    /// incoming connection usually means the peer restarted; our cached connection to it then
+    /// points at a dead process and would only fail after the idle timeout, so it is dropped
+    /// and the next call dials afresh (one handshake, a millisecond on a LAN).
+    pub(crate) async fn note_incoming(&self, peer: NodeId, stable_id: usize) {
+        let new = {
+            let mut incoming = self.inner.incoming.lock().expect("incoming table lock");
+            incoming.insert(peer, stable_id) != Some(stable_id)
+        };
+        if new {
+            self.drop_connection(peer).await;
+        }
+    }
+
     pub(crate) async fn drop_connection(&self, target: NodeId) {
         self.inner.connections.lock().await.remove(&target);
     }
@@ -185,6 +229,30 @@ impl Transport {
             self.drop_connection(target).await;
         }
         result
+    }
+
+    /// Opens a stream to `target` and sends `request` on it, leaving the stream open for a
+    /// body that follows the request.
+    pub(crate) async fn open_request(
+        &self,
+        target: NodeId,
+        addr: &str,
+        request: Request,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ReplicationError> {
+        let unreachable = unreachable(target);
+        let conn = self.connection(target, addr).await?;
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let envelope = Envelope {
+            from: self.inner.node_id,
+            request,
+        };
+        write_frame(&mut send, &envelope)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok((send, recv))
     }
 
     async fn call_inner(

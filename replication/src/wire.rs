@@ -6,7 +6,9 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use raft_store::{CommandResult, NodeId, Request as WriteRequest, SnapshotMeta, TypeConfig, Vote};
+use raft_store::{
+    BlobHash, CommandResult, NodeId, Request as WriteRequest, SnapshotMeta, TypeConfig, Vote,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -39,6 +41,15 @@ pub enum Request {
     ClientWrite(WriteRequest),
     /// Asks the leader for a read index: the log index a linearizable read must wait for.
     ReadIndex,
+    /// Mirrors a blob: followed by its `len` bytes. Answered `BlobStored` once fsync'd.
+    BlobPut {
+        hash: BlobHash,
+        len: u64,
+    },
+    /// Asks for a blob; answered `Blob { len }` followed by its bytes, or `NoSuchBlob`.
+    BlobGet {
+        hash: BlobHash,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +70,11 @@ pub enum Response {
         index: u64,
     },
     ReadIndex(u64),
+    BlobStored,
+    Blob {
+        len: u64,
+    },
+    NoSuchBlob,
     /// The receiver is not the leader; it names the leader it knows.
     NotLeader {
         leader: Option<NodeId>,

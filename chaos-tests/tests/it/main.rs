@@ -1,5 +1,7 @@
 //! Scenarios against real `mclusterd` processes, one module per area.
 
+mod durability;
+mod mail;
 mod metadata;
 mod operator;
 mod peer_security;

@@ -40,6 +40,76 @@ fn reads_cluster_status_with_bearer_token() {
 }
 
 #[test]
+fn reads_blob_redundancy_and_mail_counters() {
+    let status = STATUS.replace(
+        r#""term":3,"#,
+        r#""term":3,"blobs_missing":{"1":0,"2":12},"redundant":false,"#,
+    );
+    let server = TestServer::start(move |request| match request.target.as_str() {
+        "/v1/status" => Reply::json(200, &status),
+        _ => Reply::json(
+            200,
+            r#"{"node_id":2,"name":"n2","role":"data","state":"Follower","term":3,
+            "leader_id":1,"last_log_index":9,"committed_index":9,"applied_index":9,
+            "snapshot_index":null,"purged_index":null,"mail":{"degraded":false,
+            "blobs_missing":12,"blobs_stored":3,"blobs_mirrored":0,"degraded_accepts":0,
+            "mirror_failures":0,"resync_fetched":40,"resync_failures":1,"gc_removed":0,
+            "messages_accepted":3,"smtp_sessions":5,"pop3_sessions":0}}"#,
+        ),
+    });
+    let client = client(&[&server.url]);
+    let status = client.status().expect("status");
+    assert_eq!(status.blobs_missing, [(1, 0), (2, 12)].into());
+    assert_eq!(status.redundant, Some(false));
+    let node = client.node().expect("node");
+    let mail = node.mail.expect("a data node reports mail");
+    assert_eq!((mail.blobs_missing, mail.resync_fetched), (12, 40));
+}
+
+#[test]
+fn older_nodes_without_mail_fields_still_decode() {
+    let server = TestServer::start(|_| Reply::json(200, STATUS));
+    let status = client(&[&server.url]).status().expect("status");
+    assert!(status.blobs_missing.is_empty());
+    assert_eq!(status.redundant, None);
+}
+
+#[test]
+fn tls_and_mail_policy_routes() {
+    let server = TestServer::start(|request| match request.target.as_str() {
+        "/v1/tls" => Reply::json(200, r#"{"updated":true}"#),
+        _ => Reply::json(
+            200,
+            r#"{"max-message-bytes":1000,"max-recipients":200,"degraded-accept":"refuse",
+            "auth-without-tls":false,"max-connections":10,"max-connections-per-ip":2,
+            "max-errors":3,"smtp-idle-timeout-secs":60,"pop3-idle-timeout-secs":600}"#,
+        ),
+    });
+    let client = client(&[&server.url]);
+    client.set_client_tls("CERT", "KEY").expect("set tls");
+    let mut changes = serde_json::Map::new();
+    changes.insert("degraded-accept".to_owned(), "refuse".into());
+    let policy = client.set_mail_policy(&changes).expect("set policy");
+    assert_eq!(
+        (policy.degraded_accept.as_str(), policy.max_recipients),
+        ("refuse", 200)
+    );
+    let requests = server.requests();
+    check_request(
+        &requests[0],
+        "PUT",
+        "/v1/tls",
+        r#"{"cert_pem":"CERT","key_pem":"KEY"}"#,
+    );
+    check_request(
+        &requests[1],
+        "PUT",
+        "/v1/mail-policy",
+        r#"{"degraded-accept":"refuse"}"#,
+    );
+}
+
+#[test]
 fn skips_unreachable_urls_and_remembers_the_one_that_answered() {
     let server = TestServer::start(|_| Reply::json(200, "[]"));
     let refused = refused_url();

@@ -1,10 +1,20 @@
 //! Tests for command output and helpers that need no cluster.
 
-use crate::api::{Account, ClusterStatus, Domain, Member, NodeStatus, Role};
-use crate::commands::{
-    build_report, find_member, leader_line, normalize_url, password_from_line, render_account,
-    render_domains, render_members, render_status,
+use std::fs;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::api::{
+    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role,
 };
+use crate::client_config::ClientConfig;
+use crate::commands::{
+    Context, build_report, find_member, leader_line, normalize_url, parse_policy_settings,
+    password_from_line, policy_set, policy_show, policy_value, redundancy_line, render_account,
+    render_domains, render_mail_policy, render_members, render_status, tls_set, tls_show,
+};
+use crate::test_server::{Reply, TestServer};
 
 fn member(node_id: u64, name: &str, role: Role, voter: bool) -> Member {
     Member {
@@ -31,6 +41,24 @@ fn node(member: &Member, state: &str, last: u64, applied: u64) -> NodeStatus {
         applied_index: Some(applied),
         snapshot_index: None,
         purged_index: None,
+        mail: (member.role == Role::Data).then(|| mail(0, false)),
+    }
+}
+
+fn mail(resync_fetched: u64, degraded: bool) -> MailStatus {
+    MailStatus {
+        degraded,
+        blobs_missing: 0,
+        blobs_stored: 10,
+        blobs_mirrored: 10,
+        degraded_accepts: 0,
+        mirror_failures: 0,
+        resync_fetched,
+        resync_failures: 0,
+        gc_removed: 0,
+        messages_accepted: 10,
+        smtp_sessions: 4,
+        pop3_sessions: 2,
     }
 }
 
@@ -44,7 +72,25 @@ fn cluster() -> ClusterStatus {
             member(2, "n2", Role::Data, true),
             member(3, "n3", Role::Witness, true),
         ],
+        blobs_missing: [(1, 0), (2, 0)].into(),
+        redundant: Some(true),
     }
+}
+
+/// n2 came back after missing some mail: it lacks 5 blobs and has fetched 7 so far, and n1
+/// took mail it could not mirror.
+fn resyncing_cluster() -> ClusterStatus {
+    ClusterStatus {
+        blobs_missing: [(1, 0), (2, 5)].into(),
+        redundant: Some(false),
+        ..cluster()
+    }
+}
+
+#[track_caller]
+fn check_redundancy(cluster: ClusterStatus, expected: &str) {
+    let report = build_report(cluster, vec![None, None, None]);
+    assert_eq!(redundancy_line(&report), expected);
 }
 
 #[test]
@@ -64,7 +110,77 @@ fn status_table_shows_lag_and_unreachable_nodes() {
          ID  NAME  ROLE     VOTER  STATE        TERM  COMMITTED  APPLIED  LAG  ADMIN\n\
          1   n1    data     yes    Leader       3     45         45       0    127.0.0.11:7070\n\
          2   n2    data     yes    Follower     3     42         42       3    127.0.0.12:7070\n\
-         3   n3    witness  yes    unreachable  -     -          -        -    127.0.0.13:7070\n"
+         3   n3    witness  yes    unreachable  -     -          -        -    127.0.0.13:7070\n\
+         \n\
+         redundancy: full\n\
+         ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
+         1   n1    0              0         no\n\
+         2   n2    0              0         no\n"
+    );
+}
+
+#[test]
+fn status_table_shows_resync_progress() {
+    let cluster = resyncing_cluster();
+    let mut leader = node(&cluster.members[0], "Leader", 45, 45);
+    leader.mail = Some(mail(0, true));
+    let mut follower = node(&cluster.members[1], "Follower", 45, 45);
+    follower.mail = Some(mail(7, false));
+    let report = build_report(cluster, vec![Some(leader), Some(follower), None]);
+    let text = render_status(&report);
+    let blobs = text.split_once("\n\n").expect("two parts").1;
+    assert_eq!(
+        blobs,
+        "redundancy: DEGRADED (5 blobs missing on n2)\n\
+         ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
+         1   n1    0              0         yes\n\
+         2   n2    5              7         no\n"
+    );
+}
+
+#[test]
+fn status_of_unreachable_data_nodes_still_shows_missing_blobs() {
+    let report = build_report(resyncing_cluster(), vec![None, None, None]);
+    let text = render_status(&report);
+    assert!(
+        text.ends_with(
+            "ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
+             1   n1    0              -         -\n\
+             2   n2    5              -         -\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn redundancy_line_says_why_not() {
+    check_redundancy(cluster(), "redundancy: full");
+    check_redundancy(
+        resyncing_cluster(),
+        "redundancy: DEGRADED (5 blobs missing on n2)",
+    );
+    check_redundancy(
+        ClusterStatus {
+            blobs_missing: [(1, 1), (2, 2)].into(),
+            ..resyncing_cluster()
+        },
+        "redundancy: DEGRADED (3 blobs missing on n1, n2)",
+    );
+    let mut one_data_voter = ClusterStatus {
+        blobs_missing: [(1, 1), (2, 0)].into(),
+        ..resyncing_cluster()
+    };
+    one_data_voter.members[1].voter = false;
+    check_redundancy(
+        one_data_voter,
+        "redundancy: DEGRADED (1 blob missing on n1; 1 data voter, 2 needed)",
+    );
+    check_redundancy(
+        ClusterStatus {
+            redundant: None,
+            ..cluster()
+        },
+        "redundancy: unknown (the cluster does not report it)",
     );
 }
 
@@ -84,6 +200,12 @@ fn status_json_has_the_documented_shape() {
     assert_eq!(json["nodes"][0]["lag"], 0);
     assert!(json["nodes"][1]["node"].is_null());
     assert!(json["nodes"][1]["lag"].is_null());
+    assert_eq!(json["cluster"]["redundant"], true);
+    assert_eq!(json["cluster"]["blobs_missing"], json!({"1": 0, "2": 0}));
+    assert_eq!(json["nodes"][0]["node"]["mail"]["resync_fetched"], 0);
+    assert_eq!(json["nodes"][0]["node"]["mail"]["degraded"], false);
+    assert_eq!(json["nodes"][1]["blobs_missing"], 0);
+    assert!(json["nodes"][2]["blobs_missing"].is_null());
 }
 
 #[test]
@@ -178,5 +300,206 @@ fn seed_urls_get_a_scheme() {
     assert_eq!(
         normalize_url("http://127.0.0.11:7070/"),
         "http://127.0.0.11:7070"
+    );
+}
+
+fn policy() -> MailPolicy {
+    MailPolicy {
+        max_message_bytes: 52_428_800,
+        max_recipients: 100,
+        degraded_accept: "accept".to_owned(),
+        auth_without_tls: false,
+        max_connections: 1000,
+        max_connections_per_ip: 32,
+        max_errors: 10,
+        smtp_idle_timeout_secs: 300,
+        pop3_idle_timeout_secs: 600,
+    }
+}
+
+const POLICY_JSON: &str = r#"{"max-message-bytes":52428800,"max-recipients":100,
+    "degraded-accept":"accept","auth-without-tls":false,"max-connections":1000,
+    "max-connections-per-ip":32,"max-errors":10,"smtp-idle-timeout-secs":300,
+    "pop3-idle-timeout-secs":600}"#;
+
+#[test]
+fn mail_policy_table_uses_the_keys_policy_set_takes() {
+    assert_eq!(
+        render_mail_policy(&policy()),
+        "KEY                     VALUE\n\
+         max-message-bytes       52428800\n\
+         max-recipients          100\n\
+         degraded-accept         accept\n\
+         auth-without-tls        false\n\
+         max-connections         1000\n\
+         max-connections-per-ip  32\n\
+         max-errors              10\n\
+         smtp-idle-timeout-secs  300\n\
+         pop3-idle-timeout-secs  600\n"
+    );
+    let decoded: MailPolicy = serde_json::from_str(POLICY_JSON).expect("decode");
+    assert_eq!(decoded, policy());
+}
+
+#[test]
+fn policy_settings_become_a_json_object() {
+    let settings = [
+        "degraded-accept=refuse",
+        "max-recipients=200",
+        "auth-without-tls=true",
+    ];
+    let settings: Vec<String> = settings
+        .iter()
+        .map(|setting| (*setting).to_owned())
+        .collect();
+    let changes = parse_policy_settings(&settings).expect("parse");
+    assert_eq!(
+        serde_json::Value::Object(changes),
+        json!({"degraded-accept": "refuse", "max-recipients": 200, "auth-without-tls": true})
+    );
+    for (bad, message) in [
+        ("max-recipients", "expected KEY=VALUE"),
+        ("=5", "expected KEY=VALUE"),
+    ] {
+        let err = parse_policy_settings(&[bad.to_owned()]).expect_err(bad);
+        assert!(err.to_string().contains(message), "{err}");
+    }
+    let twice = ["max-errors=3".to_owned(), "max-errors=4".to_owned()];
+    let err = parse_policy_settings(&twice).expect_err("twice");
+    assert_eq!(err.to_string(), "policy key max-errors is given twice");
+}
+
+#[test]
+fn policy_values_are_numbers_and_booleans_else_strings() {
+    assert_eq!(policy_value("200"), json!(200));
+    assert_eq!(policy_value("false"), json!(false));
+    assert_eq!(policy_value("refuse"), json!("refuse"));
+    assert_eq!(policy_value(""), json!(""));
+    assert_eq!(policy_value("null"), json!("null"));
+    assert_eq!(policy_value("\"x\""), json!("\"x\""));
+    assert_eq!(policy_value("-1"), json!(-1));
+}
+
+const TOKEN: &str = "abababababababababababababababababababababababababababababababab";
+
+/// A context whose client config points at `server`.
+fn context_for(server: &TestServer, dir: &Path) -> Context {
+    let client_config_path = dir.join("client.toml");
+    ClientConfig {
+        admin_urls: vec![server.url.clone()],
+        admin_token: Some(TOKEN.to_owned()),
+        join_token: None,
+        cluster_name: "mcluster".to_owned(),
+    }
+    .save(&client_config_path)
+    .expect("save client config");
+    Context { client_config_path }
+}
+
+#[test]
+fn policy_commands_read_and_merge_the_policy() {
+    let server = TestServer::start(|_| Reply::json(200, POLICY_JSON));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    policy_show(&ctx, false).expect("show");
+    policy_show(&ctx, true).expect("show --json");
+    policy_set(
+        &ctx,
+        &[
+            "degraded-accept=refuse".to_owned(),
+            "max-recipients=200".to_owned(),
+        ],
+    )
+    .expect("set");
+    let requests = server.requests();
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].target.as_str()),
+        ("GET", "/v1/mail-policy")
+    );
+    assert_eq!(
+        (requests[2].method.as_str(), requests[2].target.as_str()),
+        ("PUT", "/v1/mail-policy")
+    );
+    let body: serde_json::Value = serde_json::from_str(&requests[2].body).expect("JSON body");
+    assert_eq!(
+        body,
+        json!({"degraded-accept": "refuse", "max-recipients": 200})
+    );
+    assert_eq!(requests[2].authorization, Some(format!("Bearer {TOKEN}")));
+}
+
+#[test]
+fn policy_set_reports_the_cluster_refusal() {
+    let server = TestServer::start(|_| {
+        Reply::error(400, "bad_request", "max-recipients must be at least 100")
+    });
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    let err = policy_set(&ctx, &["max-recipients=5".to_owned()]).expect_err("400");
+    let message = format!("{err:#}");
+    assert!(message.starts_with("set the mail policy: "), "{message}");
+    assert!(
+        message.contains("max-recipients must be at least 100"),
+        "{message}"
+    );
+}
+
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n";
+
+#[test]
+fn tls_set_sends_the_files_and_tls_show_fetches_the_chain() {
+    let server = TestServer::start(|request| match request.method.as_str() {
+        "PUT" => Reply::json(200, r#"{"updated":true}"#),
+        _ => Reply::json(200, &json!({ "cert_pem": CERT_PEM }).to_string()),
+    });
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    let (cert, key) = (dir.path().join("mail.crt"), dir.path().join("mail.key"));
+    fs::write(&cert, CERT_PEM).expect("write cert");
+    fs::write(&key, KEY_PEM).expect("write key");
+    tls_set(&ctx, &cert, &key).expect("set");
+    tls_show(&ctx).expect("show");
+    let requests = server.requests();
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].target.as_str()),
+        ("PUT", "/v1/tls")
+    );
+    let body: serde_json::Value = serde_json::from_str(&requests[0].body).expect("JSON body");
+    assert_eq!(body, json!({"cert_pem": CERT_PEM, "key_pem": KEY_PEM}));
+    assert_eq!(
+        (requests[1].method.as_str(), requests[1].target.as_str()),
+        ("GET", "/v1/tls")
+    );
+}
+
+#[test]
+fn tls_set_refuses_files_that_are_not_pem_before_sending() {
+    let server = TestServer::start(|_| Reply::json(200, r#"{"updated":true}"#));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    let (cert, key) = (dir.path().join("mail.crt"), dir.path().join("mail.key"));
+    fs::write(&cert, CERT_PEM).expect("write cert");
+    fs::write(&key, CERT_PEM).expect("write a certificate as the key");
+    let err = tls_set(&ctx, &cert, &key).expect_err("key is a certificate");
+    assert!(
+        err.to_string().ends_with("holds no PEM PRIVATE KEY"),
+        "{err}"
+    );
+    let err = tls_set(&ctx, &key, &dir.path().join("absent.key")).expect_err("no key file");
+    assert!(format!("{err:#}").contains("absent.key"), "{err:#}");
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn tls_show_without_a_certificate_says_how_to_set_one() {
+    let server =
+        TestServer::start(|_| Reply::error(404, "not_found", "no client TLS certificate is set"));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let err = tls_show(&context_for(&server, dir.path())).expect_err("404");
+    assert!(
+        err.to_string()
+            .contains("mclusterctl tls set --cert FILE --key FILE"),
+        "{err}"
     );
 }

@@ -3,7 +3,10 @@
 use toml::{Table, Value};
 
 use crate::api::Role;
-use crate::node_config::{BootstrapFile, BootstrapSection, JoinSection, NodeFile, TlsSection};
+use crate::node_config::{
+    BootstrapFile, BootstrapSection, JoinSection, MailSection, NodeFile, TlsSection,
+    add_mail_section,
+};
 
 const EXAMPLE: &str = include_str!("../../../deploy/mclusterd.example.toml");
 
@@ -16,10 +19,23 @@ fn first_node() -> NodeFile {
         raft_addr: "127.0.0.11:7071".to_owned(),
         admin_addr: "127.0.0.11:7070".to_owned(),
         tls: TlsSection::default(),
+        mail: Some(demo_mail()),
         bootstrap: Some(BootstrapSection {
             file: "bootstrap.toml".to_owned(),
         }),
         join: None,
+    }
+}
+
+/// Every key given, one listener turned off.
+fn demo_mail() -> MailSection {
+    MailSection {
+        hostname: Some("n1.example.test".to_owned()),
+        smtp: Some("127.0.0.11:2525".to_owned()),
+        submission: Some("127.0.0.11:2587".to_owned()),
+        smtps: Some("127.0.0.11:2465".to_owned()),
+        pop3: Some(String::new()),
+        pop3s: Some("127.0.0.11:2995".to_owned()),
     }
 }
 
@@ -32,6 +48,7 @@ fn joined_node() -> NodeFile {
         raft_addr: "127.0.0.13:7071".to_owned(),
         admin_addr: "127.0.0.13:7070".to_owned(),
         tls: TlsSection::default(),
+        mail: None,
         bootstrap: None,
         join: Some(JoinSection {
             seeds: vec!["http://127.0.0.11:7070".to_owned()],
@@ -77,6 +94,33 @@ fn first_node_config_matches_example_keys() {
         "{text}"
     );
     assert!(!text.contains("[join]"), "{text}");
+    assert!(
+        text.contains(
+            "[mail]\nhostname = \"n1.example.test\"\nsmtp = \"127.0.0.11:2525\"\n\
+             submission = \"127.0.0.11:2587\"\nsmtps = \"127.0.0.11:2465\"\npop3 = \"\"\n\
+             pop3s = \"127.0.0.11:2995\"\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn only_the_mail_options_given_are_written() {
+    let node_file = NodeFile {
+        mail: MailSection {
+            smtp: Some("192.0.2.1:25".to_owned()),
+            ..MailSection::default()
+        }
+        .into_section(),
+        ..first_node()
+    };
+    check_against_example(&node_file);
+    let text = node_file.to_toml().expect("serialize");
+    assert!(
+        text.contains("[mail]\nsmtp = \"192.0.2.1:25\"\n\n"),
+        "{text}"
+    );
+    assert_eq!(MailSection::default().into_section(), None);
 }
 
 #[test]
@@ -90,6 +134,37 @@ fn joined_node_config_matches_example_keys() {
         "{text}"
     );
     assert!(!text.contains("[bootstrap]"), "{text}");
+    assert!(!text.contains("[mail]"), "{text}");
+}
+
+#[test]
+fn a_mail_section_is_appended_to_a_config_without_one() {
+    let old = NodeFile {
+        mail: None,
+        ..first_node()
+    };
+    let text = format!(
+        "{}# kept\n[raft]\nheartbeat-interval-ms = 50",
+        old.to_toml().expect("serialize")
+    );
+    let updated = add_mail_section(&text, &demo_mail())
+        .expect("add")
+        .expect("it had no mail section");
+    assert!(updated.starts_with(&text), "{updated}");
+    assert!(updated.contains("# kept\n"), "{updated}");
+    let table: Table = toml::from_str(&updated).expect("parse as table");
+    assert_eq!(
+        table["raft"]["heartbeat-interval-ms"].as_integer(),
+        Some(50)
+    );
+    assert_eq!(
+        NodeFile::parse(&updated).expect("parse").mail,
+        Some(demo_mail())
+    );
+    assert_eq!(
+        add_mail_section(&updated, &demo_mail()).expect("again"),
+        None
+    );
 }
 
 #[test]

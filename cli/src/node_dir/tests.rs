@@ -7,9 +7,10 @@ use std::path::Path;
 use rcgen::{CertificateSigningRequestParams, Issuer, KeyPair};
 
 use crate::api::Role;
-use crate::node_config::{BootstrapFile, NodeFile};
+use crate::node_config::{BootstrapFile, MailSection, NodeFile};
 use crate::node_dir::{
-    InitPlan, JoinPlan, NodePaths, init_files, join_files, validate_addr, validate_name,
+    InitPlan, JoinPlan, NodePaths, init_files, join_files, validate_addr, validate_mail,
+    validate_mail_hostname, validate_name,
 };
 use crate::pki::{self, CertifiedKey};
 use crate::secrets::sha256_hex;
@@ -22,6 +23,7 @@ fn init_plan(dir: &Path) -> InitPlan {
         raft_addr: "127.0.0.11:7071".to_owned(),
         admin_addr: "127.0.0.11:7070".to_owned(),
         cluster_name: "mcluster".to_owned(),
+        mail: MailSection::default(),
     }
 }
 
@@ -63,6 +65,10 @@ fn init_writes_ca_first_node_and_bootstrap() {
         "bootstrap.toml"
     );
     assert!(node_file.join.is_none());
+    assert!(
+        node_file.mail.is_none(),
+        "no mail options: the node's defaults"
+    );
 
     let client_config = &outcome.client_config;
     assert_eq!(client_config.admin_urls, ["http://127.0.0.11:7070"]);
@@ -115,6 +121,44 @@ fn init_refuses_an_existing_node_or_cluster() {
     );
 }
 
+#[test]
+fn init_writes_the_mail_options_given() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let mail = MailSection {
+        hostname: Some("mail1.example.test".to_owned()),
+        smtp: Some("127.0.0.11:2525".to_owned()),
+        pop3: Some(String::new()),
+        ..MailSection::default()
+    };
+    let plan = InitPlan {
+        mail: mail.clone(),
+        ..init_plan(dir.path())
+    };
+    let outcome = init_files(&plan).expect("init");
+    let node_file = outcome.node.load_config().expect("load mclusterd.toml");
+    assert_eq!(node_file.mail, Some(mail));
+    let text = fs::read_to_string(&outcome.node.config).expect("read mclusterd.toml");
+    assert!(!text.contains("submission"), "{text}");
+}
+
+#[test]
+fn init_refuses_bad_mail_options_before_writing() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let plan = InitPlan {
+        mail: MailSection {
+            submission: Some("587".to_owned()),
+            ..MailSection::default()
+        },
+        ..init_plan(dir.path())
+    };
+    let err = init_files(&plan).expect_err("bad address");
+    assert!(
+        format!("{err:#}").contains(r#"bad submission address "587""#),
+        "{err:#}"
+    );
+    assert!(!dir.path().join("ca.crt").exists());
+}
+
 /// A cluster that admits any node as node 2, signing its CSR like a real node would.
 fn fake_cluster() -> (TestServer, CertifiedKey) {
     let ca = pki::generate_ca("mcluster").expect("generate CA");
@@ -145,6 +189,7 @@ fn join_plan(dir: &Path, seed: &str) -> JoinPlan {
         raft_addr: "127.0.0.13:7071".to_owned(),
         admin_addr: "127.0.0.13:7070".to_owned(),
         seeds: vec![seed.to_owned()],
+        mail: MailSection::default(),
     }
 }
 
@@ -194,6 +239,37 @@ fn join_writes_the_node_the_cluster_admitted() {
 }
 
 #[test]
+fn join_writes_mail_options_for_a_data_node_and_refuses_them_for_a_witness() {
+    let (server, _ca) = fake_cluster();
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let mail = MailSection {
+        smtps: Some("127.0.0.12:465".to_owned()),
+        ..MailSection::default()
+    };
+    let witness = JoinPlan {
+        mail: mail.clone(),
+        ..join_plan(dir.path(), &server.url)
+    };
+    let err = join_files(&witness, &"cd".repeat(32)).expect_err("witness with mail");
+    assert!(
+        format!("{err:#}").contains("a witness serves no mail"),
+        "{err:#}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "refused before asking the cluster"
+    );
+
+    let data = JoinPlan {
+        role: Role::Data,
+        ..witness
+    };
+    let outcome = join_files(&data, &"cd".repeat(32)).expect("join");
+    let node_file = outcome.node.load_config().expect("load mclusterd.toml");
+    assert_eq!(node_file.mail, Some(mail));
+}
+
+#[test]
 fn join_reports_the_cluster_refusal() {
     let server = TestServer::start(|_| Reply::error(401, "unauthorized", "bad token"));
     let dir = tempfile::tempdir().expect("create temp dir");
@@ -217,5 +293,33 @@ fn names_and_addresses_are_checked() {
     }
     for bad in ["127.0.0.1", ":7070", "host:0", "host:99999", "host:port"] {
         assert!(validate_addr("addr", bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn mail_options_are_checked() {
+    let with = |smtp: &str| MailSection {
+        smtp: Some(smtp.to_owned()),
+        ..MailSection::default()
+    };
+    for good in ["127.0.0.11:2525", "[::]:25", "mail.example:25", ""] {
+        validate_mail(&with(good)).expect(good);
+    }
+    for bad in ["127.0.0.11", "host:0", ":25"] {
+        let err = validate_mail(&with(bad)).expect_err(bad);
+        assert!(format!("{err:#}").contains("bad smtp address"), "{err:#}");
+    }
+    for good in ["mail.example.test", "n1", "mx-1.example.test"] {
+        validate_mail_hostname(good).expect(good);
+    }
+    for bad in [
+        "",
+        "a b",
+        "-x.example",
+        "x..example",
+        "x.example.",
+        &"x".repeat(64),
+    ] {
+        assert!(validate_mail_hostname(bad).is_err(), "{bad:?}");
     }
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Real mail clients for the chaos tests: Python's smtplib and poplib, driven from the command
+line, printing one JSON object with what the server answered.
+
+  mailclient.py send --host H --port P --mode plain|starttls|tls [--user U --password W]
+                     --from A --to B [--to C] --subject S [--body-bytes N]
+  mailclient.py pop3 --host H --port P --mode plain|stls|tls --user U --password W
+                     [--delete-all] [--auth plain|user]
+
+Certificates are not verified: test clusters use the self-signed certificate `init` makes.
+"""
+
+import argparse
+import json
+import poplib
+import smtplib
+import ssl
+import sys
+import time
+import uuid
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+TIMEOUT = 30
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def send(args):
+    msg = EmailMessage()
+    msg["From"] = args.sender
+    msg["To"] = ", ".join(args.to)
+    msg["Subject"] = args.subject
+    msg["Message-ID"] = f"<{uuid.uuid4()}@chaos.test>"
+    msg["Date"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    line = "The quick brown fox jumps over the lazy dog. " * 1 + "\n"
+    body = ""
+    while len(body) < args.body_bytes:
+        body += line
+    msg.set_content(body or "hello\n")
+    if args.mode == "tls":
+        smtp = smtplib.SMTP_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
+    else:
+        smtp = smtplib.SMTP(args.host, args.port, timeout=TIMEOUT)
+    smtp.ehlo("client.chaos.test")
+    if args.mode == "starttls":
+        smtp.starttls(context=tls_context())
+        smtp.ehlo("client.chaos.test")
+    if args.user:
+        smtp.login(args.user, args.password)
+    code, reply = smtp.mail(args.sender)
+    if code != 250:
+        raise SystemExit(f"MAIL FROM refused: {code} {reply!r}")
+    for rcpt in args.to:
+        code, reply = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            raise SystemExit(f"RCPT TO {rcpt} refused: {code} {reply!r}")
+    # On the wire every line ends in CRLF (smtplib's send_message does the same).
+    code, reply = smtp.data(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+    smtp.quit()
+    print(json.dumps({"code": code, "reply": reply.decode(), "message_id": msg["Message-ID"]}))
+
+
+def pop3(args):
+    if args.mode == "tls":
+        pop = poplib.POP3_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
+    else:
+        pop = poplib.POP3(args.host, args.port, timeout=TIMEOUT)
+    caps = pop.capa()
+    if args.mode == "stls":
+        pop.stls(context=tls_context())
+    if args.auth == "plain":
+        # SASL PLAIN with an initial response (RFC 5034).
+        import base64
+
+        token = base64.b64encode(f"\0{args.user}\0{args.password}".encode()).decode()
+        pop._shortcmd(f"AUTH PLAIN {token}")
+    else:
+        pop.user(args.user)
+        pop.pass_(args.password)
+    count, size = pop.stat()
+    uidls = {}
+    for entry in pop.uidl()[1]:
+        num, uid = entry.decode().split(" ", 1)
+        uidls[int(num)] = uid
+    messages = []
+    for num in range(1, count + 1):
+        lines = pop.retr(num)[1]
+        raw = b"\r\n".join(lines) + b"\r\n"
+        parsed = BytesParser(policy=default_policy).parsebytes(raw)
+        top = pop.top(num, 0)[1]
+        messages.append(
+            {
+                "uidl": uidls[num],
+                "subject": str(parsed["Subject"]),
+                "message_id": str(parsed["Message-ID"]),
+                "size": len(raw),
+                "top_lines": len(top),
+                "received": len(parsed.get_all("Received") or []),
+                "return_path": str(parsed["Return-Path"]),
+            }
+        )
+        if args.delete_all:
+            pop.dele(num)
+    reply = pop.quit()
+    print(
+        json.dumps(
+            {
+                "count": count,
+                "size": size,
+                "capa": sorted(caps.keys()),
+                "messages": messages,
+                "quit": reply.decode(),
+            }
+        )
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--mode", choices=["plain", "starttls", "tls"], default="plain")
+    s.add_argument("--user")
+    s.add_argument("--password")
+    s.add_argument("--from", dest="sender", required=True)
+    s.add_argument("--to", action="append", required=True)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--body-bytes", type=int, default=200)
+    p = sub.add_parser("pop3")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", choices=["plain", "stls", "tls"], default="stls")
+    p.add_argument("--user", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--auth", choices=["user", "plain"], default="user")
+    p.add_argument("--delete-all", action="store_true")
+    args = parser.parse_args()
+    try:
+        {"send": send, "pop3": pop3}[args.command](args)
+    except (smtplib.SMTPException, poplib.error_proto, OSError) as err:
+        print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

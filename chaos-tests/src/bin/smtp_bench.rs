@@ -1,0 +1,1262 @@
+//! SMTP accept-rate benchmark: messages per second and DATA-dot -> 250 latency of the demo
+//! cluster (`mclusterctl demo`, SMTP on 127.0.0.11:2525) against a private Postfix that accepts
+//! into its hold queue (127.0.0.1:2526), both measured in the same run, in interleaved rounds,
+//! by the same client. Each summary row gives the median ratio and its band.
+//!
+//! Run as root (Postfix needs it), after `sh deploy/bench-setup.sh` and
+//! `cargo build --release --workspace --bins`:
+//! `target/release/smtp_bench [--rounds N] [--messages M] [--sizes BYTES,..] [--clients N,..]
+//! [--cell-seconds S] [--only mcluster|postfix] [--dir DIR]`.
+//!
+//! The client is blocking, one thread per session: EHLO once, then MAIL, RCPT and DATA per
+//! message, one command and one reply at a time (no PIPELINING), every read under a deadline.
+//! Everything the benchmark starts is stopped by PID when it ends, also on errors and signals.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use chaos_tests::cluster::bin_dir;
+use chaos_tests::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::Pid;
+use rand::Rng;
+use rand::distr::{Alphanumeric, SampleString};
+
+const MCLUSTER_SMTP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 2525);
+const POSTFIX_SMTP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 2526);
+const SENDER: &str = "bench@bench.test";
+const RECIPIENT: &str = "demo@example.test";
+const CLIENT_NAME: &str = "smtp-bench.bench.test";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// For each reply, from the command (or the connect) to its last line.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The demo gives each of its three nodes 10 s after SIGTERM.
+const DEMO_STOP_GRACE: Duration = Duration::from_secs(60);
+/// Lets the disk and the servers settle between cells.
+const SETTLE: Duration = Duration::from_secs(1);
+const MAX_REPLY_LINE: usize = 4096;
+const MAX_REPLY_LINES: usize = 64;
+/// Body lines are at most this long, leaving room for dot-stuffing within 78 characters.
+const LINE_WIDTH: usize = 76;
+const WARMUP_MESSAGES: usize = 100;
+const SHOWN_ERRORS: usize = 3;
+
+/// Set by the signal thread; every loop and wait checks it.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+const USAGE: &str = "\
+usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,...]
+                  [--cell-seconds S] [--only mcluster|postfix] [--dir DIR]
+
+  --rounds N          interleaved rounds (default 3)
+  --messages M        messages per cell (default min(2000, max(500, 200 x clients)))
+  --sizes LIST        message sizes in bytes (default 10240)
+  --clients LIST      concurrent sessions per cell (default 1,10,50)
+  --cell-seconds S    time limit of a cell (default 60)
+  --only SYSTEM       measure only mcluster or only postfix (no ratio)
+  --dir DIR           where the temporary work directory goes (default $TMPDIR or /tmp)
+
+mcluster: `mclusterctl demo`, started from the directory of this binary, SMTP 127.0.0.11:2525.
+postfix-hold: a private Postfix on 127.0.0.1:2526 that holds every message. Run as root.";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum System {
+    Mcluster,
+    PostfixHold,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Mcluster => "mcluster",
+            System::PostfixHold => "postfix-hold",
+        }
+    }
+
+    /// For message ids.
+    fn letter(self) -> char {
+        match self {
+            System::Mcluster => 'm',
+            System::PostfixHold => 'p',
+        }
+    }
+
+    fn addr(self) -> SocketAddrV4 {
+        match self {
+            System::Mcluster => MCLUSTER_SMTP,
+            System::PostfixHold => POSTFIX_SMTP,
+        }
+    }
+}
+
+struct Options {
+    rounds: usize,
+    messages: Option<usize>,
+    sizes: Vec<usize>,
+    clients: Vec<usize>,
+    cell_time: Duration,
+    systems: Vec<System>,
+    dir: PathBuf,
+}
+
+impl Options {
+    /// `None` when the user asked for help.
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+        let mut options = Options {
+            rounds: 3,
+            messages: None,
+            sizes: vec![10 * 1024],
+            clients: vec![1, 10, 50],
+            cell_time: Duration::from_secs(60),
+            systems: vec![System::Mcluster, System::PostfixHold],
+            dir: std::env::temp_dir(),
+        };
+        while let Some(flag) = args.next() {
+            if flag == "--help" || flag == "-h" {
+                return Ok(None);
+            }
+            let value = args
+                .next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+            match flag.as_str() {
+                "--rounds" => options.rounds = parse_count(&flag, &value)?,
+                "--messages" => options.messages = Some(parse_count(&flag, &value)?),
+                "--sizes" => options.sizes = parse_list(&flag, &value)?,
+                "--clients" => options.clients = parse_list(&flag, &value)?,
+                "--cell-seconds" => {
+                    options.cell_time = Duration::from_secs(parse_count(&flag, &value)? as u64);
+                }
+                "--only" => {
+                    options.systems = match value.as_str() {
+                        "mcluster" => vec![System::Mcluster],
+                        "postfix" | "postfix-hold" => vec![System::PostfixHold],
+                        _ => bail!("--only takes mcluster or postfix, not {value:?}"),
+                    };
+                }
+                "--dir" => options.dir = PathBuf::from(value),
+                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+            }
+        }
+        if let Some(&size) = options
+            .sizes
+            .iter()
+            .find(|&&size| !(1024..=10_000_000).contains(&size))
+        {
+            bail!("message size {size} is outside 1024..=10000000 bytes");
+        }
+        if let Some(&clients) = options.clients.iter().find(|&&clients| clients > 500) {
+            bail!("{clients} clients is more than the 500 this benchmark allows");
+        }
+        Ok(Some(options))
+    }
+
+    fn messages_for(&self, clients: usize) -> usize {
+        self.messages
+            .unwrap_or_else(|| (200 * clients).clamp(500, 2000))
+    }
+
+    fn wants(&self, system: System) -> bool {
+        self.systems.contains(&system)
+    }
+}
+
+fn parse_count(flag: &str, value: &str) -> Result<usize> {
+    let count: usize = value
+        .parse()
+        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))?;
+    if count == 0 {
+        bail!("{flag} must be at least 1");
+    }
+    Ok(count)
+}
+
+fn parse_list(flag: &str, value: &str) -> Result<Vec<usize>> {
+    value
+        .split(',')
+        .map(|item| parse_count(flag, item.trim()))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let Some(options) = Options::parse(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    if options.wants(System::PostfixHold) {
+        if !PostfixHold::is_installed() {
+            bail!(
+                "{POSTFIX} is missing. Install Postfix without starting any service (as root, from \
+                 the workspace root): {INSTALL_COMMAND}\n(it runs: echo \"postfix \
+                 postfix/main_mailer_type select Local only\" | debconf-set-selections; \
+                 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix)"
+            );
+        }
+        let euid = fs::metadata("/proc/self").context("read /proc/self")?.uid();
+        if euid != 0 {
+            bail!("run as root: the private Postfix (postfix start) needs it");
+        }
+    }
+    catch_stop_signals()?;
+
+    fs::create_dir_all(&options.dir)
+        .with_context(|| format!("create {}", options.dir.display()))?;
+    // Dropped last: the systems below live in it and stop first.
+    let work = tempfile::Builder::new()
+        .prefix("smtp-bench-")
+        .tempdir_in(&options.dir)
+        .context("create the work directory")?;
+    println!(
+        "work dir {} on {}; load {}",
+        work.path().display(),
+        filesystem_of(work.path()),
+        loadavg()
+    );
+
+    let mut postfix_hold = None;
+    let mut demo = None;
+    let measured = start_and_measure(&options, work.path(), &mut postfix_hold, &mut demo);
+
+    let mut clean_stop = true;
+    if let Some(demo) = demo.as_mut() {
+        let pid = demo.child.id();
+        match demo.stop() {
+            Ok(()) => println!("mcluster demo (pid {pid}) stopped"),
+            Err(err) => {
+                eprintln!("stop the mcluster demo (pid {pid}): {err:#}");
+                clean_stop = false;
+            }
+        }
+    }
+    if let Some(postfix_hold) = postfix_hold.as_mut() {
+        let pid = postfix_hold.master_pid();
+        match postfix_hold.stop() {
+            Ok(()) => println!("postfix-hold (master pid {pid}) stopped"),
+            Err(err) => {
+                eprintln!("stop postfix-hold (master pid {pid}): {err:#}");
+                clean_stop = false;
+            }
+        }
+    }
+    let records = measured?;
+    print_summary(&options, &records);
+    if !clean_stop {
+        bail!("a system under test did not stop cleanly (see above)");
+    }
+    let bad_holds = records
+        .iter()
+        .filter(|record| record.hold_ok == Some(false))
+        .count();
+    if bad_holds > 0 {
+        bail!("{bad_holds} postfix-hold cells held fewer messages than were acknowledged");
+    }
+    if STOP.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
+/// Starts the systems under test (into the caller's slots, so the caller stops them whatever
+/// happens here), warms them up, and runs every round.
+fn start_and_measure(
+    options: &Options,
+    work: &Path,
+    postfix_slot: &mut Option<PostfixHold>,
+    demo_slot: &mut Option<Demo>,
+) -> Result<Vec<CellRecord>> {
+    let max_clients = options.clients.iter().copied().max().unwrap_or(1);
+    // The demo starts first: its spawn briefly unblocks the stop signals (see `Demo::start`),
+    // and nothing else runs yet that a signal in that moment would orphan.
+    if options.wants(System::Mcluster) {
+        let dir = work.join("mcluster");
+        fs::create_dir(&dir).context("create the mcluster directory")?;
+        let demo = demo_slot.insert(Demo::start(&dir)?);
+        println!(
+            "mcluster demo: pid {}, dir {}, log {}",
+            demo.child.id(),
+            dir.join("demo").display(),
+            demo.log.display()
+        );
+    }
+    if options.wants(System::PostfixHold) {
+        let dir = work.join("postfix");
+        fs::create_dir(&dir).context("create the postfix directory")?;
+        TcpListener::bind(POSTFIX_SMTP)
+            .with_context(|| format!("{POSTFIX_SMTP} is taken; postfix-hold needs it"))?;
+        // smtpd and cleanup each need a process per session, with room to spare.
+        let process_limit = (2 * max_clients + 20).max(100);
+        let postfix_hold = postfix_slot.insert(PostfixHold::start(
+            &dir,
+            POSTFIX_SMTP,
+            &[RECIPIENT],
+            process_limit,
+        )?);
+        println!(
+            "postfix-hold: master pid {}, config {}, listening on {POSTFIX_SMTP}, \
+             default_process_limit {process_limit}",
+            postfix_hold.master_pid(),
+            postfix_hold.config_dir().display()
+        );
+        let waited = wait_until_accepting(System::PostfixHold, None)?;
+        println!("postfix-hold accepts RCPT {RECIPIENT} after {waited:.1?}");
+    }
+    if let Some(demo) = demo_slot.as_mut() {
+        let waited = wait_until_accepting(System::Mcluster, Some(demo))?;
+        println!("mcluster accepts RCPT {RECIPIENT} on {MCLUSTER_SMTP} after {waited:.1?}");
+    }
+
+    let nonce: u64 = rand::rng().random();
+    let first_size = options.sizes[0];
+    for &system in &options.systems {
+        let plan = CellPlan {
+            system,
+            // As many sessions as the largest cell, so no cell pays for starting server
+            // processes (Postfix forks an smtpd per session and keeps it for a while).
+            clients: max_clients,
+            size: first_size,
+            messages: WARMUP_MESSAGES.max(4 * max_clients),
+            time_limit: options.cell_time,
+            tag: format!("{:012x}.{}w", nonce & 0xffff_ffff_ffff, system.letter()),
+        };
+        let cell = run_cell(&plan)?;
+        println!(
+            "warm-up {}: {} clients, {}/{} accepted, {} errors (not counted)",
+            system.name(),
+            plan.clients,
+            cell.accepted,
+            plan.messages,
+            cell.errors
+        );
+        if let Some(postfix_hold) = postfix_slot
+            .as_ref()
+            .filter(|_| system == System::PostfixHold)
+        {
+            let hold = check_hold(postfix_hold, &cell)?;
+            println!("  {}", hold.line);
+        }
+    }
+
+    println!(
+        "measuring: {} rounds; clients {:?}; sizes {:?}; cell time limit {:?}; reply timeout {:?}",
+        options.rounds, options.clients, options.sizes, options.cell_time, REPLY_TIMEOUT
+    );
+    let mut records = Vec::new();
+    'rounds: for round in 0..options.rounds {
+        for &clients in &options.clients {
+            for &size in &options.sizes {
+                let mut order = options.systems.clone();
+                if round % 2 == 1 {
+                    order.reverse();
+                }
+                for system in order {
+                    if STOP.load(Ordering::SeqCst) {
+                        break 'rounds;
+                    }
+                    thread::sleep(SETTLE);
+                    let plan = CellPlan {
+                        system,
+                        clients,
+                        size,
+                        messages: options.messages_for(clients),
+                        time_limit: options.cell_time,
+                        tag: format!(
+                            "{:012x}.{}{round}.{clients}.{size}",
+                            nonce & 0xffff_ffff_ffff,
+                            system.letter()
+                        ),
+                    };
+                    let load_before = loadavg();
+                    let cell = run_cell(&plan)?;
+                    let load_after = loadavg();
+                    if STOP.load(Ordering::SeqCst) {
+                        println!(
+                            "cell round={round} system={} clients={clients} size={size}: \
+                             interrupted after {} messages, not counted",
+                            system.name(),
+                            cell.accepted
+                        );
+                        break 'rounds;
+                    }
+                    println!(
+                        "cell round={round} system={} clients={clients} size={size} \
+                         messages={}/{}{} secs={:.2} msg/s={:.1} p50_ms={:.1} p99_ms={:.1} \
+                         greeting_p99_ms={:.1} errors={} load_before={load_before} \
+                         load_after={load_after}",
+                        system.name(),
+                        cell.accepted,
+                        plan.messages,
+                        if cell.hit_time_limit {
+                            " (time limit)"
+                        } else {
+                            ""
+                        },
+                        cell.elapsed.as_secs_f64(),
+                        cell.rate(),
+                        percentile(&cell.latencies_ms, 50.0),
+                        percentile(&cell.latencies_ms, 99.0),
+                        percentile(&cell.greetings_ms, 99.0),
+                        cell.errors,
+                    );
+                    for error in &cell.first_errors {
+                        println!("  error: {error}");
+                    }
+                    // A system that died would only add connection errors from here on.
+                    match system {
+                        System::Mcluster => {
+                            if let Some(demo) = demo_slot.as_mut() {
+                                demo.ensure_running("during the measurement")?;
+                            }
+                        }
+                        System::PostfixHold => {
+                            if let Some(postfix_hold) = postfix_slot.as_ref() {
+                                postfix_hold.ensure_running()?;
+                            }
+                        }
+                    }
+                    let mut hold_ok = None;
+                    if let Some(postfix_hold) = postfix_slot
+                        .as_ref()
+                        .filter(|_| system == System::PostfixHold)
+                    {
+                        let hold = check_hold(postfix_hold, &cell)?;
+                        println!("  {}", hold.line);
+                        hold_ok = Some(hold.ok);
+                    }
+                    records.push(CellRecord {
+                        round,
+                        system,
+                        clients,
+                        size,
+                        cell,
+                        hold_ok,
+                    });
+                }
+            }
+        }
+    }
+    Ok(records)
+}
+
+struct HoldCheck {
+    ok: bool,
+    line: String,
+}
+
+/// Every acknowledged message must sit in the hold queue (a message whose 250 was lost to a
+/// client error may sit there too). Then empties the queue, so every cell starts alike.
+fn check_hold(postfix_hold: &PostfixHold, cell: &CellResult) -> Result<HoldCheck> {
+    let files = postfix_hold.held_files()?;
+    let listed = postfix_hold.postqueue_held()?;
+    let ok = [files, listed]
+        .iter()
+        .all(|&n| n >= cell.accepted && n <= cell.accepted + cell.errors);
+    postfix_hold.purge_hold()?;
+    let after = postfix_hold.held_files()?;
+    Ok(HoldCheck {
+        ok,
+        line: format!(
+            "hold check: {files} queue files in hold/, postqueue -p lists {listed} held, for {} \
+             acknowledged messages: {}; purged ({after} left)",
+            cell.accepted,
+            if ok { "ok" } else { "MISMATCH" }
+        ),
+    })
+}
+
+/// Polls until `system` greets and accepts RCPT to the benchmark's mailbox, or fails early if
+/// the demo process exits.
+fn wait_until_accepting(system: System, mut demo: Option<&mut Demo>) -> Result<Duration> {
+    let started = Instant::now();
+    let mut last_error = anyhow!("not tried yet");
+    while started.elapsed() < READY_TIMEOUT {
+        if STOP.load(Ordering::SeqCst) {
+            bail!("interrupted while waiting for {}", system.name());
+        }
+        if let Some(demo) = demo.as_deref_mut() {
+            demo.ensure_running("before accepting mail")?;
+        }
+        match probe(system.addr()) {
+            Ok(()) => return Ok(started.elapsed()),
+            Err(err) => last_error = err,
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    let log = match demo {
+        Some(demo) => format!(
+            "\nthe end of {}:\n{}",
+            demo.log.display(),
+            tail(&demo.log, 20)
+        ),
+        None => String::new(),
+    };
+    Err(last_error.context(format!(
+        "{} did not accept RCPT {RECIPIENT} on {} within {READY_TIMEOUT:?}{log}",
+        system.name(),
+        system.addr()
+    )))
+}
+
+/// Greeting, EHLO, MAIL and RCPT without DATA: ready means the mailbox exists, not just the port.
+fn probe(addr: SocketAddrV4) -> Result<()> {
+    let (mut client, _) = SmtpClient::connect(addr, PROBE_TIMEOUT)?;
+    client.hello()?;
+    client.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
+    client.command(&format!("RCPT TO:<{RECIPIENT}>"), 2, "RCPT")?;
+    client.quit();
+    Ok(())
+}
+
+/// One message cell: one system, one client count, one size.
+struct CellPlan {
+    system: System,
+    clients: usize,
+    size: usize,
+    messages: usize,
+    time_limit: Duration,
+    /// Unique per cell; goes into every Message-ID.
+    tag: String,
+}
+
+#[derive(Default)]
+struct CellResult {
+    accepted: usize,
+    errors: usize,
+    /// From the start to the last 250 (the whole cell if none came).
+    elapsed: Duration,
+    latencies_ms: Vec<f64>,
+    greetings_ms: Vec<f64>,
+    first_errors: Vec<String>,
+    hit_time_limit: bool,
+}
+
+impl CellResult {
+    fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.accepted as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+struct CellRecord {
+    round: usize,
+    system: System,
+    clients: usize,
+    size: usize,
+    cell: CellResult,
+    /// For postfix-hold cells: whether every acknowledged message was in the hold queue.
+    hold_ok: Option<bool>,
+}
+
+/// What one session saw.
+#[derive(Default)]
+struct SessionStats {
+    accepted: usize,
+    errors: usize,
+    latencies_ms: Vec<f64>,
+    greetings_ms: Vec<f64>,
+    errors_seen: Vec<String>,
+    last_accepted: Option<Instant>,
+    hit_time_limit: bool,
+}
+
+fn run_cell(plan: &CellPlan) -> Result<CellResult> {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let deadline = started + plan.time_limit;
+    let sessions: Vec<SessionStats> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..plan.clients)
+            .map(|session| {
+                let next = &next;
+                scope.spawn(move || run_session(plan, session, next, deadline))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .map_err(|_| anyhow!("a client thread panicked"))
+            })
+            .collect::<Result<_>>()
+    })?;
+    let mut cell = CellResult::default();
+    let mut last_accepted = None;
+    for session in sessions {
+        cell.accepted += session.accepted;
+        cell.errors += session.errors;
+        cell.latencies_ms.extend(session.latencies_ms);
+        cell.greetings_ms.extend(session.greetings_ms);
+        cell.hit_time_limit |= session.hit_time_limit;
+        for error in session.errors_seen {
+            if cell.first_errors.len() < SHOWN_ERRORS {
+                cell.first_errors.push(error);
+            }
+        }
+        last_accepted = last_accepted.max(session.last_accepted);
+    }
+    cell.elapsed = last_accepted.unwrap_or_else(Instant::now) - started;
+    Ok(cell)
+}
+
+/// One persistent session sending messages back to back until the cell's count is taken, its
+/// time is up, or a stop signal came. After an error it drops the connection and reconnects for
+/// the next message; every attempt, failed connects included, takes a message from the count.
+fn run_session(
+    plan: &CellPlan,
+    session: usize,
+    next: &AtomicUsize,
+    deadline: Instant,
+) -> SessionStats {
+    let mut stats = SessionStats::default();
+    let mut client: Option<SmtpClient> = None;
+    let mut rng = rand::rng();
+    loop {
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            stats.hit_time_limit = true;
+            break;
+        }
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        if k >= plan.messages {
+            break;
+        }
+        let message_id = format!("{k}.{session}.{}@bench.test", plan.tag);
+        let subject = format!(
+            "smtp_bench {} message {k} session {session}",
+            plan.system.name()
+        );
+        let message = build_message(plan.size, &message_id, &subject, &mut rng);
+        match send(&mut client, plan.system.addr(), &message, &mut stats) {
+            Ok(latency) => {
+                stats.accepted += 1;
+                stats.latencies_ms.push(millis(latency));
+                stats.last_accepted = Some(Instant::now());
+            }
+            Err(err) => {
+                stats.errors += 1;
+                if stats.errors_seen.len() < SHOWN_ERRORS {
+                    stats.errors_seen.push(format!("{err:#}"));
+                }
+                client = None;
+            }
+        }
+    }
+    if let Some(client) = client {
+        client.quit();
+    }
+    stats
+}
+
+/// Sends one message, connecting first if needed; returns the DATA-dot -> 250 latency.
+fn send(
+    client: &mut Option<SmtpClient>,
+    addr: SocketAddrV4,
+    message: &[u8],
+    stats: &mut SessionStats,
+) -> Result<Duration> {
+    let client = match client {
+        Some(client) => client,
+        None => {
+            let (mut connected, greeting) = SmtpClient::connect(addr, CONNECT_TIMEOUT)?;
+            stats.greetings_ms.push(millis(greeting));
+            connected.hello()?;
+            client.insert(connected)
+        }
+    };
+    client.send_message(message)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// A blocking SMTP client session without pipelining.
+struct SmtpClient {
+    stream: TcpStream,
+    /// Bytes read past the last complete reply line.
+    pending: Vec<u8>,
+}
+
+struct Reply {
+    code: u16,
+    text: String,
+}
+
+impl SmtpClient {
+    /// Connects and reads the 220 greeting; returns the time from connect to greeting.
+    fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<(SmtpClient, Duration)> {
+        let started = Instant::now();
+        let stream = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)
+            .with_context(|| format!("connect to {addr}"))?;
+        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+        stream
+            .set_write_timeout(Some(REPLY_TIMEOUT))
+            .context("set the write timeout")?;
+        let mut client = SmtpClient {
+            stream,
+            pending: Vec::new(),
+        };
+        let greeting = client.read_reply(started + timeout, "greeting")?;
+        if greeting.code != 220 {
+            bail!("greeting from {addr}: {} {}", greeting.code, greeting.text);
+        }
+        Ok((client, started.elapsed()))
+    }
+
+    /// EHLO, or HELO if the server refuses EHLO.
+    fn hello(&mut self) -> Result<()> {
+        let reply = self.exchange(&format!("EHLO {CLIENT_NAME}"), "EHLO")?;
+        if reply.code / 100 == 2 {
+            return Ok(());
+        }
+        self.command(&format!("HELO {CLIENT_NAME}"), 2, "HELO")?;
+        Ok(())
+    }
+
+    /// MAIL, RCPT, DATA, the message, the final dot.
+    fn send_message(&mut self, message: &[u8]) -> Result<Duration> {
+        self.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
+        self.command(&format!("RCPT TO:<{RECIPIENT}>"), 2, "RCPT")?;
+        self.command("DATA", 3, "DATA")?;
+        self.stream.write_all(message).context("send the message")?;
+        let sent = Instant::now();
+        self.stream
+            .write_all(b".\r\n")
+            .context("send the final dot")?;
+        let reply = self.read_reply(sent + REPLY_TIMEOUT, "end of data")?;
+        if reply.code / 100 != 2 {
+            bail!("end of data: {} {}", reply.code, reply.text);
+        }
+        Ok(sent.elapsed())
+    }
+
+    /// Sends `line` and fails unless the reply's class is `class` (2 for 2xx, 3 for 3xx).
+    fn command(&mut self, line: &str, class: u16, what: &str) -> Result<Reply> {
+        let reply = self.exchange(line, what)?;
+        if reply.code / 100 != class {
+            bail!("{what}: {} {}", reply.code, reply.text);
+        }
+        Ok(reply)
+    }
+
+    fn exchange(&mut self, line: &str, what: &str) -> Result<Reply> {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .with_context(|| format!("send {what}"))?;
+        self.read_reply(Instant::now() + REPLY_TIMEOUT, what)
+    }
+
+    /// Best effort: the measurement is over.
+    fn quit(mut self) {
+        if self.stream.write_all(b"QUIT\r\n").is_ok() {
+            let _ = self.read_reply(Instant::now() + QUIT_TIMEOUT, "QUIT");
+        }
+    }
+
+    /// Reads a possibly multi-line reply whose last line must arrive before `deadline`.
+    fn read_reply(&mut self, deadline: Instant, what: &str) -> Result<Reply> {
+        let mut text = Vec::new();
+        for _ in 0..MAX_REPLY_LINES {
+            let line = self.read_line(deadline, what)?;
+            let code = line
+                .get(..3)
+                .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|code| code.parse::<u16>().ok())
+                .with_context(|| format!("{what}: malformed reply line {line:?}"))?;
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            text.push(line.get(4..).unwrap_or("").to_owned());
+            if last {
+                return Ok(Reply {
+                    code,
+                    text: text.join(" / "),
+                });
+            }
+        }
+        bail!("{what}: reply longer than {MAX_REPLY_LINES} lines")
+    }
+
+    fn read_line(&mut self, deadline: Instant, what: &str) -> Result<String> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+            }
+            if self.pending.len() > MAX_REPLY_LINE {
+                bail!("{what}: reply line longer than {MAX_REPLY_LINE} bytes");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("{what}: no reply within {REPLY_TIMEOUT:?}");
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .context("set the read timeout")?;
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => bail!("{what}: the server closed the connection"),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    bail!("{what}: no reply within {REPLY_TIMEOUT:?}");
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).with_context(|| format!("{what}: read the reply")),
+            }
+        }
+    }
+}
+
+const WORDS: [&str; 24] = [
+    "cluster", "mail", "quorum", "replica", "witness", "leader", "follower", "term", "commit",
+    "snapshot", "mailbox", "message", "queue", "fsync", "latency", "router", "relay", "domain",
+    "header", "body", "envelope", "session", "greeting", "accept",
+];
+
+/// An RFC 5322 message of exactly `size` bytes before dot-stuffing, CRLF line ends, lines of at
+/// most 78 characters after stuffing, a random body (so no two messages share content), and a
+/// line that is a lone dot plus lines starting with a dot every 25 lines, stuffed as on the
+/// wire. The final dot line is not included.
+fn build_message(size: usize, message_id: &str, subject: &str, rng: &mut impl Rng) -> Vec<u8> {
+    let mut text = String::with_capacity(size + 64);
+    for (name, value) in [
+        ("From", format!("smtp_bench <{SENDER}>")),
+        ("To", format!("<{RECIPIENT}>")),
+        ("Subject", subject.to_owned()),
+        ("Date", rfc5322_date(SystemTime::now())),
+        ("Message-ID", format!("<{message_id}>")),
+        ("MIME-Version", "1.0".to_owned()),
+        ("Content-Type", "text/plain; charset=us-ascii".to_owned()),
+    ] {
+        text.push_str(name);
+        text.push_str(": ");
+        text.push_str(&value);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    let mut n_line = 0usize;
+    loop {
+        let remaining = size.saturating_sub(text.len());
+        if remaining < 2 {
+            break;
+        }
+        if n_line % 25 == 7 && remaining > 4 * LINE_WIDTH {
+            text.push_str(".\r\n");
+        } else {
+            // Never leave a single byte, which no line could fill.
+            let width = if remaining <= LINE_WIDTH + 2 {
+                remaining - 2
+            } else if remaining == LINE_WIDTH + 3 {
+                LINE_WIDTH - 1
+            } else {
+                LINE_WIDTH
+            };
+            push_words(&mut text, width, n_line % 25 == 13, rng);
+            text.push_str("\r\n");
+        }
+        n_line += 1;
+    }
+    let mut wire = Vec::with_capacity(text.len() + n_line / 10 + 8);
+    for line in text.split_inclusive("\r\n") {
+        if line.starts_with('.') {
+            wire.push(b'.');
+        }
+        wire.extend_from_slice(line.as_bytes());
+    }
+    wire
+}
+
+/// Exactly `width` characters of random words.
+fn push_words(text: &mut String, width: usize, leading_dot: bool, rng: &mut impl Rng) {
+    let start = text.len();
+    if leading_dot && width > 0 {
+        text.push('.');
+    }
+    while text.len() - start < width {
+        if text.len() > start && !text.ends_with('.') {
+            text.push(' ');
+        }
+        text.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+    }
+    text.truncate(start + width);
+    // A cut may end the line in a space, which some servers strip.
+    if text.ends_with(' ') {
+        text.pop();
+        text.push('s');
+    }
+}
+
+/// `Sun, 01 Nov 2026 07:49:42 +0000`.
+fn rfc5322_date(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian, years starting in March).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} +0000",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+/// The demo cluster as a child process. Dropping it stops it.
+struct Demo {
+    child: Child,
+    log: PathBuf,
+    stopped: bool,
+}
+
+impl Demo {
+    fn start(dir: &Path) -> Result<Demo> {
+        let ctl = bin_dir().join("mclusterctl");
+        if !ctl.is_file() {
+            bail!(
+                "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
+                ctl.display()
+            );
+        }
+        if TcpStream::connect_timeout(&SocketAddr::V4(MCLUSTER_SMTP), Duration::from_secs(1))
+            .is_ok()
+        {
+            bail!("something already listens on {MCLUSTER_SMTP}: is another demo running?");
+        }
+        let log = dir.join("demo.log");
+        let log_file = File::create(&log).context("create the demo log")?;
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+        let mut command = Command::new(&ctl);
+        command
+            // Its own client config, so the user's stays untouched.
+            .arg("--config")
+            .arg(dir.join("client.toml"))
+            .arg("demo")
+            .arg("--dir")
+            .arg(dir.join("demo"))
+            .arg("--password")
+            .arg(password)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().context("share the demo log")?)
+            .stderr(log_file);
+        // A child inherits the blocked signal mask across exec (std does not reset it), and
+        // the demo and its nodes would then never see SIGTERM. So this thread unblocks the stop
+        // signals for the moment of the spawn; a signal in that moment ends the benchmark,
+        // before it has started anything else. The demo stays in our process group: a Ctrl-C
+        // at the terminal reaches it too, and it stops its nodes itself.
+        let signals = stop_signals();
+        signals.thread_unblock().context("unblock stop signals")?;
+        let spawned = command.spawn();
+        signals.thread_block().context("block stop signals")?;
+        let child = spawned.with_context(|| format!("start {} demo", ctl.display()))?;
+        Ok(Demo {
+            child,
+            log,
+            stopped: false,
+        })
+    }
+
+    fn ensure_running(&mut self, when: &str) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("check the demo process")? {
+            bail!(
+                "the mcluster demo exited ({status}) {when}; the end of {}:\n{}",
+                self.log.display(),
+                tail(&self.log, 20)
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGTERM (the demo stops its nodes itself), then waits; kills the demo and its children
+    /// by PID if it overstays.
+    fn stop(&mut self) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let pid = self.child.id();
+        if self.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        kill(pid_of(pid), Signal::SIGTERM).context("send SIGTERM to the demo")?;
+        let deadline = Instant::now() + DEMO_STOP_GRACE;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let children = postfix::child_pids(pid);
+        for victim in std::iter::once(pid).chain(children.iter().copied()) {
+            let _ = kill(pid_of(victim), Signal::SIGKILL);
+        }
+        self.child.wait()?;
+        bail!(
+            "the demo did not stop within {DEMO_STOP_GRACE:?}; killed it and its children \
+             {children:?}"
+        )
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Err(err) = self.stop() {
+            eprintln!("stop the mcluster demo: {err:#}");
+        }
+    }
+}
+
+fn pid_of(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
+}
+
+fn stop_signals() -> SigSet {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in every thread (threads inherit the mask, so this runs
+/// before any other thread starts) and lets one thread take them and set [`STOP`], so the
+/// benchmark always gets to stop what it started. Postfix's master resets its own mask.
+fn catch_stop_signals() -> Result<()> {
+    let signals = stop_signals();
+    signals.thread_block().context("block stop signals")?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while let Ok(signal) = signals.wait() {
+                STOP.store(true, Ordering::SeqCst);
+                eprintln!("{signal} received: finishing the cell and stopping what was started");
+            }
+        })
+        .context("start the signal thread")?;
+    Ok(())
+}
+
+/// Nearest-rank percentile; 0 for no samples.
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// The 1, 5 and 15 minute load averages, comma-separated.
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The file system holding `path`, from the longest matching mount point.
+fn filesystem_of(path: &Path) -> String {
+    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (device, mount_point, fs_type) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount_point).then(|| {
+                (
+                    mount_point.len(),
+                    format!("{fs_type} ({device} on {mount_point})"),
+                )
+            })
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "an unknown file system".to_owned(), |(_, what)| what)
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn print_summary(options: &Options, records: &[CellRecord]) {
+    let both = options.systems.len() == 2;
+    let ours = System::Mcluster;
+    let reference = System::PostfixHold;
+    for &size in &options.sizes {
+        let mut header = vec!["clients".to_owned()];
+        for &system in &options.systems {
+            header.push(format!("{} msg/s", system.name()));
+        }
+        if both {
+            header.push("ratio".to_owned());
+            header.push("band".to_owned());
+        }
+        for &system in &options.systems {
+            header.push(format!("{} 250 p50/p99 ms", system.name()));
+        }
+        for &system in &options.systems {
+            header.push(format!("{} errors", system.name()));
+        }
+        let mut rows = Vec::new();
+        for &clients in &options.clients {
+            let of = |system: System| -> Vec<&CellRecord> {
+                records
+                    .iter()
+                    .filter(|r| r.system == system && r.clients == clients && r.size == size)
+                    .collect()
+            };
+            let rates =
+                |system: System| -> Vec<f64> { of(system).iter().map(|r| r.cell.rate()).collect() };
+            let mut row = vec![clients.to_string()];
+            for &system in &options.systems {
+                let rates = rates(system);
+                row.push(if rates.is_empty() {
+                    "n/a".to_owned()
+                } else {
+                    format!("{:.1}", median(&rates))
+                });
+            }
+            if both {
+                let (ours_cells, reference_cells) = (of(ours), of(reference));
+                // Rounds in which both systems were measured.
+                let ratios: Vec<f64> = ours_cells
+                    .iter()
+                    .filter_map(|o| {
+                        let r = reference_cells.iter().find(|r| r.round == o.round)?;
+                        (r.cell.rate() > 0.0).then(|| o.cell.rate() / r.cell.rate())
+                    })
+                    .collect();
+                let (ours_rates, reference_rates) = (rates(ours), rates(reference));
+                let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if ratios.is_empty() {
+                    row.push("n/a".to_owned());
+                    row.push("n/a".to_owned());
+                } else {
+                    row.push(format!("{:.2}", median(&ratios)));
+                    row.push(format!(
+                        "[{:.2}, {:.2}]",
+                        min(&ours_rates) / max(&reference_rates),
+                        max(&ours_rates) / min(&reference_rates)
+                    ));
+                }
+            }
+            for &system in &options.systems {
+                let latencies: Vec<f64> = of(system)
+                    .iter()
+                    .flat_map(|r| r.cell.latencies_ms.iter().copied())
+                    .collect();
+                row.push(format!(
+                    "{:.1} / {:.1}",
+                    percentile(&latencies, 50.0),
+                    percentile(&latencies, 99.0)
+                ));
+            }
+            for &system in &options.systems {
+                let errors: usize = of(system).iter().map(|r| r.cell.errors).sum();
+                row.push(errors.to_string());
+            }
+            rows.push(row);
+        }
+        println!();
+        println!(
+            "summary, {size}-byte messages, {} rounds: median msg/s per system{}; 250 latency \
+             p50/p99 over all rounds; errors summed",
+            options.rounds,
+            if both {
+                "; ratio = median over rounds of mcluster/postfix-hold in the same round; band = \
+                 [min(mcluster)/max(postfix-hold), max(mcluster)/min(postfix-hold)]"
+            } else {
+                ""
+            }
+        );
+        print_table(&header, &rows);
+    }
+}
+
+fn print_table(header: &[String], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:>width$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(header));
+    for row in rows {
+        println!("{}", line(row));
+    }
+}

@@ -1,0 +1,181 @@
+//! Mail clients for scenarios: the real ones (Python smtplib/poplib through
+//! `clients/mailclient.py`, swaks, fetchmail) and a raw line-level probe for protocol transcripts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::Cluster;
+
+pub const DOMAIN: &str = "example.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+fn client_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/mailclient.py")
+}
+
+/// Runs `mailclient.py` and returns the JSON it printed (success or `{"error": ...}`).
+pub fn python_client(args: &[&str]) -> Result<Value> {
+    let out = Command::new("python3")
+        .arg(client_script())
+        .args(args)
+        .output()
+        .context("run python3 mailclient.py")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| {
+        format!(
+            "mailclient.py {args:?} printed {stdout:?}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Creates the test domain and `users` (local parts) with [`PASSWORD`].
+pub fn add_users(cluster: &Cluster, users: &[&str]) -> Result<()> {
+    cluster.ctl_ok(&["domain", "add", DOMAIN])?;
+    for user in users {
+        let address = format!("{user}@{DOMAIN}");
+        cluster.ctl_ok(&["user", "add", &address, "--password", PASSWORD])?;
+    }
+    Ok(())
+}
+
+/// Sends one message with smtplib; returns the server's reply to DATA (code, text).
+pub fn smtp_send(
+    addr: &str,
+    mode: &str,
+    login: Option<&str>,
+    to: &str,
+    subject: &str,
+) -> Result<(u64, String)> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let mut args = vec![
+        "send",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--mode",
+        mode,
+        "--from",
+        "sender@remote.test",
+        "--to",
+        to,
+        "--subject",
+        subject,
+    ];
+    if let Some(user) = login {
+        args.extend(["--user", user, "--password", PASSWORD]);
+    }
+    let value = python_client(&args)?;
+    if let Some(err) = value.get("error") {
+        bail!("send failed: {err}");
+    }
+    Ok((
+        value["code"].as_u64().context("code")?,
+        value["reply"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// Reads a maildrop with poplib (optionally deleting everything at QUIT).
+pub fn pop3_fetch(addr: &str, mode: &str, user: &str, delete_all: bool) -> Result<Value> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let mut args = vec![
+        "pop3",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--mode",
+        mode,
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+    ];
+    if delete_all {
+        args.push("--delete-all");
+    }
+    let value = python_client(&args)?;
+    if let Some(err) = value.get("error") {
+        bail!("pop3 failed: {err}");
+    }
+    Ok(value)
+}
+
+/// The subjects of the messages a POP3 listing returned.
+pub fn subjects(listing: &Value) -> Vec<String> {
+    listing["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A raw SMTP/POP3 connection for transcripts: send lines, read replies.
+pub struct Probe {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Probe {
+    pub fn connect(addr: &str) -> Result<Probe> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Probe {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer.write_all(bytes).context("send")
+    }
+
+    /// One SMTP reply (all its lines), joined with '\n'.
+    pub fn reply(&mut self) -> Result<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("connection closed after {lines:?}");
+            }
+            let line = line.trim_end().to_owned();
+            let last = line.len() < 4 || line.as_bytes()[3] != b'-';
+            lines.push(line);
+            if last {
+                return Ok(lines.join("\n"));
+            }
+        }
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn command(&mut self, line: &str) -> Result<String> {
+        self.send_raw(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// True once the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+}
+
+/// Whether a program is on PATH (swaks, fetchmail).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,335 @@
+//! A private Postfix instance that accepts mail into its hold queue: the reference the SMTP
+//! benchmarks compare the cluster with. Every message is fsync'd into the queue before the 250
+//! and none is delivered. It has its own config and queue directories, listens only on the
+//! loopback address it is given, and never touches the system Postfix.
+//!
+//! The instance needs root (`postfix start` does) and the Debian package; `deploy/bench-setup.sh`
+//! installs it without starting any service.
+
+use std::fs;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The program whose presence means Postfix is installed.
+pub const POSTFIX: &str = "/usr/sbin/postfix";
+/// What to run when [`POSTFIX`] is missing (from the workspace root, as root).
+pub const INSTALL_COMMAND: &str = "sh deploy/bench-setup.sh";
+/// How long `postfix stop` gets before the master and its children are killed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A running private Postfix that holds every message it accepts. Dropping it stops it.
+pub struct PostfixHold {
+    config_dir: PathBuf,
+    queue_dir: PathBuf,
+    maillog: PathBuf,
+    master_pid: u32,
+    /// Set once the master's pid is known, cleared by [`PostfixHold::stop`].
+    running: bool,
+}
+
+impl PostfixHold {
+    pub fn is_installed() -> bool {
+        Path::new(POSTFIX).is_file()
+    }
+
+    /// Writes a config under `dir` (which must exist and be empty) and starts the instance on
+    /// `addr`. It accepts mail for `recipients` only and allows `process_limit` processes per
+    /// service, so that many SMTP sessions can be open at once.
+    pub fn start(
+        dir: &Path,
+        addr: SocketAddrV4,
+        recipients: &[&str],
+        process_limit: usize,
+    ) -> Result<PostfixHold> {
+        ensure!(
+            addr.ip().is_loopback(),
+            "postfix-hold listens on loopback only, not {addr}"
+        );
+        let config_dir = dir.join("etc");
+        let queue_dir = dir.join("queue");
+        let maillog = dir.join("maillog");
+        // The daemons run as the postfix user and must reach the queue below `dir`.
+        set_mode(dir, 0o755)?;
+        fs::create_dir(&config_dir).context("create the postfix config directory")?;
+        fs::create_dir(&queue_dir).context("create the postfix queue directory")?;
+        // Postfix creates the data directory itself, owned by the postfix user.
+        let data_dir = dir.join("data");
+
+        let mailbox_map = config_dir.join("virtual_mailbox");
+        let mut domains: Vec<&str> = recipients
+            .iter()
+            .filter_map(|recipient| recipient.split_once('@').map(|(_, domain)| domain))
+            .collect();
+        domains.sort_unstable();
+        domains.dedup();
+        ensure!(!domains.is_empty(), "postfix-hold needs a recipient");
+        let map: String = recipients
+            .iter()
+            .map(|recipient| {
+                let (user, domain) = recipient.split_once('@').unwrap_or((recipient, ""));
+                format!("{recipient} {domain}/{user}/\n")
+            })
+            .collect();
+        fs::write(&mailbox_map, map).context("write the virtual mailbox map")?;
+
+        let main_cf = format!(
+            "compatibility_level = 3.6\n\
+             queue_directory = {queue}\n\
+             data_directory = {data}\n\
+             myhostname = postfix-hold.bench.test\n\
+             mydomain = bench.test\n\
+             mydestination =\n\
+             inet_interfaces = {ip}\n\
+             inet_protocols = ipv4\n\
+             mynetworks = 127.0.0.0/8\n\
+             alias_maps =\n\
+             alias_database =\n\
+             virtual_mailbox_domains = {domains}\n\
+             virtual_mailbox_maps = hash:{map}\n\
+             in_flow_delay = 0\n\
+             default_process_limit = {process_limit}\n\
+             smtpd_client_connection_count_limit = 0\n\
+             smtpd_client_connection_rate_limit = 0\n\
+             maillog_file = {maillog}\n\
+             maillog_file_prefixes = {dir}\n",
+            queue = queue_dir.display(),
+            data = data_dir.display(),
+            ip = addr.ip(),
+            domains = domains.join(", "),
+            map = mailbox_map.display(),
+            maillog = maillog.display(),
+            dir = dir.display(),
+        );
+        fs::write(config_dir.join("main.cf"), main_cf).context("write main.cf")?;
+        // Only the services a held message passes through, none chrooted. The HOLD action on
+        // end-of-data makes cleanup write the queue file into hold/ (fsync'd before smtpd
+        // answers 250), where the queue manager never looks.
+        let master_cf = format!(
+            "{addr} inet n - n - - smtpd\n  \
+             -o smtpd_end_of_data_restrictions=check_client_access,static:HOLD\n\
+             pickup    unix  n - n 60 1 pickup\n\
+             cleanup   unix  n - n -  0 cleanup\n\
+             qmgr      unix  n - n 300 1 qmgr\n\
+             rewrite   unix  - - n -  - trivial-rewrite\n\
+             bounce    unix  - - n -  0 bounce\n\
+             defer     unix  - - n -  0 bounce\n\
+             trace     unix  - - n -  0 bounce\n\
+             verify    unix  - - n -  1 verify\n\
+             proxymap  unix  - - n -  - proxymap\n\
+             showq     unix  n - n -  - showq\n\
+             error     unix  - - n -  - error\n\
+             retry     unix  - - n -  - error\n\
+             discard   unix  - - n -  - discard\n\
+             anvil     unix  - - n -  1 anvil\n\
+             scache    unix  - - n -  1 scache\n\
+             postlog   unix-dgram n - n - 1 postlogd\n"
+        );
+        fs::write(config_dir.join("master.cf"), master_cf).context("write master.cf")?;
+
+        let mut postfix = PostfixHold {
+            config_dir,
+            queue_dir,
+            maillog,
+            master_pid: 0,
+            running: false,
+        };
+        postfix.run("postmap", &[&mailbox_map.display().to_string()])?;
+        postfix.run("postfix", &["check"])?;
+        postfix.run("postfix", &["start"])?;
+        match read_pid(&postfix.queue_dir.join("pid/master.pid")) {
+            Ok(pid) => {
+                postfix.master_pid = pid;
+                postfix.running = true;
+                Ok(postfix)
+            }
+            Err(err) => {
+                let _ = postfix.run("postfix", &["stop"]);
+                Err(err)
+            }
+        }
+    }
+
+    pub fn master_pid(&self) -> u32 {
+        self.master_pid
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
+    }
+
+    /// Fails, with the end of the log, if the master has exited.
+    pub fn ensure_running(&self) -> Result<()> {
+        if self.running && !is_alive(self.master_pid) {
+            bail!(
+                "the postfix master (pid {}) has exited; the end of {}:\n{}",
+                self.master_pid,
+                self.maillog.display(),
+                self.maillog_tail(10)
+            );
+        }
+        Ok(())
+    }
+
+    /// Queue files in the hold queue, counted on disk.
+    pub fn held_files(&self) -> Result<usize> {
+        count_files(&self.queue_dir.join("hold"))
+    }
+
+    /// Held messages as `postqueue -p` reports them.
+    pub fn postqueue_held(&self) -> Result<usize> {
+        let output = self.run("postqueue", &["-p"])?;
+        let listing = String::from_utf8_lossy(&output.stdout);
+        let mut held = 0;
+        for line in listing.lines() {
+            // Entries start with the queue id; `!` after it marks a held message.
+            let Some(first) = line.split_whitespace().next() else {
+                continue;
+            };
+            if first.ends_with('!') && first.len() > 1 {
+                held += 1;
+            }
+        }
+        Ok(held)
+    }
+
+    /// Deletes every held message, so each measurement starts with an empty queue.
+    pub fn purge_hold(&self) -> Result<()> {
+        self.run("postsuper", &["-d", "ALL", "hold"])?;
+        Ok(())
+    }
+
+    /// The last `lines` lines of the instance's log.
+    pub fn maillog_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(&self.maillog).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// `postfix stop`, then waits for the master and the children it had; kills by PID whatever
+    /// outlives the grace period.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.running {
+            return Ok(());
+        }
+        self.running = false;
+        let master = self.master_pid;
+        let children = child_pids(master);
+        let stopped = self.run("postfix", &["stop"]);
+        let deadline = Instant::now() + STOP_GRACE;
+        while is_alive(master) && Instant::now() < deadline {
+            sleep(POLL_INTERVAL);
+        }
+        let mut killed = Vec::new();
+        for pid in std::iter::once(master).chain(children.iter().copied()) {
+            // Children notice the master's exit on their own; give them the rest of the grace.
+            while is_alive(pid) && Instant::now() < deadline {
+                sleep(POLL_INTERVAL);
+            }
+            if is_alive(pid) {
+                let _ = kill(pid_of(pid), Signal::SIGKILL);
+                killed.push(pid);
+            }
+        }
+        stopped.context("postfix stop")?;
+        if !killed.is_empty() {
+            bail!("postfix processes {killed:?} outlived `postfix stop` and were killed");
+        }
+        Ok(())
+    }
+
+    /// Runs a Postfix command against this instance's config directory.
+    fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let config_dir = self.config_dir.display().to_string();
+        let output = Command::new(Path::new("/usr/sbin").join(program))
+            .arg("-c")
+            .arg(&config_dir)
+            .args(args)
+            .output()
+            .with_context(|| format!("run {program}"))?;
+        if !output.status.success() {
+            bail!(
+                "`{program} -c {config_dir} {}` failed ({}): {}{}\nthe end of {}:\n{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+                self.maillog.display(),
+                self.maillog_tail(10)
+            );
+        }
+        Ok(output)
+    }
+}
+
+impl Drop for PostfixHold {
+    /// The master daemonizes, so nothing else would stop it when the benchmark ends early.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))
+}
+
+fn read_pid(pid_file: &Path) -> Result<u32> {
+    let text =
+        fs::read_to_string(pid_file).with_context(|| format!("read {}", pid_file.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("parse the pid in {}", pid_file.display()))
+}
+
+fn count_files(dir: &Path) -> Result<usize> {
+    let mut n_files = 0;
+    for entry in fs::read_dir(dir).with_context(|| format!("list {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            n_files += count_files(&entry.path())?;
+        } else {
+            n_files += 1;
+        }
+    }
+    Ok(n_files)
+}
+
+fn pid_of(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
+}
+
+/// The state letter and parent of a process, from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; the fields after it do not.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// Whether `pid` still runs. A zombie counts as gone: its parent may be an init that never reaps.
+pub fn is_alive(pid: u32) -> bool {
+    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+/// The live processes whose parent is `pid`.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| matches!(proc_stat(child), Some((state, parent)) if parent == pid && state != 'Z'))
+        .collect()
+}

@@ -1,0 +1,410 @@
+//! Message blobs on a data node: storing a new blob here and on the mirror partner at the same
+//! time, reading a blob (from local disk or a replica), pulling the blobs this node is missing
+//! (resync), and deleting blobs no message refers to (garbage collection).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use raft_store::blob_store::{self, BlobStore};
+use raft_store::{BlobHash, Command, DegradedAccept, Member, NodeId, Role};
+
+use crate::cluster::Cluster;
+
+/// After a failed push, a partner is skipped (no waiting on it per message) for this long.
+const PEER_DOWN_BACKOFF: Duration = Duration::from_secs(2);
+/// A push that fails faster than this is tried once more on a fresh connection.
+const QUICK_FAILURE: Duration = Duration::from_millis(500);
+/// How often the resync task looks for blobs this node is missing.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Blobs confirmed to the cluster per `BlobsStored` entry.
+const RESYNC_BATCH: usize = 256;
+/// How often unreferenced blob files are looked for.
+const GC_INTERVAL: Duration = Duration::from_secs(600);
+/// A file no record refers to is deleted only when it is at least this old and was already
+/// unreferenced at the previous sweep: a delivery in flight has written its blob before the
+/// record commits, and a POP3/IMAP session may still read a message another session expunged.
+const GC_MIN_AGE: Duration = Duration::from_secs(600);
+/// Degraded accepts are logged at most this often (each is also counted in the metrics).
+const DEGRADED_LOG_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("no mirror partner could store the message and degraded accept is refused")]
+    NoMirror,
+    #[error("could not store the message locally: {0}")]
+    Local(std::io::Error),
+    #[error("message unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where a new blob was stored, for the `Delivery` record.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub hash: BlobHash,
+    pub replicas: Vec<NodeId>,
+    pub missing: Vec<NodeId>,
+}
+
+/// Counters shown in `/metrics` and the node status.
+#[derive(Default)]
+pub struct BlobMetrics {
+    pub stored: AtomicU64,
+    pub mirrored: AtomicU64,
+    pub degraded_accepts: AtomicU64,
+    pub mirror_failures: AtomicU64,
+    pub resync_fetched: AtomicU64,
+    pub resync_failures: AtomicU64,
+    pub gc_removed: AtomicU64,
+    /// 1 while the last write could not be mirrored.
+    pub degraded: AtomicBool,
+}
+
+pub struct Blobs {
+    store: BlobStore,
+    cluster: Arc<Cluster>,
+    pub metrics: BlobMetrics,
+    down_until: Mutex<HashMap<NodeId, Instant>>,
+    last_degraded_log: Mutex<Option<Instant>>,
+}
+
+impl Blobs {
+    pub fn new(store: BlobStore, cluster: Arc<Cluster>) -> Blobs {
+        Blobs {
+            store,
+            cluster,
+            metrics: BlobMetrics::default(),
+            down_until: Mutex::new(HashMap::new()),
+            last_degraded_log: Mutex::new(None),
+        }
+    }
+
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
+    fn node_id(&self) -> NodeId {
+        self.cluster.config.node_id
+    }
+
+    /// The other data voters in mirror order: the ring of data node ids starting after this one.
+    /// Every node computes the same order, so with three or more data nodes the load spreads
+    /// evenly and a dead partner is skipped for the next one.
+    fn partner_candidates(&self) -> Vec<(NodeId, Member)> {
+        let metrics = self.cluster.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: HashSet<NodeId> = membership.voter_ids().collect();
+        let mut data: Vec<(NodeId, Member)> = membership
+            .nodes()
+            .filter(|(id, m)| m.role == Role::Data && voters.contains(id))
+            .map(|(id, m)| (*id, m.clone()))
+            .filter(|(id, _)| *id != self.node_id())
+            .collect();
+        data.sort_by_key(|(id, _)| *id);
+        let me = self.node_id();
+        let split = data.partition_point(|(id, _)| *id < me);
+        data.rotate_left(split);
+        data
+    }
+
+    fn is_down(&self, node: NodeId) -> bool {
+        let down = self.down_until.lock().expect("peer health lock");
+        down.get(&node).is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn mark(&self, node: NodeId, up: bool) {
+        let mut down = self.down_until.lock().expect("peer health lock");
+        if up {
+            down.remove(&node);
+        } else {
+            down.insert(node, Instant::now() + PEER_DOWN_BACKOFF);
+        }
+    }
+
+    /// Stores a new blob durably here and on a mirror partner, concurrently. Returns once both
+    /// copies are fsync'd, or (degraded, if policy allows) once the local one is.
+    pub async fn store_new(&self, data: Arc<Vec<u8>>, hash: BlobHash) -> Result<Stored, BlobError> {
+        let local = {
+            let store = self.store.clone();
+            let data = data.clone();
+            tokio::task::spawn_blocking(move || store.write(&hash, &data))
+        };
+        let mirror = self.mirror(&data, &hash);
+        let (local, mirror) = tokio::join!(local, mirror);
+        local
+            .map_err(|e| BlobError::Local(std::io::Error::other(e)))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not write a blob to local disk");
+                BlobError::Local(e)
+            })?;
+        self.metrics.stored.fetch_add(1, Ordering::Relaxed);
+        let me = self.node_id();
+        match mirror {
+            Mirror::Stored(partner) => {
+                self.metrics.mirrored.fetch_add(1, Ordering::Relaxed);
+                if self.metrics.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(partner, "mirroring restored");
+                }
+                Ok(Stored {
+                    hash,
+                    replicas: vec![me, partner],
+                    missing: Vec::new(),
+                })
+            }
+            Mirror::Failed { intended } => {
+                let policy = self
+                    .cluster
+                    .reader
+                    .mail_policy()
+                    .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+                self.metrics.degraded.store(true, Ordering::Relaxed);
+                if policy.degraded_accept == DegradedAccept::Refuse {
+                    self.log_degraded(intended, "refusing mail");
+                    return Err(BlobError::NoMirror);
+                }
+                self.metrics
+                    .degraded_accepts
+                    .fetch_add(1, Ordering::Relaxed);
+                self.log_degraded(intended, "accepting mail with one copy");
+                let mut replicas = vec![me];
+                replicas.extend(intended);
+                Ok(Stored {
+                    hash,
+                    replicas,
+                    missing: intended.into_iter().collect(),
+                })
+            }
+        }
+    }
+
+    fn log_degraded(&self, intended: Option<NodeId>, what: &'static str) {
+        let mut last = self.last_degraded_log.lock().expect("degraded log lock");
+        if last.is_none_or(|t| t.elapsed() >= DEGRADED_LOG_EVERY) {
+            *last = Some(Instant::now());
+            let total = self.metrics.degraded_accepts.load(Ordering::Relaxed);
+            tracing::warn!(
+                partner = ?intended,
+                degraded_accepts = total,
+                "degraded: no mirror partner stored the blob; {what}"
+            );
+        }
+    }
+
+    async fn mirror(&self, data: &[u8], hash: &BlobHash) -> Mirror {
+        let candidates = self.partner_candidates();
+        let Some(intended) = candidates.first().map(|(id, _)| *id) else {
+            return Mirror::Failed { intended: None };
+        };
+        // Try partners not known to be down first; if all are, try them anyway (one may be back).
+        let (up, down): (Vec<_>, Vec<_>) = candidates
+            .into_iter()
+            .partition(|(id, _)| !self.is_down(*id));
+        for (partner, member) in up.into_iter().chain(down) {
+            let transport = &self.cluster.transport;
+            let started = Instant::now();
+            let mut result = replication::blob::push(transport, partner, &member, hash, data).await;
+            // A quick failure is usually a cached connection to a process that restarted (the
+            // push dropped it): one more try on a fresh connection before calling it down.
+            if result.is_err() && started.elapsed() < QUICK_FAILURE {
+                result = replication::blob::push(transport, partner, &member, hash, data).await;
+            }
+            match result {
+                Ok(()) => {
+                    self.mark(partner, true);
+                    return Mirror::Stored(partner);
+                }
+                Err(err) => {
+                    self.metrics.mirror_failures.fetch_add(1, Ordering::Relaxed);
+                    if !self.is_down(partner) {
+                        tracing::warn!(partner, error = %err, "blob mirror push failed");
+                    }
+                    self.mark(partner, false);
+                }
+            }
+        }
+        Mirror::Failed {
+            intended: Some(intended),
+        }
+    }
+
+    /// Reads a blob: from local disk, else from a node that holds it.
+    pub async fn read(&self, hash: &BlobHash) -> Result<Vec<u8>, BlobError> {
+        let store = self.store.clone();
+        let h = *hash;
+        match tokio::task::spawn_blocking(move || store.read(&h)).await {
+            Ok(Ok(data)) => return Ok(data),
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(Err(err)) => return Err(BlobError::Local(err)),
+            Err(err) => return Err(BlobError::Unavailable(err.to_string())),
+        }
+        self.fetch_from_replicas(hash).await
+    }
+
+    async fn fetch_from_replicas(&self, hash: &BlobHash) -> Result<Vec<u8>, BlobError> {
+        let record = self
+            .cluster
+            .reader
+            .blob(hash)
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?
+            .ok_or_else(|| BlobError::Unavailable("the message was deleted".into()))?;
+        let metrics = self.cluster.metrics();
+        let membership = metrics.membership_config.membership();
+        let mut last_error = "no replica is a member".to_owned();
+        for node in record.replicas.iter().filter(|n| **n != self.node_id()) {
+            let Some(member) = membership.get_node(node) else {
+                continue;
+            };
+            match replication::blob::fetch(&self.cluster.transport, *node, member, hash).await {
+                Ok(Some(data)) => return Ok(data),
+                Ok(None) => last_error = format!("node {node} does not hold it"),
+                Err(err) => last_error = err.to_string(),
+            }
+        }
+        Err(BlobError::Unavailable(last_error))
+    }
+
+    /// Pulls every blob the replicated state says this node must hold but has not confirmed,
+    /// until stopped. Runs on every data node.
+    pub async fn resync_loop(self: Arc<Self>) {
+        loop {
+            if self.metrics.degraded.load(Ordering::Relaxed) {
+                self.probe_partner().await;
+            }
+            match self.resync_once().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(blobs = n, "resync: pulled missing blobs"),
+                Err(err) => tracing::warn!(error = %err, "resync pass failed"),
+            }
+            tokio::time::sleep(RESYNC_INTERVAL).await;
+        }
+    }
+
+    /// While degraded, checks whether a mirror partner answers again, so the flag does not wait
+    /// for the next message to clear.
+    async fn probe_partner(&self) {
+        let Some((partner, member)) = self.partner_candidates().into_iter().next() else {
+            return;
+        };
+        let probe = [0u8; 32];
+        if replication::blob::fetch(&self.cluster.transport, partner, &member, &probe)
+            .await
+            .is_ok()
+        {
+            self.mark(partner, true);
+            if self.metrics.degraded.swap(false, Ordering::Relaxed) {
+                tracing::info!(partner, "mirror partner reachable again");
+            }
+        }
+    }
+
+    async fn resync_once(&self) -> anyhow::Result<u64> {
+        let me = self.node_id();
+        let mut total = 0;
+        loop {
+            let missing = self.cluster.reader.missing_blobs(me, RESYNC_BATCH)?;
+            if missing.is_empty() {
+                return Ok(total);
+            }
+            let mut stored = Vec::new();
+            for hash in &missing {
+                // A blob that is already here (written before a crash lost the confirmation, or
+                // pushed twice) is confirmed after checking its content.
+                if let Some(data) = self.local_verified(hash).await {
+                    drop(data);
+                    stored.push(*hash);
+                    continue;
+                }
+                match self.fetch_from_replicas(hash).await {
+                    Ok(data) => {
+                        let store = self.store.clone();
+                        let h = *hash;
+                        tokio::task::spawn_blocking(move || store.write(&h, &data)).await??;
+                        self.metrics.resync_fetched.fetch_add(1, Ordering::Relaxed);
+                        stored.push(*hash);
+                    }
+                    Err(err) => {
+                        self.metrics.resync_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(blob = %blob_store::hex(hash), error = %err, "resync fetch failed");
+                    }
+                }
+            }
+            if stored.is_empty() {
+                // Nothing reachable holds them right now; try again on the next pass.
+                return Ok(total);
+            }
+            total += stored.len() as u64;
+            self.cluster
+                .write(Command::BlobsStored {
+                    node: me,
+                    blobs: stored,
+                })
+                .await?;
+        }
+    }
+
+    async fn local_verified(&self, hash: &BlobHash) -> Option<Vec<u8>> {
+        let store = self.store.clone();
+        let h = *hash;
+        let data = tokio::task::spawn_blocking(move || store.read(&h))
+            .await
+            .ok()?
+            .ok()?;
+        (blob_store::hash(&data) == *hash).then_some(data)
+    }
+
+    /// Deletes blob files no record refers to, in two sweeps (see `GC_MIN_AGE`).
+    pub async fn gc_loop(self: Arc<Self>) {
+        let mut suspects: HashSet<BlobHash> = HashSet::new();
+        loop {
+            tokio::time::sleep(GC_INTERVAL).await;
+            match self.gc_once(&suspects).await {
+                Ok((removed, next)) => {
+                    if removed > 0 {
+                        tracing::info!(removed, "removed unreferenced blobs");
+                    }
+                    suspects = next;
+                }
+                Err(err) => tracing::warn!(error = %err, "blob garbage collection failed"),
+            }
+        }
+    }
+
+    async fn gc_once(
+        &self,
+        suspects: &HashSet<BlobHash>,
+    ) -> anyhow::Result<(u64, HashSet<BlobHash>)> {
+        let store = self.store.clone();
+        let files = tokio::task::spawn_blocking(move || store.list()).await??;
+        let now = SystemTime::now();
+        let mut next = HashSet::new();
+        let mut removed = 0;
+        for (hash, modified) in files {
+            if self.cluster.reader.blob(&hash)?.is_some() {
+                continue;
+            }
+            let old = now
+                .duration_since(modified)
+                .is_ok_and(|age| age >= GC_MIN_AGE);
+            if old && suspects.contains(&hash) {
+                self.store.remove(&hash)?;
+                removed += 1;
+            } else {
+                next.insert(hash);
+            }
+        }
+        self.metrics
+            .gc_removed
+            .fetch_add(removed, Ordering::Relaxed);
+        Ok((removed, next))
+    }
+}
+
+enum Mirror {
+    Stored(NodeId),
+    /// No partner stored it; `intended` is the one that should have (None: no other data node).
+    Failed {
+        intended: Option<NodeId>,
+    },
+}

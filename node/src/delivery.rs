@@ -1,0 +1,88 @@
+//! Group commit of deliveries: messages accepted concurrently (by SMTP sessions on this node)
+//! share one `Deliver` Raft entry, so one round of log fsyncs covers all of them.
+//!
+//! A batch is sent as soon as the previous one is on its way: under light load every message
+//! goes alone (no added latency); under heavy load the batch grows with the queue.
+
+use std::sync::Arc;
+
+use raft_store::{Command, CommandResult, Delivery, DeliveryOutcome};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::cluster::{Cluster, ClusterError};
+
+/// Deliveries per entry at most (entries stay well under the transport's frame limit).
+const MAX_BATCH: usize = 512;
+/// Batches in flight at once: enough to keep the log busy while earlier ones commit.
+const MAX_IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<Result<DeliveryOutcome, String>>;
+
+#[derive(Clone)]
+pub struct Deliverer {
+    queue: mpsc::UnboundedSender<(Delivery, Reply)>,
+}
+
+impl Deliverer {
+    /// Starts the batching task; it ends when every `Deliverer` clone is dropped.
+    pub fn start(cluster: Arc<Cluster>) -> Deliverer {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(cluster, receiver));
+        Deliverer { queue }
+    }
+
+    /// Commits the delivery through Raft and returns once it is applied on this node.
+    pub async fn deliver(&self, delivery: Delivery) -> Result<DeliveryOutcome, String> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .send((delivery, reply))
+            .map_err(|_| "the node is shutting down".to_owned())?;
+        outcome
+            .await
+            .map_err(|_| "the delivery task stopped".to_owned())?
+    }
+}
+
+async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(Delivery, Reply)>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = receiver.recv().await {
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        // Everything that queued while we waited for a slot goes into this batch.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let (deliveries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let n = deliveries.len();
+            let result = cluster.write(Command::Deliver { deliveries }).await;
+            drop(permit);
+            match result {
+                Ok(CommandResult::Delivered(outcomes)) if outcomes.len() == n => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                other => {
+                    let reason = match other {
+                        Err(ClusterError::NoLeader) => "no leader".to_owned(),
+                        Err(err) => err.to_string(),
+                        Ok(unexpected) => format!("unexpected result {unexpected:?}"),
+                    };
+                    tracing::warn!(messages = n, reason = %reason, "delivery batch failed");
+                    for reply in replies {
+                        let _ = reply.send(Err(reason.clone()));
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,241 @@
+//! What the mail protocols share: the context a session needs, the accept loop with its
+//! connection limits (global and per client IP), password checks, and mail counters.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use raft_store::Account;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::blobs::Blobs;
+use crate::cluster::Cluster;
+use crate::delivery::Deliverer;
+use crate::tls::TlsConfigs;
+
+/// A failed login costs the client this long before it hears the answer.
+pub const LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
+/// Everything a mail session uses.
+pub struct MailContext {
+    pub cluster: Arc<Cluster>,
+    pub blobs: Arc<Blobs>,
+    pub deliverer: Deliverer,
+    pub tls: TlsConfigs,
+    pub hostname: String,
+    pub metrics: MailMetrics,
+    connections: Mutex<HashMap<IpAddr, u32>>,
+    n_connections: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct MailMetrics {
+    pub smtp_sessions: AtomicU64,
+    pub pop3_sessions: AtomicU64,
+    pub messages_accepted: AtomicU64,
+    pub messages_refused_temp: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub connections_refused: AtomicU64,
+}
+
+/// Which protocol a listener speaks, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Port 25: mail for local domains from anyone, relaying only after AUTH.
+    Smtp,
+    /// Port 587: AUTH required, STARTTLS offered.
+    Submission,
+    /// Port 465: submission over implicit TLS.
+    Smtps,
+    Pop3,
+    Pop3s,
+}
+
+impl Service {
+    pub fn implicit_tls(self) -> bool {
+        matches!(self, Service::Smtps | Service::Pop3s)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Smtps => "smtps",
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
+        }
+    }
+}
+
+/// Holds one slot of the connection limits while a session runs.
+pub struct ConnectionSlot {
+    context: Arc<MailContext>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.context.n_connections.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self
+            .context
+            .connections
+            .lock()
+            .expect("connection table lock");
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl MailContext {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        blobs: Arc<Blobs>,
+        deliverer: Deliverer,
+        hostname: String,
+    ) -> MailContext {
+        let tls = TlsConfigs::new(cluster.reader.clone());
+        MailContext {
+            cluster,
+            blobs,
+            deliverer,
+            tls,
+            hostname,
+            metrics: MailMetrics::default(),
+            connections: Mutex::new(HashMap::new()),
+            n_connections: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a connection slot for `ip`, or None when a limit is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let policy = self.cluster.reader.mail_policy().unwrap_or_default();
+        let mut per_ip = self.connections.lock().expect("connection table lock");
+        let n_ip = per_ip.get(&ip).copied().unwrap_or(0);
+        let total = self.n_connections.load(Ordering::Relaxed);
+        if total >= u64::from(policy.max_connections) || n_ip >= policy.max_connections_per_ip {
+            return None;
+        }
+        per_ip.insert(ip, n_ip + 1);
+        self.n_connections.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot {
+            context: self.clone(),
+            ip,
+        })
+    }
+
+    /// Checks a login (an account address, lower-cased) and password. Disabled accounts fail.
+    /// A failure is delayed by the caller's protocol handler, not here.
+    pub async fn authenticate(&self, login: &str, password: &str) -> Option<Account> {
+        let login = login.trim().to_ascii_lowercase();
+        let account = match self.cluster.reader.account(&login) {
+            Ok(Some(account)) if account.enabled => account,
+            _ => {
+                self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let hash = account.password_hash.clone();
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            Some(account)
+        } else {
+            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Binds a mail listener.
+pub async fn bind(service: Service, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind {} on {addr}", service.name()))
+}
+
+/// Accepts connections until the task is aborted; sessions run in `sessions`, so aborting the
+/// owner of that set ends them too.
+pub async fn accept_loop(
+    context: Arc<MailContext>,
+    listener: TcpListener,
+    service: Service,
+    sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    tracing::info!(service = service.name(), addr = ?listener.local_addr().ok(), "listening");
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(service = service.name(), error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(slot) = context.admit(peer.ip()) else {
+            context
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(service = service.name(), %peer, "connection refused: too many connections");
+            tokio::spawn(refuse(stream, service));
+            continue;
+        };
+        let context = context.clone();
+        let mut sessions = sessions.lock().await;
+        while sessions.try_join_next().is_some() {}
+        sessions.spawn(async move {
+            let _slot = slot;
+            serve(context, stream, peer, service).await;
+        });
+    }
+}
+
+async fn refuse(mut stream: TcpStream, service: Service) {
+    let line: &[u8] = match service {
+        Service::Pop3 | Service::Pop3s => b"-ERR [SYS/TEMP] too many connections, try later\r\n",
+        _ => b"421 4.7.0 Too many connections, try later\r\n",
+    };
+    // Implicit-TLS clients cannot read a plain line; they just see the connection close.
+    if !service.implicit_tls() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line)).await;
+    }
+}
+
+async fn serve(context: Arc<MailContext>, stream: TcpStream, peer: SocketAddr, service: Service) {
+    match service {
+        Service::Smtp | Service::Submission | Service::Smtps => {
+            context
+                .metrics
+                .smtp_sessions
+                .fetch_add(1, Ordering::Relaxed);
+            crate::smtp::serve(context, stream, peer, service).await;
+        }
+        Service::Pop3 | Service::Pop3s => {
+            context
+                .metrics
+                .pop3_sessions
+                .fetch_add(1, Ordering::Relaxed);
+            crate::pop3::serve(context, stream, peer, service).await;
+        }
+    }
+}

@@ -1,0 +1,818 @@
+//! The SMTP server (RFC 5321) for port 25 (mail for local domains), 587 (submission, AUTH
+//! required) and 465 (submission over implicit TLS). A message is answered 250 only after its
+//! blob is fsync'd here and on the mirror partner and its `Deliver` entry is committed and
+//! applied (see `crate::blobs` and `crate::delivery`).
+//!
+//! Replies are collected and written when the client has nothing more in flight, which is what
+//! PIPELINING (RFC 2920) needs.
+
+pub mod command;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use raft_store::Delivery;
+use raft_store::blob_store;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::blobs::BlobError;
+use crate::line_reader::{self, Line, RawLine};
+use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service};
+use crate::sasl::{self, SaslError};
+use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo};
+
+/// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
+const MAX_COMMAND_LINE: usize = 2048;
+/// RFC 5322 2.1.1: at most 998 characters per line, not counting CRLF.
+const MAX_TEXT_LINE: usize = 998;
+/// RFC 5321 6.3: more Received headers than this means a mail loop.
+const MAX_HOPS: usize = 32;
+/// Alias chains are followed this deep.
+const MAX_ALIAS_DEPTH: usize = 8;
+
+/// How a session ended.
+enum End {
+    Closed,
+    /// STARTTLS accepted: the caller upgrades the connection and starts a new session on it.
+    StartTls,
+}
+
+pub async fn serve(
+    context: Arc<MailContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+) {
+    if service.implicit_tls() {
+        let Some(acceptor) = context.tls.acceptor() else {
+            tracing::warn!(%peer, "no TLS certificate: closing implicit-TLS connection");
+            return;
+        };
+        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let mut session = Session::new(context, peer, service, true);
+                session.run(BufReader::new(tls), true).await;
+            }
+            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+        return;
+    }
+    let mut session = Session::new(context.clone(), peer, service, false);
+    let mut reader = BufReader::new(stream);
+    if let End::StartTls = session.run_plain(&mut reader).await {
+        // Anything the client pipelined after STARTTLS is dropped with the buffer (RFC 3207 5).
+        let stream = reader.into_inner();
+        let Some(acceptor) = context.tls.acceptor() else {
+            return;
+        };
+        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
+                // again.
+                let mut session = Session::new(context, peer, service, true);
+                session.run(BufReader::new(tls), false).await;
+            }
+            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+}
+
+/// A recipient accepted by RCPT: the address as given and the accounts it delivers to.
+struct Recipient {
+    accounts: Vec<String>,
+}
+
+#[derive(Default)]
+struct Transaction {
+    from: Option<MailFrom>,
+    recipients: Vec<Recipient>,
+}
+
+struct Session {
+    context: Arc<MailContext>,
+    peer: SocketAddr,
+    service: Service,
+    tls: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    /// The authenticated account.
+    user: Option<String>,
+    tx: Transaction,
+    errors: u32,
+    out: Vec<u8>,
+}
+
+/// The outcome of one command: go on, or stop.
+enum Next {
+    Continue,
+    Quit,
+    StartTls,
+}
+
+impl Session {
+    fn new(context: Arc<MailContext>, peer: SocketAddr, service: Service, tls: bool) -> Session {
+        Session {
+            context,
+            peer,
+            service,
+            tls,
+            helo: None,
+            esmtp: false,
+            user: None,
+            tx: Transaction::default(),
+            errors: 0,
+            out: Vec::new(),
+        }
+    }
+
+    fn reply(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn run_plain(&mut self, reader: &mut BufReader<TcpStream>) -> End {
+        self.greet();
+        self.session_loop(reader).await
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut reader: BufReader<S>,
+        greet: bool,
+    ) {
+        if greet {
+            self.greet();
+        }
+        self.session_loop(&mut reader).await;
+    }
+
+    fn greet(&mut self) {
+        let host = self.context.hostname.clone();
+        self.reply(&format!("220 {host} ESMTP mcluster"));
+    }
+
+    async fn session_loop<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        reader: &mut BufReader<S>,
+    ) -> End {
+        let policy = self
+            .context
+            .cluster
+            .reader
+            .mail_policy()
+            .unwrap_or_default();
+        let idle = Duration::from_secs(policy.smtp_idle_timeout_secs);
+        let mut line = Vec::new();
+        loop {
+            // Replies wait while the client has more pipelined commands buffered.
+            if reader.buffer().is_empty() && self.flush(reader.get_mut()).await.is_err() {
+                return End::Closed;
+            }
+            let read = tokio::time::timeout(
+                idle,
+                line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
+            )
+            .await;
+            let next = match read {
+                Err(_) => {
+                    self.reply("421 4.4.2 Idle timeout, closing connection");
+                    let _ = self.flush(reader.get_mut()).await;
+                    return End::Closed;
+                }
+                Ok(Err(_)) | Ok(Ok(Line::Eof)) => return End::Closed,
+                Ok(Ok(Line::TooLong)) => {
+                    self.error("500 5.5.2 Line too long");
+                    Next::Continue
+                }
+                Ok(Ok(Line::Complete { .. })) => match command::parse(&line) {
+                    Ok(command) => self.handle(command, reader).await,
+                    Err(err) => {
+                        self.parse_error(&err);
+                        Next::Continue
+                    }
+                },
+            };
+            match next {
+                Next::Continue => {}
+                Next::Quit => {
+                    let _ = self.flush(reader.get_mut()).await;
+                    return End::Closed;
+                }
+                Next::StartTls => {
+                    let _ = self.flush(reader.get_mut()).await;
+                    return End::StartTls;
+                }
+            }
+            if self.errors >= policy.max_errors {
+                self.reply("421 4.7.0 Too many errors, closing connection");
+                let _ = self.flush(reader.get_mut()).await;
+                tracing::info!(peer = %self.peer, "disconnected after too many errors");
+                return End::Closed;
+            }
+        }
+    }
+
+    /// Replies with an error that counts towards the session's error limit.
+    fn error(&mut self, line: &str) {
+        self.errors += 1;
+        self.reply(line);
+    }
+
+    fn parse_error(&mut self, err: &ParseError) {
+        let line = match err {
+            ParseError::UnknownCommand => "500 5.5.1 Command unrecognized".to_owned(),
+            ParseError::Syntax(why) => format!("501 5.5.4 Syntax error: {why}"),
+            ParseError::BadAddress(why) => format!("501 5.1.3 Bad address syntax: {why}"),
+            ParseError::BadParameter(why) => format!("555 5.5.4 {why}"),
+        };
+        self.error(&line);
+    }
+
+    fn auth_allowed(&self, auth_without_tls: bool) -> bool {
+        self.tls || auth_without_tls
+    }
+
+    async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        command: Command,
+        reader: &mut BufReader<S>,
+    ) -> Next {
+        let policy = self
+            .context
+            .cluster
+            .reader
+            .mail_policy()
+            .unwrap_or_default();
+        match command {
+            Command::Ehlo(name) | Command::Helo(name) if name.is_empty() => {
+                self.error("501 5.5.4 Syntax: EHLO hostname");
+            }
+            Command::Ehlo(name) => {
+                self.helo = Some(name.clone());
+                self.esmtp = true;
+                self.tx = Transaction::default();
+                let host = self.context.hostname.clone();
+                let mut lines = vec![format!("{host} Hello {name}")];
+                lines.push("PIPELINING".into());
+                lines.push(format!("SIZE {}", policy.max_message_bytes));
+                lines.push("8BITMIME".into());
+                lines.push("SMTPUTF8".into());
+                lines.push("ENHANCEDSTATUSCODES".into());
+                lines.push("DSN".into());
+                if !self.tls && self.context.tls.acceptor().is_some() {
+                    lines.push("STARTTLS".into());
+                }
+                if self.auth_allowed(policy.auth_without_tls) {
+                    lines.push("AUTH PLAIN LOGIN".into());
+                }
+                let last = lines.len() - 1;
+                for (i, line) in lines.iter().enumerate() {
+                    let sep = if i == last { ' ' } else { '-' };
+                    self.reply(&format!("250{sep}{line}"));
+                }
+            }
+            Command::Helo(name) => {
+                self.helo = Some(name.clone());
+                self.esmtp = false;
+                self.tx = Transaction::default();
+                let host = self.context.hostname.clone();
+                self.reply(&format!("250 {host}"));
+            }
+            Command::StartTls => {
+                if self.tls {
+                    self.error("503 5.5.1 TLS already active");
+                } else if self.context.tls.acceptor().is_none() {
+                    self.error("454 4.7.0 TLS not available");
+                } else {
+                    self.reply("220 2.0.0 Ready to start TLS");
+                    return Next::StartTls;
+                }
+            }
+            Command::Auth { mechanism, initial } => {
+                self.auth(&mechanism, initial, policy.auth_without_tls, reader)
+                    .await;
+            }
+            Command::Mail(from) => self.mail(from, policy.max_message_bytes),
+            Command::Rcpt(to) => self.rcpt(to, policy.max_recipients),
+            Command::Data => {
+                return self.data(reader, policy.max_message_bytes).await;
+            }
+            Command::Rset => {
+                self.tx = Transaction::default();
+                self.reply("250 2.0.0 Ok");
+            }
+            Command::Noop => self.reply("250 2.0.0 Ok"),
+            Command::Help => self.reply("214 2.0.0 See RFC 5321"),
+            Command::Vrfy(_) => self.reply("252 2.5.2 Cannot VRFY user, but will accept message"),
+            Command::Quit => {
+                self.reply("221 2.0.0 Bye");
+                return Next::Quit;
+            }
+        }
+        Next::Continue
+    }
+
+    async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+        auth_without_tls: bool,
+        reader: &mut BufReader<S>,
+    ) {
+        if !self.esmtp {
+            return self.error("503 5.5.1 Send EHLO first");
+        }
+        if self.user.is_some() {
+            return self.error("503 5.5.1 Already authenticated");
+        }
+        if self.tx.from.is_some() {
+            return self.error("503 5.5.1 AUTH not allowed during a mail transaction");
+        }
+        if !self.auth_allowed(auth_without_tls) {
+            return self
+                .error("538 5.7.11 Encryption required for requested authentication mechanism");
+        }
+        let credentials = match mechanism {
+            "PLAIN" => {
+                let response = match initial {
+                    Some(initial) if initial == "=" => Some(String::new()),
+                    Some(initial) => Some(initial),
+                    None => self.challenge("", reader).await,
+                };
+                response.map(|r| sasl::decode_plain(&r).map(|c| (c.authzid, c.authcid, c.password)))
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(initial) => Some(initial),
+                    None => {
+                        self.challenge(&sasl::encode_text("Username:"), reader)
+                            .await
+                    }
+                };
+                match user.map(|u| sasl::decode_text(&u)) {
+                    None => None,
+                    Some(Err(err)) => Some(Err(err)),
+                    Some(Ok(user)) => {
+                        let password = self
+                            .challenge(&sasl::encode_text("Password:"), reader)
+                            .await;
+                        password.map(|p| sasl::decode_text(&p).map(|p| (String::new(), user, p)))
+                    }
+                }
+            }
+            _ => return self.error("504 5.5.4 Unrecognized authentication mechanism"),
+        };
+        let (authzid, login, password) = match credentials {
+            None => return, // the connection ended mid-exchange
+            Some(Err(SaslError::Cancelled)) => {
+                return self.error("501 5.0.0 Authentication cancelled");
+            }
+            Some(Err(_)) => return self.error("501 5.5.2 Malformed authentication response"),
+            Some(Ok(c)) => c,
+        };
+        let login = login.to_ascii_lowercase();
+        if !authzid.is_empty() && authzid.to_ascii_lowercase() != login {
+            return self.error("535 5.7.8 Authentication credentials invalid");
+        }
+        match self.context.authenticate(&login, &password).await {
+            Some(account) => {
+                tracing::info!(peer = %self.peer, user = %account.address, "authenticated");
+                self.user = Some(account.address);
+                self.reply("235 2.7.0 Authentication successful");
+            }
+            None => {
+                tracing::info!(peer = %self.peer, user = %login, "authentication failed");
+                tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
+                self.error("535 5.7.8 Authentication credentials invalid");
+            }
+        }
+    }
+
+    /// Sends a 334 challenge and reads the client's one-line answer (None: connection gone).
+    async fn challenge<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        text: &str,
+        reader: &mut BufReader<S>,
+    ) -> Option<String> {
+        self.reply(&format!("334 {text}"));
+        self.flush(reader.get_mut()).await.ok()?;
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(
+            Duration::from_secs(60),
+            line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
+        )
+        .await;
+        match read {
+            Ok(Ok(Line::Complete { .. })) => Some(String::from_utf8_lossy(&line).into_owned()),
+            Ok(Ok(Line::TooLong)) => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn mail(&mut self, from: MailFrom, max_message_bytes: u64) {
+        if self.helo.is_none() {
+            return self.error("503 5.5.1 Send HELO/EHLO first");
+        }
+        if self.tx.from.is_some() {
+            return self.error("503 5.5.1 Nested MAIL command");
+        }
+        if self.service != Service::Smtp && self.user.is_none() {
+            return self.error("530 5.7.0 Authentication required");
+        }
+        let esmtp_params = from.size.is_some()
+            || from.body.is_some()
+            || from.smtputf8
+            || from.ret.is_some()
+            || from.envid.is_some()
+            || from.auth.is_some();
+        if esmtp_params && !self.esmtp {
+            return self.error("555 5.5.4 MAIL parameters need EHLO");
+        }
+        if let Some(address) = &from.reverse_path
+            && address.utf8()
+            && !from.smtputf8
+        {
+            return self.error("553 5.6.7 Non-ASCII address needs SMTPUTF8");
+        }
+        if let Some(size) = from.size
+            && size > max_message_bytes
+        {
+            return self.error("552 5.3.4 Message size exceeds fixed maximum message size");
+        }
+        self.tx.from = Some(from);
+        self.reply("250 2.1.0 Ok");
+    }
+
+    fn rcpt(&mut self, to: RcptTo, max_recipients: u32) {
+        let Some(from) = &self.tx.from else {
+            return self.error("503 5.5.1 Need MAIL command");
+        };
+        if to.forward_path.utf8() && !from.smtputf8 {
+            return self.error("553 5.6.7 Non-ASCII address needs SMTPUTF8");
+        }
+        if self.tx.recipients.len() >= max_recipients as usize {
+            // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
+            return self.reply("452 4.5.3 Too many recipients");
+        }
+        let declared = from.size.unwrap_or(0);
+        match self.resolve(&to.forward_path) {
+            Ok(Resolved::Local(accounts)) => {
+                let reader = &self.context.cluster.reader;
+                for account in &accounts {
+                    let quota = reader
+                        .account(account)
+                        .ok()
+                        .flatten()
+                        .map_or(0, |a| a.quota_mb.saturating_mul(1024 * 1024));
+                    let used = reader.usage_bytes(account).unwrap_or(0);
+                    if quota > 0 && used.saturating_add(declared) > quota {
+                        return self.reply("452 4.2.2 Mailbox full");
+                    }
+                }
+                self.tx.recipients.push(Recipient { accounts });
+                self.reply("250 2.1.5 Ok");
+            }
+            Ok(Resolved::Unknown) => self.error("550 5.1.1 User unknown in local recipient table"),
+            Ok(Resolved::Remote) if self.user.is_some() => {
+                self.reply("550 5.7.1 Delivery to other domains is not enabled on this cluster yet")
+            }
+            Ok(Resolved::Remote) => self.error("554 5.7.1 Relay access denied"),
+            Err(err) => {
+                tracing::warn!(error = %err, "recipient lookup failed");
+                self.reply("451 4.3.0 Temporary lookup failure, try again later");
+            }
+        }
+    }
+
+    /// Resolves a recipient to local accounts (following aliases), or says it is not local.
+    fn resolve(&self, address: &Address) -> Result<Resolved, raft_store::StoreError> {
+        let reader = &self.context.cluster.reader;
+        let normalized = if address.domain.is_empty() {
+            // The bare <Postmaster> of RFC 5321 4.5.1: this host's postmaster.
+            format!("postmaster@{}", self.context.hostname.to_ascii_lowercase())
+        } else {
+            address.normalized().to_lowercase()
+        };
+        let Some((_, domain)) = normalized.rsplit_once('@') else {
+            return Ok(Resolved::Unknown);
+        };
+        match reader.domain(domain)? {
+            Some(d) if d.enabled => {}
+            Some(_) => return Ok(Resolved::Unknown),
+            None if address.domain.is_empty() => return Ok(Resolved::Unknown),
+            None => return Ok(Resolved::Remote),
+        }
+        let mut accounts = BTreeSet::new();
+        let mut pending = vec![(normalized, 0)];
+        while let Some((address, depth)) = pending.pop() {
+            if let Some(account) = reader.account(&address)? {
+                if account.enabled {
+                    accounts.insert(account.address);
+                }
+            } else if let Some(alias) = reader.alias(&address)?
+                && depth < MAX_ALIAS_DEPTH
+            {
+                for target in alias.targets {
+                    pending.push((target.to_ascii_lowercase(), depth + 1));
+                }
+            }
+        }
+        if accounts.is_empty() {
+            Ok(Resolved::Unknown)
+        } else {
+            Ok(Resolved::Local(accounts.into_iter().collect()))
+        }
+    }
+
+    async fn data<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        reader: &mut BufReader<S>,
+        max_message_bytes: u64,
+    ) -> Next {
+        if self.tx.from.is_none() {
+            self.error("503 5.5.1 Need MAIL command");
+            return Next::Continue;
+        }
+        if self.tx.recipients.is_empty() {
+            self.error("554 5.5.1 No valid recipients");
+            return Next::Continue;
+        }
+        self.reply("354 End data with <CR><LF>.<CR><LF>");
+        if self.flush(reader.get_mut()).await.is_err() {
+            return Next::Quit;
+        }
+        let body = match read_body(reader, max_message_bytes).await {
+            Ok(body) => body,
+            Err(_) => return Next::Quit,
+        };
+        let tx = std::mem::take(&mut self.tx);
+        let problem = match &body {
+            Body::Eof => return Next::Quit,
+            Body::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
+            Body::Bad(problem) => Some(*problem),
+            Body::Message(data) if count_received(data) > MAX_HOPS => {
+                Some("554 5.4.6 Too many hops (mail loop?)")
+            }
+            Body::Message(_) => None,
+        };
+        if let Some(problem) = problem {
+            self.error(problem);
+            return Next::Continue;
+        }
+        let Body::Message(data) = body else {
+            unreachable!("other bodies were answered above")
+        };
+        let reply = self.accept(tx, data).await;
+        self.reply(&reply);
+        Next::Continue
+    }
+
+    /// Stores, mirrors and commits one message; returns the reply to DATA.
+    async fn accept(&mut self, tx: Transaction, body: Vec<u8>) -> String {
+        let queue_id = format!("{:016X}", rand::random::<u64>());
+        let from = tx.from.expect("DATA checked MAIL");
+        let mut accounts: Vec<String> =
+            tx.recipients.into_iter().flat_map(|r| r.accounts).collect();
+        accounts.sort();
+        accounts.dedup();
+        let now = chrono_like_now();
+        let mut message = Vec::with_capacity(body.len() + 512);
+        let return_path = from
+            .reverse_path
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        message.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
+        message.extend_from_slice(self.received_header(&queue_id, &accounts, &now).as_bytes());
+        message.extend_from_slice(&body);
+        let data = Arc::new(message);
+        let hash = blob_store::hash(&data);
+        let size = data.len() as u64;
+        let stored = match self.context.blobs.store_new(data, hash).await {
+            Ok(stored) => stored,
+            Err(BlobError::NoMirror) => {
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+                return "451 4.3.0 Mirror unavailable, try again later".into();
+            }
+            Err(err) => {
+                tracing::warn!(queue_id, error = %err, "could not store message");
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+                return "451 4.3.0 Temporary storage failure, try again later".into();
+            }
+        };
+        raft_store::failpoint::pause("deliver-before-propose").await;
+        let delivery = Delivery {
+            queue_id: queue_id.clone(),
+            blob: stored.hash,
+            size,
+            replicas: stored.replicas.clone(),
+            missing: stored.missing.clone(),
+            recipients: accounts.clone(),
+            internal_date: now.unix,
+        };
+        match self.context.deliverer.deliver(delivery).await {
+            Ok(outcome) => {
+                self.context
+                    .metrics
+                    .messages_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    queue_id,
+                    from = %return_path,
+                    recipients = accounts.len(),
+                    delivered = outcome.delivered,
+                    size,
+                    replicas = ?stored.replicas,
+                    degraded = !stored.missing.is_empty(),
+                    "message accepted"
+                );
+                if !outcome.undeliverable.is_empty() {
+                    // The accounts went away between RCPT and commit; bounces arrive with the
+                    // outbound queue.
+                    tracing::warn!(queue_id, recipients = ?outcome.undeliverable, "recipients vanished before delivery");
+                }
+                format!("250 2.0.0 Ok: queued as {queue_id}")
+            }
+            Err(reason) => {
+                tracing::warn!(queue_id, reason = %reason, "delivery did not commit");
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+                "451 4.3.0 Temporary failure committing the message, try again later".into()
+            }
+        }
+    }
+
+    fn received_header(&self, queue_id: &str, accounts: &[String], now: &Now) -> String {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let helo: String = helo.chars().filter(|c| !c.is_control()).take(255).collect();
+        let with = match (self.esmtp, self.tls, self.user.is_some()) {
+            (false, _, _) => "SMTP",
+            (true, false, false) => "ESMTP",
+            (true, true, false) => "ESMTPS",
+            (true, false, true) => "ESMTPA",
+            (true, true, true) => "ESMTPSA",
+        };
+        let for_clause = match accounts {
+            [one] => format!("\r\n\tfor <{one}>"),
+            _ => String::new(),
+        };
+        format!(
+            "Received: from {helo} ([{}])\r\n\tby {} (mcluster) with {with} id {queue_id}{for_clause};\r\n\t{}\r\n",
+            self.peer.ip(),
+            self.context.hostname,
+            now.rfc5322
+        )
+    }
+}
+
+enum Resolved {
+    Local(Vec<String>),
+    Unknown,
+    Remote,
+}
+
+/// What DATA read.
+enum Body {
+    Message(Vec<u8>),
+    TooBig,
+    Bad(&'static str),
+    Eof,
+}
+
+/// Reads the message up to the lone dot, undoing dot-stuffing. A problem (too big, bare LF,
+/// NUL, an overlong line) is remembered and the rest is read and dropped, so the session can
+/// answer and go on. Only CRLF "." CRLF ends the data: a dot after a bare LF does not, which is
+/// what closes the door on SMTP smuggling.
+async fn read_body<S: AsyncRead + Unpin>(
+    reader: &mut BufReader<S>,
+    max_message_bytes: u64,
+) -> std::io::Result<Body> {
+    let mut data = Vec::new();
+    let mut problem: Option<Body> = None;
+    let mut line = Vec::new();
+    loop {
+        let read = tokio::time::timeout(
+            Duration::from_secs(300),
+            line_reader::read_raw_line(reader, MAX_TEXT_LINE, &mut line),
+        )
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        match read {
+            RawLine::Eof => return Ok(Body::Eof),
+            RawLine::TooLong => {
+                problem.get_or_insert(Body::Bad(
+                    "550 5.6.0 Message has a line longer than 998 characters (RFC 5322)",
+                ));
+                continue;
+            }
+            RawLine::Complete => {}
+        }
+        if line == b".\r\n" {
+            break;
+        }
+        if problem.is_some() {
+            continue;
+        }
+        let content = &line[..line.len() - if line.ends_with(b"\r\n") { 2 } else { 1 }];
+        if !line.ends_with(b"\r\n") || content.contains(&b'\r') {
+            problem = Some(Body::Bad(
+                "550 5.6.0 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)",
+            ));
+            continue;
+        }
+        if content.contains(&0) {
+            problem = Some(Body::Bad("550 5.6.0 NUL byte in message"));
+            continue;
+        }
+        let unstuffed = if line.starts_with(b".") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
+        if (data.len() + unstuffed.len()) as u64 > max_message_bytes {
+            problem = Some(Body::TooBig);
+            data = Vec::new();
+            continue;
+        }
+        data.extend_from_slice(unstuffed);
+    }
+    Ok(problem.unwrap_or(Body::Message(data)))
+}
+
+/// Received headers in the header section (up to the first empty line).
+fn count_received(data: &[u8]) -> usize {
+    data.split(|b| *b == b'\n')
+        .take_while(|line| !line.is_empty() && *line != b"\r")
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
+pub(crate) struct Now {
+    pub unix: i64,
+    pub rfc5322: String,
+}
+
+/// The current time as Unix seconds and as an RFC 5322 date (UTC).
+pub(crate) fn chrono_like_now() -> Now {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Now {
+        unix,
+        rfc5322: rfc5322_date(unix),
+    }
+}
+
+/// Formats Unix seconds as e.g. `Sun, 22 Nov 2026 10:04:05 +0000`.
+pub(crate) fn rfc5322_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's well-known algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} +0000",
+        DAYS[weekday as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
