@@ -5,6 +5,9 @@
 
 pub mod command;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,7 +152,7 @@ impl Session {
             if send_reply(reader, reply).await.is_err() {
                 return End::Closed;
             }
-            if self.errors >= policy.max_errors.max(1) * 2 {
+            if self.errors >= policy.max_errors {
                 let _ = send(reader, "-ERR too many errors, closing connection").await;
                 return End::Closed;
             }
@@ -503,25 +506,5 @@ fn stuff(body: &[u8], out: &mut Vec<u8>) {
         if !line.ends_with(b"\n") {
             out.extend_from_slice(b"\r\n");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::pop3::{stuff, top_of};
-
-    #[test]
-    fn top_returns_headers_and_n_body_lines() {
-        let message = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
-        assert_eq!(top_of(message, 0), b"A: 1\r\nB: 2\r\n\r\n");
-        assert_eq!(top_of(message, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
-        assert_eq!(top_of(message, 9), message);
-    }
-
-    #[test]
-    fn stuffing_doubles_leading_dots_and_ends_lines() {
-        let mut out = Vec::new();
-        stuff(b".hidden\r\nplain\r\n..two\r\nlast", &mut out);
-        assert_eq!(out, b"..hidden\r\nplain\r\n...two\r\nlast\r\n");
     }
 }

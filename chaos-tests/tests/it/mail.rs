@@ -353,5 +353,50 @@ fn smtp_edge_cases_get_clear_replies_and_the_session_survives() {
 
     let listing = pop3_fetch(&node.pop3_addr(), "stls", "alice@example.test", false).unwrap();
     assert_eq!(subjects(&listing), ["pipelined"]);
+
+    // Two POP3 sessions on one maildrop, both deleting the same message: no lock is needed, the
+    // second expunge finds it gone, and the mailbox stays consistent.
+    let (code, _) = smtp_send(
+        &node.smtp_addr(),
+        "plain",
+        None,
+        "alice@example.test",
+        "second",
+    )
+    .unwrap();
+    assert_eq!(code, 250);
+    cluster
+        .ctl_ok(&["policy", "set", "auth-without-tls=true"])
+        .unwrap();
+    let pop3_session = || {
+        let mut pop = Probe::connect(&node.pop3_addr()).unwrap();
+        assert!(pop.reply().unwrap().starts_with("+OK"));
+        check_transcript(
+            &mut pop,
+            &[
+                ("USER alice@example.test", "+OK"),
+                (&format!("PASS {PASSWORD}"), "+OK logged in, 2 messages"),
+            ],
+        );
+        pop
+    };
+    let (mut first, mut second) = (pop3_session(), pop3_session());
+    check_transcript(
+        &mut first,
+        &[("DELE 1", "+OK"), ("DELE 1", "-ERR"), ("RETR 9", "-ERR")],
+    );
+    check_transcript(
+        &mut second,
+        &[("DELE 1", "+OK"), ("QUIT", "+OK bye, 1 messages deleted")],
+    );
+    check_transcript(&mut first, &[("QUIT", "+OK bye, 1 messages deleted")]);
+    let listing = pop3_fetch(&node.pop3_addr(), "stls", "alice@example.test", false).unwrap();
+    assert_eq!(subjects(&listing), ["second"]);
+    assert!(
+        listing["messages"][0]["uidl"]
+            .as_str()
+            .unwrap()
+            .ends_with(".2")
+    );
     cluster.check_no_unexpected_errors(&[]);
 }
