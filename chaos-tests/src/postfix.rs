@@ -56,7 +56,9 @@ impl PostfixHold {
         let config_dir = dir.join("etc");
         let queue_dir = dir.join("queue");
         let maillog = dir.join("maillog");
-        // The daemons run as the postfix user and must reach the queue below `dir`.
+        // The daemons drop to the postfix user; whatever the umask, they may read and search
+        // `dir`. (They reach the queue through their working directory, which the master sets
+        // as root, so the directories above `dir` may stay private.)
         set_mode(dir, 0o755)?;
         fs::create_dir(&config_dir).context("create the postfix config directory")?;
         fs::create_dir(&queue_dir).context("create the postfix queue directory")?;

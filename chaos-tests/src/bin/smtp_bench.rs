@@ -52,6 +52,14 @@ const MAX_REPLY_LINES: usize = 64;
 const LINE_WIDTH: usize = 76;
 const WARMUP_MESSAGES: usize = 100;
 const SHOWN_ERRORS: usize = 3;
+/// A session waits this long after an error before its next attempt.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// Room above the largest cell's sessions in the cluster's connection limits (probes, sessions
+/// of the previous cell still closing).
+const ADMIT_MARGIN: u64 = 16;
+const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The demo's client config, in the benchmark's directory, not the user's.
+const DEMO_CLIENT_CONFIG: &str = "client.toml";
 
 /// Set by the signal thread; every loop and wait checks it.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -324,6 +332,14 @@ fn start_and_measure(
     if let Some(demo) = demo_slot.as_mut() {
         let waited = wait_until_accepting(System::Mcluster, Some(demo))?;
         println!("mcluster accepts RCPT {RECIPIENT} on {MCLUSTER_SMTP} after {waited:.1?}");
+        let changed = demo.admit_sessions(max_clients)?;
+        if !changed.is_empty() {
+            println!(
+                "mcluster policy: {} (all sessions come from 127.0.0.1; postfix-hold has no \
+                 per-client limit)",
+                changed.join(", ")
+            );
+        }
     }
 
     let nonce: u64 = rand::rng().random();
@@ -331,8 +347,8 @@ fn start_and_measure(
     for &system in &options.systems {
         let plan = CellPlan {
             system,
-            // As many sessions as the largest cell, so no cell pays for starting server
-            // processes (Postfix forks an smtpd per session and keeps it for a while).
+            // As many sessions as the largest cell, so the server processes every session needs
+            // exist before the first cell (Postfix forks an smtpd per session, then keeps it).
             clients: max_clients,
             size: first_size,
             messages: WARMUP_MESSAGES.max(4 * max_clients),
@@ -341,11 +357,13 @@ fn start_and_measure(
         };
         let cell = run_cell(&plan)?;
         println!(
-            "warm-up {}: {} clients, {}/{} accepted, {} errors (not counted)",
+            "warm-up {}: {} clients, {}/{} accepted, greeting p99 {:.1} ms, {} errors (not \
+             counted)",
             system.name(),
             plan.clients,
             cell.accepted,
             plan.messages,
+            percentile(&cell.greetings_ms, 99.0),
             cell.errors
         );
         if let Some(postfix_hold) = postfix_slot
@@ -664,6 +682,10 @@ fn run_session(
                     stats.errors_seen.push(format!("{err:#}"));
                 }
                 client = None;
+                // Like a client told to try later, but briefly: no spinning on a refusing
+                // server, and each retry still takes a message from the count.
+                let pause = ERROR_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
+                thread::sleep(pause);
             }
         }
     }
@@ -952,6 +974,8 @@ fn rfc5322_date(time: SystemTime) -> String {
 /// The demo cluster as a child process. Dropping it stops it.
 struct Demo {
     child: Child,
+    ctl: PathBuf,
+    dir: PathBuf,
     log: PathBuf,
     stopped: bool,
 }
@@ -977,7 +1001,7 @@ impl Demo {
         command
             // Its own client config, so the user's stays untouched.
             .arg("--config")
-            .arg(dir.join("client.toml"))
+            .arg(dir.join(DEMO_CLIENT_CONFIG))
             .arg("demo")
             .arg("--dir")
             .arg(dir.join("demo"))
@@ -998,9 +1022,80 @@ impl Demo {
         let child = spawned.with_context(|| format!("start {} demo", ctl.display()))?;
         Ok(Demo {
             child,
+            ctl,
+            dir: dir.to_path_buf(),
             log,
             stopped: false,
         })
+    }
+
+    /// Makes the cluster admit `n_sessions` sessions from one address, as postfix-hold does
+    /// (its per-client limit is off): every benchmark session comes from 127.0.0.1. Returns
+    /// what it changed.
+    fn admit_sessions(&self, n_sessions: usize) -> Result<Vec<String>> {
+        let shown = self.ctl(&["policy", "show", "--json"])?;
+        let policy: serde_json::Value =
+            serde_json::from_str(&shown).context("parse `mclusterctl policy show --json`")?;
+        let wanted = n_sessions as u64 + ADMIT_MARGIN;
+        let mut settings = Vec::new();
+        for key in ["max-connections-per-ip", "max-connections"] {
+            let value = policy[key]
+                .as_u64()
+                .with_context(|| format!("the mail policy has no number {key}: {shown}"))?;
+            if value < wanted {
+                settings.push((key, value));
+            }
+        }
+        if settings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let assignments: Vec<String> = settings
+            .iter()
+            .map(|(key, _)| format!("{key}={wanted}"))
+            .collect();
+        let mut args = vec!["policy", "set"];
+        args.extend(assignments.iter().map(String::as_str));
+        self.ctl(&args)?;
+        Ok(settings
+            .iter()
+            .map(|(key, value)| format!("{key} {value} -> {wanted}"))
+            .collect())
+    }
+
+    /// `mclusterctl --config <the demo's client config> ARGS`, bounded in time; its stdout.
+    fn ctl(&self, args: &[&str]) -> Result<String> {
+        let stdout_path = self.dir.join("ctl.out");
+        let stderr_path = self.dir.join("ctl.err");
+        let mut child = Command::new(&self.ctl)
+            .arg("--config")
+            .arg(self.dir.join(DEMO_CLIENT_CONFIG))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).context("create ctl.out")?)
+            .stderr(File::create(&stderr_path).context("create ctl.err")?)
+            .spawn()
+            .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
+        let deadline = Instant::now() + CTL_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("mclusterctl {} took over {CTL_TIMEOUT:?}", args.join(" "));
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
+        if !status.success() {
+            bail!(
+                "mclusterctl {} failed ({status}): {}",
+                args.join(" "),
+                fs::read_to_string(&stderr_path).unwrap_or_default().trim()
+            );
+        }
+        Ok(stdout)
     }
 
     fn ensure_running(&mut self, when: &str) -> Result<()> {
@@ -1164,6 +1259,7 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
             header.push(format!("{} errors", system.name()));
         }
         let mut rows = Vec::new();
+        let mut notes = Vec::new();
         for &clients in &options.clients {
             let of = |system: System| -> Vec<&CellRecord> {
                 records
@@ -1221,6 +1317,13 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
             for &system in &options.systems {
                 let errors: usize = of(system).iter().map(|r| r.cell.errors).sum();
                 row.push(errors.to_string());
+                if errors > 0 {
+                    notes.push(format!(
+                        "note: {} had {errors} errors at {clients} clients; its msg/s there \
+                         counts only accepted messages (see the cell lines)",
+                        system.name()
+                    ));
+                }
             }
             rows.push(row);
         }
@@ -1237,6 +1340,9 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
             }
         );
         print_table(&header, &rows);
+        for note in &notes {
+            println!("{note}");
+        }
     }
 }
 
