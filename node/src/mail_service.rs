@@ -163,6 +163,30 @@ impl MailContext {
     }
 }
 
+/// The TLS handshake for implicit TLS and STARTTLS/STLS, with the cluster's certificate and a
+/// 30 s limit. None: no certificate, or the handshake failed (logged at debug: clients do that).
+pub async fn accept_tls(
+    context: &MailContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let Some(acceptor) = context.tls.acceptor() else {
+        tracing::warn!(%peer, "no TLS certificate: closing the connection");
+        return None;
+    };
+    match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Binds a mail listener.
 pub async fn bind(service: Service, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
-use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service};
+use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service, accept_tls};
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
 
@@ -31,13 +31,7 @@ pub async fn serve(
     service: Service,
 ) {
     if service.implicit_tls() {
-        let Some(acceptor) = context.tls.acceptor() else {
-            tracing::warn!(%peer, "no TLS certificate: closing implicit-TLS connection");
-            return;
-        };
-        if let Ok(Ok(tls)) =
-            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await
-        {
+        if let Some(tls) = accept_tls(&context, stream, peer).await {
             let mut session = Session::new(context, peer, true);
             session.run(&mut BufReader::new(tls), true).await;
         }
@@ -45,17 +39,11 @@ pub async fn serve(
     }
     let mut session = Session::new(context.clone(), peer, false);
     let mut reader = BufReader::new(stream);
-    if session.run(&mut reader, true).await == End::StartTls {
-        let stream = reader.into_inner();
-        let Some(acceptor) = context.tls.acceptor() else {
-            return;
-        };
-        if let Ok(Ok(tls)) =
-            tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await
-        {
-            let mut session = Session::new(context, peer, true);
-            session.run(&mut BufReader::new(tls), false).await;
-        }
+    if session.run(&mut reader, true).await == End::StartTls
+        && let Some(tls) = accept_tls(&context, reader.into_inner(), peer).await
+    {
+        let mut session = Session::new(context, peer, true);
+        session.run(&mut BufReader::new(tls), false).await;
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service};
+use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service, accept_tls};
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo};
 
@@ -51,17 +51,9 @@ pub async fn serve(
     service: Service,
 ) {
     if service.implicit_tls() {
-        let Some(acceptor) = context.tls.acceptor() else {
-            tracing::warn!(%peer, "no TLS certificate: closing implicit-TLS connection");
-            return;
-        };
-        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
-                let mut session = Session::new(context, peer, service, true);
-                session.run(BufReader::new(tls), true).await;
-            }
-            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        if let Some(tls) = accept_tls(&context, stream, peer).await {
+            let mut session = Session::new(context, peer, service, true);
+            session.run(BufReader::new(tls), true).await;
         }
         return;
     }
@@ -69,19 +61,11 @@ pub async fn serve(
     let mut reader = BufReader::new(stream);
     if let End::StartTls = session.run_plain(&mut reader).await {
         // Anything the client pipelined after STARTTLS is dropped with the buffer (RFC 3207 5).
-        let stream = reader.into_inner();
-        let Some(acceptor) = context.tls.acceptor() else {
-            return;
-        };
-        match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
-                // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
-                // again.
-                let mut session = Session::new(context, peer, service, true);
-                session.run(BufReader::new(tls), false).await;
-            }
-            Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
-            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        if let Some(tls) = accept_tls(&context, reader.into_inner(), peer).await {
+            // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
+            // again.
+            let mut session = Session::new(context, peer, service, true);
+            session.run(BufReader::new(tls), false).await;
         }
     }
 }
