@@ -33,6 +33,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/node", get(node_status))
         .route("/v1/status", get(cluster_status))
+        .route("/v1/digest", get(state_digest))
         .route("/v1/members", get(list_members).post(add_member))
         .route("/v1/members/{id}", axum::routing::delete(remove_member))
         .route("/v1/failover", post(failover))
@@ -228,6 +229,33 @@ pub struct NodeStatus {
     purged_index: Option<u64>,
     /// Data nodes only.
     mail: Option<MailStatus>,
+    /// Data nodes with a virtual IP only.
+    vip: Option<crate::vip::VipView>,
+}
+
+#[derive(Serialize)]
+pub struct DigestView {
+    node_id: NodeId,
+    applied_index: Option<u64>,
+    digest: String,
+}
+
+/// A digest of this node's state machine: nodes at the same applied index must agree.
+async fn state_digest(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<DigestView>> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let reader = cluster.reader.clone();
+    let digest = tokio::task::spawn_blocking(move || reader.digest())
+        .await
+        .map_err(|e| ApiError::internal(format!("digest task: {e}")))??;
+    Ok(Json(DigestView {
+        node_id: cluster.config.node_id,
+        applied_index: digest.applied_index,
+        digest: hex::encode(digest.sha256),
+    }))
 }
 
 /// A data node's blob and mail counters (since it started) and what it still has to pull.
@@ -295,6 +323,7 @@ async fn node_status(
         snapshot_index: m.snapshot.as_ref().map(|l| l.index),
         purged_index: m.purged.as_ref().map(|l| l.index),
         mail: mail_status(&state)?,
+        vip: cluster.vip.view(),
     }))
 }
 

@@ -48,6 +48,8 @@ pub struct Cluster {
     pub raft: Raft,
     pub reader: StateReader,
     pub transport: Transport,
+    /// The virtual IP's state, and the fence a leadership hand-over raises around it.
+    pub vip: std::sync::Arc<crate::vip::VipState>,
 }
 
 pub fn unix_now() -> u64 {
@@ -327,6 +329,9 @@ impl Cluster {
                 .ok_or_else(|| ClusterError::Conflict("no other data voter is caught up".into()))?,
         };
         tracing::info!(to = target, "transferring leadership");
+        // The target's transfer election does not wait for this leader's lease, so the VIP
+        // must be down here before leadership moves; it stays down until the hand-over ends.
+        let _step_down = self.vip.step_down().await;
         self.raft
             .trigger()
             .transfer_leader(target)

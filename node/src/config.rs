@@ -1,7 +1,7 @@
 //! The node's configuration file: the TOML shape (`ConfigFile`), and the validated runtime
 //! `Config` built from it by destructuring every field.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,8 +22,20 @@ pub struct ConfigFile {
     pub raft: RaftFile,
     pub log: LogFile,
     pub mail: MailFile,
+    pub vip: VipFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
+}
+
+/// The floating virtual IP of a data node (see `vip.rs`). Interface names are a property of the
+/// machine, so the VIP lives in the node's file; every data node should name the same addresses.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct VipFile {
+    /// CIDRs such as "192.0.2.10/24"; empty: no virtual IP.
+    pub addresses: Vec<String>,
+    /// The interface the addresses go on; "lo" is the loopback mode.
+    pub interface: String,
 }
 
 /// Mail listeners of a data node (a witness serves no mail and ignores this section).
@@ -113,6 +125,7 @@ impl Default for ConfigFile {
             raft: RaftFile::default(),
             log: LogFile::default(),
             mail: MailFile::default(),
+            vip: VipFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
         }
@@ -171,6 +184,7 @@ pub struct Config {
     pub hostname: String,
     pub blob_dir: PathBuf,
     pub listeners: Listeners,
+    pub vip: Option<VipConfig>,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
 }
@@ -183,6 +197,71 @@ pub struct Listeners {
     pub smtps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
+}
+
+/// The virtual IP as validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VipConfig {
+    pub addresses: Vec<VipAddress>,
+    pub interface: String,
+    /// Loopback mode (interface "lo", addresses in 127.0.0.0/8): the whole of 127/8 is local on
+    /// Linux already, so nothing is added to the interface and no ARP is sent; holding the VIP
+    /// means listening on it, and only one process can bind an address and port.
+    pub loopback: bool,
+}
+
+/// One address of the virtual IP with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipAddress {
+    pub ip: IpAddr,
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for VipAddress {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<VipAddress> {
+        let (ip, prefix) = text
+            .split_once('/')
+            .with_context(|| format!("{text:?} is not a CIDR (address/prefix-length)"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .with_context(|| format!("{text:?}: bad address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .with_context(|| format!("{text:?}: bad prefix length"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if prefix == 0 || prefix > max {
+            bail!("{text:?}: prefix length must be 1 to {max}");
+        }
+        if ip.is_unspecified() || ip.is_multicast() {
+            bail!("{text:?} cannot be a virtual IP");
+        }
+        Ok(VipAddress { ip, prefix })
+    }
+}
+
+impl std::fmt::Display for VipAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix)
+    }
+}
+
+impl Listeners {
+    /// The services that are on, with their addresses.
+    pub fn enabled(&self) -> Vec<(crate::mail_service::Service, SocketAddr)> {
+        use crate::mail_service::Service;
+        [
+            (Service::Smtp, self.smtp),
+            (Service::Submission, self.submission),
+            (Service::Smtps, self.smtps),
+            (Service::Pop3, self.pop3),
+            (Service::Pop3s, self.pop3s),
+        ]
+        .into_iter()
+        .filter_map(|(service, addr)| Some((service, addr?)))
+        .collect()
+    }
 }
 
 /// A config file that parsed, with the keys it did not understand (to warn about).
@@ -224,6 +303,7 @@ impl ConfigFile {
             raft,
             log,
             mail,
+            vip,
             bootstrap,
             join,
         } = self;
@@ -300,6 +380,7 @@ impl ConfigFile {
             pop3: listen("pop3", pop3)?,
             pop3s: listen("pop3s", pop3s)?,
         };
+        let vip = validate_vip(vip, role, &listeners)?;
         let hostname = if hostname.is_empty() {
             system_hostname()
         } else {
@@ -334,10 +415,61 @@ impl ConfigFile {
             hostname,
             blob_dir,
             listeners,
+            vip,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
         })
     }
+}
+
+fn validate_vip(
+    vip: VipFile,
+    role: Role,
+    listeners: &Listeners,
+) -> anyhow::Result<Option<VipConfig>> {
+    let VipFile {
+        addresses,
+        interface,
+    } = vip;
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    if role == Role::Witness {
+        bail!("a witness never holds the virtual IP: remove the [vip] section");
+    }
+    if interface.is_empty() {
+        bail!("vip.interface is required with vip.addresses");
+    }
+    let addresses = addresses
+        .iter()
+        .map(|a| a.parse().with_context(|| "vip.addresses".to_string()))
+        .collect::<anyhow::Result<Vec<VipAddress>>>()?;
+    let loopback = interface == "lo";
+    for address in &addresses {
+        let is_loopback = matches!(address.ip, IpAddr::V4(ip) if ip.is_loopback());
+        if loopback && !is_loopback {
+            bail!("vip.addresses: {address} is not in 127.0.0.0/8, which loopback mode needs");
+        }
+        if !loopback && address.ip.is_loopback() {
+            bail!("vip.addresses: {address} is a loopback address: use interface = \"lo\"");
+        }
+    }
+    for (service, addr) in listeners.enabled() {
+        if addr.ip().is_unspecified() {
+            bail!(
+                "mail listener {addr} listens on every address, the virtual IP included: \
+                 with a [vip], put it on this node's own address ({service:?})"
+            );
+        }
+        if addresses.iter().any(|a| a.ip == addr.ip()) {
+            bail!("mail listener {addr} is on the virtual IP: use this node's own address");
+        }
+    }
+    Ok(Some(VipConfig {
+        addresses,
+        interface,
+        loopback,
+    }))
 }
 
 /// The machine's host name (from the kernel), or "localhost".

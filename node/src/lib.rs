@@ -3,7 +3,8 @@
 //! and the mail services (SMTP, POP3) with their write path (blob mirroring, group commit).
 //!
 //! node does not touch RocksDB or sockets between nodes itself: raft-store owns the disk and
-//! replication owns the wire. IMAP and the virtual IP arrive in later issues.
+//! replication owns the wire. The virtual IP follows Raft leadership (`vip.rs`). IMAP arrives
+//! in a later issue.
 
 pub mod admin_api;
 pub mod blobs;
@@ -18,6 +19,7 @@ pub mod pop3;
 pub mod sasl;
 pub mod smtp;
 pub mod tls;
+pub mod vip;
 
 #[cfg(test)]
 mod tests;
@@ -40,7 +42,7 @@ use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 pub use crate::config::Config;
 use crate::delivery::Deliverer;
-use crate::mail_service::{MailContext, Service};
+use crate::mail_service::MailContext;
 use crate::metrics::Metrics;
 
 /// How long in-flight admin requests may run on after a shutdown signal.
@@ -101,6 +103,7 @@ pub async fn run(
         raft: raft.clone(),
         reader,
         transport: transport.clone(),
+        vip: Arc::new(vip::VipState::new(config.vip.clone())),
     });
     tracing::info!(
         node_id = config.node_id,
@@ -176,6 +179,7 @@ pub async fn run(
 /// The mail listeners of a data node and the background work of its blob store.
 struct MailServices {
     context: Arc<MailContext>,
+    vip: Option<vip::VipManager>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 }
@@ -196,15 +200,7 @@ impl MailServices {
             tokio::spawn(blobs.clone().resync_loop()),
             tokio::spawn(blobs.gc_loop()),
         ];
-        let listeners = &config.listeners;
-        for (service, addr) in [
-            (Service::Smtp, listeners.smtp),
-            (Service::Submission, listeners.submission),
-            (Service::Smtps, listeners.smtps),
-            (Service::Pop3, listeners.pop3),
-            (Service::Pop3s, listeners.pop3s),
-        ] {
-            let Some(addr) = addr else { continue };
+        for (service, addr) in config.listeners.enabled() {
             let listener = mail_service::bind(service, addr).await?;
             tasks.push(tokio::spawn(mail_service::accept_loop(
                 context.clone(),
@@ -213,14 +209,20 @@ impl MailServices {
                 sessions.clone(),
             )));
         }
+        let vip = vip::VipManager::start(cluster.clone(), context.clone());
         Ok(MailServices {
             context,
+            vip,
             tasks,
             sessions,
         })
     }
 
     async fn stop(self) {
+        // The VIP first: clients fail over to the next leader while this node winds down.
+        if let Some(vip) = self.vip {
+            vip.stop().await;
+        }
         for task in &self.tasks {
             task.abort();
         }

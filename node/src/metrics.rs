@@ -106,6 +106,28 @@ impl Metrics {
                 );
             }
         }
+        if let Some(vip) = cluster.vip.view() {
+            let _ = writeln!(
+                out,
+                "# HELP mcluster_vip_held 1 while this node holds the virtual IP.\n\
+                 # TYPE mcluster_vip_held gauge\nmcluster_vip_held {}\n\
+                 # HELP mcluster_vip_acquisitions_total Times this node took the virtual IP.\n\
+                 # TYPE mcluster_vip_acquisitions_total counter\n\
+                 mcluster_vip_acquisitions_total {}",
+                i64::from(vip.held),
+                vip.acquisitions
+            );
+            if let Some(ms) = vip.last_failover_ms {
+                let _ = writeln!(
+                    out,
+                    "# HELP mcluster_vip_last_failover_seconds Last takeover here: from the last \
+                     sight of another leader to the virtual IP up and listened on.\n\
+                     # TYPE mcluster_vip_last_failover_seconds gauge\n\
+                     mcluster_vip_last_failover_seconds {:.3}",
+                    ms as f64 / 1000.0
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP mcluster_admin_requests_total Admin API answers by status class.\n\

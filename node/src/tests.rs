@@ -68,3 +68,69 @@ fn invalid_settings_are_refused_with_the_reason() {
     );
     check_rejected("[join]\nseeds = [\"http://x\"]", "join.token");
 }
+
+const NODE_MAIL: &str = "[mail]\nsmtp = \"192.0.2.1:25\"\nsubmission = \"\"\nsmtps = \"\"\n\
+                         pop3 = \"192.0.2.1:110\"\npop3s = \"\"\n";
+
+#[test]
+fn vip_config_parses_both_families_and_loopback_mode() {
+    let text = format!(
+        "{NODE_MAIL}[vip]\naddresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\ninterface = \"eth0\"\n"
+    );
+    let vip = parse(&text, Path::new("/etc/mcluster"))
+        .unwrap()
+        .config
+        .vip
+        .expect("a vip");
+    assert_eq!(vip.interface, "eth0");
+    assert!(!vip.loopback);
+    let shown: Vec<String> = vip.addresses.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["192.0.2.10/24", "2001:db8::10/64"]);
+
+    let text = "[mail]\nsmtp = \"127.0.0.11:2525\"\nsubmission = \"\"\nsmtps = \"\"\npop3 = \"\"\n\
+                pop3s = \"\"\n[vip]\naddresses = [\"127.0.0.10/32\"]\ninterface = \"lo\"\n";
+    let vip = parse(text, Path::new("/")).unwrap().config.vip.unwrap();
+    assert!(vip.loopback);
+    assert!(parse("", Path::new("/")).unwrap().config.vip.is_none());
+}
+
+#[test]
+fn vip_config_mistakes_are_refused() {
+    let vip = |body: &str| format!("{NODE_MAIL}[vip]\n{body}\n");
+    check_rejected(
+        &vip("addresses = [\"192.0.2.10\"]\ninterface = \"eth0\""),
+        "not a CIDR",
+    );
+    check_rejected(
+        &vip("addresses = [\"192.0.2.10/33\"]\ninterface = \"eth0\""),
+        "prefix length",
+    );
+    check_rejected(
+        &vip("addresses = [\"192.0.2.10/24\"]"),
+        "vip.interface is required",
+    );
+    check_rejected(
+        &vip("addresses = [\"192.0.2.10/24\"]\ninterface = \"lo\""),
+        "127.0.0.0/8",
+    );
+    check_rejected(
+        &vip("addresses = [\"127.0.0.10/32\"]\ninterface = \"eth0\""),
+        "loopback",
+    );
+    check_rejected(
+        &vip("addresses = [\"192.0.2.1/24\"]\ninterface = \"eth0\""),
+        "is on the virtual IP",
+    );
+    // The default mail listeners are wildcards: they would answer on the VIP everywhere.
+    check_rejected(
+        "[vip]\naddresses = [\"192.0.2.10/24\"]\ninterface = \"eth0\"\n",
+        "listens on every address",
+    );
+    check_rejected(
+        &format!(
+            "role = \"witness\"\n{}",
+            vip("addresses = [\"192.0.2.10/24\"]\ninterface = \"eth0\"")
+        ),
+        "witness never holds",
+    );
+}

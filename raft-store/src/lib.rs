@@ -25,7 +25,7 @@ pub use crate::mail::{
     INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message, flag,
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
-pub use crate::state_machine::{StateMachine, StateReader};
+pub use crate::state_machine::{StateDigest, StateMachine, StateReader};
 pub use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,
     PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,

@@ -436,3 +436,32 @@ async fn blobs_stored_clears_missing_markers() {
     assert_eq!(reader.missing_blobs(2, 10).unwrap(), vec![[2u8; 32]]);
     assert_eq!(reader.missing_blob_count(1).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn digests_agree_on_equal_state_and_differ_otherwise() {
+    let entries: Vec<crate::Entry> = vec![
+        normal(1, add_domain("a.test")),
+        normal(2, add_account("u@a.test")),
+    ];
+    let (dir_a, dir_b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (_la, mut a) = crate::open(dir_a.path()).unwrap();
+    let (_lb, mut b) = crate::open(dir_b.path()).unwrap();
+    for sm in [&mut a, &mut b] {
+        let batch: Vec<_> = entries.iter().cloned().map(|e| Ok((e, None))).collect();
+        sm.apply(stream::iter(batch)).await.expect("apply");
+    }
+    let (da, db) = (a.reader().digest().unwrap(), b.reader().digest().unwrap());
+    assert_eq!(da.applied_index, Some(2));
+    assert_eq!(da, db, "the same log gives the same digest");
+
+    // One more entry on one side only: both the index and the digest move.
+    b.apply(stream::iter([Ok((
+        normal(3, add_account("v@a.test")),
+        None,
+    ))]))
+    .await
+    .expect("apply");
+    let db = b.reader().digest().unwrap();
+    assert_eq!(db.applied_index, Some(3));
+    assert_ne!(da.sha256, db.sha256);
+}
