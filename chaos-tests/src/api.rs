@@ -1,6 +1,8 @@
 //! A small blocking client of the admin API for scenarios: tries the nodes in turn, with
-//! timeouts on every request.
+//! timeouts on every request. For a cluster in the chaos lab every request runs on a thread that
+//! entered the lab's client namespace (the nodes' addresses exist only there).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -17,6 +19,8 @@ pub struct Answer {
 pub struct Api {
     urls: Vec<String>,
     token: String,
+    /// The network namespace to send requests from; None: the harness's own.
+    netns: Option<PathBuf>,
 }
 
 fn agent(timeout: Duration) -> ureq::Agent {
@@ -28,15 +32,6 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// The status code of a plain GET (for /health and /ready).
-pub fn get_status(url: &str) -> Result<u16> {
-    Ok(agent(Duration::from_secs(1))
-        .get(url)
-        .call()?
-        .status()
-        .as_u16())
-}
-
 fn parse_body(response: &mut ureq::http::Response<ureq::Body>) -> Value {
     let text = response.body_mut().read_to_string().unwrap_or_default();
     serde_json::from_str(&text).unwrap_or(Value::Null)
@@ -44,7 +39,38 @@ fn parse_body(response: &mut ureq::http::Response<ureq::Body>) -> Value {
 
 impl Api {
     pub fn new(urls: Vec<String>, token: String) -> Api {
-        Api { urls, token }
+        Api {
+            urls,
+            token,
+            netns: None,
+        }
+    }
+
+    /// The same client, sending from the network namespace at `path`.
+    pub fn from_netns(self, path: Option<PathBuf>) -> Api {
+        Api {
+            netns: path,
+            ..self
+        }
+    }
+
+    /// Runs a request where the nodes are reachable.
+    fn run<T: Send>(&self, request: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        match &self.netns {
+            None => request(),
+            Some(path) => crate::lab::in_netns(path, request)?,
+        }
+    }
+
+    /// The status code of a plain GET (for /health and /ready).
+    pub fn get_status(&self, url: &str) -> Result<u16> {
+        self.run(|| {
+            Ok(agent(Duration::from_secs(1))
+                .get(url)
+                .call()?
+                .status()
+                .as_u16())
+        })
     }
 
     fn auth(&self) -> String {
@@ -53,16 +79,19 @@ impl Api {
 
     /// A GET to one node.
     pub fn get_from(&self, base: &str, path: &str, timeout: Duration) -> Result<Value> {
-        let mut response = agent(timeout)
-            .get(format!("{base}{path}"))
-            .header("Authorization", &self.auth())
-            .call()?;
-        let status = response.status().as_u16();
-        let body = parse_body(&mut response);
-        if status != 200 {
-            bail!("GET {base}{path}: {status} {body}");
-        }
-        Ok(body)
+        let auth = self.auth();
+        self.run(|| {
+            let mut response = agent(timeout)
+                .get(format!("{base}{path}"))
+                .header("Authorization", &auth)
+                .call()?;
+            let status = response.status().as_u16();
+            let body = parse_body(&mut response);
+            if status != 200 {
+                bail!("GET {base}{path}: {status} {body}");
+            }
+            Ok(body)
+        })
     }
 
     /// A GET to the first node that answers 200.
@@ -86,28 +115,30 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer> {
-        let agent = agent(Duration::from_secs(10));
         let url = format!("{base}{path}");
         let auth = self.auth();
-        let mut response = match (method, body) {
-            ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call()?,
-            ("PUT", Some(body)) => agent
-                .put(&url)
-                .header("Authorization", &auth)
-                .send_json(body)?,
-            (_, Some(body)) => agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_json(body)?,
-            (_, None) => agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .send_empty()?,
-        };
-        let status = response.status().as_u16();
-        Ok(Answer {
-            status,
-            body: parse_body(&mut response),
+        self.run(|| {
+            let agent = agent(Duration::from_secs(10));
+            let mut response = match (method, body) {
+                ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call()?,
+                ("PUT", Some(body)) => agent
+                    .put(&url)
+                    .header("Authorization", &auth)
+                    .send_json(body)?,
+                (_, Some(body)) => agent
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .send_json(body)?,
+                (_, None) => agent
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .send_empty()?,
+            };
+            let status = response.status().as_u16();
+            Ok(Answer {
+                status,
+                body: parse_body(&mut response),
+            })
         })
     }
 }

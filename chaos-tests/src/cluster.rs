@@ -1,5 +1,7 @@
-//! Real clusters of `mclusterd` processes on loopback addresses, built the way an operator builds
-//! them (`mclusterctl init` and `mclusterctl join`), and the faults done to their processes.
+//! Real clusters of `mclusterd` processes, built the way an operator builds them (`mclusterctl
+//! init` and `mclusterctl join`): either on loopback addresses (127.77.S.x, one subnet per
+//! scenario) or in the chaos lab, each node in its own network namespace with a virtual IP on
+//! the lab's bridge (`lab.rs`). Faults done to processes, disks and links are in `faults.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::api::Api;
+use crate::lab::{Host, Lab};
 
 /// The directory holding `mclusterd` and `mclusterctl`: `MCLUSTER_BIN_DIR`, else the target
 /// directory the running test or program was built into.
@@ -40,12 +43,56 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// Mail ports of test nodes (each node listens on its own address).
+/// Mail ports of test nodes on loopback (each node listens on its own address).
 pub const SMTP_PORT: u16 = 2525;
 pub const SUBMISSION_PORT: u16 = 2587;
 pub const SMTPS_PORT: u16 = 2465;
 pub const POP3_PORT: u16 = 2110;
 pub const POP3S_PORT: u16 = 2995;
+
+/// The ports a node's mail services listen on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailPorts {
+    pub smtp: u16,
+    pub submission: u16,
+    pub smtps: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
+}
+
+impl MailPorts {
+    /// Loopback clusters share the machine's ports: unprivileged ones.
+    pub const LOOPBACK: MailPorts = MailPorts {
+        smtp: SMTP_PORT,
+        submission: SUBMISSION_PORT,
+        smtps: SMTPS_PORT,
+        pop3: POP3_PORT,
+        pop3s: POP3S_PORT,
+    };
+    /// A lab node has a namespace to itself: the standard ports.
+    pub const STANDARD: MailPorts = MailPorts {
+        smtp: 25,
+        submission: 587,
+        smtps: 465,
+        pop3: 110,
+        pop3s: 995,
+    };
+}
+
+/// How a lab cluster is set up beyond its nodes.
+#[derive(Clone, Debug, Default)]
+pub struct LabOptions {
+    /// Give the data nodes the lab's virtual IP (a `[vip]` section).
+    pub vip: bool,
+    /// Put each data node's data directory on a tmpfs of this many MB (for disk-full faults).
+    pub data_tmpfs_mb: Option<u64>,
+}
+
+/// Where the cluster's nodes live.
+enum Hosts {
+    Loopback { subnet: u8 },
+    Lab { lab: Lab, options: LabOptions },
+}
 
 /// Settings a scenario may change for every node it starts.
 #[derive(Clone, Debug, Default)]
@@ -62,6 +109,7 @@ pub struct Node {
     pub dir: PathBuf,
     pub admin_addr: String,
     pub raft_addr: String,
+    pub ports: MailPorts,
     /// Extra environment for the node's process (failpoints), applied at each start.
     pub env: Vec<(String, String)>,
     child: Option<Child>,
@@ -76,6 +124,11 @@ impl Node {
         self.dir.join("mclusterd.log")
     }
 
+    /// The node's data directory (`data-dir`, as `mclusterctl` writes it): RocksDB and blobs.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// The node's IP address (each node has its own loopback address).
     pub fn ip(&self) -> &str {
         self.admin_addr
@@ -84,23 +137,23 @@ impl Node {
     }
 
     pub fn smtp_addr(&self) -> String {
-        format!("{}:{SMTP_PORT}", self.ip())
+        format!("{}:{}", self.ip(), self.ports.smtp)
     }
 
     pub fn submission_addr(&self) -> String {
-        format!("{}:{SUBMISSION_PORT}", self.ip())
+        format!("{}:{}", self.ip(), self.ports.submission)
     }
 
     pub fn smtps_addr(&self) -> String {
-        format!("{}:{SMTPS_PORT}", self.ip())
+        format!("{}:{}", self.ip(), self.ports.smtps)
     }
 
     pub fn pop3_addr(&self) -> String {
-        format!("{}:{POP3_PORT}", self.ip())
+        format!("{}:{}", self.ip(), self.ports.pop3)
     }
 
     pub fn pop3s_addr(&self) -> String {
-        format!("{}:{POP3S_PORT}", self.ip())
+        format!("{}:{}", self.ip(), self.ports.pop3s)
     }
 
     pub fn admin_url(&self) -> String {
@@ -120,13 +173,15 @@ impl Node {
     }
 }
 
-/// A cluster under test. Dropping it kills every node it started (by PID).
+/// A cluster under test. Dropping it kills every node it started (by PID), then removes its lab
+/// (if any) and its directory.
 pub struct Cluster {
+    // Dropped before `root`: the lab unmounts the tmpfs data directories inside it.
+    hosts: Hosts,
     pub root: tempfile::TempDir,
     pub client_config: PathBuf,
     pub nodes: Vec<Node>,
     pub api: Api,
-    subnet: u8,
     tuning: NodeTuning,
 }
 
@@ -134,30 +189,41 @@ impl Cluster {
     /// Starts `n_data` data nodes and, if `witness`, a witness, on 127.77.`subnet`.0.x. Each
     /// scenario uses its own subnet so scenarios can run in parallel.
     pub fn start(subnet: u8, n_data: usize, witness: bool, tuning: NodeTuning) -> Result<Cluster> {
+        Cluster::build(Hosts::Loopback { subnet }, n_data, witness, tuning)
+    }
+
+    /// Starts `n_data` data nodes and, if `witness`, a witness in chaos lab `subnet`
+    /// (10.77.`subnet`.0/24, see `lab.rs`), each node in its own network namespace.
+    pub fn start_in_lab(
+        subnet: u8,
+        n_data: usize,
+        witness: bool,
+        tuning: NodeTuning,
+        options: LabOptions,
+    ) -> Result<Cluster> {
+        let lab = Lab::create(subnet, n_data + usize::from(witness))?;
+        Cluster::build(Hosts::Lab { lab, options }, n_data, witness, tuning)
+    }
+
+    fn build(hosts: Hosts, n_data: usize, witness: bool, tuning: NodeTuning) -> Result<Cluster> {
         let root = tempfile::Builder::new()
             .prefix("mcluster-chaos-")
             .tempdir()
             .context("create temp dir")?;
         let client_config = root.path().join("client.toml");
-        let addr = |i: usize, port: u16| format!("127.77.{subnet}.{}:{port}", i + 1);
-        let first = Node {
-            id: 1,
-            name: "n1".into(),
-            role: "data",
-            dir: root.path().join("n1"),
-            admin_addr: addr(0, 7070),
-            raft_addr: addr(0, 7071),
-            env: Vec::new(),
-            child: None,
+        let netns = match &hosts {
+            Hosts::Loopback { .. } => None,
+            Hosts::Lab { lab, .. } => Some(lab.ns_path(Host::Client)),
         };
         let mut cluster = Cluster {
-            api: Api::new(vec![], String::new()),
+            api: Api::new(vec![], String::new()).from_netns(netns),
             client_config,
             nodes: Vec::new(),
             root,
-            subnet,
+            hosts,
             tuning,
         };
+        let first = cluster.new_node(0, 1, "data");
         cluster.ctl_ok(&[
             "init",
             "--dir",
@@ -171,7 +237,7 @@ impl Cluster {
         ])?;
         cluster.nodes.push(first);
         cluster.reload_api()?;
-        cluster.tune(0)?;
+        cluster.prepare(0)?;
         cluster.start_node(0)?;
         cluster.wait_for_leader(Duration::from_secs(20))?;
         cluster.wait_ready(0, Duration::from_secs(20))?;
@@ -185,8 +251,54 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The node at index `i`, before `init` or `join` gave it its id.
+    fn new_node(&self, i: usize, id: u64, role: &'static str) -> Node {
+        let ip = self.host_ip(i);
+        let name = format!("n{}", i + 1);
+        Node {
+            id,
+            dir: self.root.path().join(&name),
+            name,
+            role,
+            admin_addr: format!("{ip}:7070"),
+            raft_addr: format!("{ip}:7071"),
+            ports: match self.hosts {
+                Hosts::Loopback { .. } => MailPorts::LOOPBACK,
+                Hosts::Lab { .. } => MailPorts::STANDARD,
+            },
+            env: Vec::new(),
+            child: None,
+        }
+    }
+
+    /// The address of node `i`.
+    fn host_ip(&self, i: usize) -> String {
+        match &self.hosts {
+            Hosts::Loopback { subnet } => format!("127.77.{subnet}.{}", i + 1),
+            Hosts::Lab { lab, .. } => lab.ip(Host::Node(i)).to_string(),
+        }
+    }
+
     pub fn subnet(&self) -> u8 {
-        self.subnet
+        match &self.hosts {
+            Hosts::Loopback { subnet } => *subnet,
+            Hosts::Lab { lab, .. } => lab.subnet(),
+        }
+    }
+
+    /// The lab the cluster runs in (None on loopback).
+    pub fn lab(&self) -> Option<&Lab> {
+        match &self.hosts {
+            Hosts::Loopback { .. } => None,
+            Hosts::Lab { lab, .. } => Some(lab),
+        }
+    }
+
+    /// The lab the cluster runs in; panics for a loopback cluster.
+    #[track_caller]
+    pub fn expect_lab(&self) -> &Lab {
+        self.lab()
+            .expect("this scenario needs a cluster in the chaos lab")
     }
 
     fn reload_api(&mut self) -> Result<()> {
@@ -197,22 +309,42 @@ impl Cluster {
             .map(|v| v.trim().trim_matches('"').to_string())
             .context("client config has an admin token")?;
         let urls = self.nodes.iter().map(Node::admin_url).collect();
-        self.api = Api::new(urls, token);
+        let netns = self.lab().map(|lab| lab.ns_path(Host::Client));
+        self.api = Api::new(urls, token).from_netns(netns);
         Ok(())
     }
 
-    /// Appends the node's mail listeners (on its own address) and the scenario's extra TOML.
-    fn tune(&self, i: usize) -> Result<()> {
+    /// Readies node `i` for its first start: its disk (a tmpfs if asked) and its config: the
+    /// mail listeners on its own address, the VIP on a lab's data nodes, the scenario's extra
+    /// TOML.
+    fn prepare(&self, i: usize) -> Result<()> {
         let node = &self.nodes[i];
+        if let Hosts::Lab { lab, options } = &self.hosts
+            && node.role == "data"
+            && let Some(size_mb) = options.data_tmpfs_mb
+        {
+            lab.mount_tmpfs(Host::Node(i), &node.data_dir(), size_mb)?;
+        }
         let path = node.config_path();
         let mut text = fs::read_to_string(&path)?;
         let ip = node.ip();
+        let p = node.ports;
         text.push_str(&format!(
-            "\n[mail]\nhostname = \"{}.test\"\nsmtp = \"{ip}:{SMTP_PORT}\"\n\
-             submission = \"{ip}:{SUBMISSION_PORT}\"\nsmtps = \"{ip}:{SMTPS_PORT}\"\n\
-             pop3 = \"{ip}:{POP3_PORT}\"\npop3s = \"{ip}:{POP3S_PORT}\"\n",
-            node.name
+            "\n[mail]\nhostname = \"{}.test\"\nsmtp = \"{ip}:{}\"\n\
+             submission = \"{ip}:{}\"\nsmtps = \"{ip}:{}\"\n\
+             pop3 = \"{ip}:{}\"\npop3s = \"{ip}:{}\"\n",
+            node.name, p.smtp, p.submission, p.smtps, p.pop3, p.pop3s
         ));
+        if let Hosts::Lab { lab, options } = &self.hosts
+            && options.vip
+            && node.role == "data"
+            && !text.contains("\n[vip]")
+        {
+            text.push_str(&format!(
+                "\n[vip]\naddresses = [\"{}\"]\ninterface = \"eth0\"\n",
+                lab.vip_cidr()
+            ));
+        }
         text.push('\n');
         text.push_str(&self.tuning.extra_toml);
         fs::write(&path, text)?;
@@ -222,50 +354,55 @@ impl Cluster {
     /// Joins a new node through `mclusterctl join`, starts it and waits until it is a voter.
     pub fn add_node(&mut self, role: &'static str) -> Result<usize> {
         let i = self.nodes.len();
-        let name = format!("n{}", i + 1);
-        let admin_addr = format!("127.77.{}.{}:7070", self.subnet, i + 1);
-        let raft_addr = format!("127.77.{}.{}:7071", self.subnet, i + 1);
+        if let Some(lab) = self.lab()
+            && i >= lab.n_nodes()
+        {
+            bail!("lab {} has room for {} nodes", lab.subnet(), lab.n_nodes());
+        }
+        let mut node = self.new_node(i, 0, role);
         let out = self.ctl_ok(&[
             "join",
             "--dir",
             &self.root.path().display().to_string(),
             "--name",
-            &name,
+            &node.name,
             "--raft-addr",
-            &raft_addr,
+            &node.raft_addr,
             "--admin-addr",
-            &admin_addr,
+            &node.admin_addr,
             "--role",
             role,
         ])?;
-        let dir = self.root.path().join(&name);
-        let config =
-            fs::read_to_string(dir.join("mclusterd.toml")).context("read joined node config")?;
-        let id = config
+        let config = fs::read_to_string(node.config_path()).context("read joined node config")?;
+        node.id = config
             .lines()
             .find_map(|l| l.strip_prefix("node-id = "))
             .and_then(|v| v.trim().parse().ok())
             .with_context(|| format!("node id in the config written by join ({out})"))?;
-        self.nodes.push(Node {
-            id,
-            name,
-            role,
-            dir,
-            admin_addr,
-            raft_addr,
-            env: Vec::new(),
-            child: None,
-        });
+        let id = node.id;
+        self.nodes.push(node);
         self.reload_api()?;
-        self.tune(i)?;
+        self.prepare(i)?;
         self.start_node(i)?;
         self.wait_voter(id, Duration::from_secs(60))?;
         Ok(i)
     }
 
-    /// Runs `mclusterctl` against this cluster's client config.
+    /// A command for `program` where node `i` runs: in its namespace in a lab.
+    fn node_command(&self, i: usize, program: &Path) -> Command {
+        match self.lab() {
+            None => Command::new(program),
+            Some(lab) => lab.command(Host::Node(i), program),
+        }
+    }
+
+    /// Runs `mclusterctl` against this cluster's client config (from the lab's client host).
     pub fn ctl(&self, args: &[&str]) -> Result<Output> {
-        let mut command = Command::new(binary("mclusterctl"));
+        let program = binary("mclusterctl");
+        let mut command = match self.lab() {
+            None => Command::new(program),
+            Some(lab) => lab.command(Host::Client, program),
+        };
         command
             .arg("--config")
             .arg(&self.client_config)
@@ -293,17 +430,18 @@ impl Cluster {
 
     /// Starts (or restarts) node `i`'s process; its log is appended to `mclusterd.log`.
     pub fn start_node(&mut self, i: usize) -> Result<()> {
-        let node = &mut self.nodes[i];
         assert!(
-            node.child.is_none(),
+            self.nodes[i].child.is_none(),
             "node {} is already running",
-            node.name
+            self.nodes[i].name
         );
+        let mut command = self.node_command(i, &binary("mclusterd"));
+        let node = &mut self.nodes[i];
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(node.log_path())?;
-        let child = Command::new(binary("mclusterd"))
+        let child = command
             .arg("--config")
             .arg(node.config_path())
             .env(
@@ -389,7 +527,8 @@ impl Cluster {
     pub fn wait_ready(&self, i: usize, timeout: Duration) -> Result<()> {
         let url = format!("{}/ready", self.nodes[i].admin_url());
         wait_until(timeout, "node ready", || {
-            crate::api::get_status(&url)
+            self.api
+                .get_status(&url)
                 .ok()
                 .filter(|s| *s == 200)
                 .map(|_| ())
@@ -423,6 +562,18 @@ impl Cluster {
     /// means a person must look, so a scenario that provokes one says which.
     #[track_caller]
     pub fn check_no_unexpected_errors(&self, expected: &[&str]) {
+        let unexpected = self.unexpected_errors(expected);
+        assert!(
+            unexpected.is_empty(),
+            "unexpected ERROR lines:\n{}",
+            unexpected.join("\n")
+        );
+    }
+
+    /// ERROR lines (prefixed with the node's name) that contain none of `expected`.
+    #[track_caller]
+    pub fn unexpected_errors(&self, expected: &[&str]) -> Vec<String> {
+        let mut unexpected = Vec::new();
         for node in &self.nodes {
             let log = node.log();
             // Guards the check itself: levels must appear as plain words (no colour codes).
@@ -431,18 +582,26 @@ impl Cluster {
                 "{}'s log has no plain INFO lines: is it coloured?",
                 node.name
             );
-            let unexpected: Vec<&str> = log
-                .lines()
-                .filter(|line| line.contains(" ERROR "))
-                .filter(|line| !expected.iter().any(|e| line.contains(e)))
-                .collect();
-            assert!(
-                unexpected.is_empty(),
-                "unexpected ERROR lines from {}:\n{}",
-                node.name,
-                unexpected.join("\n")
+            unexpected.extend(
+                log.lines()
+                    .filter(|line| line.contains(" ERROR "))
+                    .filter(|line| !expected.iter().any(|e| line.contains(e)))
+                    .map(|line| format!("{}: {line}", node.name)),
             );
         }
+        unexpected
+    }
+
+    /// Whether node `i`'s process has exited by itself (then it counts as stopped).
+    pub fn exited(&mut self, i: usize) -> Result<Option<std::process::ExitStatus>> {
+        let Some(child) = self.nodes[i].child.as_mut() else {
+            return Ok(None);
+        };
+        let status = child.try_wait()?;
+        if status.is_some() {
+            self.nodes[i].child = None;
+        }
+        Ok(status)
     }
 }
 
