@@ -16,9 +16,12 @@
 pub mod api;
 pub mod cluster;
 pub mod faults;
+pub mod history;
 pub mod lab;
 pub mod mail;
+pub mod observer;
 pub mod postfix;
+pub mod workload;
 
 pub use crate::api::{Answer, Api};
 pub use crate::cluster::{Cluster, LabOptions, Node, NodeTuning, binary, wait_until};
