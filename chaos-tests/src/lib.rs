@@ -14,6 +14,7 @@
 //! started, by PID, and removes every namespace and mount it made.
 
 pub mod api;
+pub mod checks;
 pub mod cluster;
 pub mod faults;
 pub mod history;
