@@ -22,6 +22,7 @@ pub mod lab;
 pub mod mail;
 pub mod observer;
 pub mod postfix;
+pub mod scenario;
 pub mod workload;
 
 pub use crate::api::{Answer, Api};

@@ -1,5 +1,6 @@
 //! Scenarios against real `mclusterd` processes, one module per area.
 
+mod chaos;
 mod durability;
 mod mail;
 mod metadata;

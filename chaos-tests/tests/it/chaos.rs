@@ -1,0 +1,413 @@
+//! Chaos scenarios in the lab (network namespaces, a VIP, an ARP observer, a mail workload
+//! through the VIP): each breaks one thing under load and the runner checks what clients saw
+//! (`chaos_tests::scenario`). The smoke subset runs by default; `MCLUSTER_CHAOS_FULL=1` runs
+//! them all. `MCLUSTER_CHAOS_SEED=N` replays one run. Each scenario has its own lab subnet
+//! (11-24); nextest runs them one at a time (test group `chaos`).
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use chaos_tests::faults::Netem;
+use chaos_tests::lab::Host;
+use chaos_tests::scenario::{self, Chaos, Outcome, Setup, full_suite, seed_from_env};
+use rand::Rng;
+
+/// Whether to run a scenario: smoke ones always, the rest with `MCLUSTER_CHAOS_FULL=1`.
+fn selected(name: &str, smoke: bool) -> bool {
+    if smoke || full_suite() {
+        return true;
+    }
+    println!("{name}: not in the smoke subset; MCLUSTER_CHAOS_FULL=1 runs it");
+    false
+}
+
+/// Runs a scenario once, with the seed from the environment or a fresh one.
+fn run_once(
+    name: &'static str,
+    subnet: u8,
+    smoke: bool,
+    adjust: impl FnOnce(&mut Setup),
+    fault: impl FnOnce(&mut Chaos) -> Result<Outcome>,
+) {
+    if !selected(name, smoke) {
+        return;
+    }
+    let mut setup = Setup::new(name, subnet, scenario::seed());
+    adjust(&mut setup);
+    scenario::run(setup, fault);
+}
+
+/// SIGTERM, and the node must exit cleanly.
+fn stop_cleanly(chaos: &mut Chaos, i: usize) -> Result<()> {
+    let status = chaos.cluster.stop(i, Duration::from_secs(15))?;
+    if !status.success() {
+        bail!(
+            "{} exited with {status} after SIGTERM",
+            chaos.cluster.nodes[i].name
+        );
+    }
+    Ok(())
+}
+
+/// kill -9 of the VIP holder; it comes back after a few seconds and resyncs.
+fn kill_holder(chaos: &mut Chaos) -> Result<Outcome> {
+    let holder = chaos.holder()?;
+    chaos.fault(Some(holder));
+    chaos.cluster.kill(holder)?;
+    chaos.hold(Duration::from_secs(4));
+    chaos.cluster.start_node(holder)?;
+    chaos.healed();
+    Ok(Outcome::Ran)
+}
+
+#[test]
+fn kill_leader_during_load() {
+    // Several seeds: two in the smoke run, five in the full one; one when a seed is given.
+    let seeds: Vec<u64> = match seed_from_env() {
+        Some(seed) => vec![seed],
+        None => (0..if full_suite() { 5 } else { 2 })
+            .map(|_| scenario::seed())
+            .collect(),
+    };
+    for seed in seeds {
+        scenario::run(Setup::new("kill_leader_during_load", 11, seed), kill_holder);
+    }
+}
+
+#[test]
+fn kill_mirror_partner_during_load() {
+    run_once(
+        "kill_mirror_partner_during_load",
+        12,
+        true,
+        |_| {},
+        |chaos| {
+            let partner = chaos.partner_of(chaos.holder()?);
+            chaos.fault(None);
+            chaos.cluster.kill(partner)?;
+            chaos.hold(Duration::from_secs(4));
+            chaos.cluster.start_node(partner)?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn partition_leader_from_both_peers() {
+    run_once(
+        "partition_leader_from_both_peers",
+        13,
+        true,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            let others: Vec<usize> = (0..chaos.cluster.nodes.len())
+                .filter(|&i| i != holder)
+                .collect();
+            chaos.fault(Some(holder));
+            for &other in &others {
+                chaos
+                    .lab()
+                    .partition(Host::Node(holder), Host::Node(other))?;
+            }
+            chaos.hold(Duration::from_secs(5));
+            chaos.lab().heal_network()?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn partition_data_nodes_witness_sees_both() {
+    run_once(
+        "partition_data_nodes_witness_sees_both",
+        14,
+        false,
+        |_| {},
+        |chaos| {
+            let data = chaos.data_nodes();
+            chaos.fault(None);
+            chaos
+                .lab()
+                .partition(Host::Node(data[0]), Host::Node(data[1]))?;
+            chaos.hold(Duration::from_secs(5));
+            chaos.lab().heal_network()?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn freeze_leader_beyond_lease() {
+    run_once(
+        "freeze_leader_beyond_lease",
+        15,
+        true,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            chaos.fault(Some(holder));
+            chaos.cluster.freeze(holder)?;
+            // Longer than the leader lease (election timeout max, 600 ms) plus the address's
+            // kernel lifetime (1 s): the cluster must have moved on when it wakes up.
+            let frozen = chaos.hold(Duration::from_secs(3));
+            chaos.cluster.thaw(holder)?;
+            chaos.healed();
+            chaos.note(format!(
+                "{} frozen for {frozen:?}",
+                chaos.cluster.nodes[holder].name
+            ));
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn witness_down_during_load() {
+    run_once(
+        "witness_down_during_load",
+        16,
+        false,
+        |_| {},
+        |chaos| {
+            let witness = chaos.witness();
+            chaos.fault(None);
+            chaos.cluster.kill(witness)?;
+            chaos.hold(Duration::from_secs(5));
+            chaos.cluster.start_node(witness)?;
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+/// Fills node `i`'s disk, holds, frees it, and gives the node a bounded time to recover by
+/// itself; a node that has exited or not caught up by then is restarted, as an operator would,
+/// and the report says so.
+fn disk_full(chaos: &mut Chaos, i: usize) -> Result<()> {
+    let name = chaos.cluster.nodes[i].name.clone();
+    let filled = chaos.cluster.fill_disk(i)?;
+    chaos.note(format!("{name}: disk full ({} MB written)", filled >> 20));
+    chaos.hold(Duration::from_secs(5));
+    chaos.cluster.free_disk(i)?;
+    if let Some(status) = chaos.cluster.exited(i)? {
+        chaos.note(format!(
+            "{name} exited on the full disk ({status}); restarting it"
+        ));
+        chaos.cluster.start_node(i)?;
+    } else if let Err(err) = chaos.wait_caught_up(i, Duration::from_secs(20)) {
+        chaos.note(format!(
+            "{name} did not recover within 20 s of the disk being freed ({err:#}); restarting it"
+        ));
+        if chaos.cluster.stop(i, Duration::from_secs(10)).is_err() {
+            chaos.cluster.kill(i)?;
+        }
+        chaos.cluster.start_node(i)?;
+    }
+    chaos.healed();
+    Ok(())
+}
+
+/// Full disks provoke ERRORs on purpose: the ones a full disk explains.
+const DISK_FULL_ERRORS: [&str; 2] = ["No space left on device", "could not write a blob"];
+
+#[test]
+fn disk_full_on_mirror_partner() {
+    run_once(
+        "disk_full_on_mirror_partner",
+        17,
+        false,
+        |setup| {
+            setup.lab.data_tmpfs_mb = Some(256);
+            setup.expected_errors.extend(DISK_FULL_ERRORS);
+        },
+        |chaos| {
+            let partner = chaos.partner_of(chaos.holder()?);
+            chaos.fault(None);
+            disk_full(chaos, partner)?;
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn disk_full_on_leader() {
+    run_once(
+        "disk_full_on_leader",
+        18,
+        false,
+        |setup| {
+            setup.lab.data_tmpfs_mb = Some(256);
+            setup.expected_errors.extend(DISK_FULL_ERRORS);
+        },
+        |chaos| {
+            let holder = chaos.holder()?;
+            chaos.fault(Some(holder));
+            disk_full(chaos, holder)?;
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn rolling_restart_under_load() {
+    run_once(
+        "rolling_restart_under_load",
+        19,
+        false,
+        |_| {},
+        |chaos| {
+            // The witness and the partner first, the VIP holder last (as an operator would).
+            let holder = chaos.holder()?;
+            let order = [chaos.witness(), chaos.partner_of(holder), holder];
+            for i in order {
+                if i == holder {
+                    chaos.fault(Some(holder));
+                }
+                stop_cleanly(chaos, i)?;
+                chaos.hold(Duration::from_secs(2));
+                chaos.cluster.start_node(i)?;
+                chaos.wait_caught_up(i, Duration::from_secs(30))?;
+                if chaos.cluster.nodes[i].role == "data" {
+                    chaos.healed();
+                    chaos.wait_resynced()?;
+                }
+            }
+            if chaos.resyncs().len() != 2 {
+                bail!("expected two data node restarts");
+            }
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn leader_link_down() {
+    run_once(
+        "leader_link_down",
+        20,
+        false,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            chaos.fault(Some(holder));
+            chaos.lab().link_down(Host::Node(holder))?;
+            chaos.hold(Duration::from_secs(5));
+            chaos.lab().link_up(Host::Node(holder))?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn one_way_loss_between_data_nodes() {
+    run_once(
+        "one_way_loss_between_data_nodes",
+        21,
+        false,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            let partner = chaos.partner_of(holder);
+            // The seed picks the direction.
+            let (from, to) = if chaos.rng.random_bool(0.5) {
+                (holder, partner)
+            } else {
+                (partner, holder)
+            };
+            let names = (
+                chaos.cluster.nodes[from].name.clone(),
+                chaos.cluster.nodes[to].name.clone(),
+            );
+            chaos.note(format!(
+                "dropping everything {} sends to {}",
+                names.0, names.1
+            ));
+            chaos.fault(None);
+            chaos.lab().drop_one_way(Host::Node(from), Host::Node(to))?;
+            chaos.hold(Duration::from_secs(5));
+            chaos.lab().heal_network()?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn random_loss_around_leader() {
+    run_once(
+        "random_loss_around_leader",
+        22,
+        false,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            let peers: Vec<Host> = (0..chaos.cluster.nodes.len())
+                .filter(|&i| i != holder)
+                .map(Host::Node)
+                .collect();
+            chaos.fault(None);
+            chaos.lab().random_loss(Host::Node(holder), &peers, 20)?;
+            chaos.note("20 % loss between the leader and both peers, both ways");
+            chaos.hold(Duration::from_secs(8));
+            chaos.lab().heal_network()?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn netem_delay_on_leader() {
+    run_once(
+        "netem_delay_on_leader",
+        23,
+        false,
+        |_| {},
+        |chaos| {
+            let holder = chaos.holder()?;
+            match chaos.lab().delay(Host::Node(holder), 100)? {
+                Netem::Unsupported(reason) => {
+                    return Ok(Outcome::Skipped(format!(
+                        "kernel has no sch_netem ({reason})"
+                    )));
+                }
+                Netem::Applied => {}
+            }
+            chaos.fault(None);
+            chaos.note("100 ms netem delay on everything the leader sends");
+            chaos.hold(Duration::from_secs(8));
+            chaos.lab().heal_network()?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn restart_partner_from_old_disk() {
+    run_once(
+        "restart_partner_from_old_disk",
+        24,
+        false,
+        |_| {},
+        |chaos| {
+            let partner = chaos.partner_of(chaos.holder()?);
+            stop_cleanly(chaos, partner)?;
+            let copy = chaos.cluster.save_data_dir(partner)?;
+            chaos.cluster.start_node(partner)?;
+            chaos.wait_caught_up(partner, Duration::from_secs(30))?;
+            // The partner acknowledges more entries and stores more blobs, then forgets them.
+            chaos.hold(Duration::from_secs(4));
+            chaos.fault(None);
+            stop_cleanly(chaos, partner)?;
+            chaos.cluster.restore_data_dir(partner, &copy)?;
+            chaos.cluster.start_node(partner)?;
+            chaos.healed();
+            Ok(Outcome::Ran)
+        },
+    );
+}
