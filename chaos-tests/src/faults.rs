@@ -2,16 +2,17 @@
 //! in `cluster.rs`), to disks (a full tmpfs, a data directory rolled back to an older copy) and
 //! to the lab's network (a link down, packet filters, random loss, netem delay).
 //!
-//! Packet filters drop on the receiving side, in an nftables table `mcchaos` inside the
-//! receiver's namespace, matched on the sender's MAC (a node may send from its own address or
-//! from the VIP). Dropping on the sender's output hook would make `sendmsg` fail with EPERM, a
-//! local error no real network produces. ARP is not filtered: a partitioned host still
-//! resolves, as it would behind a broken switch port or firewall.
+//! Packet filters live where a network fault happens: in the switch. One nftables table
+//! (`bridge mcchaos`) in the switch namespace drops frames by source and destination MAC (a
+//! node may send from its own address or from the VIP; both carry its MAC), so a partition is
+//! one atomic change whose moment is known, the hosts' own stacks are untouched (no EPERM from
+//! a local output filter), and broadcasts (ARP requests) still reach everyone, as behind a
+//! firewall that filters unicast traffic.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
@@ -40,79 +41,85 @@ impl Lab {
         self.port_command(host, "up")
     }
 
-    /// Runs `nft` in a host's namespace.
-    fn nft(&self, host: Host, args: &[&str]) -> Result<()> {
-        let out = self
-            .command(host, "nft")
-            .args(args)
-            .output()
+    /// Applies an nftables script in the switch namespace (atomically: all rules or none).
+    fn switch_nft(&self, script: &str) -> Result<()> {
+        let mut child = self
+            .command_in_switch("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .context("run nft")?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(script.as_bytes())?;
+        let out = child.wait_with_output()?;
         if !out.status.success() {
             bail!(
-                "nft {} in {} failed: {}",
-                args.join(" "),
-                self.ns(host),
+                "nft -f failed: {}\n{script}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
         Ok(())
     }
 
-    /// Adds an input rule in `host`'s namespace (making the table and chain on first use).
-    fn drop_rule(&self, host: Host, rule: &[&str]) -> Result<()> {
-        self.nft(host, &["add", "table", "inet", TABLE])?;
-        self.nft(
-            host,
-            &[
-                "add",
-                "chain",
-                "inet",
-                TABLE,
-                "input",
-                "{ type filter hook input priority -10 ; policy accept ; }",
-            ],
-        )?;
-        let mut args = vec!["add", "rule", "inet", TABLE, "input"];
-        args.extend_from_slice(rule);
-        args.push("drop");
-        self.nft(host, &args)
+    /// Makes the switch drop frames between pairs of hosts (`(from, to)`: what `from` sends to
+    /// `to`), all at once; `percent` < 100 drops that share of them at random.
+    pub fn drop_frames(&self, pairs: &[(Host, Host)], percent: u8) -> Result<()> {
+        let mut script = format!(
+            "table bridge {TABLE} {{\n  chain forward {{ type filter hook forward priority 0; \
+             policy accept; }}\n}}\n"
+        );
+        for &(from, to) in pairs {
+            let random = if percent < 100 {
+                format!(" numgen random mod 100 < {percent}")
+            } else {
+                String::new()
+            };
+            script.push_str(&format!(
+                "add rule bridge {TABLE} forward ether saddr {} ether daddr {}{random} drop\n",
+                self.mac(from),
+                self.mac(to)
+            ));
+        }
+        self.switch_nft(&script)
     }
 
     /// Drops everything `from` sends to `to` (one direction).
     pub fn drop_one_way(&self, from: Host, to: Host) -> Result<()> {
-        let mac = self.mac(from);
-        self.drop_rule(to, &["ether", "saddr", &mac])
+        self.drop_frames(&[(from, to)], 100)
     }
 
-    /// Cuts two hosts apart, both directions; each still reaches everyone else.
-    pub fn partition(&self, a: Host, b: Host) -> Result<()> {
-        self.drop_one_way(a, b)?;
-        self.drop_one_way(b, a)
+    /// Cuts `host` off from each of `others`, both directions, in one step; everyone still
+    /// reaches everyone else (clients included).
+    pub fn partition(&self, host: Host, others: &[Host]) -> Result<()> {
+        let pairs: Vec<(Host, Host)> = others
+            .iter()
+            .flat_map(|&other| [(host, other), (other, host)])
+            .collect();
+        self.drop_frames(&pairs, 100)
     }
 
-    /// Loses `percent`% of the packets a node receives from `peers`, and of those it sends
-    /// them, at random.
-    pub fn random_loss(&self, node: Host, peers: &[Host], percent: u8) -> Result<()> {
-        let percent = percent.to_string();
-        for &peer in peers {
-            for (from, to) in [(peer, node), (node, peer)] {
-                let mac = self.mac(from);
-                self.drop_rule(
-                    to,
-                    &[
-                        "ether", "saddr", &mac, "numgen", "random", "mod", "100", "<", &percent,
-                    ],
-                )?;
-            }
-        }
-        Ok(())
+    /// Loses `percent`% of the frames between `host` and each of `peers`, both ways, at random.
+    pub fn random_loss(&self, host: Host, peers: &[Host], percent: u8) -> Result<()> {
+        let pairs: Vec<(Host, Host)> = peers
+            .iter()
+            .flat_map(|&peer| [(host, peer), (peer, host)])
+            .collect();
+        self.drop_frames(&pairs, percent)
     }
 
     /// Removes every packet filter and netem qdisc and brings every link up.
     pub fn heal_network(&self) -> Result<()> {
+        // Deleting a table that was never made fails; that is fine.
+        let _ = self
+            .command_in_switch("nft")
+            .args(["delete", "table", "bridge", TABLE])
+            .output();
         for host in self.hosts() {
-            // Deleting a table that was never made fails; that is fine.
-            let _ = self.nft(host, &["delete", "table", "inet", TABLE]);
             let _ = Command::new("tc")
                 .args(["-n", &self.ns(host), "qdisc", "del", "dev", "eth0", "root"])
                 .output();

@@ -207,6 +207,19 @@ impl Lab {
         command
     }
 
+    /// A command that runs `program` in the switch's namespace (the bridge and its filters).
+    pub(crate) fn command_in_switch(&self, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!(
+                "--net={}",
+                Path::new(NETNS_DIR).join(self.switch_ns()).display()
+            ))
+            .arg("--")
+            .arg(program);
+        command
+    }
+
     /// Runs `f` on a thread that entered a host's network namespace.
     pub fn in_host<T: Send>(&self, host: Host, f: impl FnOnce() -> T + Send) -> Result<T> {
         in_netns(&self.ns_path(host), f)

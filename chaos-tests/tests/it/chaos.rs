@@ -49,17 +49,6 @@ fn stop_cleanly(chaos: &mut Chaos, i: usize) -> Result<()> {
     Ok(())
 }
 
-/// kill -9 of the VIP holder; it comes back after a few seconds and resyncs.
-fn kill_holder(chaos: &mut Chaos) -> Result<Outcome> {
-    let holder = chaos.holder()?;
-    chaos.fault(Some(holder));
-    chaos.cluster.kill(holder)?;
-    chaos.hold(Duration::from_secs(4));
-    chaos.cluster.start_node(holder)?;
-    chaos.healed();
-    Ok(Outcome::Ran)
-}
-
 #[test]
 fn kill_leader_during_load() {
     // Several seeds: two in the smoke run, five in the full one; one when a seed is given.
@@ -70,7 +59,9 @@ fn kill_leader_during_load() {
             .collect(),
     };
     for seed in seeds {
-        scenario::run(Setup::new("kill_leader_during_load", 11, seed), kill_holder);
+        scenario::run(Setup::new("kill_leader_during_load", 11, seed), |chaos| {
+            scenario::kill_vip_holder(chaos, Duration::from_secs(4))
+        });
     }
 }
 
@@ -102,15 +93,12 @@ fn partition_leader_from_both_peers() {
         |_| {},
         |chaos| {
             let holder = chaos.holder()?;
-            let others: Vec<usize> = (0..chaos.cluster.nodes.len())
+            let others: Vec<Host> = (0..chaos.cluster.nodes.len())
                 .filter(|&i| i != holder)
+                .map(Host::Node)
                 .collect();
+            chaos.lab().partition(Host::Node(holder), &others)?;
             chaos.fault(Some(holder));
-            for &other in &others {
-                chaos
-                    .lab()
-                    .partition(Host::Node(holder), Host::Node(other))?;
-            }
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
@@ -128,10 +116,10 @@ fn partition_data_nodes_witness_sees_both() {
         |_| {},
         |chaos| {
             let data = chaos.data_nodes();
-            chaos.fault(None);
             chaos
                 .lab()
-                .partition(Host::Node(data[0]), Host::Node(data[1]))?;
+                .partition(Host::Node(data[0]), &[Host::Node(data[1])])?;
+            chaos.fault(None);
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
@@ -183,12 +171,14 @@ fn witness_down_during_load() {
     );
 }
 
-/// Fills node `i`'s disk, holds, frees it, and gives the node a bounded time to recover by
+/// Fills node `i`'s disk (the fault takes effect when it is full; `on_holder` as in
+/// [`Chaos::fault`]), holds, frees it, and gives the node a bounded time to recover by
 /// itself; a node that has exited or not caught up by then is restarted, as an operator would,
 /// and the report says so.
-fn disk_full(chaos: &mut Chaos, i: usize) -> Result<()> {
+fn disk_full(chaos: &mut Chaos, i: usize, on_holder: bool) -> Result<()> {
     let name = chaos.cluster.nodes[i].name.clone();
     let filled = chaos.cluster.fill_disk(i)?;
+    chaos.fault(on_holder.then_some(i));
     chaos.note(format!("{name}: disk full ({} MB written)", filled >> 20));
     chaos.hold(Duration::from_secs(5));
     chaos.cluster.free_disk(i)?;
@@ -225,8 +215,7 @@ fn disk_full_on_mirror_partner() {
         },
         |chaos| {
             let partner = chaos.partner_of(chaos.holder()?);
-            chaos.fault(None);
-            disk_full(chaos, partner)?;
+            disk_full(chaos, partner, false)?;
             Ok(Outcome::Ran)
         },
     );
@@ -244,8 +233,7 @@ fn disk_full_on_leader() {
         },
         |chaos| {
             let holder = chaos.holder()?;
-            chaos.fault(Some(holder));
-            disk_full(chaos, holder)?;
+            disk_full(chaos, holder, true)?;
             Ok(Outcome::Ran)
         },
     );
@@ -292,8 +280,8 @@ fn leader_link_down() {
         |_| {},
         |chaos| {
             let holder = chaos.holder()?;
-            chaos.fault(Some(holder));
             chaos.lab().link_down(Host::Node(holder))?;
+            chaos.fault(Some(holder));
             chaos.hold(Duration::from_secs(5));
             chaos.lab().link_up(Host::Node(holder))?;
             chaos.healed();
@@ -326,8 +314,8 @@ fn one_way_loss_between_data_nodes() {
                 "dropping everything {} sends to {}",
                 names.0, names.1
             ));
-            chaos.fault(None);
             chaos.lab().drop_one_way(Host::Node(from), Host::Node(to))?;
+            chaos.fault(None);
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
@@ -349,8 +337,8 @@ fn random_loss_around_leader() {
                 .filter(|&i| i != holder)
                 .map(Host::Node)
                 .collect();
-            chaos.fault(None);
             chaos.lab().random_loss(Host::Node(holder), &peers, 20)?;
+            chaos.fault(None);
             chaos.note("20 % loss between the leader and both peers, both ways");
             chaos.hold(Duration::from_secs(8));
             chaos.lab().heal_network()?;
