@@ -30,8 +30,9 @@ DELE. Times are time.monotonic() (CLOCK_MONOTONIC). Bounded by --max-messages an
 and stops early on SIGTERM/SIGINT (each thread finishes its current attempt, bounded by
 --timeout).
 
-`final` reads every message of every user in full (RETR) from one node and prints one JSON
-object: {"users": {U: [{"uidl", "id", "token", "body_ok"}...]}} or {"error": ...}.
+`final` reads every message of every user in full (TOP 0, then RETR) from one node and prints
+one JSON object: {"users": {U: [{"uidl", "id", "token", "body_ok", ["error"]}...]}} or
+{"error": ...}; "error" is the server's -ERR for a message it could not serve.
 """
 
 import argparse
@@ -272,14 +273,22 @@ def final(args):
         pop = login(args.host, args.pop3_port, user, args.password, args.timeout)
         messages = []
         for num, uidl in sorted(uidl_map(pop).items()):
-            raw = b"\r\n".join(pop.retr(num)[1]) + b"\r\n"
+            entry = {"uidl": uidl, "id": "", "token": "", "body_ok": False}
+            try:
+                entry["id"], entry["token"] = header_fields(pop.top(num, 0)[1])
+                raw = b"\r\n".join(pop.retr(num)[1]) + b"\r\n"
+            except poplib.error_proto as err:
+                # The session goes on after an -ERR: note it, read the rest.
+                entry["error"] = str(err)[:200]
+                messages.append(entry)
+                continue
             parsed = BytesParser(policy=default_policy).parsebytes(raw)
             token = str(parsed["X-Chaos-Token"] or "")
             body = parsed.get_payload()
-            body_ok = bool(token) and isinstance(body, str) and \
+            entry["body_ok"] = bool(token) and token == entry["token"] and \
+                isinstance(body, str) and \
                 body.replace("\r\n", "\n") == body_for(token).replace("\r\n", "\n")
-            messages.append({"uidl": uidl, "id": str(parsed["Message-ID"] or ""), "token": token,
-                             "body_ok": body_ok})
+            messages.append(entry)
         pop.quit()
         users[user] = messages
     print(json.dumps({"users": users}))

@@ -137,6 +137,9 @@ pub struct Listed {
     pub token: String,
     /// The body is exactly what the workload sent for this token.
     pub body_ok: bool,
+    /// The server's -ERR when it could not serve the message (id and token may be empty).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Every user's maildrop as one node serves it, after the cluster healed.

@@ -9,7 +9,7 @@
 //! `<target>/debug/chaos-table.jsonl` (or `$MCLUSTER_CHAOS_TABLE`), which the `chaos_table`
 //! program prints as a table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
@@ -143,6 +143,8 @@ pub struct Chaos {
     heal_at: Option<f64>,
     /// Resync times measured so far, in seconds.
     resyncs: Vec<f64>,
+    /// A data node to read everything from alone at the end, the other data nodes killed.
+    alone: Option<usize>,
     notes: Vec<String>,
 }
 
@@ -217,6 +219,13 @@ impl Chaos {
         Ok(seconds)
     }
 
+    /// At the end, after the other checks, kill -9 every other data node and check that node
+    /// `i` alone (with the witness) still serves every acknowledged message: proves that its
+    /// copies (resynced, or kept across a fault) are really there, not just counted.
+    pub fn check_alone_at_end(&mut self, i: usize) {
+        self.alone = Some(i);
+    }
+
     /// The resync times measured so far, in seconds.
     pub fn resyncs(&self) -> &[f64] {
         &self.resyncs
@@ -264,6 +273,7 @@ pub fn kill_vip_holder(chaos: &mut Chaos, down: Duration) -> Result<Outcome> {
     chaos.hold(down);
     chaos.cluster.start_node(holder)?;
     chaos.healed();
+    chaos.check_alone_at_end(holder);
     Ok(Outcome::Ran)
 }
 
@@ -403,6 +413,7 @@ fn execute(setup: &Setup, fault: impl FnOnce(&mut Chaos) -> Result<Outcome>) -> 
         holder_faulted: None,
         heal_at: None,
         resyncs: Vec::new(),
+        alone: None,
         notes: Vec::new(),
     };
     if let Err(err) = drive(setup, &mut chaos, fault, &mut row, &mut problems) {
@@ -496,7 +507,50 @@ fn drive(
     let state = identical_state::check_digests(&chaos.cluster, Duration::from_secs(60));
     problems.extend(state.problems);
     let listings = final_listings(chaos, problems);
-    judge(chaos, setup, &history, &arp, &listings, row, problems);
+    let mut lost = judge(chaos, setup, &history, &arp, &listings, row, problems);
+    if let Some(i) = chaos.alone {
+        check_alone(chaos, i, &history, &mut lost, problems)?;
+        row.lost = lost.len();
+    }
+    Ok(())
+}
+
+/// See [`Chaos::check_alone_at_end`]. The workload has stopped, so the history is complete.
+fn check_alone(
+    chaos: &mut Chaos,
+    i: usize,
+    history: &WorkloadHistory,
+    lost: &mut BTreeSet<String>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let name = chaos.cluster.nodes[i].name.clone();
+    for other in chaos.data_nodes().into_iter().filter(|&j| j != i) {
+        chaos.cluster.kill(other)?;
+    }
+    let alone = wait_until(
+        Duration::from_secs(30),
+        "the node alone to hold the VIP",
+        || (vip_holders(&chaos.cluster) == [i]).then_some(()),
+    );
+    if let Err(err) = alone {
+        problems.push(format!("{name} alone: {err:#}"));
+        return Ok(());
+    }
+    let node = &chaos.cluster.nodes[i];
+    let listing = wait_until(
+        Duration::from_secs(30),
+        "a listing from the node alone",
+        || final_listing(chaos.lab(), &node.name, node.ip(), &chaos.users).ok(),
+    )?;
+    let mail = no_acked_mail_lost::check(history, &[listing]);
+    let n_lost = mail.lost.len();
+    for problem in mail.problems {
+        problems.push(format!("{name} alone: {problem}"));
+    }
+    lost.extend(mail.lost);
+    chaos.note(format!(
+        "{name} alone (other data node killed): {n_lost} acknowledged messages not served"
+    ));
     Ok(())
 }
 
@@ -553,7 +607,7 @@ fn judge(
     listings: &[Listing],
     row: &mut Row,
     problems: &mut Vec<String>,
-) {
+) -> BTreeSet<String> {
     let mail = no_acked_mail_lost::check(history, listings);
     row.acknowledged = mail.acknowledged;
     row.lost = mail.lost.len();
@@ -647,6 +701,7 @@ fn judge(
     if problems.is_empty() {
         row.verdict = "ok".into();
     }
+    mail.lost
 }
 
 /// Copies the logs and the clients' records of a failed run to

@@ -90,6 +90,17 @@ pub fn check(history: &WorkloadHistory, listings: &[Listing]) -> MailCheck {
         for (user, messages) in &listing.users {
             let mut counts: HashMap<&str, usize> = HashMap::new();
             for message in messages {
+                if let Some(err) = &message.error {
+                    details.entry("unretrievable").or_default().push(format!(
+                        "UIDL {} ({}) in {user}'s maildrop on {}: {err}",
+                        message.uidl, message.id, listing.node
+                    ));
+                    if message.id.is_empty() {
+                        // Nothing to say who it is: reported above, and counted lost below if
+                        // it was an acknowledged message (it is not found by its id).
+                        continue;
+                    }
+                }
                 *counts.entry(&message.id).or_default() += 1;
                 let place = format!("on {}", listing.node);
                 if let Some(why) = phantom(&message.id, user, &place) {

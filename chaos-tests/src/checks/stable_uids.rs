@@ -20,7 +20,7 @@ pub fn check(history: &WorkloadHistory, listings: &[Listing]) -> UidCheck {
     }
     for listing in listings {
         for (user, messages) in &listing.users {
-            for m in messages {
+            for m in messages.iter().filter(|m| !m.id.is_empty()) {
                 observations.push((user, &m.uidl, &m.id, listing.node.clone()));
             }
         }

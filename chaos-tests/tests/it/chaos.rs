@@ -2,13 +2,16 @@
 //! through the VIP): each breaks one thing under load and the runner checks what clients saw
 //! (`chaos_tests::scenario`). The smoke subset runs by default; `MCLUSTER_CHAOS_FULL=1` runs
 //! them all. `MCLUSTER_CHAOS_SEED=N` replays one run. Each scenario has its own lab subnet
-//! (11-24); nextest runs them one at a time (test group `chaos`).
+//! (11-25); nextest runs them one at a time (test group `chaos`).
 
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use chaos_tests::checks::single_vip_owner;
 use chaos_tests::faults::Netem;
-use chaos_tests::lab::Host;
+use chaos_tests::lab::{Host, Lab};
+use chaos_tests::observer::Observer;
 use chaos_tests::scenario::{self, Chaos, Outcome, Setup, full_suite, seed_from_env};
 use rand::Rng;
 
@@ -79,6 +82,7 @@ fn kill_mirror_partner_during_load() {
             chaos.hold(Duration::from_secs(4));
             chaos.cluster.start_node(partner)?;
             chaos.healed();
+            chaos.check_alone_at_end(partner);
             Ok(Outcome::Ran)
         },
     );
@@ -102,6 +106,7 @@ fn partition_leader_from_both_peers() {
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
+            chaos.check_alone_at_end(holder);
             Ok(Outcome::Ran)
         },
     );
@@ -115,14 +120,16 @@ fn partition_data_nodes_witness_sees_both() {
         false,
         |_| {},
         |chaos| {
-            let data = chaos.data_nodes();
+            let holder = chaos.holder()?;
+            let partner = chaos.partner_of(holder);
             chaos
                 .lab()
-                .partition(Host::Node(data[0]), &[Host::Node(data[1])])?;
+                .partition(Host::Node(holder), &[Host::Node(partner)])?;
             chaos.fault(None);
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
+            chaos.check_alone_at_end(partner);
             Ok(Outcome::Ran)
         },
     );
@@ -144,6 +151,7 @@ fn freeze_leader_beyond_lease() {
             let frozen = chaos.hold(Duration::from_secs(3));
             chaos.cluster.thaw(holder)?;
             chaos.healed();
+            chaos.check_alone_at_end(holder);
             chaos.note(format!(
                 "{} frozen for {frozen:?}",
                 chaos.cluster.nodes[holder].name
@@ -197,6 +205,7 @@ fn disk_full(chaos: &mut Chaos, i: usize, on_holder: bool) -> Result<()> {
         chaos.cluster.start_node(i)?;
     }
     chaos.healed();
+    chaos.check_alone_at_end(i);
     Ok(())
 }
 
@@ -263,6 +272,7 @@ fn rolling_restart_under_load() {
                     chaos.wait_resynced()?;
                 }
             }
+            chaos.check_alone_at_end(chaos.partner_of(holder));
             if chaos.resyncs().len() != 2 {
                 bail!("expected two data node restarts");
             }
@@ -285,6 +295,7 @@ fn leader_link_down() {
             chaos.hold(Duration::from_secs(5));
             chaos.lab().link_up(Host::Node(holder))?;
             chaos.healed();
+            chaos.check_alone_at_end(holder);
             Ok(Outcome::Ran)
         },
     );
@@ -319,6 +330,7 @@ fn one_way_loss_between_data_nodes() {
             chaos.hold(Duration::from_secs(5));
             chaos.lab().heal_network()?;
             chaos.healed();
+            chaos.check_alone_at_end(partner);
             Ok(Outcome::Ran)
         },
     );
@@ -395,7 +407,113 @@ fn restart_partner_from_old_disk() {
             chaos.cluster.restore_data_dir(partner, &copy)?;
             chaos.cluster.start_node(partner)?;
             chaos.healed();
+            chaos.check_alone_at_end(partner);
+            chaos.check_alone_at_end(partner);
             Ok(Outcome::Ran)
         },
+    );
+}
+
+/// UDP datagrams `from` -> `to` that arrive, out of `n`.
+fn udp_delivered(lab: &Lab, from: Host, to: Host, n: usize) -> usize {
+    let addr = SocketAddr::from((lab.ip(to), 9999));
+    let receiver = lab
+        .in_host(to, move || UdpSocket::bind(addr))
+        .unwrap()
+        .unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    lab.in_host(from, move || {
+        let sender = UdpSocket::bind("0.0.0.0:0").unwrap();
+        for k in 0..n {
+            sender.send_to(&k.to_be_bytes(), addr).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .unwrap();
+    let mut got = 0;
+    let mut buf = [0u8; 16];
+    while receiver.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    got
+}
+
+/// The lab's faults and the ARP observer do what they say, checked without a cluster: a
+/// checker or a fault that cannot be seen to work proves nothing.
+#[test]
+fn lab_faults_and_observer_work() {
+    if !selected("lab_faults_and_observer_work", true) {
+        return;
+    }
+    let lab = Lab::create(25, 2).expect("make the lab");
+    let (n1, n2, client) = (Host::Node(0), Host::Node(1), Host::Client);
+    assert_eq!(udp_delivered(&lab, n1, n2, 20), 20, "baseline");
+    assert_eq!(udp_delivered(&lab, client, n2, 20), 20, "baseline");
+
+    lab.partition(n1, &[n2]).unwrap();
+    assert_eq!(udp_delivered(&lab, n1, n2, 20), 0, "partitioned");
+    assert_eq!(udp_delivered(&lab, n2, n1, 20), 0, "partitioned");
+    assert_eq!(udp_delivered(&lab, client, n2, 20), 20, "the client is not");
+    lab.heal_network().unwrap();
+    assert_eq!(udp_delivered(&lab, n1, n2, 20), 20, "healed");
+
+    lab.drop_one_way(n1, n2).unwrap();
+    assert_eq!(udp_delivered(&lab, n1, n2, 20), 0, "one way");
+    assert_eq!(udp_delivered(&lab, n2, n1, 20), 20, "the other way");
+    lab.heal_network().unwrap();
+
+    lab.random_loss(n1, &[n2], 50).unwrap();
+    let got = udp_delivered(&lab, n1, n2, 400);
+    assert!(
+        (100..=300).contains(&got),
+        "50 % loss delivered {got} of 400"
+    );
+    lab.heal_network().unwrap();
+
+    lab.link_down(n2).unwrap();
+    assert_eq!(udp_delivered(&lab, client, n2, 20), 0, "link down");
+    lab.heal_network().unwrap();
+    assert_eq!(udp_delivered(&lab, client, n2, 20), 20, "link up");
+
+    match lab.delay(n1, 50).unwrap() {
+        Netem::Unsupported(reason) => println!("netem: not available here ({reason})"),
+        Netem::Applied => {
+            let t = std::time::Instant::now();
+            assert_eq!(udp_delivered(&lab, n1, n2, 1), 1);
+            assert!(t.elapsed() >= Duration::from_millis(50), "netem delay");
+            lab.heal_network().unwrap();
+        }
+    }
+
+    // The observer sees one owner, then two when the VIP is on two hosts at once.
+    let dir = tempfile::tempdir().unwrap();
+    let vip = lab.vip_cidr();
+    let add_vip = |host: Host| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &lab.ns(host), "addr", "add", &vip, "dev", "eth0"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let mut observer = Observer::start(&lab, dir.path(), Duration::from_secs(60)).unwrap();
+    add_vip(n1);
+    std::thread::sleep(Duration::from_secs(1));
+    add_vip(n2);
+    std::thread::sleep(Duration::from_secs(1));
+    let arp = observer.finish().unwrap();
+    let check = single_vip_owner::check(&arp, &lab);
+    assert!(check.rounds > 50, "{} rounds", check.rounds);
+    assert!(
+        check.timeline.iter().any(|s| s.owners == ["n1"]),
+        "{:?}",
+        check.timeline
+    );
+    assert!(check.double.len() > 10, "{:?}", check.timeline);
+    assert!(
+        check.problems[0].contains("two owners"),
+        "{:?}",
+        check.problems
     );
 }

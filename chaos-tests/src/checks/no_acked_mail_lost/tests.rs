@@ -20,6 +20,7 @@ fn listed(id: &str, uid: u32) -> Listed {
         id: id.into(),
         token: format!("t-{id}"),
         body_ok: true,
+        error: None,
     }
 }
 
@@ -136,4 +137,24 @@ fn a_maybe_deleted_message_may_be_absent() {
     });
     let result = check(&h, &[listing("n1", "u", vec![])]);
     assert!(result.problems.is_empty(), "{:?}", result.problems);
+}
+
+#[test]
+fn an_unretrievable_acked_message_is_lost() {
+    let h = history(vec![attempt("<a>", "u", Some(250), "done")]);
+    let mut broken = listed("", 1);
+    broken.token = String::new();
+    broken.body_ok = false;
+    broken.error = Some("-ERR [SYS/TEMP] message unavailable".into());
+    let result = check(&h, &[listing("n1", "u", vec![broken])]);
+    assert_eq!(result.lost.len(), 1);
+    assert!(result.phantom.is_empty());
+    assert!(
+        result
+            .problems
+            .iter()
+            .any(|p| p.starts_with("unretrievable")),
+        "{:?}",
+        result.problems
+    );
 }

@@ -9,6 +9,7 @@ fn listing(node: &str, messages: &[(&str, &str)]) -> Listing {
             id: (*id).into(),
             token: String::new(),
             body_ok: true,
+            error: None,
         })
         .collect();
     Listing {
