@@ -26,7 +26,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // openraft warns on every missed heartbeat (ten lines a second per dead peer); the node
+    // reports unreachable peers itself, so those go quiet unless RUST_LOG asks for openraft.
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !spec.contains("openraft") {
+        spec.push_str(",openraft::core::heartbeat=error");
+    }
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: log files and journald get plain text.
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
