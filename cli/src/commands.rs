@@ -15,11 +15,12 @@ use crate::api::{
 };
 use crate::client_config::{self, ClientConfig};
 use crate::files;
-use crate::node_config::MailSection;
+use crate::node_config::{MailSection, VipSection};
 use crate::node_dir::{self, InitPlan, JoinPlan};
 use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
 use crate::secrets;
 use crate::table::{Table, opt_u64, unix_time, yes_no};
+use crate::vip::VipOptions;
 
 #[cfg(test)]
 mod tests;
@@ -79,6 +80,7 @@ pub struct InitOptions {
     pub admin_addr: String,
     pub cluster_name: String,
     pub mail: MailSection,
+    pub vip: VipOptions,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -95,6 +97,7 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
         admin_addr: options.admin_addr.clone(),
         cluster_name: options.cluster_name.clone(),
         mail: options.mail.clone(),
+        vip: options.vip.clone(),
     })?;
     let backup = save_client_config(&outcome.client_config, &ctx.client_config_path)?;
 
@@ -111,8 +114,10 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
     made.push_row(vec![
         format!("{}/", outcome.node.dir.display()),
         format!(
-            "node 1 ({}, data): raft {}, admin {node_url}",
-            options.name, options.raft_addr
+            "node 1 ({}, data): raft {}, admin {node_url}{}",
+            options.name,
+            options.raft_addr,
+            vip_note(outcome.node_file.vip.as_ref())
         ),
     ]);
     made.push_row(vec![
@@ -163,6 +168,7 @@ pub struct JoinOptions {
     /// Admin URLs to ask; empty means the client config's admin-urls.
     pub seeds: Vec<String>,
     pub mail: MailSection,
+    pub vip: VipOptions,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -194,6 +200,7 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
             admin_addr: options.admin_addr.clone(),
             seeds,
             mail: options.mail.clone(),
+            vip: options.vip.clone(),
         },
         &join_token,
     )?;
@@ -203,10 +210,11 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
         .save(&ctx.client_config_path)
         .context("add the new node to the client config")?;
     println!(
-        "cluster {:?} admitted {} as node {node_id} ({}); its files are in {}/",
+        "cluster {:?} admitted {} as node {node_id} ({}{}); its files are in {}/",
         outcome.cluster_name,
         options.name,
         options.role,
+        vip_note(outcome.node_file.vip.as_ref()),
         outcome.node.dir.display()
     );
 
@@ -233,6 +241,17 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
     )?;
     println!("node {node_id} ({}) is a voter", options.name);
     Ok(())
+}
+
+/// `, virtual IP 192.0.2.10/24 on eth0` for a node that has one, else nothing.
+pub fn vip_note(vip: Option<&VipSection>) -> String {
+    vip.map_or_else(String::new, |vip| {
+        format!(
+            ", virtual IP {} on {}",
+            vip.addresses.join(", "),
+            vip.interface
+        )
+    })
 }
 
 /// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.

@@ -29,6 +29,7 @@ use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
 use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
 use crate::secrets;
 use crate::table::Table;
+use crate::vip::VipOptions;
 
 #[cfg(test)]
 mod tests;
@@ -249,6 +250,7 @@ impl Demo {
                 admin_addr: first.admin_addr(),
                 cluster_name: DEFAULT_CLUSTER_NAME.to_owned(),
                 mail: first.mail_section().unwrap_or_default(),
+                vip: VipOptions::default(),
             })?;
             println!("created a new demo cluster in {}", self.dir.display());
             outcome.client_config
@@ -301,6 +303,7 @@ impl Demo {
                     admin_addr: node.admin_addr(),
                     seeds: client_config.admin_urls.clone(),
                     mail: node.mail_section().unwrap_or_default(),
+                    vip: VipOptions::default(),
                 },
                 &join_token,
             )?;

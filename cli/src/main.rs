@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -9,6 +10,7 @@ use cli::api::Role;
 use cli::commands::{self, Context, DEFAULT_QUOTA_MB, InitOptions, JoinOptions};
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
+use cli::vip::{VipAddr, VipOptions};
 
 /// Build and administer an mcluster mail cluster through its admin API.
 #[derive(Debug, Parser)]
@@ -122,6 +124,34 @@ impl MailArgs {
     }
 }
 
+/// The virtual IP of a data node: it holds these addresses while it is the Raft leader.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Virtual IP options (data nodes only)")]
+struct VipArgs {
+    /// A floating address with the prefix length of its subnet, such as 192.0.2.10/24 or
+    /// 2001:db8::10/64 (repeatable); give every data node the same ones. Needs every mail
+    /// listener on the node's own address (no 0.0.0.0 or ::)
+    #[arg(long = "vip", value_name = "CIDR", value_parser = VipAddr::from_str)]
+    vips: Vec<VipAddr>,
+    /// Interface the addresses go on, such as eth0 or ens18 [default: lo if every --vip is in
+    /// 127.0.0.0/8 (loopback mode: nothing is added), else required]
+    #[arg(long, value_name = "NAME", requires = "vips")]
+    vip_interface: Option<String>,
+}
+
+impl VipArgs {
+    fn into_options(self) -> VipOptions {
+        let VipArgs {
+            vips,
+            vip_interface,
+        } = self;
+        VipOptions {
+            addresses: vips,
+            interface: vip_interface,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct InitArgs {
     /// Directory for the CA and the node directories
@@ -143,6 +173,8 @@ struct InitArgs {
     start: StartArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    vip: VipArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +201,8 @@ struct JoinArgs {
     start: StartArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    vip: VipArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,6 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_addr: args.admin_addr,
                 cluster_name: args.cluster_name,
                 mail: args.mail.into_section(),
+                vip: args.vip.into_options(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },
@@ -324,6 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_addr: args.admin_addr,
                 seeds: args.seeds,
                 mail: args.mail.into_section(),
+                vip: args.vip.into_options(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },

@@ -25,6 +25,9 @@ pub struct NodeFile {
     /// Data nodes only, and only when some mail option was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailSection>,
+    /// Data nodes only, and only when `--vip` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<VipSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +96,26 @@ impl MailSection {
     pub fn into_section(self) -> Option<MailSection> {
         (self != MailSection::default()).then_some(self)
     }
+}
+
+/// The node's listen address for each mail service when `[mail]` leaves it out, in the order of
+/// [`MailSection::listeners`].
+pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 5] = [
+    ("smtp", "0.0.0.0:25"),
+    ("submission", "0.0.0.0:587"),
+    ("smtps", "0.0.0.0:465"),
+    ("pop3", "0.0.0.0:110"),
+    ("pop3s", "0.0.0.0:995"),
+];
+
+/// The floating addresses of a data node (see crate::vip). The node holds them while it leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VipSection {
+    /// CIDRs such as `192.0.2.10/24`.
+    pub addresses: Vec<String>,
+    /// `lo` is loopback mode (addresses in 127.0.0.0/8, nothing added to the interface).
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
