@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::api::{
     self, Account, Client, ClusterStatus, Domain, MailPolicy, Member, NODE_PROBE_TIMEOUT,
-    NodeStatus, Role, error_status,
+    NodeStatus, Role, VipStatus, error_status,
 };
 use crate::client_config::{self, ClientConfig};
 use crate::files;
@@ -20,7 +20,7 @@ use crate::node_dir::{self, InitPlan, JoinPlan};
 use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
 use crate::secrets;
 use crate::table::{Table, opt_u64, unix_time, yes_no};
-use crate::vip::VipOptions;
+use crate::vip::{VipAddr, VipOptions};
 
 #[cfg(test)]
 mod tests;
@@ -279,11 +279,30 @@ pub fn leave(ctx: &Context, node: &str) -> Result<()> {
 // status, members, failover
 // ---------------------------------------------------------------------------------------------
 
-/// `status --json`.
+/// `status --json` (its shape is in docs/ADMIN_API.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusReport {
     pub cluster: ClusterStatus,
     pub nodes: Vec<NodeReport>,
+    /// Null when no node that answered has a virtual IP configured.
+    pub vip: Option<VipReport>,
+}
+
+/// The virtual IP as the nodes report it; each node's own report is in its `node.vip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipReport {
+    /// As the holder reports them; with no holder (or several), as the first node that has a
+    /// virtual IP does.
+    pub addresses: Vec<String>,
+    /// That node's interface (it may differ from machine to machine).
+    pub interface: String,
+    /// The nodes that say they hold it: one when all is well, none while no node holds it; two
+    /// or more must never happen.
+    pub held_by: Vec<u64>,
+    /// Data nodes that did not answer: one of them might hold it unseen.
+    pub unreachable: Vec<u64>,
+    /// Every data node that answered has the same addresses (in any order).
+    pub consistent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -349,8 +368,152 @@ pub fn build_report(cluster: ClusterStatus, views: Vec<Option<NodeStatus>>) -> S
                 blobs_missing,
             }
         })
+        .collect::<Vec<NodeReport>>();
+    let vip = vip_report(&nodes);
+    StatusReport {
+        cluster,
+        nodes,
+        vip,
+    }
+}
+
+/// Sums up the nodes' virtual IP reports; `None` if no node that answered has one.
+pub fn vip_report(nodes: &[NodeReport]) -> Option<VipReport> {
+    let with_vip: Vec<(u64, &VipStatus)> = nodes
+        .iter()
+        .filter_map(|node| Some((node.member.node_id, node.node.as_ref()?.vip.as_ref()?)))
         .collect();
-    StatusReport { cluster, nodes }
+    let held_by: Vec<u64> = with_vip
+        .iter()
+        .filter(|(_, vip)| vip.held)
+        .map(|(node_id, _)| *node_id)
+        .collect();
+    let (_, reference) = with_vip
+        .iter()
+        .find(|(_, vip)| vip.held)
+        .or_else(|| with_vip.first())?;
+    let expected = canonical_addresses(Some(reference));
+    let data_nodes = || nodes.iter().filter(|node| node.member.role == Role::Data);
+    let consistent = data_nodes()
+        .filter_map(|node| node.node.as_ref())
+        .all(|node| canonical_addresses(node.vip.as_ref()) == expected);
+    let unreachable = data_nodes()
+        .filter(|node| node.node.is_none())
+        .map(|node| node.member.node_id)
+        .collect();
+    Some(VipReport {
+        addresses: reference.addresses.clone(),
+        interface: reference.interface.clone(),
+        held_by,
+        unreachable,
+        consistent,
+    })
+}
+
+/// The addresses in a comparable form: canonical text, sorted. No virtual IP: none.
+fn canonical_addresses(vip: Option<&VipStatus>) -> Vec<String> {
+    let mut addresses: Vec<String> = vip
+        .map(|vip| vip.addresses.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|text| {
+            text.parse::<VipAddr>()
+                .map_or_else(|_| text.clone(), |vip| vip.to_string())
+        })
+        .collect();
+    addresses.sort_unstable();
+    addresses
+}
+
+/// `vip: 192.0.2.10/24 on eth0, held by n1`, or what is wrong with the virtual IP; nothing for a
+/// cluster without one.
+pub fn vip_lines(report: &StatusReport) -> Vec<String> {
+    let Some(vip) = &report.vip else {
+        return Vec::new();
+    };
+    let members = &report.cluster.members;
+    let addresses = vip.addresses.join(", ");
+    let mut lines = Vec::new();
+    match vip.held_by.as_slice() {
+        [] => {
+            let mut line = format!("vip: {addresses}, NOT HELD");
+            if !vip.unreachable.is_empty() {
+                line.push_str(&format!(
+                    " by any node that answered ({} did not answer)",
+                    join_names(members, &vip.unreachable, "and")
+                ));
+            }
+            let witness_leads = report.cluster.leader_id.and_then(|leader_id| {
+                members
+                    .iter()
+                    .find(|member| member.node_id == leader_id && member.role == Role::Witness)
+            });
+            if let Some(leader) = witness_leads {
+                line.push_str(&format!(
+                    "; the leader {} is a witness, which never holds it",
+                    leader.name
+                ));
+            }
+            lines.push(line);
+        }
+        [holder] => {
+            let mut line = format!(
+                "vip: {addresses} on {}, held by {}",
+                vip.interface,
+                member_name(members, *holder)
+            );
+            if let Some(leader_id) = report.cluster.leader_id.filter(|id| id != holder) {
+                line.push_str(&format!(
+                    ", which is NOT THE LEADER ({})",
+                    member_name(members, leader_id)
+                ));
+            }
+            lines.push(line);
+        }
+        holders => lines.push(format!(
+            "vip: HELD BY {} ({addresses}): only the leader may hold it",
+            join_names(members, holders, "AND")
+        )),
+    }
+    if !vip.consistent {
+        let each: Vec<String> = report
+            .nodes
+            .iter()
+            .filter(|node| node.member.role == Role::Data)
+            .filter_map(|node| {
+                let addresses = match node.node.as_ref()?.vip.as_ref() {
+                    Some(vip) => vip.addresses.join(", "),
+                    None => "none".to_owned(),
+                };
+                Some(format!("{} {addresses}", node.member.name))
+            })
+            .collect();
+        lines.push(format!(
+            "vip: WARNING: the data nodes have different virtual IPs: {}",
+            each.join("; ")
+        ));
+    }
+    lines
+}
+
+/// A member's name, or its id if it is not a member.
+fn member_name(members: &[Member], node_id: u64) -> String {
+    members
+        .iter()
+        .find(|member| member.node_id == node_id)
+        .map_or_else(|| node_id.to_string(), |member| member.name.clone())
+}
+
+/// `n1 and n2`, `n1, n2 and n3`.
+fn join_names(members: &[Member], node_ids: &[u64], and: &str) -> String {
+    let names: Vec<String> = node_ids
+        .iter()
+        .map(|node_id| member_name(members, *node_id))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} {and} {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 pub fn render_status(report: &StatusReport) -> String {
@@ -397,8 +560,12 @@ pub fn render_status(report: &StatusReport) -> String {
             member.admin_addr.clone(),
         ]);
     }
+    let vip_lines: String = vip_lines(report)
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect();
     format!(
-        "{}\n{}\n{}",
+        "{}\n{vip_lines}{}\n{}",
         leader_line(&report.cluster),
         table.render(),
         render_blobs(report)

@@ -6,13 +6,14 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::api::{
-    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role,
+    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role, VipStatus,
 };
 use crate::client_config::ClientConfig;
 use crate::commands::{
-    Context, build_report, find_member, leader_line, normalize_url, parse_policy_settings,
-    password_from_line, policy_set, policy_show, policy_value, redundancy_line, render_account,
-    render_domains, render_mail_policy, render_members, render_status, tls_set, tls_show,
+    Context, StatusReport, VipReport, build_report, find_member, leader_line, normalize_url,
+    parse_policy_settings, password_from_line, policy_set, policy_show, policy_value,
+    redundancy_line, render_account, render_domains, render_mail_policy, render_members,
+    render_status, tls_set, tls_show, vip_lines,
 };
 use crate::test_server::{Reply, TestServer};
 
@@ -42,7 +43,50 @@ fn node(member: &Member, state: &str, last: u64, applied: u64) -> NodeStatus {
         snapshot_index: None,
         purged_index: None,
         mail: (member.role == Role::Data).then(|| mail(0, false)),
+        vip: None,
     }
+}
+
+fn vip(addresses: &[&str], held: bool) -> VipStatus {
+    VipStatus {
+        addresses: addresses.iter().map(|text| (*text).to_owned()).collect(),
+        interface: "eth0".to_owned(),
+        held,
+        acquisitions: u64::from(held),
+        last_failover_ms: held.then_some(812),
+        last_change_unix_ms: Some(1_795_336_375_287),
+    }
+}
+
+const VIP: &str = "192.0.2.10/24";
+
+/// Leader n1, follower n2, witness n3, each data node with `vips[i]` (the witness has none);
+/// `None` in `reachable` marks a node that did not answer.
+fn vip_report_of(vips: [Option<VipStatus>; 2], reachable: [bool; 3]) -> StatusReport {
+    let cluster = cluster();
+    let [n1_vip, n2_vip] = vips;
+    let views = vec![
+        Some(NodeStatus {
+            vip: n1_vip,
+            ..node(&cluster.members[0], "Leader", 45, 45)
+        }),
+        Some(NodeStatus {
+            vip: n2_vip,
+            ..node(&cluster.members[1], "Follower", 45, 45)
+        }),
+        Some(node(&cluster.members[2], "Follower", 45, 45)),
+    ];
+    let views = views
+        .into_iter()
+        .zip(reachable)
+        .map(|(view, reachable)| view.filter(|_| reachable))
+        .collect();
+    build_report(cluster, views)
+}
+
+#[track_caller]
+fn check_vip_lines(report: &StatusReport, expected: &[&str]) {
+    assert_eq!(vip_lines(report), expected);
 }
 
 fn mail(resync_fetched: u64, degraded: bool) -> MailStatus {
@@ -206,6 +250,177 @@ fn status_json_has_the_documented_shape() {
     assert_eq!(json["nodes"][0]["node"]["mail"]["degraded"], false);
     assert_eq!(json["nodes"][1]["blobs_missing"], 0);
     assert!(json["nodes"][2]["blobs_missing"].is_null());
+}
+
+#[test]
+fn status_shows_the_vip_and_its_holder() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], true)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    assert_eq!(
+        report.vip,
+        Some(VipReport {
+            addresses: vec![VIP.to_owned()],
+            interface: "eth0".to_owned(),
+            held_by: vec![1],
+            unreachable: vec![],
+            consistent: true,
+        })
+    );
+    assert_eq!(
+        render_status(&report)
+            .lines()
+            .take(3)
+            .collect::<Vec<&str>>(),
+        [
+            "cluster mcluster: leader 1 (n1), term 3",
+            "vip: 192.0.2.10/24 on eth0, held by n1",
+            "ID  NAME  ROLE     VOTER  STATE     TERM  COMMITTED  APPLIED  LAG  ADMIN",
+        ]
+    );
+    let two = vip_report_of(
+        [
+            Some(vip(&["192.0.2.10/24", "2001:db8::10/64"], true)),
+            Some(vip(&["2001:DB8::10/64", "192.0.2.10/24"], false)),
+        ],
+        [true; 3],
+    );
+    check_vip_lines(
+        &two,
+        &["vip: 192.0.2.10/24, 2001:db8::10/64 on eth0, held by n1"],
+    );
+}
+
+#[test]
+fn status_says_when_no_node_holds_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    check_vip_lines(&report, &["vip: 192.0.2.10/24, NOT HELD"]);
+    // A node that does not answer might hold it.
+    let report = vip_report_of([Some(vip(&[VIP], false)), None], [true, false, true]);
+    assert_eq!(
+        report.vip.as_ref().map(|vip| vip.unreachable.clone()),
+        Some(vec![2])
+    );
+    check_vip_lines(
+        &report,
+        &["vip: 192.0.2.10/24, NOT HELD by any node that answered (n2 did not answer)"],
+    );
+    let mut witness_leads = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    witness_leads.cluster.leader_id = Some(3);
+    check_vip_lines(
+        &witness_leads,
+        &["vip: 192.0.2.10/24, NOT HELD; the leader n3 is a witness, which never holds it"],
+    );
+}
+
+#[test]
+fn status_warns_loudly_when_two_nodes_hold_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], true)), Some(vip(&[VIP], true))],
+        [true; 3],
+    );
+    assert_eq!(
+        report.vip.as_ref().map(|vip| vip.held_by.clone()),
+        Some(vec![1, 2])
+    );
+    check_vip_lines(
+        &report,
+        &["vip: HELD BY n1 AND n2 (192.0.2.10/24): only the leader may hold it"],
+    );
+    let text = render_status(&report);
+    assert!(
+        text.starts_with(
+            "cluster mcluster: leader 1 (n1), term 3\n\
+             vip: HELD BY n1 AND n2 (192.0.2.10/24): only the leader may hold it\nID "
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_warns_when_a_follower_holds_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], true))],
+        [true; 3],
+    );
+    check_vip_lines(
+        &report,
+        &["vip: 192.0.2.10/24 on eth0, held by n2, which is NOT THE LEADER (n1)"],
+    );
+}
+
+#[test]
+fn status_warns_when_data_nodes_have_different_vips() {
+    let report = vip_report_of(
+        [
+            Some(vip(&[VIP], true)),
+            Some(vip(&["192.0.2.20/24"], false)),
+        ],
+        [true; 3],
+    );
+    assert_eq!(report.vip.as_ref().map(|vip| vip.consistent), Some(false));
+    check_vip_lines(
+        &report,
+        &[
+            "vip: 192.0.2.10/24 on eth0, held by n1",
+            "vip: WARNING: the data nodes have different virtual IPs: n1 192.0.2.10/24; \
+             n2 192.0.2.20/24",
+        ],
+    );
+    let one_without = vip_report_of([None, Some(vip(&[VIP], false))], [true; 3]);
+    check_vip_lines(
+        &one_without,
+        &[
+            "vip: 192.0.2.10/24, NOT HELD",
+            "vip: WARNING: the data nodes have different virtual IPs: n1 none; n2 192.0.2.10/24",
+        ],
+    );
+}
+
+#[test]
+fn status_without_a_vip_has_no_vip_line() {
+    let report = vip_report_of([None, None], [true; 3]);
+    assert_eq!(report.vip, None);
+    assert!(vip_lines(&report).is_empty());
+    assert!(!render_status(&report).contains("vip"));
+    let json = serde_json::to_value(&report).expect("encode");
+    assert!(json["vip"].is_null(), "{json}");
+}
+
+#[test]
+fn status_json_has_the_vip() {
+    let report = vip_report_of([Some(vip(&[VIP], true)), None], [true, true, false]);
+    let json = serde_json::to_value(&report).expect("encode");
+    assert_eq!(
+        json["vip"],
+        json!({
+            "addresses": ["192.0.2.10/24"],
+            "interface": "eth0",
+            "held_by": [1],
+            "unreachable": [],
+            "consistent": false,
+        })
+    );
+    assert_eq!(
+        json["nodes"][0]["node"]["vip"],
+        json!({
+            "addresses": ["192.0.2.10/24"],
+            "interface": "eth0",
+            "held": true,
+            "acquisitions": 1,
+            "last_failover_ms": 812,
+            "last_change_unix_ms": 1_795_336_375_287_u64,
+        })
+    );
+    assert!(json["nodes"][1]["node"]["vip"].is_null());
+    assert!(json["nodes"][2]["node"].is_null());
 }
 
 #[test]
