@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use serde::Serialize;
@@ -29,6 +29,10 @@ mod tests;
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `join --start` waits for the new node to become a voter.
 pub const VOTER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `failover` waits for the new leader to take the virtual IP (the node takes it about
+/// a second after it leads).
+pub const VIP_TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+const VIP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Quota of new accounts unless `--quota-mb` says otherwise.
 pub const DEFAULT_QUOTA_MB: u64 = 1024;
 
@@ -319,9 +323,15 @@ pub struct NodeReport {
 /// The cluster's status plus each member's own view, asked of all members at once.
 pub fn collect_status(client: &Client) -> Result<StatusReport> {
     let cluster = client.status().context("get cluster status")?;
-    let views: Vec<Option<NodeStatus>> = std::thread::scope(|scope| {
-        let probes: Vec<_> = cluster
-            .members
+    let views = probe_nodes(client, &cluster.members);
+    Ok(build_report(cluster, views))
+}
+
+/// `GET /v1/node` of each member at once, in their order; `None` for one that did not answer
+/// within [`NODE_PROBE_TIMEOUT`].
+pub fn probe_nodes(client: &Client, members: &[Member]) -> Vec<Option<NodeStatus>> {
+    std::thread::scope(|scope| {
+        let probes: Vec<_> = members
             .iter()
             .map(|member| {
                 let url = member.admin_url();
@@ -332,8 +342,7 @@ pub fn collect_status(client: &Client) -> Result<StatusReport> {
             .into_iter()
             .map(|probe| probe.join().ok().flatten())
             .collect()
-    });
-    Ok(build_report(cluster, views))
+    })
 }
 
 /// Pairs members with their views (in the same order) and works out each one's lag.
@@ -702,20 +711,224 @@ pub fn members(ctx: &Context, json: bool) -> Result<()> {
     }
 }
 
-/// `mclusterctl failover [--to NODE]`.
+/// `mclusterctl failover [--to NODE]`: moves leadership and, if the cluster has a virtual IP,
+/// waits (up to [`VIP_TAKEOVER_TIMEOUT`]) until the new leader holds it. Leadership has moved once
+/// the cluster answers, so a VIP that does not follow is a warning, not a failure.
 pub fn failover(ctx: &Context, to: Option<&str>) -> Result<()> {
-    let client = ctx.admin_client()?;
+    let outcome = fail_over(&ctx.admin_client()?, to, VIP_TAKEOVER_TIMEOUT)?;
+    let (lines, warnings) = failover_lines(&outcome);
+    for line in lines {
+        println!("{line}");
+    }
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(())
+}
+
+/// What `failover` saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverOutcome {
+    pub leader: u64,
+    /// "?" if the new leader is not among the members listed before.
+    pub leader_name: String,
+    pub vip: VipMove,
+}
+
+/// Where the virtual IP went with leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipMove {
+    /// Neither the new leader nor any other data node that answered has a virtual IP.
+    NoVip,
+    /// The new leader holds it `elapsed` after the failover request went out; `also_held_by`
+    /// names other nodes that still say they hold it (which must not happen).
+    Held {
+        addresses: Vec<String>,
+        elapsed: Duration,
+        also_held_by: Vec<String>,
+    },
+    /// The new leader did not hold it within `waited`; `addresses` is `None` if it never
+    /// answered.
+    NotHeld {
+        addresses: Option<Vec<String>>,
+        waited: Duration,
+    },
+    /// The new leader has no virtual IP, but these data nodes (name, addresses) do.
+    LeaderHasNone { others: Vec<(String, Vec<String>)> },
+}
+
+/// Asks for the failover, then watches the new leader's `GET /v1/node` for the virtual IP for up
+/// to `vip_timeout` after leadership moved.
+pub fn fail_over(
+    client: &Client,
+    to: Option<&str>,
+    vip_timeout: Duration,
+) -> Result<FailoverOutcome> {
     let members = client.members().context("list members")?;
     let to = to
         .map(|node| find_member(&members, node).map(|member| member.node_id))
         .transpose()?;
+    let started = Instant::now();
     let leader = client.failover(to).context("fail over")?;
-    let name = members
+    let Some(leader_member) = members.iter().find(|member| member.node_id == leader) else {
+        return Ok(FailoverOutcome {
+            leader,
+            leader_name: "?".to_owned(),
+            vip: VipMove::NoVip,
+        });
+    };
+    let deadline = Instant::now() + vip_timeout;
+    let url = leader_member.admin_url();
+    let others: Vec<Member> = members
         .iter()
-        .find(|member| member.node_id == leader)
-        .map_or("?", |member| member.name.as_str());
-    println!("leader is now node {leader} ({name})");
-    Ok(())
+        .filter(|member| member.node_id != leader && member.role == Role::Data)
+        .cloned()
+        .collect();
+    let mut addresses = None;
+    let vip = loop {
+        let timeout = NODE_PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        match client.node_at(&url, timeout.max(VIP_POLL_INTERVAL)) {
+            Ok(NodeStatus { vip: None, .. }) => {
+                break leader_has_no_vip(client, &others);
+            }
+            Ok(NodeStatus { vip: Some(vip), .. }) if vip.held => {
+                let elapsed = started.elapsed();
+                break VipMove::Held {
+                    addresses: vip.addresses,
+                    elapsed,
+                    also_held_by: still_held_by(client, &others),
+                };
+            }
+            Ok(NodeStatus { vip: Some(vip), .. }) => addresses = Some(vip.addresses),
+            // Busy becoming leader, perhaps: ask again until the deadline.
+            Err(_) => {}
+        }
+        if Instant::now() + VIP_POLL_INTERVAL >= deadline {
+            break VipMove::NotHeld {
+                addresses,
+                waited: vip_timeout,
+            };
+        }
+        std::thread::sleep(VIP_POLL_INTERVAL);
+    };
+    Ok(FailoverOutcome {
+        leader,
+        leader_name: leader_member.name.clone(),
+        vip,
+    })
+}
+
+/// `NoVip`, or the data nodes that do have one.
+fn leader_has_no_vip(client: &Client, others: &[Member]) -> VipMove {
+    let with_vip: Vec<(String, Vec<String>)> = others
+        .iter()
+        .zip(probe_nodes(client, others))
+        .filter_map(|(member, node)| Some((member.name.clone(), node?.vip?.addresses)))
+        .collect();
+    if with_vip.is_empty() {
+        VipMove::NoVip
+    } else {
+        VipMove::LeaderHasNone { others: with_vip }
+    }
+}
+
+/// The names of the nodes among `others` that say they hold the virtual IP.
+fn still_held_by(client: &Client, others: &[Member]) -> Vec<String> {
+    others
+        .iter()
+        .zip(probe_nodes(client, others))
+        .filter(|(_, node)| {
+            node.as_ref()
+                .and_then(|node| node.vip.as_ref())
+                .is_some_and(|vip| vip.held)
+        })
+        .map(|(member, _)| member.name.clone())
+        .collect()
+}
+
+/// What `failover` prints: lines for standard output, and warnings.
+pub fn failover_lines(outcome: &FailoverOutcome) -> (Vec<String>, Vec<String>) {
+    let FailoverOutcome {
+        leader,
+        leader_name,
+        vip,
+    } = outcome;
+    let node = format!("node {leader} ({leader_name})");
+    let leader_is_now = format!("leader is now {node}");
+    match vip {
+        VipMove::NoVip => (vec![leader_is_now], vec![]),
+        VipMove::Held {
+            addresses,
+            elapsed,
+            also_held_by,
+        } => {
+            let moved = format!(
+                "leadership and VIP {} moved to {node} in {} ms",
+                addresses.join(", "),
+                elapsed.as_millis()
+            );
+            let warnings = if also_held_by.is_empty() {
+                vec![]
+            } else {
+                vec![format!(
+                    "{} still {} to hold the VIP too: check `mclusterctl status` and its log",
+                    also_held_by.join(" and "),
+                    if also_held_by.len() == 1 {
+                        "says"
+                    } else {
+                        "say"
+                    }
+                )]
+            };
+            (vec![moved], warnings)
+        }
+        VipMove::NotHeld {
+            addresses: Some(addresses),
+            waited,
+        } => (
+            vec![leader_is_now],
+            vec![format!(
+                "{leader_name} leads but has not taken the VIP {} within {}; check `mclusterctl \
+                 status` and {leader_name}'s log",
+                addresses.join(", "),
+                short_duration(*waited)
+            )],
+        ),
+        VipMove::NotHeld {
+            addresses: None,
+            waited,
+        } => (
+            vec![leader_is_now],
+            vec![format!(
+                "{leader_name} did not answer within {}, so whether it took the virtual IP is \
+                 unknown; check `mclusterctl status`",
+                short_duration(*waited)
+            )],
+        ),
+        VipMove::LeaderHasNone { others } => {
+            let others: Vec<String> = others
+                .iter()
+                .map(|(name, addresses)| format!("{name} has {}", addresses.join(", ")))
+                .collect();
+            (
+                vec![leader_is_now],
+                vec![format!(
+                    "{leader_name} has no virtual IP configured but {}: no node holds it while \
+                     {leader_name} leads; give every data node the same [vip] addresses",
+                    others.join(" and ")
+                )],
+            )
+        }
+    }
+}
+
+/// `5 s`, or `300 ms` when not whole seconds.
+fn short_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
 }
 
 /// The member named by `node`: an id if it is a number, else a name.

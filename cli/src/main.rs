@@ -40,7 +40,8 @@ enum Command {
     Status(JsonArg),
     /// List the cluster's members
     Members(JsonArg),
-    /// Move leadership to another data node
+    /// Move leadership to another data node; with a virtual IP, wait (up to 5 s) until the new
+    /// leader holds it, and only warn if it does not (leadership did move)
     Failover {
         /// Node id or name of the new leader [default: the cluster picks one]
         #[arg(long, value_name = "NODE")]
