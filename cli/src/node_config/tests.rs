@@ -5,7 +5,7 @@ use toml::{Table, Value};
 use crate::api::Role;
 use crate::node_config::{
     BootstrapFile, BootstrapSection, JoinSection, MailSection, NODE_DEFAULT_LISTENERS, NodeFile,
-    TlsSection, VipSection, add_mail_section,
+    TlsSection, VipSection, add_mail_section, add_vip_section,
 };
 
 const EXAMPLE: &str = include_str!("../../../deploy/mclusterd.example.toml");
@@ -206,6 +206,29 @@ fn a_vip_section_is_written_after_the_mail_section() {
     );
     let without = first_node().to_toml().expect("serialize");
     assert!(!without.contains("vip"), "{without}");
+}
+
+#[test]
+fn a_vip_section_is_appended_to_a_config_without_one() {
+    let text = format!(
+        "{}# kept\n[raft]\nheartbeat-interval-ms = 50\n",
+        first_node().to_toml().expect("serialize")
+    );
+    let updated = add_vip_section(&text, &lan_vip())
+        .expect("add")
+        .expect("it had no vip section");
+    assert_eq!(
+        updated.strip_prefix(&text),
+        Some(
+            "\n[vip]\naddresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\n\
+             interface = \"eth0\"\n"
+        ),
+        "{updated}"
+    );
+    let node_file = NodeFile::parse(&updated).expect("parse");
+    assert_eq!(node_file.vip, Some(lan_vip()));
+    assert_eq!(node_file.mail, Some(demo_mail()), "the rest is kept");
+    assert_eq!(add_vip_section(&updated, &lan_vip()).expect("again"), None);
 }
 
 #[test]
