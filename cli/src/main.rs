@@ -410,12 +410,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use crate::Cli;
+    use cli::vip::VipOptions;
+
+    use crate::{Cli, Command};
 
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[track_caller]
+    fn check_vip_flags(flags: &[&str], expected: Result<(&[&str], Option<&str>), &str>) {
+        let args = ["mclusterctl", "init", "--dir", "d"].iter().chain(flags);
+        let parsed = Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Init(args) => args.vip.into_options(),
+            other => panic!("parsed as {other:?}"),
+        });
+        match (parsed, expected) {
+            (Ok(options), Ok((addresses, interface))) => {
+                let VipOptions {
+                    addresses: parsed_addresses,
+                    interface: parsed_interface,
+                } = options;
+                let parsed_addresses: Vec<String> =
+                    parsed_addresses.iter().map(ToString::to_string).collect();
+                assert_eq!(parsed_addresses, addresses);
+                assert_eq!(parsed_interface.as_deref(), interface);
+            }
+            (Err(err), Err(fragment)) => {
+                assert!(err.to_string().contains(fragment), "{err}");
+            }
+            (parsed, expected) => panic!("{flags:?}: got {parsed:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn vip_flags() {
+        check_vip_flags(&[], Ok((&[], None)));
+        check_vip_flags(
+            &[
+                "--vip",
+                "192.0.2.10/24",
+                "--vip",
+                "2001:DB8::10/64",
+                "--vip-interface",
+                "ens18",
+            ],
+            Ok((&["192.0.2.10/24", "2001:db8::10/64"], Some("ens18"))),
+        );
+        check_vip_flags(&["--vip", "127.0.0.10/32"], Ok((&["127.0.0.10/32"], None)));
+        check_vip_flags(
+            &["--vip", "192.0.2.10"],
+            Err("bad virtual IP \"192.0.2.10\": expected an address with the prefix length"),
+        );
+        check_vip_flags(
+            &["--vip-interface", "eth0"],
+            Err("the following required arguments were not provided:\n  --vip <CIDR>"),
+        );
     }
 }

@@ -18,8 +18,9 @@ use crate::commands::{
     failover_lines, find_member, leader_line, normalize_url, parse_policy_settings,
     password_from_line, policy_set, policy_show, policy_value, redundancy_line, render_account,
     render_domains, render_mail_policy, render_members, render_status, tls_set, tls_show,
-    vip_lines,
+    vip_lines, vip_note,
 };
+use crate::node_config::VipSection;
 use crate::test_server::{Reply, TestServer, refused_url};
 
 fn member(node_id: u64, name: &str, role: Role, voter: bool) -> Member {
@@ -930,5 +931,18 @@ fn failover_output() {
             "n2 has no virtual IP configured but n1 has 192.0.2.10/24: no node holds it while n2 \
            leads; give every data node the same [vip] addresses",
         ],
+    );
+}
+
+#[test]
+fn init_and_join_name_the_vip_they_wrote() {
+    assert_eq!(vip_note(None), "");
+    let vip = VipSection {
+        addresses: vec![VIP.to_owned(), "2001:db8::10/64".to_owned()],
+        interface: "eth0".to_owned(),
+    };
+    assert_eq!(
+        vip_note(Some(&vip)),
+        ", virtual IP 192.0.2.10/24, 2001:db8::10/64 on eth0"
     );
 }
