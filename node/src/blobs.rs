@@ -226,18 +226,23 @@ impl Blobs {
 
     /// On the leader: whether `node` has acknowledged nothing since `since`.
     fn silent_since(&self, node: NodeId, since: Instant) -> bool {
+        self.raft_silence(node)
+            .is_some_and(|silence| silence > since.elapsed())
+    }
+
+    /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out
+    /// every heartbeat interval, so a live node's silence stays below about one interval).
+    /// `None` when this node is not the leader or cannot tell.
+    fn raft_silence(&self, node: NodeId) -> Option<Duration> {
         use openraft::Instant as _;
         let metrics = self.cluster.metrics();
         if metrics.state != openraft::ServerState::Leader {
-            return false;
+            return None;
         }
-        let Some(heartbeats) = metrics.heartbeat.as_ref() else {
-            return false;
-        };
-        match heartbeats.get(&node) {
-            Some(Some(acked)) => acked.into_inner().elapsed() > since.elapsed(),
-            Some(None) => true,
-            None => false,
+        match metrics.heartbeat.as_ref()?.get(&node)? {
+            Some(acked) => Some(acked.into_inner().elapsed()),
+            // Nothing acknowledged in this term: silent for as long as this node has led.
+            None => self.cluster.leader_for(),
         }
     }
 
@@ -248,7 +253,22 @@ impl Blobs {
         };
         // Partners known to be down are not waited for: a message is accepted degraded at once,
         // and the resync loop's probe notices when one answers again.
+        let silence_limit = self.cluster.config.heartbeat_interval * 3;
         for (partner, member) in candidates.into_iter().filter(|(id, _)| !self.is_down(*id)) {
+            // The leader knows a dead partner already (it stopped answering heartbeats, or never
+            // answered since this node was elected): no push to wait out.
+            if self
+                .raft_silence(partner)
+                .is_some_and(|silence| silence > silence_limit)
+            {
+                self.metrics.mirror_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    partner,
+                    "mirror partner is not answering Raft; not waiting for it"
+                );
+                self.mark(partner, false);
+                continue;
+            }
             let started = Instant::now();
             let mut result = self
                 .push_watched(partner, &member, hash, data, started)
