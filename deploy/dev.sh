@@ -5,7 +5,7 @@
 # On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
 # bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
 # clients the conformance scenarios drive (swaks, fetchmail; Python's smtplib/poplib ship with
-# python3).
+# python3) and the tools the chaos scenarios use to build and break networks (iproute2, nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,9 @@ install_build_deps() {
         command -v swaks >/dev/null 2>&1 || missing+=(swaks)
         command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
         command -v python3 >/dev/null 2>&1 || missing+=(python3)
+        # The chaos scenarios build networks of namespaces (ip) and cut them (nft).
+        command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+        command -v nft >/dev/null 2>&1 || missing+=(nftables)
     fi
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""

@@ -92,6 +92,28 @@ pub struct NodeStatus {
     /// Null on a witness (and from nodes older than the mail service).
     #[serde(default)]
     pub mail: Option<MailStatus>,
+    /// Null when the node has no virtual IP configured: always on a witness (and from nodes older
+    /// than the virtual IP).
+    #[serde(default)]
+    pub vip: Option<VipStatus>,
+}
+
+/// A data node's virtual IP and whether it holds it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipStatus {
+    /// CIDRs, such as `192.0.2.10/24`.
+    pub addresses: Vec<String>,
+    /// `lo` in loopback mode.
+    pub interface: String,
+    pub held: bool,
+    /// How often this node has taken the VIP since it started.
+    pub acquisitions: u64,
+    /// For its last acquisition: from seeing the previous leader gone to holding the VIP.
+    #[serde(default)]
+    pub last_failover_ms: Option<u64>,
+    /// When the node last took or released the VIP.
+    #[serde(default)]
+    pub last_change_unix_ms: Option<u64>,
 }
 
 /// A data node's blob and mail counters, counted since it started, except `blobs_missing`.

@@ -4,22 +4,23 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use serde::Serialize;
 
 use crate::api::{
     self, Account, Client, ClusterStatus, Domain, MailPolicy, Member, NODE_PROBE_TIMEOUT,
-    NodeStatus, Role, error_status,
+    NodeStatus, Role, VipStatus, error_status,
 };
 use crate::client_config::{self, ClientConfig};
 use crate::files;
-use crate::node_config::MailSection;
+use crate::node_config::{MailSection, VipSection};
 use crate::node_dir::{self, InitPlan, JoinPlan};
 use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
 use crate::secrets;
 use crate::table::{Table, opt_u64, unix_time, yes_no};
+use crate::vip::{VipAddr, VipOptions};
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,10 @@ mod tests;
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `join --start` waits for the new node to become a voter.
 pub const VOTER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `failover` waits for the new leader to take the virtual IP (the node takes it about
+/// a second after it leads).
+pub const VIP_TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+const VIP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Quota of new accounts unless `--quota-mb` says otherwise.
 pub const DEFAULT_QUOTA_MB: u64 = 1024;
 
@@ -79,6 +84,7 @@ pub struct InitOptions {
     pub admin_addr: String,
     pub cluster_name: String,
     pub mail: MailSection,
+    pub vip: VipOptions,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -95,6 +101,7 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
         admin_addr: options.admin_addr.clone(),
         cluster_name: options.cluster_name.clone(),
         mail: options.mail.clone(),
+        vip: options.vip.clone(),
     })?;
     let backup = save_client_config(&outcome.client_config, &ctx.client_config_path)?;
 
@@ -111,8 +118,10 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
     made.push_row(vec![
         format!("{}/", outcome.node.dir.display()),
         format!(
-            "node 1 ({}, data): raft {}, admin {node_url}",
-            options.name, options.raft_addr
+            "node 1 ({}, data): raft {}, admin {node_url}{}",
+            options.name,
+            options.raft_addr,
+            vip_note(outcome.node_file.vip.as_ref())
         ),
     ]);
     made.push_row(vec![
@@ -163,6 +172,7 @@ pub struct JoinOptions {
     /// Admin URLs to ask; empty means the client config's admin-urls.
     pub seeds: Vec<String>,
     pub mail: MailSection,
+    pub vip: VipOptions,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -194,6 +204,7 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
             admin_addr: options.admin_addr.clone(),
             seeds,
             mail: options.mail.clone(),
+            vip: options.vip.clone(),
         },
         &join_token,
     )?;
@@ -203,10 +214,11 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
         .save(&ctx.client_config_path)
         .context("add the new node to the client config")?;
     println!(
-        "cluster {:?} admitted {} as node {node_id} ({}); its files are in {}/",
+        "cluster {:?} admitted {} as node {node_id} ({}{}); its files are in {}/",
         outcome.cluster_name,
         options.name,
         options.role,
+        vip_note(outcome.node_file.vip.as_ref()),
         outcome.node.dir.display()
     );
 
@@ -235,6 +247,17 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
     Ok(())
 }
 
+/// `, virtual IP 192.0.2.10/24 on eth0` for a node that has one, else nothing.
+pub fn vip_note(vip: Option<&VipSection>) -> String {
+    vip.map_or_else(String::new, |vip| {
+        format!(
+            ", virtual IP {} on {}",
+            vip.addresses.join(", "),
+            vip.interface
+        )
+    })
+}
+
 /// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.
 pub fn leave(ctx: &Context, node: &str) -> Result<()> {
     let mut client_config = ctx.client_config()?;
@@ -260,11 +283,30 @@ pub fn leave(ctx: &Context, node: &str) -> Result<()> {
 // status, members, failover
 // ---------------------------------------------------------------------------------------------
 
-/// `status --json`.
+/// `status --json` (its shape is in docs/ADMIN_API.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusReport {
     pub cluster: ClusterStatus,
     pub nodes: Vec<NodeReport>,
+    /// Null when no node that answered has a virtual IP configured.
+    pub vip: Option<VipReport>,
+}
+
+/// The virtual IP as the nodes report it; each node's own report is in its `node.vip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipReport {
+    /// As the holder reports them; with no holder (or several), as the first node that has a
+    /// virtual IP does.
+    pub addresses: Vec<String>,
+    /// That node's interface (it may differ from machine to machine).
+    pub interface: String,
+    /// The nodes that say they hold it: one when all is well, none while no node holds it; two
+    /// or more must never happen.
+    pub held_by: Vec<u64>,
+    /// Data nodes that did not answer: one of them might hold it unseen.
+    pub unreachable: Vec<u64>,
+    /// Every data node that answered has the same addresses (in any order).
+    pub consistent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -281,9 +323,15 @@ pub struct NodeReport {
 /// The cluster's status plus each member's own view, asked of all members at once.
 pub fn collect_status(client: &Client) -> Result<StatusReport> {
     let cluster = client.status().context("get cluster status")?;
-    let views: Vec<Option<NodeStatus>> = std::thread::scope(|scope| {
-        let probes: Vec<_> = cluster
-            .members
+    let views = probe_nodes(client, &cluster.members);
+    Ok(build_report(cluster, views))
+}
+
+/// `GET /v1/node` of each member at once, in their order; `None` for one that did not answer
+/// within [`NODE_PROBE_TIMEOUT`].
+pub fn probe_nodes(client: &Client, members: &[Member]) -> Vec<Option<NodeStatus>> {
+    std::thread::scope(|scope| {
+        let probes: Vec<_> = members
             .iter()
             .map(|member| {
                 let url = member.admin_url();
@@ -294,8 +342,7 @@ pub fn collect_status(client: &Client) -> Result<StatusReport> {
             .into_iter()
             .map(|probe| probe.join().ok().flatten())
             .collect()
-    });
-    Ok(build_report(cluster, views))
+    })
 }
 
 /// Pairs members with their views (in the same order) and works out each one's lag.
@@ -330,8 +377,152 @@ pub fn build_report(cluster: ClusterStatus, views: Vec<Option<NodeStatus>>) -> S
                 blobs_missing,
             }
         })
+        .collect::<Vec<NodeReport>>();
+    let vip = vip_report(&nodes);
+    StatusReport {
+        cluster,
+        nodes,
+        vip,
+    }
+}
+
+/// Sums up the nodes' virtual IP reports; `None` if no node that answered has one.
+pub fn vip_report(nodes: &[NodeReport]) -> Option<VipReport> {
+    let with_vip: Vec<(u64, &VipStatus)> = nodes
+        .iter()
+        .filter_map(|node| Some((node.member.node_id, node.node.as_ref()?.vip.as_ref()?)))
         .collect();
-    StatusReport { cluster, nodes }
+    let held_by: Vec<u64> = with_vip
+        .iter()
+        .filter(|(_, vip)| vip.held)
+        .map(|(node_id, _)| *node_id)
+        .collect();
+    let (_, reference) = with_vip
+        .iter()
+        .find(|(_, vip)| vip.held)
+        .or_else(|| with_vip.first())?;
+    let expected = canonical_addresses(Some(reference));
+    let data_nodes = || nodes.iter().filter(|node| node.member.role == Role::Data);
+    let consistent = data_nodes()
+        .filter_map(|node| node.node.as_ref())
+        .all(|node| canonical_addresses(node.vip.as_ref()) == expected);
+    let unreachable = data_nodes()
+        .filter(|node| node.node.is_none())
+        .map(|node| node.member.node_id)
+        .collect();
+    Some(VipReport {
+        addresses: reference.addresses.clone(),
+        interface: reference.interface.clone(),
+        held_by,
+        unreachable,
+        consistent,
+    })
+}
+
+/// The addresses in a comparable form: canonical text, sorted. No virtual IP: none.
+fn canonical_addresses(vip: Option<&VipStatus>) -> Vec<String> {
+    let mut addresses: Vec<String> = vip
+        .map(|vip| vip.addresses.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|text| {
+            text.parse::<VipAddr>()
+                .map_or_else(|_| text.clone(), |vip| vip.to_string())
+        })
+        .collect();
+    addresses.sort_unstable();
+    addresses
+}
+
+/// `vip: 192.0.2.10/24 on eth0, held by n1`, or what is wrong with the virtual IP; nothing for a
+/// cluster without one.
+pub fn vip_lines(report: &StatusReport) -> Vec<String> {
+    let Some(vip) = &report.vip else {
+        return Vec::new();
+    };
+    let members = &report.cluster.members;
+    let addresses = vip.addresses.join(", ");
+    let mut lines = Vec::new();
+    match vip.held_by.as_slice() {
+        [] => {
+            let mut line = format!("vip: {addresses}, NOT HELD");
+            if !vip.unreachable.is_empty() {
+                line.push_str(&format!(
+                    " by any node that answered ({} did not answer)",
+                    join_names(members, &vip.unreachable, "and")
+                ));
+            }
+            let witness_leads = report.cluster.leader_id.and_then(|leader_id| {
+                members
+                    .iter()
+                    .find(|member| member.node_id == leader_id && member.role == Role::Witness)
+            });
+            if let Some(leader) = witness_leads {
+                line.push_str(&format!(
+                    "; the leader {} is a witness, which never holds it",
+                    leader.name
+                ));
+            }
+            lines.push(line);
+        }
+        [holder] => {
+            let mut line = format!(
+                "vip: {addresses} on {}, held by {}",
+                vip.interface,
+                member_name(members, *holder)
+            );
+            if let Some(leader_id) = report.cluster.leader_id.filter(|id| id != holder) {
+                line.push_str(&format!(
+                    ", which is NOT THE LEADER ({})",
+                    member_name(members, leader_id)
+                ));
+            }
+            lines.push(line);
+        }
+        holders => lines.push(format!(
+            "vip: HELD BY {} ({addresses}): only the leader may hold it",
+            join_names(members, holders, "AND")
+        )),
+    }
+    if !vip.consistent {
+        let each: Vec<String> = report
+            .nodes
+            .iter()
+            .filter(|node| node.member.role == Role::Data)
+            .filter_map(|node| {
+                let addresses = match node.node.as_ref()?.vip.as_ref() {
+                    Some(vip) => vip.addresses.join(", "),
+                    None => "none".to_owned(),
+                };
+                Some(format!("{} {addresses}", node.member.name))
+            })
+            .collect();
+        lines.push(format!(
+            "vip: WARNING: the data nodes have different virtual IPs: {}",
+            each.join("; ")
+        ));
+    }
+    lines
+}
+
+/// A member's name, or its id if it is not a member.
+fn member_name(members: &[Member], node_id: u64) -> String {
+    members
+        .iter()
+        .find(|member| member.node_id == node_id)
+        .map_or_else(|| node_id.to_string(), |member| member.name.clone())
+}
+
+/// `n1 and n2`, `n1, n2 and n3`.
+fn join_names(members: &[Member], node_ids: &[u64], and: &str) -> String {
+    let names: Vec<String> = node_ids
+        .iter()
+        .map(|node_id| member_name(members, *node_id))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} {and} {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
 }
 
 pub fn render_status(report: &StatusReport) -> String {
@@ -378,8 +569,12 @@ pub fn render_status(report: &StatusReport) -> String {
             member.admin_addr.clone(),
         ]);
     }
+    let vip_lines: String = vip_lines(report)
+        .into_iter()
+        .map(|line| line + "\n")
+        .collect();
     format!(
-        "{}\n{}\n{}",
+        "{}\n{vip_lines}{}\n{}",
         leader_line(&report.cluster),
         table.render(),
         render_blobs(report)
@@ -516,20 +711,224 @@ pub fn members(ctx: &Context, json: bool) -> Result<()> {
     }
 }
 
-/// `mclusterctl failover [--to NODE]`.
+/// `mclusterctl failover [--to NODE]`: moves leadership and, if the cluster has a virtual IP,
+/// waits (up to [`VIP_TAKEOVER_TIMEOUT`]) until the new leader holds it. Leadership has moved once
+/// the cluster answers, so a VIP that does not follow is a warning, not a failure.
 pub fn failover(ctx: &Context, to: Option<&str>) -> Result<()> {
-    let client = ctx.admin_client()?;
+    let outcome = fail_over(&ctx.admin_client()?, to, VIP_TAKEOVER_TIMEOUT)?;
+    let (lines, warnings) = failover_lines(&outcome);
+    for line in lines {
+        println!("{line}");
+    }
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(())
+}
+
+/// What `failover` saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverOutcome {
+    pub leader: u64,
+    /// "?" if the new leader is not among the members listed before.
+    pub leader_name: String,
+    pub vip: VipMove,
+}
+
+/// Where the virtual IP went with leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipMove {
+    /// Neither the new leader nor any other data node that answered has a virtual IP.
+    NoVip,
+    /// The new leader holds it `elapsed` after the failover request went out; `also_held_by`
+    /// names other nodes that still say they hold it (which must not happen).
+    Held {
+        addresses: Vec<String>,
+        elapsed: Duration,
+        also_held_by: Vec<String>,
+    },
+    /// The new leader did not hold it within `waited`; `addresses` is `None` if it never
+    /// answered.
+    NotHeld {
+        addresses: Option<Vec<String>>,
+        waited: Duration,
+    },
+    /// The new leader has no virtual IP, but these data nodes (name, addresses) do.
+    LeaderHasNone { others: Vec<(String, Vec<String>)> },
+}
+
+/// Asks for the failover, then watches the new leader's `GET /v1/node` for the virtual IP for up
+/// to `vip_timeout` after leadership moved.
+pub fn fail_over(
+    client: &Client,
+    to: Option<&str>,
+    vip_timeout: Duration,
+) -> Result<FailoverOutcome> {
     let members = client.members().context("list members")?;
     let to = to
         .map(|node| find_member(&members, node).map(|member| member.node_id))
         .transpose()?;
+    let started = Instant::now();
     let leader = client.failover(to).context("fail over")?;
-    let name = members
+    let Some(leader_member) = members.iter().find(|member| member.node_id == leader) else {
+        return Ok(FailoverOutcome {
+            leader,
+            leader_name: "?".to_owned(),
+            vip: VipMove::NoVip,
+        });
+    };
+    let deadline = Instant::now() + vip_timeout;
+    let url = leader_member.admin_url();
+    let others: Vec<Member> = members
         .iter()
-        .find(|member| member.node_id == leader)
-        .map_or("?", |member| member.name.as_str());
-    println!("leader is now node {leader} ({name})");
-    Ok(())
+        .filter(|member| member.node_id != leader && member.role == Role::Data)
+        .cloned()
+        .collect();
+    let mut addresses = None;
+    let vip = loop {
+        let timeout = NODE_PROBE_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        match client.node_at(&url, timeout.max(VIP_POLL_INTERVAL)) {
+            Ok(NodeStatus { vip: None, .. }) => {
+                break leader_has_no_vip(client, &others);
+            }
+            Ok(NodeStatus { vip: Some(vip), .. }) if vip.held => {
+                let elapsed = started.elapsed();
+                break VipMove::Held {
+                    addresses: vip.addresses,
+                    elapsed,
+                    also_held_by: still_held_by(client, &others),
+                };
+            }
+            Ok(NodeStatus { vip: Some(vip), .. }) => addresses = Some(vip.addresses),
+            // Busy becoming leader, perhaps: ask again until the deadline.
+            Err(_) => {}
+        }
+        if Instant::now() + VIP_POLL_INTERVAL >= deadline {
+            break VipMove::NotHeld {
+                addresses,
+                waited: vip_timeout,
+            };
+        }
+        std::thread::sleep(VIP_POLL_INTERVAL);
+    };
+    Ok(FailoverOutcome {
+        leader,
+        leader_name: leader_member.name.clone(),
+        vip,
+    })
+}
+
+/// `NoVip`, or the data nodes that do have one.
+fn leader_has_no_vip(client: &Client, others: &[Member]) -> VipMove {
+    let with_vip: Vec<(String, Vec<String>)> = others
+        .iter()
+        .zip(probe_nodes(client, others))
+        .filter_map(|(member, node)| Some((member.name.clone(), node?.vip?.addresses)))
+        .collect();
+    if with_vip.is_empty() {
+        VipMove::NoVip
+    } else {
+        VipMove::LeaderHasNone { others: with_vip }
+    }
+}
+
+/// The names of the nodes among `others` that say they hold the virtual IP.
+fn still_held_by(client: &Client, others: &[Member]) -> Vec<String> {
+    others
+        .iter()
+        .zip(probe_nodes(client, others))
+        .filter(|(_, node)| {
+            node.as_ref()
+                .and_then(|node| node.vip.as_ref())
+                .is_some_and(|vip| vip.held)
+        })
+        .map(|(member, _)| member.name.clone())
+        .collect()
+}
+
+/// What `failover` prints: lines for standard output, and warnings.
+pub fn failover_lines(outcome: &FailoverOutcome) -> (Vec<String>, Vec<String>) {
+    let FailoverOutcome {
+        leader,
+        leader_name,
+        vip,
+    } = outcome;
+    let node = format!("node {leader} ({leader_name})");
+    let leader_is_now = format!("leader is now {node}");
+    match vip {
+        VipMove::NoVip => (vec![leader_is_now], vec![]),
+        VipMove::Held {
+            addresses,
+            elapsed,
+            also_held_by,
+        } => {
+            let moved = format!(
+                "leadership and VIP {} moved to {node} in {} ms",
+                addresses.join(", "),
+                elapsed.as_millis()
+            );
+            let warnings = if also_held_by.is_empty() {
+                vec![]
+            } else {
+                vec![format!(
+                    "{} still {} to hold the VIP too: check `mclusterctl status` and its log",
+                    also_held_by.join(" and "),
+                    if also_held_by.len() == 1 {
+                        "says"
+                    } else {
+                        "say"
+                    }
+                )]
+            };
+            (vec![moved], warnings)
+        }
+        VipMove::NotHeld {
+            addresses: Some(addresses),
+            waited,
+        } => (
+            vec![leader_is_now],
+            vec![format!(
+                "{leader_name} leads but has not taken the VIP {} within {}; check `mclusterctl \
+                 status` and {leader_name}'s log",
+                addresses.join(", "),
+                short_duration(*waited)
+            )],
+        ),
+        VipMove::NotHeld {
+            addresses: None,
+            waited,
+        } => (
+            vec![leader_is_now],
+            vec![format!(
+                "{leader_name} did not answer within {}, so whether it took the virtual IP is \
+                 unknown; check `mclusterctl status`",
+                short_duration(*waited)
+            )],
+        ),
+        VipMove::LeaderHasNone { others } => {
+            let others: Vec<String> = others
+                .iter()
+                .map(|(name, addresses)| format!("{name} has {}", addresses.join(", ")))
+                .collect();
+            (
+                vec![leader_is_now],
+                vec![format!(
+                    "{leader_name} has no virtual IP configured but {}: no node holds it while \
+                     {leader_name} leads; give every data node the same [vip] addresses",
+                    others.join(" and ")
+                )],
+            )
+        }
+    }
+}
+
+/// `5 s`, or `300 ms` when not whole seconds.
+fn short_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
 }
 
 /// The member named by `node`: an id if it is a number, else a name.

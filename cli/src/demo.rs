@@ -1,6 +1,8 @@
 //! `mclusterctl demo`: a real three-node cluster on this machine (data nodes n1 and n2, witness
 //! n3, each its own mclusterd child process) that runs until Ctrl-C or SIGTERM. The data nodes
-//! serve SMTP, submission and POP3 on unprivileged ports of their own addresses.
+//! serve SMTP, submission and POP3 on unprivileged ports of their own addresses, and the leader
+//! also on the virtual IP 127.0.0.10 (loopback mode: nothing is added to any interface, so the
+//! demo needs no privileges).
 //!
 //! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook), which the demo polls. Blocking the
 //! signals and taking them with sigwait() would need no handler, but children inherit a blocked
@@ -24,11 +26,12 @@ use crate::commands::{
     wait_for_leader, wait_for_voter,
 };
 use crate::files::{self, PRIVATE};
-use crate::node_config::{MailSection, add_mail_section};
+use crate::node_config::{MailSection, VipSection, add_mail_section, add_vip_section};
 use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
 use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
 use crate::secrets;
 use crate::table::Table;
+use crate::vip::{LOOPBACK_INTERFACE, VipOptions, vip_section};
 
 #[cfg(test)]
 mod tests;
@@ -64,6 +67,27 @@ impl DemoNode {
             .iter()
             .map(|(service, port)| (*service, format!("{}:{port}", self.ip)))
             .collect()
+    }
+
+    /// The virtual IP options of a data node (none for the witness).
+    pub fn vip_options(&self) -> VipOptions {
+        if self.role != Role::Data {
+            return VipOptions::default();
+        }
+        VipOptions {
+            addresses: vec![VIP.parse().expect("VIP is a valid --vip")],
+            interface: Some(LOOPBACK_INTERFACE.to_owned()),
+        }
+    }
+
+    /// The `[vip]` section of a data node's mclusterd.toml.
+    pub fn vip_section(&self) -> Result<Option<VipSection>> {
+        vip_section(
+            &self.vip_options(),
+            self.role,
+            &self.mail_section().unwrap_or_default(),
+            &self.raft_addr(),
+        )
     }
 
     /// The `[mail]` section of a data node's mclusterd.toml.
@@ -115,6 +139,9 @@ pub const MAIL_PORTS: [(&str, u16); 5] = [
     ("pop3", POP3_PORT),
     ("pop3s", POP3S_PORT),
 ];
+/// The data nodes' virtual IP: mail clients use it at the ports above and reach the leader.
+pub const VIP: &str = "127.0.0.10/32";
+pub const VIP_IP: &str = "127.0.0.10";
 pub const DEMO_DOMAIN: &str = "example.test";
 pub const DEMO_USER: &str = "demo@example.test";
 const DEMO_QUOTA_MB: u64 = 1024;
@@ -218,6 +245,15 @@ fn check_addresses_free() -> Result<()> {
             })?;
         }
     }
+    for (service, port) in MAIL_PORTS {
+        let addr = format!("{VIP_IP}:{port}");
+        TcpListener::bind(&addr).with_context(|| {
+            format!(
+                "cannot listen on {addr} ({service} on the virtual IP): is another mcluster or \
+                 mail server running?"
+            )
+        })?;
+    }
     Ok(())
 }
 
@@ -249,6 +285,7 @@ impl Demo {
                 admin_addr: first.admin_addr(),
                 cluster_name: DEFAULT_CLUSTER_NAME.to_owned(),
                 mail: first.mail_section().unwrap_or_default(),
+                vip: first.vip_options(),
             })?;
             println!("created a new demo cluster in {}", self.dir.display());
             outcome.client_config
@@ -267,7 +304,7 @@ impl Demo {
         };
         self.save_client_config(&client_config, true)?;
         if !fresh {
-            self.add_missing_mail_sections()?;
+            self.add_missing_sections()?;
         }
 
         // Start every node that exists, then wait: after a restart no node can lead alone.
@@ -301,6 +338,7 @@ impl Demo {
                     admin_addr: node.admin_addr(),
                     seeds: client_config.admin_urls.clone(),
                     mail: node.mail_section().unwrap_or_default(),
+                    vip: node.vip_options(),
                 },
                 &join_token,
             )?;
@@ -323,26 +361,42 @@ impl Demo {
     }
 
     /// A demo made before the demo served mail has data nodes without a `[mail]` section, which
-    /// would listen on the privileged default ports; give them the demo's.
-    fn add_missing_mail_sections(&self) -> Result<()> {
+    /// would listen on the privileged default ports, and one made before the virtual IP has no
+    /// `[vip]`: give them the demo's.
+    fn add_missing_sections(&self) -> Result<()> {
         for node in DEMO_NODES {
-            let Some(mail) = node.mail_section() else {
-                continue;
-            };
             let paths = self.paths(node)?;
             if !paths.config.exists() {
                 continue;
             }
-            let text = files::read_text(&paths.config)?;
-            let updated = add_mail_section(&text, &mail)
-                .with_context(|| format!("add mail listeners to {}", paths.config.display()))?;
-            if let Some(updated) = updated {
-                files::write_atomic(&paths.config, updated.as_bytes(), PRIVATE)?;
-                println!(
-                    "added the demo's mail listeners to {} (written by an older mclusterctl)",
-                    paths.config.display()
-                );
+            if let Some(mail) = node.mail_section() {
+                self.update_config(&paths, "mail listeners", |text| {
+                    add_mail_section(text, &mail)
+                })?;
             }
+            if let Some(vip) = node.vip_section()? {
+                self.update_config(&paths, "virtual IP", |text| add_vip_section(text, &vip))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites a node's config with `add` if it changes anything.
+    fn update_config(
+        &self,
+        paths: &NodePaths,
+        what: &str,
+        add: impl Fn(&str) -> Result<Option<String>>,
+    ) -> Result<()> {
+        let text = files::read_text(&paths.config)?;
+        let updated =
+            add(&text).with_context(|| format!("add the {what} to {}", paths.config.display()))?;
+        if let Some(updated) = updated {
+            files::write_atomic(&paths.config, updated.as_bytes(), PRIVATE)?;
+            println!(
+                "added the demo's {what} to {} (written by an older mclusterctl)",
+                paths.config.display()
+            );
         }
         Ok(())
     }
@@ -405,6 +459,7 @@ impl Demo {
         print!("{}", table.render());
         println!();
         print!("{}", render_mail_listeners());
+        println!("{}", vip_banner());
         println!();
         match &mail.password {
             Some(password) => println!("mail user {DEMO_USER}, password {password}"),
@@ -473,26 +528,36 @@ impl Demo {
     }
 }
 
-/// The data nodes' mail host names and listen addresses, one column per node.
+/// The data nodes' mail host names and listen addresses, one column per node, after a column
+/// for the virtual IP.
 pub fn render_mail_listeners() -> String {
     let mail_nodes: Vec<DemoNode> = DEMO_NODES
         .into_iter()
         .filter(|node| node.role == Role::Data)
         .collect();
-    let headers: Vec<&str> = ["SERVICE"]
+    let headers: Vec<&str> = ["SERVICE", "VIRTUAL IP"]
         .into_iter()
         .chain(mail_nodes.iter().map(|node| node.name))
         .collect();
     let mut table = Table::new(&headers);
-    let mut hostnames = vec!["hostname".to_owned()];
+    let mut hostnames = vec!["hostname".to_owned(), "the leader's".to_owned()];
     hostnames.extend(mail_nodes.iter().filter_map(DemoNode::mail_hostname));
     table.push_row(hostnames);
     for (service, port) in MAIL_PORTS {
-        let mut row = vec![service.to_owned()];
+        let mut row = vec![service.to_owned(), format!("{VIP_IP}:{port}")];
         row.extend(mail_nodes.iter().map(|node| format!("{}:{port}", node.ip)));
         table.push_row(row);
     }
     table.render()
+}
+
+/// Which address mail clients should use, and why.
+pub fn vip_banner() -> String {
+    format!(
+        "SMTP via the virtual IP: {VIP_IP}:{SMTP_PORT} (POP3 {VIP_IP}:{POP3_PORT}): the leader \
+         answers there, and after a failover the new leader does; each node's own address \
+         reaches only that node"
+    )
 }
 
 impl Drop for Demo {

@@ -21,6 +21,7 @@ pub mod pki;
 pub mod process;
 pub mod secrets;
 pub mod table;
+pub mod vip;
 
 #[cfg(test)]
 mod test_server;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -9,6 +10,7 @@ use cli::api::Role;
 use cli::commands::{self, Context, DEFAULT_QUOTA_MB, InitOptions, JoinOptions};
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
+use cli::vip::{VipAddr, VipOptions};
 
 /// Build and administer an mcluster mail cluster through its admin API.
 #[derive(Debug, Parser)]
@@ -38,7 +40,8 @@ enum Command {
     Status(JsonArg),
     /// List the cluster's members
     Members(JsonArg),
-    /// Move leadership to another data node
+    /// Move leadership to another data node; with a virtual IP, wait (up to 5 s) until the new
+    /// leader holds it, and only warn if it does not (leadership did move)
     Failover {
         /// Node id or name of the new leader [default: the cluster picks one]
         #[arg(long, value_name = "NODE")]
@@ -122,6 +125,34 @@ impl MailArgs {
     }
 }
 
+/// The virtual IP of a data node: it holds these addresses while it is the Raft leader.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Virtual IP options (data nodes only)")]
+struct VipArgs {
+    /// A floating address with the prefix length of its subnet, such as 192.0.2.10/24 or
+    /// 2001:db8::10/64 (repeatable); give every data node the same ones. Needs every mail
+    /// listener on the node's own address (no 0.0.0.0 or ::)
+    #[arg(long = "vip", value_name = "CIDR", value_parser = VipAddr::from_str)]
+    vips: Vec<VipAddr>,
+    /// Interface the addresses go on, such as eth0 or ens18 [default: lo if every --vip is in
+    /// 127.0.0.0/8 (loopback mode: nothing is added), else required]
+    #[arg(long, value_name = "NAME", requires = "vips")]
+    vip_interface: Option<String>,
+}
+
+impl VipArgs {
+    fn into_options(self) -> VipOptions {
+        let VipArgs {
+            vips,
+            vip_interface,
+        } = self;
+        VipOptions {
+            addresses: vips,
+            interface: vip_interface,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct InitArgs {
     /// Directory for the CA and the node directories
@@ -143,6 +174,8 @@ struct InitArgs {
     start: StartArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    vip: VipArgs,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +202,8 @@ struct JoinArgs {
     start: StartArgs,
     #[command(flatten)]
     mail: MailArgs,
+    #[command(flatten)]
+    vip: VipArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,6 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_addr: args.admin_addr,
                 cluster_name: args.cluster_name,
                 mail: args.mail.into_section(),
+                vip: args.vip.into_options(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },
@@ -324,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 admin_addr: args.admin_addr,
                 seeds: args.seeds,
                 mail: args.mail.into_section(),
+                vip: args.vip.into_options(),
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },
@@ -373,12 +410,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use crate::Cli;
+    use cli::vip::VipOptions;
+
+    use crate::{Cli, Command};
 
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[track_caller]
+    fn check_vip_flags(flags: &[&str], expected: Result<(&[&str], Option<&str>), &str>) {
+        let args = ["mclusterctl", "init", "--dir", "d"].iter().chain(flags);
+        let parsed = Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Init(args) => args.vip.into_options(),
+            other => panic!("parsed as {other:?}"),
+        });
+        match (parsed, expected) {
+            (Ok(options), Ok((addresses, interface))) => {
+                let VipOptions {
+                    addresses: parsed_addresses,
+                    interface: parsed_interface,
+                } = options;
+                let parsed_addresses: Vec<String> =
+                    parsed_addresses.iter().map(ToString::to_string).collect();
+                assert_eq!(parsed_addresses, addresses);
+                assert_eq!(parsed_interface.as_deref(), interface);
+            }
+            (Err(err), Err(fragment)) => {
+                assert!(err.to_string().contains(fragment), "{err}");
+            }
+            (parsed, expected) => panic!("{flags:?}: got {parsed:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn vip_flags() {
+        check_vip_flags(&[], Ok((&[], None)));
+        check_vip_flags(
+            &[
+                "--vip",
+                "192.0.2.10/24",
+                "--vip",
+                "2001:DB8::10/64",
+                "--vip-interface",
+                "ens18",
+            ],
+            Ok((&["192.0.2.10/24", "2001:db8::10/64"], Some("ens18"))),
+        );
+        check_vip_flags(&["--vip", "127.0.0.10/32"], Ok((&["127.0.0.10/32"], None)));
+        check_vip_flags(
+            &["--vip", "192.0.2.10"],
+            Err("bad virtual IP \"192.0.2.10\": expected an address with the prefix length"),
+        );
+        check_vip_flags(
+            &["--vip-interface", "eth0"],
+            Err("the following required arguments were not provided:\n  --vip <CIDR>"),
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The files mclusterctl writes for mclusterd: `mclusterd.toml` (per-node settings, format of
 //! deploy/mclusterd.example.toml) and the first node's one-time `bootstrap.toml`.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::api::Role;
@@ -25,6 +25,9 @@ pub struct NodeFile {
     /// Data nodes only, and only when some mail option was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<MailSection>,
+    /// Data nodes only, and only when `--vip` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vip: Option<VipSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +98,26 @@ impl MailSection {
     }
 }
 
+/// The node's listen address for each mail service when `[mail]` leaves it out, in the order of
+/// [`MailSection::listeners`].
+pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 5] = [
+    ("smtp", "0.0.0.0:25"),
+    ("submission", "0.0.0.0:587"),
+    ("smtps", "0.0.0.0:465"),
+    ("pop3", "0.0.0.0:110"),
+    ("pop3s", "0.0.0.0:995"),
+];
+
+/// The floating addresses of a data node (see crate::vip). The node holds them while it leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VipSection {
+    /// CIDRs such as `192.0.2.10/24`.
+    pub addresses: Vec<String>,
+    /// `lo` is loopback mode (addresses in 127.0.0.0/8, nothing added to the interface).
+    pub interface: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct BootstrapSection {
@@ -138,17 +161,37 @@ impl NodeFile {
 /// one already. Appending rather than rewriting keeps the file's comments and any section
 /// mclusterctl does not know.
 pub fn add_mail_section(text: &str, mail: &MailSection) -> Result<Option<String>> {
-    #[derive(Serialize)]
-    struct OnlyMail<'a> {
-        mail: &'a MailSection,
-    }
-    if NodeFile::parse(text)?.mail.is_some() {
+    add_section(text, "mail", mail, |node_file| node_file.mail.is_some())
+}
+
+/// `text` with `vip` appended as its `[vip]` section, or `None` if it has one already.
+pub fn add_vip_section(text: &str, vip: &VipSection) -> Result<Option<String>> {
+    add_section(text, "vip", vip, |node_file| node_file.vip.is_some())
+}
+
+fn add_section<T: Serialize>(
+    text: &str,
+    key: &str,
+    section: &T,
+    present: impl Fn(&NodeFile) -> bool,
+) -> Result<Option<String>> {
+    if present(&NodeFile::parse(text)?) {
         return Ok(None);
     }
-    let section = toml::to_string(&OnlyMail { mail }).context("serialize the mail section")?;
+    let table = toml::Table::from_iter([(
+        key.to_owned(),
+        toml::Value::try_from(section).with_context(|| format!("serialize the {key} section"))?,
+    )]);
+    let section =
+        toml::to_string(&table).with_context(|| format!("serialize the {key} section"))?;
     let separator = if text.ends_with('\n') { "\n" } else { "\n\n" };
     let updated = format!("{text}{separator}{section}");
-    NodeFile::parse(&updated).context("parse the config with its new mail section")?;
+    let parsed = NodeFile::parse(&updated)
+        .with_context(|| format!("parse the config with its new {key} section"))?;
+    ensure!(
+        present(&parsed),
+        "the new {key} section did not parse as one"
+    );
     Ok(Some(updated))
 }
 

@@ -14,6 +14,7 @@ use crate::node_config::{
 };
 use crate::pki::{self, CertifiedKey};
 use crate::secrets;
+use crate::vip::{VipOptions, vip_section};
 
 #[cfg(test)]
 mod tests;
@@ -78,6 +79,8 @@ pub struct InitPlan {
     pub cluster_name: String,
     /// The first node is a data node; only the options given are written.
     pub mail: MailSection,
+    /// No addresses: no `[vip]` section.
+    pub vip: VipOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +100,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
     validate_mail(&plan.mail)?;
+    let vip = vip_section(&plan.vip, Role::Data, &plan.mail, &plan.raft_addr)?;
     ensure!(!plan.cluster_name.is_empty(), "the cluster name is empty");
     let dir = std::path::absolute(&plan.dir)
         .with_context(|| format!("make {} absolute", plan.dir.display()))?;
@@ -137,6 +141,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
         mail: plan.mail.clone().into_section(),
+        vip,
         bootstrap: Some(BootstrapSection {
             file: BOOTSTRAP_FILE.to_owned(),
         }),
@@ -182,6 +187,8 @@ pub struct JoinPlan {
     pub seeds: Vec<String>,
     /// Data nodes only; only the options given are written.
     pub mail: MailSection,
+    /// Data nodes only; no addresses: no `[vip]` section.
+    pub vip: VipOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +209,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
         plan.role == Role::Data || plan.mail == MailSection::default(),
         "a witness serves no mail: the mail options are for data nodes only"
     );
+    let vip = vip_section(&plan.vip, plan.role, &plan.mail, &plan.raft_addr)?;
     let node = NodePaths::new(&plan.dir.join(&plan.name))?;
     // Before asking the cluster, which allocates a node id for every join request.
     node.refuse_existing()?;
@@ -234,6 +242,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
         mail: plan.mail.clone().into_section(),
+        vip,
         bootstrap: None,
         join: Some(JoinSection {
             seeds: client.urls().to_vec(),

@@ -13,8 +13,9 @@ use raft_store::{BlobHash, Command, DegradedAccept, Member, NodeId, Role};
 
 use crate::cluster::Cluster;
 
-/// After a failed push, a partner is skipped (no waiting on it per message) for this long.
-const PEER_DOWN_BACKOFF: Duration = Duration::from_secs(2);
+/// After a failed push, a partner is skipped (no waiting on it per message) until the resync
+/// loop's probe reaches it again, and at most this long.
+const PEER_DOWN_BACKOFF: Duration = Duration::from_secs(30);
 /// A push that fails faster than this is tried once more on a fresh connection.
 const QUICK_FAILURE: Duration = Duration::from_millis(500);
 /// How often the resync task looks for blobs this node is missing.
@@ -192,23 +193,92 @@ impl Blobs {
         }
     }
 
+    /// A push that gives up early when Raft already knows the partner is gone: on the leader,
+    /// a partner that has acknowledged no heartbeat since the push began, for three heartbeat
+    /// intervals, is down (a dead process's host drops QUIC silently, so the push itself would
+    /// only fail at its timeout, seconds later, right after every failover).
+    async fn push_watched(
+        &self,
+        partner: NodeId,
+        member: &Member,
+        hash: &BlobHash,
+        data: &[u8],
+        started: Instant,
+    ) -> Result<(), replication::ReplicationError> {
+        let push = replication::blob::push(&self.cluster.transport, partner, member, hash, data);
+        let silence = self.cluster.config.heartbeat_interval * 3;
+        let watch = async {
+            loop {
+                tokio::time::sleep(self.cluster.config.heartbeat_interval / 2).await;
+                if started.elapsed() >= silence && self.silent_since(partner, started) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            result = push => result,
+            () = watch => Err(replication::ReplicationError::PeerUnreachable {
+                node_id: partner,
+                reason: format!("it has answered no Raft heartbeat for {silence:?}"),
+            }),
+        }
+    }
+
+    /// On the leader: whether `node` has acknowledged nothing since `since`.
+    fn silent_since(&self, node: NodeId, since: Instant) -> bool {
+        self.raft_silence(node)
+            .is_some_and(|silence| silence > since.elapsed())
+    }
+
+    /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out
+    /// every heartbeat interval, so a live node's silence stays below about one interval).
+    /// `None` when this node is not the leader or cannot tell.
+    fn raft_silence(&self, node: NodeId) -> Option<Duration> {
+        use openraft::Instant as _;
+        let metrics = self.cluster.metrics();
+        if metrics.state != openraft::ServerState::Leader {
+            return None;
+        }
+        match metrics.heartbeat.as_ref()?.get(&node)? {
+            Some(acked) => Some(acked.into_inner().elapsed()),
+            // Nothing acknowledged in this term: silent for as long as this node has led.
+            None => self.cluster.leader_for(),
+        }
+    }
+
     async fn mirror(&self, data: &[u8], hash: &BlobHash) -> Mirror {
         let candidates = self.partner_candidates();
         let Some(intended) = candidates.first().map(|(id, _)| *id) else {
             return Mirror::Failed { intended: None };
         };
-        // Try partners not known to be down first; if all are, try them anyway (one may be back).
-        let (up, down): (Vec<_>, Vec<_>) = candidates
-            .into_iter()
-            .partition(|(id, _)| !self.is_down(*id));
-        for (partner, member) in up.into_iter().chain(down) {
-            let transport = &self.cluster.transport;
+        // Partners known to be down are not waited for: a message is accepted degraded at once,
+        // and the resync loop's probe notices when one answers again.
+        let silence_limit = self.cluster.config.heartbeat_interval * 3;
+        for (partner, member) in candidates.into_iter().filter(|(id, _)| !self.is_down(*id)) {
+            // The leader knows a dead partner already (it stopped answering heartbeats, or never
+            // answered since this node was elected): no push to wait out.
+            if self
+                .raft_silence(partner)
+                .is_some_and(|silence| silence > silence_limit)
+            {
+                self.metrics.mirror_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    partner,
+                    "mirror partner is not answering Raft; not waiting for it"
+                );
+                self.mark(partner, false);
+                continue;
+            }
             let started = Instant::now();
-            let mut result = replication::blob::push(transport, partner, &member, hash, data).await;
+            let mut result = self
+                .push_watched(partner, &member, hash, data, started)
+                .await;
             // A quick failure is usually a cached connection to a process that restarted (the
             // push dropped it): one more try on a fresh connection before calling it down.
             if result.is_err() && started.elapsed() < QUICK_FAILURE {
-                result = replication::blob::push(transport, partner, &member, hash, data).await;
+                result = self
+                    .push_watched(partner, &member, hash, data, started)
+                    .await;
             }
             match result {
                 Ok(()) => {
@@ -284,17 +354,17 @@ impl Blobs {
     /// While degraded, checks whether a mirror partner answers again, so the flag does not wait
     /// for the next message to clear.
     async fn probe_partner(&self) {
-        let Some((partner, member)) = self.partner_candidates().into_iter().next() else {
-            return;
-        };
-        let probe = [0u8; 32];
-        if replication::blob::fetch(&self.cluster.transport, partner, &member, &probe)
-            .await
-            .is_ok()
-        {
-            self.mark(partner, true);
-            if self.metrics.degraded.swap(false, Ordering::Relaxed) {
-                tracing::info!(partner, "mirror partner reachable again");
+        for (partner, member) in self.partner_candidates() {
+            let probe = [0u8; 32];
+            if replication::blob::fetch(&self.cluster.transport, partner, &member, &probe)
+                .await
+                .is_ok()
+            {
+                self.mark(partner, true);
+                if self.metrics.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(partner, "mirror partner reachable again");
+                }
+                return;
             }
         }
     }

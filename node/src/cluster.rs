@@ -50,6 +50,8 @@ pub struct Cluster {
     pub transport: Transport,
     /// The virtual IP's state, and the fence a leadership hand-over raises around it.
     pub vip: std::sync::Arc<crate::vip::VipState>,
+    /// The term this node leads and since when (see `track_leadership`).
+    pub leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 pub fn unix_now() -> u64 {
@@ -62,6 +64,34 @@ pub fn unix_now() -> u64 {
 impl Cluster {
     pub fn metrics(&self) -> RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// How long this node has been the leader, if it is.
+    pub fn leader_for(&self) -> Option<Duration> {
+        let since = *self.leader_since.lock().expect("leader clock lock");
+        since.map(|(_, at)| at.elapsed())
+    }
+
+    /// Keeps `leader_since` current: follows Raft's metrics until Raft stops.
+    pub async fn track_leadership(&self) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let (leading, term) = {
+                let m = metrics.borrow_watched();
+                (m.state == ServerState::Leader, m.current_term)
+            };
+            {
+                let mut since = self.leader_since.lock().expect("leader clock lock");
+                match *since {
+                    Some((t, _)) if leading && t == term => {}
+                    _ if leading => *since = Some((term, std::time::Instant::now())),
+                    _ => *since = None,
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     pub fn is_leader(&self) -> bool {

@@ -145,9 +145,9 @@ impl Default for TlsFile {
 impl Default for RaftFile {
     fn default() -> RaftFile {
         RaftFile {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 200,
+            election_timeout_max_ms: 400,
             snapshot_after_entries: 5000,
             keep_entries_after_snapshot: 1000,
         }

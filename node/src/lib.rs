@@ -104,6 +104,11 @@ pub async fn run(
         reader,
         transport: transport.clone(),
         vip: Arc::new(vip::VipState::new(config.vip.clone())),
+        leader_since: std::sync::Mutex::new(None),
+    });
+    let leadership = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { cluster.track_leadership().await }
     });
     tracing::info!(
         node_id = config.node_id,
@@ -164,6 +169,7 @@ pub async fn run(
     if let Some(handoff) = handoff {
         handoff.abort();
     }
+    leadership.abort();
     hand_off_leadership(&cluster).await;
     // Stop taking peers' requests before Raft stops, so none reaches a stopped Raft core.
     transport.close();

@@ -13,20 +13,36 @@ use tracing_subscriber::EnvFilter;
 #[command(version, about)]
 struct Flags {
     /// The node's configuration file (TOML).
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required_unless_present = "vip_guard")]
+    config: Option<PathBuf>,
+    /// Internal: the virtual IP guard mclusterd starts beside itself (see node::vip::guard).
+    #[arg(long, hide = true, num_args = 2.., value_names = ["INTERFACE", "CIDR"])]
+    vip_guard: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    let loaded = match config::load(&flags.config) {
+    if !flags.vip_guard.is_empty() {
+        return node::vip::guard::run(&flags.vip_guard);
+    }
+    let Some(config_path) = flags.config else {
+        eprintln!("mclusterd: --config is required");
+        return ExitCode::from(2);
+    };
+    let loaded = match config::load(&config_path) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("mclusterd: {err:#}");
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // openraft warns on every missed heartbeat (ten lines a second per dead peer); the node
+    // reports unreachable peers itself, so those go quiet unless RUST_LOG asks for openraft.
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if !spec.contains("openraft") {
+        spec.push_str(",openraft::core::heartbeat=error");
+    }
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: log files and journald get plain text.
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -37,7 +53,7 @@ fn main() -> ExitCode {
         LogFormat::Text => subscriber.init(),
     }
     for key in &loaded.unknown_keys {
-        tracing::warn!(key = %key, file = %flags.config.display(), "unknown configuration key ignored");
+        tracing::warn!(key = %key, file = %config_path.display(), "unknown configuration key ignored");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,7 +12,10 @@
 //! holder removes the address by itself. A new leader probes (RFC 5227 ARP probes) until nobody
 //! answers for the address, or until that lifetime has certainly ended, and only then adds it,
 //! listens on it and sends gratuitous ARP (and unsolicited neighbour advertisements for IPv6).
+//! A killed holder does not even wait for the lifetime: a guard process removes its address
+//! as soon as mclusterd is gone (`guard.rs`).
 
+pub mod guard;
 pub mod netlink;
 pub mod packet;
 
@@ -43,7 +46,7 @@ const TICK: Duration = Duration::from_millis(10);
 const ANNOUNCEMENTS: u32 = 5;
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(200);
 /// ARP probes while claiming: one every `PROBE_EVERY`, claim after `QUIET_PROBES` unanswered.
-const PROBE_EVERY: Duration = Duration::from_millis(40);
+const PROBE_EVERY: Duration = Duration::from_millis(20);
 const QUIET_PROBES: u32 = 2;
 /// The longest a claim waits for the old holder's address to go: the old holder renewed it
 /// last before its lease ended, which was before this node was elected, so its kernel has
@@ -329,6 +332,10 @@ struct Manager {
     /// Sessions that came in on the VIP: ended when it is released.
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     last_other_leader: Option<Instant>,
+    /// The guard process that removes the address if this process dies.
+    guard: Option<tokio::process::Child>,
+    /// When the guard may next be (re)started: not more than once a second.
+    guard_next_start: Instant,
     lease: Duration,
     margin: Duration,
 }
@@ -355,6 +362,8 @@ impl Manager {
             tasks: Vec::new(),
             sessions: Arc::new(tokio::sync::Mutex::new(JoinSet::new())),
             last_other_leader: None,
+            guard: None,
+            guard_next_start: Instant::now(),
             lease,
             margin,
         }
@@ -375,12 +384,43 @@ impl Manager {
                 _ = state.changed.notified() => {}
                 _ = stop.changed() => break,
             }
+            self.keep_guard();
             self.step().await;
         }
         if matches!(self.phase, Phase::Held { .. }) {
             self.release("the node is shutting down").await;
         }
         self.remove_addresses("shutdown").await;
+        // Closing its pipe lets the guard go (it finds nothing left to remove).
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = tokio::time::timeout(Duration::from_secs(2), guard.wait()).await;
+        }
+    }
+
+    /// Starts the guard, or restarts it if it ended (someone killed it).
+    fn keep_guard(&mut self) {
+        if self.config.loopback || Instant::now() < self.guard_next_start {
+            return;
+        }
+        if let Some(guard) = &mut self.guard {
+            match guard.try_wait() {
+                Ok(None) => return,
+                Ok(Some(status)) => {
+                    tracing::warn!(%status, "the virtual IP guard process ended; restarting it")
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot check the virtual IP guard"),
+            }
+        }
+        self.guard_next_start = Instant::now() + Duration::from_secs(1);
+        self.guard = match guard::spawn(&self.config) {
+            Ok(child) => Some(child),
+            Err(err) => {
+                tracing::error!(error = %err,
+                    "cannot start the virtual IP guard: if mclusterd is killed, its address stays up to 1 s");
+                None
+            }
+        };
     }
 
     /// Opens netlink and finds the interface, retrying every second (the interface may come up

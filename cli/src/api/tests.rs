@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiError, Client, Role, Unreachable, encode_component, error_status};
+use crate::api::{ApiError, Client, Role, Unreachable, VipStatus, encode_component, error_status};
 use crate::test_server::{Recorded, Reply, TestServer, refused_url};
 
 const TOKEN: &str = "secret-token";
@@ -64,6 +64,54 @@ fn reads_blob_redundancy_and_mail_counters() {
     let node = client.node().expect("node");
     let mail = node.mail.expect("a data node reports mail");
     assert_eq!((mail.blobs_missing, mail.resync_fetched), (12, 40));
+}
+
+/// `GET /v1/node` of a data node, with `vip` spliced in (nothing: the field is absent).
+fn node_answer(vip: &str) -> String {
+    format!(
+        r#"{{"node_id":1,"name":"n1","role":"data","state":"Leader","term":3,"leader_id":1,
+        "last_log_index":9,"committed_index":9,"applied_index":9,"snapshot_index":null,
+        "purged_index":null,"mail":null{vip}}}"#
+    )
+}
+
+#[track_caller]
+fn check_vip_decodes(vip: &str, expected: Option<VipStatus>) {
+    let answer = node_answer(vip);
+    let server = TestServer::start(move |_| Reply::json(200, &answer));
+    let node = client(&[&server.url]).node().expect("node");
+    assert_eq!(node.vip, expected);
+}
+
+#[test]
+fn reads_the_virtual_ip_of_a_node() {
+    check_vip_decodes(
+        r#","vip":{"addresses":["192.0.2.10/24"],"interface":"eth0","held":true,
+        "acquisitions":2,"last_failover_ms":812,"last_change_unix_ms":1795336375287}"#,
+        Some(VipStatus {
+            addresses: vec!["192.0.2.10/24".to_owned()],
+            interface: "eth0".to_owned(),
+            held: true,
+            acquisitions: 2,
+            last_failover_ms: Some(812),
+            last_change_unix_ms: Some(1_795_336_375_287),
+        }),
+    );
+    check_vip_decodes(
+        r#","vip":{"addresses":["127.0.0.10/32"],"interface":"lo","held":false,
+        "acquisitions":0,"last_failover_ms":null,"last_change_unix_ms":1795336375287}"#,
+        Some(VipStatus {
+            addresses: vec!["127.0.0.10/32".to_owned()],
+            interface: "lo".to_owned(),
+            held: false,
+            acquisitions: 0,
+            last_failover_ms: None,
+            last_change_unix_ms: Some(1_795_336_375_287),
+        }),
+    );
+    check_vip_decodes(r#","vip":null"#, None);
+    // Nodes older than the virtual IP do not send the field.
+    check_vip_decodes("", None);
 }
 
 #[test]

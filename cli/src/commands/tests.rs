@@ -2,19 +2,26 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde_json::json;
 
+use crate::api::Client;
 use crate::api::{
-    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role,
+    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role, VipStatus,
 };
 use crate::client_config::ClientConfig;
 use crate::commands::{
-    Context, build_report, find_member, leader_line, normalize_url, parse_policy_settings,
+    Context, FailoverOutcome, StatusReport, VipMove, VipReport, build_report, fail_over,
+    failover_lines, find_member, leader_line, normalize_url, parse_policy_settings,
     password_from_line, policy_set, policy_show, policy_value, redundancy_line, render_account,
     render_domains, render_mail_policy, render_members, render_status, tls_set, tls_show,
+    vip_lines, vip_note,
 };
-use crate::test_server::{Reply, TestServer};
+use crate::node_config::VipSection;
+use crate::test_server::{Reply, TestServer, refused_url};
 
 fn member(node_id: u64, name: &str, role: Role, voter: bool) -> Member {
     Member {
@@ -42,7 +49,50 @@ fn node(member: &Member, state: &str, last: u64, applied: u64) -> NodeStatus {
         snapshot_index: None,
         purged_index: None,
         mail: (member.role == Role::Data).then(|| mail(0, false)),
+        vip: None,
     }
+}
+
+fn vip(addresses: &[&str], held: bool) -> VipStatus {
+    VipStatus {
+        addresses: addresses.iter().map(|text| (*text).to_owned()).collect(),
+        interface: "eth0".to_owned(),
+        held,
+        acquisitions: u64::from(held),
+        last_failover_ms: held.then_some(812),
+        last_change_unix_ms: Some(1_795_336_375_287),
+    }
+}
+
+const VIP: &str = "192.0.2.10/24";
+
+/// Leader n1, follower n2, witness n3, each data node with `vips[i]` (the witness has none);
+/// `None` in `reachable` marks a node that did not answer.
+fn vip_report_of(vips: [Option<VipStatus>; 2], reachable: [bool; 3]) -> StatusReport {
+    let cluster = cluster();
+    let [n1_vip, n2_vip] = vips;
+    let views = vec![
+        Some(NodeStatus {
+            vip: n1_vip,
+            ..node(&cluster.members[0], "Leader", 45, 45)
+        }),
+        Some(NodeStatus {
+            vip: n2_vip,
+            ..node(&cluster.members[1], "Follower", 45, 45)
+        }),
+        Some(node(&cluster.members[2], "Follower", 45, 45)),
+    ];
+    let views = views
+        .into_iter()
+        .zip(reachable)
+        .map(|(view, reachable)| view.filter(|_| reachable))
+        .collect();
+    build_report(cluster, views)
+}
+
+#[track_caller]
+fn check_vip_lines(report: &StatusReport, expected: &[&str]) {
+    assert_eq!(vip_lines(report), expected);
 }
 
 fn mail(resync_fetched: u64, degraded: bool) -> MailStatus {
@@ -206,6 +256,177 @@ fn status_json_has_the_documented_shape() {
     assert_eq!(json["nodes"][0]["node"]["mail"]["degraded"], false);
     assert_eq!(json["nodes"][1]["blobs_missing"], 0);
     assert!(json["nodes"][2]["blobs_missing"].is_null());
+}
+
+#[test]
+fn status_shows_the_vip_and_its_holder() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], true)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    assert_eq!(
+        report.vip,
+        Some(VipReport {
+            addresses: vec![VIP.to_owned()],
+            interface: "eth0".to_owned(),
+            held_by: vec![1],
+            unreachable: vec![],
+            consistent: true,
+        })
+    );
+    assert_eq!(
+        render_status(&report)
+            .lines()
+            .take(3)
+            .collect::<Vec<&str>>(),
+        [
+            "cluster mcluster: leader 1 (n1), term 3",
+            "vip: 192.0.2.10/24 on eth0, held by n1",
+            "ID  NAME  ROLE     VOTER  STATE     TERM  COMMITTED  APPLIED  LAG  ADMIN",
+        ]
+    );
+    let two = vip_report_of(
+        [
+            Some(vip(&["192.0.2.10/24", "2001:db8::10/64"], true)),
+            Some(vip(&["2001:DB8::10/64", "192.0.2.10/24"], false)),
+        ],
+        [true; 3],
+    );
+    check_vip_lines(
+        &two,
+        &["vip: 192.0.2.10/24, 2001:db8::10/64 on eth0, held by n1"],
+    );
+}
+
+#[test]
+fn status_says_when_no_node_holds_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    check_vip_lines(&report, &["vip: 192.0.2.10/24, NOT HELD"]);
+    // A node that does not answer might hold it.
+    let report = vip_report_of([Some(vip(&[VIP], false)), None], [true, false, true]);
+    assert_eq!(
+        report.vip.as_ref().map(|vip| vip.unreachable.clone()),
+        Some(vec![2])
+    );
+    check_vip_lines(
+        &report,
+        &["vip: 192.0.2.10/24, NOT HELD by any node that answered (n2 did not answer)"],
+    );
+    let mut witness_leads = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], false))],
+        [true; 3],
+    );
+    witness_leads.cluster.leader_id = Some(3);
+    check_vip_lines(
+        &witness_leads,
+        &["vip: 192.0.2.10/24, NOT HELD; the leader n3 is a witness, which never holds it"],
+    );
+}
+
+#[test]
+fn status_warns_loudly_when_two_nodes_hold_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], true)), Some(vip(&[VIP], true))],
+        [true; 3],
+    );
+    assert_eq!(
+        report.vip.as_ref().map(|vip| vip.held_by.clone()),
+        Some(vec![1, 2])
+    );
+    check_vip_lines(
+        &report,
+        &["vip: HELD BY n1 AND n2 (192.0.2.10/24): only the leader may hold it"],
+    );
+    let text = render_status(&report);
+    assert!(
+        text.starts_with(
+            "cluster mcluster: leader 1 (n1), term 3\n\
+             vip: HELD BY n1 AND n2 (192.0.2.10/24): only the leader may hold it\nID "
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_warns_when_a_follower_holds_the_vip() {
+    let report = vip_report_of(
+        [Some(vip(&[VIP], false)), Some(vip(&[VIP], true))],
+        [true; 3],
+    );
+    check_vip_lines(
+        &report,
+        &["vip: 192.0.2.10/24 on eth0, held by n2, which is NOT THE LEADER (n1)"],
+    );
+}
+
+#[test]
+fn status_warns_when_data_nodes_have_different_vips() {
+    let report = vip_report_of(
+        [
+            Some(vip(&[VIP], true)),
+            Some(vip(&["192.0.2.20/24"], false)),
+        ],
+        [true; 3],
+    );
+    assert_eq!(report.vip.as_ref().map(|vip| vip.consistent), Some(false));
+    check_vip_lines(
+        &report,
+        &[
+            "vip: 192.0.2.10/24 on eth0, held by n1",
+            "vip: WARNING: the data nodes have different virtual IPs: n1 192.0.2.10/24; \
+             n2 192.0.2.20/24",
+        ],
+    );
+    let one_without = vip_report_of([None, Some(vip(&[VIP], false))], [true; 3]);
+    check_vip_lines(
+        &one_without,
+        &[
+            "vip: 192.0.2.10/24, NOT HELD",
+            "vip: WARNING: the data nodes have different virtual IPs: n1 none; n2 192.0.2.10/24",
+        ],
+    );
+}
+
+#[test]
+fn status_without_a_vip_has_no_vip_line() {
+    let report = vip_report_of([None, None], [true; 3]);
+    assert_eq!(report.vip, None);
+    assert!(vip_lines(&report).is_empty());
+    assert!(!render_status(&report).contains("vip"));
+    let json = serde_json::to_value(&report).expect("encode");
+    assert!(json["vip"].is_null(), "{json}");
+}
+
+#[test]
+fn status_json_has_the_vip() {
+    let report = vip_report_of([Some(vip(&[VIP], true)), None], [true, true, false]);
+    let json = serde_json::to_value(&report).expect("encode");
+    assert_eq!(
+        json["vip"],
+        json!({
+            "addresses": ["192.0.2.10/24"],
+            "interface": "eth0",
+            "held_by": [1],
+            "unreachable": [],
+            "consistent": false,
+        })
+    );
+    assert_eq!(
+        json["nodes"][0]["node"]["vip"],
+        json!({
+            "addresses": ["192.0.2.10/24"],
+            "interface": "eth0",
+            "held": true,
+            "acquisitions": 1,
+            "last_failover_ms": 812,
+            "last_change_unix_ms": 1_795_336_375_287_u64,
+        })
+    );
+    assert!(json["nodes"][1]["node"]["vip"].is_null());
+    assert!(json["nodes"][2]["node"].is_null());
 }
 
 #[test]
@@ -501,5 +722,227 @@ fn tls_show_without_a_certificate_says_how_to_set_one() {
         err.to_string()
             .contains("mclusterctl tls set --cert FILE --key FILE"),
         "{err}"
+    );
+}
+
+/// `GET /v1/node` of a data node with `vip`.
+fn node_json(node_id: u64, state: &str, vip: Option<&VipStatus>) -> String {
+    let member = member(node_id, &format!("n{node_id}"), Role::Data, true);
+    let node = NodeStatus {
+        vip: vip.cloned(),
+        ..node(&member, state, 45, 45)
+    };
+    serde_json::to_string(&node).expect("encode")
+}
+
+/// n1 leads until asked to fail over to n2; n2 answers its i-th `GET /v1/node` with the VIP
+/// from `n2_vip(i)`; the witness n3 does not answer. Returns n1 (the client's URL) and n2.
+fn failover_cluster(
+    n1_vip: Option<VipStatus>,
+    n2_vip: impl Fn(usize) -> Option<VipStatus> + Send + Sync + 'static,
+) -> (TestServer, TestServer) {
+    let n_asked = AtomicUsize::new(0);
+    let n2 = TestServer::start(move |_| {
+        let i = n_asked.fetch_add(1, Ordering::SeqCst);
+        Reply::json(200, &node_json(2, "Leader", n2_vip(i).as_ref()))
+    });
+    let members_json: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let members = Arc::clone(&members_json);
+    let n1 = TestServer::start(move |request| match request.target.as_str() {
+        "/v1/members" => Reply::json(200, members.get().expect("set before any request")),
+        "/v1/failover" => Reply::json(200, r#"{"leader":2}"#),
+        _ => Reply::json(200, &node_json(1, "Follower", n1_vip.as_ref())),
+    });
+    let at = |node_id: u64, name: &str, role: Role, url: &str| Member {
+        admin_addr: url.trim_start_matches("http://").to_owned(),
+        ..member(node_id, name, role, true)
+    };
+    let members = [
+        at(1, "n1", Role::Data, &n1.url),
+        at(2, "n2", Role::Data, &n2.url),
+        at(3, "n3", Role::Witness, &refused_url()),
+    ];
+    members_json
+        .set(serde_json::to_string(&members).expect("encode"))
+        .expect("set once");
+    (n1, n2)
+}
+
+#[track_caller]
+fn check_failover(
+    n1_vip: Option<VipStatus>,
+    n2_vip: impl Fn(usize) -> Option<VipStatus> + Send + Sync + 'static,
+    vip_timeout: Duration,
+) -> (FailoverOutcome, usize) {
+    let (n1, n2) = failover_cluster(n1_vip, n2_vip);
+    let client = Client::new(vec![n1.url.clone()], TOKEN).expect("client");
+    let outcome = fail_over(&client, Some("n2"), vip_timeout).expect("fail over");
+    assert_eq!((outcome.leader, outcome.leader_name.as_str()), (2, "n2"));
+    let failover_request = n1
+        .requests()
+        .into_iter()
+        .find(|request| request.method == "POST")
+        .expect("a failover request");
+    assert_eq!(
+        (
+            failover_request.target.as_str(),
+            failover_request.body.as_str()
+        ),
+        ("/v1/failover", r#"{"to":2}"#)
+    );
+    (outcome, n2.requests().len())
+}
+
+#[test]
+fn failover_waits_until_the_new_leader_holds_the_vip() {
+    let (outcome, n_polls) = check_failover(
+        Some(vip(&[VIP], false)),
+        |i| Some(vip(&[VIP], i >= 2)),
+        Duration::from_secs(5),
+    );
+    assert_eq!(n_polls, 3, "polled until held, then stopped");
+    let VipMove::Held {
+        addresses,
+        elapsed,
+        also_held_by,
+    } = outcome.vip
+    else {
+        panic!("not held: {outcome:?}");
+    };
+    assert_eq!(addresses, [VIP]);
+    assert!(
+        elapsed >= Duration::from_millis(100),
+        "two polls apart: {elapsed:?}"
+    );
+    assert!(also_held_by.is_empty());
+}
+
+#[test]
+fn failover_reports_an_old_holder_that_kept_the_vip() {
+    let (outcome, _) = check_failover(
+        Some(vip(&[VIP], true)),
+        |_| Some(vip(&[VIP], true)),
+        Duration::from_secs(5),
+    );
+    assert!(
+        matches!(&outcome.vip, VipMove::Held { also_held_by, .. } if also_held_by == &["n1"]),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn failover_gives_up_on_the_vip_after_its_bound() {
+    let started = std::time::Instant::now();
+    let (outcome, n_polls) = check_failover(
+        Some(vip(&[VIP], false)),
+        |_| Some(vip(&[VIP], false)),
+        Duration::from_millis(300),
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded");
+    assert!(n_polls >= 2, "{n_polls}");
+    assert_eq!(
+        outcome.vip,
+        VipMove::NotHeld {
+            addresses: Some(vec![VIP.to_owned()]),
+            waited: Duration::from_millis(300),
+        }
+    );
+}
+
+#[test]
+fn failover_without_a_vip_asks_the_new_leader_once() {
+    let (outcome, n_polls) = check_failover(None, |_| None, Duration::from_secs(5));
+    assert_eq!(outcome.vip, VipMove::NoVip);
+    assert_eq!(n_polls, 1);
+}
+
+#[test]
+fn failover_warns_when_the_new_leader_has_no_vip_but_others_do() {
+    let (outcome, _) = check_failover(Some(vip(&[VIP], false)), |_| None, Duration::from_secs(5));
+    assert_eq!(
+        outcome.vip,
+        VipMove::LeaderHasNone {
+            others: vec![("n1".to_owned(), vec![VIP.to_owned()])],
+        }
+    );
+}
+
+#[track_caller]
+fn check_failover_lines(vip: VipMove, out: &[&str], warnings: &[&str]) {
+    let outcome = FailoverOutcome {
+        leader: 2,
+        leader_name: "n2".to_owned(),
+        vip,
+    };
+    let (lines, warned) = failover_lines(&outcome);
+    assert_eq!(lines, out);
+    assert_eq!(warned, warnings);
+}
+
+#[test]
+fn failover_output() {
+    check_failover_lines(VipMove::NoVip, &["leader is now node 2 (n2)"], &[]);
+    check_failover_lines(
+        VipMove::Held {
+            addresses: vec![VIP.to_owned(), "2001:db8::10/64".to_owned()],
+            elapsed: Duration::from_millis(840),
+            also_held_by: vec![],
+        },
+        &["leadership and VIP 192.0.2.10/24, 2001:db8::10/64 moved to node 2 (n2) in 840 ms"],
+        &[],
+    );
+    check_failover_lines(
+        VipMove::Held {
+            addresses: vec![VIP.to_owned()],
+            elapsed: Duration::from_millis(840),
+            also_held_by: vec!["n1".to_owned()],
+        },
+        &["leadership and VIP 192.0.2.10/24 moved to node 2 (n2) in 840 ms"],
+        &["n1 still says to hold the VIP too: check `mclusterctl status` and its log"],
+    );
+    check_failover_lines(
+        VipMove::NotHeld {
+            addresses: Some(vec![VIP.to_owned()]),
+            waited: Duration::from_secs(5),
+        },
+        &["leader is now node 2 (n2)"],
+        &[
+            "n2 leads but has not taken the VIP 192.0.2.10/24 within 5 s; check `mclusterctl \
+           status` and n2's log",
+        ],
+    );
+    check_failover_lines(
+        VipMove::NotHeld {
+            addresses: None,
+            waited: Duration::from_millis(300),
+        },
+        &["leader is now node 2 (n2)"],
+        &[
+            "n2 did not answer within 300 ms, so whether it took the virtual IP is unknown; check \
+           `mclusterctl status`",
+        ],
+    );
+    check_failover_lines(
+        VipMove::LeaderHasNone {
+            others: vec![("n1".to_owned(), vec![VIP.to_owned()])],
+        },
+        &["leader is now node 2 (n2)"],
+        &[
+            "n2 has no virtual IP configured but n1 has 192.0.2.10/24: no node holds it while n2 \
+           leads; give every data node the same [vip] addresses",
+        ],
+    );
+}
+
+#[test]
+fn init_and_join_name_the_vip_they_wrote() {
+    assert_eq!(vip_note(None), "");
+    let vip = VipSection {
+        addresses: vec![VIP.to_owned(), "2001:db8::10/64".to_owned()],
+        interface: "eth0".to_owned(),
+    };
+    assert_eq!(
+        vip_note(Some(&vip)),
+        ", virtual IP 192.0.2.10/24, 2001:db8::10/64 on eth0"
     );
 }

@@ -7,9 +7,13 @@ use std::sync::atomic::Ordering;
 
 use nix::sys::signal::{Signal, raise};
 
+use std::net::SocketAddr;
+
 use crate::api::Role;
-use crate::demo::{DEMO_NODES, catch_stop_signals, default_dir, render_mail_listeners};
-use crate::node_config::MailSection;
+use crate::demo::{
+    DEMO_NODES, Demo, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
+};
+use crate::node_config::{MailSection, NodeFile, TlsSection, VipSection};
 
 #[test]
 fn default_directory() {
@@ -80,14 +84,109 @@ fn data_nodes_serve_mail_on_unprivileged_ports_of_their_own_address() {
 fn summary_lists_the_mail_listeners() {
     assert_eq!(
         render_mail_listeners(),
-        "SERVICE     n1               n2\n\
-         hostname    n1.example.test  n2.example.test\n\
-         smtp        127.0.0.11:2525  127.0.0.12:2525\n\
-         submission  127.0.0.11:2587  127.0.0.12:2587\n\
-         smtps       127.0.0.11:2465  127.0.0.12:2465\n\
-         pop3        127.0.0.11:2110  127.0.0.12:2110\n\
-         pop3s       127.0.0.11:2995  127.0.0.12:2995\n"
+        "SERVICE     VIRTUAL IP       n1               n2\n\
+         hostname    the leader's     n1.example.test  n2.example.test\n\
+         smtp        127.0.0.10:2525  127.0.0.11:2525  127.0.0.12:2525\n\
+         submission  127.0.0.10:2587  127.0.0.11:2587  127.0.0.12:2587\n\
+         smtps       127.0.0.10:2465  127.0.0.11:2465  127.0.0.12:2465\n\
+         pop3        127.0.0.10:2110  127.0.0.11:2110  127.0.0.12:2110\n\
+         pop3s       127.0.0.10:2995  127.0.0.11:2995  127.0.0.12:2995\n"
     );
+    assert!(
+        vip_banner().starts_with("SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110)"),
+        "{}",
+        vip_banner()
+    );
+}
+
+fn loopback_vip() -> VipSection {
+    VipSection {
+        addresses: vec!["127.0.0.10/32".to_owned()],
+        interface: "lo".to_owned(),
+    }
+}
+
+#[test]
+fn data_nodes_share_a_loopback_vip_and_the_witness_has_none() {
+    for node in &DEMO_NODES[..2] {
+        assert_eq!(
+            node.vip_section().expect("a valid VIP"),
+            Some(loopback_vip()),
+            "{}",
+            node.name
+        );
+    }
+    assert_eq!(DEMO_NODES[2].vip_section().expect("no VIP"), None);
+    assert!(DEMO_NODES[2].vip_options().addresses.is_empty());
+}
+
+/// With a VIP the node refuses wildcard listeners: each must be on the node's own address.
+#[test]
+fn mail_listeners_are_on_each_node_own_address() {
+    for node in &DEMO_NODES[..2] {
+        let mail = node.mail_section().expect("a data node serves mail");
+        for (key, addr) in mail.listeners() {
+            let addr: SocketAddr = addr
+                .and_then(|addr| addr.parse().ok())
+                .unwrap_or_else(|| panic!("{} {key}: {addr:?}", node.name));
+            assert_eq!(addr.ip().to_string(), node.ip, "{} {key}", node.name);
+        }
+    }
+}
+
+/// A node config as an mclusterctl from before the mail service and the virtual IP wrote it.
+fn old_config(node_id: u64, name: &str, role: Role) -> String {
+    NodeFile {
+        node_id,
+        name: name.to_owned(),
+        role,
+        data_dir: "data".to_owned(),
+        raft_addr: format!("127.0.0.1{node_id}:7071"),
+        admin_addr: format!("127.0.0.1{node_id}:7070"),
+        tls: TlsSection::default(),
+        mail: None,
+        vip: None,
+        bootstrap: None,
+        join: None,
+    }
+    .to_toml()
+    .expect("serialize")
+}
+
+#[test]
+fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    for (node_id, node) in (1..).zip(DEMO_NODES) {
+        let node_dir = dir.path().join(node.name);
+        std::fs::create_dir(&node_dir).expect("create node dir");
+        std::fs::write(
+            node_dir.join("mclusterd.toml"),
+            old_config(node_id, node.name, node.role),
+        )
+        .expect("write old config");
+    }
+    let demo = Demo {
+        dir: dir.path().to_path_buf(),
+        mclusterd: PathBuf::from("/nonexistent/mclusterd"),
+        client_config_path: dir.path().join("client.toml"),
+        nodes: Vec::new(),
+    };
+    demo.add_missing_sections().expect("add sections");
+    for node in DEMO_NODES {
+        let config = demo
+            .paths(node)
+            .expect("paths")
+            .load_config()
+            .expect("load config");
+        assert_eq!(config.mail, node.mail_section(), "{}", node.name);
+        let expected_vip = (node.role == Role::Data).then(loopback_vip);
+        assert_eq!(config.vip, expected_vip, "{}", node.name);
+    }
+    // A second start changes nothing.
+    let n1_config = dir.path().join("n1/mclusterd.toml");
+    let before = std::fs::read_to_string(&n1_config).expect("read");
+    demo.add_missing_sections().expect("again");
+    assert_eq!(std::fs::read_to_string(&n1_config).expect("read"), before);
 }
 
 #[test]

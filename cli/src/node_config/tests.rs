@@ -4,8 +4,8 @@ use toml::{Table, Value};
 
 use crate::api::Role;
 use crate::node_config::{
-    BootstrapFile, BootstrapSection, JoinSection, MailSection, NodeFile, TlsSection,
-    add_mail_section,
+    BootstrapFile, BootstrapSection, JoinSection, MailSection, NODE_DEFAULT_LISTENERS, NodeFile,
+    TlsSection, VipSection, add_mail_section, add_vip_section,
 };
 
 const EXAMPLE: &str = include_str!("../../../deploy/mclusterd.example.toml");
@@ -20,6 +20,7 @@ fn first_node() -> NodeFile {
         admin_addr: "127.0.0.11:7070".to_owned(),
         tls: TlsSection::default(),
         mail: Some(demo_mail()),
+        vip: None,
         bootstrap: Some(BootstrapSection {
             file: "bootstrap.toml".to_owned(),
         }),
@@ -49,12 +50,26 @@ fn joined_node() -> NodeFile {
         admin_addr: "127.0.0.13:7070".to_owned(),
         tls: TlsSection::default(),
         mail: None,
+        vip: None,
         bootstrap: None,
         join: Some(JoinSection {
             seeds: vec!["http://127.0.0.11:7070".to_owned()],
             token: "ab".repeat(32),
         }),
     }
+}
+
+/// The example with its commented-out options (`#key = value`, no space after the `#`, unlike
+/// prose comments) switched on: sections that are off by default are listed that way.
+fn example_with_commented_options() -> String {
+    EXAMPLE
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with([' ', '#']) => rest,
+            _ => line,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// Every key we write exists in the example with a value of the same type, so the names we
@@ -64,8 +79,15 @@ fn check_against_example(node_file: &NodeFile) {
     let text = node_file.to_toml().expect("serialize");
     assert_eq!(NodeFile::parse(&text).expect("parse back"), *node_file);
     let ours: Table = toml::from_str(&text).expect("parse as table");
-    let example: Table = toml::from_str(EXAMPLE).expect("parse example");
+    let example: Table = toml::from_str(&example_with_commented_options()).expect("parse example");
     check_keys(&ours, &example, "");
+}
+
+fn lan_vip() -> VipSection {
+    VipSection {
+        addresses: vec!["192.0.2.10/24".to_owned(), "2001:db8::10/64".to_owned()],
+        interface: "eth0".to_owned(),
+    }
 }
 
 #[track_caller]
@@ -168,10 +190,79 @@ fn a_mail_section_is_appended_to_a_config_without_one() {
 }
 
 #[test]
+fn a_vip_section_is_written_after_the_mail_section() {
+    let node_file = NodeFile {
+        vip: Some(lan_vip()),
+        ..first_node()
+    };
+    check_against_example(&node_file);
+    let text = node_file.to_toml().expect("serialize");
+    assert!(
+        text.contains(
+            "pop3s = \"127.0.0.11:2995\"\n\n[vip]\n\
+             addresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\ninterface = \"eth0\"\n"
+        ),
+        "{text}"
+    );
+    let without = first_node().to_toml().expect("serialize");
+    assert!(!without.contains("vip"), "{without}");
+}
+
+#[test]
+fn a_vip_section_is_appended_to_a_config_without_one() {
+    let text = format!(
+        "{}# kept\n[raft]\nheartbeat-interval-ms = 50\n",
+        first_node().to_toml().expect("serialize")
+    );
+    let updated = add_vip_section(&text, &lan_vip())
+        .expect("add")
+        .expect("it had no vip section");
+    assert_eq!(
+        updated.strip_prefix(&text),
+        Some(
+            "\n[vip]\naddresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\n\
+             interface = \"eth0\"\n"
+        ),
+        "{updated}"
+    );
+    let node_file = NodeFile::parse(&updated).expect("parse");
+    assert_eq!(node_file.vip, Some(lan_vip()));
+    assert_eq!(node_file.mail, Some(demo_mail()), "the rest is kept");
+    assert_eq!(add_vip_section(&updated, &lan_vip()).expect("again"), None);
+}
+
+#[test]
 fn example_config_parses_as_a_node_file() {
     let node_file = NodeFile::parse(EXAMPLE).expect("parse example");
     assert_eq!(node_file.node_id, 1);
     assert_eq!(node_file.tls, TlsSection::default());
+    assert_eq!(node_file.vip, None, "the virtual IP is off by default");
+    let switched_on =
+        NodeFile::parse(&example_with_commented_options()).expect("parse with [vip] on");
+    assert_eq!(
+        switched_on.vip,
+        Some(VipSection {
+            addresses: vec!["192.0.2.10/24".to_owned()],
+            interface: "eth0".to_owned(),
+        })
+    );
+}
+
+/// What `--vip` checks against when a listener is not given must be what the node does then.
+#[test]
+fn node_default_listeners_are_the_example_ones() {
+    let example: Table = toml::from_str(EXAMPLE).expect("parse example");
+    let mail = example["mail"].as_table().expect("[mail]");
+    for (key, addr) in NODE_DEFAULT_LISTENERS {
+        assert_eq!(mail[key].as_str(), Some(addr), "mail.{key}");
+    }
+    let keys: Vec<&str> = MailSection::default()
+        .listeners()
+        .iter()
+        .map(|(key, _)| *key)
+        .collect();
+    let default_keys: Vec<&str> = NODE_DEFAULT_LISTENERS.iter().map(|(key, _)| *key).collect();
+    assert_eq!(keys, default_keys);
 }
 
 #[test]

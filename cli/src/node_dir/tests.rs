@@ -7,7 +7,7 @@ use std::path::Path;
 use rcgen::{CertificateSigningRequestParams, Issuer, KeyPair};
 
 use crate::api::Role;
-use crate::node_config::{BootstrapFile, MailSection, NodeFile};
+use crate::node_config::{BootstrapFile, MailSection, NodeFile, VipSection};
 use crate::node_dir::{
     InitPlan, JoinPlan, NodePaths, init_files, join_files, validate_addr, validate_mail,
     validate_mail_hostname, validate_name,
@@ -15,6 +15,7 @@ use crate::node_dir::{
 use crate::pki::{self, CertifiedKey};
 use crate::secrets::sha256_hex;
 use crate::test_server::{Reply, TestServer};
+use crate::vip::VipOptions;
 
 fn init_plan(dir: &Path) -> InitPlan {
     InitPlan {
@@ -24,6 +25,7 @@ fn init_plan(dir: &Path) -> InitPlan {
         admin_addr: "127.0.0.11:7070".to_owned(),
         cluster_name: "mcluster".to_owned(),
         mail: MailSection::default(),
+        vip: VipOptions::default(),
     }
 }
 
@@ -141,6 +143,62 @@ fn init_writes_the_mail_options_given() {
     assert!(!text.contains("submission"), "{text}");
 }
 
+/// The demo's kind of node: mail on its own address, a loopback VIP.
+fn own_mail(ip: &str) -> MailSection {
+    let addr = |port: u16| Some(format!("{ip}:{port}"));
+    MailSection {
+        hostname: None,
+        smtp: addr(2525),
+        submission: addr(2587),
+        smtps: addr(2465),
+        pop3: addr(2110),
+        pop3s: addr(2995),
+    }
+}
+
+fn loopback_vip() -> VipOptions {
+    VipOptions {
+        addresses: vec!["127.0.0.10/32".parse().expect("valid")],
+        interface: None,
+    }
+}
+
+#[test]
+fn init_writes_the_vip_given() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let plan = InitPlan {
+        mail: own_mail("127.0.0.11"),
+        vip: loopback_vip(),
+        ..init_plan(dir.path())
+    };
+    let outcome = init_files(&plan).expect("init");
+    let node_file = outcome.node.load_config().expect("load mclusterd.toml");
+    assert_eq!(
+        node_file.vip,
+        Some(VipSection {
+            addresses: vec!["127.0.0.10/32".to_owned()],
+            interface: "lo".to_owned(),
+        })
+    );
+    assert_eq!(node_file, outcome.node_file);
+}
+
+#[test]
+fn init_refuses_a_vip_with_wildcard_listeners_before_writing() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let plan = InitPlan {
+        vip: loopback_vip(),
+        ..init_plan(dir.path())
+    };
+    let err = init_files(&plan).expect_err("default listeners are wildcards");
+    assert!(
+        format!("{err:#}").contains("every mail listener must be on the node's own address"),
+        "{err:#}"
+    );
+    assert!(!dir.path().join("ca.crt").exists());
+    assert!(!dir.path().join("n1").exists());
+}
+
 #[test]
 fn init_refuses_bad_mail_options_before_writing() {
     let dir = tempfile::tempdir().expect("create temp dir");
@@ -190,6 +248,7 @@ fn join_plan(dir: &Path, seed: &str) -> JoinPlan {
         admin_addr: "127.0.0.13:7070".to_owned(),
         seeds: vec![seed.to_owned()],
         mail: MailSection::default(),
+        vip: VipOptions::default(),
     }
 }
 
@@ -267,6 +326,54 @@ fn join_writes_mail_options_for_a_data_node_and_refuses_them_for_a_witness() {
     let outcome = join_files(&data, &"cd".repeat(32)).expect("join");
     let node_file = outcome.node.load_config().expect("load mclusterd.toml");
     assert_eq!(node_file.mail, Some(mail));
+}
+
+#[test]
+fn join_writes_the_vip_of_a_data_node_and_refuses_one_for_a_witness() {
+    let (server, _ca) = fake_cluster();
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let witness = JoinPlan {
+        vip: loopback_vip(),
+        ..join_plan(dir.path(), &server.url)
+    };
+    let err = join_files(&witness, &"cd".repeat(32)).expect_err("witness with a VIP");
+    assert!(
+        format!("{err:#}").contains("a witness never holds the virtual IP"),
+        "{err:#}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "refused before asking the cluster"
+    );
+
+    let data = JoinPlan {
+        role: Role::Data,
+        mail: own_mail("127.0.0.13"),
+        ..witness.clone()
+    };
+    let outcome = join_files(&data, &"cd".repeat(32)).expect("join");
+    let node_file = outcome.node.load_config().expect("load mclusterd.toml");
+    assert_eq!(
+        node_file.vip,
+        Some(VipSection {
+            addresses: vec!["127.0.0.10/32".to_owned()],
+            interface: "lo".to_owned(),
+        })
+    );
+
+    // A data node with the default (wildcard) listeners is refused, also before asking.
+    let n_requests = server.requests().len();
+    let wildcard = JoinPlan {
+        role: Role::Data,
+        name: "n4".to_owned(),
+        ..witness
+    };
+    let err = join_files(&wildcard, &"cd".repeat(32)).expect_err("wildcard listeners");
+    assert!(
+        format!("{err:#}").contains("Pass --smtp-addr 127.0.0.13:25"),
+        "{err:#}"
+    );
+    assert_eq!(server.requests().len(), n_requests);
 }
 
 #[test]
