@@ -224,17 +224,21 @@ impl Cluster {
             tuning,
         };
         let first = cluster.new_node(0, 1, "data");
-        cluster.ctl_ok(&[
+        let dir = cluster.root.path().display().to_string();
+        let mut args = vec![
             "init",
             "--dir",
-            &cluster.root.path().display().to_string(),
+            &dir,
             "--name",
             "n1",
             "--raft-addr",
             &first.raft_addr,
             "--admin-addr",
             &first.admin_addr,
-        ])?;
+        ];
+        let node_args = cluster.node_args(&first);
+        args.extend(node_args.iter().map(String::as_str));
+        cluster.ctl_ok(&args)?;
         cluster.nodes.push(first);
         cluster.reload_api()?;
         cluster.prepare(0)?;
@@ -314,9 +318,43 @@ impl Cluster {
         Ok(())
     }
 
-    /// Readies node `i` for its first start: its disk (a tmpfs if asked) and its config: the
-    /// mail listeners on its own address, the VIP on a lab's data nodes, the scenario's extra
-    /// TOML.
+    /// More `mclusterctl init`/`join` flags for a data node: its mail listeners, each on its
+    /// own address, and in a lab with a VIP the VIP on `eth0`. A witness has neither.
+    fn node_args(&self, node: &Node) -> Vec<String> {
+        if node.role != "data" {
+            return Vec::new();
+        }
+        let ip = node.ip();
+        let p = node.ports;
+        let mut args: Vec<String> = vec![
+            "--mail-hostname".into(),
+            format!("{}.test", node.name),
+            "--smtp-addr".into(),
+            format!("{ip}:{}", p.smtp),
+            "--submission-addr".into(),
+            format!("{ip}:{}", p.submission),
+            "--smtps-addr".into(),
+            format!("{ip}:{}", p.smtps),
+            "--pop3-addr".into(),
+            format!("{ip}:{}", p.pop3),
+            "--pop3s-addr".into(),
+            format!("{ip}:{}", p.pop3s),
+        ];
+        if let Hosts::Lab { lab, options } = &self.hosts
+            && options.vip
+        {
+            args.extend([
+                "--vip".into(),
+                lab.vip_cidr(),
+                "--vip-interface".into(),
+                "eth0".into(),
+            ]);
+        }
+        args
+    }
+
+    /// Readies node `i` for its first start: its disk (a tmpfs if asked) and the scenario's
+    /// extra TOML in its config.
     fn prepare(&self, i: usize) -> Result<()> {
         let node = &self.nodes[i];
         if let Hosts::Lab { lab, options } = &self.hosts
@@ -327,24 +365,6 @@ impl Cluster {
         }
         let path = node.config_path();
         let mut text = fs::read_to_string(&path)?;
-        let ip = node.ip();
-        let p = node.ports;
-        text.push_str(&format!(
-            "\n[mail]\nhostname = \"{}.test\"\nsmtp = \"{ip}:{}\"\n\
-             submission = \"{ip}:{}\"\nsmtps = \"{ip}:{}\"\n\
-             pop3 = \"{ip}:{}\"\npop3s = \"{ip}:{}\"\n",
-            node.name, p.smtp, p.submission, p.smtps, p.pop3, p.pop3s
-        ));
-        if let Hosts::Lab { lab, options } = &self.hosts
-            && options.vip
-            && node.role == "data"
-            && !text.contains("\n[vip]")
-        {
-            text.push_str(&format!(
-                "\n[vip]\naddresses = [\"{}\"]\ninterface = \"eth0\"\n",
-                lab.vip_cidr()
-            ));
-        }
         text.push('\n');
         text.push_str(&self.tuning.extra_toml);
         fs::write(&path, text)?;
@@ -360,10 +380,11 @@ impl Cluster {
             bail!("lab {} has room for {} nodes", lab.subnet(), lab.n_nodes());
         }
         let mut node = self.new_node(i, 0, role);
-        let out = self.ctl_ok(&[
+        let dir = self.root.path().display().to_string();
+        let mut args = vec![
             "join",
             "--dir",
-            &self.root.path().display().to_string(),
+            &dir,
             "--name",
             &node.name,
             "--raft-addr",
@@ -372,7 +393,10 @@ impl Cluster {
             &node.admin_addr,
             "--role",
             role,
-        ])?;
+        ];
+        let node_args = self.node_args(&node);
+        args.extend(node_args.iter().map(String::as_str));
+        let out = self.ctl_ok(&args)?;
         let config = fs::read_to_string(node.config_path()).context("read joined node config")?;
         node.id = config
             .lines()
