@@ -69,7 +69,13 @@ pub struct Blobs {
     pub metrics: BlobMetrics,
     down_until: Mutex<HashMap<NodeId, Instant>>,
     last_degraded_log: Mutex<Option<Instant>>,
+    /// When this node last handed leadership away because its disk failed.
+    last_disk_handover: Mutex<Option<Instant>>,
 }
+
+/// A leader whose blob disk fails hands leadership (and the VIP) to another data node at most
+/// this often, so two sick nodes do not pass it back and forth.
+const DISK_HANDOVER_EVERY: Duration = Duration::from_secs(60);
 
 impl Blobs {
     pub fn new(store: BlobStore, cluster: Arc<Cluster>) -> Blobs {
@@ -79,6 +85,7 @@ impl Blobs {
             metrics: BlobMetrics::default(),
             down_until: Mutex::new(HashMap::new()),
             last_degraded_log: Mutex::new(None),
+            last_disk_handover: Mutex::new(None),
         }
     }
 
@@ -138,6 +145,7 @@ impl Blobs {
             .map_err(|e| BlobError::Local(std::io::Error::other(e)))?
             .map_err(|e| {
                 tracing::error!(error = %e, "could not write a blob to local disk");
+                self.hand_over_after_disk_failure();
                 BlobError::Local(e)
             })?;
         self.metrics.stored.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +186,34 @@ impl Blobs {
                 })
             }
         }
+    }
+
+    /// The leader cannot store mail (disk full or failing): every message would get a 451 for
+    /// as long as that lasts, while another data node could take it. Hand leadership, and so
+    /// the VIP, to a caught-up data node; its mirror pushes to this node fail fast and it
+    /// accepts degraded until this disk is fixed.
+    fn hand_over_after_disk_failure(&self) {
+        if !self.cluster.is_leader() || self.cluster.caught_up_data_voters().is_empty() {
+            return;
+        }
+        {
+            let mut last = self.last_disk_handover.lock().expect("handover lock");
+            if last.is_some_and(|t| t.elapsed() < DISK_HANDOVER_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let cluster = self.cluster.clone();
+        tokio::spawn(async move {
+            match cluster.failover(None).await {
+                Ok(to) => {
+                    tracing::warn!(to, "local disk failed: handed leadership and the VIP over")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "local disk failed; could not hand leadership over")
+                }
+            }
+        });
     }
 
     fn log_degraded(&self, intended: Option<NodeId>, what: &'static str) {

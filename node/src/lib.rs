@@ -71,6 +71,14 @@ pub async fn run(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries),
         max_in_snapshot_log_to_keep: config.keep_entries_after_snapshot,
         install_snapshot_timeout: 10_000,
+        // A node that cannot win (cut off, restarted, behind) asks before it campaigns, so it
+        // does not bump the term and knock a healthy leader (and the VIP) over when it returns.
+        enable_pre_vote: Some(true),
+        // A voter restarted from an older copy of its data directory has a shorter log than it
+        // acknowledged. Without this the leader's replication stops on it for good; with it the
+        // leader sends the log again. What the old copy lost is still on the leader and the
+        // other voters (a second failure before it has caught up is not covered).
+        allow_log_reversion: Some(true),
         ..Default::default()
     }
     .validate()
@@ -142,12 +150,17 @@ pub async fn run(
         });
     let mut server = tokio::spawn(async move { serve.await });
     tokio::pin!(shutdown);
+    let mut raft_stopped = Box::pin(raft_stopped(raft.clone()));
+    let mut fatal = None;
     tokio::select! {
         result = &mut server => {
             result.context("admin API task")?.context("serve admin API")?;
             anyhow::bail!("the admin API stopped by itself");
         }
         () = &mut shutdown => {}
+        // A Raft core that died (a storage error, a bug) leaves a process that answers but
+        // can do nothing: stop cleanly instead (the VIP goes) and let the supervisor restart it.
+        reason = &mut raft_stopped => fatal = Some(reason),
     }
     // Mail first: no new sessions, and sessions still running are cut off. A message whose 250
     // was not sent yet is retried by its client; none that was answered depends on this node.
@@ -179,7 +192,24 @@ pub async fn run(
         tracing::warn!(error = %err, "raft did not shut down cleanly");
     }
     tracing::info!("stopped");
-    Ok(())
+    match fatal {
+        Some(reason) => anyhow::bail!("the Raft core stopped: {reason}"),
+        None => Ok(()),
+    }
+}
+
+/// Completes when the Raft core has stopped by itself, with the reason.
+async fn raft_stopped(raft: Raft) -> String {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "its metrics channel closed".into();
+        }
+    }
 }
 
 /// The mail listeners of a data node and the background work of its blob store.

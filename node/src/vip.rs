@@ -193,6 +193,9 @@ pub fn verdict(
     if stepping_down {
         return Verdict::Release("leadership is being handed over");
     }
+    if m.running_state.is_err() {
+        return Verdict::Release("the Raft core stopped");
+    }
     if m.state != ServerState::Leader || m.current_leader != Some(me) {
         return Verdict::Release("not the leader");
     }
@@ -662,14 +665,24 @@ impl Manager {
         };
     }
 
-    /// Lets go: the address first (so the network stops reaching this node), then the
-    /// listeners and every session that came in on the VIP.
+    /// Lets go: listeners and the sessions that came in on the VIP first, while their
+    /// connections can still be closed (a socket whose source address is gone cannot even send
+    /// its FIN, and its client would hang until its own timeout), then the address. This takes
+    /// a few milliseconds of the lease margin.
     async fn release(&mut self, reason: &'static str) {
-        self.remove_addresses(reason).await;
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        self.sessions.lock().await.abort_all();
+        {
+            let mut sessions = self.sessions.lock().await;
+            sessions.abort_all();
+            // Aborted tasks drop their sockets when they are polled out; wait for that (bounded).
+            let _ = tokio::time::timeout(Duration::from_millis(20), async {
+                while sessions.join_next().await.is_some() {}
+            })
+            .await;
+        }
+        self.remove_addresses(reason).await;
         self.cluster.vip.set_held(false);
         self.phase = Phase::Idle;
         if reason == "leadership is being handed over" || reason == "the node is shutting down" {
