@@ -46,11 +46,17 @@ case "${1:-}" in
         # The chaos scenarios run the real binaries: build them before the tests.
         cargo build --workspace --all-targets
         cargo clippy --workspace --all-targets -- -D warnings
+        # The chaos scenarios (the smoke subset; MCLUSTER_CHAOS_FULL=1 for all of them) each add
+        # a row to a results table, printed at the end whether or not the tests passed.
+        "$(target_dir)/debug/chaos_table" --reset
+        status=0
         if cargo nextest --version >/dev/null 2>&1; then
-            cargo nextest run --workspace --no-fail-fast
+            cargo nextest run --workspace --no-fail-fast || status=$?
         else
-            cargo test --workspace --no-fail-fast
+            cargo test --workspace --no-fail-fast || status=$?
         fi
+        "$(target_dir)/debug/chaos_table" || status=1
+        exit $status
         ;;
     *)
         echo "usage: deploy/dev.sh demo [--dir DIR] [--password PW] | deploy/dev.sh test" >&2

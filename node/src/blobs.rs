@@ -374,7 +374,15 @@ impl Blobs {
     /// Pulls every blob the replicated state says this node must hold but has not confirmed,
     /// until stopped. Runs on every data node.
     pub async fn resync_loop(self: Arc<Self>) {
+        let mut copies_checked = false;
         loop {
+            if !copies_checked {
+                match self.check_local_copies().await {
+                    Ok(()) => copies_checked = true,
+                    Err(err) => tracing::debug!(error = %format!("{err:#}"),
+                        "checking local blob copies; trying again"),
+                }
+            }
             if self.metrics.degraded.load(Ordering::Relaxed) {
                 self.probe_partner().await;
             }
@@ -385,6 +393,43 @@ impl Blobs {
             }
             tokio::time::sleep(RESYNC_INTERVAL).await;
         }
+    }
+
+    /// Once after start-up, when this node has caught up: every blob the state says it holds
+    /// must be on its disk. A data directory restored from an older copy lacks the blobs it
+    /// acknowledged since; they are reported (`BlobsLost`), so status shows the lost redundancy
+    /// and the resync below pulls them from the other replica.
+    async fn check_local_copies(&self) -> anyhow::Result<()> {
+        // Caught up first: records applied later would otherwise go unchecked.
+        self.cluster.linearize().await?;
+        let me = self.node_id();
+        let reader = self.cluster.reader.clone();
+        let store = self.store.clone();
+        let absent = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<BlobHash>> {
+            let held = reader.blobs_held_by(me)?;
+            Ok(held
+                .into_iter()
+                .filter(|hash| !store.path(hash).exists())
+                .collect())
+        })
+        .await??;
+        if absent.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            blobs = absent.len(),
+            "blobs this node should hold are not on its disk (restored from an older copy?); \
+             pulling them from their other replica"
+        );
+        for chunk in absent.chunks(RESYNC_BATCH) {
+            self.cluster
+                .write(Command::BlobsLost {
+                    node: me,
+                    blobs: chunk.to_vec(),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// While degraded, checks whether a mirror partner answers again, so the flag does not wait

@@ -439,6 +439,23 @@ pub(crate) fn blobs_stored(node: NodeId, blobs: &[BlobHash], staged: &mut Staged
     }
 }
 
+pub(crate) fn blobs_lost(
+    reader: &StateReader,
+    node: NodeId,
+    blobs: &[BlobHash],
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    for hash in blobs {
+        if reader
+            .blob(hash)?
+            .is_some_and(|record| record.replicas.contains(&node))
+        {
+            staged.put(CF_BLOB_MISSING, &missing_key(node, hash), &());
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn set_client_tls(tls: &ClientTls, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_CLIENT_TLS, tls);
 }
@@ -475,6 +492,33 @@ impl StateReader {
 
     pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobRecord>, StoreError> {
         self.db().get(CF_BLOBS, hash)
+    }
+
+    /// Every blob `node` is a replica of and is not listed as missing: what it must have on disk.
+    pub fn blobs_held_by(&self, node: NodeId) -> Result<Vec<BlobHash>, StoreError> {
+        let mut held = Vec::new();
+        for item in self
+            .db()
+            .db
+            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+            if !record.replicas.contains(&node) {
+                continue;
+            }
+            let Ok(hash) = BlobHash::try_from(&key[..]) else {
+                continue;
+            };
+            if self
+                .db()
+                .get::<()>(CF_BLOB_MISSING, &missing_key(node, &hash))?
+                .is_none()
+            {
+                held.push(hash);
+            }
+        }
+        Ok(held)
     }
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.

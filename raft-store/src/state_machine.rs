@@ -230,6 +230,7 @@ impl StateMachine {
             Command::BlobsStored { node, blobs } => mail::blobs_stored(*node, blobs, batch),
             Command::SetClientTls(tls) => mail::set_client_tls(tls, batch),
             Command::SetMailPolicy(policy) => mail::set_mail_policy(policy, batch),
+            Command::BlobsLost { node, blobs } => mail::blobs_lost(&reader, *node, blobs, batch)?,
         }
         Ok(CommandResult::Done)
     }

@@ -438,6 +438,54 @@ async fn blobs_stored_clears_missing_markers() {
 }
 
 #[tokio::test]
+async fn lost_blobs_go_back_on_the_replicas_pull_list() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(
+        &mut sm,
+        1,
+        vec![
+            add_domain("example.test"),
+            add_account(a),
+            Command::Deliver {
+                deliveries: vec![delivery("q1", 1, &[a], &[]), delivery("q2", 2, &[a], &[2])],
+            },
+        ],
+    )
+    .await;
+    // Node 2 holds blob 1; blob 2 is already on its list.
+    assert_eq!(reader.blobs_held_by(2).unwrap(), vec![[1u8; 32]]);
+    assert_eq!(reader.blobs_held_by(1).unwrap().len(), 2);
+    apply_all(
+        &mut sm,
+        4,
+        vec![Command::BlobsLost {
+            node: 2,
+            // Blob 9 has no record and node 3 is no replica: both ignored.
+            blobs: vec![[1; 32], [9; 32]],
+        }],
+    )
+    .await;
+    apply_all(
+        &mut sm,
+        5,
+        vec![Command::BlobsLost {
+            node: 3,
+            blobs: vec![[1; 32]],
+        }],
+    )
+    .await;
+    assert_eq!(
+        reader.missing_blobs(2, 10).unwrap(),
+        vec![[1u8; 32], [2u8; 32]]
+    );
+    assert_eq!(reader.missing_blob_count(3).unwrap(), 0);
+    assert!(reader.blobs_held_by(2).unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn digests_agree_on_equal_state_and_differ_otherwise() {
     let entries: Vec<crate::Entry> = vec![
         normal(1, add_domain("a.test")),

@@ -202,6 +202,14 @@ pub enum Command {
     },
     SetClientTls(ClientTls),
     SetMailPolicy(MailPolicy),
+    /// `node` is a replica of these blobs by the record but does not have them on its disk (its
+    /// data directory was restored from an older copy, or files were lost): they go back on
+    /// its list to pull, so the lost redundancy shows and resync restores it. (Appended last:
+    /// the variant index is part of the log's encoding.)
+    BlobsLost {
+        node: NodeId,
+        blobs: Vec<BlobHash>,
+    },
 }
 
 impl fmt::Display for Command {
@@ -231,6 +239,9 @@ impl fmt::Display for Command {
             }
             Command::SetClientTls(_) => write!(f, "SetClientTls"),
             Command::SetMailPolicy(_) => write!(f, "SetMailPolicy"),
+            Command::BlobsLost { node, blobs } => {
+                write!(f, "BlobsLost(node {node}, {} blobs)", blobs.len())
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! through the VIP): each breaks one thing under load and the runner checks what clients saw
 //! (`chaos_tests::scenario`). The smoke subset runs by default; `MCLUSTER_CHAOS_FULL=1` runs
 //! them all. `MCLUSTER_CHAOS_SEED=N` replays one run. Each scenario has its own lab subnet
-//! (11-25); nextest runs them one at a time (test group `chaos`).
+//! (11-26); nextest runs them one at a time (test group `chaos`).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -243,6 +243,37 @@ fn disk_full_on_leader() {
         |chaos| {
             let holder = chaos.holder()?;
             disk_full(chaos, holder, true)?;
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+#[test]
+fn planned_failover_under_load() {
+    run_once(
+        "planned_failover_under_load",
+        26,
+        true,
+        |_| {},
+        |chaos| {
+            // `mclusterctl failover` releases the VIP before leadership moves (a transfer
+            // election does not wait for the lease) and returns once the new leader holds it.
+            let holder = chaos.holder()?;
+            let target = chaos.partner_of(holder);
+            let name = chaos.cluster.nodes[target].name.clone();
+            chaos.fault(Some(holder));
+            let out = chaos.cluster.ctl_ok(&["failover", "--to", &name])?;
+            if !out.contains("VIP") {
+                bail!("failover did not report the VIP moving: {out}");
+            }
+            chaos.hold(Duration::from_secs(3));
+            let now = chaos.holder()?;
+            if now != target {
+                bail!(
+                    "the VIP is on {} after failing over to {name}",
+                    chaos.cluster.nodes[now].name
+                );
+            }
             Ok(Outcome::Ran)
         },
     );
