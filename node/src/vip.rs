@@ -253,6 +253,8 @@ struct Claim {
     last_probe: Option<Instant>,
     quiet: u32,
     waiting_logged: bool,
+    /// No attempt before this (after a failed bind).
+    not_before: Instant,
 }
 
 /// The interface side: netlink, the link, and the ARP socket with its listening thread.
@@ -486,6 +488,7 @@ impl Manager {
                     last_probe: None,
                     quiet: 0,
                     waiting_logged: false,
+                    not_before: Instant::now(),
                 });
                 self.claim_step().await;
             }
@@ -506,6 +509,9 @@ impl Manager {
         let Phase::Claiming(claim) = &mut self.phase else {
             return;
         };
+        if Instant::now() < claim.not_before {
+            return;
+        }
         let arp = self.network.as_ref().and_then(|n| n.arp.clone());
         let ready = match &arp {
             // Loopback mode: binding the address is the test (one process per address:port).
@@ -557,23 +563,11 @@ impl Manager {
 
     async fn acquire(&mut self) {
         let started = Instant::now();
-        if let Some(network) = &self.network {
-            for address in &self.config.addresses {
-                if let Err(err) = network
-                    .netlink
-                    .add_or_renew(
-                        network.link.index,
-                        *address,
-                        ADDRESS_LIFETIME.as_secs() as u32,
-                    )
-                    .await
-                {
-                    tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP");
-                    self.remove_addresses("a failed claim").await;
-                    self.phase = Phase::Idle;
-                    return;
-                }
-            }
+        if let Err(err) = self.put_addresses().await {
+            tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP");
+            self.remove_addresses("a failed claim").await;
+            self.phase = Phase::Idle;
+            return;
         }
         let mut listeners = Vec::new();
         for address in &self.config.addresses {
@@ -582,14 +576,24 @@ impl Manager {
                 match mail_service::bind(service, on).await {
                     Ok(listener) => listeners.push((service, listener)),
                     Err(err) => {
-                        // In loopback mode, the old holder (another process on this machine)
-                        // may still listen: try again on the next tick.
-                        if let Phase::Claiming(claim) = &mut self.phase
-                            && !claim.waiting_logged
-                        {
-                            tracing::info!(error = %format!("{err:#}"),
-                                "waiting to listen on the virtual IP");
+                        // In loopback mode the old holder (another process on this machine)
+                        // may still listen: try again on the next tick. Otherwise something
+                        // else has the port on the VIP: try again in a second.
+                        if let Phase::Claiming(claim) = &mut self.phase {
+                            if !claim.waiting_logged && self.config.loopback {
+                                tracing::info!(error = %format!("{err:#}"),
+                                    "waiting for the previous holder to stop listening on the virtual IP");
+                            } else if !claim.waiting_logged {
+                                tracing::warn!(error = %format!("{err:#}"),
+                                    "cannot listen on the virtual IP; retrying every second");
+                            }
                             claim.waiting_logged = true;
+                            let wait = if self.config.loopback {
+                                TICK
+                            } else {
+                                Duration::from_secs(1)
+                            };
+                            claim.not_before = Instant::now() + wait;
                         }
                         drop(listeners);
                         if !self.config.loopback {
@@ -635,30 +639,36 @@ impl Manager {
         );
     }
 
+    /// Adds the addresses, or renews their kernel lifetime (nothing to do in loopback mode).
+    async fn put_addresses(&self) -> anyhow::Result<()> {
+        let Some(network) = &self.network else {
+            return Ok(());
+        };
+        for address in &self.config.addresses {
+            network
+                .netlink
+                .add_or_renew(
+                    network.link.index,
+                    *address,
+                    ADDRESS_LIFETIME.as_secs() as u32,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn renew(&mut self) {
-        if let Some(network) = &self.network {
-            for address in &self.config.addresses {
-                if let Err(err) = network
-                    .netlink
-                    .add_or_renew(
-                        network.link.index,
-                        *address,
-                        ADDRESS_LIFETIME.as_secs() as u32,
-                    )
-                    .await
-                {
-                    tracing::error!(error = %format!("{err:#}"),
-                        "could not renew the virtual IP; releasing it");
-                    self.release("renewal failed").await;
-                    return;
-                }
-            }
-            if let Some(arp) = &network.arp
-                && let Some(mac) = arp.foreign_since(Instant::now() - RENEW_EVERY)
-            {
-                tracing::error!(other = %mac_string(mac),
-                    "another host claims the virtual IP while this node holds it");
-            }
+        if let Err(err) = self.put_addresses().await {
+            tracing::error!(error = %format!("{err:#}"),
+                "could not renew the virtual IP; releasing it");
+            self.release("renewal failed").await;
+            return;
+        }
+        if let Some(arp) = self.network.as_ref().and_then(|n| n.arp.as_ref())
+            && let Some(mac) = arp.foreign_since(Instant::now() - RENEW_EVERY)
+        {
+            tracing::error!(other = %mac_string(mac),
+                "another host claims the virtual IP while this node holds it");
         }
         self.phase = Phase::Held {
             renewed: Instant::now(),
