@@ -564,9 +564,11 @@ impl Manager {
     async fn acquire(&mut self) {
         let started = Instant::now();
         if let Err(err) = self.put_addresses().await {
-            tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP");
+            tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP; retrying in a second");
             self.remove_addresses("a failed claim").await;
-            self.phase = Phase::Idle;
+            if let Phase::Claiming(claim) = &mut self.phase {
+                claim.not_before = Instant::now() + Duration::from_secs(1);
+            }
             return;
         }
         let mut listeners = Vec::new();
