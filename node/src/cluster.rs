@@ -18,6 +18,9 @@ use crate::config::Config;
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a write may take in all, retries included.
 const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// How many entries behind the leader's last one a voter may be and still count as caught up
+/// (a leadership transfer waits for the target to have the rest).
+const CAUGHT_UP_LAG: u64 = 100;
 /// How long a joining learner may take to catch up before its promotion is given up.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(120);
 
@@ -314,14 +317,15 @@ impl Cluster {
         Ok(())
     }
 
-    /// Data voters whose log matches the leader's last entry: safe targets for leadership.
+    /// Data voters within `CAUGHT_UP_LAG` entries of the leader's last one: safe targets for
+    /// leadership (openraft's transfer waits until the target has the rest).
     pub fn caught_up_data_voters(&self) -> Vec<NodeId> {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
         let Some(replication) = metrics.replication.as_ref() else {
             return Vec::new();
         };
-        let last = metrics.last_log_index;
+        let last = metrics.last_log_index.unwrap_or(0);
         membership
             .voter_ids()
             .filter(|id| *id != self.config.node_id)
@@ -331,11 +335,12 @@ impl Cluster {
                     .is_some_and(|m| m.role == Role::Data)
             })
             .filter(|id| {
+                // Under load a healthy follower is always a few entries behind the leader's
+                // last one; a transfer waits for the target to have the rest.
                 replication
                     .get(id)
                     .and_then(|m| m.as_ref())
-                    .map(|l| l.index)
-                    == last
+                    .is_some_and(|l| l.index + CAUGHT_UP_LAG >= last)
             })
             .collect()
     }
