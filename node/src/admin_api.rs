@@ -126,16 +126,20 @@ impl From<ClusterError> for ApiError {
             ClusterError::Rejected(rejection) => match rejection {
                 Rejection::NoSuchDomain(_)
                 | Rejection::NoSuchAccount(_)
-                | Rejection::NoSuchAlias(_) => ApiError::not_found(message),
+                | Rejection::NoSuchAlias(_)
+                | Rejection::NoSuchMailbox(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
+                | Rejection::MailboxExists(_)
                 | Rejection::AlreadyInitialized => {
                     ApiError::new(StatusCode::CONFLICT, "exists", message)
                 }
                 Rejection::DomainNotEmpty(_) => {
                     ApiError::new(StatusCode::CONFLICT, "not_empty", message)
                 }
-                Rejection::InvalidAddress(_) => ApiError::bad_request(message),
+                Rejection::InvalidAddress(_) | Rejection::InvalidMailboxName(_) => {
+                    ApiError::bad_request(message)
+                }
             },
         }
     }

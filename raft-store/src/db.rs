@@ -11,7 +11,7 @@ use crate::error::StoreError;
 
 /// Bumped whenever a key or value layout changes; a node refuses to open a store of another
 /// version rather than misread it.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Raft log entries, keyed by big-endian index.
 pub const CF_LOG: &str = "log";

@@ -15,6 +15,8 @@ use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{Account, NodeId};
 
+pub mod folders;
+
 /// SHA-256 of a blob's bytes: its name on every node that holds it.
 pub type BlobHash = [u8; 32];
 
@@ -40,6 +42,10 @@ pub struct Mailbox {
     pub messages: u32,
     pub bytes: u64,
     pub special_use: Option<String>,
+    /// The highest mod-sequence given to a change in this mailbox (RFC 7162 HIGHESTMODSEQ).
+    pub highest_modseq: u64,
+    /// In the account's LSUB list.
+    pub subscribed: bool,
 }
 
 /// IMAP system flags as bits; keywords are kept by name.
@@ -62,6 +68,8 @@ pub struct Message {
     pub flags: u8,
     pub keywords: Vec<String>,
     pub queue_id: String,
+    /// The mod-sequence of the last change to this message (its arrival or a flag change).
+    pub modseq: u64,
 }
 
 /// What the cluster knows of one blob.
@@ -300,6 +308,8 @@ pub(crate) fn create_default_mailboxes(
             messages: 0,
             bytes: 0,
             special_use: special_use.map(str::to_owned),
+            highest_modseq: 0,
+            subscribed: true,
         };
         staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
         next = next.wrapping_add(1).max(1);
@@ -365,6 +375,8 @@ pub(crate) fn deliver(
             inbox.uidnext += 1;
             inbox.messages += 1;
             inbox.bytes += delivery.size;
+            inbox.highest_modseq += 1;
+            let modseq = inbox.highest_modseq;
             let message = Message {
                 uid,
                 blob: delivery.blob,
@@ -373,6 +385,7 @@ pub(crate) fn deliver(
                 flags: 0,
                 keywords: Vec::new(),
                 queue_id: delivery.queue_id.clone(),
+                modseq,
             };
             staged.put(CF_MESSAGES, &message_key(recipient, INBOX, uid), &message);
             staged.put(CF_DELIVERED, &key, &uid);
@@ -424,6 +437,7 @@ pub(crate) fn expunge(
         if let Some(mb) = overlay.mailbox(reader, account, mailbox)? {
             mb.messages = mb.messages.saturating_sub(1);
             mb.bytes = mb.bytes.saturating_sub(message.size);
+            mb.highest_modseq += 1;
         }
         overlay.unref_blob(reader, &message.blob, staged)?;
         removed += 1;

@@ -15,6 +15,7 @@ use crate::db::{
 };
 use crate::error::StoreError;
 use crate::mail;
+use crate::mail::folders;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode,
@@ -231,6 +232,65 @@ impl StateMachine {
             Command::SetClientTls(tls) => mail::set_client_tls(tls, batch),
             Command::SetMailPolicy(policy) => mail::set_mail_policy(policy, batch),
             Command::BlobsLost { node, blobs } => mail::blobs_lost(&reader, *node, blobs, batch)?,
+            Command::CreateMailbox { account, name, at } => {
+                return folders::create_mailbox(&reader, account, name, *at, batch);
+            }
+            Command::DeleteMailbox { account, name } => {
+                return folders::delete_mailbox(&reader, account, name, batch);
+            }
+            Command::RenameMailbox {
+                account,
+                from,
+                to,
+                at,
+            } => {
+                return folders::rename_mailbox(&reader, account, from, to, *at, batch);
+            }
+            Command::SetSubscribed {
+                account,
+                name,
+                subscribed,
+            } => {
+                return folders::set_subscribed(&reader, account, name, *subscribed, batch);
+            }
+            Command::StoreFlags {
+                account,
+                mailbox,
+                uids,
+                op,
+                flags,
+                keywords,
+                unchanged_since,
+            } => {
+                return folders::store_flags(
+                    &reader,
+                    account,
+                    mailbox,
+                    uids,
+                    *op,
+                    *flags,
+                    keywords,
+                    *unchanged_since,
+                    batch,
+                );
+            }
+            Command::CopyMessages {
+                account,
+                from,
+                to,
+                uids,
+                remove_source,
+            } => {
+                return folders::copy_messages(
+                    &reader,
+                    account,
+                    from,
+                    to,
+                    uids,
+                    *remove_source,
+                    batch,
+                );
+            }
         }
         Ok(CommandResult::Done)
     }

@@ -513,3 +513,328 @@ async fn digests_agree_on_equal_state_and_differ_otherwise() {
     assert_eq!(db.applied_index, Some(3));
     assert_ne!(da.sha256, db.sha256);
 }
+
+mod folders {
+    use super::*;
+    use crate::mail::flag;
+    use crate::mail::folders::FlagOp;
+
+    const A: &str = "a@example.test";
+
+    async fn mailbox_with_three(sm: &mut StateMachine) {
+        apply_all(
+            sm,
+            1,
+            vec![
+                add_domain("example.test"),
+                add_account(A),
+                Command::Deliver {
+                    deliveries: vec![
+                        delivery("q1", 1, &[A], &[]),
+                        delivery("q2", 2, &[A], &[]),
+                        delivery("q3", 3, &[A], &[]),
+                    ],
+                },
+            ],
+        )
+        .await;
+    }
+
+    fn create(name: &str) -> Command {
+        Command::CreateMailbox {
+            account: A.into(),
+            name: name.into(),
+            at: 0,
+        }
+    }
+
+    fn store(uids: &[u32], op: FlagOp, flags: u8, kw: &[&str], since: Option<u64>) -> Command {
+        Command::StoreFlags {
+            account: A.into(),
+            mailbox: crate::INBOX.into(),
+            uids: uids.to_vec(),
+            op,
+            flags,
+            keywords: kw.iter().map(|k| k.to_string()).collect(),
+            unchanged_since: since,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_delete_and_subscribe() {
+        let dir = TempDir::new().unwrap();
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        let reader = sm.reader();
+        mailbox_with_three(&mut sm).await;
+        let results = apply_all(
+            &mut sm,
+            4,
+            vec![
+                create("Work/项目"),
+                create("Work/项目"),
+                create("inbox"),
+                create("bad//name"),
+                Command::SetSubscribed {
+                    account: A.into(),
+                    name: "Work/项目".into(),
+                    subscribed: true,
+                },
+            ],
+        )
+        .await;
+        assert_eq!(results[0], CommandResult::Done);
+        assert!(matches!(
+            results[1],
+            CommandResult::Rejected(Rejection::MailboxExists(_))
+        ));
+        assert!(matches!(
+            results[2],
+            CommandResult::Rejected(Rejection::InvalidMailboxName(_))
+        ));
+        assert!(matches!(
+            results[3],
+            CommandResult::Rejected(Rejection::InvalidMailboxName(_))
+        ));
+        let work = reader.mailbox(A, "Work/项目").unwrap().unwrap();
+        assert!(work.subscribed);
+        // Never an UIDVALIDITY another mailbox of the cluster had.
+        let others: Vec<u32> = reader
+            .mailboxes(A)
+            .unwrap()
+            .iter()
+            .filter(|m| m.name != "Work/项目")
+            .map(|m| m.uidvalidity)
+            .collect();
+        assert!(
+            others.iter().all(|&v| v < work.uidvalidity),
+            "{others:?} {work:?}"
+        );
+        // Deleting a mailbox releases its messages' blobs; INBOX cannot go.
+        let results = apply_all(
+            &mut sm,
+            9,
+            vec![
+                Command::CopyMessages {
+                    account: A.into(),
+                    from: crate::INBOX.into(),
+                    to: "Work/项目".into(),
+                    uids: vec![1],
+                    remove_source: false,
+                },
+                Command::DeleteMailbox {
+                    account: A.into(),
+                    name: "Work/项目".into(),
+                },
+                Command::DeleteMailbox {
+                    account: A.into(),
+                    name: crate::INBOX.into(),
+                },
+            ],
+        )
+        .await;
+        assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().refs, 1);
+        assert_eq!(results[1], CommandResult::Done);
+        assert!(matches!(results[2], CommandResult::Rejected(_)));
+        assert!(reader.mailbox(A, "Work/项目").unwrap().is_none());
+        assert!(reader.messages(A, "Work/项目").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn store_flags_moves_modseq_and_honours_unchanged_since() {
+        let dir = TempDir::new().unwrap();
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        let reader = sm.reader();
+        mailbox_with_three(&mut sm).await;
+        let before = reader
+            .mailbox(A, crate::INBOX)
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        assert_eq!(before, 3, "each arrival is a change");
+        let results = apply_all(
+            &mut sm,
+            4,
+            vec![
+                store(&[1, 2, 99], FlagOp::Add, flag::SEEN, &["$Work"], None),
+                // Message 1 changed at modseq 4 > 3: left alone and reported.
+                store(&[1, 3], FlagOp::Add, flag::FLAGGED, &[], Some(3)),
+                store(&[2], FlagOp::Remove, 0, &["$work"], None),
+                store(
+                    &[2],
+                    FlagOp::Replace,
+                    flag::ANSWERED | flag::SEEN,
+                    &[],
+                    None,
+                ),
+            ],
+        )
+        .await;
+        let CommandResult::FlagsStored { changed, failed } = &results[0] else {
+            panic!("{:?}", results[0]);
+        };
+        assert_eq!(changed.iter().map(|c| c.uid).collect::<Vec<_>>(), [1, 2]);
+        assert!(failed.is_empty());
+        assert_eq!(changed[0].keywords, ["$Work"]);
+        assert_eq!((changed[0].modseq, changed[1].modseq), (4, 5));
+        let CommandResult::FlagsStored { changed, failed } = &results[1] else {
+            panic!("{:?}", results[1]);
+        };
+        assert_eq!(failed, &[1]);
+        assert_eq!(changed[0].uid, 3);
+        assert_eq!(changed[0].flags, flag::FLAGGED);
+        let messages = reader.messages(A, crate::INBOX).unwrap();
+        assert_eq!(
+            messages[1].keywords,
+            Vec::<String>::new(),
+            "keywords match without case"
+        );
+        assert_eq!(messages[1].flags, flag::ANSWERED | flag::SEEN);
+        let mailbox = reader.mailbox(A, crate::INBOX).unwrap().unwrap();
+        assert_eq!(mailbox.highest_modseq, 8);
+        assert_eq!(messages[1].modseq, 8);
+    }
+
+    #[tokio::test]
+    async fn copy_and_move_keep_flags_and_count_blob_references() {
+        let dir = TempDir::new().unwrap();
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        let reader = sm.reader();
+        mailbox_with_three(&mut sm).await;
+        let results = apply_all(
+            &mut sm,
+            4,
+            vec![
+                create("Archive"),
+                store(&[3], FlagOp::Add, flag::SEEN, &[], None),
+                Command::CopyMessages {
+                    account: A.into(),
+                    from: crate::INBOX.into(),
+                    to: "Archive".into(),
+                    uids: vec![3, 1, 3, 42],
+                    remove_source: false,
+                },
+                Command::CopyMessages {
+                    account: A.into(),
+                    from: crate::INBOX.into(),
+                    to: "Archive".into(),
+                    uids: vec![2],
+                    remove_source: true,
+                },
+            ],
+        )
+        .await;
+        let archive = reader.mailbox(A, "Archive").unwrap().unwrap();
+        assert_eq!(
+            results[2],
+            CommandResult::Copied {
+                uidvalidity: archive.uidvalidity,
+                pairs: vec![(1, 1), (3, 2)],
+            }
+        );
+        assert_eq!(
+            results[3],
+            CommandResult::Copied {
+                uidvalidity: archive.uidvalidity,
+                pairs: vec![(2, 3)],
+            }
+        );
+        let copied = reader.messages(A, "Archive").unwrap();
+        assert_eq!(copied.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(copied[1].flags, flag::SEEN, "flags travel with the copy");
+        assert_eq!((archive.messages, archive.uidnext), (3, 4));
+        let inbox: Vec<u32> = reader
+            .messages(A, crate::INBOX)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(inbox, [1, 3], "MOVE removed the original");
+        assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().refs, 2);
+        assert_eq!(reader.blob(&[2; 32]).unwrap().unwrap().refs, 1);
+    }
+
+    #[tokio::test]
+    async fn rename_keeps_identity_and_moves_children_and_inbox_is_special() {
+        let dir = TempDir::new().unwrap();
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        let reader = sm.reader();
+        mailbox_with_three(&mut sm).await;
+        apply_all(
+            &mut sm,
+            4,
+            vec![create("Work"), create("Work/A"), create("Workshop")],
+        )
+        .await;
+        let work = reader.mailbox(A, "Work").unwrap().unwrap();
+        let child = reader.mailbox(A, "Work/A").unwrap().unwrap();
+        let inbox = reader.mailbox(A, crate::INBOX).unwrap().unwrap();
+        let results = apply_all(
+            &mut sm,
+            7,
+            vec![
+                Command::CopyMessages {
+                    account: A.into(),
+                    from: crate::INBOX.into(),
+                    to: "Work/A".into(),
+                    uids: vec![1],
+                    remove_source: false,
+                },
+                Command::RenameMailbox {
+                    account: A.into(),
+                    from: "Work".into(),
+                    to: "Jobs".into(),
+                    at: 0,
+                },
+                Command::RenameMailbox {
+                    account: A.into(),
+                    from: crate::INBOX.into(),
+                    to: "Old".into(),
+                    at: 0,
+                },
+                Command::RenameMailbox {
+                    account: A.into(),
+                    from: "Jobs".into(),
+                    to: "Workshop".into(),
+                    at: 0,
+                },
+            ],
+        )
+        .await;
+        assert_eq!(results[1], CommandResult::Done);
+        assert!(matches!(
+            results[3],
+            CommandResult::Rejected(Rejection::MailboxExists(_))
+        ));
+        let names: Vec<String> = reader
+            .mailboxes(A)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert!(names.contains(&"Jobs".to_string()) && names.contains(&"Jobs/A".to_string()));
+        assert!(
+            names.contains(&"Workshop".to_string()),
+            "only Work's own children move"
+        );
+        assert!(!names.contains(&"Work".to_string()));
+        assert_eq!(
+            reader.mailbox(A, "Jobs").unwrap().unwrap().uidvalidity,
+            work.uidvalidity
+        );
+        assert_eq!(
+            reader.mailbox(A, "Jobs/A").unwrap().unwrap().uidvalidity,
+            child.uidvalidity
+        );
+        assert_eq!(reader.messages(A, "Jobs/A").unwrap()[0].uid, 1);
+        // INBOX: its messages move to a new mailbox; INBOX stays, empty, same UIDVALIDITY.
+        let inbox_after = reader.mailbox(A, crate::INBOX).unwrap().unwrap();
+        assert_eq!(inbox_after.uidvalidity, inbox.uidvalidity);
+        assert_eq!(inbox_after.messages, 0);
+        assert!(reader.messages(A, crate::INBOX).unwrap().is_empty());
+        assert_eq!(reader.messages(A, "Old").unwrap().len(), 3);
+        assert_ne!(
+            reader.mailbox(A, "Old").unwrap().unwrap().uidvalidity,
+            inbox.uidvalidity
+        );
+    }
+}

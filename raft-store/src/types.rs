@@ -210,6 +210,48 @@ pub enum Command {
         node: NodeId,
         blobs: Vec<BlobHash>,
     },
+    /// IMAP CREATE (`at`: the proposer's clock, seeds the UIDVALIDITY counter).
+    CreateMailbox {
+        account: String,
+        name: String,
+        at: u64,
+    },
+    /// IMAP DELETE: the mailbox and its messages.
+    DeleteMailbox {
+        account: String,
+        name: String,
+    },
+    /// IMAP RENAME, with the mailboxes below it.
+    RenameMailbox {
+        account: String,
+        from: String,
+        to: String,
+        at: u64,
+    },
+    /// IMAP SUBSCRIBE / UNSUBSCRIBE.
+    SetSubscribed {
+        account: String,
+        name: String,
+        subscribed: bool,
+    },
+    /// IMAP STORE (CONDSTORE's UNCHANGEDSINCE in `unchanged_since`).
+    StoreFlags {
+        account: String,
+        mailbox: String,
+        uids: Vec<u32>,
+        op: crate::mail::folders::FlagOp,
+        flags: u8,
+        keywords: Vec<String>,
+        unchanged_since: Option<u64>,
+    },
+    /// IMAP COPY, or MOVE with `remove_source`.
+    CopyMessages {
+        account: String,
+        from: String,
+        to: String,
+        uids: Vec<u32>,
+        remove_source: bool,
+    },
 }
 
 impl fmt::Display for Command {
@@ -242,6 +284,16 @@ impl fmt::Display for Command {
             Command::BlobsLost { node, blobs } => {
                 write!(f, "BlobsLost(node {node}, {} blobs)", blobs.len())
             }
+            Command::CreateMailbox { account, .. } => write!(f, "CreateMailbox({account})"),
+            Command::DeleteMailbox { account, .. } => write!(f, "DeleteMailbox({account})"),
+            Command::RenameMailbox { account, .. } => write!(f, "RenameMailbox({account})"),
+            Command::SetSubscribed { account, .. } => write!(f, "SetSubscribed({account})"),
+            Command::StoreFlags { account, uids, .. } => {
+                write!(f, "StoreFlags({account}, {} uids)", uids.len())
+            }
+            Command::CopyMessages { account, uids, .. } => {
+                write!(f, "CopyMessages({account}, {} uids)", uids.len())
+            }
         }
     }
 }
@@ -255,6 +307,16 @@ pub enum CommandResult {
     Delivered(Vec<DeliveryOutcome>),
     Expunged(u32),
     Rejected(Rejection),
+    /// STORE: the messages' flags now, and (CONDSTORE) the UIDs left alone.
+    FlagsStored {
+        changed: Vec<crate::mail::folders::FlagChange>,
+        failed: Vec<u32>,
+    },
+    /// COPY/MOVE: the target's UIDVALIDITY and (source UID, new UID) pairs.
+    Copied {
+        uidvalidity: u32,
+        pairs: Vec<(u32, u32)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -275,4 +337,10 @@ pub enum Rejection {
     NoSuchAlias(String),
     #[error("invalid address: {0}")]
     InvalidAddress(String),
+    #[error("mailbox {0} already exists")]
+    MailboxExists(String),
+    #[error("no such mailbox: {0}")]
+    NoSuchMailbox(String),
+    #[error("invalid mailbox name: {0}")]
+    InvalidMailboxName(String),
 }
