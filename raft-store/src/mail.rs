@@ -273,6 +273,34 @@ impl MailOverlay {
         Ok(())
     }
 
+    /// One more message refers to `hash`, held by `replicas`.
+    pub(crate) fn add_blob_ref(
+        &mut self,
+        reader: &StateReader,
+        hash: &BlobHash,
+        size: u64,
+        replicas: &[NodeId],
+    ) -> Result<(), StoreError> {
+        let record = self.blob(reader, hash)?;
+        let record = record.get_or_insert_with(|| BlobRecord {
+            size,
+            replicas: Vec::new(),
+            refs: 0,
+        });
+        record.refs += 1;
+        for node in replicas {
+            if !record.replicas.contains(node) {
+                record.replicas.push(*node);
+            }
+        }
+        Ok(())
+    }
+
+    /// `node` must still pull `hash`.
+    pub(crate) fn mark_missing(&mut self, node: NodeId, hash: &BlobHash, staged: &mut Staged<'_>) {
+        staged.put(CF_BLOB_MISSING, &missing_key(node, hash), &());
+    }
+
     fn write(self, staged: &mut Staged<'_>) {
         for (key, mailbox) in self.mailboxes {
             staged.put(CF_MAILBOXES, &key, &mailbox);
@@ -390,20 +418,9 @@ pub(crate) fn deliver(
             staged.put(CF_MESSAGES, &message_key(recipient, INBOX, uid), &message);
             staged.put(CF_DELIVERED, &key, &uid);
             delivered_now.insert(key, uid);
-            let record = overlay.blob(reader, &delivery.blob)?;
-            let record = record.get_or_insert_with(|| BlobRecord {
-                size: delivery.size,
-                replicas: Vec::new(),
-                refs: 0,
-            });
-            record.refs += 1;
-            for node in &delivery.replicas {
-                if !record.replicas.contains(node) {
-                    record.replicas.push(*node);
-                }
-            }
+            overlay.add_blob_ref(reader, &delivery.blob, delivery.size, &delivery.replicas)?;
             for node in &delivery.missing {
-                staged.put(CF_BLOB_MISSING, &missing_key(*node, &delivery.blob), &());
+                overlay.mark_missing(*node, &delivery.blob, staged);
             }
             outcome.delivered += 1;
         }

@@ -274,6 +274,11 @@ impl StateMachine {
                     batch,
                 );
             }
+            Command::Append {
+                account,
+                mailbox,
+                message,
+            } => return folders::append(&reader, account, mailbox, message, batch),
             Command::CopyMessages {
                 account,
                 from,

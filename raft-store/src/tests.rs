@@ -838,3 +838,68 @@ mod folders {
         );
     }
 }
+
+#[tokio::test]
+async fn append_goes_to_the_named_mailbox_with_its_flags() {
+    use crate::mail::folders::AppendedMessage;
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    let message = AppendedMessage {
+        blob: [7; 32],
+        size: 1234,
+        replicas: vec![1, 2],
+        missing: vec![2],
+        flags: crate::mail::flag::SEEN | crate::mail::flag::DRAFT,
+        keywords: vec!["$Draft".into(), "$draft".into()],
+        internal_date: 1_600_000_000,
+    };
+    let append = |mailbox: &str| Command::Append {
+        account: a.into(),
+        mailbox: mailbox.into(),
+        message: message.clone(),
+    };
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            add_domain("example.test"),
+            add_account(a),
+            append("Drafts"),
+            append("Drafts"),
+            append("Nowhere"),
+        ],
+    )
+    .await;
+    let drafts = reader.mailbox(a, "Drafts").unwrap().unwrap();
+    assert_eq!(
+        results[2..4],
+        [
+            CommandResult::Appended {
+                uidvalidity: drafts.uidvalidity,
+                uid: 1
+            },
+            CommandResult::Appended {
+                uidvalidity: drafts.uidvalidity,
+                uid: 2
+            },
+        ]
+    );
+    assert!(matches!(
+        results[4],
+        CommandResult::Rejected(Rejection::NoSuchMailbox(_))
+    ));
+    let stored = reader.messages(a, "Drafts").unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].flags, message.flags);
+    assert_eq!(
+        stored[0].keywords,
+        ["$Draft"],
+        "keywords dedup without case"
+    );
+    assert_eq!(stored[0].internal_date, 1_600_000_000);
+    assert_eq!((drafts.messages, drafts.bytes), (2, 2468));
+    assert_eq!(reader.blob(&[7; 32]).unwrap().unwrap().refs, 2);
+    assert_eq!(reader.missing_blobs(2, 10).unwrap(), vec![[7u8; 32]]);
+}

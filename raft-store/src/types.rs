@@ -244,6 +244,12 @@ pub enum Command {
         keywords: Vec<String>,
         unchanged_since: Option<u64>,
     },
+    /// IMAP APPEND into a named mailbox.
+    Append {
+        account: String,
+        mailbox: String,
+        message: crate::mail::folders::AppendedMessage,
+    },
     /// IMAP COPY, or MOVE with `remove_source`.
     CopyMessages {
         account: String,
@@ -291,6 +297,7 @@ impl fmt::Display for Command {
             Command::StoreFlags { account, uids, .. } => {
                 write!(f, "StoreFlags({account}, {} uids)", uids.len())
             }
+            Command::Append { account, .. } => write!(f, "Append({account})"),
             Command::CopyMessages { account, uids, .. } => {
                 write!(f, "CopyMessages({account}, {} uids)", uids.len())
             }
@@ -311,6 +318,11 @@ pub enum CommandResult {
     FlagsStored {
         changed: Vec<crate::mail::folders::FlagChange>,
         failed: Vec<u32>,
+    },
+    /// APPEND: the mailbox's UIDVALIDITY and the new message's UID.
+    Appended {
+        uidvalidity: u32,
+        uid: u32,
     },
     /// COPY/MOVE: the target's UIDVALIDITY and (source UID, new UID) pairs.
     Copied {

@@ -313,6 +313,63 @@ pub(crate) fn store_flags(
     Ok(CommandResult::FlagsStored { changed, failed })
 }
 
+/// IMAP APPEND: one message, its blob already fsync'd on `replicas` (less `missing`), into a
+/// named mailbox with the client's flags and internal date. Returns the mailbox's UIDVALIDITY
+/// and the new UID (UIDPLUS's APPENDUID). A retry of the same request is answered from the
+/// request table, so it cannot append twice.
+pub(crate) fn append(
+    reader: &StateReader,
+    account: &str,
+    name: &str,
+    delivery: &AppendedMessage,
+    staged: &mut Staged<'_>,
+) -> Result<CommandResult, StoreError> {
+    let mut overlay = MailOverlay::default();
+    let Some(mailbox) = overlay.mailbox(reader, account, name)? else {
+        return Ok(CommandResult::Rejected(Rejection::NoSuchMailbox(
+            name.to_owned(),
+        )));
+    };
+    let uid = mailbox.uidnext;
+    mailbox.uidnext += 1;
+    mailbox.messages += 1;
+    mailbox.bytes += delivery.size;
+    mailbox.highest_modseq += 1;
+    let uidvalidity = mailbox.uidvalidity;
+    let mut keywords = delivery.keywords.clone();
+    keywords.sort_by_key(|k| k.to_ascii_lowercase());
+    keywords.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let message = Message {
+        uid,
+        blob: delivery.blob,
+        size: delivery.size,
+        internal_date: delivery.internal_date,
+        flags: delivery.flags,
+        keywords,
+        queue_id: String::new(),
+        modseq: mailbox.highest_modseq,
+    };
+    staged.put(CF_MESSAGES, &message_key(account, name, uid), &message);
+    overlay.add_blob_ref(reader, &delivery.blob, delivery.size, &delivery.replicas)?;
+    for node in &delivery.missing {
+        overlay.mark_missing(*node, &delivery.blob, staged);
+    }
+    overlay.write(staged);
+    Ok(CommandResult::Appended { uidvalidity, uid })
+}
+
+/// The message an APPEND stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendedMessage {
+    pub blob: crate::mail::BlobHash,
+    pub size: u64,
+    pub replicas: Vec<crate::types::NodeId>,
+    pub missing: Vec<crate::types::NodeId>,
+    pub flags: u8,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+}
+
 /// COPY (and MOVE, which also expunges the originals): the messages get new UIDs in the target
 /// mailbox, keep their flags and internal date, and share the blob. Returns the target's
 /// UIDVALIDITY and (source UID, new UID) pairs for UIDPLUS's COPYUID.
