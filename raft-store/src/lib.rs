@@ -12,6 +12,7 @@ mod log_store;
 mod mail;
 mod snapshot;
 mod state_machine;
+pub mod summary;
 mod types;
 
 #[cfg(test)]

@@ -1,0 +1,983 @@
+//! The per-message summary IMAP needs (envelope, MIME structure, byte offsets of every part's
+//! header and body), computed once at delivery so that FETCH ENVELOPE, BODY, BODYSTRUCTURE and
+//! header sections never reread or reparse the blob.
+//!
+//! [`summarize`] parses the raw message with mail-parser for the MIME tree and the offsets, and
+//! reads header values from the raw bytes itself, because IMAP wants them as written (RFC 2047
+//! encoded words and RFC 2231 parameters stay encoded; 8-bit bytes are sent as literals).
+//!
+//! Fallbacks, for input that is not valid MIME (it never fails and never panics):
+//! - No parse at all (empty input, or mail-parser gives up): one text/plain part; the header is
+//!   everything up to the first blank line (all of it when there is none), the body the rest.
+//! - Missing or unparsable Content-Type: `TEXT/PLAIN ("CHARSET" "US-ASCII")` (RFC 2045 5.2).
+//!   A text/plain part without a charset gets `CHARSET US-ASCII` (RFC 2046 4.1.2).
+//! - Content-Type multipart/* that mail-parser did not split (no boundary parameter) or that has
+//!   no body part at all (the boundary never appears): a text/plain us-ascii leaf, as RFC 2046
+//!   5.1.1 leaves such a body without parts. A missing close delimiter is tolerated: the last part
+//!   runs to the end of the enclosing body.
+//! - message/rfc822 with a Content-Transfer-Encoding other than 7bit/8bit/binary (forbidden by RFC
+//!   2046 5.2.1): it cannot be served by slicing the blob, so it is a leaf (basic body, no
+//!   envelope), as Dovecot does.
+//! - Missing Content-Transfer-Encoding: "7BIT". Missing header/body separator: the body is empty.
+//! - Addresses without a domain get host "MISSING_DOMAIN", without a local part "MISSING_MAILBOX"
+//!   (a NIL host would mean group syntax in an IMAP address list).
+//! - Nesting deeper than [`MAX_DEPTH`] is cut: deeper parts become leaves.
+//!
+//! Offsets are the stored bytes. SMTP delivers CRLF, so sizes and sections match the wire; a
+//! blob stored with bare LF has sizes of its own bytes (the caller must then convert as it sends).
+
+use std::ops::Range;
+
+use mail_parser::{MessageParser, PartType};
+use serde::{Deserialize, Serialize};
+
+/// Parts nested deeper than this are summarized as leaves.
+pub const MAX_DEPTH: u32 = 32;
+
+/// Everything FETCH needs about one message (or one encapsulated message/rfc822).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MessageSummary {
+    pub envelope: Envelope,
+    pub root: Part,
+}
+
+/// The RFC 3501 ENVELOPE fields, raw as in the header (unfolded, outer whitespace trimmed).
+/// Sender and reply-to are stored as written; [`envelope`] defaults them to from.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Envelope {
+    pub date: Option<Vec<u8>>,
+    pub subject: Option<Vec<u8>>,
+    pub from: Vec<Address>,
+    pub sender: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub in_reply_to: Option<Vec<u8>>,
+    pub message_id: Option<Vec<u8>>,
+}
+
+/// One entry of an address list: a mailbox or a (possibly empty) group of mailboxes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Mailbox(Mailbox),
+    Group {
+        name: Vec<u8>,
+        members: Vec<Mailbox>,
+    },
+}
+
+/// An RFC 3501 address: name (raw phrase, quotes removed), source route, local part, domain.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<Vec<u8>>,
+    pub adl: Option<Vec<u8>>,
+    pub mailbox: Vec<u8>,
+    pub host: Vec<u8>,
+}
+
+/// One MIME part (the whole message is the root part).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Where the part's header starts (for the root: 0).
+    pub offset_header: u32,
+    /// Where the body starts; the header, with its blank line, is `offset_header..offset_body`.
+    pub offset_body: u32,
+    /// Where the body ends (before the CRLF that belongs to the next boundary).
+    pub offset_end: u32,
+    /// Upper-cased media type and subtype, e.g. `TEXT` `PLAIN`.
+    pub media_type: Vec<u8>,
+    pub media_subtype: Vec<u8>,
+    /// Parameters: upper-cased names, raw values (quotes removed).
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub id: Option<Vec<u8>>,
+    pub description: Option<Vec<u8>>,
+    /// Upper-cased Content-Transfer-Encoding; "7BIT" when absent.
+    pub encoding: Vec<u8>,
+    pub md5: Option<Vec<u8>>,
+    pub disposition: Option<Disposition>,
+    pub language: Vec<Vec<u8>>,
+    pub location: Option<Vec<u8>>,
+    /// Body lines (LF count, plus one for an unterminated last line); meaningful for text/* and
+    /// message/rfc822.
+    pub lines: u32,
+    pub kind: PartKind,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    pub kind: Vec<u8>,
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum PartKind {
+    Leaf,
+    Multipart(Vec<Part>),
+    /// message/rfc822 (7bit/8bit/binary): the encapsulated message, offsets in the outer blob.
+    Message(Box<MessageSummary>),
+}
+
+impl Part {
+    /// Body size in octets.
+    pub fn size(&self) -> u32 {
+        self.offset_end - self.offset_body
+    }
+    pub fn header_range(&self) -> Range<usize> {
+        self.offset_header as usize..self.offset_body as usize
+    }
+    pub fn body_range(&self) -> Range<usize> {
+        self.offset_body as usize..self.offset_end as usize
+    }
+    fn is_text(&self) -> bool {
+        self.media_type == b"TEXT"
+    }
+}
+
+/// Summarizes a raw RFC 5322 message. Never fails; see the module docs for the fallbacks.
+pub fn summarize(raw: &[u8]) -> MessageSummary {
+    // Offsets are u32 (as mail-parser's); larger input is summarized as its first 4 GiB.
+    let raw = &raw[..raw.len().min(u32::MAX as usize)];
+    match MessageParser::default().parse(raw) {
+        Some(message) if !message.parts.is_empty() => {
+            let mut summary = summarize_message(&message, raw, 0);
+            // The top-level header always starts at the first byte of the blob.
+            summary.root.offset_header = 0;
+            summary
+        }
+        _ => unparsed(raw),
+    }
+}
+
+fn unparsed(raw: &[u8]) -> MessageSummary {
+    let body = header_end(raw);
+    let mut root = leaf_defaults(0, body, raw.len());
+    root.lines = count_lines(&raw[body..]);
+    MessageSummary {
+        envelope: Envelope::default(),
+        root,
+    }
+}
+
+/// Offset just after the blank line ending the header, or the end when there is none.
+fn header_end(raw: &[u8]) -> usize {
+    let mut line_start = 0;
+    while line_start < raw.len() {
+        let rest = &raw[line_start..];
+        if rest.starts_with(b"\r\n") {
+            return line_start + 2;
+        }
+        if rest.starts_with(b"\n") {
+            return line_start + 1;
+        }
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(n) => line_start += n + 1,
+            None => return raw.len(),
+        }
+    }
+    raw.len()
+}
+
+fn leaf_defaults(header: usize, body: usize, end: usize) -> Part {
+    Part {
+        offset_header: header as u32,
+        offset_body: body as u32,
+        offset_end: end as u32,
+        media_type: b"TEXT".to_vec(),
+        media_subtype: b"PLAIN".to_vec(),
+        params: vec![(b"CHARSET".to_vec(), b"US-ASCII".to_vec())],
+        id: None,
+        description: None,
+        encoding: b"7BIT".to_vec(),
+        md5: None,
+        disposition: None,
+        language: Vec::new(),
+        location: None,
+        lines: 0,
+        kind: PartKind::Leaf,
+    }
+}
+
+fn summarize_message(message: &mail_parser::Message, raw: &[u8], depth: u32) -> MessageSummary {
+    let envelope = match message.parts.first() {
+        Some(root) => {
+            let fields = |name: &str| header_values(root, raw, name);
+            let first = |name: &str| fields(name).into_iter().next();
+            let addresses =
+                |name: &str| first(name).map(|v| parse_addresses(&v)).unwrap_or_default();
+            Envelope {
+                date: first("Date"),
+                subject: first("Subject"),
+                from: addresses("From"),
+                sender: addresses("Sender"),
+                reply_to: addresses("Reply-To"),
+                to: addresses("To"),
+                cc: addresses("Cc"),
+                bcc: addresses("Bcc"),
+                in_reply_to: first("In-Reply-To"),
+                message_id: first("Message-ID"),
+            }
+        }
+        None => Envelope::default(),
+    };
+    MessageSummary {
+        envelope,
+        root: summarize_part(message, raw, 0, depth),
+    }
+}
+
+/// Raw, unfolded, trimmed values of every header field called `name` in `part`.
+fn header_values(part: &mail_parser::MessagePart, raw: &[u8], name: &str) -> Vec<Vec<u8>> {
+    part.headers
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case(name))
+        .filter_map(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
+        .map(unfold)
+        .collect()
+}
+
+/// Removes folding (CR and LF) and surrounding whitespace.
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    trim(&unfolded).to_vec()
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn summarize_part(message: &mail_parser::Message, raw: &[u8], id: usize, depth: u32) -> Part {
+    let len = raw.len();
+    let Some(part) = message.parts.get(id) else {
+        return leaf_defaults(len, len, len);
+    };
+    let header = (part.offset_header as usize).min(len);
+    let body = (part.offset_body as usize).clamp(header, len);
+    let end = (part.offset_end as usize).clamp(body, len);
+    let mut summary = leaf_defaults(header, body, end);
+
+    let first = |name: &str| header_values(part, raw, name).into_iter().next();
+    let content_type = first("Content-Type").and_then(|v| parse_content_type(&v));
+    summary.id = first("Content-ID");
+    summary.description = first("Content-Description");
+    if let Some(encoding) = first("Content-Transfer-Encoding").filter(|e| !e.is_empty()) {
+        summary.encoding = encoding.to_ascii_uppercase();
+    }
+    summary.md5 = first("Content-MD5");
+    summary.disposition = first("Content-Disposition").and_then(|v| {
+        let mut lexer = Lexer::new(&v);
+        let kind = lexer.token()?;
+        Some(Disposition {
+            kind: kind.to_ascii_uppercase(),
+            params: lexer.params(),
+        })
+    });
+    if let Some(language) = first("Content-Language") {
+        summary.language = language
+            .split(|&b| b == b',')
+            .map(|l| trim(l).to_vec())
+            .filter(|l| !l.is_empty())
+            .collect();
+    }
+    summary.location = first("Content-Location");
+
+    let declared =
+        content_type.map(|(t, s, p)| (t.to_ascii_uppercase(), s.to_ascii_uppercase(), p));
+    let nested = depth < MAX_DEPTH;
+    match &part.body {
+        PartType::Multipart(ids) if nested => {
+            let children: Vec<Part> = ids
+                .iter()
+                .map(|&child| child as usize)
+                .filter(|&child| child != id && child < message.parts.len())
+                .map(|child| summarize_part(message, raw, child, depth + 1))
+                .collect();
+            if !children.is_empty() {
+                summary.media_type = b"MULTIPART".to_vec();
+                summary.params.clear();
+                summary.media_subtype = b"MIXED".to_vec();
+                if let Some((t, s, p)) = declared {
+                    if t == b"MULTIPART" {
+                        summary.media_subtype = s;
+                    }
+                    summary.params = p;
+                }
+                summary.kind = PartKind::Multipart(children);
+                return summary;
+            }
+        }
+        PartType::Message(inner)
+            if nested
+                && inner.raw_message.as_ptr() == raw.as_ptr()
+                && inner.raw_message.len() == raw.len()
+                && !inner.parts.is_empty() =>
+        {
+            let mut inner_summary = summarize_message(inner, raw, depth + 1);
+            // The encapsulated header starts where this part's body does.
+            inner_summary.root.offset_header = body as u32;
+            summary.media_type = b"MESSAGE".to_vec();
+            summary.media_subtype = b"RFC822".to_vec();
+            summary.params.clear();
+            if let Some((t, s, p)) = declared {
+                if t == b"MESSAGE" {
+                    summary.media_subtype = s;
+                }
+                summary.params = p;
+            }
+            summary.lines = count_lines(&raw[body..end]);
+            summary.kind = PartKind::Message(Box::new(inner_summary));
+            return summary;
+        }
+        _ => {}
+    }
+    // A leaf.
+    if let Some((t, s, p)) = declared
+        && t != b"MULTIPART"
+    {
+        summary.media_type = t;
+        summary.media_subtype = s;
+        summary.params = p;
+        if summary.media_type == b"TEXT"
+            && summary.media_subtype == b"PLAIN"
+            && !summary.params.iter().any(|(n, _)| n == b"CHARSET")
+        {
+            summary
+                .params
+                .push((b"CHARSET".to_vec(), b"US-ASCII".to_vec()));
+        }
+    }
+    summary.lines = count_lines(&raw[body..end]);
+    summary
+}
+
+fn count_lines(body: &[u8]) -> u32 {
+    let lf = body.iter().filter(|&&b| b == b'\n').count();
+    let unterminated = usize::from(body.last().is_some_and(|&b| b != b'\n'));
+    (lf + unterminated).min(u32::MAX as usize) as u32
+}
+
+/// `type "/" subtype *(";" parameter)`; None when type or subtype is missing.
+type ContentType = (Vec<u8>, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+
+fn parse_content_type(value: &[u8]) -> Option<ContentType> {
+    let mut lexer = Lexer::new(value);
+    let media_type = lexer.token()?;
+    lexer.skip_cfws();
+    if !lexer.eat(b'/') {
+        return None;
+    }
+    let subtype = lexer.token()?;
+    Some((media_type, subtype, lexer.params()))
+}
+
+/// A lenient RFC 2045 / RFC 5322 lexer over one unfolded header value.
+struct Lexer<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+fn is_mime_special(b: u8) -> bool {
+    b <= b' ' || b == 0x7f || b"()<>@,;:\\\"/[]?=".contains(&b)
+}
+
+fn is_rfc5322_special(b: u8) -> bool {
+    b <= b' ' || b == 0x7f || b"()<>@,;:\\\".[]".contains(&b)
+}
+
+impl<'a> Lexer<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Lexer { s, i: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips whitespace and (nested) comments.
+    fn skip_cfws(&mut self) {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\t' | b'\r' | b'\n' => self.i += 1,
+                b'(' => {
+                    let mut level = 0usize;
+                    while let Some(b) = self.peek() {
+                        self.i += 1;
+                        match b {
+                            b'\\' => self.i += 1,
+                            b'(' => level += 1,
+                            b')' => {
+                                level -= 1;
+                                if level == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn run(&mut self, special: fn(u8) -> bool) -> Option<Vec<u8>> {
+        self.skip_cfws();
+        let start = self.i;
+        while self.peek().is_some_and(|b| !special(b)) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| self.s[start..self.i].to_vec())
+    }
+
+    fn token(&mut self) -> Option<Vec<u8>> {
+        self.run(is_mime_special)
+    }
+
+    /// The content of a quoted string starting at the cursor (which is on the `"`).
+    fn quoted(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.i += 1;
+        while let Some(b) = self.peek() {
+            self.i += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    if let Some(escaped) = self.peek() {
+                        out.push(escaped);
+                        self.i += 1;
+                    }
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    /// `*(";" attribute "=" value)`, skipping anything unparsable up to the next `;`.
+    fn params(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut params = Vec::new();
+        loop {
+            self.skip_cfws();
+            let Some(b) = self.peek() else { break };
+            if b == b';' {
+                self.i += 1;
+                continue;
+            }
+            let Some(name) = self.token() else {
+                self.i += 1;
+                continue;
+            };
+            self.skip_cfws();
+            if !self.eat(b'=') {
+                continue;
+            }
+            self.skip_cfws();
+            let value = if self.peek() == Some(b'"') {
+                self.quoted()
+            } else {
+                self.token().unwrap_or_default()
+            };
+            params.push((name.to_ascii_uppercase(), value));
+        }
+        params
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Atom(Vec<u8>),
+    Quoted(Vec<u8>),
+    Special(u8),
+}
+
+fn tokenize_addresses(value: &[u8]) -> Vec<Tok> {
+    let mut lexer = Lexer::new(value);
+    let mut toks = Vec::new();
+    loop {
+        lexer.skip_cfws();
+        let Some(b) = lexer.peek() else { break };
+        match b {
+            b'"' => toks.push(Tok::Quoted(lexer.quoted())),
+            b'[' => {
+                let start = lexer.i;
+                while lexer.peek().is_some_and(|b| b != b']') {
+                    lexer.i += 1;
+                }
+                lexer.eat(b']');
+                toks.push(Tok::Atom(value[start..lexer.i].to_vec()));
+            }
+            _ if is_rfc5322_special(b) => {
+                lexer.i += 1;
+                toks.push(Tok::Special(b));
+            }
+            _ => {
+                if let Some(atom) = lexer.run(is_rfc5322_special) {
+                    toks.push(Tok::Atom(atom));
+                }
+            }
+        }
+    }
+    toks
+}
+
+fn is_word(tok: &Tok) -> bool {
+    matches!(tok, Tok::Atom(_) | Tok::Quoted(_) | Tok::Special(b'.'))
+}
+
+/// A display name: words separated by one space, quotes removed, "." glued to the word before.
+fn phrase(toks: &[Tok]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for tok in toks {
+        match tok {
+            Tok::Atom(w) | Tok::Quoted(w) => {
+                if !out.is_empty() {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(w);
+            }
+            Tok::Special(b) => out.push(*b),
+        }
+    }
+    out
+}
+
+/// A local part or domain: tokens concatenated.
+fn joined(toks: &[Tok]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for tok in toks {
+        match tok {
+            Tok::Atom(w) | Tok::Quoted(w) => out.extend_from_slice(w),
+            Tok::Special(b) => out.push(*b),
+        }
+    }
+    out
+}
+
+fn mailbox(name: Option<Vec<u8>>, adl: Option<Vec<u8>>, local: Vec<u8>, host: Vec<u8>) -> Mailbox {
+    Mailbox {
+        name: name.filter(|n| !n.is_empty()),
+        adl: adl.filter(|a| !a.is_empty()),
+        mailbox: if local.is_empty() {
+            b"MISSING_MAILBOX".to_vec()
+        } else {
+            local
+        },
+        host: if host.is_empty() {
+            b"MISSING_DOMAIN".to_vec()
+        } else {
+            host
+        },
+    }
+}
+
+/// Parses an RFC 5322 address list leniently (obsolete routes, groups, junk skipped).
+fn parse_addresses(value: &[u8]) -> Vec<Address> {
+    let toks = tokenize_addresses(value);
+    let mut out = Vec::new();
+    let mut group: Option<(Vec<u8>, Vec<Mailbox>)> = None;
+    let mut i = 0;
+    while i < toks.len() {
+        let start = i;
+        while i < toks.len() && is_word(&toks[i]) {
+            i += 1;
+        }
+        let words = &toks[start..i];
+        let found = match toks.get(i) {
+            Some(Tok::Special(b':')) if group.is_none() => {
+                i += 1;
+                group = Some((phrase(words), Vec::new()));
+                continue;
+            }
+            Some(Tok::Special(b'<')) => {
+                i += 1;
+                let inner_start = i;
+                while i < toks.len() && toks[i] != Tok::Special(b'>') {
+                    i += 1;
+                }
+                let mut inner = &toks[inner_start..i];
+                i += 1;
+                let mut adl = None;
+                if inner.first() == Some(&Tok::Special(b'@'))
+                    && let Some(colon) = inner.iter().position(|t| *t == Tok::Special(b':'))
+                {
+                    adl = Some(joined(&inner[..colon]));
+                    inner = &inner[colon + 1..];
+                }
+                let (local, host) = match inner.iter().rposition(|t| *t == Tok::Special(b'@')) {
+                    Some(at) => (joined(&inner[..at]), joined(&inner[at + 1..])),
+                    None => (joined(inner), Vec::new()),
+                };
+                if local.is_empty() && host.is_empty() {
+                    None
+                } else {
+                    Some(mailbox(Some(phrase(words)), adl, local, host))
+                }
+            }
+            Some(Tok::Special(b'@')) => {
+                i += 1;
+                let domain_start = i;
+                while i < toks.len() && matches!(toks[i], Tok::Atom(_) | Tok::Special(b'.')) {
+                    i += 1;
+                }
+                Some(mailbox(
+                    None,
+                    None,
+                    joined(words),
+                    joined(&toks[domain_start..i]),
+                ))
+            }
+            _ => (!words.is_empty()).then(|| mailbox(None, None, joined(words), Vec::new())),
+        };
+        if let Some(found) = found {
+            match &mut group {
+                Some((_, members)) => members.push(found),
+                None => out.push(Address::Mailbox(found)),
+            }
+        }
+        match toks.get(i) {
+            Some(Tok::Special(b';')) => {
+                i += 1;
+                if let Some((name, members)) = group.take() {
+                    out.push(Address::Group { name, members });
+                }
+            }
+            Some(Tok::Special(b'<')) => {}
+            Some(_) => i += 1,
+            None => {}
+        }
+    }
+    if let Some((name, members)) = group {
+        out.push(Address::Group { name, members });
+    }
+    out
+}
+
+// ---- rendering ----
+
+/// Appends an IMAP string: quoted when it is 7-bit text without CR, LF or NUL, else a literal.
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter()
+        .all(|&b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n')
+    {
+        out.push(b'"');
+        for &b in s {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+        out.extend_from_slice(s);
+    }
+}
+
+fn write_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
+    match s {
+        Some(s) => write_string(out, s),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn write_mailbox(out: &mut Vec<u8>, m: &Mailbox) {
+    out.push(b'(');
+    write_nstring(out, m.name.as_deref());
+    out.push(b' ');
+    write_nstring(out, m.adl.as_deref());
+    out.push(b' ');
+    write_string(out, &m.mailbox);
+    out.push(b' ');
+    write_string(out, &m.host);
+    out.push(b')');
+}
+
+fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for address in list {
+        match address {
+            Address::Mailbox(m) => write_mailbox(out, m),
+            // RFC 3501 7.4.2: group start is (NIL NIL "name" NIL), group end (NIL NIL NIL NIL).
+            Address::Group { name, members } => {
+                out.extend_from_slice(b"(NIL NIL ");
+                write_string(out, name);
+                out.extend_from_slice(b" NIL)");
+                for m in members {
+                    write_mailbox(out, m);
+                }
+                out.extend_from_slice(b"(NIL NIL NIL NIL)");
+            }
+        }
+    }
+    out.push(b')');
+}
+
+fn write_envelope(out: &mut Vec<u8>, e: &Envelope) {
+    out.push(b'(');
+    write_nstring(out, e.date.as_deref());
+    out.push(b' ');
+    write_nstring(out, e.subject.as_deref());
+    out.push(b' ');
+    write_addresses(out, &e.from);
+    out.push(b' ');
+    // RFC 3501 7.4.2: absent or empty Sender / Reply-To take the value of From.
+    write_addresses(
+        out,
+        if e.sender.is_empty() {
+            &e.from
+        } else {
+            &e.sender
+        },
+    );
+    out.push(b' ');
+    write_addresses(
+        out,
+        if e.reply_to.is_empty() {
+            &e.from
+        } else {
+            &e.reply_to
+        },
+    );
+    for list in [&e.to, &e.cc, &e.bcc] {
+        out.push(b' ');
+        write_addresses(out, list);
+    }
+    out.push(b' ');
+    write_nstring(out, e.in_reply_to.as_deref());
+    out.push(b' ');
+    write_nstring(out, e.message_id.as_deref());
+    out.push(b')');
+}
+
+/// The ENVELOPE of a message, in IMAP wire syntax (without the `ENVELOPE ` keyword).
+pub fn envelope(summary: &MessageSummary) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_envelope(&mut out, &summary.envelope);
+    out
+}
+
+fn write_params(out: &mut Vec<u8>, params: &[(Vec<u8>, Vec<u8>)]) {
+    if params.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        write_string(out, name);
+        out.push(b' ');
+        write_string(out, value);
+    }
+    out.push(b')');
+}
+
+/// body-fld-dsp SP body-fld-lang SP body-fld-loc, shared by both extension kinds.
+fn write_dsp_lang_loc(out: &mut Vec<u8>, part: &Part) {
+    match &part.disposition {
+        Some(d) => {
+            out.push(b'(');
+            write_string(out, &d.kind);
+            out.push(b' ');
+            write_params(out, &d.params);
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    match part.language.as_slice() {
+        [] => out.extend_from_slice(b"NIL"),
+        [one] => write_string(out, one),
+        many => {
+            out.push(b'(');
+            for (i, l) in many.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_string(out, l);
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    write_nstring(out, part.location.as_deref());
+}
+
+fn write_body(out: &mut Vec<u8>, part: &Part, extended: bool) {
+    out.push(b'(');
+    if let PartKind::Multipart(children) = &part.kind {
+        // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
+        for child in children {
+            write_body(out, child, extended);
+        }
+        out.push(b' ');
+        write_string(out, &part.media_subtype);
+        if extended {
+            out.push(b' ');
+            write_params(out, &part.params);
+            out.push(b' ');
+            write_dsp_lang_loc(out, part);
+        }
+        out.push(b')');
+        return;
+    }
+    write_string(out, &part.media_type);
+    out.push(b' ');
+    write_string(out, &part.media_subtype);
+    out.push(b' ');
+    write_params(out, &part.params);
+    out.push(b' ');
+    write_nstring(out, part.id.as_deref());
+    out.push(b' ');
+    write_nstring(out, part.description.as_deref());
+    out.push(b' ');
+    write_string(out, &part.encoding);
+    out.extend_from_slice(format!(" {}", part.size()).as_bytes());
+    if let PartKind::Message(inner) = &part.kind {
+        // body-type-msg = media-message SP body-fields SP envelope SP body SP body-fld-lines
+        out.push(b' ');
+        write_envelope(out, &inner.envelope);
+        out.push(b' ');
+        write_body(out, &inner.root, extended);
+        out.extend_from_slice(format!(" {}", part.lines).as_bytes());
+    } else if part.is_text() {
+        // body-type-text = media-text SP body-fields SP body-fld-lines
+        out.extend_from_slice(format!(" {}", part.lines).as_bytes());
+    }
+    if extended {
+        // body-ext-1part = body-fld-md5 [SP body-fld-dsp [SP body-fld-lang [SP body-fld-loc]]]
+        out.push(b' ');
+        write_nstring(out, part.md5.as_deref());
+        out.push(b' ');
+        write_dsp_lang_loc(out, part);
+    }
+    out.push(b')');
+}
+
+/// BODY (`extended = false`) or BODYSTRUCTURE (`extended = true`) in IMAP wire syntax, without
+/// the keyword.
+pub fn body_structure(summary: &MessageSummary, extended: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_body(&mut out, &summary.root, extended);
+    out
+}
+
+// ---- sections ----
+
+/// What of a part a BODY[...] section names (RFC 3501 6.4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionPart {
+    /// `BODY[]` for an empty path, `BODY[1.2]` (the part's body) otherwise.
+    Full,
+    /// `HEADER` (also the base for `HEADER.FIELDS`, see [`filter_header_fields`]).
+    Header,
+    /// `TEXT`.
+    Text,
+    /// `MIME`: the part's own MIME header; needs a non-empty path.
+    Mime,
+}
+
+/// The byte range of `raw` a section names, or None when the section does not exist.
+/// HEADER and TEXT are only valid for the message itself or a message/rfc822 part.
+pub fn section(summary: &MessageSummary, path: &[u32], part: SectionPart) -> Option<Range<usize>> {
+    if path.is_empty() {
+        let root = &summary.root;
+        return match part {
+            SectionPart::Full => Some(root.offset_header as usize..root.offset_end as usize),
+            SectionPart::Header => Some(root.header_range()),
+            SectionPart::Text => Some(root.body_range()),
+            SectionPart::Mime => None,
+        };
+    }
+    let mut current = select(summary, path[0])?;
+    for &n in &path[1..] {
+        current = match &current.kind {
+            PartKind::Multipart(children) => children.get((n as usize).checked_sub(1)?)?,
+            PartKind::Message(inner) => select(inner, n)?,
+            PartKind::Leaf => return None,
+        };
+    }
+    finish(current, part)
+}
+
+/// Part `n` (1-based) of a message: a child of a multipart root, or the body of a single-part one.
+fn select(message: &MessageSummary, n: u32) -> Option<&Part> {
+    match &message.root.kind {
+        PartKind::Multipart(children) => children.get((n as usize).checked_sub(1)?),
+        _ => (n == 1).then_some(&message.root),
+    }
+}
+
+fn finish(selected: &Part, part: SectionPart) -> Option<Range<usize>> {
+    match part {
+        SectionPart::Full => Some(selected.body_range()),
+        SectionPart::Mime => Some(selected.header_range()),
+        SectionPart::Header | SectionPart::Text => match &selected.kind {
+            PartKind::Message(inner) if part == SectionPart::Header => {
+                Some(inner.root.header_range())
+            }
+            PartKind::Message(inner) => Some(inner.root.body_range()),
+            _ => None,
+        },
+    }
+}
+
+/// `HEADER.FIELDS (names)` (or `.NOT` when `not`) applied to a header block (as sliced by
+/// [`section`] with [`SectionPart::Header`]): the matching fields with their continuation lines,
+/// followed by the blank line when the block has one (RFC 3501 6.4.5). Matching is
+/// case-insensitive and exact; a line without a colon has no field name and matches nothing.
+pub fn filter_header_fields(header: &[u8], names: &[&[u8]], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    let mut rest = header;
+    while !rest.is_empty() {
+        let line_len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |n| n + 1);
+        let (line, tail) = rest.split_at(line_len);
+        rest = tail;
+        if line == b"\r\n" || line == b"\n" {
+            out.extend_from_slice(line);
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let matched = line.iter().position(|&b| b == b':').is_some_and(|colon| {
+                let name = trim(&line[..colon]);
+                names.iter().any(|n| n.eq_ignore_ascii_case(name))
+            });
+            keep = matched != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
