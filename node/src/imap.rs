@@ -3,4 +3,5 @@
 //! parsed commands, and the modified UTF-7 codec for mailbox names. Sessions, storage and message
 //! parsing live elsewhere.
 
+pub mod command;
 pub mod utf7;
