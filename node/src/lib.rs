@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config;
 pub mod delivery;
+pub mod imap;
 pub mod line_reader;
 pub mod mail_service;
 pub mod metrics;
