@@ -590,6 +590,11 @@ impl Session {
         let data = Arc::new(message);
         let hash = blob_store::hash(&data);
         let size = data.len() as u64;
+        // Parsed once here for IMAP, while the blob is being fsync'd.
+        let summary = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || raft_store::summary::summarize(&data)
+        });
         let stored = match self.context.blobs.store_new(data, hash).await {
             Ok(stored) => stored,
             Err(BlobError::NoMirror) => {
@@ -617,6 +622,13 @@ impl Session {
             missing: stored.missing.clone(),
             recipients: accounts.clone(),
             internal_date: now.unix,
+            summary: match summary.await {
+                Ok(summary) => summary,
+                Err(err) => {
+                    tracing::error!(queue_id, error = %err, "parsing the message failed");
+                    return "451 4.3.0 Temporary failure, try again later".into();
+                }
+            },
         };
         match self.context.deliverer.deliver(delivery).await {
             Ok(outcome) => {

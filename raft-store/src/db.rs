@@ -36,9 +36,12 @@ pub const CF_BLOBS: &str = "blobs";
 pub const CF_BLOB_MISSING: &str = "blob_missing";
 /// Local deliveries already made, keyed by `queue id \0 recipient`: delivery is exactly-once.
 pub const CF_DELIVERED: &str = "delivered";
+/// IMAP summaries of blobs (envelope, MIME structure, part offsets), by blob hash, kept while
+/// any message refers to the blob.
+pub const CF_SUMMARIES: &str = "summaries";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 12] = [
+pub const SM_CFS: [&str; 13] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -51,6 +54,7 @@ pub const SM_CFS: [&str; 12] = [
     CF_BLOBS,
     CF_BLOB_MISSING,
     CF_DELIVERED,
+    CF_SUMMARIES,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{
     CF_ACCOUNTS, CF_BLOB_MISSING, CF_BLOBS, CF_DELIVERED, CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS,
-    Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
+    CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
 };
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
@@ -97,6 +97,8 @@ pub struct Delivery {
     /// Account addresses (aliases already resolved), each delivered to its INBOX.
     pub recipients: Vec<String>,
     pub internal_date: i64,
+    /// Parsed once by the receiving node, kept per blob for IMAP FETCH.
+    pub summary: crate::summary::MessageSummary,
 }
 
 /// What became of one delivery.
@@ -267,25 +269,31 @@ impl MailOverlay {
                 for node in &blob.replicas {
                     staged.delete(CF_BLOB_MISSING, &missing_key(*node, hash));
                 }
+                staged.delete(CF_SUMMARIES, hash);
                 *record = None;
             }
         }
         Ok(())
     }
 
-    /// One more message refers to `hash`, held by `replicas`.
+    /// One more message refers to `hash`, held by `replicas`; a new blob's summary is kept.
     pub(crate) fn add_blob_ref(
         &mut self,
         reader: &StateReader,
         hash: &BlobHash,
         size: u64,
         replicas: &[NodeId],
+        summary: &crate::summary::MessageSummary,
+        staged: &mut Staged<'_>,
     ) -> Result<(), StoreError> {
         let record = self.blob(reader, hash)?;
-        let record = record.get_or_insert_with(|| BlobRecord {
-            size,
-            replicas: Vec::new(),
-            refs: 0,
+        let record = record.get_or_insert_with(|| {
+            staged.put(CF_SUMMARIES, hash, summary);
+            BlobRecord {
+                size,
+                replicas: Vec::new(),
+                refs: 0,
+            }
         });
         record.refs += 1;
         for node in replicas {
@@ -418,7 +426,14 @@ pub(crate) fn deliver(
             staged.put(CF_MESSAGES, &message_key(recipient, INBOX, uid), &message);
             staged.put(CF_DELIVERED, &key, &uid);
             delivered_now.insert(key, uid);
-            overlay.add_blob_ref(reader, &delivery.blob, delivery.size, &delivery.replicas)?;
+            overlay.add_blob_ref(
+                reader,
+                &delivery.blob,
+                delivery.size,
+                &delivery.replicas,
+                &delivery.summary,
+                staged,
+            )?;
             for node in &delivery.missing {
                 overlay.mark_missing(*node, &delivery.blob, staged);
             }
@@ -519,6 +534,14 @@ impl StateReader {
     /// Bytes stored across all of an account's mailboxes.
     pub fn usage_bytes(&self, account: &str) -> Result<u64, StoreError> {
         Ok(self.mailboxes(account)?.iter().map(|m| m.bytes).sum())
+    }
+
+    /// The IMAP summary of a blob some message refers to.
+    pub fn summary(
+        &self,
+        hash: &BlobHash,
+    ) -> Result<Option<crate::summary::MessageSummary>, StoreError> {
+        self.db().get(CF_SUMMARIES, hash)
     }
 
     pub fn blob(&self, hash: &BlobHash) -> Result<Option<BlobRecord>, StoreError> {

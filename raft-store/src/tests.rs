@@ -290,6 +290,9 @@ fn delivery(queue_id: &str, blob: u8, recipients: &[&str], missing: &[u64]) -> c
         missing: missing.to_vec(),
         recipients: recipients.iter().map(|r| r.to_string()).collect(),
         internal_date: 1_700_000_000,
+        summary: crate::summary::summarize(
+            format!("Subject: message {queue_id}\r\n\r\nbody\r\n").as_bytes(),
+        ),
     }
 }
 
@@ -854,11 +857,12 @@ async fn append_goes_to_the_named_mailbox_with_its_flags() {
         flags: crate::mail::flag::SEEN | crate::mail::flag::DRAFT,
         keywords: vec!["$Draft".into(), "$draft".into()],
         internal_date: 1_600_000_000,
+        summary: crate::summary::summarize(b"Subject: draft\r\n\r\nbody\r\n"),
     };
     let append = |mailbox: &str| Command::Append {
         account: a.into(),
         mailbox: mailbox.into(),
-        message: message.clone(),
+        message: Box::new(message.clone()),
     };
     let results = apply_all(
         &mut sm,
@@ -902,4 +906,43 @@ async fn append_goes_to_the_named_mailbox_with_its_flags() {
     assert_eq!((drafts.messages, drafts.bytes), (2, 2468));
     assert_eq!(reader.blob(&[7; 32]).unwrap().unwrap().refs, 2);
     assert_eq!(reader.missing_blobs(2, 10).unwrap(), vec![[7u8; 32]]);
+}
+
+#[tokio::test]
+async fn a_blob_keeps_its_summary_while_messages_refer_to_it() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let (a, b) = ("a@example.test", "b@example.test");
+    apply_all(
+        &mut sm,
+        1,
+        vec![
+            add_domain("example.test"),
+            add_account(a),
+            add_account(b),
+            Command::Deliver {
+                deliveries: vec![delivery("q1", 1, &[a, b], &[])],
+            },
+        ],
+    )
+    .await;
+    let summary = reader.summary(&[1; 32]).unwrap().expect("summary stored");
+    assert_eq!(
+        summary.envelope.subject.as_deref(),
+        Some(&b"message q1"[..])
+    );
+    let expunge = |account: &str| Command::Expunge {
+        account: account.into(),
+        mailbox: crate::INBOX.into(),
+        uids: vec![1],
+    };
+    apply_all(&mut sm, 5, vec![expunge(a)]).await;
+    assert!(
+        reader.summary(&[1; 32]).unwrap().is_some(),
+        "b still has it"
+    );
+    apply_all(&mut sm, 6, vec![expunge(b)]).await;
+    assert!(reader.summary(&[1; 32]).unwrap().is_none());
+    assert!(reader.blob(&[1; 32]).unwrap().is_none());
 }

@@ -248,7 +248,7 @@ pub enum Command {
     Append {
         account: String,
         mailbox: String,
-        message: crate::mail::folders::AppendedMessage,
+        message: Box<crate::mail::folders::AppendedMessage>,
     },
     /// IMAP COPY, or MOVE with `remove_source`.
     CopyMessages {

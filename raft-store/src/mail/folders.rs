@@ -350,7 +350,14 @@ pub(crate) fn append(
         modseq: mailbox.highest_modseq,
     };
     staged.put(CF_MESSAGES, &message_key(account, name, uid), &message);
-    overlay.add_blob_ref(reader, &delivery.blob, delivery.size, &delivery.replicas)?;
+    overlay.add_blob_ref(
+        reader,
+        &delivery.blob,
+        delivery.size,
+        &delivery.replicas,
+        &delivery.summary,
+        staged,
+    )?;
     for node in &delivery.missing {
         overlay.mark_missing(*node, &delivery.blob, staged);
     }
@@ -368,6 +375,7 @@ pub struct AppendedMessage {
     pub flags: u8,
     pub keywords: Vec<String>,
     pub internal_date: i64,
+    pub summary: crate::summary::MessageSummary,
 }
 
 /// COPY (and MOVE, which also expunges the originals): the messages get new UIDs in the target
