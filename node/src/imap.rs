@@ -4,4 +4,5 @@
 //! parsing live elsewhere.
 
 pub mod command;
+pub mod search;
 pub mod utf7;
