@@ -23,6 +23,9 @@
 //! Date header (its own time zone, as RFC 3501 says to disregard it); an absent or unparsable
 //! Date header falls back to the internal date's UTC day.
 //!
+//! MODSEQ compares the message's one mod-sequence: the server keeps none per flag, so the
+//! optional entry name and type are ignored (RFC 7162 3.1.5 allows this).
+//!
 //! There is no \Recent flag in this server (sessions do not claim messages), so RECENT and NEW
 //! match nothing and OLD matches everything.
 

@@ -431,6 +431,9 @@ fn search_not_or_and_nesting() {
     check_no_blob("NOT (UNSEEN UNDRAFT) 2:*", &[3]);
     check("OR BODY noon (FROM bob NOT SEEN)", &[2, 3]);
     check("NOT BODY needle UNDELETED", &[1, 3, 4]);
+    // OR tries the key that needs no blob first.
+    check_no_blob("OR BODY needle ALL", &[1, 2, 3, 4]);
+    check_no_blob("NOT OR TEXT needle ALL", &[]);
 }
 
 #[test]
@@ -484,4 +487,54 @@ fn search_charsets() {
     assert!(charset_supported("US-ASCII"));
     assert!(!charset_supported("ISO-8859-1"));
     assert!(!charset_supported("UTF8"));
+}
+
+/// A forwarded message: the encapsulated message's header and text are body text of the outer.
+fn forward() -> Vec<u8> {
+    crlf(&[
+        "From: alice@example.com",
+        "To: bob@example.org",
+        "Subject: Fwd: minutes",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/mixed; boundary=\"outer\"",
+        "",
+        "--outer",
+        "Content-Type: text/plain",
+        "",
+        "See below.",
+        "--outer",
+        "Content-Type: message/rfc822",
+        "",
+        "From: carol@example.net",
+        "Subject: =?UTF-8?Q?Protokoll_f=C3=BCr_M=C3=A4rz?=",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        "Abstimmung: einstimm=",
+        "ig angenommen",
+        "--outer--",
+    ])
+}
+
+#[test]
+fn search_encapsulated_message() {
+    let raw = forward();
+    let message = message(7, &raw, MARCH_1, 0, &[]);
+    let summary = summarize(&raw);
+    let mailbox = [(1, &message, &summary)];
+    let run = |text: &str| {
+        search(&criteria(text), &mailbox, Answer::Uids, |_: &Message| {
+            Ok::<_, Infallible>(raw.clone())
+        })
+        .unwrap()
+    };
+    assert_eq!(run("BODY \"see below\""), [7]);
+    assert_eq!(run("BODY einstimmig"), [7]);
+    assert_eq!(run(&with_literal("BODY", "für März")), [7]);
+    assert_eq!(run("BODY carol@example.net"), [7]);
+    assert_eq!(run("TEXT minutes"), [7]);
+    // The envelope keys see the outer header only.
+    assert_eq!(run("FROM carol"), [] as [u32; 0]);
+    assert_eq!(run("SUBJECT protokoll"), [] as [u32; 0]);
+    assert_eq!(run("BODY minutes"), [] as [u32; 0]);
 }
