@@ -259,25 +259,28 @@ impl Target<'_> {
     }
 }
 
+/// The header fields the summary's envelope holds (HEADER on them reads no blob); every name
+/// here has an arm in `Target::envelope_header`.
+const ENVELOPE_FIELDS: [&str; 10] = [
+    "date",
+    "subject",
+    "in-reply-to",
+    "message-id",
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+];
+
 /// Whether evaluating `key` may need the message's bytes.
 fn needs_blob(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::Body(_) | SearchKey::Text(_) => true,
-        SearchKey::Header(name, _) => !matches!(
-            String::from_utf8_lossy(name.as_ref())
-                .to_ascii_lowercase()
-                .as_str(),
-            "date"
-                | "subject"
-                | "in-reply-to"
-                | "message-id"
-                | "from"
-                | "sender"
-                | "reply-to"
-                | "to"
-                | "cc"
-                | "bcc"
-        ),
+        SearchKey::Header(name, _) => !ENVELOPE_FIELDS
+            .iter()
+            .any(|field| field.as_bytes().eq_ignore_ascii_case(name.as_ref())),
         SearchKey::And(keys) => keys.as_ref().iter().any(needs_blob),
         SearchKey::Or(a, b) => needs_blob(a) || needs_blob(b),
         SearchKey::Not(key) => needs_blob(key),
