@@ -1,10 +1,12 @@
 //! IMAP4rev1 (RFC 3501 with IDLE, UIDPLUS, MOVE, NAMESPACE, SPECIAL-USE, LITERAL+, ENABLE, ID,
 //! QUOTA and CONDSTORE) pieces that do no I/O: the command reader that turns client bytes into
-//! parsed commands, the FETCH response builder, SEARCH evaluation over a mailbox's messages and
-//! summaries, and the modified UTF-7 codec for mailbox names. The session (sockets, state,
-//! storage) is not written yet; message parsing lives in `raft_store::summary`.
+//! parsed commands, LIST/LSUB name matching, the FETCH response builder, SEARCH evaluation over
+//! a mailbox's messages and summaries, and the modified UTF-7 codec for mailbox names. The
+//! session (sockets, state, storage) is not written yet; message parsing lives in
+//! `raft_store::summary`.
 
 pub mod command;
 pub mod fetch;
+pub mod list;
 pub mod search;
 pub mod utf7;

@@ -612,6 +612,25 @@ mod folders {
             others.iter().all(|&v| v < work.uidvalidity),
             "{others:?} {work:?}"
         );
+        // The superior name was created too, with a UIDVALIDITY of its own.
+        let parent = reader
+            .mailbox(A, "Work")
+            .unwrap()
+            .expect("superior created");
+        let mut all: Vec<u32> = reader
+            .mailboxes(A)
+            .unwrap()
+            .iter()
+            .map(|m| m.uidvalidity)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            reader.mailboxes(A).unwrap().len(),
+            "UIDVALIDITY values are unique"
+        );
+        assert!(parent.uidvalidity < work.uidvalidity);
         // Deleting a mailbox releases its messages' blobs; INBOX cannot go.
         let results = apply_all(
             &mut sm,

@@ -82,17 +82,43 @@ pub(crate) fn create_mailbox(
             account.to_owned(),
         )));
     }
-    let mailbox = Mailbox {
-        name: name.to_owned(),
-        uidvalidity: next_uidvalidity(reader, at, staged)?,
-        uidnext: 1,
-        messages: 0,
-        bytes: 0,
-        special_use: None,
-        highest_modseq: 0,
-        subscribed: false,
-    };
-    staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
+    // Superior names that do not exist yet are created too (RFC 3501 6.3.3), each with its
+    // own UIDVALIDITY, allocated in one go so they never repeat.
+    let mut missing: Vec<&str> = name
+        .match_indices(DELIMITER)
+        .map(|(i, _)| &name[..i])
+        .collect();
+    missing.push(name);
+    let mut first = None;
+    for level in missing {
+        if level != name && reader.mailbox(account, level)?.is_some() {
+            continue;
+        }
+        let uidvalidity = match first {
+            None => next_uidvalidity(reader, at, staged)?,
+            Some(previous) => {
+                let value: u32 = u32::wrapping_add(previous, 1).max(1);
+                staged.put(
+                    CF_SETTINGS,
+                    KEY_NEXT_UIDVALIDITY,
+                    &value.wrapping_add(1).max(1),
+                );
+                value
+            }
+        };
+        first = Some(uidvalidity);
+        let mailbox = Mailbox {
+            name: level.to_owned(),
+            uidvalidity,
+            uidnext: 1,
+            messages: 0,
+            bytes: 0,
+            special_use: None,
+            highest_modseq: 0,
+            subscribed: false,
+        };
+        staged.put(CF_MAILBOXES, &mailbox_key(account, level), &mailbox);
+    }
     Ok(CommandResult::Done)
 }
 
