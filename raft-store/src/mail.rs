@@ -276,16 +276,22 @@ impl MailOverlay {
         Ok(())
     }
 
-    /// One more message refers to `hash`, held by `replicas`; a new blob's summary is kept.
+    /// One more message refers to `hash`, held by `replicas` of which `missing` must still
+    /// pull it; a new blob's summary is kept.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_blob_ref(
         &mut self,
         reader: &StateReader,
         hash: &BlobHash,
         size: u64,
         replicas: &[NodeId],
+        missing: &[NodeId],
         summary: &crate::summary::MessageSummary,
         staged: &mut Staged<'_>,
     ) -> Result<(), StoreError> {
+        for node in missing {
+            staged.put(CF_BLOB_MISSING, &missing_key(*node, hash), &());
+        }
         let record = self.blob(reader, hash)?;
         let record = record.get_or_insert_with(|| {
             staged.put(CF_SUMMARIES, hash, summary);
@@ -304,11 +310,6 @@ impl MailOverlay {
         Ok(())
     }
 
-    /// `node` must still pull `hash`.
-    pub(crate) fn mark_missing(&mut self, node: NodeId, hash: &BlobHash, staged: &mut Staged<'_>) {
-        staged.put(CF_BLOB_MISSING, &missing_key(node, hash), &());
-    }
-
     fn write(self, staged: &mut Staged<'_>) {
         for (key, mailbox) in self.mailboxes {
             staged.put(CF_MAILBOXES, &key, &mailbox);
@@ -322,6 +323,50 @@ impl MailOverlay {
     }
 }
 
+impl Mailbox {
+    /// A new mailbox with no messages.
+    pub(crate) fn empty(name: &str, uidvalidity: u32) -> Mailbox {
+        Mailbox {
+            name: name.to_owned(),
+            uidvalidity,
+            uidnext: 1,
+            messages: 0,
+            bytes: 0,
+            special_use: None,
+            highest_modseq: 0,
+            subscribed: false,
+        }
+    }
+}
+
+/// The replicated counter UIDVALIDITY values come from, so none is ever used twice.
+pub(crate) struct UidValidities {
+    next: u32,
+}
+
+impl UidValidities {
+    /// Starts from the clock (as decided by the proposer) so a restored backup's values stay
+    /// unique too, but never below a value already handed out.
+    pub(crate) fn load(reader: &StateReader, at: u64) -> Result<UidValidities, StoreError> {
+        let stored = reader.db().get::<u32>(CF_SETTINGS, KEY_NEXT_UIDVALIDITY)?;
+        let next = stored
+            .unwrap_or(0)
+            .max(u32::try_from(at).unwrap_or(u32::MAX))
+            .max(1);
+        Ok(UidValidities { next })
+    }
+
+    pub(crate) fn take(&mut self) -> u32 {
+        let value = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        value
+    }
+
+    pub(crate) fn store(self, staged: &mut Staged<'_>) {
+        staged.put(CF_SETTINGS, KEY_NEXT_UIDVALIDITY, &self.next);
+    }
+}
+
 /// Creates an account's default mailboxes, each with a UIDVALIDITY never used before.
 pub(crate) fn create_default_mailboxes(
     reader: &StateReader,
@@ -329,28 +374,16 @@ pub(crate) fn create_default_mailboxes(
     at: u64,
     staged: &mut Staged<'_>,
 ) -> Result<(), StoreError> {
-    let stored = reader.db().get::<u32>(CF_SETTINGS, KEY_NEXT_UIDVALIDITY)?;
-    // Start from the clock (as decided by the proposer) so a restored backup's values stay
-    // unique too, but never go below a value already handed out.
-    let mut next = stored
-        .unwrap_or(0)
-        .max(u32::try_from(at).unwrap_or(u32::MAX))
-        .max(1);
+    let mut uidvalidities = UidValidities::load(reader, at)?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         let mailbox = Mailbox {
-            name: name.to_owned(),
-            uidvalidity: next,
-            uidnext: 1,
-            messages: 0,
-            bytes: 0,
             special_use: special_use.map(str::to_owned),
-            highest_modseq: 0,
             subscribed: true,
+            ..Mailbox::empty(name, uidvalidities.take())
         };
         staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
-        next = next.wrapping_add(1).max(1);
     }
-    staged.put(CF_SETTINGS, KEY_NEXT_UIDVALIDITY, &next);
+    uidvalidities.store(staged);
     Ok(())
 }
 
@@ -431,12 +464,10 @@ pub(crate) fn deliver(
                 &delivery.blob,
                 delivery.size,
                 &delivery.replicas,
+                &delivery.missing,
                 &delivery.summary,
                 staged,
             )?;
-            for node in &delivery.missing {
-                overlay.mark_missing(*node, &delivery.blob, staged);
-            }
             outcome.delivered += 1;
         }
         outcomes.push(outcome);

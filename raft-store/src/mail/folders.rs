@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{INBOX, MailOverlay, Mailbox, Message, mailbox_key, message_key, message_prefix};
-use crate::db::{CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS, KEY_NEXT_UIDVALIDITY};
+use super::{
+    INBOX, MailOverlay, Mailbox, Message, UidValidities, mailbox_key, message_key, message_prefix,
+};
+use crate::db::{CF_MAILBOXES, CF_MESSAGES};
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{CommandResult, Rejection};
@@ -41,24 +43,6 @@ pub fn valid_name(name: &str) -> bool {
         && !name.contains("//")
 }
 
-fn next_uidvalidity(
-    reader: &StateReader,
-    at: u64,
-    staged: &mut Staged<'_>,
-) -> Result<u32, StoreError> {
-    let stored = reader.db().get::<u32>(CF_SETTINGS, KEY_NEXT_UIDVALIDITY)?;
-    let value = stored
-        .unwrap_or(0)
-        .max(u32::try_from(at).unwrap_or(u32::MAX))
-        .max(1);
-    staged.put(
-        CF_SETTINGS,
-        KEY_NEXT_UIDVALIDITY,
-        &value.wrapping_add(1).max(1),
-    );
-    Ok(value)
-}
-
 /// CREATE: a new, empty mailbox with a UIDVALIDITY never used before.
 pub(crate) fn create_mailbox(
     reader: &StateReader,
@@ -89,36 +73,15 @@ pub(crate) fn create_mailbox(
         .map(|(i, _)| &name[..i])
         .collect();
     missing.push(name);
-    let mut first = None;
+    let mut uidvalidities = UidValidities::load(reader, at)?;
     for level in missing {
         if level != name && reader.mailbox(account, level)?.is_some() {
             continue;
         }
-        let uidvalidity = match first {
-            None => next_uidvalidity(reader, at, staged)?,
-            Some(previous) => {
-                let value: u32 = u32::wrapping_add(previous, 1).max(1);
-                staged.put(
-                    CF_SETTINGS,
-                    KEY_NEXT_UIDVALIDITY,
-                    &value.wrapping_add(1).max(1),
-                );
-                value
-            }
-        };
-        first = Some(uidvalidity);
-        let mailbox = Mailbox {
-            name: level.to_owned(),
-            uidvalidity,
-            uidnext: 1,
-            messages: 0,
-            bytes: 0,
-            special_use: None,
-            highest_modseq: 0,
-            subscribed: false,
-        };
+        let mailbox = Mailbox::empty(level, uidvalidities.take());
         staged.put(CF_MAILBOXES, &mailbox_key(account, level), &mailbox);
     }
+    uidvalidities.store(staged);
     Ok(CommandResult::Done)
 }
 
@@ -180,16 +143,9 @@ pub(crate) fn rename_mailbox(
         )));
     }
     if from == INBOX {
-        let mut target = Mailbox {
-            name: to.to_owned(),
-            uidvalidity: next_uidvalidity(reader, at, staged)?,
-            uidnext: 1,
-            messages: 0,
-            bytes: 0,
-            special_use: None,
-            highest_modseq: 0,
-            subscribed: false,
-        };
+        let mut uidvalidities = UidValidities::load(reader, at)?;
+        let mut target = Mailbox::empty(to, uidvalidities.take());
+        uidvalidities.store(staged);
         for (key, mut message) in reader
             .db()
             .scan_prefix::<Message>(CF_MESSAGES, &message_prefix(account, INBOX))?
@@ -381,12 +337,10 @@ pub(crate) fn append(
         &delivery.blob,
         delivery.size,
         &delivery.replicas,
+        &delivery.missing,
         &delivery.summary,
         staged,
     )?;
-    for node in &delivery.missing {
-        overlay.mark_missing(*node, &delivery.blob, staged);
-    }
     overlay.write(staged);
     Ok(CommandResult::Appended { uidvalidity, uid })
 }
