@@ -37,6 +37,8 @@ pub struct MailContext {
 pub struct MailMetrics {
     pub smtp_sessions: AtomicU64,
     pub pop3_sessions: AtomicU64,
+    pub imap_sessions: AtomicU64,
+    pub imap_appends: AtomicU64,
     pub messages_accepted: AtomicU64,
     pub messages_refused_temp: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -54,11 +56,15 @@ pub enum Service {
     Smtps,
     Pop3,
     Pop3s,
+    /// Port 143: IMAP with STARTTLS.
+    Imap,
+    /// Port 993: IMAP over implicit TLS.
+    Imaps,
 }
 
 impl Service {
     pub fn implicit_tls(self) -> bool {
-        matches!(self, Service::Smtps | Service::Pop3s)
+        matches!(self, Service::Smtps | Service::Pop3s | Service::Imaps)
     }
 
     fn name(self) -> &'static str {
@@ -68,6 +74,8 @@ impl Service {
             Service::Smtps => "smtps",
             Service::Pop3 => "pop3",
             Service::Pop3s => "pop3s",
+            Service::Imap => "imap",
+            Service::Imaps => "imaps",
         }
     }
 }
@@ -237,6 +245,9 @@ pub async fn accept_loop(
 async fn refuse(mut stream: TcpStream, service: Service) {
     let line: &[u8] = match service {
         Service::Pop3 | Service::Pop3s => b"-ERR [SYS/TEMP] too many connections, try later\r\n",
+        Service::Imap | Service::Imaps => {
+            b"* BYE [UNAVAILABLE] Too many connections, try later\r\n"
+        }
         _ => b"421 4.7.0 Too many connections, try later\r\n",
     };
     // Implicit-TLS clients cannot read a plain line; they just see the connection close.
@@ -260,6 +271,13 @@ async fn serve(context: Arc<MailContext>, stream: TcpStream, peer: SocketAddr, s
                 .pop3_sessions
                 .fetch_add(1, Ordering::Relaxed);
             crate::pop3::serve(context, stream, peer, service).await;
+        }
+        Service::Imap | Service::Imaps => {
+            context
+                .metrics
+                .imap_sessions
+                .fetch_add(1, Ordering::Relaxed);
+            crate::imap::session::serve(context, stream, peer, service).await;
         }
     }
 }
