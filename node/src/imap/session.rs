@@ -545,9 +545,12 @@ impl Session {
                     io.tagged(&tag, "NO", "Unsupported authentication mechanism");
                     return Ok(Flow::Continue);
                 }
+                // RFC 4959: an empty initial response ("=") is sent as such, not asked for.
                 let response = match initial_response {
-                    Some(initial) => initial.declassify().to_vec(),
-                    None => match self.authenticate_data(io).await? {
+                    Some(initial) if !initial.declassify().is_empty() => {
+                        initial.declassify().to_vec()
+                    }
+                    _ => match self.authenticate_data(io).await? {
                         Some(data) => data,
                         None => {
                             self.bad(io, &tag, "Authentication cancelled");
