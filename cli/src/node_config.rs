@@ -70,11 +70,15 @@ pub struct MailSection {
     pub pop3: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pop3s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imaps: Option<String>,
 }
 
 impl MailSection {
     /// The listen addresses that were given, by their config key.
-    pub fn listeners(&self) -> [(&'static str, Option<&str>); 5] {
+    pub fn listeners(&self) -> [(&'static str, Option<&str>); 7] {
         let MailSection {
             hostname: _,
             smtp,
@@ -82,6 +86,8 @@ impl MailSection {
             smtps,
             pop3,
             pop3s,
+            imap,
+            imaps,
         } = self;
         [
             ("smtp", smtp.as_deref()),
@@ -89,6 +95,8 @@ impl MailSection {
             ("smtps", smtps.as_deref()),
             ("pop3", pop3.as_deref()),
             ("pop3s", pop3s.as_deref()),
+            ("imap", imap.as_deref()),
+            ("imaps", imaps.as_deref()),
         ]
     }
 
@@ -100,12 +108,14 @@ impl MailSection {
 
 /// The node's listen address for each mail service when `[mail]` leaves it out, in the order of
 /// [`MailSection::listeners`].
-pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 5] = [
+pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 7] = [
     ("smtp", "0.0.0.0:25"),
     ("submission", "0.0.0.0:587"),
     ("smtps", "0.0.0.0:465"),
     ("pop3", "0.0.0.0:110"),
     ("pop3s", "0.0.0.0:995"),
+    ("imap", "0.0.0.0:143"),
+    ("imaps", "0.0.0.0:993"),
 ];
 
 /// The floating addresses of a data node (see crate::vip). The node holds them while it leads.

@@ -71,11 +71,15 @@ fn data_nodes_serve_mail_on_unprivileged_ports_of_their_own_address() {
             smtps: Some("127.0.0.11:2465".to_owned()),
             pop3: Some("127.0.0.11:2110".to_owned()),
             pop3s: Some("127.0.0.11:2995".to_owned()),
+            imap: Some("127.0.0.11:2143".to_owned()),
+            imaps: Some("127.0.0.11:2993".to_owned()),
         }
     );
     let n2 = DEMO_NODES[1].mail_section().expect("n2 serves mail");
     assert_eq!(n2.hostname.as_deref(), Some("n2.example.test"));
     assert_eq!(n2.smtp.as_deref(), Some("127.0.0.12:2525"));
+    assert_eq!(n2.imap.as_deref(), Some("127.0.0.12:2143"));
+    assert_eq!(n2.imaps.as_deref(), Some("127.0.0.12:2993"));
     assert_eq!(DEMO_NODES[2].mail_section(), None);
     assert!(DEMO_NODES[2].mail_addrs().is_empty());
 }
@@ -90,10 +94,15 @@ fn summary_lists_the_mail_listeners() {
          submission  127.0.0.10:2587  127.0.0.11:2587  127.0.0.12:2587\n\
          smtps       127.0.0.10:2465  127.0.0.11:2465  127.0.0.12:2465\n\
          pop3        127.0.0.10:2110  127.0.0.11:2110  127.0.0.12:2110\n\
-         pop3s       127.0.0.10:2995  127.0.0.11:2995  127.0.0.12:2995\n"
+         pop3s       127.0.0.10:2995  127.0.0.11:2995  127.0.0.12:2995\n\
+         imap        127.0.0.10:2143  127.0.0.11:2143  127.0.0.12:2143\n\
+         imaps       127.0.0.10:2993  127.0.0.11:2993  127.0.0.12:2993\n"
     );
     assert!(
-        vip_banner().starts_with("SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110)"),
+        vip_banner().starts_with(
+            "SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110, IMAP \
+             127.0.0.10:2143): the leader answers there"
+        ),
         "{}",
         vip_banner()
     );
@@ -120,11 +129,18 @@ fn data_nodes_share_a_loopback_vip_and_the_witness_has_none() {
     assert!(DEMO_NODES[2].vip_options().addresses.is_empty());
 }
 
-/// With a VIP the node refuses wildcard listeners: each must be on the node's own address.
+/// With a VIP the node refuses wildcard listeners: each must be on the node's own address. The
+/// ports the demo checks and shows (`mail_addrs`) are the ones it writes.
 #[test]
 fn mail_listeners_are_on_each_node_own_address() {
     for node in &DEMO_NODES[..2] {
         let mail = node.mail_section().expect("a data node serves mail");
+        let written: Vec<(&str, String)> = mail
+            .listeners()
+            .into_iter()
+            .map(|(key, addr)| (key, addr.unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(written, node.mail_addrs(), "{}", node.name);
         for (key, addr) in mail.listeners() {
             let addr: SocketAddr = addr
                 .and_then(|addr| addr.parse().ok())

@@ -37,6 +37,8 @@ fn demo_mail() -> MailSection {
         smtps: Some("127.0.0.11:2465".to_owned()),
         pop3: Some(String::new()),
         pop3s: Some("127.0.0.11:2995".to_owned()),
+        imap: Some("127.0.0.11:2143".to_owned()),
+        imaps: Some("127.0.0.11:2993".to_owned()),
     }
 }
 
@@ -120,7 +122,8 @@ fn first_node_config_matches_example_keys() {
         text.contains(
             "[mail]\nhostname = \"n1.example.test\"\nsmtp = \"127.0.0.11:2525\"\n\
              submission = \"127.0.0.11:2587\"\nsmtps = \"127.0.0.11:2465\"\npop3 = \"\"\n\
-             pop3s = \"127.0.0.11:2995\"\n"
+             pop3s = \"127.0.0.11:2995\"\nimap = \"127.0.0.11:2143\"\n\
+             imaps = \"127.0.0.11:2993\"\n"
         ),
         "{text}"
     );
@@ -199,7 +202,7 @@ fn a_vip_section_is_written_after_the_mail_section() {
     let text = node_file.to_toml().expect("serialize");
     assert!(
         text.contains(
-            "pop3s = \"127.0.0.11:2995\"\n\n[vip]\n\
+            "imaps = \"127.0.0.11:2993\"\n\n[vip]\n\
              addresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\ninterface = \"eth0\"\n"
         ),
         "{text}"
