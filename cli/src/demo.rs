@@ -26,7 +26,9 @@ use crate::commands::{
     wait_for_leader, wait_for_voter,
 };
 use crate::files::{self, PRIVATE};
-use crate::node_config::{MailSection, VipSection, add_mail_section, add_vip_section};
+use crate::node_config::{
+    MailSection, VipSection, add_mail_section, add_missing_mail_keys, add_vip_section,
+};
 use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
 use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
 use crate::secrets;
@@ -367,8 +369,9 @@ impl Demo {
     }
 
     /// A demo made before the demo served mail has data nodes without a `[mail]` section, which
-    /// would listen on the privileged default ports, and one made before the virtual IP has no
-    /// `[vip]`: give them the demo's.
+    /// would listen on the privileged default ports, one made before the virtual IP has no
+    /// `[vip]`, and one made before IMAP has no `imap` and `imaps` in `[mail]`, whose defaults
+    /// listen on all addresses (a node with a VIP refuses that): give them the demo's.
     fn add_missing_sections(&self) -> Result<()> {
         for node in DEMO_NODES {
             let paths = self.paths(node)?;
@@ -378,6 +381,9 @@ impl Demo {
             if let Some(mail) = node.mail_section() {
                 self.update_config(&paths, "mail listeners", |text| {
                     add_mail_section(text, &mail)
+                })?;
+                self.update_config(&paths, "missing mail listeners", |text| {
+                    add_missing_mail_keys(text, &mail)
                 })?;
             }
             if let Some(vip) = node.vip_section()? {

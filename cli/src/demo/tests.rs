@@ -1,7 +1,7 @@
 //! Tests for the demo's fixed layout.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::atomic::Ordering;
 
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::api::Role;
 use crate::demo::{
-    DEMO_NODES, Demo, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
+    DEMO_NODES, Demo, DemoNode, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
 };
 use crate::node_config::{MailSection, NodeFile, TlsSection, VipSection};
 
@@ -152,6 +152,12 @@ fn mail_listeners_are_on_each_node_own_address() {
 
 /// A node config as an mclusterctl from before the mail service and the virtual IP wrote it.
 fn old_config(node_id: u64, name: &str, role: Role) -> String {
+    old_node_file(node_id, name, role)
+        .to_toml()
+        .expect("serialize")
+}
+
+fn old_node_file(node_id: u64, name: &str, role: Role) -> NodeFile {
     NodeFile {
         node_id,
         name: name.to_owned(),
@@ -165,28 +171,30 @@ fn old_config(node_id: u64, name: &str, role: Role) -> String {
         bootstrap: None,
         join: None,
     }
-    .to_toml()
-    .expect("serialize")
+}
+
+/// Writes `config(node_id, node)` as each demo node's mclusterd.toml and returns a demo there.
+fn demo_with_configs(dir: &Path, config: impl Fn(u64, DemoNode) -> String) -> Demo {
+    for (node_id, node) in (1..).zip(DEMO_NODES) {
+        let node_dir = dir.join(node.name);
+        std::fs::create_dir(&node_dir).expect("create node dir");
+        std::fs::write(node_dir.join("mclusterd.toml"), config(node_id, node))
+            .expect("write old config");
+    }
+    Demo {
+        dir: dir.to_path_buf(),
+        mclusterd: PathBuf::from("/nonexistent/mclusterd"),
+        client_config_path: dir.join("client.toml"),
+        nodes: Vec::new(),
+    }
 }
 
 #[test]
 fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
     let dir = tempfile::tempdir().expect("create temp dir");
-    for (node_id, node) in (1..).zip(DEMO_NODES) {
-        let node_dir = dir.path().join(node.name);
-        std::fs::create_dir(&node_dir).expect("create node dir");
-        std::fs::write(
-            node_dir.join("mclusterd.toml"),
-            old_config(node_id, node.name, node.role),
-        )
-        .expect("write old config");
-    }
-    let demo = Demo {
-        dir: dir.path().to_path_buf(),
-        mclusterd: PathBuf::from("/nonexistent/mclusterd"),
-        client_config_path: dir.path().join("client.toml"),
-        nodes: Vec::new(),
-    };
+    let demo = demo_with_configs(dir.path(), |node_id, node| {
+        old_config(node_id, node.name, node.role)
+    });
     demo.add_missing_sections().expect("add sections");
     for node in DEMO_NODES {
         let config = demo
@@ -203,6 +211,48 @@ fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
     let before = std::fs::read_to_string(&n1_config).expect("read");
     demo.add_missing_sections().expect("again");
     assert_eq!(std::fs::read_to_string(&n1_config).expect("read"), before);
+}
+
+/// Once the node knows IMAP, a `[mail]` without `imap`/`imaps` means listeners on all
+/// addresses, which a node with a VIP refuses: a restart adds the demo's.
+#[test]
+fn a_restarted_demo_from_before_imap_gets_the_imap_listeners() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let demo = demo_with_configs(dir.path(), |node_id, node| {
+        let mail = node.mail_section().map(|mail| MailSection {
+            imap: None,
+            imaps: None,
+            ..mail
+        });
+        let node_file = NodeFile {
+            mail,
+            vip: node.vip_section().expect("a valid VIP"),
+            ..old_node_file(node_id, node.name, node.role)
+        };
+        format!(
+            "{}# kept\n[raft]\nheartbeat-interval-ms = 50\n",
+            node_file.to_toml().expect("serialize")
+        )
+    });
+    demo.add_missing_sections().expect("add the IMAP listeners");
+    for node in DEMO_NODES {
+        let paths = demo.paths(node).expect("paths");
+        let config = paths.load_config().expect("load config");
+        assert_eq!(config.mail, node.mail_section(), "{}", node.name);
+        let text = std::fs::read_to_string(&paths.config).expect("read");
+        assert!(
+            text.ends_with("# kept\n[raft]\nheartbeat-interval-ms = 50\n"),
+            "{text}"
+        );
+    }
+    let n1_config = dir.path().join("n1/mclusterd.toml");
+    let text = std::fs::read_to_string(&n1_config).expect("read");
+    assert!(
+        text.contains("[mail]\nimap = \"127.0.0.11:2143\"\nimaps = \"127.0.0.11:2993\"\n"),
+        "{text}"
+    );
+    demo.add_missing_sections().expect("again");
+    assert_eq!(std::fs::read_to_string(&n1_config).expect("read"), text);
 }
 
 #[test]
