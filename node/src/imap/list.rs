@@ -80,11 +80,21 @@ fn match_from(pattern: &[char], name: &[char]) -> bool {
 }
 
 /// For a `%` listing: names of hierarchy levels that match the pattern but exist only as
-/// parents of other mailboxes (returned with `\Noselect`). `names` are the existing mailboxes.
-pub fn implied_parents<'a>(pattern: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+/// parents of other mailboxes (returned with `\Noselect`). `names` are the existing mailboxes
+/// (for LSUB, the subscribed ones). With `hidden_only` (LSUB), a level is implied only by names
+/// the pattern does not match themselves: RFC 3501 6.3.9 has LSUB "%" return `foo` for a
+/// subscribed `foo/bar`, while LSUB "*" returns `foo/bar` and nothing that is not subscribed.
+pub fn implied_parents<'a>(
+    pattern: &str,
+    names: impl Iterator<Item = &'a str>,
+    hidden_only: bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let existing: Vec<&str> = names.collect();
     for name in &existing {
+        if hidden_only && matches(pattern, name) {
+            continue;
+        }
         for (i, _) in name.match_indices(DELIMITER) {
             let parent = &name[..i];
             if !existing.contains(&parent)
@@ -141,9 +151,25 @@ mod tests {
     #[test]
     fn missing_parents_show_up_for_percent() {
         let names = ["INBOX", "a/b/c", "x", "x/y"];
-        assert_eq!(implied_parents("%", names.into_iter()), ["a"]);
-        assert_eq!(implied_parents("a/%", names.into_iter()), ["a/b"]);
-        assert!(implied_parents("x", names.into_iter()).is_empty());
+        assert_eq!(implied_parents("%", names.into_iter(), false), ["a"]);
+        assert_eq!(implied_parents("a/%", names.into_iter(), false), ["a/b"]);
+        assert!(implied_parents("x", names.into_iter(), false).is_empty());
+        assert_eq!(implied_parents("*", names.into_iter(), false), ["a", "a/b"]);
+    }
+
+    #[test]
+    fn lsub_implies_only_parents_of_names_the_pattern_hides() {
+        let subscribed = ["INBOX", "a/b/c", "x/y"];
+        assert_eq!(
+            implied_parents("%", subscribed.into_iter(), true),
+            ["a", "x"]
+        );
+        assert_eq!(
+            implied_parents("a/%", subscribed.into_iter(), true),
+            ["a/b"]
+        );
+        assert!(implied_parents("*", subscribed.into_iter(), true).is_empty());
+        assert!(implied_parents("a/*", subscribed.into_iter(), true).is_empty());
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Session {
             ));
         }
         // Levels that only exist as parents of listed names (for `%`): \Noselect.
-        for parent in list::implied_parents(&full, listed.iter().map(|m| m.name.as_str())) {
+        for parent in list::implied_parents(&full, listed.iter().map(|m| m.name.as_str()), lsub) {
             let attributes = if lsub || !names.contains(&parent.as_str()) {
                 "\\Noselect \\HasChildren"
             } else {
