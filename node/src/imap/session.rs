@@ -7,9 +7,10 @@
 //! - Writes are Raft commands: STORE, EXPUNGE, COPY/MOVE, CREATE/DELETE/RENAME, (UN)SUBSCRIBE,
 //!   and APPEND, whose message is first fsync'd here and on the mirror partner, exactly like
 //!   SMTP's. No OK is sent before the entry is committed and applied on this node.
-//! - Reads come from this node's applied state. SELECT, EXAMINE and STATUS first catch up with
-//!   the leader (a linearizable read), so a client that reconnects anywhere sees every message
-//!   that was acknowledged anywhere.
+//! - Reads come from this node's applied state. SELECT, EXAMINE, STATUS, LIST and LSUB first
+//!   catch up with the leader (a linearizable read), so a client that reconnects anywhere sees
+//!   every message and mailbox that was acknowledged anywhere; APPEND, COPY and MOVE do so before
+//!   answering that their target mailbox does not exist.
 //! - Changes made by other sessions (on any node) reach the selected mailbox's view
 //!   ([`View`]) before each command's tagged reply, and at once during IDLE, which waits on
 //!   the store's change announcements.

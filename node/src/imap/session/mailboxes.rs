@@ -196,6 +196,12 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let full = list::full_pattern(&reference, &pattern);
+        // A mailbox created (or subscribed) through another node must be listed here at once:
+        // clients LIST right after connecting, wherever the connection lands.
+        if let Err(err) = self.context.cluster.linearize().await {
+            unavailable(io, tag, &err);
+            return Ok(Flow::Continue);
+        }
         let mailboxes = match self.context.cluster.reader.mailboxes(self.account_name()) {
             Ok(mailboxes) => mailboxes,
             Err(err) => {
@@ -375,18 +381,18 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login").clone();
-        let reader = &self.context.cluster.reader;
-        match reader.mailbox(&account.address, &name) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        match self.mailbox_exists(&name).await {
+            Some(true) => {}
+            Some(false) => {
                 io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
                 return Ok(Flow::Continue);
             }
-            Err(_) => {
+            None => {
                 io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
                 return Ok(Flow::Continue);
             }
         }
+        let reader = &self.context.cluster.reader;
         if over_quota(reader, &account, size) {
             io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Ok(Flow::Continue);
@@ -485,14 +491,11 @@ impl Session {
         let Some(name) = self.name_or_bad(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
-        let account = self.account.as_ref().expect("after login");
-        if !matches!(
-            self.context.cluster.reader.mailbox(&account.address, &name),
-            Ok(Some(_))
-        ) {
+        if self.mailbox_exists(&name).await != Some(true) {
             io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
             return Ok(Flow::Continue);
         }
+        let account = self.account.as_ref().expect("after login");
         if account.quota_mb == 0 {
             io.line(&format!("* QUOTAROOT {}", quoted_name(&name)));
         } else {
@@ -519,6 +522,18 @@ impl Session {
             used.div_ceil(1024),
             account.quota_mb.saturating_mul(1024)
         ))
+    }
+
+    /// Whether the account has mailbox `name` (None: the store or the cluster cannot say).
+    /// This node's copy answers yes at once; a no is checked again after catching up with the
+    /// leader, since the mailbox may have been created through another node a moment ago.
+    pub(super) async fn mailbox_exists(&self, name: &str) -> Option<bool> {
+        let reader = &self.context.cluster.reader;
+        if reader.mailbox(self.account_name(), name).ok()?.is_some() {
+            return Some(true);
+        }
+        self.context.cluster.linearize().await.ok()?;
+        Some(reader.mailbox(self.account_name(), name).ok()?.is_some())
     }
 
     /// The stored name for a wire name, or a queued BAD.

@@ -625,19 +625,19 @@ impl Session {
             .collect();
         let uids: Vec<u32> = chosen.iter().map(|m| m.uid).collect();
         let bytes: u64 = chosen.iter().map(|m| m.size).sum();
-        let account = self.account.as_ref().expect("after login");
-        let reader = &self.context.cluster.reader;
-        match reader.mailbox(&account.address, &target) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        match self.mailbox_exists(&target).await {
+            Some(true) => {}
+            Some(false) => {
                 io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
                 return Ok(Flow::Continue);
             }
-            Err(_) => {
+            None => {
                 io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
                 return Ok(Flow::Continue);
             }
         }
+        let account = self.account.as_ref().expect("after login");
+        let reader = &self.context.cluster.reader;
         if remove && target == view.name {
             io.tagged(
                 tag,
