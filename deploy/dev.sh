@@ -4,8 +4,9 @@
 #   deploy/dev.sh test                            every check CI runs: fmt, clippy, all tests
 # On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
 # bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
-# clients the conformance scenarios drive (swaks, fetchmail; Python's smtplib/poplib ship with
-# python3) and the tools the chaos scenarios use to build and break networks (iproute2, nftables).
+# clients the conformance scenarios drive (swaks, fetchmail, mbsync from isync; Python's
+# smtplib/poplib/imaplib ship with python3) and the tools the chaos scenarios use to build and
+# break networks (iproute2, nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ install_build_deps() {
     if [ "${1:-}" = test ]; then
         command -v swaks >/dev/null 2>&1 || missing+=(swaks)
         command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
+        command -v mbsync >/dev/null 2>&1 || missing+=(isync)
         command -v python3 >/dev/null 2>&1 || missing+=(python3)
         # The chaos scenarios build networks of namespaces (ip) and cut them (nft).
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)
