@@ -36,6 +36,50 @@ pub fn python_client(args: &[&str]) -> Result<Value> {
     })
 }
 
+/// Runs the Python client `clients/<script>` and returns the JSON object it printed last (its
+/// report, also when it failed). The scripts time out every socket operation.
+pub fn python_script(script: &str, args: &[&str]) -> Result<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("clients")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .with_context(|| format!("run python3 {script}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| {
+        format!(
+            "{script} {args:?} printed {stdout:?}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// One operation of `clients/imap_tool.py` (dump, append, store, expunge, create) as `user`
+/// over implicit TLS at `addr`; fails on the tool's `{"error": ...}`.
+pub fn imap_tool(addr: &str, user: &str, command: &str, extra: &[&str]) -> Result<Value> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let mut args = vec![
+        command,
+        "--host",
+        host,
+        "--port",
+        port,
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+    ];
+    args.extend_from_slice(extra);
+    let value = python_script("imap_tool.py", &args)?;
+    if let Some(err) = value.get("error") {
+        bail!("imap_tool.py {command} failed: {err}");
+    }
+    Ok(value)
+}
+
 /// Creates the test domain and `users` (local parts) with [`PASSWORD`].
 pub fn add_users(cluster: &Cluster, users: &[&str]) -> Result<()> {
     cluster.ctl_ok(&["domain", "add", DOMAIN])?;
