@@ -1,15 +1,20 @@
 //! IMAP against real `mclusterd` processes: Python's imaplib through every command on two nodes,
-//! and mbsync pulling mailboxes.
+//! mbsync pulling mailboxes, and raw transcripts of tricky input (literals, limits, garbage,
+//! wrong states, bad sequence numbers, partial fetches, malformed MIME) answered per RFC 3501
+//! with the session and the server surviving.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, bail};
 use chaos_tests::mail::{
     DOMAIN, PASSWORD, add_users, have, imap_tool, python_client, python_script,
 };
-use chaos_tests::{Cluster, NodeTuning};
+use chaos_tests::{Cluster, NodeTuning, wait_until};
 
 // ---- imaplib through every command ----
 
@@ -446,5 +451,831 @@ fn imap_mbsync_pulls_every_message_then_only_what_changed() {
         .filter(|(_, b)| without_tuid(b) != lf(gone_bytes))
         .collect();
     check_mirrored(&kept, &server);
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+// ---- raw transcripts ----
+
+/// A raw IMAP connection: writes bytes, reads response lines with their literals inline.
+struct Raw {
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Result<Raw> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Raw {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.reader.get_mut().write_all(bytes).context("send")
+    }
+
+    /// One response: a line (without its CRLF) with every literal it announces read into it
+    /// (`{n}\r\n` and the n bytes kept as they came).
+    fn response(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = self.reader.read_until(b'\n', &mut line)?;
+            if n == 0 || !line.ends_with(b"\n") {
+                bail!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+            out.extend_from_slice(&line);
+            let Some(length) = announced_literal(&line) else {
+                return Ok(out);
+            };
+            let mut literal = vec![0; length];
+            self.reader.read_exact(&mut literal)?;
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&literal);
+        }
+    }
+
+    /// Responses up to and including the tagged one for `tag`.
+    fn until_tagged(&mut self, tag: &str) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        loop {
+            let response = self.response()?;
+            let done = response.starts_with(format!("{tag} ").as_bytes());
+            out.push(response);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// True once the server has closed the connection (within the read timeout).
+    fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+}
+
+/// The length of a literal a response line ends with (`{n}` or `~{n}`).
+fn announced_literal(line: &[u8]) -> Option<usize> {
+    let body = line.strip_suffix(b"}")?;
+    let open = body.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&body[open + 1..]).ok()?.parse().ok()
+}
+
+fn text(response: &[u8]) -> String {
+    String::from_utf8_lossy(response).into_owned()
+}
+
+/// Sends each client line (CRLF added) and reads as many responses as expected. An expected
+/// line ending in `…` must begin the received one; any other must equal it.
+#[track_caller]
+fn check(raw: &mut Raw, steps: &[(&str, &[&str])]) {
+    for (line, expected) in steps {
+        raw.send(format!("{line}\r\n").as_bytes())
+            .unwrap_or_else(|e| panic!("send {line:?}: {e:#}"));
+        expect(raw, line, expected);
+    }
+}
+
+#[track_caller]
+fn expect(raw: &mut Raw, after: &str, expected: &[&str]) {
+    let shown: String = after.chars().take(80).collect();
+    for want in expected {
+        let got = raw
+            .response()
+            .unwrap_or_else(|e| panic!("after {shown:?} expected {want:?}: {e:#}"));
+        let got = text(&got);
+        let matched = match want.strip_suffix('…') {
+            Some(prefix) => got.starts_with(prefix),
+            None => got == *want,
+        };
+        assert!(matched, "after {shown:?} expected {want:?}, got {got:?}");
+    }
+}
+
+/// A logged-in raw session on node `i`'s plain port (the test cluster allows AUTH without TLS).
+fn logged_in(cluster: &Cluster, i: usize) -> Raw {
+    let mut raw = Raw::connect(&cluster.nodes[i].imap_addr()).unwrap();
+    expect(&mut raw, "connect", &["* OK [CAPABILITY IMAP4rev1 …"]);
+    check(
+        &mut raw,
+        &[(
+            &format!("l1 LOGIN alice@{DOMAIN} \"{PASSWORD}\""),
+            &["l1 OK [CAPABILITY …"],
+        )],
+    );
+    raw
+}
+
+/// Allows LOGIN without TLS (so raw sessions can be read as text) and waits until both data
+/// nodes offer it; sessions take the policy when they start.
+fn allow_plain_login(cluster: &Cluster, extra: &[&str]) {
+    let mut args = vec!["policy", "set", "auth-without-tls=true"];
+    args.extend_from_slice(extra);
+    cluster.ctl_ok(&args).unwrap();
+    for node in &cluster.nodes[..2] {
+        wait_until(
+            Duration::from_secs(20),
+            "AUTH=PLAIN on the plain port",
+            || {
+                let mut raw = Raw::connect(&node.imap_addr()).ok()?;
+                let greeting = text(&raw.response().ok()?);
+                greeting.contains("AUTH=PLAIN").then_some(())
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// APPENDs `message` with a LITERAL+ literal; returns its UID.
+fn append(raw: &mut Raw, message: &[u8]) -> u32 {
+    let mut command = format!("ap APPEND INBOX {{{}+}}\r\n", message.len()).into_bytes();
+    command.extend_from_slice(message);
+    command.extend_from_slice(b"\r\n");
+    raw.send(&command).unwrap();
+    let responses = raw.until_tagged("ap").unwrap();
+    let tagged = text(responses.last().expect("a tagged reply"));
+    assert!(tagged.starts_with("ap OK [APPENDUID "), "{tagged}");
+    tagged
+        .split_whitespace()
+        .nth(4)
+        .and_then(|uid| uid.trim_end_matches(']').parse().ok())
+        .unwrap_or_else(|| panic!("APPENDUID in {tagged}"))
+}
+
+/// A NOOP answered OK: the session is alive and nothing is left unread.
+#[track_caller]
+fn alive(raw: &mut Raw) {
+    check(raw, &[("alive NOOP", &["alive OK NOOP completed"])]);
+}
+
+#[test]
+fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
+    let mut cluster = Cluster::start(43, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    allow_plain_login(&cluster, &["max-message-bytes=100000"]);
+    let addr = cluster.nodes[0].imap_addr();
+
+    // Literals: synchronizing ones wait for "+", LITERAL+ ones do not; the wrong state first.
+    let mut raw = Raw::connect(&addr).unwrap();
+    expect(&mut raw, "connect", &["* OK [CAPABILITY IMAP4rev1 …"]);
+    let user = format!("alice@{DOMAIN}");
+    check(
+        &mut raw,
+        &[
+            ("w1 SELECT INBOX", &["w1 BAD Log in first"]),
+            ("w2 IDLE", &["w2 BAD Log in first"]),
+            (&format!("t1 LOGIN {{{}}}", user.len()), &["+ …"]),
+            (&format!("{user} {{{}}}", PASSWORD.len()), &["+ …"]),
+            (PASSWORD, &["t1 OK [CAPABILITY …"]),
+            ("t2 CREATE {4+}\r\nLitP", &["t2 OK Create completed"]),
+            ("t3 LIST \"\" {4}", &["+ …"]),
+            (
+                "LitP",
+                &[
+                    "* LIST (\\HasNoChildren) \"/\" \"LitP\"",
+                    "t3 OK List completed",
+                ],
+            ),
+            // Over the limits: refused before a byte of the literal is read.
+            ("t4 APPEND INBOX {99999999}", &["t4 NO [TOOBIG] …"]),
+            (
+                "t5 APPEND INBOX {99999999999999999999999}",
+                &["t5 NO [TOOBIG] …"],
+            ),
+            (
+                "t6 CREATE {70000}",
+                &["t6 NO [TOOBIG] literal of 70000 bytes is over the limit …"],
+            ),
+        ],
+    );
+    alive(&mut raw);
+    // LITERAL+ over the limit: the data still comes and must not be taken for commands.
+    let mut oversized = b"t7 APPEND INBOX {200000+}\r\n".to_vec();
+    oversized.extend(b"x1 LOGOUT\r\n".iter().cycle().take(200_000));
+    oversized.extend_from_slice(b"\r\n");
+    raw.send(&oversized).unwrap();
+    expect(&mut raw, "t7 APPEND {200000+}", &["t7 NO [TOOBIG] …"]);
+    alive(&mut raw);
+    check(
+        &mut raw,
+        &[(
+            "bye LOGOUT",
+            &["* BYE Logging out", "bye OK Logout completed"],
+        )],
+    );
+    assert!(raw.closed(), "LOGOUT closes the connection");
+
+    // A line over 256 KiB, garbage, NUL bytes, an unknown command (a session allows ten errors).
+    let mut raw = logged_in(&cluster, 0);
+    let long = format!("t8 NOOP {}", "x".repeat(300 * 1024));
+    check(
+        &mut raw,
+        &[
+            (&long, &["t8 BAD command line too long …"]),
+            ("\u{1}\u{2}\u{7f} garbage", &["* BAD syntax error"]),
+            ("t9 NOOP\0", &["t9 BAD syntax error"]),
+            ("t10 SELECT IN\0BOX", &["t10 BAD syntax error"]),
+            ("t11 FROBNICATE", &["t11 BAD syntax error"]),
+        ],
+    );
+    raw.send(b"\xff\xfe\xfd\r\n").unwrap();
+    expect(&mut raw, "non-UTF-8 bytes", &["* BAD syntax error"]);
+    alive(&mut raw);
+
+    // Commands in the wrong state, IDLE and AUTHENTICATE ended wrongly.
+    let mut raw = logged_in(&cluster, 0);
+    check(
+        &mut raw,
+        &[
+            ("s1 FETCH 1 FLAGS", &["s1 BAD No mailbox selected"]),
+            ("s2 CLOSE", &["s2 BAD No mailbox selected"]),
+            ("s3 LOGIN a b", &["s3 BAD Already authenticated"]),
+            ("s4 STARTTLS", &["s4 BAD Already authenticated"]),
+            ("s5 IDLE", &["+ idling"]),
+            ("NOT DONE", &["s5 BAD Expected DONE"]),
+            ("s6 IDLE", &["+ idling"]),
+            ("done", &["s6 OK IDLE terminated"]),
+        ],
+    );
+    alive(&mut raw);
+    let mut unauthenticated = Raw::connect(&addr).unwrap();
+    expect(&mut unauthenticated, "connect", &["* OK …"]);
+    check(
+        &mut unauthenticated,
+        &[
+            ("a1 AUTHENTICATE PLAIN", &["+ "]),
+            ("*", &["a1 BAD Authentication cancelled"]),
+            (
+                "a2 AUTHENTICATE CRAM-MD5",
+                &["a2 NO Unsupported authentication mechanism"],
+            ),
+            ("a3 AUTHENTICATE PLAIN", &["+ "]),
+            ("%%% not base64", &["a3 BAD Authentication cancelled"]),
+        ],
+    );
+    alive(&mut unauthenticated);
+
+    // Sequence numbers and partial fetches on a one-message mailbox.
+    let mut raw = logged_in(&cluster, 0);
+    let message = b"From: a@remote.test\r\nSubject: partial\r\n\r\n0123456789\r\n";
+    let size = message.len();
+    let uid = append(&mut raw, message);
+    check(
+        &mut raw,
+        &[
+            (
+                "f1 SELECT INBOX",
+                &[
+                    "* FLAGS …",
+                    "* OK [PERMANENTFLAGS …",
+                    "* 1 EXISTS",
+                    "* 0 RECENT",
+                    "* OK [UNSEEN 1] …",
+                    "* OK [UIDVALIDITY …",
+                    "* OK [UIDNEXT …",
+                    "* OK [HIGHESTMODSEQ …",
+                    "f1 OK [READ-WRITE] Select completed",
+                ],
+            ),
+            ("f2 FETCH 0 FLAGS", &["f2 BAD syntax error"]),
+            (
+                "f3 FETCH 2 FLAGS",
+                &["f3 BAD invalid message sequence number: 2"],
+            ),
+            (
+                "f4 FETCH 1:5 FLAGS",
+                &["f4 BAD invalid message sequence number: 5"],
+            ),
+            (
+                "f5 STORE 9 +FLAGS (x)",
+                &["f5 BAD invalid message sequence number: 9"],
+            ),
+            ("f6 FETCH a:b FLAGS", &["f6 BAD syntax error"]),
+            ("f7 FETCH 4294967296 FLAGS", &["f7 BAD syntax error"]),
+        ],
+    );
+    alive(&mut raw);
+    check(
+        &mut raw,
+        &[
+            (
+                "g1 FETCH * (UID FLAGS)",
+                &[
+                    &format!("* 1 FETCH (UID {uid} FLAGS ())"),
+                    "g1 OK Fetch completed",
+                ],
+            ),
+            ("g2 UID FETCH 999 FLAGS", &["g2 OK Fetch completed"]),
+            (
+                "g3 UID FETCH 999:* UID",
+                &[&format!("* 1 FETCH (UID {uid})"), "g3 OK Fetch completed"],
+            ),
+            (
+                "g4 FETCH 1 (BODY.PEEK[]<1000000.10>)",
+                &["* 1 FETCH (BODY[]<1000000> \"\")", "g4 OK Fetch completed"],
+            ),
+            (
+                &format!("g5 FETCH 1 (BODY.PEEK[]<{size}.10>)"),
+                &[
+                    &format!("* 1 FETCH (BODY[]<{size}> \"\")"),
+                    "g5 OK Fetch completed",
+                ],
+            ),
+            (
+                &format!("g6 FETCH 1 (BODY.PEEK[]<{}.10>)", size - 4),
+                &[
+                    &format!("* 1 FETCH (BODY[]<{}> {{4}}\r\n89\r\n)", size - 4),
+                    "g6 OK Fetch completed",
+                ],
+            ),
+            (
+                "g7 FETCH 1 (BODY.PEEK[TEXT]<2.3>)",
+                &[
+                    "* 1 FETCH (BODY[TEXT]<2> {3}\r\n234)",
+                    "g7 OK Fetch completed",
+                ],
+            ),
+            (
+                "g8 FETCH 1 (BODY.PEEK[3.2] BODY.PEEK[2] BODY.PEEK[1.TEXT])",
+                &[
+                    "* 1 FETCH (BODY[3.2] NIL BODY[2] NIL BODY[1.TEXT] NIL)",
+                    "g8 OK Fetch completed",
+                ],
+            ),
+            (
+                "g9 FETCH 1 (BODY.PEEK[1]<0.4>)",
+                &[
+                    "* 1 FETCH (BODY[1]<0> {4}\r\n0123)",
+                    "g9 OK Fetch completed",
+                ],
+            ),
+            (
+                "g10 FETCH 1 (FLAGS)",
+                &["* 1 FETCH (FLAGS ())", "g10 OK Fetch completed"],
+            ),
+        ],
+    );
+    alive(&mut raw);
+
+    // Ten errors end a session with BYE; the server goes on.
+    let mut noisy = logged_in(&cluster, 0);
+    for i in 0..9 {
+        check(
+            &mut noisy,
+            &[(&format!("n{i} FROB"), &[&format!("n{i} BAD syntax error")])],
+        );
+    }
+    check(
+        &mut noisy,
+        &[(
+            "n9 FROB",
+            &[
+                "n9 BAD syntax error",
+                "* BYE Too many errors, closing connection",
+            ],
+        )],
+    );
+    assert!(noisy.closed(), "the session ends after too many errors");
+    alive(&mut raw);
+    check(
+        &mut raw,
+        &[("z LOGOUT", &["* BYE Logging out", "z OK Logout completed"])],
+    );
+    for i in 0..2 {
+        assert_eq!(
+            cluster.exited(i).unwrap(),
+            None,
+            "node {i} is still running"
+        );
+    }
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+// ---- malformed MIME ----
+
+/// A parsed IMAP value: atom (a section like `BODY[1.MIME]<0>` stays one atom), string, NIL,
+/// or list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value2 {
+    Atom(String),
+    Str(Vec<u8>),
+    Nil,
+    List(Vec<Value2>),
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn skip(&mut self) {
+        while self.s.get(self.i) == Some(&b' ') {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self) -> Result<Value2> {
+        self.skip();
+        match self.s.get(self.i) {
+            None => bail!("unexpected end"),
+            Some(b'(') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip();
+                    match self.s.get(self.i) {
+                        Some(b')') => {
+                            self.i += 1;
+                            return Ok(Value2::List(items));
+                        }
+                        None => bail!("unterminated list"),
+                        _ => items.push(self.value()?),
+                    }
+                }
+            }
+            Some(b'"') => {
+                self.i += 1;
+                let mut out = Vec::new();
+                loop {
+                    match self.s.get(self.i) {
+                        None => bail!("unterminated string"),
+                        Some(b'\\') => {
+                            out.push(*self.s.get(self.i + 1).context("escape")?);
+                            self.i += 2;
+                        }
+                        Some(b'"') => {
+                            self.i += 1;
+                            return Ok(Value2::Str(out));
+                        }
+                        Some(&b) => {
+                            out.push(b);
+                            self.i += 1;
+                        }
+                    }
+                }
+            }
+            Some(b'{') | Some(b'~') => {
+                let open = self.i + usize::from(self.s[self.i] == b'~');
+                let close = open
+                    + self.s[open..]
+                        .iter()
+                        .position(|&b| b == b'}')
+                        .context("}")?;
+                let n: usize = std::str::from_utf8(&self.s[open + 1..close])?.parse()?;
+                let start = close + 3;
+                let data = self.s.get(start..start + n).context("literal data")?;
+                self.i = start + n;
+                Ok(Value2::Str(data.to_vec()))
+            }
+            Some(_) => {
+                let start = self.i;
+                let mut depth = 0i32;
+                while let Some(&b) = self.s.get(self.i) {
+                    match b {
+                        b'[' => depth += 1,
+                        b']' => depth -= 1,
+                        b' ' | b'(' | b')' if depth == 0 => break,
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+                let atom = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+                Ok(if atom == "NIL" {
+                    Value2::Nil
+                } else {
+                    Value2::Atom(atom)
+                })
+            }
+        }
+    }
+}
+
+/// The items of `* n FETCH (...)`, by name.
+fn fetch_items(response: &[u8]) -> Result<BTreeMap<String, Value2>> {
+    let open = response.iter().position(|&b| b == b'(').context("(")?;
+    let mut parser = Parser {
+        s: response,
+        i: open,
+    };
+    let Value2::List(items) = parser.value()? else {
+        bail!("not a list");
+    };
+    if parser.i != response.len() {
+        bail!("trailing bytes after the FETCH list");
+    }
+    let mut out = BTreeMap::new();
+    for pair in items.chunks(2) {
+        let [Value2::Atom(name), value] = pair else {
+            bail!("item {pair:?}");
+        };
+        out.insert(name.clone(), value.clone());
+    }
+    Ok(out)
+}
+
+/// How deep lists nest in a value.
+fn depth(value: &Value2) -> usize {
+    match value {
+        Value2::List(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn bytes(value: &Value2) -> Vec<u8> {
+    match value {
+        Value2::Str(s) => s.clone(),
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+/// The media type of a BODYSTRUCTURE: ("MULTIPART", subtype) or (type, subtype) of a leaf.
+fn media(structure: &Value2) -> (String, String) {
+    let Value2::List(items) = structure else {
+        panic!("BODYSTRUCTURE {structure:?}");
+    };
+    let text = |v: &Value2| match v {
+        Value2::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        other => format!("{other:?}"),
+    };
+    match &items[0] {
+        Value2::List(_) => {
+            let subtype = items
+                .iter()
+                .find(|v| !matches!(v, Value2::List(_)))
+                .map(text)
+                .unwrap_or_default();
+            ("MULTIPART".to_owned(), subtype)
+        }
+        first => (text(first), text(&items[1])),
+    }
+}
+
+/// A message `depth` multiparts deep.
+fn nested_multipart(depth: usize) -> Vec<u8> {
+    let mut body = b"Content-Type: text/plain\r\n\r\ninnermost text\r\n".to_vec();
+    for level in (0..depth).rev() {
+        let mut outer =
+            format!("Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n")
+                .into_bytes();
+        outer.extend_from_slice(&body);
+        outer.extend_from_slice(format!("\r\n--b{level}--\r\n").as_bytes());
+        body = outer;
+    }
+    let mut message =
+        b"From: deep@remote.test\r\nSubject: deep multipart\r\nMIME-Version: 1.0\r\n".to_vec();
+    message.extend_from_slice(&body);
+    message
+}
+
+/// A message with `depth` message/rfc822 parts inside each other.
+fn nested_messages(depth: usize) -> Vec<u8> {
+    let mut message =
+        b"From: inner@remote.test\r\nSubject: innermost\r\n\r\ninnermost text\r\n".to_vec();
+    for level in 0..depth {
+        let mut outer = format!(
+            "From: level{level}@remote.test\r\nSubject: level {level}\r\nContent-Type: message/rfc822\r\n\r\n"
+        )
+        .into_bytes();
+        outer.extend_from_slice(&message);
+        message = outer;
+    }
+    message
+}
+
+#[test]
+fn imap_malformed_mime_gets_sane_fetch_answers_and_the_server_survives() {
+    let mut cluster = Cluster::start(44, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    allow_plain_login(&cluster, &[]);
+    let mut raw = logged_in(&cluster, 0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unterminated boundary",
+            b"Subject: unterminated\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsecond, never closed\r\n".to_vec(),
+        ),
+        (
+            "missing boundary parameter",
+            b"Subject: no boundary\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nstuff\r\n--x--\r\n".to_vec(),
+        ),
+        (
+            "bad base64",
+            b"Subject: bad base64\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!! this is * not base64 ====\r\n".to_vec(),
+        ),
+        (
+            "header without colon",
+            b"Subject: colonless\r\nThis header line has no colon\r\nFrom: Someone <s@remote.test>\r\n\r\nbody text\r\n".to_vec(),
+        ),
+        ("no header at all", b"just text, no header and no blank line".to_vec()),
+        ("header only", b"Subject: only a header\r\nFrom: h@remote.test\r\n".to_vec()),
+        (
+            "8-bit garbage in headers",
+            b"Subject: \xff\xfe\xc3(\r\nFrom: \"\x80\x81\" <g@remote.test>\r\nContent-Type: text/plain; charset=\"\xff\"\r\n\r\nbody \xff\r\n".to_vec(),
+        ),
+        (
+            "broken content-type and encoding",
+            b"Subject: broken type\r\nContent-Type: ;;; = \"unterminated\r\nContent-Transfer-Encoding: x-unknown-(\r\n\r\nbody\r\n".to_vec(),
+        ),
+        ("200 nested multiparts", nested_multipart(200)),
+        ("200 nested message/rfc822", nested_messages(200)),
+    ];
+    let mut uids = Vec::new();
+    for (what, message) in &cases {
+        let uid = append(&mut raw, message);
+        uids.push(uid);
+        assert_eq!(uid as usize, uids.len(), "{what}: UIDs count up");
+    }
+    check(
+        &mut raw,
+        &[(
+            "m0 EXAMINE INBOX",
+            &[
+                "* FLAGS …",
+                "* OK [PERMANENTFLAGS …",
+                &format!("* {} EXISTS", cases.len()),
+                "* 0 RECENT",
+                "* OK [UNSEEN 1] …",
+                "* OK [UIDVALIDITY …",
+                "* OK [UIDNEXT …",
+                "* OK [HIGHESTMODSEQ …",
+                "m0 OK [READ-ONLY] Examine completed",
+            ],
+        )],
+    );
+    for (seq, (what, message)) in cases.iter().enumerate() {
+        let seq = seq + 1;
+        raw.send(
+            format!(
+                "m{seq} FETCH {seq} (RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE BODY[] BODY[HEADER] BODY[TEXT] BODY[1] BODY[1.MIME] BODY[2])\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let responses = raw
+            .until_tagged(&format!("m{seq}"))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        let tagged = text(responses.last().expect("tagged"));
+        assert_eq!(tagged, format!("m{seq} OK Fetch completed"), "{what}");
+        assert_eq!(responses.len(), 2, "{what}: one FETCH response");
+        let items = fetch_items(&responses[0])
+            .unwrap_or_else(|e| panic!("{what}: unparsable FETCH: {e:#}\n{}", text(&responses[0])));
+        // The bytes come back exactly; header and text split them.
+        assert_eq!(&bytes(&items["BODY[]"]), message, "{what}: BODY[]");
+        assert_eq!(
+            items["RFC822.SIZE"],
+            Value2::Atom(message.len().to_string()),
+            "{what}"
+        );
+        let mut rejoined = bytes(&items["BODY[HEADER]"]);
+        rejoined.extend(bytes(&items["BODY[TEXT]"]));
+        assert_eq!(&rejoined, message, "{what}: HEADER + TEXT = the message");
+        assert!(
+            matches!(items["ENVELOPE"], Value2::List(ref l) if l.len() == 10),
+            "{what}: ENVELOPE"
+        );
+        let structure = &items["BODYSTRUCTURE"];
+        assert!(
+            depth(structure) <= 40,
+            "{what}: nesting is cut: {}",
+            depth(structure)
+        );
+        assert!(matches!(items["BODY"], Value2::List(_)), "{what}: BODY");
+        for section in ["BODY[1]", "BODY[1.MIME]", "BODY[2]"] {
+            assert!(
+                matches!(items[section], Value2::Str(_) | Value2::Nil),
+                "{what}: {section} is a string or NIL"
+            );
+        }
+        let (media_type, subtype) = media(structure);
+        match *what {
+            "unterminated boundary" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("MULTIPART", "MIXED")
+                );
+                assert_eq!(bytes(&items["BODY[1]"]), b"first");
+                assert!(
+                    bytes(&items["BODY[2]"]).starts_with(b"second, never closed"),
+                    "{items:?}"
+                );
+            }
+            "missing boundary parameter" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("TEXT", "PLAIN"),
+                    "{structure:?}"
+                );
+                assert_eq!(items["BODY[2]"], Value2::Nil);
+            }
+            "bad base64" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("APPLICATION", "OCTET-STREAM")
+                );
+                assert_eq!(
+                    bytes(&items["BODY[1]"]),
+                    b"!!!! this is * not base64 ====\r\n"
+                );
+            }
+            "no header at all" | "header only" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("TEXT", "PLAIN"),
+                    "{structure:?}"
+                );
+            }
+            "200 nested multiparts" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("MULTIPART", "MIXED")
+                );
+                assert!(depth(structure) >= 10, "{what}: the first levels are parts");
+            }
+            "200 nested message/rfc822" => {
+                assert_eq!(
+                    (media_type.as_str(), subtype.as_str()),
+                    ("MESSAGE", "RFC822")
+                );
+            }
+            _ => {}
+        }
+    }
+    // BINARY of undecodable base64 is refused as the RFC says, and the session goes on.
+    let bad_base64 = cases.iter().position(|(w, _)| *w == "bad base64").unwrap() + 1;
+    check(
+        &mut raw,
+        &[(
+            &format!("b1 FETCH {bad_base64} (BINARY.PEEK[1])"),
+            &["b1 NO [UNKNOWN-CTE] …"],
+        )],
+    );
+    // SEARCH reads and decodes every one of them.
+    check(
+        &mut raw,
+        &[
+            (
+                "s1 SEARCH TEXT innermost",
+                &["* SEARCH …", "s1 OK Search completed"],
+            ),
+            (
+                "s2 SEARCH BODY \"never closed\"",
+                &["* SEARCH 1", "s2 OK Search completed"],
+            ),
+            (
+                "s3 SEARCH HEADER X-Nothing \"\"",
+                &["* SEARCH", "s3 OK Search completed"],
+            ),
+            (
+                "s4 FETCH 1:* (BODYSTRUCTURE)",
+                &[
+                    "* 1 FETCH …",
+                    "* 2 FETCH …",
+                    "* 3 FETCH …",
+                    "* 4 FETCH …",
+                    "* 5 FETCH …",
+                    "* 6 FETCH …",
+                    "* 7 FETCH …",
+                    "* 8 FETCH …",
+                    "* 9 FETCH …",
+                    "* 10 FETCH …",
+                    "s4 OK Fetch completed",
+                ],
+            ),
+        ],
+    );
+    alive(&mut raw);
+    // The same on the other node, from its own copy; both processes are still running.
+    let mut other = logged_in(&cluster, 1);
+    check(&mut other, &[("o1 EXAMINE INBOX", &["* FLAGS …"])]);
+    other.until_tagged("o1").unwrap();
+    other
+        .send(b"o2 FETCH 1:* (BODYSTRUCTURE BODY.PEEK[])\r\n")
+        .unwrap();
+    let responses = other.until_tagged("o2").unwrap();
+    assert_eq!(responses.len(), cases.len() + 1);
+    assert_eq!(text(responses.last().unwrap()), "o2 OK Fetch completed");
+    for (response, (what, message)) in responses.iter().zip(&cases) {
+        let items = fetch_items(response).unwrap_or_else(|e| panic!("{what} on node 2: {e:#}"));
+        assert_eq!(&bytes(&items["BODY[]"]), message, "{what} on node 2");
+    }
+    alive(&mut other);
+    for i in 0..2 {
+        assert_eq!(
+            cluster.exited(i).unwrap(),
+            None,
+            "node {i} is still running"
+        );
+    }
+    let fresh = logged_in(&cluster, 0);
+    drop(fresh);
     cluster.check_no_unexpected_errors(&[]);
 }
