@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use chaos_tests::mail::{DOMAIN, add_users, pop3_fetch, smtp_send, subjects};
+use chaos_tests::mail::{DOMAIN, add_users, imap_tool, pop3_fetch, smtp_send, subjects};
 use chaos_tests::{Cluster, NodeTuning, wait_until};
 
 /// Blob files (not temp files) under a node's blob store.
@@ -192,4 +192,163 @@ fn kill_mirror_partner_mid_transfer_then_resync() {
     cluster.kill(0).unwrap();
     assert_eq!(subjects_on(&cluster, 1, &alice), ["degraded"]);
     cluster.check_no_unexpected_errors(&["failpoint reached"]);
+}
+
+// ---- IMAP APPEND ----
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// INBOX as node `i` serves it over IMAPS (imap_tool.py dump), retried while the cluster
+/// elects a leader.
+fn inbox_on(cluster: &Cluster, i: usize, user: &str) -> serde_json::Value {
+    let addr = cluster.nodes[i].imaps_addr();
+    wait_until(Duration::from_secs(60), "an IMAP dump of INBOX", || {
+        imap_tool(&addr, user, "dump", &[]).ok()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// APPENDs `file` to INBOX through node `i`; returns the tagged reply's status and text.
+fn imap_append(
+    addr: &str,
+    user: &str,
+    file: &Path,
+    flags: &str,
+) -> anyhow::Result<(String, String)> {
+    let reply = imap_tool(
+        addr,
+        user,
+        "append",
+        &[
+            "--file",
+            &file.display().to_string(),
+            "--flags",
+            flags,
+            "--date",
+            "\"02-Feb-2022 10:20:30 +0000\"",
+        ],
+    )?;
+    Ok((
+        reply["status"].as_str().unwrap_or_default().to_owned(),
+        reply["text"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// The UIDVALIDITY and UID of an APPENDUID response code.
+fn appenduid(text: &str) -> (u64, u64) {
+    let code = text
+        .strip_prefix("[APPENDUID ")
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(code, _)| code)
+        .unwrap_or_else(|| panic!("no APPENDUID in {text:?}"));
+    let (validity, uid) = code.split_once(' ').expect("two numbers");
+    (validity.parse().unwrap(), uid.parse().unwrap())
+}
+
+#[test]
+fn imap_append_killed_after_mirror_ack_before_commit() {
+    let mut cluster = Cluster::start(45, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).unwrap();
+    let alice = format!("alice@{DOMAIN}");
+    let before = inbox_on(&cluster, 1, &alice);
+    // Node 1 stops between "the partner has the blob" and "propose the append".
+    cluster.kill(0).unwrap();
+    failpoint(&mut cluster, 0, "append-before-propose=pause:60000");
+    cluster.start_node(0).unwrap();
+    cluster.wait_ready(0, Duration::from_secs(30)).unwrap();
+    let blobs_before = blob_files(&cluster.nodes[1].dir);
+
+    let dir = tempfile::tempdir().unwrap();
+    let lost = dir.path().join("lost.eml");
+    std::fs::write(
+        &lost,
+        "From: a@remote.test\r\nSubject: never acknowledged\r\n\r\nhalf appended?\r\n",
+    )
+    .unwrap();
+    let addr = cluster.nodes[0].imaps_addr();
+    let (user, file) = (alice.clone(), lost.clone());
+    let client = thread::spawn(move || imap_append(&addr, &user, &file, "(\\Flagged)"));
+    wait_for_log(&cluster, 0, "failpoint reached");
+    // The partner acknowledged: it holds the blob, fsync'd.
+    assert_eq!(blob_files(&cluster.nodes[1].dir), blobs_before + 1);
+    cluster.kill(0).unwrap();
+    match client.join().unwrap() {
+        Err(_) => {}
+        Ok((status, text)) => assert_ne!(status, "OK", "the client must not see OK: {text}"),
+    }
+
+    // Nothing half-appended appears: not on the survivor, not after the appender restarts, and
+    // no UID was used up.
+    let on_survivor = inbox_on(&cluster, 1, &alice);
+    assert_eq!(
+        on_survivor["messages"],
+        serde_json::json!([]),
+        "{on_survivor}"
+    );
+    assert_eq!(on_survivor["uidnext"], before["uidnext"]);
+    cluster.nodes[0].env.clear();
+    cluster.start_node(0).unwrap();
+    cluster.wait_ready(0, Duration::from_secs(30)).unwrap();
+    let after = dir.path().join("after.eml");
+    let after_bytes = b"From: a@remote.test\r\nSubject: after\r\n\r\nthis one counts\r\n";
+    std::fs::write(&after, after_bytes).unwrap();
+    let (status, text) = imap_append(&cluster.nodes[0].imaps_addr(), &alice, &after, "()").unwrap();
+    assert_eq!(status, "OK", "{text}");
+    let (validity, uid) = appenduid(&text);
+    assert_eq!(Some(validity), before["uidvalidity"].as_u64());
+    assert_eq!(
+        Some(uid),
+        before["uidnext"].as_u64(),
+        "the lost APPEND took no UID"
+    );
+    for i in [0, 1] {
+        let inbox = inbox_on(&cluster, i, &alice);
+        let messages = inbox["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 1, "node {i}: {inbox}");
+        assert_eq!(messages[0]["uid"], uid, "node {i}");
+        assert_eq!(messages[0]["body"], to_hex(after_bytes), "node {i}");
+    }
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+#[test]
+fn imap_append_then_kill_leader_right_after_ok() {
+    let mut cluster = Cluster::start(46, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).unwrap();
+    let alice = format!("alice@{DOMAIN}");
+    let leader = cluster.wait_for_leader(Duration::from_secs(20)).unwrap();
+    let leader_i = cluster.index_of(leader);
+    assert_eq!(
+        cluster.nodes[leader_i].role, "data",
+        "a data node leads after start-up"
+    );
+    let survivor = 1 - leader_i;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acked.eml");
+    let message = b"From: a@remote.test\r\nTo: alice@example.test\r\nSubject: acked append\r\n\r\nkept through the crash\r\n";
+    std::fs::write(&file, message).unwrap();
+    let (status, text) = imap_append(
+        &cluster.nodes[leader_i].imaps_addr(),
+        &alice,
+        &file,
+        "(\\Seen $Durable)",
+    )
+    .unwrap();
+    assert_eq!(status, "OK", "{text}");
+    let (validity, uid) = appenduid(&text);
+    cluster.kill(leader_i).unwrap();
+
+    let inbox = inbox_on(&cluster, survivor, &alice);
+    assert_eq!(inbox["uidvalidity"], validity, "{inbox}");
+    let messages = inbox["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{inbox}");
+    let kept = &messages[0];
+    assert_eq!(kept["uid"], uid);
+    assert_eq!(kept["body"], to_hex(message), "the same bytes");
+    assert_eq!(kept["flags"], serde_json::json!(["\\Seen", "$Durable"]));
+    assert_eq!(kept["internaldate"], "02-Feb-2022 10:20:30 +0000");
+    assert_eq!(kept["size"], message.len());
+    cluster.check_no_unexpected_errors(&[]);
 }
