@@ -709,7 +709,7 @@ impl Session {
                 return Ok(());
             }
         };
-        if !view.outdated(&mailbox) {
+        if !view.needs_sync(&mailbox, allow_expunge) {
             return Ok(());
         }
         let name = view.name.clone();

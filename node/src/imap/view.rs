@@ -117,6 +117,12 @@ impl View {
         mailbox.highest_modseq != self.highest_modseq || mailbox.uidnext != self.uidnext
     }
 
+    /// Whether [`View::sync`] has anything to tell: the stored mailbox moved on, or (where
+    /// expunges may be reported) a removal seen during FETCH, STORE or SEARCH is still untold.
+    pub fn needs_sync(&self, mailbox: &Mailbox, allow_expunge: bool) -> bool {
+        self.outdated(mailbox) || (allow_expunge && self.gone.contains(&true))
+    }
+
     /// The messages a sequence set names, as indexes into `messages()`, ascending and without
     /// repeats. With `uid`, the set holds UIDs and those the mailbox lacks are skipped (`*` is
     /// the highest UID; `n:*` includes it even when n is higher, RFC 3501 6.4.8).

@@ -141,4 +141,24 @@ fn an_unchanged_mailbox_needs_no_rescan() {
     assert!(!v.outdated(&mailbox(10, 10)));
     assert!(v.outdated(&mailbox(11, 10)));
     assert!(v.outdated(&mailbox(10, 11)));
+    assert!(!v.needs_sync(&mailbox(10, 10), true));
+    assert!(v.needs_sync(&mailbox(10, 11), false));
+}
+
+#[test]
+fn an_expunge_held_back_during_fetch_needs_a_sync_once_it_may_be_told() {
+    // FETCH saw message 2 go (and caught the view up with the store) but could not say so.
+    let mut v = view(&[1, 2, 3]);
+    let now = mailbox(10, 12);
+    let fresh = || vec![message(1, 0), message(3, 0)];
+    assert_eq!(text(v.sync(&now, fresh(), false, false)), "");
+    assert!(!v.outdated(&now), "the view has caught up with the store");
+    assert!(
+        !v.needs_sync(&now, false),
+        "still nothing to tell during FETCH"
+    );
+    // The next NOOP must not skip the sync: the EXPUNGE is still owed to the client.
+    assert!(v.needs_sync(&now, true));
+    assert_eq!(text(v.sync(&now, fresh(), true, false)), "* 2 EXPUNGE\r\n");
+    assert!(!v.needs_sync(&now, true));
 }
