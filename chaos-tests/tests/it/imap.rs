@@ -826,6 +826,41 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
     );
     alive(&mut raw);
 
+    // Another session expunges while this one runs STORE, which may not announce it (RFC 3501
+    // 7.4.1); the NOOP after it must.
+    let (second, third) = (append(&mut raw, message), append(&mut raw, message));
+    let mut other = logged_in(&cluster, 0);
+    check(&mut other, &[("x1 SELECT INBOX", &["* FLAGS …"])]);
+    other.until_tagged("x1").unwrap();
+    check(
+        &mut other,
+        &[
+            (
+                &format!("x2 UID STORE {second} +FLAGS.SILENT (\\Deleted)"),
+                &["x2 OK Store completed"],
+            ),
+            ("x3 EXPUNGE", &["* 2 EXPUNGE", "x3 OK Expunge completed"]),
+        ],
+    );
+    check(
+        &mut raw,
+        &[
+            (
+                "e1 STORE 1 +FLAGS (\\Seen)",
+                &["* 1 FETCH (FLAGS (\\Seen))", "e1 OK Store completed"],
+            ),
+            ("e2 NOOP", &["* 2 EXPUNGE", "e2 OK NOOP completed"]),
+            (
+                "e3 FETCH 1:* (UID)",
+                &[
+                    &format!("* 1 FETCH (UID {uid})"),
+                    &format!("* 2 FETCH (UID {third})"),
+                    "e3 OK Fetch completed",
+                ],
+            ),
+        ],
+    );
+
     // Ten errors end a session with BYE; the server goes on.
     let mut noisy = logged_in(&cluster, 0);
     for i in 0..9 {
