@@ -771,10 +771,19 @@ fn mailbox_name(mailbox: &WireMailbox<'_>) -> Result<String, &'static str> {
             let name = name
                 .strip_suffix(crate::imap::list::DELIMITER)
                 .unwrap_or(&name);
-            if name.eq_ignore_ascii_case(raft_store::INBOX) {
-                Ok(raft_store::INBOX.to_owned())
-            } else {
-                Ok(name.to_owned())
+            // INBOX is case-insensitive, also as the first level of a longer name: "inbox/a"
+            // is INBOX's child, not a child of a second, unreachable mailbox called "inbox".
+            match name.get(..raft_store::INBOX.len()) {
+                Some(head)
+                    if head.eq_ignore_ascii_case(raft_store::INBOX)
+                        && name[head.len()..]
+                            .chars()
+                            .next()
+                            .is_none_or(|c| c == crate::imap::list::DELIMITER) =>
+                {
+                    Ok(format!("{}{}", raft_store::INBOX, &name[head.len()..]))
+                }
+                _ => Ok(name.to_owned()),
             }
         }
     }

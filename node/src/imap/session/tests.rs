@@ -18,6 +18,11 @@ fn uid_sets_are_compacted_in_order() {
 fn wire_names_decode_from_modified_utf7_and_inbox_is_case_insensitive() {
     let name = |text: &str| mailbox_name(&WireMailbox::from(AString::try_from(text).unwrap()));
     assert_eq!(name("inbox").unwrap(), "INBOX");
+    assert_eq!(name("Inbox/Lists/x").unwrap(), "INBOX/Lists/x");
+    assert_eq!(name("inbox/").unwrap(), "INBOX");
+    assert_eq!(name("inboxes").unwrap(), "inboxes");
+    assert_eq!(name("inbo").unwrap(), "inbo");
+    assert_eq!(name("&U,BTFw-/inbox").unwrap(), "台北/inbox");
     assert_eq!(name("Archive/2024/").unwrap(), "Archive/2024");
     assert_eq!(name("&U,BTFw-").unwrap(), "台北");
     assert!(name("&U,BTFw").is_err());
