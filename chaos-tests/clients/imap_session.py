@@ -670,6 +670,17 @@ def mailboxes(c):
     R.true("[NONEXISTENT]" in text, text)
     typ, text, _ = cmd(M2, "DELETE", "INBOX")
     R.eq(typ, "NO", "DELETE INBOX")
+    # INBOX is case-insensitive also as the top of a longer name.
+    ok(M1, "CREATE", "inbox/Kid")
+    names = list_names(M2, '""', "*")
+    R.true("INBOX/Kid" in names and "inbox" not in names and "inbox/Kid" not in names,
+           f"inbox/Kid is INBOX's child: {sorted(names)}")
+    R.eq(names["INBOX"], {"\\HasChildren"}, "INBOX has a child")
+    R.eq(status(M2, "iNbOx/Kid", "(MESSAGES)"), {"MESSAGES": 0},
+         "INBOX/Kid can be opened")
+    typ, text, _ = cmd(M2, "CREATE", "Inbox/Kid")
+    R.eq(typ, "NO", "Inbox/Kid is the same mailbox")
+    ok(M2, "DELETE", "INBOX/Kid")
     final = list_names(M1, '""', "*")
     R.eq(set(final), default | {taipei, child}, "LIST on node 1 after the deletes")
     typ, text, _ = cmd(M1, "STATUS", "Work", "(MESSAGES)")
