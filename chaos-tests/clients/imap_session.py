@@ -536,6 +536,38 @@ def capability_starttls_login(c):
     M.logout()
 
 
+def raw_line(sock):
+    """One line from a socket, read byte by byte so nothing after it is taken from the socket
+    (the TLS handshake that follows must find its bytes there)."""
+    out = bytearray()
+    while not out.endswith(b"\r\n"):
+        b = sock.recv(1)
+        if b == b"":
+            raise CheckFailed(f"connection closed after {bytes(out)!r}")
+        out += b
+    return bytes(out[:-2]).decode()
+
+
+@step("pipelining_and_starttls_injection")
+def pipelining_and_starttls_injection(c):
+    sock = socket.create_connection((c.ip(1), c.args.imap_port), timeout=TIMEOUT)
+    R.true(raw_line(sock).startswith("* OK "), "greeting")
+    # Three commands in one write are answered in order.
+    sock.sendall(b"p1 NOOP\r\np2 CAPABILITY\r\np3 NOOP\r\n")
+    lines = [raw_line(sock) for _ in range(4)]
+    R.eq([line.split(" ")[0] for line in lines], ["p1", "*", "p2", "p3"], f"pipelined: {lines}")
+    # A command sent in clear text right behind STARTTLS is dropped, not run under TLS
+    # (RFC 3501 6.2.1; the STARTTLS command injection attack).
+    sock.sendall(b"t1 STARTTLS\r\nt2 LOGIN " + c.args.user.encode() + b" x\r\n")
+    R.eq(raw_line(sock), "t1 OK Begin TLS negotiation now", "STARTTLS")
+    tls = tls_context().wrap_socket(sock)
+    tls.sendall(b"t3 NOOP\r\n")
+    R.eq(raw_line(tls), "t3 OK NOOP completed", "the first reply under TLS is to t3")
+    tls.sendall(b"t4 LOGOUT\r\n")
+    R.eq(raw_line(tls), "* BYE Logging out", "LOGOUT")
+    tls.close()
+
+
 @step("implicit_tls_authenticate_plain")
 def implicit_tls_authenticate_plain(c):
     # Without SASL-IR: the client waits for the empty challenge.
@@ -1238,6 +1270,7 @@ def main():
     started = time.monotonic()
     try:
         capability_starttls_login(c)
+        pipelining_and_starttls_injection(c)
         implicit_tls_authenticate_plain(c)
         noop_id_namespace(c)
         mailboxes(c)

@@ -19,8 +19,9 @@ use chaos_tests::{Cluster, NodeTuning, wait_until};
 // ---- imaplib through every command ----
 
 /// The steps of `clients/imap_session.py`, in order; each one checks what it did.
-const SESSION_STEPS: [&str; 16] = [
+const SESSION_STEPS: [&str; 17] = [
     "capability_starttls_login",
+    "pipelining_and_starttls_injection",
     "implicit_tls_authenticate_plain",
     "noop_id_namespace",
     "mailboxes",
