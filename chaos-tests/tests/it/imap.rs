@@ -704,7 +704,10 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
             ("s5 IDLE", &["+ idling"]),
             ("NOT DONE", &["s5 BAD Expected DONE"]),
             ("s6 IDLE", &["+ idling"]),
-            ("done", &["s6 OK IDLE terminated"]),
+            (
+                "done\r\ns7 NOOP",
+                &["s6 OK IDLE terminated", "s7 OK NOOP completed"],
+            ),
         ],
     );
     alive(&mut raw);
