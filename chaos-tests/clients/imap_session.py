@@ -1101,6 +1101,8 @@ def copy_move_uid(c, facts):
 def expunge_close_unselect(c, facts):
     M = c.login(1)
     select(M, "Lab")
+    text, _ = ok(M, "CHECK")
+    R.eq(text, "Check completed", "CHECK")
     # UNSELECT keeps \Deleted messages.
     close_selected(M, "UNSELECT")
     R.eq(status(M, "Lab", "(MESSAGES DELETED)"), {"MESSAGES": 2, "DELETED": 1}, "after UNSELECT")
@@ -1145,7 +1147,7 @@ def idle_cross_node(c, facts):
     n = info["exists"]
     tag = idler._new_tag().decode()
     idler.send(f"{tag} IDLE\r\n".encode())
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     R.eq(read_line(idler, "the IDLE continuation", deadline), "+ idling", "IDLE continuation")
     # Node 1: a delivery through SMTP and a flag change through another IMAP session.
     smtp_deliver(c.args.n1, c.args.smtp_port, c.args.user, PLAIN)
@@ -1219,6 +1221,15 @@ def condstore(c, facts):
 @step("quota")
 def quota(c, facts):
     M = c.login(2)
+    # STORAGE counts every message of every mailbox, in KiB rounded up. (EXAMINE also brings
+    # node 2 up to date with the leader, so the usage it reports next is current.)
+    total = 0
+    for name, attributes in list_names(M, '""', "*").items():
+        if "\\Noselect" in attributes:
+            continue
+        if select(M, q(utf7_encode(name)), readonly=True)["exists"]:
+            total += sum(int(f["RFC822.SIZE"]) for f in fetch(M, "1:*", "(RFC822.SIZE)").values())
+        close_selected(M, "UNSELECT")
     typ, data = M.getquotaroot("INBOX")
     R.eq(typ, "OK", "GETQUOTAROOT")
     roots, quotas = data
@@ -1228,14 +1239,6 @@ def quota(c, facts):
     R.eq(parsed[1][0], "STORAGE", "a STORAGE resource")
     used, limit = int(parsed[1][1]), int(parsed[1][2])
     R.eq(limit, 1024 * 1024, "1024 MB in KiB")
-    # STORAGE counts every message of every mailbox, in KiB rounded up.
-    total = 0
-    for name, attributes in list_names(M, '""', "*").items():
-        if "\\Noselect" in attributes:
-            continue
-        if select(M, q(utf7_encode(name)), readonly=True)["exists"]:
-            total += sum(int(f["RFC822.SIZE"]) for f in fetch(M, "1:*", "(RFC822.SIZE)").values())
-        close_selected(M, "UNSELECT")
     R.eq(used, -(-total // 1024), f"STORAGE used for {total} bytes")
     typ, data = M.getquota('""')
     R.eq(typ, "OK", "GETQUOTA")
