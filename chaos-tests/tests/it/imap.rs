@@ -690,6 +690,20 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
     );
     raw.send(b"\xff\xfe\xfd\r\n").unwrap();
     expect(&mut raw, "non-UTF-8 bytes", &["* BAD syntax error"]);
+    // Nesting 30,000 deep is refused by the parser's depth limit, not by the stack.
+    let not = format!("d1 SEARCH {}ALL", "NOT ".repeat(30_000));
+    let parens = format!(
+        "d2 FETCH 1 {}FLAGS{}",
+        "(".repeat(30_000),
+        ")".repeat(30_000)
+    );
+    check(
+        &mut raw,
+        &[
+            (&not, &["d1 BAD syntax error"]),
+            (&parens, &["d2 BAD syntax error"]),
+        ],
+    );
     alive(&mut raw);
 
     // Commands in the wrong state, IDLE and AUTHENTICATE ended wrongly.
