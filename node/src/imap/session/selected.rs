@@ -204,16 +204,21 @@ impl Session {
             Answer::SequenceNumbers
         };
         let handle = tokio::runtime::Handle::current();
+        let with_summaries = criteria.iter().any(needs_summary);
         let searched = tokio::task::spawn_blocking(move || {
+            // Keys on flags, sizes, dates and UIDs never look at the summary: one empty stand-in
+            // saves reading and decoding a record per message.
+            let stand_in = raft_store::summary::summarize(b"");
             let mut summaries = Vec::with_capacity(messages.len());
-            for message in &messages {
-                summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+            if with_summaries {
+                for message in &messages {
+                    summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+                }
             }
             let candidates: Vec<search::Candidate<'_>> = messages
                 .iter()
-                .zip(&summaries)
                 .enumerate()
-                .map(|(i, (m, s))| (i as u32 + 1, m, s))
+                .map(|(i, m)| (i as u32 + 1, m, summaries.get(i).unwrap_or(&stand_in)))
                 .collect();
             let found = search::search(&criteria, &candidates, answer, |message| {
                 handle
@@ -723,6 +728,25 @@ fn deleted_uids(view: &View, only: Option<&SequenceSet>) -> Vec<u32> {
         })
         .map(|(_, m)| m.uid)
         .collect()
+}
+
+/// Whether a key reads the envelope in the summary (FROM, SUBJECT, SENT*, HEADER ...).
+fn needs_summary(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Cc(_)
+        | SearchKey::Bcc(_)
+        | SearchKey::Subject(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Header(..) => true,
+        SearchKey::Not(inner) => needs_summary(inner),
+        SearchKey::Or(a, b) => needs_summary(a) || needs_summary(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_summary),
+        _ => false,
+    }
 }
 
 fn mentions_modseq(key: &SearchKey<'_>) -> bool {
