@@ -256,23 +256,6 @@ impl Session {
         let Some(name) = self.name_or_bad(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
-        if let Err(err) = self.context.cluster.linearize().await {
-            unavailable(io, tag, &err);
-            return Ok(Flow::Continue);
-        }
-        let reader = self.context.cluster.reader.clone();
-        let account = self.account_name().to_owned();
-        let mailbox = match reader.mailbox(&account, &name) {
-            Ok(Some(mailbox)) => mailbox,
-            Ok(None) => {
-                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
-        };
         let needs_messages = items.iter().any(|item| {
             matches!(
                 item,
@@ -281,17 +264,8 @@ impl Session {
                     | StatusDataItemName::DeletedStorage
             )
         });
-        let messages = if needs_messages {
-            let name = name.clone();
-            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
-                Ok(Ok(messages)) => messages,
-                _ => {
-                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                    return Ok(Flow::Continue);
-                }
-            }
-        } else {
-            Vec::new()
+        let Some((mailbox, messages)) = self.open(io, tag, &name, needs_messages).await else {
+            return Ok(Flow::Continue);
         };
         let mut shown = Vec::new();
         for item in items {
@@ -375,19 +349,10 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login").clone();
-        let reader = &self.context.cluster.reader;
-        match reader.mailbox(&account.address, &name) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
+        if !self.target_exists(io, tag, &name) {
+            return Ok(Flow::Continue);
         }
-        if over_quota(reader, &account, size) {
+        if over_quota(&self.context.cluster.reader, &account, size) {
             io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Ok(Flow::Continue);
         }
@@ -519,6 +484,72 @@ impl Session {
             used.div_ceil(1024),
             account.quota_mb.saturating_mul(1024)
         ))
+    }
+
+    /// A mailbox as of now (after a read index, so everything acknowledged anywhere is in it),
+    /// with its messages when `with_messages`; on failure the tagged NO is queued.
+    pub(super) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        name: &str,
+        with_messages: bool,
+    ) -> Option<(raft_store::Mailbox, Vec<raft_store::Message>)> {
+        if let Err(err) = self.context.cluster.linearize().await {
+            unavailable(io, tag, &err);
+            return None;
+        }
+        let reader = self.context.cluster.reader.clone();
+        let account = self.account_name().to_owned();
+        let name = name.to_owned();
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(mailbox) = reader.mailbox(&account, &name)? else {
+                return Ok(None);
+            };
+            let messages = if with_messages {
+                reader.messages(&account, &name)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, raft_store::StoreError>(Some((mailbox, messages)))
+        })
+        .await;
+        match read {
+            Ok(Ok(Some(found))) => Some(found),
+            Ok(Ok(None)) => {
+                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+                None
+            }
+            _ => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                None
+            }
+        }
+    }
+
+    /// Whether a mailbox exists, for APPEND and COPY; if not, `NO [TRYCREATE]` is queued.
+    pub(super) fn target_exists<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        name: &str,
+    ) -> bool {
+        match self
+            .context
+            .cluster
+            .reader
+            .mailbox(self.account_name(), name)
+        {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                false
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                false
+            }
+        }
     }
 
     /// The stored name for a wire name, or a queued BAD.

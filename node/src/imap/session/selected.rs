@@ -55,32 +55,8 @@ impl Session {
             }
         }
         // Everything acknowledged anywhere before this SELECT must be in the view.
-        if let Err(err) = self.context.cluster.linearize().await {
-            unavailable(io, tag, &err);
+        let Some((stored, messages)) = self.open(io, tag, &name, true).await else {
             return Ok(Flow::Continue);
-        }
-        let reader = self.context.cluster.reader.clone();
-        let account = self.account_name().to_owned();
-        let stored = match reader.mailbox(&account, &name) {
-            Ok(Some(mailbox)) => mailbox,
-            Ok(None) => {
-                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
-        };
-        let messages = {
-            let name = name.clone();
-            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
-                Ok(Ok(messages)) => messages,
-                _ => {
-                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                    return Ok(Flow::Continue);
-                }
-            }
         };
         let view = View::new(name, read_only, &stored, messages);
         io.push(view.flags_responses().as_bytes());
@@ -630,19 +606,11 @@ impl Session {
             .collect();
         let uids: Vec<u32> = chosen.iter().map(|m| m.uid).collect();
         let bytes: u64 = chosen.iter().map(|m| m.size).sum();
+        if !self.target_exists(io, tag, &target) {
+            return Ok(Flow::Continue);
+        }
         let account = self.account.as_ref().expect("after login");
         let reader = &self.context.cluster.reader;
-        match reader.mailbox(&account.address, &target) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
-        }
         if remove && target == view.name {
             io.tagged(
                 tag,
