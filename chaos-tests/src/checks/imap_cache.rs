@@ -86,7 +86,8 @@ pub struct ChangedSince {
     pub uids: Vec<u32>,
 }
 
-/// Everything `imap_cache.py` recorded.
+/// Everything `imap_cache.py` recorded. A session that lost its connection before the fault
+/// started over ("restart"): what it did before is dropped here, except the count.
 #[derive(Debug, Default)]
 pub struct ImapRecords {
     pub snapshots: Vec<Snapshot>,
@@ -105,6 +106,8 @@ pub struct ImapRecords {
     pub dropped: BTreeMap<String, (f64, String)>,
     pub selected: BTreeMap<String, Selected>,
     pub changed_since: Vec<ChangedSince>,
+    /// Session -> how many times it started over before the fault.
+    pub restarts: BTreeMap<String, usize>,
     /// A session that gave up: its reason.
     pub errors: Vec<String>,
     /// The client wrote its end line.
@@ -149,6 +152,20 @@ impl ImapRecords {
             Some("ready") => {
                 self.ready.insert(text("session"), t);
             }
+            Some("restart") => {
+                let session = text("session");
+                *self.restarts.entry(session.clone()).or_default() += 1;
+                self.ready.remove(&session);
+                self.snapshots.retain(|s| s.session != session);
+                if session == "cache" {
+                    self.changes.clear();
+                    self.copied.clear();
+                    self.appended.clear();
+                    self.expunged.clear();
+                } else {
+                    self.idle_updates.clear();
+                }
+            }
             Some("idle_update") => self.idle_updates.push((t, text("line"))),
             Some("dropped") => {
                 self.dropped.insert(text("session"), (t, text("error")));
@@ -170,7 +187,8 @@ impl ImapRecords {
         Ok(())
     }
 
-    /// Whether `session` is ready (for the harness, which waits for both before the fault).
+    /// Whether `session` is ready, since its last restart (for the harness, which waits for
+    /// both before the fault).
     pub fn is_ready(&self, session: &str) -> bool {
         self.ready.contains_key(session)
     }
@@ -271,48 +289,60 @@ pub fn check(history: &WorkloadHistory, records: &ImapRecords, fault_at: f64) ->
         if before.t_end >= fault_at {
             problem("client", format!("{place} was cached after the fault"));
         }
-        let after = records.snapshots.iter().find(|s| {
-            s.phase == "after" && s.session == before.session && s.mailbox == before.mailbox
-        });
-        let Some(after) = after else {
+        // Read again once, or more often when a connection was lost meanwhile: each time the
+        // same rules hold.
+        let afters: Vec<&Snapshot> = records
+            .snapshots
+            .iter()
+            .filter(|s| {
+                s.phase == "after" && s.session == before.session && s.mailbox == before.mailbox
+            })
+            .collect();
+        if afters.is_empty() {
             problem(
                 "client",
                 format!("{place} was not read again after the fault"),
             );
-            continue;
-        };
-        if after.t_select < fault_at {
-            problem("client", format!("{place} was read again before the fault"));
         }
-        compare(before, after, &deletions, &mut result, &mut problem);
-        match records
+        for after in afters {
+            if after.t_select < fault_at {
+                problem("client", format!("{place} was read again before the fault"));
+            }
+            compare(before, after, &deletions, &mut result, &mut problem);
+        }
+        let asked: Vec<&ChangedSince> = records
             .changed_since
             .iter()
-            .find(|c| c.session == before.session && c.mailbox == before.mailbox)
-        {
-            None => problem(
+            .filter(|c| c.session == before.session && c.mailbox == before.mailbox)
+            .collect();
+        if asked.is_empty() {
+            problem(
                 "changed",
                 format!(
                     "{place}: no CHANGEDSINCE {} after the fault",
                     before.highestmodseq
                 ),
-            ),
-            Some(changed) if changed.modseq != before.highestmodseq => problem(
-                "client",
-                format!(
-                    "{place}: CHANGEDSINCE {} asked, cached {}",
-                    changed.modseq, before.highestmodseq
-                ),
-            ),
-            // Nobody stores flags after the cache was taken: nothing may have changed.
-            Some(changed) if !changed.uids.is_empty() => problem(
-                "changed",
-                format!(
-                    "{place}: UID FETCH (CHANGEDSINCE {}) after the fault reports UIDs {:?}",
-                    changed.modseq, changed.uids
-                ),
-            ),
-            Some(_) => {}
+            );
+        }
+        for changed in asked {
+            if changed.modseq != before.highestmodseq {
+                problem(
+                    "client",
+                    format!(
+                        "{place}: CHANGEDSINCE {} asked, cached {}",
+                        changed.modseq, before.highestmodseq
+                    ),
+                );
+            } else if !changed.uids.is_empty() {
+                // Nobody stores flags after the cache was taken: nothing may have changed.
+                problem(
+                    "changed",
+                    format!(
+                        "{place}: UID FETCH (CHANGEDSINCE {}) after the fault reports UIDs {:?}",
+                        changed.modseq, changed.uids
+                    ),
+                );
+            }
         }
     }
     if !cached.iter().any(|s| s.mailbox != INBOX) {

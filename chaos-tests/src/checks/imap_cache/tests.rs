@@ -450,3 +450,49 @@ fn records_are_parsed_from_the_client_s_lines() {
     assert_eq!(records.errors, ["cache session: Failed: x"]);
     assert!(records.done);
 }
+
+#[test]
+fn a_restart_drops_what_the_session_did_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("imap_cache.jsonl");
+    let lines = [
+        r#"{"ev": "set", "session": "cache", "user": "u", "mailbox": "Kept", "uid": 2, "op": "+", "flags": ["\\Seen"], "t": 0.9}"#,
+        r#"{"ev": "copied", "session": "cache", "user": "u", "mailbox": "Kept", "pairs": [[2, 1]], "t": 0.9}"#,
+        r#"{"ev": "snapshot", "session": "cache", "phase": "cached", "user": "u", "mailbox": "Kept", "t_select": 1.0, "t_selected": 1.1, "t_end": 1.2, "uidvalidity": 7, "uidnext": 3, "highestmodseq": 4, "messages": []}"#,
+        r#"{"ev": "ready", "session": "cache", "t": 1.5}"#,
+        r#"{"ev": "ready", "session": "idle", "t": 1.5}"#,
+        r#"{"ev": "idle_update", "session": "idle", "line": "* 3 EXISTS", "t": 1.6}"#,
+        r#"{"ev": "restart", "session": "cache", "t": 2.0, "error": "abort: EOF"}"#,
+        r#"{"ev": "set", "session": "cache", "user": "u", "mailbox": "Kept2", "uid": 5, "op": "+", "flags": ["\\Seen"], "t": 2.9}"#,
+    ];
+    std::fs::write(&path, lines.join("\n")).expect("write");
+    let records = ImapRecords::parse(&path).expect("parse");
+    assert_eq!(records.restarts["cache"], 1);
+    assert!(!records.is_ready("cache") && records.is_ready("idle"));
+    assert!(records.snapshots.is_empty() && records.copied.is_empty());
+    assert_eq!(records.changes.len(), 1);
+    assert_eq!(records.changes[0].mailbox, "Kept2");
+    // The other session keeps its state.
+    assert_eq!(records.idle_updates.len(), 1);
+}
+
+#[test]
+fn every_reading_after_the_fault_is_checked() {
+    let mut records = records();
+    let mut again = snapshot_mut(&mut records, "cache", "after", "Kept").clone();
+    again.t_select = 104.0;
+    again.messages[1].flags = vec!["\\Seen".into()];
+    records.snapshots.push(again);
+    let mut asked = records.changed_since[0].clone();
+    asked.uids = vec![1];
+    records.changed_since.push(asked);
+    let result = check(&history(), &records, FAULT);
+    assert_problem(
+        &result,
+        "UID 3 (<c>) of u's Kept (cache session) had flags []",
+    );
+    assert_problem(
+        &result,
+        "u's INBOX (cache session): UID FETCH (CHANGEDSINCE 10)",
+    );
+}
