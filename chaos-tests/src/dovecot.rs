@@ -4,8 +4,9 @@
 //! TCP, plaintext logins allowed, no TLS), and never touches the system Dovecot.
 //!
 //! The master runs in the foreground (`dovecot -F`) as a child of the benchmark, so its PID is
-//! known without a pid file; it runs as root, its login processes as `dovenull`, and the mail
-//! processes as `nobody:nogroup`, who own the Maildirs. The caller fills the Maildirs itself
+//! known without a pid file; it runs as root, its login processes as `dovenull` (in the
+//! high-performance mode: one long-lived process per CPU), and the mail processes (one per
+//! session, the default) as `nobody:nogroup`, who own the Maildirs. The caller fills the Maildirs itself
 //! ([`Dovecot::create_maildir`], [`Dovecot::write_message`]) while the instance is stopped or
 //! running. Needs root and the Debian packages; `deploy/bench-setup.sh` installs them without
 //! starting any service.
@@ -114,6 +115,12 @@ impl Dovecot {
                 )
             }
         };
+        // Login processes in Dovecot's documented high-performance mode: a few long-lived ones,
+        // one per CPU, each serving many connections, instead of a new process per connection
+        // (the default, high-security mode), which costs a fork and exec per login and makes
+        // the many-mailboxes shape mostly a measure of that. Mail processes stay one per session.
+        let n_cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let login_mode = format!("  service_count = 0\n  process_min_avail = {n_cpus}\n");
         // `%n` is the login's local part; `%Lu` (the default username format) lower-cases it.
         let text = format!(
             "# Written by chaos-tests (dovecot.rs) for a benchmark; not a production config.\n\
@@ -134,11 +141,11 @@ impl Dovecot {
              {passdb_section}\
              userdb {{\n  driver = static\n  args = uid={MAIL_USER} gid={MAIL_GROUP} \
              home={mail_root}/%n\n}}\n\
-             service imap-login {{\n\
+             service imap-login {{\n{login_mode}\
              \x20 inet_listener imap {{\n    address = {imap_ip}\n    port = {imap_port}\n  }}\n\
              \x20 inet_listener imaps {{\n    port = 0\n  }}\n\
              }}\n\
-             service pop3-login {{\n\
+             service pop3-login {{\n{login_mode}\
              \x20 inet_listener pop3 {{\n    address = {pop3_ip}\n    port = {pop3_port}\n  }}\n\
              \x20 inet_listener pop3s {{\n    port = 0\n  }}\n\
              }}\n",

@@ -56,7 +56,10 @@
 //! passdb is `static` with the password in clear (as BENCHMARKS.md describes the reference)
 //! unless `--dovecot-passdb argon2id`, which gives it a passwd-file with an Argon2id hash of
 //! the same parameters. The login time (connect to logged in) is reported per cell, so the
-//! difference is visible in the many-mailboxes shape, which logs in once per account.
+//! difference is visible in the many-mailboxes shape, which logs in once per account. Dovecot's
+//! login processes run in its documented high-performance mode (long-lived, one per CPU) rather
+//! than its default of one process per connection, which costs a fork and exec per login (about
+//! 1.5-2x fewer messages per second in that shape on a 2-core machine).
 //!
 //! All clients connect to the data node n1 (127.0.0.11), whichever node leads. If nothing
 //! answers IMAP there (the cluster's IMAP server may not exist yet), the benchmark says so,
