@@ -17,6 +17,9 @@ use serde_json::Value;
 use crate::api::Api;
 use crate::lab::{Host, Lab};
 
+#[cfg(test)]
+mod tests;
+
 /// The directory holding `mclusterd` and `mclusterctl`: `MCLUSTER_BIN_DIR`, else the target
 /// directory the running test or program was built into.
 pub fn bin_dir() -> PathBuf {
@@ -49,6 +52,8 @@ pub const SUBMISSION_PORT: u16 = 2587;
 pub const SMTPS_PORT: u16 = 2465;
 pub const POP3_PORT: u16 = 2110;
 pub const POP3S_PORT: u16 = 2995;
+pub const IMAP_PORT: u16 = 2143;
+pub const IMAPS_PORT: u16 = 2993;
 
 /// The ports a node's mail services listen on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +63,8 @@ pub struct MailPorts {
     pub smtps: u16,
     pub pop3: u16,
     pub pop3s: u16,
+    pub imap: u16,
+    pub imaps: u16,
 }
 
 impl MailPorts {
@@ -68,6 +75,8 @@ impl MailPorts {
         smtps: SMTPS_PORT,
         pop3: POP3_PORT,
         pop3s: POP3S_PORT,
+        imap: IMAP_PORT,
+        imaps: IMAPS_PORT,
     };
     /// A lab node has a namespace to itself: the standard ports.
     pub const STANDARD: MailPorts = MailPorts {
@@ -76,6 +85,8 @@ impl MailPorts {
         smtps: 465,
         pop3: 110,
         pop3s: 995,
+        imap: 143,
+        imaps: 993,
     };
 }
 
@@ -154,6 +165,14 @@ impl Node {
 
     pub fn pop3s_addr(&self) -> String {
         format!("{}:{}", self.ip(), self.ports.pop3s)
+    }
+
+    pub fn imap_addr(&self) -> String {
+        format!("{}:{}", self.ip(), self.ports.imap)
+    }
+
+    pub fn imaps_addr(&self) -> String {
+        format!("{}:{}", self.ip(), self.ports.imaps)
     }
 
     pub fn admin_url(&self) -> String {
@@ -339,6 +358,10 @@ impl Cluster {
             format!("{ip}:{}", p.pop3),
             "--pop3s-addr".into(),
             format!("{ip}:{}", p.pop3s),
+            "--imap-addr".into(),
+            format!("{ip}:{}", p.imap),
+            "--imaps-addr".into(),
+            format!("{ip}:{}", p.imaps),
         ];
         if let Hosts::Lab { lab, options } = &self.hosts
             && options.vip

@@ -1,8 +1,8 @@
 //! `mclusterctl demo`: a real three-node cluster on this machine (data nodes n1 and n2, witness
 //! n3, each its own mclusterd child process) that runs until Ctrl-C or SIGTERM. The data nodes
-//! serve SMTP, submission and POP3 on unprivileged ports of their own addresses, and the leader
-//! also on the virtual IP 127.0.0.10 (loopback mode: nothing is added to any interface, so the
-//! demo needs no privileges).
+//! serve SMTP, submission, POP3 and IMAP on unprivileged ports of their own addresses, and the
+//! leader also on the virtual IP 127.0.0.10 (loopback mode: nothing is added to any interface, so
+//! the demo needs no privileges).
 //!
 //! SIGINT, SIGTERM and SIGHUP only set a flag (signal-hook), which the demo polls. Blocking the
 //! signals and taking them with sigwait() would need no handler, but children inherit a blocked
@@ -26,7 +26,9 @@ use crate::commands::{
     wait_for_leader, wait_for_voter,
 };
 use crate::files::{self, PRIVATE};
-use crate::node_config::{MailSection, VipSection, add_mail_section, add_vip_section};
+use crate::node_config::{
+    MailSection, VipSection, add_mail_section, add_missing_mail_keys, add_vip_section,
+};
 use crate::node_dir::{self, InitPlan, JoinPlan, NodePaths};
 use crate::process::{Interrupted, Launch, MclusterdSearch, NodeProcess, STOP_GRACE, log_tail};
 use crate::secrets;
@@ -101,6 +103,8 @@ impl DemoNode {
             smtps: addr(SMTPS_PORT),
             pop3: addr(POP3_PORT),
             pop3s: addr(POP3S_PORT),
+            imap: addr(IMAP_PORT),
+            imaps: addr(IMAPS_PORT),
         })
     }
 }
@@ -131,13 +135,17 @@ pub const SUBMISSION_PORT: u16 = 2587;
 pub const SMTPS_PORT: u16 = 2465;
 pub const POP3_PORT: u16 = 2110;
 pub const POP3S_PORT: u16 = 2995;
+pub const IMAP_PORT: u16 = 2143;
+pub const IMAPS_PORT: u16 = 2993;
 /// Each mail service (its mclusterd.toml key) and its port, in the order the summary shows.
-pub const MAIL_PORTS: [(&str, u16); 5] = [
+pub const MAIL_PORTS: [(&str, u16); 7] = [
     ("smtp", SMTP_PORT),
     ("submission", SUBMISSION_PORT),
     ("smtps", SMTPS_PORT),
     ("pop3", POP3_PORT),
     ("pop3s", POP3S_PORT),
+    ("imap", IMAP_PORT),
+    ("imaps", IMAPS_PORT),
 ];
 /// The data nodes' virtual IP: mail clients use it at the ports above and reach the leader.
 pub const VIP: &str = "127.0.0.10/32";
@@ -361,8 +369,9 @@ impl Demo {
     }
 
     /// A demo made before the demo served mail has data nodes without a `[mail]` section, which
-    /// would listen on the privileged default ports, and one made before the virtual IP has no
-    /// `[vip]`: give them the demo's.
+    /// would listen on the privileged default ports, one made before the virtual IP has no
+    /// `[vip]`, and one made before IMAP has no `imap` and `imaps` in `[mail]`, whose defaults
+    /// listen on all addresses (a node with a VIP refuses that): give them the demo's.
     fn add_missing_sections(&self) -> Result<()> {
         for node in DEMO_NODES {
             let paths = self.paths(node)?;
@@ -372,6 +381,9 @@ impl Demo {
             if let Some(mail) = node.mail_section() {
                 self.update_config(&paths, "mail listeners", |text| {
                     add_mail_section(text, &mail)
+                })?;
+                self.update_config(&paths, "missing mail listeners", |text| {
+                    add_missing_mail_keys(text, &mail)
                 })?;
             }
             if let Some(vip) = node.vip_section()? {
@@ -466,8 +478,8 @@ impl Demo {
             None => println!("mail user {DEMO_USER} (password unchanged; --password sets one)"),
         }
         println!(
-            "TLS (STARTTLS, SMTPS, POP3S) presents the cluster's certificate, self-signed until \
-             `mclusterctl tls set` replaces it; `mclusterctl tls show` prints it"
+            "TLS (STARTTLS, SMTPS, POP3S, IMAPS) presents the cluster's certificate, self-signed \
+             until `mclusterctl tls set` replaces it; `mclusterctl tls show` prints it"
         );
         println!(
             "client config {}: try `mclusterctl status` in another terminal",
@@ -554,9 +566,9 @@ pub fn render_mail_listeners() -> String {
 /// Which address mail clients should use, and why.
 pub fn vip_banner() -> String {
     format!(
-        "SMTP via the virtual IP: {VIP_IP}:{SMTP_PORT} (POP3 {VIP_IP}:{POP3_PORT}): the leader \
-         answers there, and after a failover the new leader does; each node's own address \
-         reaches only that node"
+        "SMTP via the virtual IP: {VIP_IP}:{SMTP_PORT} (POP3 {VIP_IP}:{POP3_PORT}, IMAP \
+         {VIP_IP}:{IMAP_PORT}): the leader answers there, and after a failover the new leader \
+         does; each node's own address reaches only that node"
     )
 }
 

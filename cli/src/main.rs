@@ -84,7 +84,7 @@ struct StartArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Mail options (data nodes only)")]
 struct MailArgs {
-    /// Name in SMTP and POP3 greetings and Received headers [default: the machine's host name]
+    /// Name in mail greetings and Received headers [default: the machine's host name]
     #[arg(long, value_name = "NAME")]
     mail_hostname: Option<String>,
     /// SMTP listen address for inbound mail; "" turns it off [default: 0.0.0.0:25]
@@ -102,6 +102,12 @@ struct MailArgs {
     /// POP3 over implicit TLS listen address; "" turns it off [default: 0.0.0.0:995]
     #[arg(long, value_name = "HOST:PORT")]
     pop3s_addr: Option<String>,
+    /// IMAP (STARTTLS) listen address; "" turns it off [default: 0.0.0.0:143]
+    #[arg(long, value_name = "HOST:PORT")]
+    imap_addr: Option<String>,
+    /// IMAP over implicit TLS listen address; "" turns it off [default: 0.0.0.0:993]
+    #[arg(long, value_name = "HOST:PORT")]
+    imaps_addr: Option<String>,
 }
 
 impl MailArgs {
@@ -113,6 +119,8 @@ impl MailArgs {
             smtps_addr,
             pop3_addr,
             pop3s_addr,
+            imap_addr,
+            imaps_addr,
         } = self;
         MailSection {
             hostname: mail_hostname,
@@ -121,6 +129,8 @@ impl MailArgs {
             smtps: smtps_addr,
             pop3: pop3_addr,
             pop3s: pop3s_addr,
+            imap: imap_addr,
+            imaps: imaps_addr,
         }
     }
 }
@@ -276,7 +286,7 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum TlsCommand {
-    /// Print the certificate chain (PEM) that SMTP and POP3 present to mail clients
+    /// Print the certificate chain (PEM) that SMTP, POP3 and IMAP present to mail clients
     Show,
     /// Replace the certificate and key that every node presents to mail clients
     Set {
@@ -412,6 +422,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use clap::{CommandFactory, Parser};
 
+    use cli::node_config::MailSection;
     use cli::vip::VipOptions;
 
     use crate::{Cli, Command};
@@ -469,5 +480,77 @@ mod tests {
             &["--vip-interface", "eth0"],
             Err("the following required arguments were not provided:\n  --vip <CIDR>"),
         );
+    }
+
+    #[track_caller]
+    fn check_mail_flags(command: &[&str], flags: &[&str], expected: &MailSection) {
+        let args = ["mclusterctl"].iter().chain(command).chain(flags);
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|err| panic!("{flags:?}: {err}"));
+        let mail = match cli.command {
+            Command::Init(args) => args.mail.into_section(),
+            Command::Join(args) => args.mail.into_section(),
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(mail, *expected, "{command:?} {flags:?}");
+    }
+
+    #[test]
+    fn mail_flags() {
+        let init: &[&str] = &["init", "--dir", "d"];
+        let join: &[&str] = &[
+            "join",
+            "--dir",
+            "d",
+            "--name",
+            "n2",
+            "--raft-addr",
+            "192.0.2.12:7071",
+            "--admin-addr",
+            "192.0.2.12:7070",
+        ];
+        let own = |port: u16| Some(format!("192.0.2.12:{port}"));
+        for command in [init, join] {
+            check_mail_flags(command, &[], &MailSection::default());
+            check_mail_flags(
+                command,
+                &["--imap-addr", "192.0.2.12:143", "--imaps-addr", ""],
+                &MailSection {
+                    imap: own(143),
+                    imaps: Some(String::new()),
+                    ..MailSection::default()
+                },
+            );
+            check_mail_flags(
+                command,
+                &[
+                    "--mail-hostname",
+                    "mail.example.test",
+                    "--smtp-addr",
+                    "192.0.2.12:25",
+                    "--submission-addr",
+                    "192.0.2.12:587",
+                    "--smtps-addr",
+                    "192.0.2.12:465",
+                    "--pop3-addr",
+                    "192.0.2.12:110",
+                    "--pop3s-addr",
+                    "192.0.2.12:995",
+                    "--imap-addr",
+                    "192.0.2.12:143",
+                    "--imaps-addr",
+                    "192.0.2.12:993",
+                ],
+                &MailSection {
+                    hostname: Some("mail.example.test".to_owned()),
+                    smtp: own(25),
+                    submission: own(587),
+                    smtps: own(465),
+                    pop3: own(110),
+                    pop3s: own(995),
+                    imap: own(143),
+                    imaps: own(993),
+                },
+            );
+        }
     }
 }

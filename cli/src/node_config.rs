@@ -1,7 +1,7 @@
 //! The files mclusterctl writes for mclusterd: `mclusterd.toml` (per-node settings, format of
 //! deploy/mclusterd.example.toml) and the first node's one-time `bootstrap.toml`.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::api::Role;
@@ -70,11 +70,15 @@ pub struct MailSection {
     pub pop3: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pop3s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imaps: Option<String>,
 }
 
 impl MailSection {
     /// The listen addresses that were given, by their config key.
-    pub fn listeners(&self) -> [(&'static str, Option<&str>); 5] {
+    pub fn listeners(&self) -> [(&'static str, Option<&str>); 7] {
         let MailSection {
             hostname: _,
             smtp,
@@ -82,6 +86,8 @@ impl MailSection {
             smtps,
             pop3,
             pop3s,
+            imap,
+            imaps,
         } = self;
         [
             ("smtp", smtp.as_deref()),
@@ -89,6 +95,8 @@ impl MailSection {
             ("smtps", smtps.as_deref()),
             ("pop3", pop3.as_deref()),
             ("pop3s", pop3s.as_deref()),
+            ("imap", imap.as_deref()),
+            ("imaps", imaps.as_deref()),
         ]
     }
 
@@ -100,12 +108,14 @@ impl MailSection {
 
 /// The node's listen address for each mail service when `[mail]` leaves it out, in the order of
 /// [`MailSection::listeners`].
-pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 5] = [
+pub const NODE_DEFAULT_LISTENERS: [(&str, &str); 7] = [
     ("smtp", "0.0.0.0:25"),
     ("submission", "0.0.0.0:587"),
     ("smtps", "0.0.0.0:465"),
     ("pop3", "0.0.0.0:110"),
     ("pop3s", "0.0.0.0:995"),
+    ("imap", "0.0.0.0:143"),
+    ("imaps", "0.0.0.0:993"),
 ];
 
 /// The floating addresses of a data node (see crate::vip). The node holds them while it leads.
@@ -162,6 +172,65 @@ impl NodeFile {
 /// mclusterctl does not know.
 pub fn add_mail_section(text: &str, mail: &MailSection) -> Result<Option<String>> {
     add_section(text, "mail", mail, |node_file| node_file.mail.is_some())
+}
+
+/// `text` with the keys of `mail` that its `[mail]` section lacks inserted right under the
+/// section's header, or `None` if it lacks none or has no `[mail]` section (that is
+/// [`add_mail_section`]'s case). For a config written before the node had a listener: left out,
+/// the listener takes its default, which listens on all addresses. Keys the section has, even
+/// as `""`, stay as they are.
+pub fn add_missing_mail_keys(text: &str, mail: &MailSection) -> Result<Option<String>> {
+    let Some(present) = NodeFile::parse(text)?.mail else {
+        return Ok(None);
+    };
+    let mut merged = toml::Table::try_from(&present).context("serialize the mail section")?;
+    let missing: toml::Table = toml::Table::try_from(mail)
+        .context("serialize the mail section")?
+        .into_iter()
+        .filter(|(key, _)| !merged.contains_key(key))
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let keys = toml::to_string(&missing).context("serialize the missing mail keys")?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let headers: Vec<usize> = (0..lines.len())
+        .filter(|&i| is_table_header(lines[i], "mail"))
+        .collect();
+    let [header] = headers[..] else {
+        bail!(
+            "found {} `[mail]` header lines where one was expected; add these keys to the [mail] \
+             section by hand:\n{keys}",
+            headers.len()
+        );
+    };
+    let mut updated = String::with_capacity(text.len() + keys.len() + 1);
+    for (i, line) in lines.iter().enumerate() {
+        updated.push_str(line);
+        if i == header {
+            if !line.ends_with('\n') {
+                updated.push('\n');
+            }
+            updated.push_str(&keys);
+        }
+    }
+    merged.extend(missing);
+    let expected: MailSection = merged.try_into().context("deserialize the mail section")?;
+    let parsed = NodeFile::parse(&updated).context("parse the config with its new mail keys")?;
+    ensure!(
+        parsed.mail == Some(expected),
+        "the new keys did not land in the [mail] section"
+    );
+    Ok(Some(updated))
+}
+
+/// Whether `line` is the header `[name]` of a table, allowing spaces and a comment.
+fn is_table_header(line: &str, name: &str) -> bool {
+    let code = line.split('#').next().unwrap_or_default();
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    code.strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|inner| inner == name)
 }
 
 /// `text` with `vip` appended as its `[vip]` section, or `None` if it has one already.

@@ -279,6 +279,7 @@ pub struct MailStatus {
     messages_accepted: u64,
     smtp_sessions: u64,
     pop3_sessions: u64,
+    imap_sessions: u64,
 }
 
 fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
@@ -304,6 +305,7 @@ fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
         messages_accepted: m.messages_accepted.load(Relaxed),
         smtp_sessions: m.smtp_sessions.load(Relaxed),
         pop3_sessions: m.pop3_sessions.load(Relaxed),
+        imap_sessions: m.imap_sessions.load(Relaxed),
     }))
 }
 

@@ -52,6 +52,8 @@ pub struct MailFile {
     pub smtps: String,
     pub pop3: String,
     pub pop3s: String,
+    pub imap: String,
+    pub imaps: String,
 }
 
 impl Default for MailFile {
@@ -64,6 +66,8 @@ impl Default for MailFile {
             smtps: "0.0.0.0:465".into(),
             pop3: "0.0.0.0:110".into(),
             pop3s: "0.0.0.0:995".into(),
+            imap: "0.0.0.0:143".into(),
+            imaps: "0.0.0.0:993".into(),
         }
     }
 }
@@ -197,6 +201,8 @@ pub struct Listeners {
     pub smtps: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
     pub pop3s: Option<SocketAddr>,
+    pub imap: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
 }
 
 /// The virtual IP as validated.
@@ -257,6 +263,8 @@ impl Listeners {
             (Service::Smtps, self.smtps),
             (Service::Pop3, self.pop3),
             (Service::Pop3s, self.pop3s),
+            (Service::Imap, self.imap),
+            (Service::Imaps, self.imaps),
         ]
         .into_iter()
         .filter_map(|(service, addr)| Some((service, addr?)))
@@ -315,6 +323,8 @@ impl ConfigFile {
             smtps,
             pop3,
             pop3s,
+            imap,
+            imaps,
         } = mail;
         let TlsFile { ca_cert, cert, key } = tls;
         let RaftFile {
@@ -379,6 +389,8 @@ impl ConfigFile {
             smtps: listen("smtps", smtps)?,
             pop3: listen("pop3", pop3)?,
             pop3s: listen("pop3s", pop3s)?,
+            imap: listen("imap", imap)?,
+            imaps: listen("imaps", imaps)?,
         };
         let vip = validate_vip(vip, role, &listeners)?;
         let hostname = if hostname.is_empty() {

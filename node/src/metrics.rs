@@ -222,6 +222,16 @@ impl Metrics {
                 &m.pop3_sessions,
             ),
             (
+                "mcluster_imap_sessions_total",
+                "IMAP sessions started.",
+                &m.imap_sessions,
+            ),
+            (
+                "mcluster_imap_appends_total",
+                "Messages stored by IMAP APPEND (fsync'd on two nodes and committed before the OK).",
+                &m.imap_appends,
+            ),
+            (
                 "mcluster_messages_accepted_total",
                 "Messages answered 250.",
                 &m.messages_accepted,

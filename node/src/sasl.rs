@@ -47,7 +47,11 @@ pub enum SaslError {
 
 /// Decodes a PLAIN response: base64 of `authzid NUL authcid NUL password`.
 pub fn decode_plain(response: &str) -> Result<Credentials, SaslError> {
-    let bytes = decode(response)?;
+    parse_plain(&decode(response)?)
+}
+
+/// Splits a decoded PLAIN response (IMAP hands it over already decoded from base64).
+pub fn parse_plain(bytes: &[u8]) -> Result<Credentials, SaslError> {
     let mut fields = bytes.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())

@@ -70,7 +70,7 @@ fn invalid_settings_are_refused_with_the_reason() {
 }
 
 const NODE_MAIL: &str = "[mail]\nsmtp = \"192.0.2.1:25\"\nsubmission = \"\"\nsmtps = \"\"\n\
-                         pop3 = \"192.0.2.1:110\"\npop3s = \"\"\n";
+                         pop3 = \"192.0.2.1:110\"\npop3s = \"\"\nimap = \"\"\nimaps = \"\"\n";
 
 #[test]
 fn vip_config_parses_both_families_and_loopback_mode() {
@@ -88,7 +88,7 @@ fn vip_config_parses_both_families_and_loopback_mode() {
     assert_eq!(shown, ["192.0.2.10/24", "2001:db8::10/64"]);
 
     let text = "[mail]\nsmtp = \"127.0.0.11:2525\"\nsubmission = \"\"\nsmtps = \"\"\npop3 = \"\"\n\
-                pop3s = \"\"\n[vip]\naddresses = [\"127.0.0.10/32\"]\ninterface = \"lo\"\n";
+                pop3s = \"\"\nimap = \"\"\nimaps = \"\"\n[vip]\naddresses = [\"127.0.0.10/32\"]\ninterface = \"lo\"\n";
     let vip = parse(text, Path::new("/")).unwrap().config.vip.unwrap();
     assert!(vip.loopback);
     assert!(parse("", Path::new("/")).unwrap().config.vip.is_none());

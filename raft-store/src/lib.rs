@@ -21,12 +21,13 @@ mod tests;
 pub use crate::db::FORMAT_VERSION;
 pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
+pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
 pub use crate::mail::{
     BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
     INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message, flag,
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
-pub use crate::state_machine::{StateDigest, StateMachine, StateReader};
+pub use crate::state_machine::{MailChange, StateDigest, StateMachine, StateReader};
 pub use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,
     PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,

@@ -38,21 +38,48 @@ struct Outcome {
     result: CommandResult,
 }
 
+/// Mail changes a subscriber may have missed before it sees the next one; a subscriber that
+/// falls further behind is told it lagged and re-reads everything it shows.
+const MAIL_CHANGES_BUFFERED: usize = 1024;
+
 /// The state machine handed to openraft. Cloning shares the database.
 #[derive(Clone)]
 pub struct StateMachine {
     pub(crate) db: Db,
+    changes: tokio::sync::broadcast::Sender<MailChange>,
+}
+
+/// Which mail changed in an applied entry, announced after the entry's batch is written (so a
+/// read on receipt sees the change). IMAP sessions use it to report new messages, flag changes
+/// and expunges (IDLE and NOOP) without polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailChange {
+    /// Messages or mailboxes of this account.
+    Account(std::sync::Arc<str>),
+    /// Anything (a snapshot was installed).
+    All,
 }
 
 impl StateMachine {
     pub fn new(db: Db) -> StateMachine {
-        StateMachine { db }
+        let (changes, _) = tokio::sync::broadcast::channel(MAIL_CHANGES_BUFFERED);
+        StateMachine { db, changes }
     }
 
     /// Read access to the applied state, for the node's API and services.
     pub fn reader(&self) -> StateReader {
         StateReader {
             db: self.db.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+
+    fn announce(&self, command: &Command) {
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        for account in command.mail_accounts() {
+            let _ = self.changes.send(MailChange::Account(account.into()));
         }
     }
 
@@ -371,6 +398,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // itself: the entry is already fsync'd in the log and is re-applied after a crash.
             staged.put(CF_SM_META, KEY_APPLIED, &Some(log_id));
             self.db.db.write(staged.batch).map_err(io::Error::other)?;
+            if let EntryPayload::Normal(request) = &entry.payload {
+                self.announce(&request.command);
+            }
             if let Some(responder) = responder {
                 responder.send(result);
             }
@@ -388,6 +418,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: SnapshotDir,
     ) -> Result<(), io::Error> {
         crate::snapshot::install(&self.db, meta, snapshot)?;
+        let _ = self.changes.send(MailChange::All);
         Ok(())
     }
 
@@ -407,9 +438,15 @@ pub struct StateDigest {
 #[derive(Clone)]
 pub struct StateReader {
     pub(crate) db: Db,
+    changes: tokio::sync::broadcast::Sender<MailChange>,
 }
 
 impl StateReader {
+    /// Announcements of mail changes applied from now on (see [`MailChange`]).
+    pub fn mail_changes(&self) -> tokio::sync::broadcast::Receiver<MailChange> {
+        self.changes.subscribe()
+    }
+
     pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
         Ok(self
             .db

@@ -260,6 +260,46 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The accounts whose mailboxes or messages this command may change.
+    pub fn mail_accounts(&self) -> Vec<&str> {
+        match self {
+            Command::Deliver { deliveries } => {
+                let mut accounts: Vec<&str> = deliveries
+                    .iter()
+                    .flat_map(|d| d.recipients.iter().map(String::as_str))
+                    .collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                accounts
+            }
+            Command::DeleteAccount { address } | Command::SetAccountEnabled { address, .. } => {
+                vec![address]
+            }
+            Command::Expunge { account, .. }
+            | Command::CreateMailbox { account, .. }
+            | Command::DeleteMailbox { account, .. }
+            | Command::RenameMailbox { account, .. }
+            | Command::SetSubscribed { account, .. }
+            | Command::StoreFlags { account, .. }
+            | Command::Append { account, .. }
+            | Command::CopyMessages { account, .. } => vec![account],
+            Command::InitCluster(_)
+            | Command::RegisterNode { .. }
+            | Command::AddDomain { .. }
+            | Command::DeleteDomain { .. }
+            | Command::AddAccount { .. }
+            | Command::SetPassword { .. }
+            | Command::AddAlias { .. }
+            | Command::DeleteAlias { .. }
+            | Command::BlobsStored { .. }
+            | Command::SetClientTls(_)
+            | Command::SetMailPolicy(_)
+            | Command::BlobsLost { .. } => Vec::new(),
+        }
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Shown in openraft's logs: names only, never hashes or keys.

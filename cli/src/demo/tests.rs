@@ -1,7 +1,7 @@
 //! Tests for the demo's fixed layout.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::atomic::Ordering;
 
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::api::Role;
 use crate::demo::{
-    DEMO_NODES, Demo, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
+    DEMO_NODES, Demo, DemoNode, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
 };
 use crate::node_config::{MailSection, NodeFile, TlsSection, VipSection};
 
@@ -71,11 +71,15 @@ fn data_nodes_serve_mail_on_unprivileged_ports_of_their_own_address() {
             smtps: Some("127.0.0.11:2465".to_owned()),
             pop3: Some("127.0.0.11:2110".to_owned()),
             pop3s: Some("127.0.0.11:2995".to_owned()),
+            imap: Some("127.0.0.11:2143".to_owned()),
+            imaps: Some("127.0.0.11:2993".to_owned()),
         }
     );
     let n2 = DEMO_NODES[1].mail_section().expect("n2 serves mail");
     assert_eq!(n2.hostname.as_deref(), Some("n2.example.test"));
     assert_eq!(n2.smtp.as_deref(), Some("127.0.0.12:2525"));
+    assert_eq!(n2.imap.as_deref(), Some("127.0.0.12:2143"));
+    assert_eq!(n2.imaps.as_deref(), Some("127.0.0.12:2993"));
     assert_eq!(DEMO_NODES[2].mail_section(), None);
     assert!(DEMO_NODES[2].mail_addrs().is_empty());
 }
@@ -90,10 +94,15 @@ fn summary_lists_the_mail_listeners() {
          submission  127.0.0.10:2587  127.0.0.11:2587  127.0.0.12:2587\n\
          smtps       127.0.0.10:2465  127.0.0.11:2465  127.0.0.12:2465\n\
          pop3        127.0.0.10:2110  127.0.0.11:2110  127.0.0.12:2110\n\
-         pop3s       127.0.0.10:2995  127.0.0.11:2995  127.0.0.12:2995\n"
+         pop3s       127.0.0.10:2995  127.0.0.11:2995  127.0.0.12:2995\n\
+         imap        127.0.0.10:2143  127.0.0.11:2143  127.0.0.12:2143\n\
+         imaps       127.0.0.10:2993  127.0.0.11:2993  127.0.0.12:2993\n"
     );
     assert!(
-        vip_banner().starts_with("SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110)"),
+        vip_banner().starts_with(
+            "SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110, IMAP \
+             127.0.0.10:2143): the leader answers there"
+        ),
         "{}",
         vip_banner()
     );
@@ -120,11 +129,18 @@ fn data_nodes_share_a_loopback_vip_and_the_witness_has_none() {
     assert!(DEMO_NODES[2].vip_options().addresses.is_empty());
 }
 
-/// With a VIP the node refuses wildcard listeners: each must be on the node's own address.
+/// With a VIP the node refuses wildcard listeners: each must be on the node's own address. The
+/// ports the demo checks and shows (`mail_addrs`) are the ones it writes.
 #[test]
 fn mail_listeners_are_on_each_node_own_address() {
     for node in &DEMO_NODES[..2] {
         let mail = node.mail_section().expect("a data node serves mail");
+        let written: Vec<(&str, String)> = mail
+            .listeners()
+            .into_iter()
+            .map(|(key, addr)| (key, addr.unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(written, node.mail_addrs(), "{}", node.name);
         for (key, addr) in mail.listeners() {
             let addr: SocketAddr = addr
                 .and_then(|addr| addr.parse().ok())
@@ -136,6 +152,12 @@ fn mail_listeners_are_on_each_node_own_address() {
 
 /// A node config as an mclusterctl from before the mail service and the virtual IP wrote it.
 fn old_config(node_id: u64, name: &str, role: Role) -> String {
+    old_node_file(node_id, name, role)
+        .to_toml()
+        .expect("serialize")
+}
+
+fn old_node_file(node_id: u64, name: &str, role: Role) -> NodeFile {
     NodeFile {
         node_id,
         name: name.to_owned(),
@@ -149,28 +171,30 @@ fn old_config(node_id: u64, name: &str, role: Role) -> String {
         bootstrap: None,
         join: None,
     }
-    .to_toml()
-    .expect("serialize")
+}
+
+/// Writes `config(node_id, node)` as each demo node's mclusterd.toml and returns a demo there.
+fn demo_with_configs(dir: &Path, config: impl Fn(u64, DemoNode) -> String) -> Demo {
+    for (node_id, node) in (1..).zip(DEMO_NODES) {
+        let node_dir = dir.join(node.name);
+        std::fs::create_dir(&node_dir).expect("create node dir");
+        std::fs::write(node_dir.join("mclusterd.toml"), config(node_id, node))
+            .expect("write old config");
+    }
+    Demo {
+        dir: dir.to_path_buf(),
+        mclusterd: PathBuf::from("/nonexistent/mclusterd"),
+        client_config_path: dir.join("client.toml"),
+        nodes: Vec::new(),
+    }
 }
 
 #[test]
 fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
     let dir = tempfile::tempdir().expect("create temp dir");
-    for (node_id, node) in (1..).zip(DEMO_NODES) {
-        let node_dir = dir.path().join(node.name);
-        std::fs::create_dir(&node_dir).expect("create node dir");
-        std::fs::write(
-            node_dir.join("mclusterd.toml"),
-            old_config(node_id, node.name, node.role),
-        )
-        .expect("write old config");
-    }
-    let demo = Demo {
-        dir: dir.path().to_path_buf(),
-        mclusterd: PathBuf::from("/nonexistent/mclusterd"),
-        client_config_path: dir.path().join("client.toml"),
-        nodes: Vec::new(),
-    };
+    let demo = demo_with_configs(dir.path(), |node_id, node| {
+        old_config(node_id, node.name, node.role)
+    });
     demo.add_missing_sections().expect("add sections");
     for node in DEMO_NODES {
         let config = demo
@@ -187,6 +211,48 @@ fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
     let before = std::fs::read_to_string(&n1_config).expect("read");
     demo.add_missing_sections().expect("again");
     assert_eq!(std::fs::read_to_string(&n1_config).expect("read"), before);
+}
+
+/// Once the node knows IMAP, a `[mail]` without `imap`/`imaps` means listeners on all
+/// addresses, which a node with a VIP refuses: a restart adds the demo's.
+#[test]
+fn a_restarted_demo_from_before_imap_gets_the_imap_listeners() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let demo = demo_with_configs(dir.path(), |node_id, node| {
+        let mail = node.mail_section().map(|mail| MailSection {
+            imap: None,
+            imaps: None,
+            ..mail
+        });
+        let node_file = NodeFile {
+            mail,
+            vip: node.vip_section().expect("a valid VIP"),
+            ..old_node_file(node_id, node.name, node.role)
+        };
+        format!(
+            "{}# kept\n[raft]\nheartbeat-interval-ms = 50\n",
+            node_file.to_toml().expect("serialize")
+        )
+    });
+    demo.add_missing_sections().expect("add the IMAP listeners");
+    for node in DEMO_NODES {
+        let paths = demo.paths(node).expect("paths");
+        let config = paths.load_config().expect("load config");
+        assert_eq!(config.mail, node.mail_section(), "{}", node.name);
+        let text = std::fs::read_to_string(&paths.config).expect("read");
+        assert!(
+            text.ends_with("# kept\n[raft]\nheartbeat-interval-ms = 50\n"),
+            "{text}"
+        );
+    }
+    let n1_config = dir.path().join("n1/mclusterd.toml");
+    let text = std::fs::read_to_string(&n1_config).expect("read");
+    assert!(
+        text.contains("[mail]\nimap = \"127.0.0.11:2143\"\nimaps = \"127.0.0.11:2993\"\n"),
+        "{text}"
+    );
+    demo.add_missing_sections().expect("again");
+    assert_eq!(std::fs::read_to_string(&n1_config).expect("read"), text);
 }
 
 #[test]

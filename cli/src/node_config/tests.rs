@@ -5,7 +5,7 @@ use toml::{Table, Value};
 use crate::api::Role;
 use crate::node_config::{
     BootstrapFile, BootstrapSection, JoinSection, MailSection, NODE_DEFAULT_LISTENERS, NodeFile,
-    TlsSection, VipSection, add_mail_section, add_vip_section,
+    TlsSection, VipSection, add_mail_section, add_missing_mail_keys, add_vip_section,
 };
 
 const EXAMPLE: &str = include_str!("../../../deploy/mclusterd.example.toml");
@@ -37,6 +37,8 @@ fn demo_mail() -> MailSection {
         smtps: Some("127.0.0.11:2465".to_owned()),
         pop3: Some(String::new()),
         pop3s: Some("127.0.0.11:2995".to_owned()),
+        imap: Some("127.0.0.11:2143".to_owned()),
+        imaps: Some("127.0.0.11:2993".to_owned()),
     }
 }
 
@@ -120,7 +122,8 @@ fn first_node_config_matches_example_keys() {
         text.contains(
             "[mail]\nhostname = \"n1.example.test\"\nsmtp = \"127.0.0.11:2525\"\n\
              submission = \"127.0.0.11:2587\"\nsmtps = \"127.0.0.11:2465\"\npop3 = \"\"\n\
-             pop3s = \"127.0.0.11:2995\"\n"
+             pop3s = \"127.0.0.11:2995\"\nimap = \"127.0.0.11:2143\"\n\
+             imaps = \"127.0.0.11:2993\"\n"
         ),
         "{text}"
     );
@@ -189,6 +192,98 @@ fn a_mail_section_is_appended_to_a_config_without_one() {
     );
 }
 
+/// A `[mail]` written before the node had IMAP: everything but `imap` and `imaps`.
+fn mail_before_imap() -> MailSection {
+    MailSection {
+        imap: None,
+        imaps: None,
+        ..demo_mail()
+    }
+}
+
+#[test]
+fn missing_mail_keys_go_under_the_mail_header() {
+    let old = NodeFile {
+        mail: Some(mail_before_imap()),
+        ..first_node()
+    };
+    let text = format!(
+        "{}# kept\n[raft]\nheartbeat-interval-ms = 50\n",
+        old.to_toml().expect("serialize")
+    );
+    let updated = add_missing_mail_keys(&text, &demo_mail())
+        .expect("add")
+        .expect("imap and imaps were missing");
+    assert_eq!(
+        updated,
+        text.replace(
+            "[mail]\n",
+            "[mail]\nimap = \"127.0.0.11:2143\"\nimaps = \"127.0.0.11:2993\"\n"
+        )
+    );
+    let node_file = NodeFile::parse(&updated).expect("parse");
+    assert_eq!(node_file.mail, Some(demo_mail()));
+    assert_eq!(node_file.bootstrap, old.bootstrap, "the rest is kept");
+    assert_eq!(
+        add_missing_mail_keys(&updated, &demo_mail()).expect("again"),
+        None
+    );
+}
+
+#[test]
+fn mail_keys_present_are_kept_even_when_off() {
+    // imap turned off by hand, and a header with spaces and a comment, as a person may write.
+    let text = format!(
+        "{}\n[ mail ] # listeners\nsmtp = \"192.0.2.11:25\"\nimap = \"\"",
+        NodeFile {
+            mail: None,
+            ..first_node()
+        }
+        .to_toml()
+        .expect("serialize")
+    );
+    let updated = add_missing_mail_keys(&text, &demo_mail())
+        .expect("add")
+        .expect("some were missing");
+    assert!(
+        updated.contains("[ mail ] # listeners\nhostname = \"n1.example.test\"\n"),
+        "{updated}"
+    );
+    assert_eq!(
+        NodeFile::parse(&updated).expect("parse").mail,
+        Some(MailSection {
+            smtp: Some("192.0.2.11:25".to_owned()),
+            imap: Some(String::new()),
+            ..demo_mail()
+        })
+    );
+}
+
+#[test]
+fn missing_mail_keys_need_a_mail_section() {
+    let text = NodeFile {
+        mail: None,
+        ..first_node()
+    }
+    .to_toml()
+    .expect("serialize");
+    assert_eq!(
+        add_missing_mail_keys(&text, &demo_mail()).expect("add"),
+        None
+    );
+    // An inline table has no header to add keys under.
+    let inline = text.replacen(
+        "node-id = 1\n",
+        "node-id = 1\nmail = { smtp = \"127.0.0.11:2525\" }\n",
+        1,
+    );
+    let err = add_missing_mail_keys(&inline, &demo_mail()).expect_err("no header to add under");
+    assert!(
+        format!("{err:#}").contains("found 0 `[mail]` header lines"),
+        "{err:#}"
+    );
+}
+
 #[test]
 fn a_vip_section_is_written_after_the_mail_section() {
     let node_file = NodeFile {
@@ -199,7 +294,7 @@ fn a_vip_section_is_written_after_the_mail_section() {
     let text = node_file.to_toml().expect("serialize");
     assert!(
         text.contains(
-            "pop3s = \"127.0.0.11:2995\"\n\n[vip]\n\
+            "imaps = \"127.0.0.11:2993\"\n\n[vip]\n\
              addresses = [\"192.0.2.10/24\", \"2001:db8::10/64\"]\ninterface = \"eth0\"\n"
         ),
         "{text}"

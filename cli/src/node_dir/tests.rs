@@ -130,6 +130,8 @@ fn init_writes_the_mail_options_given() {
         hostname: Some("mail1.example.test".to_owned()),
         smtp: Some("127.0.0.11:2525".to_owned()),
         pop3: Some(String::new()),
+        imap: Some("127.0.0.11:2143".to_owned()),
+        imaps: Some(String::new()),
         ..MailSection::default()
     };
     let plan = InitPlan {
@@ -141,6 +143,10 @@ fn init_writes_the_mail_options_given() {
     assert_eq!(node_file.mail, Some(mail));
     let text = fs::read_to_string(&outcome.node.config).expect("read mclusterd.toml");
     assert!(!text.contains("submission"), "{text}");
+    assert!(
+        text.contains("imap = \"127.0.0.11:2143\"\nimaps = \"\"\n"),
+        "{text}"
+    );
 }
 
 /// The demo's kind of node: mail on its own address, a loopback VIP.
@@ -153,6 +159,8 @@ fn own_mail(ip: &str) -> MailSection {
         smtps: addr(2465),
         pop3: addr(2110),
         pop3s: addr(2995),
+        imap: addr(2143),
+        imaps: addr(2993),
     }
 }
 
@@ -181,6 +189,31 @@ fn init_writes_the_vip_given() {
         })
     );
     assert_eq!(node_file, outcome.node_file);
+}
+
+/// Written before IMAP, the demo's kind of node would leave imap and imaps at their wildcard
+/// defaults, which the node refuses with a VIP: so does init, naming the flags.
+#[test]
+fn init_refuses_a_vip_with_imap_left_at_its_default() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let plan = InitPlan {
+        mail: MailSection {
+            imap: None,
+            imaps: None,
+            ..own_mail("127.0.0.11")
+        },
+        vip: loopback_vip(),
+        ..init_plan(dir.path())
+    };
+    let err = init_files(&plan).expect_err("imap and imaps default to wildcards");
+    assert!(
+        format!("{err:#}").contains(
+            "imap on 0.0.0.0:143 (the default), imaps on 0.0.0.0:993 (the default). Pass \
+             --imap-addr 127.0.0.11:143 --imaps-addr 127.0.0.11:993"
+        ),
+        "{err:#}"
+    );
+    assert!(!dir.path().join("n1").exists());
 }
 
 #[test]
@@ -303,6 +336,7 @@ fn join_writes_mail_options_for_a_data_node_and_refuses_them_for_a_witness() {
     let dir = tempfile::tempdir().expect("create temp dir");
     let mail = MailSection {
         smtps: Some("127.0.0.12:465".to_owned()),
+        imap: Some("127.0.0.12:143".to_owned()),
         ..MailSection::default()
     };
     let witness = JoinPlan {
@@ -416,6 +450,15 @@ fn mail_options_are_checked() {
         let err = validate_mail(&with(bad)).expect_err(bad);
         assert!(format!("{err:#}").contains("bad smtp address"), "{err:#}");
     }
+    let imaps = MailSection {
+        imaps: Some("993".to_owned()),
+        ..MailSection::default()
+    };
+    let err = validate_mail(&imaps).expect_err("no host");
+    assert!(
+        format!("{err:#}").contains(r#"bad imaps address "993""#),
+        "{err:#}"
+    );
     for good in ["mail.example.test", "n1", "mx-1.example.test"] {
         validate_mail_hostname(good).expect(good);
     }

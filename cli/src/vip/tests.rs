@@ -14,6 +14,8 @@ fn own_listeners() -> MailSection {
         smtps: own(465),
         pop3: own(110),
         pop3s: own(995),
+        imap: own(143),
+        imaps: own(993),
     }
 }
 
@@ -219,9 +221,25 @@ fn wildcard_mail_listeners_are_refused_with_the_flags_to_pass() {
         &MailSection::default(),
         "but these would listen on all addresses: smtp on 0.0.0.0:25 (the default), submission \
          on 0.0.0.0:587 (the default), smtps on 0.0.0.0:465 (the default), pop3 on 0.0.0.0:110 \
-         (the default), pop3s on 0.0.0.0:995 (the default). Pass --smtp-addr 192.0.2.11:25 \
-         --submission-addr 192.0.2.11:587 --smtps-addr 192.0.2.11:465 --pop3-addr \
-         192.0.2.11:110 --pop3s-addr 192.0.2.11:995 (or \"\" to turn a listener off)",
+         (the default), pop3s on 0.0.0.0:995 (the default), imap on 0.0.0.0:143 (the default), \
+         imaps on 0.0.0.0:993 (the default). Pass --smtp-addr 192.0.2.11:25 --submission-addr \
+         192.0.2.11:587 --smtps-addr 192.0.2.11:465 --pop3-addr 192.0.2.11:110 --pop3s-addr \
+         192.0.2.11:995 --imap-addr 192.0.2.11:143 --imaps-addr 192.0.2.11:993 (or \"\" to \
+         turn a listener off)",
+    );
+    // Only IMAP left out, as a config from before IMAP has it: only its flags are asked for.
+    let before_imap = MailSection {
+        imap: None,
+        imaps: None,
+        ..own_listeners()
+    };
+    check_refused(
+        &vip,
+        Role::Data,
+        &before_imap,
+        "would listen on all addresses: imap on 0.0.0.0:143 (the default), imaps on \
+         0.0.0.0:993 (the default). Pass --imap-addr 192.0.2.11:143 --imaps-addr \
+         192.0.2.11:993 (or",
     );
     // Given as a wildcard, IPv6 too; one turned off and the rest on the node's own address.
     let mail = MailSection {
@@ -248,6 +266,8 @@ fn wildcard_mail_listeners_are_refused_with_the_flags_to_pass() {
         smtps: Some(String::new()),
         pop3: Some(String::new()),
         pop3s: Some(String::new()),
+        imap: Some(String::new()),
+        imaps: Some(String::new()),
         hostname: None,
     };
     vip_section(&vip, Role::Data, &all_off, "192.0.2.11:7071").expect("no listeners");
@@ -264,5 +284,17 @@ fn a_mail_listener_on_the_vip_itself_is_refused() {
         Role::Data,
         &mail,
         "the submission listener 192.0.2.10:587 is on the virtual IP 192.0.2.10/24",
+    );
+    let mail = MailSection {
+        imaps: Some("192.0.2.10:993".to_owned()),
+        ..own_listeners()
+    };
+    check_refused(
+        &options(&["192.0.2.10/24"], Some("eth0")),
+        Role::Data,
+        &mail,
+        "the imaps listener 192.0.2.10:993 is on the virtual IP 192.0.2.10/24: listen on the \
+         node's own address instead, and the node adds the listener on the VIP while it holds \
+         it (pass --imaps-addr OWN-ADDRESS:993)",
     );
 }

@@ -84,6 +84,21 @@ pub fn marks_seen(items: &[MessageDataItemName<'_>]) -> bool {
     })
 }
 
+/// Whether answering `items` reads the message's bytes (the summary answers the rest).
+pub fn needs_blob(items: &[MessageDataItemName<'_>]) -> bool {
+    items.iter().any(|item| {
+        matches!(
+            item,
+            MessageDataItemName::Rfc822
+                | MessageDataItemName::Rfc822Header
+                | MessageDataItemName::Rfc822Text
+                | MessageDataItemName::BodyExt { .. }
+                | MessageDataItemName::Binary { .. }
+                | MessageDataItemName::BinarySize { .. }
+        )
+    })
+}
+
 /// Builds `* <seq> FETCH (...)\r\n` for `message`. `blob` is called at most once, and only when
 /// an item needs message bytes (ENVELOPE, BODY, BODYSTRUCTURE, FLAGS and the like never do).
 pub fn fetch_response(
@@ -245,7 +260,8 @@ pub fn internal_date(unix_secs: i64) -> String {
     )
 }
 
-fn write_flags(out: &mut Vec<u8>, flags: u8, keywords: &[String]) {
+/// A flag list: `(\Seen \Flagged keyword ...)`.
+pub(crate) fn write_flags(out: &mut Vec<u8>, flags: u8, keywords: &[String]) {
     const SYSTEM: [(u8, &str); 5] = [
         (flag::SEEN, "\\Seen"),
         (flag::ANSWERED, "\\Answered"),

@@ -1,0 +1,572 @@
+//! Authenticated-state commands: mailbox management, LIST/LSUB, STATUS, APPEND and QUOTA.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_codec::imap_types::status::StatusDataItemName;
+use raft_store::blob_store;
+use raft_store::{AppendedMessage, Command, CommandResult, INBOX, Rejection, flag};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Closed, Flow, Handled, Io, Session, mailbox_name, quoted, quoted_name, stored_flags};
+use crate::blobs::BlobError;
+use crate::cluster::{ClusterError, unix_now};
+use crate::imap::list::{self, DELIMITER};
+use crate::imap::utf7;
+
+impl Session {
+    /// Commits a mailbox command; on failure the tagged NO is queued and None returned.
+    pub(super) async fn commit<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        command: Command,
+    ) -> Option<CommandResult> {
+        match self.context.cluster.write(command).await {
+            Ok(CommandResult::Rejected(rejection)) => {
+                let text = match &rejection {
+                    Rejection::MailboxExists(_) => format!("[ALREADYEXISTS] {rejection}"),
+                    Rejection::NoSuchMailbox(_) => format!("[NONEXISTENT] {rejection}"),
+                    Rejection::InvalidMailboxName(_) => format!("[CANNOT] {rejection}"),
+                    _ => rejection.to_string(),
+                };
+                io.tagged(tag, "NO", &text);
+                None
+            }
+            Ok(result) => Some(result),
+            Err(err) => {
+                unavailable(io, tag, &err);
+                None
+            }
+        }
+    }
+
+    pub(super) async fn create<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        if name == INBOX {
+            io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+            return Ok(Flow::Continue);
+        }
+        let command = Command::CreateMailbox {
+            account: self.account_name().to_owned(),
+            name,
+            at: unix_now(),
+        };
+        if self.commit(io, tag, command).await.is_some() {
+            io.tagged(tag, "OK", "Create completed");
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn delete<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        if name == INBOX {
+            io.tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");
+            return Ok(Flow::Continue);
+        }
+        if self.selected.as_ref().is_some_and(|v| v.name == name) {
+            self.selected = None;
+        }
+        let command = Command::DeleteMailbox {
+            account: self.account_name().to_owned(),
+            name,
+        };
+        if self.commit(io, tag, command).await.is_some() {
+            io.tagged(tag, "OK", "Delete completed");
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn rename<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        from: &WireMailbox<'_>,
+        to: &WireMailbox<'_>,
+    ) -> Handled {
+        let (Some(from), Some(to)) = (
+            self.name_or_bad(io, tag, from),
+            self.name_or_bad(io, tag, to),
+        ) else {
+            return Ok(Flow::Continue);
+        };
+        if to == INBOX {
+            io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+            return Ok(Flow::Continue);
+        }
+        let below = format!("{from}{DELIMITER}");
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.name == from || v.name.starts_with(&below))
+            && from != INBOX
+        {
+            self.selected = None;
+        }
+        let command = Command::RenameMailbox {
+            account: self.account_name().to_owned(),
+            from,
+            to,
+            at: unix_now(),
+        };
+        if self.commit(io, tag, command).await.is_some() {
+            self.sync(io, true).await?;
+            io.tagged(tag, "OK", "Rename completed");
+        }
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+        subscribed: bool,
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        let command = Command::SetSubscribed {
+            account: self.account_name().to_owned(),
+            name,
+            subscribed,
+        };
+        if self.commit(io, tag, command).await.is_some() {
+            let verb = if subscribed {
+                "Subscribe"
+            } else {
+                "Unsubscribe"
+            };
+            io.tagged(tag, "OK", &format!("{verb} completed"));
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// LIST and LSUB (RFC 3501 6.3.8-9) with SPECIAL-USE (RFC 6154) and CHILDREN (RFC 3348)
+    /// attributes.
+    pub(super) async fn list<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        reference: &WireMailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> Handled {
+        let command = if lsub { "LSUB" } else { "LIST" };
+        let pattern = match pattern {
+            ListMailbox::Token(token) => token.as_ref().to_vec(),
+            ListMailbox::String(string) => string.as_ref().to_vec(),
+        };
+        let reference = match reference {
+            WireMailbox::Inbox => INBOX.to_owned(),
+            WireMailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+        };
+        let (Ok(pattern), Ok(reference)) = (
+            std::str::from_utf8(&pattern)
+                .map_err(|_| ())
+                .and_then(|p| utf7::decode(p).map_err(|_| ())),
+            utf7::decode(&reference),
+        ) else {
+            self.bad(io, tag, "Mailbox pattern is not modified UTF-7");
+            return Ok(Flow::Continue);
+        };
+        if pattern.is_empty() && !lsub {
+            // RFC 3501: the hierarchy delimiter and the root of the reference.
+            io.line("* LIST (\\Noselect) \"/\" \"\"");
+            io.tagged(tag, "OK", "List completed");
+            return Ok(Flow::Continue);
+        }
+        let full = list::full_pattern(&reference, &pattern);
+        let mailboxes = match self.context.cluster.reader.mailboxes(self.account_name()) {
+            Ok(mailboxes) => mailboxes,
+            Err(err) => {
+                tracing::warn!(error = %err, "imap list: store read failed");
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                return Ok(Flow::Continue);
+            }
+        };
+        let names: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+        let has_children = |name: &str| {
+            let below = format!("{name}{DELIMITER}");
+            names.iter().any(|n| n.starts_with(&below))
+        };
+        let listed: Vec<&raft_store::Mailbox> =
+            mailboxes.iter().filter(|m| !lsub || m.subscribed).collect();
+        for mailbox in listed.iter().filter(|m| list::matches(&full, &m.name)) {
+            let mut attributes = Vec::new();
+            attributes.push(if has_children(&mailbox.name) {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if let Some(special) = &mailbox.special_use
+                && !lsub
+            {
+                attributes.push(special);
+            }
+            io.line(&format!(
+                "* {command} ({}) \"/\" {}",
+                attributes.join(" "),
+                quoted_name(&mailbox.name)
+            ));
+        }
+        // Levels that only exist as parents of listed names (for `%`): \Noselect.
+        for parent in list::implied_parents(&full, listed.iter().map(|m| m.name.as_str())) {
+            let attributes = if lsub || !names.contains(&parent.as_str()) {
+                "\\Noselect \\HasChildren"
+            } else {
+                continue;
+            };
+            io.line(&format!(
+                "* {command} ({attributes}) \"/\" {}",
+                quoted_name(&parent)
+            ));
+        }
+        let verb = if lsub { "Lsub" } else { "List" };
+        io.tagged(tag, "OK", &format!("{verb} completed"));
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn status<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+        items: &[StatusDataItemName],
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        if let Err(err) = self.context.cluster.linearize().await {
+            unavailable(io, tag, &err);
+            return Ok(Flow::Continue);
+        }
+        let reader = self.context.cluster.reader.clone();
+        let account = self.account_name().to_owned();
+        let mailbox = match reader.mailbox(&account, &name) {
+            Ok(Some(mailbox)) => mailbox,
+            Ok(None) => {
+                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                return Ok(Flow::Continue);
+            }
+        };
+        let needs_messages = items.iter().any(|item| {
+            matches!(
+                item,
+                StatusDataItemName::Unseen
+                    | StatusDataItemName::Deleted
+                    | StatusDataItemName::DeletedStorage
+            )
+        });
+        let messages = if needs_messages {
+            let name = name.clone();
+            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
+                Ok(Ok(messages)) => messages,
+                _ => {
+                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                    return Ok(Flow::Continue);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let mut shown = Vec::new();
+        for item in items {
+            let (label, value) = match item {
+                StatusDataItemName::Messages => ("MESSAGES", u64::from(mailbox.messages)),
+                StatusDataItemName::Recent => ("RECENT", 0),
+                StatusDataItemName::UidNext => ("UIDNEXT", u64::from(mailbox.uidnext)),
+                StatusDataItemName::UidValidity => ("UIDVALIDITY", u64::from(mailbox.uidvalidity)),
+                StatusDataItemName::Unseen => (
+                    "UNSEEN",
+                    messages
+                        .iter()
+                        .filter(|m| m.flags & flag::SEEN == 0)
+                        .count() as u64,
+                ),
+                StatusDataItemName::Deleted => (
+                    "DELETED",
+                    messages
+                        .iter()
+                        .filter(|m| m.flags & flag::DELETED != 0)
+                        .count() as u64,
+                ),
+                StatusDataItemName::DeletedStorage => (
+                    "DELETED-STORAGE",
+                    messages
+                        .iter()
+                        .filter(|m| m.flags & flag::DELETED != 0)
+                        .map(|m| m.size)
+                        .sum(),
+                ),
+                StatusDataItemName::HighestModSeq => {
+                    self.condstore = true;
+                    ("HIGHESTMODSEQ", mailbox.highest_modseq.max(1))
+                }
+                #[allow(unreachable_patterns)]
+                _ => continue,
+            };
+            shown.push(format!("{label} {value}"));
+        }
+        io.line(&format!(
+            "* STATUS {} ({})",
+            quoted_name(&name),
+            shown.join(" ")
+        ));
+        io.tagged(tag, "OK", "Status completed");
+        Ok(Flow::Continue)
+    }
+
+    /// APPEND (RFC 3501 6.3.11, UIDPLUS's APPENDUID): the message is fsync'd here and on the
+    /// mirror partner, then committed through Raft, before the OK.
+    pub(super) async fn append<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<DateTime>,
+        message: LiteralOrLiteral8<'_>,
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        let (flags, keywords) = match stored_flags(flags) {
+            Ok(flags) => flags,
+            Err(why) => {
+                self.bad(io, tag, &why);
+                return Ok(Flow::Continue);
+            }
+        };
+        let data = match message {
+            LiteralOrLiteral8::Literal(literal) => literal.data().to_vec(),
+            LiteralOrLiteral8::Literal8(literal) => literal.data.into_owned(),
+        };
+        if data.is_empty() {
+            io.tagged(tag, "NO", "Cannot store an empty message");
+            return Ok(Flow::Continue);
+        }
+        let size = data.len() as u64;
+        if size > self.policy.max_message_bytes {
+            io.tagged(tag, "NO", "[TOOBIG] Message is too large");
+            return Ok(Flow::Continue);
+        }
+        let account = self.account.as_ref().expect("after login").clone();
+        let reader = &self.context.cluster.reader;
+        match reader.mailbox(&account.address, &name) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                return Ok(Flow::Continue);
+            }
+        }
+        if over_quota(reader, &account, size) {
+            io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
+            return Ok(Flow::Continue);
+        }
+        let internal_date = date.map_or_else(|| unix_now() as i64, |d| d.as_ref().timestamp());
+        let data = Arc::new(data);
+        let hash = blob_store::hash(&data);
+        let summary = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || raft_store::summary::summarize(&data)
+        });
+        let stored = match self.context.blobs.store_new(data, hash).await {
+            Ok(stored) => stored,
+            Err(BlobError::NoMirror) => {
+                io.tagged(
+                    tag,
+                    "NO",
+                    "[UNAVAILABLE] Mirror unavailable, try again later",
+                );
+                return Ok(Flow::Continue);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "imap append: could not store the message");
+                io.tagged(
+                    tag,
+                    "NO",
+                    "[UNAVAILABLE] Temporary storage failure, try again later",
+                );
+                return Ok(Flow::Continue);
+            }
+        };
+        let Ok(summary) = summary.await else {
+            io.tagged(tag, "NO", "[SERVERBUG] Could not parse the message");
+            return Ok(Flow::Continue);
+        };
+        raft_store::failpoint::pause("append-before-propose").await;
+        let command = Command::Append {
+            account: account.address.clone(),
+            mailbox: name,
+            message: Box::new(AppendedMessage {
+                blob: stored.hash,
+                size,
+                replicas: stored.replicas,
+                missing: stored.missing,
+                flags,
+                keywords,
+                internal_date,
+                summary,
+            }),
+        };
+        let Some(result) = self.commit(io, tag, command).await else {
+            return Ok(Flow::Continue);
+        };
+        let CommandResult::Appended { uidvalidity, uid } = result else {
+            io.tagged(tag, "NO", "[SERVERBUG] Unexpected result");
+            return Ok(Flow::Continue);
+        };
+        self.context
+            .metrics
+            .imap_appends
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(user = %account.address, uid, size, "imap append committed");
+        self.sync(io, true).await?;
+        io.tagged(
+            tag,
+            "OK",
+            &format!("[APPENDUID {uidvalidity} {uid}] Append completed"),
+        );
+        Ok(Flow::Continue)
+    }
+
+    /// GETQUOTA: one quota root per account, named "".
+    pub(super) async fn get_quota<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        root: &[u8],
+    ) -> Handled {
+        let account = self.account.as_ref().expect("after login");
+        if !root.is_empty() || account.quota_mb == 0 {
+            io.tagged(tag, "NO", "[NONEXISTENT] No such quota root");
+            return Ok(Flow::Continue);
+        }
+        let line = self.quota_line()?;
+        io.line(&line);
+        io.tagged(tag, "OK", "Getquota completed");
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn get_quota_root<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+    ) -> Handled {
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        let account = self.account.as_ref().expect("after login");
+        if !matches!(
+            self.context.cluster.reader.mailbox(&account.address, &name),
+            Ok(Some(_))
+        ) {
+            io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+            return Ok(Flow::Continue);
+        }
+        if account.quota_mb == 0 {
+            io.line(&format!("* QUOTAROOT {}", quoted_name(&name)));
+        } else {
+            io.line(&format!("* QUOTAROOT {} \"\"", quoted_name(&name)));
+            let line = self.quota_line()?;
+            io.line(&line);
+        }
+        io.tagged(tag, "OK", "Getquotaroot completed");
+        Ok(Flow::Continue)
+    }
+
+    /// `* QUOTA "" (STORAGE used limit)` in KiB (RFC 2087).
+    fn quota_line(&self) -> Result<String, Closed> {
+        let account = self.account.as_ref().expect("after login");
+        let used = self
+            .context
+            .cluster
+            .reader
+            .usage_bytes(&account.address)
+            .unwrap_or(0);
+        Ok(format!(
+            "* QUOTA {} (STORAGE {} {})",
+            quoted(""),
+            used.div_ceil(1024),
+            account.quota_mb.saturating_mul(1024)
+        ))
+    }
+
+    /// The stored name for a wire name, or a queued BAD.
+    pub(super) fn name_or_bad<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+    ) -> Option<String> {
+        match mailbox_name(mailbox) {
+            Ok(name) if !name.is_empty() => Some(name),
+            Ok(_) => {
+                io.tagged(tag, "NO", "[CANNOT] Empty mailbox name");
+                None
+            }
+            Err(why) => {
+                self.bad(io, tag, why);
+                None
+            }
+        }
+    }
+}
+
+/// Whether `extra` more bytes would take the account over its quota (0 MB: no quota).
+pub(super) fn over_quota(
+    reader: &raft_store::StateReader,
+    account: &raft_store::Account,
+    extra: u64,
+) -> bool {
+    let quota = account.quota_mb.saturating_mul(1024 * 1024);
+    quota > 0
+        && reader
+            .usage_bytes(&account.address)
+            .unwrap_or(0)
+            .saturating_add(extra)
+            > quota
+}
+
+/// `NO [UNAVAILABLE]` for a change the cluster could not commit.
+pub(super) fn unavailable<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    tag: &Tag<'_>,
+    err: &ClusterError,
+) {
+    tracing::warn!(error = %err, "imap: cluster unavailable");
+    io.tagged(
+        tag,
+        "NO",
+        "[UNAVAILABLE] The cluster is not reachable right now, try again",
+    );
+}

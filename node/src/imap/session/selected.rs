@@ -1,0 +1,760 @@
+//! SELECT/EXAMINE and the selected-state commands: FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE,
+//! CLOSE and UNSELECT.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModifier};
+use imap_codec::imap_types::core::{Charset, Tag};
+use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
+use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::SequenceSet;
+use raft_store::summary::MessageSummary;
+use raft_store::{BlobHash, Command, CommandResult, FlagOp, Message, flag};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::mailboxes::{over_quota, unavailable};
+use super::{Flow, Handled, Io, Session, stored_flags, uid_set};
+use crate::blobs::Blobs;
+use crate::imap::fetch::{self, FetchError, FetchOptions};
+use crate::imap::search::{self, Answer};
+use crate::imap::view::View;
+
+/// Messages whose summaries and blobs are read in one blocking task during FETCH.
+const FETCH_CHUNK: usize = 64;
+
+/// A message's summary and, when the command needs them, its bytes.
+struct Loaded {
+    summary: Option<MessageSummary>,
+    raw: Option<Arc<Vec<u8>>>,
+}
+
+impl Session {
+    pub(super) async fn select<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        mailbox: &WireMailbox<'_>,
+        read_only: bool,
+        parameters: &[SelectParameter],
+    ) -> Handled {
+        // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+        self.selected = None;
+        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        for parameter in parameters {
+            match parameter {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => {
+                    self.bad(io, tag, "QRESYNC is not supported");
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        // Everything acknowledged anywhere before this SELECT must be in the view.
+        if let Err(err) = self.context.cluster.linearize().await {
+            unavailable(io, tag, &err);
+            return Ok(Flow::Continue);
+        }
+        let reader = self.context.cluster.reader.clone();
+        let account = self.account_name().to_owned();
+        let stored = match reader.mailbox(&account, &name) {
+            Ok(Some(mailbox)) => mailbox,
+            Ok(None) => {
+                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                return Ok(Flow::Continue);
+            }
+        };
+        let messages = {
+            let name = name.clone();
+            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
+                Ok(Ok(messages)) => messages,
+                _ => {
+                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                    return Ok(Flow::Continue);
+                }
+            }
+        };
+        let view = View::new(name, read_only, &stored, messages);
+        io.push(view.flags_responses().as_bytes());
+        io.line(&format!("* {} EXISTS", view.len()));
+        io.line("* 0 RECENT");
+        if let Some(unseen) = view.first_unseen() {
+            io.line(&format!("* OK [UNSEEN {unseen}] First unseen"));
+        }
+        io.line(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid",
+            view.uidvalidity
+        ));
+        io.line(&format!(
+            "* OK [UIDNEXT {}] Predicted next UID",
+            view.uidnext()
+        ));
+        io.line(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest",
+            view.highest_modseq().max(1)
+        ));
+        let (code, verb) = if read_only {
+            ("READ-ONLY", "Examine")
+        } else {
+            ("READ-WRITE", "Select")
+        };
+        self.selected = Some(view);
+        io.tagged(tag, "OK", &format!("[{code}] {verb} completed"));
+        Ok(Flow::Continue)
+    }
+
+    /// CLOSE (expunging `\Deleted` messages silently unless read-only) and UNSELECT.
+    pub(super) async fn close<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        expunge: bool,
+    ) -> Handled {
+        let view = self.selected.take().expect("checked by the caller");
+        if expunge && !view.read_only {
+            let uids: Vec<u32> = deleted_uids(&view, None);
+            if !uids.is_empty() {
+                let command = Command::Expunge {
+                    account: self.account_name().to_owned(),
+                    mailbox: view.name.clone(),
+                    uids,
+                };
+                if let Err(err) = self.context.cluster.write(command).await {
+                    unavailable(io, tag, &err);
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        let verb = if expunge { "Close" } else { "Unselect" };
+        io.tagged(tag, "OK", &format!("{verb} completed"));
+        Ok(Flow::Continue)
+    }
+
+    /// EXPUNGE, and UID EXPUNGE (UIDPLUS) limited to `only`.
+    pub(super) async fn expunge<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        only: Option<&SequenceSet>,
+    ) -> Handled {
+        let view = self.selected.as_ref().expect("checked by the caller");
+        if view.read_only {
+            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
+            return Ok(Flow::Continue);
+        }
+        let uids = deleted_uids(view, only);
+        if !uids.is_empty() {
+            let command = Command::Expunge {
+                account: self.account_name().to_owned(),
+                mailbox: view.name.clone(),
+                uids,
+            };
+            if let Err(err) = self.context.cluster.write(command).await {
+                unavailable(io, tag, &err);
+                return Ok(Flow::Continue);
+            }
+        }
+        self.sync(io, true).await?;
+        io.tagged(tag, "OK", "Expunge completed");
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn search<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Handled {
+        if let Some(charset) = charset
+            && !search::charset_supported(charset.as_ref())
+        {
+            let list = search::SUPPORTED_CHARSETS.join(" ");
+            io.tagged(
+                tag,
+                "NO",
+                &format!("[BADCHARSET ({list})] Unsupported charset"),
+            );
+            return Ok(Flow::Continue);
+        }
+        let with_modseq = criteria.iter().any(mentions_modseq);
+        if with_modseq {
+            self.condstore = true;
+        }
+        let view = self.selected.as_ref().expect("checked by the caller");
+        let messages: Vec<Message> = view.messages().to_vec();
+        let reader = self.context.cluster.reader.clone();
+        let blobs = self.context.blobs.clone();
+        let criteria: Vec<SearchKey<'static>> = criteria
+            .iter()
+            .map(|k| imap_codec::imap_types::IntoStatic::into_static(k.clone()))
+            .collect();
+        let answer = if uid {
+            Answer::Uids
+        } else {
+            Answer::SequenceNumbers
+        };
+        let handle = tokio::runtime::Handle::current();
+        let with_summaries = criteria.iter().any(needs_summary);
+        let searched = tokio::task::spawn_blocking(move || {
+            // Keys on flags, sizes, dates and UIDs never look at the summary: one empty stand-in
+            // saves reading and decoding a record per message.
+            let stand_in = raft_store::summary::summarize(b"");
+            let mut summaries = Vec::with_capacity(messages.len());
+            if with_summaries {
+                for message in &messages {
+                    summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+                }
+            }
+            let candidates: Vec<search::Candidate<'_>> = messages
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i as u32 + 1, m, summaries.get(i).unwrap_or(&stand_in)))
+                .collect();
+            let found = search::search(&criteria, &candidates, answer, |message| {
+                handle
+                    .block_on(blobs.read(&message.blob))
+                    .map_err(|e| e.to_string())
+            })?;
+            // RFC 7162 3.1.5: with MODSEQ in the criteria, the highest mod-sequence found.
+            let highest = found
+                .iter()
+                .filter_map(|n| match answer {
+                    Answer::SequenceNumbers => messages.get(*n as usize - 1),
+                    Answer::Uids => messages.iter().find(|m| m.uid == *n),
+                })
+                .map(|m| m.modseq)
+                .max();
+            Ok::<_, String>((found, highest))
+        })
+        .await;
+        let (found, highest) = match searched {
+            Ok(Ok(result)) => result,
+            Ok(Err(why)) => {
+                tracing::warn!(error = %why, "imap search: message unavailable");
+                io.tagged(tag, "NO", "[UNAVAILABLE] Some messages could not be read");
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[SERVERBUG] Search failed");
+                return Ok(Flow::Continue);
+            }
+        };
+        let mut line = String::from("* SEARCH");
+        for n in &found {
+            line.push(' ');
+            line.push_str(&n.to_string());
+        }
+        if with_modseq && let Some(highest) = highest {
+            line.push_str(&format!(" (MODSEQ {highest})"));
+        }
+        io.line(&line);
+        self.sync(io, uid).await?;
+        io.tagged(tag, "OK", "Search completed");
+        Ok(Flow::Continue)
+    }
+
+    pub(super) async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        set: &SequenceSet,
+        items: &MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+        modifiers: &[FetchModifier],
+    ) -> Handled {
+        let mut changed_since = None;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(since) => {
+                    changed_since = Some(since.get());
+                    self.condstore = true;
+                }
+                FetchModifier::Vanished => {
+                    self.bad(io, tag, "VANISHED needs QRESYNC, which is not supported");
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        let items = fetch::expand(items);
+        if items.contains(&imap_codec::imap_types::fetch::MessageDataItemName::ModSeq) {
+            self.condstore = true;
+        }
+        let view = self.selected.as_ref().expect("checked by the caller");
+        let indexes = match view.resolve(set, uid) {
+            Ok(indexes) => indexes,
+            Err(bad) => {
+                self.bad(io, tag, &bad.to_string());
+                return Ok(Flow::Continue);
+            }
+        };
+        let indexes: Vec<usize> = indexes
+            .into_iter()
+            .filter(|i| changed_since.is_none_or(|since| view.message(*i).modseq > since))
+            .collect();
+
+        // An implicit \Seen is stored before the data goes out, so the FLAGS shown are true.
+        let mut flags_changed = HashSet::new();
+        if !view.read_only && fetch::marks_seen(&items) {
+            let unseen: Vec<u32> = indexes
+                .iter()
+                .filter(|i| !view.is_gone(**i) && view.message(**i).flags & flag::SEEN == 0)
+                .map(|i| view.message(*i).uid)
+                .collect();
+            if !unseen.is_empty() {
+                let command = Command::StoreFlags {
+                    account: self.account_name().to_owned(),
+                    mailbox: view.name.clone(),
+                    uids: unseen,
+                    op: FlagOp::Add,
+                    flags: flag::SEEN,
+                    keywords: Vec::new(),
+                    unchanged_since: None,
+                };
+                match self.context.cluster.write(command).await {
+                    Ok(CommandResult::FlagsStored { changed, .. }) => {
+                        let view = self.selected.as_mut().expect("still selected");
+                        for change in changed {
+                            view.note_flags(
+                                change.uid,
+                                change.flags,
+                                &change.keywords,
+                                change.modseq,
+                            );
+                            flags_changed.insert(change.uid);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        unavailable(io, tag, &err);
+                        return Ok(Flow::Continue);
+                    }
+                }
+            }
+        }
+
+        let needs_blob = fetch::needs_blob(&items);
+        let options = FetchOptions {
+            uid,
+            condstore: self.condstore,
+            read_only: self.selected.as_ref().is_some_and(|v| v.read_only),
+            flags_changed: false,
+        };
+        let mut failed = 0;
+        let mut expunged = 0;
+        let mut unknown_cte = None;
+        for chunk in indexes.chunks(FETCH_CHUNK) {
+            let view = self.selected.as_ref().expect("still selected");
+            let batch: Vec<(usize, Message, bool)> = chunk
+                .iter()
+                .map(|i| (*i, view.message(*i).clone(), view.is_gone(*i)))
+                .collect();
+            let hashes: Vec<BlobHash> = batch.iter().map(|(_, m, _)| m.blob).collect();
+            let loaded = self.load(hashes, needs_blob).await;
+            for ((index, message, gone), loaded) in batch.into_iter().zip(loaded) {
+                let Loaded { summary, raw } = loaded;
+                let summary = match (summary, &raw) {
+                    (Some(summary), _) => summary,
+                    (None, Some(raw)) => raft_store::summary::summarize(raw),
+                    (None, None) => {
+                        // No summary record, or the message is gone: its bytes decide.
+                        match self.context.blobs.read(&message.blob).await {
+                            Ok(data) => raft_store::summary::summarize(&data),
+                            Err(_) => {
+                                if gone {
+                                    expunged += 1;
+                                } else {
+                                    failed += 1;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let raw_for_loader = raw.clone();
+                let built = fetch::fetch_response(
+                    index as u32 + 1,
+                    &message,
+                    &summary,
+                    &items,
+                    move || {
+                        raw_for_loader.ok_or_else(|| {
+                            std::io::Error::new(std::io::ErrorKind::NotFound, "message unavailable")
+                        })
+                    },
+                    FetchOptions {
+                        flags_changed: flags_changed.contains(&message.uid),
+                        ..options
+                    },
+                );
+                match built {
+                    Ok(output) => io.push(&output.response),
+                    Err(FetchError::UnknownCte { encoding }) => unknown_cte = Some(encoding),
+                    Err(err) => {
+                        if gone {
+                            expunged += 1;
+                        } else {
+                            tracing::warn!(error = %err, uid = message.uid, "imap fetch failed");
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+            io.flush_if_full().await?;
+        }
+        self.sync(io, uid).await?;
+        if let Some(encoding) = unknown_cte {
+            io.tagged(
+                tag,
+                "NO",
+                &format!("[UNKNOWN-CTE] Cannot decode {encoding:?}"),
+            );
+        } else if failed > 0 {
+            io.tagged(
+                tag,
+                "NO",
+                &format!("[UNAVAILABLE] {failed} messages could not be read, try again"),
+            );
+        } else if expunged > 0 {
+            io.tagged(tag, "NO", "[EXPUNGEISSUED] Some messages were expunged");
+        } else {
+            io.tagged(tag, "OK", "Fetch completed");
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Reads summaries and (with `with_blobs`) bytes of a batch in one blocking task; a blob
+    /// missing here is fetched from another replica.
+    async fn load(&self, hashes: Vec<BlobHash>, with_blobs: bool) -> Vec<Loaded> {
+        let reader = self.context.cluster.reader.clone();
+        let store = self.context.blobs.store().clone();
+        let wanted = hashes.clone();
+        let local = tokio::task::spawn_blocking(move || {
+            wanted
+                .iter()
+                .map(|hash| Loaded {
+                    summary: reader.summary(hash).ok().flatten(),
+                    raw: with_blobs
+                        .then(|| store.read(hash).ok().map(Arc::new))
+                        .flatten(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let mut loaded = local.unwrap_or_else(|_| {
+            hashes
+                .iter()
+                .map(|_| Loaded {
+                    summary: None,
+                    raw: None,
+                })
+                .collect()
+        });
+        if with_blobs {
+            for (entry, hash) in loaded.iter_mut().zip(&hashes) {
+                if entry.raw.is_none() {
+                    entry.raw = self.context.blobs.read(hash).await.ok().map(Arc::new);
+                }
+            }
+        }
+        loaded
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        set: &SequenceSet,
+        kind: StoreType,
+        response: StoreResponse,
+        flags: &[Flag<'_>],
+        uid: bool,
+        modifiers: &[StoreModifier],
+    ) -> Handled {
+        let view = self.selected.as_ref().expect("checked by the caller");
+        if view.read_only {
+            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
+            return Ok(Flow::Continue);
+        }
+        let (bits, keywords) = match stored_flags(flags) {
+            Ok(flags) => flags,
+            Err(why) => {
+                self.bad(io, tag, &why);
+                return Ok(Flow::Continue);
+            }
+        };
+        let mut unchanged_since = None;
+        for modifier in modifiers {
+            let StoreModifier::UnchangedSince(since) = modifier;
+            unchanged_since = Some(*since);
+        }
+        let indexes = match view.resolve(set, uid) {
+            Ok(indexes) => indexes,
+            Err(bad) => {
+                self.bad(io, tag, &bad.to_string());
+                return Ok(Flow::Continue);
+            }
+        };
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let view = self.selected.as_ref().expect("checked by the caller");
+        let expunged = indexes.iter().any(|i| view.is_gone(*i));
+        let uids: Vec<u32> = indexes
+            .iter()
+            .filter(|i| !view.is_gone(**i))
+            .map(|i| view.message(*i).uid)
+            .collect();
+        let mut failed = Vec::new();
+        if !uids.is_empty() {
+            let command = Command::StoreFlags {
+                account: self.account_name().to_owned(),
+                mailbox: view.name.clone(),
+                uids,
+                op: match kind {
+                    StoreType::Add => FlagOp::Add,
+                    StoreType::Remove => FlagOp::Remove,
+                    StoreType::Replace => FlagOp::Replace,
+                },
+                flags: bits,
+                keywords,
+                unchanged_since,
+            };
+            let changed = match self.context.cluster.write(command).await {
+                Ok(CommandResult::FlagsStored { changed, failed: f }) => {
+                    failed = f;
+                    changed
+                }
+                Ok(CommandResult::Rejected(rejection)) => {
+                    io.tagged(tag, "NO", &rejection.to_string());
+                    return Ok(Flow::Continue);
+                }
+                Ok(_) => Vec::new(),
+                Err(err) => {
+                    unavailable(io, tag, &err);
+                    return Ok(Flow::Continue);
+                }
+            };
+            let silent = response == StoreResponse::Silent;
+            let condstore = self.condstore;
+            let view = self.selected.as_mut().expect("still selected");
+            let mut out = Vec::new();
+            for change in changed {
+                view.note_flags(change.uid, change.flags, &change.keywords, change.modseq);
+                // RFC 7162 3.1.3: with CONDSTORE the new MODSEQ is sent even for .SILENT.
+                if silent && !condstore {
+                    continue;
+                }
+                let Some(seq) = view.seq_of(change.uid) else {
+                    continue;
+                };
+                let mut items = Vec::new();
+                if uid {
+                    items.push(format!("UID {}", change.uid));
+                }
+                if !silent {
+                    let mut flags = Vec::new();
+                    crate::imap::fetch::write_flags(&mut flags, change.flags, &change.keywords);
+                    items.push(format!("FLAGS {}", String::from_utf8_lossy(&flags)));
+                }
+                if condstore {
+                    items.push(format!("MODSEQ ({})", change.modseq));
+                }
+                out.extend_from_slice(
+                    format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes(),
+                );
+            }
+            io.push(&out);
+        }
+        self.sync(io, uid).await?;
+        if !failed.is_empty() {
+            let view = self.selected.as_ref().expect("still selected");
+            let shown = if uid {
+                uid_set(failed.iter().copied())
+            } else {
+                uid_set(failed.iter().filter_map(|u| view.seq_of(*u)))
+            };
+            io.tagged(
+                tag,
+                "OK",
+                &format!("[MODIFIED {shown}] Conditional store failed"),
+            );
+        } else if expunged {
+            io.tagged(tag, "NO", "[EXPUNGEISSUED] Some messages were expunged");
+        } else {
+            io.tagged(tag, "OK", "Store completed");
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// COPY, and MOVE (RFC 6851) with `remove`; UIDPLUS's COPYUID either way.
+    pub(super) async fn copy<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        set: &SequenceSet,
+        mailbox: &WireMailbox<'_>,
+        uid: bool,
+        remove: bool,
+    ) -> Handled {
+        let Some(target) = self.name_or_bad(io, tag, mailbox) else {
+            return Ok(Flow::Continue);
+        };
+        let view = self.selected.as_ref().expect("checked by the caller");
+        if remove && view.read_only {
+            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
+            return Ok(Flow::Continue);
+        }
+        let indexes = match view.resolve(set, uid) {
+            Ok(indexes) => indexes,
+            Err(bad) => {
+                self.bad(io, tag, &bad.to_string());
+                return Ok(Flow::Continue);
+            }
+        };
+        let view = self.selected.as_ref().expect("checked by the caller");
+        let chosen: Vec<&Message> = indexes
+            .iter()
+            .filter(|i| !view.is_gone(**i))
+            .map(|i| view.message(*i))
+            .collect();
+        let uids: Vec<u32> = chosen.iter().map(|m| m.uid).collect();
+        let bytes: u64 = chosen.iter().map(|m| m.size).sum();
+        let account = self.account.as_ref().expect("after login");
+        let reader = &self.context.cluster.reader;
+        match reader.mailbox(&account.address, &target) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                return Ok(Flow::Continue);
+            }
+        }
+        if remove && target == view.name {
+            io.tagged(
+                tag,
+                "NO",
+                "[CANNOT] Source and destination are the same mailbox",
+            );
+            return Ok(Flow::Continue);
+        }
+        if !remove && over_quota(reader, account, bytes) {
+            io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
+            return Ok(Flow::Continue);
+        }
+        let verb = if remove { "Move" } else { "Copy" };
+        if uids.is_empty() {
+            self.sync(io, uid || remove).await?;
+            io.tagged(tag, "OK", &format!("{verb} completed"));
+            return Ok(Flow::Continue);
+        }
+        let command = Command::CopyMessages {
+            account: account.address.clone(),
+            from: view.name.clone(),
+            to: target,
+            uids,
+            remove_source: remove,
+        };
+        let Some(result) = self.commit(io, tag, command).await else {
+            return Ok(Flow::Continue);
+        };
+        let code = match result {
+            CommandResult::Copied { uidvalidity, pairs } if !pairs.is_empty() => format!(
+                "[COPYUID {uidvalidity} {} {}] ",
+                uid_set(pairs.iter().map(|p| p.0)),
+                uid_set(pairs.iter().map(|p| p.1))
+            ),
+            _ => String::new(),
+        };
+        if remove {
+            // RFC 6851: COPYUID goes in an untagged OK before the EXPUNGE responses.
+            if !code.is_empty() {
+                io.line(&format!("* OK {code}Moved"));
+            }
+            self.sync(io, true).await?;
+            io.tagged(tag, "OK", "Move completed");
+        } else {
+            self.sync(io, uid).await?;
+            io.tagged(tag, "OK", &format!("{code}Copy completed"));
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// The summary of a message's blob; when the record is missing, parsed from the bytes.
+fn summary_of(
+    reader: &raft_store::StateReader,
+    blobs: &Arc<Blobs>,
+    handle: &tokio::runtime::Handle,
+    message: &Message,
+) -> Result<MessageSummary, String> {
+    if let Ok(Some(summary)) = reader.summary(&message.blob) {
+        return Ok(summary);
+    }
+    let data = handle
+        .block_on(blobs.read(&message.blob))
+        .map_err(|e| e.to_string())?;
+    Ok(raft_store::summary::summarize(&data))
+}
+
+/// UIDs of messages flagged `\Deleted` (within `only`, a UID set, when given).
+fn deleted_uids(view: &View, only: Option<&SequenceSet>) -> Vec<u32> {
+    let within: Option<HashSet<usize>> = only.map(|set| {
+        view.resolve(set, true)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    });
+    view.messages()
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| {
+            m.flags & flag::DELETED != 0
+                && !view.is_gone(*i)
+                && within.as_ref().is_none_or(|w| w.contains(i))
+        })
+        .map(|(_, m)| m.uid)
+        .collect()
+}
+
+/// Whether a key reads the envelope in the summary (FROM, SUBJECT, SENT*, HEADER ...).
+fn needs_summary(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Cc(_)
+        | SearchKey::Bcc(_)
+        | SearchKey::Subject(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Header(..) => true,
+        SearchKey::Not(inner) => needs_summary(inner),
+        SearchKey::Or(a, b) => needs_summary(a) || needs_summary(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_summary),
+        _ => false,
+    }
+}
+
+fn mentions_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::Not(inner) => mentions_modseq(inner),
+        SearchKey::Or(a, b) => mentions_modseq(a) || mentions_modseq(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(mentions_modseq),
+        _ => false,
+    }
+}
