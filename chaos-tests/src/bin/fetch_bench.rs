@@ -621,7 +621,9 @@ fn set_up_and_measure(
                     if STOP.load(Ordering::SeqCst) {
                         break 'rounds;
                     }
-                    let restart = restart_cold(system, systems, options)?;
+                    let imap_available =
+                        options.protocols.contains(&Protocol::Imap) && imap_note.is_none();
+                    let restart = restart_cold(system, systems, options, imap_available)?;
                     println!(
                         "round={round} {} {} {}: {restart}",
                         protocol.name(),
@@ -714,16 +716,20 @@ impl Systems {
 }
 
 /// Restarts `system` as a cold cell wants it (see the module doc); says what it did.
-fn restart_cold(system: System, systems: &mut Systems, options: &Options) -> Result<String> {
+/// `imap_available`: whether the cluster answered IMAP before, so it must again.
+fn restart_cold(
+    system: System,
+    systems: &mut Systems,
+    options: &Options,
+    imap_available: bool,
+) -> Result<String> {
     let started = Instant::now();
     let mut what = match system {
         System::Mcluster => {
             let mut old = systems.demo.take().context("the demo is not running")?;
             old.stop().context("stop the demo for a cold start")?;
             let demo = systems.demo.insert(Demo::start(&old.dir, &old.password)?);
-            let imap = options.protocols.contains(&Protocol::Imap)
-                && probe_imap(MCLUSTER_IMAP, DEMO_USER, &demo.password).is_ok();
-            demo.wait_ready(true, imap)?;
+            demo.wait_ready(true, imap_available)?;
             format!("mcluster restarted (demo pid {})", demo.child.id())
         }
         System::Dovecot => {
