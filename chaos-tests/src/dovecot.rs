@@ -41,8 +41,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 pub enum Passdb {
     /// One password for every user, compared in clear (`driver = static`): no hashing cost.
     Static { password: String },
-    /// A passwd-file of `(user, {SCHEME}hash)` lines, such as `{ARGON2ID}$argon2id$...`. A
-    /// verified login is cached for 15 minutes (`auth_cache_*`), until the instance stops.
+    /// A passwd-file of `(user, {SCHEME}hash)` lines, such as `{ARGON2ID}$argon2id$...`. Every
+    /// login verifies the hash (no auth cache: Dovecot's would keep the hash, not the verdict).
     PasswdFile { users: Vec<(String, String)> },
 }
 
@@ -133,8 +133,6 @@ impl Dovecot {
              ssl = no\n\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
-             auth_cache_size = 10M\n\
-             auth_cache_ttl = 15 mins\n\
              log_path = {log}\n\
              mail_location = maildir:{mail_root}/%n/Maildir\n\
              mail_uid = {MAIL_USER}\n\
