@@ -25,8 +25,8 @@
 //! - Cold and warm: before each (shape, protocol, system) the system is stopped, for Dovecot its
 //!   index files (`dovecot.index*`, `dovecot.list.index*`) are deleted (the `dovecot-uidlist`
 //!   stays: it is the mailbox's UID state, which the cluster keeps too), the system is started
-//!   and waited for until it answers (mcluster: a POP3 login of the demo user, which needs a
-//!   leader; Dovecot: both greetings), then `sync` and `echo 3 > /proc/sys/vm/drop_caches`
+//!   and waited for until it answers (mcluster: SMTP RCPT and a POP3 login of the demo user,
+//!   which needs a leader, and the IMAP greeting; Dovecot: both greetings), then `sync` and `echo 3 > /proc/sys/vm/drop_caches`
 //!   (unless `--no-drop-caches`). The first full fetch after that is the cold cell; the same
 //!   fetch repeated at once is the warm cell. The cold cell thus includes Dovecot rebuilding its
 //!   index and the cluster reading its RocksDB and blob files back from disk.
@@ -42,8 +42,9 @@
 //!
 //! How the mailboxes are filled: the messages are generated once (random words, CRLF line
 //! ends, lines of at most 78 characters, lone-dot and leading-dot lines to exercise
-//! dot-stuffing). The cluster gets them over SMTP (127.0.0.11:2525, 8 sessions) to accounts
-//! made with `mclusterctl user add`; it stores each with a Return-Path and a Received header in
+//! dot-stuffing). The accounts are `fetch-one@example.test` and `fetch-mNNNN@example.test`,
+//! all with one random password. The cluster gets the messages over SMTP (127.0.0.11:2525,
+//! 8 sessions) to accounts made with `mclusterctl user add`; it stores each with a Return-Path and a Received header in
 //! front. Dovecot's Maildirs are written directly: each message is a file in cur/ with a
 //! unique Postfix-style name (no `,S=` size in it), holding a Return-Path and a Received header
 //! of the cluster's form followed by the same bytes, so both servers hold messages of the
@@ -59,10 +60,10 @@
 //! passwd-file with an Argon2id hash of the same parameters, verified on every login (Dovecot's
 //! auth cache keeps the looked-up hash, not the verdict, so it would not spare the hashing).
 //! The login time (connect to logged in) is reported per cell, so the difference shows in the
-//! many-mailboxes shape, which logs in once per account. Dovecot's
-//! login processes run in its documented high-performance mode (long-lived, one per CPU) rather
-//! than its default of one process per connection, which costs a fork and exec per login (about
-//! 1.5-2x fewer messages per second in that shape on a 2-core machine).
+//! many-mailboxes shape, which logs in once per account. Dovecot's login processes run in its
+//! documented high-performance mode (long-lived, one per CPU) rather than its default of one
+//! process per connection, which costs a fork and exec per login (about 1.5-2x fewer messages
+//! per second in that shape on a 2-core machine); its mail processes stay one per session.
 //!
 //! All clients connect to the data node n1 (127.0.0.11), whichever node leads. If nothing
 //! answers IMAP there (the cluster's IMAP server may not exist yet), the benchmark says so,
