@@ -3,6 +3,7 @@
 //! decides the verdict alone, the scenario runner collects them.
 
 pub mod identical_state;
+pub mod imap_cache;
 pub mod no_acked_mail_lost;
 pub mod single_vip_owner;
 pub mod stable_uids;

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod checks;
 pub mod cluster;
+pub mod dovecot;
 pub mod faults;
 pub mod history;
 pub mod lab;

@@ -128,6 +128,10 @@ pub struct Row {
     pub verdict: String,
 }
 
+/// A check a scenario leaves for when the workload has stopped: it gets the complete history
+/// and returns its problems.
+pub type AfterLoad = Box<dyn FnOnce(&mut Chaos, &WorkloadHistory) -> Vec<String>>;
+
 /// What a scenario's fault function works with.
 pub struct Chaos {
     // Dropped before the cluster (whose lab kills what runs in its namespaces).
@@ -145,6 +149,7 @@ pub struct Chaos {
     resyncs: Vec<f64>,
     /// A data node to read everything from alone at the end, the other data nodes killed.
     alone: Option<usize>,
+    after_load: Vec<AfterLoad>,
     notes: Vec<String>,
 }
 
@@ -192,6 +197,11 @@ impl Chaos {
         self.fault_at = Some(monotonic_now());
     }
 
+    /// When the fault took effect (see [`Chaos::fault`]), in CLOCK_MONOTONIC seconds.
+    pub fn fault_at(&self) -> Option<f64> {
+        self.fault_at
+    }
+
     /// Stamps the moment the away data node is back (the resync time is measured from here).
     pub fn healed(&mut self) {
         self.heal_at = Some(monotonic_now());
@@ -224,6 +234,15 @@ impl Chaos {
     /// copies (resynced, or kept across a fault) are really there, not just counted.
     pub fn check_alone_at_end(&mut self, i: usize) {
         self.alone = Some(i);
+    }
+
+    /// Runs `check` once the workload has stopped and its history is complete, before the
+    /// runner's own checks; its problems fail the scenario.
+    pub fn check_after_load(
+        &mut self,
+        check: impl FnOnce(&mut Chaos, &WorkloadHistory) -> Vec<String> + 'static,
+    ) {
+        self.after_load.push(Box::new(check));
     }
 
     /// The resync times measured so far, in seconds.
@@ -414,6 +433,7 @@ fn execute(setup: &Setup, fault: impl FnOnce(&mut Chaos) -> Result<Outcome>) -> 
         heal_at: None,
         resyncs: Vec::new(),
         alone: None,
+        after_load: Vec::new(),
         notes: Vec::new(),
     };
     if let Err(err) = drive(setup, &mut chaos, fault, &mut row, &mut problems) {
@@ -503,6 +523,9 @@ fn drive(
         ));
     }
     let arp = chaos.observer.as_mut().expect("started above").finish()?;
+    for check in std::mem::take(&mut chaos.after_load) {
+        problems.extend(check(chaos, &history));
+    }
 
     let state = identical_state::check_digests(&chaos.cluster, Duration::from_secs(60));
     problems.extend(state.problems);
@@ -715,13 +738,13 @@ fn save_artifacts(setup: &Setup, chaos: &Chaos) -> Result<PathBuf> {
         let _ = fs::copy(node.log_path(), dir.join(format!("{}.log", node.name)));
         let _ = fs::copy(node.config_path(), dir.join(format!("{}.toml", node.name)));
     }
-    for name in [
-        "workload.jsonl",
-        "workload.stderr",
-        "arp.jsonl",
-        "arp.stderr",
-    ] {
-        let _ = fs::copy(chaos.cluster.root().join(name), dir.join(name));
+    // The clients' records: workload, ARP observer and any a scenario ran.
+    for entry in fs::read_dir(chaos.cluster.root())?.flatten() {
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if text.ends_with(".jsonl") || text.ends_with(".stderr") {
+            let _ = fs::copy(entry.path(), dir.join(&name));
+        }
     }
     let mut notes = chaos.notes.clone();
     if let Some(t) = chaos.fault_at {

@@ -229,10 +229,8 @@ impl Blobs {
         }
     }
 
-    /// A push that gives up early when Raft already knows the partner is gone: on the leader,
-    /// a partner that has acknowledged no heartbeat since the push began, for three heartbeat
-    /// intervals, is down (a dead process's host drops QUIC silently, so the push itself would
-    /// only fail at its timeout, seconds later, right after every failover).
+    /// A push that gives up early when Raft already knows the partner is gone (see
+    /// [`Blobs::watched`]).
     async fn push_watched(
         &self,
         partner: NodeId,
@@ -242,19 +240,32 @@ impl Blobs {
         started: Instant,
     ) -> Result<(), replication::ReplicationError> {
         let push = replication::blob::push(&self.cluster.transport, partner, member, hash, data);
+        self.watched(partner, started, push).await
+    }
+
+    /// Runs a request to `peer` that gives up early when Raft already knows the peer is gone:
+    /// on the leader, a peer that has acknowledged no heartbeat since `started`, for three
+    /// heartbeat intervals, is down (a dead process's host drops QUIC silently, so the request
+    /// itself would only fail at its timeout, seconds later, right after every failover).
+    async fn watched<T>(
+        &self,
+        peer: NodeId,
+        started: Instant,
+        request: impl std::future::Future<Output = Result<T, replication::ReplicationError>>,
+    ) -> Result<T, replication::ReplicationError> {
         let silence = self.cluster.config.heartbeat_interval * 3;
         let watch = async {
             loop {
                 tokio::time::sleep(self.cluster.config.heartbeat_interval / 2).await;
-                if started.elapsed() >= silence && self.silent_since(partner, started) {
+                if started.elapsed() >= silence && self.silent_since(peer, started) {
                     return;
                 }
             }
         };
         tokio::select! {
-            result = push => result,
+            result = request => result,
             () = watch => Err(replication::ReplicationError::PeerUnreachable {
-                node_id: partner,
+                node_id: peer,
                 reason: format!("it has answered no Raft heartbeat for {silence:?}"),
             }),
         }
@@ -362,7 +373,10 @@ impl Blobs {
             let Some(member) = membership.get_node(node) else {
                 continue;
             };
-            match replication::blob::fetch(&self.cluster.transport, *node, member, hash).await {
+            // A replica that died a moment ago (the old leader, after a failover) would make
+            // the client wait out the QUIC timeout; the leader knows sooner.
+            let fetch = replication::blob::fetch(&self.cluster.transport, *node, member, hash);
+            match self.watched(*node, Instant::now(), fetch).await {
                 Ok(Some(data)) => return Ok(data),
                 Ok(None) => last_error = format!("node {node} does not hold it"),
                 Err(err) => last_error = err.to_string(),

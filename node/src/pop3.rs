@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft_store::{INBOX, Message};
+use raft_store::{INBOX, MailPolicy, Message};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -69,17 +69,26 @@ struct Session {
     user: Option<String>,
     maildrop: Option<Maildrop>,
     errors: u32,
+    /// The mail policy as the session began.
+    policy: MailPolicy,
+    /// The next message's bytes, being read while the client takes the current one (clients
+    /// RETR one message after the other): its index and the local read.
+    read_ahead: Option<(usize, ReadAhead)>,
 }
+
+type ReadAhead = tokio::task::JoinHandle<std::io::Result<Vec<u8>>>;
 
 impl Session {
     fn new(context: Arc<MailContext>, peer: SocketAddr, tls: bool) -> Session {
         Session {
+            policy: context.cluster.reader.mail_policy().unwrap_or_default(),
             context,
             peer,
             tls,
             user: None,
             maildrop: None,
             errors: 0,
+            read_ahead: None,
         }
     }
 
@@ -88,13 +97,7 @@ impl Session {
         reader: &mut BufReader<S>,
         greet: bool,
     ) -> End {
-        let policy = self
-            .context
-            .cluster
-            .reader
-            .mail_policy()
-            .unwrap_or_default();
-        let idle = Duration::from_secs(policy.pop3_idle_timeout_secs);
+        let idle = Duration::from_secs(self.policy.pop3_idle_timeout_secs);
         if greet {
             let greeting = format!("+OK {} POP3 mcluster ready", self.context.hostname);
             if send(reader, &greeting).await.is_err() {
@@ -140,7 +143,7 @@ impl Session {
             if send_reply(reader, reply).await.is_err() {
                 return End::Closed;
             }
-            if self.errors >= policy.max_errors {
+            if self.errors >= self.policy.max_errors {
                 let _ = send(reader, "-ERR too many errors, closing connection").await;
                 return End::Closed;
             }
@@ -152,13 +155,7 @@ impl Session {
         command: Command,
         reader: &mut BufReader<S>,
     ) -> Step {
-        let policy = self
-            .context
-            .cluster
-            .reader
-            .mail_policy()
-            .unwrap_or_default();
-        let auth_allowed = self.tls || policy.auth_without_tls;
+        let auth_allowed = self.tls || self.policy.auth_without_tls;
         if self.maildrop.is_none() {
             return match command {
                 Command::Capa => Step::Reply(self.capabilities(auth_allowed)),
@@ -344,7 +341,24 @@ impl Session {
             Ok(m) => m.clone(),
             Err(e) => return Reply::Err(e.into()),
         };
-        match self.context.blobs.read(&message.blob).await {
+        let index = n as usize - 1;
+        let ahead = match self.read_ahead.take() {
+            Some((i, read)) if i == index => read.await.ok().and_then(Result::ok),
+            Some((_, read)) => {
+                read.abort();
+                None
+            }
+            None => None,
+        };
+        if top.is_none() {
+            self.read_next_after(index);
+        }
+        let read = match ahead {
+            Some(data) => Ok(data),
+            // Not read ahead, or not on this node's disk: the full path (local, else a replica).
+            None => self.context.blobs.read(&message.blob).await,
+        };
+        match read {
             Ok(data) => {
                 let body = match top {
                     None => data,
@@ -357,6 +371,18 @@ impl Session {
                 Reply::Err("[SYS/TEMP] message temporarily unavailable".into())
             }
         }
+    }
+
+    /// Starts reading the first message after `index` not marked deleted from the local disk.
+    fn read_next_after(&mut self, index: usize) {
+        let maildrop = self.maildrop.as_ref().expect("only called after login");
+        let Some((next, message)) = maildrop.live().find(|(i, _)| *i > index) else {
+            return;
+        };
+        let store = self.context.blobs.store().clone();
+        let hash = message.blob;
+        let read = tokio::task::spawn_blocking(move || store.read(&hash));
+        self.read_ahead = Some((next, read));
     }
 
     /// The UPDATE state: removes the messages marked deleted, through Raft.

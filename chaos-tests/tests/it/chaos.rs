@@ -2,17 +2,24 @@
 //! through the VIP): each breaks one thing under load and the runner checks what clients saw
 //! (`chaos_tests::scenario`). The smoke subset runs by default; `MCLUSTER_CHAOS_FULL=1` runs
 //! them all. `MCLUSTER_CHAOS_SEED=N` replays one run. Each scenario has its own lab subnet
-//! (11-26); nextest runs them one at a time (test group `chaos`).
+//! (11-27); nextest runs them one at a time (test group `chaos`).
 
+use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use chaos_tests::checks::imap_cache::{self, ImapRecords};
 use chaos_tests::checks::single_vip_owner;
 use chaos_tests::faults::Netem;
 use chaos_tests::lab::{Host, Lab};
+use chaos_tests::mail::PASSWORD;
 use chaos_tests::observer::Observer;
 use chaos_tests::scenario::{self, Chaos, Outcome, Setup, full_suite, seed_from_env};
+use chaos_tests::workload::client_script;
 use rand::Rng;
 
 /// Whether to run a scenario: smoke ones always, the rest with `MCLUSTER_CHAOS_FULL=1`.
@@ -440,6 +447,197 @@ fn restart_partner_from_old_disk() {
             chaos.healed();
             chaos.check_alone_at_end(partner);
             chaos.check_alone_at_end(partner);
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+/// `clients/imap_cache.py` in the client namespace, through the VIP: a cache session (STARTTLS
+/// on 143) and an IDLE session (993). Killed by PID if dropped while it runs.
+struct ImapCacheClient {
+    child: Option<Child>,
+    out: PathBuf,
+    stderr: PathBuf,
+}
+
+impl ImapCacheClient {
+    /// Bounds the client's whole run (its sessions give up by then).
+    const DEADLINE: Duration = Duration::from_secs(100);
+
+    fn start(chaos: &Chaos) -> Result<ImapCacheClient> {
+        let dir = chaos.cluster.root();
+        let out = dir.join("imap_cache.jsonl");
+        let stderr = dir.join("imap_cache.stderr");
+        let child = chaos
+            .lab()
+            .command(Host::Client, "python3")
+            .arg(client_script("imap_cache.py"))
+            .args(["--host", &chaos.lab().vip().to_string()])
+            .args(["--user", &chaos.users[0]])
+            .args(["--idle-user", &chaos.users[1]])
+            .args(["--password", PASSWORD])
+            .args(["--seed", &chaos.seed.to_string()])
+            .args(["--out", &out.display().to_string()])
+            .args(["--deadline", &Self::DEADLINE.as_secs().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr)?)
+            .spawn()
+            .context("start imap_cache.py")?;
+        Ok(ImapCacheClient {
+            child: Some(child),
+            out,
+            stderr,
+        })
+    }
+
+    fn records(&self) -> Result<ImapRecords> {
+        if !self.out.exists() {
+            return Ok(ImapRecords::default());
+        }
+        ImapRecords::parse(&self.out)
+    }
+
+    fn trouble(&self, records: &ImapRecords) -> String {
+        format!(
+            "client errors {:?}; stderr: {}",
+            records.errors,
+            fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// Waits until the records satisfy `probe`; fails early if a session gave up or the client
+    /// exited.
+    fn wait_for(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        probe: impl Fn(&ImapRecords) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let records = self.records()?;
+            if probe(&records) {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut() {
+                Some(child) => child.try_wait()?.is_some(),
+                None => true,
+            };
+            if !records.errors.is_empty() || exited || Instant::now() > deadline {
+                bail!("waiting for {what}: {}", self.trouble(&records));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Tells the client (SIGUSR1) that the fault comes now: the next dropped connection is
+    /// the fault's, not one to start over from.
+    fn fault_coming(&self) -> Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .context("imap_cache.py is not running")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1)
+            .context("signal imap_cache.py")
+    }
+
+    /// Waits for the client to end by itself (bounded by its own deadline).
+    fn wait_exit(&mut self) -> Result<()> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Self::DEADLINE + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                if !status.success() {
+                    bail!(
+                        "imap_cache.py exited with {status}: {}",
+                        self.trouble(&self.records()?)
+                    );
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("imap_cache.py did not end by its deadline");
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ImapCacheClient {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Guarantee 4 through a failover: an IMAP client caches two mailboxes (INBOX, where the load
+/// arrives and the POP3 reader deletes, and one it made with copies, an append, flag changes
+/// and an expunge) and keeps an IDLE connection, both through the VIP; the VIP holder is
+/// killed; the client reconnects and finds its cache valid (`checks/imap_cache.rs`).
+#[test]
+fn imap_cache_survives_vip_kill() {
+    run_once(
+        "imap_cache_survives_vip_kill",
+        27,
+        true,
+        |_| {},
+        |chaos| {
+            let mut client = ImapCacheClient::start(chaos)?;
+            client.wait_for(
+                Duration::from_secs(45),
+                "the IMAP client to cache its mailboxes and get an IDLE update",
+                |r| r.is_ready("cache") && r.is_ready("idle") && !r.idle_updates.is_empty(),
+            )?;
+            client.fault_coming()?;
+            scenario::kill_vip_holder(chaos, Duration::from_secs(4))?;
+            let fault_at = chaos
+                .fault_at()
+                .context("kill_vip_holder stamps the fault")?;
+            client.wait_exit()?;
+            let out = client.out.clone();
+            chaos.check_after_load(move |chaos, history| {
+                let records = match ImapRecords::parse(&out) {
+                    Ok(records) => records,
+                    Err(err) => return vec![format!("read the IMAP client's records: {err:#}")],
+                };
+                let check = imap_cache::check(history, &records, fault_at);
+                if !records.restarts.is_empty() {
+                    chaos.note(format!(
+                        "IMAP: sessions started over before the fault (connection lost or NO \
+                         [UNAVAILABLE]: the VIP was let go without a fault): {:?}",
+                        records.restarts
+                    ));
+                }
+                let ms = |map: &std::collections::BTreeMap<String, f64>, session: &str| {
+                    map.get(session)
+                        .map_or("-".into(), |s| format!("{:.0}", s * 1000.0))
+                };
+                chaos.note(format!(
+                    "IMAP: first SELECT through the VIP {} ms after the kill (cache session, \
+                     STARTTLS), {} ms (IDLE session, 993); dead connections noticed after {} \
+                     and {} ms",
+                    ms(&check.select_after, "cache"),
+                    ms(&check.select_after, "idle"),
+                    ms(&check.drop_after, "cache"),
+                    ms(&check.drop_after, "idle"),
+                ));
+                chaos.note(format!(
+                    "IMAP cache: {} cached UIDs unchanged, {} deleted by the POP3 reader, {} new \
+                     above the cached UIDNEXT; {} IDLE updates before the kill",
+                    check.unchanged,
+                    check.deleted_by_reader,
+                    check.new_after,
+                    check.idle_updates_before
+                ));
+                check.problems
+            });
             Ok(Outcome::Ran)
         },
     );

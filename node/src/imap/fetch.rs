@@ -55,8 +55,9 @@ pub enum FetchError {
     /// The loader failed; the session answers NO (or BYE when the store is gone).
     #[error("read message blob")]
     Blob(#[source] io::Error),
-    /// The blob does not hold the bytes its summary points at: storage corruption.
-    #[error("blob is {len} bytes but its summary needs {needed}")]
+    /// The blob is not as long as the message record says, or does not hold the bytes its
+    /// summary points at: storage corruption.
+    #[error("blob is {len} bytes but should be {needed}")]
     BlobTooShort { len: usize, needed: usize },
     /// BINARY of a part whose Content-Transfer-Encoding cannot be decoded: the session answers
     /// `NO [UNKNOWN-CTE]` (RFC 3516 4.3).
@@ -96,6 +97,23 @@ pub fn needs_blob(items: &[MessageDataItemName<'_>]) -> bool {
                 | MessageDataItemName::Binary { .. }
                 | MessageDataItemName::BinarySize { .. }
         )
+    })
+}
+
+/// Whether answering `items` needs the message's summary. Without it the caller may pass any
+/// summary (an empty one): flags, UID, size, dates and the whole message (BODY[], RFC822,
+/// BINARY[]) come from the message record and the blob.
+pub fn needs_summary(items: &[MessageDataItemName<'_>]) -> bool {
+    items.iter().any(|item| match item {
+        MessageDataItemName::Envelope
+        | MessageDataItemName::Body
+        | MessageDataItemName::BodyStructure
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::Rfc822Text => true,
+        MessageDataItemName::BodyExt { section, .. } => section.is_some(),
+        MessageDataItemName::Binary { section, .. }
+        | MessageDataItemName::BinarySize { section } => !section.is_empty(),
+        _ => false,
     })
 }
 
@@ -143,6 +161,13 @@ pub fn fetch_response(
             .take()
             .expect("the loader is taken only when nothing is loaded");
         let raw = load().map_err(FetchError::Blob)?;
+        // The record's size is what was stored: a blob of another length is damaged.
+        if raw.len() as u64 != message.size {
+            return Err(FetchError::BlobTooShort {
+                len: raw.len(),
+                needed: usize::try_from(message.size).unwrap_or(usize::MAX),
+            });
+        }
         loaded = Some(raw.clone());
         Ok(raw)
     };
@@ -185,8 +210,7 @@ pub fn fetch_response(
             }
             MessageDataItemName::Rfc822 => {
                 out.extend_from_slice(b"RFC822 ");
-                let data = slice(&raw()?, summary, &[], SectionPart::Full)?;
-                write_nstring(&mut out, data.as_deref());
+                write_nstring(&mut out, Some(&raw()?));
             }
             MessageDataItemName::Rfc822Header => {
                 out.extend_from_slice(b"RFC822.HEADER ");
@@ -319,7 +343,8 @@ fn body_section(
         Ok(header.map(|h| summary::filter_header_fields(&h, &names, not)))
     };
     match section {
-        None => slice(raw, summary, &[], SectionPart::Full),
+        // The whole message is the blob, whatever its parse.
+        None => Ok(Some(raw.to_vec())),
         Some(Section::Part(p)) => slice(raw, summary, &path_of(Some(p)), SectionPart::Full),
         Some(Section::Header(p)) => slice(raw, summary, &path_of(p.as_ref()), SectionPart::Header),
         Some(Section::Text(p)) => slice(raw, summary, &path_of(p.as_ref()), SectionPart::Text),
@@ -338,7 +363,7 @@ fn binary_section(
 ) -> Result<Option<Vec<u8>>, FetchError> {
     let path: Vec<u32> = path.iter().map(|n| n.get()).collect();
     if path.is_empty() {
-        return slice(raw, summary, &[], SectionPart::Full);
+        return Ok(Some(raw.to_vec()));
     }
     let Some(part) = find_part(summary, &path) else {
         return Ok(None);

@@ -646,6 +646,7 @@ impl Session {
         io.line("+ idling");
         let account: Arc<str> = self.account_name().into();
         let deadline = tokio::time::Instant::now() + AUTHENTICATED_IDLE;
+        let mut listening = true;
         loop {
             match self.reader.next_idle_done() {
                 LineEvent::Line(()) => break,
@@ -658,13 +659,18 @@ impl Session {
             io.flush().await?;
             tokio::select! {
                 read = io.read(&mut self.reader, AUTHENTICATED_IDLE) => read?,
-                change = changes.recv() => {
+                change = changes.recv(), if listening => {
                     use raft_store::MailChange;
                     use tokio::sync::broadcast::error::RecvError;
                     let relevant = match change {
                         Ok(MailChange::Account(changed)) => changed == account,
                         Ok(MailChange::All) | Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => false,
+                        // The state machine is gone (the node is stopping): the session
+                        // ends with it.
+                        Err(RecvError::Closed) => {
+                            listening = false;
+                            false
+                        }
                     };
                     if relevant {
                         self.sync(io, true).await?;

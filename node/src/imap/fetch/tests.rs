@@ -10,8 +10,10 @@ use imap_codec::{CommandCodec, decode::Decoder};
 use raft_store::summary::{MessageSummary, summarize};
 use raft_store::{Message, flag};
 
+use imap_codec::imap_types::IntoStatic;
+
 use crate::imap::fetch::{
-    FetchError, FetchOptions, expand, fetch_response, internal_date, marks_seen,
+    FetchError, FetchOptions, expand, fetch_response, internal_date, marks_seen, needs_summary,
 };
 
 const RAW: &[u8] = b"From: Alice <alice@example.com>\r\n\
@@ -458,9 +460,13 @@ fn fetch_binary_unknown_encoding() {
         peek: true,
     }];
     let loader = || -> io::Result<Arc<Vec<u8>>> { Ok(Arc::new(raw.to_vec())) };
+    let stored = Message {
+        size: raw.len() as u64,
+        ..message()
+    };
     let result = fetch_response(
         1,
-        &message(),
+        &stored,
         &summary,
         &items,
         loader,
@@ -470,4 +476,57 @@ fn fetch_binary_unknown_encoding() {
         matches!(&result, Err(FetchError::UnknownCte { encoding }) if encoding == "X-UUENCODE"),
         "{result:?}"
     );
+}
+
+#[test]
+fn the_whole_message_needs_no_summary() {
+    let items = |text: &str| {
+        let line = format!("a FETCH 1 {text}\r\n");
+        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        let CommandBody::Fetch {
+            macro_or_item_names,
+            ..
+        } = command.body
+        else {
+            panic!("not a FETCH");
+        };
+        expand(&macro_or_item_names)
+            .into_iter()
+            .map(|i| i.into_static())
+            .collect::<Vec<_>>()
+    };
+    for without in [
+        "(UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[])",
+        "RFC822",
+        "BINARY[]",
+        "FAST",
+    ] {
+        assert!(!needs_summary(&items(without)), "{without}");
+    }
+    for with in [
+        "ENVELOPE",
+        "BODY[TEXT]",
+        "BODY[1]",
+        "RFC822.HEADER",
+        "BINARY.SIZE[1]",
+        "ALL",
+    ] {
+        assert!(needs_summary(&items(with)), "{with}");
+    }
+    // With an empty stand-in summary, BODY[] is still the whole blob.
+    let stand_in = summarize(b"");
+    let loader = || -> io::Result<Arc<Vec<u8>>> { Ok(Arc::new(RAW.to_vec())) };
+    let output = fetch_response(
+        1,
+        &message(),
+        &stand_in,
+        &items("BODY.PEEK[]"),
+        loader,
+        FetchOptions::default(),
+    )
+    .expect("fetch");
+    let expected = format!("* 1 FETCH (BODY[] {{{}}}\r\n", RAW.len());
+    assert!(output.response.starts_with(expected.as_bytes()));
+    assert!(output.response.ends_with(b")\r\n"));
+    assert_eq!(output.response.len(), expected.len() + RAW.len() + 3);
 }

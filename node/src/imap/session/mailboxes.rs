@@ -262,23 +262,6 @@ impl Session {
         let Some(name) = self.name_or_bad(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
-        if let Err(err) = self.context.cluster.linearize().await {
-            unavailable(io, tag, &err);
-            return Ok(Flow::Continue);
-        }
-        let reader = self.context.cluster.reader.clone();
-        let account = self.account_name().to_owned();
-        let mailbox = match reader.mailbox(&account, &name) {
-            Ok(Some(mailbox)) => mailbox,
-            Ok(None) => {
-                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
-        };
         let needs_messages = items.iter().any(|item| {
             matches!(
                 item,
@@ -287,17 +270,8 @@ impl Session {
                     | StatusDataItemName::DeletedStorage
             )
         });
-        let messages = if needs_messages {
-            let name = name.clone();
-            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
-                Ok(Ok(messages)) => messages,
-                _ => {
-                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                    return Ok(Flow::Continue);
-                }
-            }
-        } else {
-            Vec::new()
+        let Some((mailbox, messages)) = self.open(io, tag, &name, needs_messages).await else {
+            return Ok(Flow::Continue);
         };
         let mut shown = Vec::new();
         for item in items {
@@ -381,19 +355,10 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login").clone();
-        match self.mailbox_exists(&name).await {
-            Some(true) => {}
-            Some(false) => {
-                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            None => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
+        if !self.target_exists(io, tag, &name).await {
+            return Ok(Flow::Continue);
         }
-        let reader = &self.context.cluster.reader;
-        if over_quota(reader, &account, size) {
+        if over_quota(&self.context.cluster.reader, &account, size) {
             io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Ok(Flow::Continue);
         }
@@ -524,6 +489,47 @@ impl Session {
         ))
     }
 
+    /// A mailbox as of now (after a read index, so everything acknowledged anywhere is in it),
+    /// with its messages when `with_messages`; on failure the tagged NO is queued.
+    pub(super) async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        name: &str,
+        with_messages: bool,
+    ) -> Option<(raft_store::Mailbox, Vec<raft_store::Message>)> {
+        if let Err(err) = self.context.cluster.linearize().await {
+            unavailable(io, tag, &err);
+            return None;
+        }
+        let reader = self.context.cluster.reader.clone();
+        let account = self.account_name().to_owned();
+        let name = name.to_owned();
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(mailbox) = reader.mailbox(&account, &name)? else {
+                return Ok(None);
+            };
+            let messages = if with_messages {
+                reader.messages(&account, &name)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, raft_store::StoreError>(Some((mailbox, messages)))
+        })
+        .await;
+        match read {
+            Ok(Ok(Some(found))) => Some(found),
+            Ok(Ok(None)) => {
+                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
+                None
+            }
+            _ => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                None
+            }
+        }
+    }
+
     /// Whether the account has mailbox `name` (None: the store or the cluster cannot say).
     /// This node's copy answers yes at once; a no is checked again after catching up with the
     /// leader, since the mailbox may have been created through another node a moment ago.
@@ -534,6 +540,26 @@ impl Session {
         }
         self.context.cluster.linearize().await.ok()?;
         Some(reader.mailbox(self.account_name(), name).ok()?.is_some())
+    }
+
+    /// Whether a mailbox exists, for APPEND and COPY; if not, `NO [TRYCREATE]` is queued.
+    pub(super) async fn target_exists<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: &mut Io<S>,
+        tag: &Tag<'_>,
+        name: &str,
+    ) -> bool {
+        match self.mailbox_exists(name).await {
+            Some(true) => true,
+            Some(false) => {
+                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+                false
+            }
+            None => {
+                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
+                false
+            }
+        }
     }
 
     /// The stored name for a wire name, or a queued BAD.

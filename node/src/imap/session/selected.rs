@@ -23,9 +23,10 @@ use crate::imap::search::{self, Answer};
 use crate::imap::view::View;
 
 /// Messages whose summaries and blobs are read in one blocking task during FETCH.
-const FETCH_CHUNK: usize = 64;
+const FETCH_CHUNK: usize = 128;
 
 /// A message's summary and, when the command needs them, its bytes.
+#[derive(Default)]
 struct Loaded {
     summary: Option<MessageSummary>,
     raw: Option<Arc<Vec<u8>>>,
@@ -55,32 +56,8 @@ impl Session {
             }
         }
         // Everything acknowledged anywhere before this SELECT must be in the view.
-        if let Err(err) = self.context.cluster.linearize().await {
-            unavailable(io, tag, &err);
+        let Some((stored, messages)) = self.open(io, tag, &name, true).await else {
             return Ok(Flow::Continue);
-        }
-        let reader = self.context.cluster.reader.clone();
-        let account = self.account_name().to_owned();
-        let stored = match reader.mailbox(&account, &name) {
-            Ok(Some(mailbox)) => mailbox,
-            Ok(None) => {
-                io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
-        };
-        let messages = {
-            let name = name.clone();
-            match tokio::task::spawn_blocking(move || reader.messages(&account, &name)).await {
-                Ok(Ok(messages)) => messages,
-                _ => {
-                    io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                    return Ok(Flow::Continue);
-                }
-            }
         };
         let view = View::new(name, read_only, &stored, messages);
         io.push(view.flags_responses().as_bytes());
@@ -204,16 +181,21 @@ impl Session {
             Answer::SequenceNumbers
         };
         let handle = tokio::runtime::Handle::current();
+        let with_summaries = criteria.iter().any(needs_summary);
         let searched = tokio::task::spawn_blocking(move || {
+            // Keys on flags, sizes, dates and UIDs never look at the summary: one empty stand-in
+            // saves reading and decoding a record per message.
+            let stand_in = raft_store::summary::summarize(b"");
             let mut summaries = Vec::with_capacity(messages.len());
-            for message in &messages {
-                summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+            if with_summaries {
+                for message in &messages {
+                    summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+                }
             }
             let candidates: Vec<search::Candidate<'_>> = messages
                 .iter()
-                .zip(&summaries)
                 .enumerate()
-                .map(|(i, (m, s))| (i as u32 + 1, m, s))
+                .map(|(i, m)| (i as u32 + 1, m, summaries.get(i).unwrap_or(&stand_in)))
                 .collect();
             let found = search::search(&criteria, &candidates, answer, |message| {
                 handle
@@ -338,51 +320,81 @@ impl Session {
         }
 
         let needs_blob = fetch::needs_blob(&items);
+        let needs_summary = fetch::needs_summary(&items);
         let options = FetchOptions {
             uid,
             condstore: self.condstore,
             read_only: self.selected.as_ref().is_some_and(|v| v.read_only),
             flags_changed: false,
         };
+        let stand_in = raft_store::summary::summarize(b"");
+        let view = self.selected.as_ref().expect("still selected");
+        let batches: Vec<Vec<(usize, Message, bool)>> = indexes
+            .chunks(FETCH_CHUNK)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|i| (*i, view.message(*i).clone(), view.is_gone(*i)))
+                    .collect()
+            })
+            .collect();
         let mut failed = 0;
         let mut expunged = 0;
         let mut unknown_cte = None;
-        for chunk in indexes.chunks(FETCH_CHUNK) {
-            let view = self.selected.as_ref().expect("still selected");
-            let batch: Vec<(usize, Message, bool)> = chunk
-                .iter()
-                .map(|i| (*i, view.message(*i).clone(), view.is_gone(*i)))
-                .collect();
-            let hashes: Vec<BlobHash> = batch.iter().map(|(_, m, _)| m.blob).collect();
-            let loaded = self.load(hashes, needs_blob).await;
-            for ((index, message, gone), loaded) in batch.into_iter().zip(loaded) {
-                let Loaded { summary, raw } = loaded;
-                let summary = match (summary, &raw) {
+        let mut hashes: std::collections::VecDeque<Vec<BlobHash>> = batches
+            .iter()
+            .map(|batch| batch.iter().map(|(_, m, _)| m.blob).collect())
+            .collect();
+        // The next batch is read from disk while this one is answered.
+        let mut next = hashes
+            .pop_front()
+            .map(|first| self.read_local(first, needs_blob, needs_summary));
+        for batch in batches {
+            let loaded = match next.take() {
+                Some(reading) => reading.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            next = hashes
+                .pop_front()
+                .map(|following| self.read_local(following, needs_blob, needs_summary));
+            let mut loaded = loaded.into_iter();
+            for (index, message, gone) in batch {
+                let Loaded { summary, mut raw } = loaded.next().unwrap_or_default();
+                if raw.is_none() && (needs_blob || (needs_summary && summary.is_none())) {
+                    // Not on this node's disk (or no summary record): the full path, local
+                    // then a replica.
+                    raw = self
+                        .context
+                        .blobs
+                        .read(&message.blob)
+                        .await
+                        .ok()
+                        .map(Arc::new);
+                }
+                let parsed;
+                let summary = match (&summary, &raw) {
                     (Some(summary), _) => summary,
-                    (None, Some(raw)) => raft_store::summary::summarize(raw),
+                    _ if !needs_summary => &stand_in,
+                    (None, Some(raw)) => {
+                        parsed = raft_store::summary::summarize(raw);
+                        &parsed
+                    }
                     (None, None) => {
-                        // No summary record, or the message is gone: its bytes decide.
-                        match self.context.blobs.read(&message.blob).await {
-                            Ok(data) => raft_store::summary::summarize(&data),
-                            Err(_) => {
-                                if gone {
-                                    expunged += 1;
-                                } else {
-                                    failed += 1;
-                                }
-                                continue;
-                            }
+                        if gone {
+                            expunged += 1;
+                        } else {
+                            failed += 1;
                         }
+                        continue;
                     }
                 };
-                let raw_for_loader = raw.clone();
                 let built = fetch::fetch_response(
                     index as u32 + 1,
                     &message,
-                    &summary,
+                    summary,
                     &items,
                     move || {
-                        raw_for_loader.ok_or_else(|| {
+                        raw.ok_or_else(|| {
                             std::io::Error::new(std::io::ErrorKind::NotFound, "message unavailable")
                         })
                     },
@@ -427,41 +439,29 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Reads summaries and (with `with_blobs`) bytes of a batch in one blocking task; a blob
-    /// missing here is fetched from another replica.
-    async fn load(&self, hashes: Vec<BlobHash>, with_blobs: bool) -> Vec<Loaded> {
+    /// Starts reading, from this node's disk, the summaries and bytes (as asked) of a batch,
+    /// in one blocking task. What is not there comes back as None.
+    fn read_local(
+        &self,
+        hashes: Vec<BlobHash>,
+        with_blobs: bool,
+        with_summaries: bool,
+    ) -> tokio::task::JoinHandle<Vec<Loaded>> {
         let reader = self.context.cluster.reader.clone();
         let store = self.context.blobs.store().clone();
-        let wanted = hashes.clone();
-        let local = tokio::task::spawn_blocking(move || {
-            wanted
+        tokio::task::spawn_blocking(move || {
+            hashes
                 .iter()
                 .map(|hash| Loaded {
-                    summary: reader.summary(hash).ok().flatten(),
+                    summary: with_summaries
+                        .then(|| reader.summary(hash).ok().flatten())
+                        .flatten(),
                     raw: with_blobs
                         .then(|| store.read(hash).ok().map(Arc::new))
                         .flatten(),
                 })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        let mut loaded = local.unwrap_or_else(|_| {
-            hashes
-                .iter()
-                .map(|_| Loaded {
-                    summary: None,
-                    raw: None,
-                })
                 .collect()
-        });
-        if with_blobs {
-            for (entry, hash) in loaded.iter_mut().zip(&hashes) {
-                if entry.raw.is_none() {
-                    entry.raw = self.context.blobs.read(hash).await.ok().map(Arc::new);
-                }
-            }
-        }
-        loaded
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -625,16 +625,8 @@ impl Session {
             .collect();
         let uids: Vec<u32> = chosen.iter().map(|m| m.uid).collect();
         let bytes: u64 = chosen.iter().map(|m| m.size).sum();
-        match self.mailbox_exists(&target).await {
-            Some(true) => {}
-            Some(false) => {
-                io.tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-                return Ok(Flow::Continue);
-            }
-            None => {
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
-            }
+        if !self.target_exists(io, tag, &target).await {
+            return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login");
         let reader = &self.context.cluster.reader;
@@ -723,6 +715,25 @@ fn deleted_uids(view: &View, only: Option<&SequenceSet>) -> Vec<u32> {
         })
         .map(|(_, m)| m.uid)
         .collect()
+}
+
+/// Whether a key reads the envelope in the summary (FROM, SUBJECT, SENT*, HEADER ...).
+fn needs_summary(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Cc(_)
+        | SearchKey::Bcc(_)
+        | SearchKey::Subject(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Header(..) => true,
+        SearchKey::Not(inner) => needs_summary(inner),
+        SearchKey::Or(a, b) => needs_summary(a) || needs_summary(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_summary),
+        _ => false,
+    }
 }
 
 fn mentions_modseq(key: &SearchKey<'_>) -> bool {

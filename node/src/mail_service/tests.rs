@@ -1,0 +1,38 @@
+use super::*;
+
+fn account(hash: &str) -> Account {
+    Account {
+        address: "alice@example.test".into(),
+        domain: "example.test".into(),
+        password_hash: hash.into(),
+        quota_mb: 0,
+        enabled: true,
+        created_at: 0,
+    }
+}
+
+#[test]
+fn a_remembered_login_needs_the_same_password_and_the_same_stored_hash() {
+    let cache = LoginCache::new();
+    let alice = account("$argon2id$one");
+    assert!(!cache.verified(&alice, "secret"));
+    cache.remember(&alice, "secret");
+    assert!(cache.verified(&alice, "secret"));
+    assert!(!cache.verified(&alice, "Secret"));
+    assert!(!cache.verified(&alice, ""));
+    // A password change (a new stored hash) ends the entry.
+    assert!(!cache.verified(&account("$argon2id$two"), "secret"));
+    // Another process's cache (another key) knows nothing.
+    assert!(!LoginCache::new().verified(&alice, "secret"));
+}
+
+#[test]
+fn a_full_cache_makes_room() {
+    let cache = LoginCache::new();
+    for i in 0..LOGIN_CACHE_ENTRIES + 5 {
+        let mut a = account("h");
+        a.address = format!("u{i}@example.test");
+        cache.remember(&a, "pw");
+    }
+    assert!(cache.entries.lock().unwrap().len() <= LOGIN_CACHE_ENTRIES);
+}
