@@ -629,6 +629,9 @@ def mailboxes(c):
     R.true("[ALREADYEXISTS]" in text, text)
     typ, text, _ = cmd(M1, "CREATE", "inbox")
     R.eq(typ, "NO", "CREATE INBOX")
+    typ, text, _ = cmd(M1, "CREATE", q("Wild*card"))
+    R.eq(typ, "NO", "CREATE of a name with a LIST wildcard")
+    R.true("[CANNOT]" in text, text)
 
     # Node 2 sees node 1's mailboxes: LIST with *, % and a reference.
     everything = list_names(M2, '""', "*")

@@ -90,8 +90,9 @@ pub enum CommandErrorKind {
     /// The command's lines were over `Limits::line`: answer `BAD`.
     #[error("command line too long (limit {max} bytes)")]
     LineTooLong { max: usize },
-    /// A literal was announced over its limit and will not be read: answer `NO [TOOBIG]`
-    /// (RFC 7889) for APPEND, `BAD` otherwise. `length` saturates for absurd announcements.
+    /// A literal was announced over its limit and will not be read: the session answers
+    /// `NO [TOOBIG]` (RFC 7889; the reader does not know which command it was, and TOOBIG is
+    /// true of any). `length` saturates for absurd announcements.
     #[error("literal of {length} bytes is over the limit of {max} bytes")]
     LiteralTooLarge { length: u64, max: u64 },
 }

@@ -59,6 +59,10 @@ impl Session {
             io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
             return Ok(Flow::Continue);
         }
+        if has_wildcard(&name) {
+            io.tagged(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
+            return Ok(Flow::Continue);
+        }
         let command = Command::CreateMailbox {
             account: self.account_name().to_owned(),
             name,
@@ -111,6 +115,10 @@ impl Session {
         };
         if to == INBOX {
             io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+            return Ok(Flow::Continue);
+        }
+        if has_wildcard(&to) {
+            io.tagged(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
             return Ok(Flow::Continue);
         }
         let below = format!("{from}{DELIMITER}");
@@ -581,6 +589,12 @@ impl Session {
             }
         }
     }
+}
+
+/// A name with LIST's wildcards could never be listed on its own (RFC 3501 5.1 advises
+/// against them), so CREATE and RENAME refuse it.
+fn has_wildcard(name: &str) -> bool {
+    name.contains(['*', '%'])
 }
 
 /// Whether `extra` more bytes would take the account over its quota (0 MB: no quota).
