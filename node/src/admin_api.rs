@@ -127,7 +127,8 @@ impl From<ClusterError> for ApiError {
                 Rejection::NoSuchDomain(_)
                 | Rejection::NoSuchAccount(_)
                 | Rejection::NoSuchAlias(_)
-                | Rejection::NoSuchMailbox(_) => ApiError::not_found(message),
+                | Rejection::NoSuchMailbox(_)
+                | Rejection::NotQueued(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)

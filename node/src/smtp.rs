@@ -629,6 +629,7 @@ impl Session {
                     return "451 4.3.0 Temporary failure, try again later".into();
                 }
             },
+            outbound: None,
         };
         match self.context.deliverer.deliver(delivery).await {
             Ok(outcome) => {

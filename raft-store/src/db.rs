@@ -11,7 +11,7 @@ use crate::error::StoreError;
 
 /// Bumped whenever a key or value layout changes; a node refuses to open a store of another
 /// version rather than misread it.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Raft log entries, keyed by big-endian index.
 pub const CF_LOG: &str = "log";
@@ -39,9 +39,13 @@ pub const CF_DELIVERED: &str = "delivered";
 /// IMAP summaries of blobs (envelope, MIME structure, part offsets), by blob hash, kept while
 /// any message refers to the blob.
 pub const CF_SUMMARIES: &str = "summaries";
+/// The outbound queue, keyed by queue id.
+pub const CF_QUEUE: &str = "queue";
+/// Queued messages by due time: `next attempt (big-endian, sign-flipped) ++ queue id`.
+pub const CF_QUEUE_DUE: &str = "queue_due";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 13] = [
+pub const SM_CFS: [&str; 15] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -55,6 +59,8 @@ pub const SM_CFS: [&str; 13] = [
     CF_BLOB_MISSING,
     CF_DELIVERED,
     CF_SUMMARIES,
+    CF_QUEUE,
+    CF_QUEUE_DUE,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";

@@ -22,6 +22,10 @@ pub use crate::db::FORMAT_VERSION;
 pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
+pub use crate::mail::queue::{
+    AttemptError, AttemptOutcome, Outbound, QueueAction, QueuedMessage, QueuedRecipient,
+    RecipientState,
+};
 pub use crate::mail::{
     BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
     INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message, flag,

@@ -16,6 +16,7 @@ use crate::state_machine::{Staged, StateReader};
 use crate::types::{Account, NodeId};
 
 pub mod folders;
+pub mod queue;
 
 /// SHA-256 of a blob's bytes: its name on every node that holds it.
 pub type BlobHash = [u8; 32];
@@ -99,6 +100,9 @@ pub struct Delivery {
     pub internal_date: i64,
     /// Parsed once by the receiving node, kept per blob for IMAP FETCH.
     pub summary: crate::summary::MessageSummary,
+    /// Recipients in other domains: queued for delivery in the same entry, so the local and
+    /// the remote part of one message commit together.
+    pub outbound: Option<queue::Outbound>,
 }
 
 /// What became of one delivery.
@@ -469,6 +473,21 @@ pub(crate) fn deliver(
                 staged,
             )?;
             outcome.delivered += 1;
+        }
+        if let Some(outbound) = &delivery.outbound {
+            queue::enqueue(
+                reader,
+                &mut overlay,
+                &delivery.queue_id,
+                &delivery.blob,
+                delivery.size,
+                &delivery.replicas,
+                &delivery.missing,
+                &delivery.summary,
+                outbound,
+                delivery.internal_date,
+                staged,
+            )?;
         }
         outcomes.push(outcome);
     }

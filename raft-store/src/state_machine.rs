@@ -16,6 +16,7 @@ use crate::db::{
 use crate::error::StoreError;
 use crate::mail;
 use crate::mail::folders;
+use crate::mail::queue;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode,
@@ -246,6 +247,19 @@ impl StateMachine {
             Command::Deliver { deliveries } => {
                 let outcomes = mail::deliver(&reader, deliveries, batch)?;
                 return Ok(CommandResult::Delivered(outcomes));
+            }
+            Command::RecordAttempt {
+                id,
+                outcomes,
+                next_attempt_at,
+            } => {
+                return queue::record_attempt(&reader, id, outcomes, *next_attempt_at, batch);
+            }
+            Command::MarkBounced { id, recipients } => {
+                return queue::mark_bounced(&reader, id, recipients, batch);
+            }
+            Command::QueueAct { id, action } => {
+                return queue::act(&reader, id, *action, batch);
             }
             Command::Expunge {
                 account,

@@ -293,6 +293,7 @@ fn delivery(queue_id: &str, blob: u8, recipients: &[&str], missing: &[u64]) -> c
         summary: crate::summary::summarize(
             format!("Subject: message {queue_id}\r\n\r\nbody\r\n").as_bytes(),
         ),
+        outbound: None,
     }
 }
 
@@ -964,4 +965,206 @@ async fn a_blob_keeps_its_summary_while_messages_refer_to_it() {
     apply_all(&mut sm, 6, vec![expunge(b)]).await;
     assert!(reader.summary(&[1; 32]).unwrap().is_none());
     assert!(reader.blob(&[1; 32]).unwrap().is_none());
+}
+
+fn outbound(sender: &str, recipients: &[&str]) -> Option<crate::Outbound> {
+    Some(crate::Outbound {
+        sender: sender.into(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        envid: None,
+        ret_full: false,
+    })
+}
+
+fn attempt_error(status: &str) -> crate::AttemptError {
+    crate::AttemptError {
+        status: status.into(),
+        diagnostic: format!("{status} said the remote"),
+        remote: Some("mx.remote.test".into()),
+        at: 1_700_000_100,
+    }
+}
+
+#[tokio::test]
+async fn the_remote_part_of_a_message_is_queued_with_its_local_part_once() {
+    use crate::{AttemptOutcome, QueueAction, RecipientState};
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    let mixed = crate::Delivery {
+        outbound: outbound("a@example.test", &["x@remote.test", "y@remote.test"]),
+        ..delivery("q1", 7, &[a], &[])
+    };
+    let only_remote = crate::Delivery {
+        recipients: Vec::new(),
+        outbound: outbound("", &["z@remote.test"]),
+        ..delivery("q2", 8, &[], &[])
+    };
+    let deliver = Command::Deliver {
+        deliveries: vec![mixed, only_remote],
+    };
+    // A retried entry (new request id) queues nothing twice.
+    apply_all(&mut sm, 3, vec![deliver.clone(), deliver]).await;
+    assert_eq!(reader.queue_len().unwrap(), 2);
+    assert_eq!(reader.messages(a, crate::INBOX).unwrap().len(), 1);
+    // The local copy and the queue entry each hold the blob.
+    assert_eq!(reader.blob(&[7; 32]).unwrap().unwrap().refs, 2);
+    assert_eq!(reader.blob(&[8; 32]).unwrap().unwrap().refs, 1);
+    let queued = reader.queued("q1").unwrap().unwrap();
+    assert_eq!(queued.sender, "a@example.test");
+    assert_eq!(queued.pending().count(), 2);
+    assert_eq!(queued.next_attempt_at, 1_700_000_000);
+    assert_eq!(reader.due(1_699_999_999, 10).unwrap(), Vec::<String>::new());
+    assert_eq!(reader.due(1_700_000_000, 10).unwrap(), ["q1", "q2"]);
+    assert_eq!(reader.due(1_700_000_000, 1).unwrap(), ["q1"]);
+
+    // One recipient delivered, one deferred: due again at the next attempt time only.
+    let results = apply_all(
+        &mut sm,
+        5,
+        vec![Command::RecordAttempt {
+            id: "q1".into(),
+            outcomes: vec![
+                ("x@remote.test".into(), AttemptOutcome::Delivered),
+                (
+                    "y@remote.test".into(),
+                    AttemptOutcome::Deferred(attempt_error("4.4.1")),
+                ),
+            ],
+            next_attempt_at: 1_700_000_480,
+        }],
+    )
+    .await;
+    let CommandResult::Queued(Some(entry)) = &results[0] else {
+        panic!("{results:?}");
+    };
+    assert_eq!(entry.attempts, 1);
+    assert_eq!(entry.recipients[0].state, RecipientState::Delivered);
+    assert_eq!(entry.recipients[1].state, RecipientState::Pending);
+    assert_eq!(entry.recipients[1].last_error, Some(attempt_error("4.4.1")));
+    assert_eq!(reader.due(1_700_000_479, 10).unwrap(), ["q2"]);
+    assert_eq!(reader.due(1_700_000_480, 10).unwrap(), ["q2", "q1"]);
+
+    // Held messages are never due; a retry releases them and makes them due at once.
+    apply_all(
+        &mut sm,
+        6,
+        vec![Command::QueueAct {
+            id: "q1".into(),
+            action: QueueAction::Hold,
+        }],
+    )
+    .await;
+    assert_eq!(reader.due(i64::MAX, 10).unwrap(), ["q2"]);
+    apply_all(
+        &mut sm,
+        7,
+        vec![Command::QueueAct {
+            id: "q1".into(),
+            action: QueueAction::Retry,
+        }],
+    )
+    .await;
+    assert_eq!(reader.due(0, 10).unwrap(), ["q1"]);
+
+    // A permanent failure keeps the entry until the sender has been told.
+    apply_all(
+        &mut sm,
+        8,
+        vec![Command::RecordAttempt {
+            id: "q1".into(),
+            outcomes: vec![(
+                "y@remote.test".into(),
+                AttemptOutcome::Failed(attempt_error("5.1.1")),
+            )],
+            next_attempt_at: 1_700_000_900,
+        }],
+    )
+    .await;
+    let entry = reader.queued("q1").unwrap().unwrap();
+    assert_eq!(entry.unreported().count(), 1);
+    assert_eq!(entry.pending().count(), 0);
+    let results = apply_all(
+        &mut sm,
+        9,
+        vec![Command::MarkBounced {
+            id: "q1".into(),
+            recipients: vec!["y@remote.test".into()],
+        }],
+    )
+    .await;
+    check_results(results, &[CommandResult::Queued(None)]);
+    assert!(reader.queued("q1").unwrap().is_none());
+    assert_eq!(reader.blob(&[7; 32]).unwrap().unwrap().refs, 1);
+
+    // A bounce (null sender) that fails is dropped, never reported: nobody to tell.
+    apply_all(
+        &mut sm,
+        10,
+        vec![Command::RecordAttempt {
+            id: "q2".into(),
+            outcomes: vec![(
+                "z@remote.test".into(),
+                AttemptOutcome::Failed(attempt_error("5.1.1")),
+            )],
+            next_attempt_at: 0,
+        }],
+    )
+    .await;
+    assert!(reader.queued("q2").unwrap().is_none());
+    assert!(
+        reader.blob(&[8; 32]).unwrap().is_none(),
+        "the last reference went"
+    );
+    assert_eq!(reader.queue_len().unwrap(), 0);
+    assert!(reader.due(i64::MAX, 10).unwrap().is_empty());
+
+    // Commands on what is not queued are rejected alike on every node.
+    let results = apply_all(
+        &mut sm,
+        11,
+        vec![Command::QueueAct {
+            id: "q1".into(),
+            action: QueueAction::Delete,
+        }],
+    )
+    .await;
+    check_results(
+        results,
+        &[CommandResult::Rejected(crate::Rejection::NotQueued(
+            "q1".into(),
+        ))],
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_queued_message_releases_its_blob() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let remote_only = crate::Delivery {
+        recipients: Vec::new(),
+        outbound: outbound("s@example.test", &["x@remote.test"]),
+        ..delivery("q9", 9, &[], &[2])
+    };
+    apply_all(
+        &mut sm,
+        1,
+        vec![
+            Command::Deliver {
+                deliveries: vec![remote_only],
+            },
+            Command::QueueAct {
+                id: "q9".into(),
+                action: crate::QueueAction::Delete,
+            },
+        ],
+    )
+    .await;
+    assert!(reader.queued("q9").unwrap().is_none());
+    assert!(reader.blob(&[9; 32]).unwrap().is_none());
+    assert!(reader.missing_blobs(2, 10).unwrap().is_empty());
+    assert!(reader.due(i64::MAX, 10).unwrap().is_empty());
 }

@@ -258,6 +258,22 @@ pub enum Command {
         uids: Vec<u32>,
         remove_source: bool,
     },
+    /// The leader's result of one delivery attempt of a queued message.
+    RecordAttempt {
+        id: String,
+        outcomes: Vec<(String, crate::mail::queue::AttemptOutcome)>,
+        next_attempt_at: i64,
+    },
+    /// The failure report for these recipients of a queued message is itself queued.
+    MarkBounced {
+        id: String,
+        recipients: Vec<String>,
+    },
+    /// An operator's retry, hold, release or delete of a queued message.
+    QueueAct {
+        id: String,
+        action: crate::mail::queue::QueueAction,
+    },
 }
 
 impl Command {
@@ -295,7 +311,10 @@ impl Command {
             | Command::BlobsStored { .. }
             | Command::SetClientTls(_)
             | Command::SetMailPolicy(_)
-            | Command::BlobsLost { .. } => Vec::new(),
+            | Command::BlobsLost { .. }
+            | Command::RecordAttempt { .. }
+            | Command::MarkBounced { .. }
+            | Command::QueueAct { .. } => Vec::new(),
         }
     }
 }
@@ -341,6 +360,11 @@ impl fmt::Display for Command {
             Command::CopyMessages { account, uids, .. } => {
                 write!(f, "CopyMessages({account}, {} uids)", uids.len())
             }
+            Command::RecordAttempt { id, outcomes, .. } => {
+                write!(f, "RecordAttempt({id}, {} recipients)", outcomes.len())
+            }
+            Command::MarkBounced { id, .. } => write!(f, "MarkBounced({id})"),
+            Command::QueueAct { id, action } => write!(f, "QueueAct({id}, {action:?})"),
         }
     }
 }
@@ -369,6 +393,8 @@ pub enum CommandResult {
         uidvalidity: u32,
         pairs: Vec<(u32, u32)>,
     },
+    /// A queue command: the entry as it is now, or None once it is gone.
+    Queued(Option<Box<crate::mail::queue::QueuedMessage>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -395,4 +421,6 @@ pub enum Rejection {
     NoSuchMailbox(String),
     #[error("invalid mailbox name: {0}")]
     InvalidMailboxName(String),
+    #[error("no such queued message: {0}")]
+    NotQueued(String),
 }
