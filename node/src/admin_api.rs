@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
 use crate::metrics::Metrics;
 
+pub mod queue;
+
 pub struct ApiState {
     /// The mail services (data nodes only).
     pub mail: Option<Arc<crate::mail_service::MailContext>>,
@@ -54,6 +56,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/v1/mail-policy",
             get(show_mail_policy).put(set_mail_policy),
         )
+        .route("/v1/queue", get(queue::list))
+        .route("/v1/queue/{id}", get(queue::show).delete(queue::delete))
+        .route("/v1/queue/{id}/{action}", post(queue::act))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
