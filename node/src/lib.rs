@@ -16,6 +16,7 @@ pub mod imap;
 pub mod line_reader;
 pub mod mail_service;
 pub mod metrics;
+pub mod outbound;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
