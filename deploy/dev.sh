@@ -5,9 +5,9 @@
 # On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
 # bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
 # clients the conformance scenarios drive (swaks, fetchmail, mbsync from isync; Python's
-# smtplib/poplib/imaplib ship with python3), the
-# outbound lab's DNS stub and SMTP sinks (python3-dnslib, python3-aiosmtpd, dig from dnsutils) and the tools the chaos scenarios use to build and
-# break networks (iproute2, nftables).
+# smtplib/poplib/imaplib ship with python3), the outbound lab's DNS stub and SMTP sinks
+# (python3-dnslib, python3-aiosmtpd; dig from dnsutils) and the tools the chaos scenarios use to
+# build and break networks (iproute2, nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

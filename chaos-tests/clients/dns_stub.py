@@ -151,6 +151,28 @@ def serve_tcp(sock, zone, log):
         threading.Thread(target=serve_tcp_client, args=(conn, peer, zone, log), daemon=True).start()
 
 
+def bind(host, port):
+    """UDP and TCP sockets on one port; with port 0, retries until a free UDP port is free for
+    TCP too."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((host, port))
+        chosen = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind((host, chosen))
+        except OSError:
+            udp.close()
+            tcp.close()
+            if port:
+                raise
+            continue
+        tcp.listen(64)
+        return udp, tcp, chosen
+    sys.exit("dns_stub.py found no port free for both UDP and TCP")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--zone", required=True)
@@ -164,13 +186,7 @@ def main():
         zone = Zone(json.load(f))
     log = QueryLog(args.log)
 
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind((args.host, args.port))
-    port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind((args.host, port))
-    tcp.listen(64)
+    udp, tcp, port = bind(args.host, args.port)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     threading.Thread(target=serve_udp, args=(udp, zone, log), daemon=True).start()
