@@ -5,8 +5,9 @@
 # On a fresh Debian machine it first installs what the build needs (libclang-dev for RocksDB's
 # bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
 # clients the conformance scenarios drive (swaks, fetchmail, mbsync from isync; Python's
-# smtplib/poplib/imaplib ship with python3) and the tools the chaos scenarios use to build and
-# break networks (iproute2, nftables).
+# smtplib/poplib/imaplib ship with python3), the outbound lab's DNS stub and SMTP sinks
+# (python3-dnslib, python3-aiosmtpd; dig from dnsutils) and the tools the chaos scenarios use to
+# build and break networks (iproute2, nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,10 @@ install_build_deps() {
         command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
         command -v mbsync >/dev/null 2>&1 || missing+=(isync)
         command -v python3 >/dev/null 2>&1 || missing+=(python3)
+        # The outbound lab's DNS stub and SMTP sinks (chaos-tests/clients), and dig to query them.
+        dpkg -s python3-aiosmtpd >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
+        dpkg -s python3-dnslib >/dev/null 2>&1 || missing+=(python3-dnslib)
+        command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
         # The chaos scenarios build networks of namespaces (ip) and cut them (nft).
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)
         command -v nft >/dev/null 2>&1 || missing+=(nftables)

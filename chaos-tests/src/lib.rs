@@ -6,7 +6,8 @@
 //! faults (`faults.rs`), a blocking admin API client (`api.rs`), mail clients (`mail.rs`), the
 //! chaos workload and ARP observer (`workload.rs`, `observer.rs`) and what they recorded
 //! (`history.rs`), one checker per guarantee (`checks/`), the scenario runner and results table
-//! (`scenario.rs`), and a private Postfix for benchmarks (`postfix.rs`).
+//! (`scenario.rs`), a private Postfix for benchmarks (`postfix.rs`), and the DNS stub and SMTP
+//! sinks outbound delivery is tested against (`outbound_lab.rs`).
 //!
 //! Test traffic goes only to addresses the harness made: loopback addresses it gives its own
 //! nodes (127.77.x.y; the benchmarks use the demo's 127.0.0.11-13 and Postfix on 127.0.0.1) or
@@ -22,6 +23,7 @@ pub mod history;
 pub mod lab;
 pub mod mail;
 pub mod observer;
+pub mod outbound_lab;
 pub mod postfix;
 pub mod scenario;
 pub mod workload;

@@ -6,4 +6,5 @@ mod imap;
 mod mail;
 mod metadata;
 mod operator;
+mod outbound_lab;
 mod peer_security;
