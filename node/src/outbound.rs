@@ -1,5 +1,7 @@
 //! Outbound delivery: mail for other domains leaves through a replicated queue, with MX routing,
 //! retries and bounces (issue 6). That is being built; for now this module holds the builder of
-//! delivery status notifications, which the queue will use to bounce and to send delay notices.
+//! delivery status notifications (`dsn.rs`), which the queue will use to bounce and to send
+//! delay notices, and MX routing (`route.rs`), which the delivery engine will use.
 
 pub mod dsn;
+pub mod route;

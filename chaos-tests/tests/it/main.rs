@@ -7,4 +7,5 @@ mod mail;
 mod metadata;
 mod operator;
 mod outbound_lab;
+mod outbound_route;
 mod peer_security;
