@@ -227,6 +227,70 @@ pub struct MailPolicy {
     pub pop3_idle_timeout_secs: u64,
 }
 
+/// A message in the outbound queue (`GET /v1/queue/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: String,
+    /// The blob's SHA-256 in hex.
+    pub blob: String,
+    pub size: u64,
+    /// The envelope sender; empty for the null sender `<>` (a bounce).
+    pub sender: String,
+    /// Unix seconds.
+    pub arrived_at: i64,
+    /// Attempts made on the message (each may cover several recipients).
+    pub attempts: u32,
+    /// When the next attempt is due, unix seconds; far in the past after `retry`.
+    pub next_attempt_at: i64,
+    /// Held by an operator: not attempted until released.
+    pub held: bool,
+    pub recipients: Vec<QueueRecipient>,
+}
+
+/// A remote recipient of a queued message and its last failure, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// "pending", "delivered", "failed" (the sender is still to be told) or "bounced" (told);
+    /// kept as text so that a newer server state still shows.
+    pub state: String,
+    pub attempts: u32,
+    /// Enhanced status code of the last failure, such as 4.4.1.
+    pub last_status: Option<String>,
+    /// What the remote said, or what went wrong locally.
+    pub last_error: Option<String>,
+    /// The host that answered, if one did.
+    pub last_remote: Option<String>,
+    pub last_attempt_at: Option<i64>,
+}
+
+/// `GET /v1/queue`: one page of the queue, in queue id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueListing {
+    /// Messages in the whole queue, not only on this page.
+    pub total: u64,
+    pub entries: Vec<QueueEntry>,
+}
+
+/// An operator's action on a queued message (`POST /v1/queue/{id}/{action}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Due now, and released if held.
+    Retry,
+    Hold,
+    Release,
+}
+
+impl QueueAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueAction::Retry => "retry",
+            QueueAction::Hold => "hold",
+            QueueAction::Release => "release",
+        }
+    }
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -609,6 +673,36 @@ impl Client {
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<MailPolicy> {
         self.put_answer("/v1/mail-policy", changes)
+    }
+
+    /// `GET /v1/queue`: up to `limit` entries after queue id `after`, and the queue's total.
+    pub fn queue(&self, after: Option<&str>, limit: u32) -> Result<QueueListing> {
+        let mut path = format!("/v1/queue?limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode_component(after)));
+        }
+        self.get(&path)
+    }
+
+    /// `GET /v1/queue/{id}` (`404` when no such message is queued).
+    pub fn queued(&self, id: &str) -> Result<QueueEntry> {
+        self.get(&format!("/v1/queue/{}", encode_component(id)))
+    }
+
+    /// `POST /v1/queue/{id}/{action}`: the entry afterwards, or `None` when it is gone (nothing
+    /// was left to deliver or report).
+    pub fn queue_act(&self, id: &str, action: QueueAction) -> Result<Option<QueueEntry>> {
+        let path = format!("/v1/queue/{}/{}", encode_component(id), action.as_str());
+        let (url, answer) = self.exchange(&Method::POST, &path, None, REQUEST_TIMEOUT)?;
+        if answer.is_empty() {
+            return Ok(None);
+        }
+        decode(&answer, &Method::POST, &path, &url).map(Some)
+    }
+
+    /// `DELETE /v1/queue/{id}`: removed without a report to the sender.
+    pub fn delete_queued(&self, id: &str) -> Result<()> {
+        self.delete(&format!("/v1/queue/{}", encode_component(id)))
     }
 
     // Generic requests.

@@ -11,15 +11,19 @@ use serde::Serialize;
 
 use crate::api::{
     self, Account, Client, ClusterStatus, Domain, MailPolicy, Member, NODE_PROBE_TIMEOUT,
-    NodeStatus, Role, VipStatus, error_status,
+    NodeStatus, QueueAction, QueueEntry, QueueListing, QueueRecipient, Role, VipStatus,
+    error_status,
 };
+use crate::calendar::unix_now;
 use crate::client_config::{self, ClientConfig};
 use crate::files;
 use crate::node_config::{MailSection, VipSection};
 use crate::node_dir::{self, InitPlan, JoinPlan};
 use crate::process::{self, Launch, MclusterdSearch, NodeProcess};
 use crate::secrets;
-use crate::table::{Table, opt_u64, unix_time, yes_no};
+use crate::table::{
+    Table, opt_u64, relative_time, size, span, truncate, unix_time, unix_time_signed, yes_no,
+};
 use crate::vip::{VipAddr, VipOptions};
 
 #[cfg(test)]
@@ -35,6 +39,12 @@ pub const VIP_TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 const VIP_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Quota of new accounts unless `--quota-mb` says otherwise.
 pub const DEFAULT_QUOTA_MB: u64 = 1024;
+/// Entries `queue list` asks for unless `--limit` says otherwise.
+pub const DEFAULT_QUEUE_LIMIT: u32 = 100;
+/// The most entries one `GET /v1/queue` returns.
+pub const MAX_QUEUE_LIMIT: u32 = 1000;
+/// Characters of the last error that fit in a `queue list` row.
+const QUEUE_ERROR_CHARS: usize = 40;
 
 /// Never set: the waits of commands other than `demo` end only by success or timeout.
 static NOT_STOPPED: AtomicBool = AtomicBool::new(false);
@@ -1142,6 +1152,271 @@ pub fn password_from_line(line: &str) -> Result<String> {
         bail!("no password on standard input: pass --password, or pipe one in");
     }
     Ok(text.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// the outbound queue
+// ---------------------------------------------------------------------------------------------
+
+/// The envelope sender as SMTP writes it: `<>` for the null sender of a bounce.
+fn sender_text(sender: &str) -> String {
+    if sender.is_empty() {
+        "<>".to_owned()
+    } else {
+        sender.to_owned()
+    }
+}
+
+/// Where the message stands: `held` by an operator; `bouncing` when no recipient is pending
+/// but the sender has still to be told of a failure; else `due` or `deferred` by its next
+/// attempt time.
+pub fn queue_state(entry: &QueueEntry, now: i64) -> &'static str {
+    if entry.held {
+        "held"
+    } else if !entry.recipients.iter().any(|r| r.state == "pending") {
+        "bouncing"
+    } else if entry.next_attempt_at <= now {
+        "due"
+    } else {
+        "deferred"
+    }
+}
+
+/// When the next attempt is, seen from `now`: `-` while held (not until released), `now` once
+/// due.
+fn next_attempt_text(entry: &QueueEntry, now: i64) -> String {
+    if entry.held {
+        "-".to_owned()
+    } else if entry.next_attempt_at <= now {
+        "now".to_owned()
+    } else {
+        relative_time(entry.next_attempt_at, now)
+    }
+}
+
+/// `4.4.1 connection refused`: a recipient's last failure, status code first.
+fn recipient_error(recipient: &QueueRecipient) -> Option<String> {
+    match (&recipient.last_status, &recipient.last_error) {
+        (None, None) => None,
+        (status, error) => Some(
+            [status.as_deref(), error.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    }
+}
+
+/// The most recent failure among the entry's recipients.
+fn latest_error(entry: &QueueEntry) -> Option<String> {
+    entry
+        .recipients
+        .iter()
+        .filter_map(|r| Some((r.last_attempt_at, recipient_error(r)?)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, error)| error)
+}
+
+/// `queue list`: one row per entry, then the total and, when the page is full, how to see
+/// the next one.
+pub fn render_queue(listing: &QueueListing, limit: u32, now: i64) -> String {
+    let QueueListing { total, entries } = listing;
+    let mut table = Table::new(&[
+        "ID",
+        "AGE",
+        "SIZE",
+        "SENDER",
+        "RCPTS",
+        "ATTEMPTS",
+        "NEXT",
+        "STATE",
+        "LAST ERROR",
+    ]);
+    for entry in entries {
+        let n_pending = entry
+            .recipients
+            .iter()
+            .filter(|r| r.state == "pending")
+            .count();
+        table.push_row(vec![
+            entry.id.clone(),
+            span(now.saturating_sub(entry.arrived_at).max(0).unsigned_abs()),
+            size(entry.size),
+            sender_text(&entry.sender),
+            format!("{n_pending}/{}", entry.recipients.len()),
+            entry.attempts.to_string(),
+            next_attempt_text(entry, now),
+            queue_state(entry, now).to_owned(),
+            latest_error(entry).map_or_else(|| "-".to_owned(), |e| truncate(&e, QUEUE_ERROR_CHARS)),
+        ]);
+    }
+    let mut out = table.render();
+    let plural = if *total == 1 { "" } else { "s" };
+    out.push_str(&format!("total: {total} queued message{plural}\n"));
+    if let Some(last) = entries.last().filter(|_| entries.len() >= limit as usize) {
+        out.push_str(&format!(
+            "more may follow: mclusterctl queue list --after {}\n",
+            last.id
+        ));
+    }
+    out
+}
+
+/// `queue show`: every field of the entry, then one row per recipient.
+pub fn render_queue_entry(entry: &QueueEntry, now: i64) -> String {
+    let QueueEntry {
+        id,
+        blob,
+        size: n_bytes,
+        sender,
+        arrived_at,
+        attempts,
+        next_attempt_at,
+        held,
+        recipients,
+    } = entry;
+    let at = |time: i64| format!("{} ({})", unix_time_signed(time), relative_time(time, now));
+    let next = if entry.next_attempt_at <= now {
+        // `retry` sets it far into the past: the date means nothing then.
+        "due now".to_owned()
+    } else {
+        at(*next_attempt_at)
+    };
+    let mut counts = Vec::new();
+    for state in ["pending", "delivered", "failed", "bounced"] {
+        let n = recipients.iter().filter(|r| r.state == state).count();
+        if n > 0 {
+            counts.push(format!("{n} {state}"));
+        }
+    }
+    let mut fields = Table::headless();
+    for (key, value) in [
+        ("id:", id.clone()),
+        ("state:", queue_state(entry, now).to_owned()),
+        ("sender:", sender_text(sender)),
+        ("size:", format!("{} ({n_bytes} bytes)", size(*n_bytes))),
+        ("blob:", blob.clone()),
+        ("arrived:", at(*arrived_at)),
+        ("attempts:", attempts.to_string()),
+        ("next attempt:", next),
+        (
+            "held:",
+            if *held {
+                "yes (not attempted until released)".to_owned()
+            } else {
+                "no".to_owned()
+            },
+        ),
+        ("recipients:", counts.join(", ")),
+    ] {
+        fields.push_row(vec![key.to_owned(), value]);
+    }
+    let mut table = Table::new(&[
+        "RECIPIENT",
+        "STATE",
+        "ATTEMPTS",
+        "STATUS",
+        "REMOTE",
+        "LAST ATTEMPT",
+        "ERROR",
+    ]);
+    for recipient in recipients {
+        let QueueRecipient {
+            address,
+            state,
+            attempts,
+            last_status,
+            last_error,
+            last_remote,
+            last_attempt_at,
+        } = recipient;
+        let or_dash = |text: &Option<String>| text.clone().unwrap_or_else(|| "-".to_owned());
+        table.push_row(vec![
+            address.clone(),
+            state.clone(),
+            attempts.to_string(),
+            or_dash(last_status),
+            or_dash(last_remote),
+            last_attempt_at.map_or_else(|| "-".to_owned(), at),
+            // The whole diagnostic, on one line: it is what the operator came to read.
+            last_error
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), |e| truncate(e, usize::MAX)),
+        ]);
+    }
+    format!("{}\n{}", fields.render(), table.render())
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+}
+
+/// `mclusterctl queue list`.
+pub fn queue_list(ctx: &Context, after: Option<&str>, limit: u32, json: bool) -> Result<()> {
+    let listing = ctx
+        .admin_client()?
+        .queue(after, limit)
+        .context("list the outbound queue")?;
+    if json {
+        print_json(&listing)
+    } else {
+        print!("{}", render_queue(&listing, limit, now_secs()));
+        Ok(())
+    }
+}
+
+/// `mclusterctl queue show ID`.
+pub fn queue_show(ctx: &Context, id: &str, json: bool) -> Result<()> {
+    let entry = ctx
+        .admin_client()?
+        .queued(id)
+        .with_context(|| format!("get queued message {id}"))?;
+    if json {
+        print_json(&entry)
+    } else {
+        print!("{}", render_queue_entry(&entry, now_secs()));
+        Ok(())
+    }
+}
+
+/// What `queue retry|hold|release` prints about the entry afterwards (`None`: it is gone).
+pub fn queue_act_line(id: &str, action: QueueAction, entry: Option<&QueueEntry>) -> String {
+    let Some(entry) = entry else {
+        return format!("queued message {id} is gone: nothing was left to deliver or report");
+    };
+    let n_pending = entry
+        .recipients
+        .iter()
+        .filter(|r| r.state == "pending")
+        .count();
+    match action {
+        QueueAction::Retry => format!(
+            "queued message {id} is due now ({n_pending} pending recipient{})",
+            if n_pending == 1 { "" } else { "s" }
+        ),
+        QueueAction::Hold => format!("held queued message {id}: not attempted until released"),
+        QueueAction::Release => format!("released queued message {id}"),
+    }
+}
+
+/// `mclusterctl queue retry|hold|release ID`.
+pub fn queue_act(ctx: &Context, id: &str, action: QueueAction) -> Result<()> {
+    let entry = ctx
+        .admin_client()?
+        .queue_act(id, action)
+        .with_context(|| format!("{} queued message {id}", action.as_str()))?;
+    println!("{}", queue_act_line(id, action, entry.as_ref()));
+    Ok(())
+}
+
+/// `mclusterctl queue delete ID`: gone without a report to the sender.
+pub fn queue_delete(ctx: &Context, id: &str) -> Result<()> {
+    ctx.admin_client()?
+        .delete_queued(id)
+        .with_context(|| format!("delete queued message {id}"))?;
+    println!("deleted queued message {id}; its sender is not told");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
-use cli::api::Role;
-use cli::commands::{self, Context, DEFAULT_QUOTA_MB, InitOptions, JoinOptions};
+use cli::api::{QueueAction, Role};
+use cli::commands::{
+    self, Context, DEFAULT_QUEUE_LIMIT, DEFAULT_QUOTA_MB, InitOptions, JoinOptions, MAX_QUEUE_LIMIT,
+};
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
 use cli::vip::{VipAddr, VipOptions};
@@ -59,11 +61,14 @@ enum Command {
     /// Show or change the cluster-wide mail policy (limits, timeouts, degraded mode)
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Look at and act on the outbound queue (mail waiting for remote servers)
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, PartialEq, Eq, Args)]
 struct JsonArg {
     /// Print JSON instead of a table
     #[arg(long)]
@@ -311,6 +316,49 @@ enum PolicyCommand {
     },
 }
 
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum QueueCommand {
+    /// List queued messages in queue id order, one page at a time
+    List {
+        /// Show at most N messages
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_QUEUE_LIMIT,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_QUEUE_LIMIT)))]
+        limit: u32,
+        /// Start after this queue id (the last one of the previous page)
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show one queued message and each of its recipients
+    Show {
+        /// Queue id
+        id: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Make a message due now (and release it if held)
+    Retry {
+        /// Queue id
+        id: String,
+    },
+    /// Keep a message from being attempted until it is released
+    Hold {
+        /// Queue id
+        id: String,
+    },
+    /// Let a held message be attempted again at its next attempt time
+    Release {
+        /// Queue id
+        id: String,
+    },
+    /// Remove a message from the queue without telling its sender
+    Delete {
+        /// Queue id
+        id: String,
+    },
+}
+
 #[derive(Debug, Args)]
 struct PasswordArg {
     /// The password (visible to other local users in the process list; prefer standard input)
@@ -407,6 +455,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tls(TlsCommand::Set { cert, key }) => commands::tls_set(&ctx, &cert, &key),
         Command::Policy(PolicyCommand::Show(JsonArg { json })) => commands::policy_show(&ctx, json),
         Command::Policy(PolicyCommand::Set { settings }) => commands::policy_set(&ctx, &settings),
+        Command::Queue(QueueCommand::List { limit, after, json }) => {
+            commands::queue_list(&ctx, after.as_deref(), limit, json.json)
+        }
+        Command::Queue(QueueCommand::Show { id, json }) => {
+            commands::queue_show(&ctx, &id, json.json)
+        }
+        Command::Queue(QueueCommand::Retry { id }) => {
+            commands::queue_act(&ctx, &id, QueueAction::Retry)
+        }
+        Command::Queue(QueueCommand::Hold { id }) => {
+            commands::queue_act(&ctx, &id, QueueAction::Hold)
+        }
+        Command::Queue(QueueCommand::Release { id }) => {
+            commands::queue_act(&ctx, &id, QueueAction::Release)
+        }
+        Command::Queue(QueueCommand::Delete { id }) => commands::queue_delete(&ctx, &id),
         Command::Demo(args) => demo::run(
             &ctx,
             &DemoOptions {
@@ -425,7 +489,7 @@ mod tests {
     use cli::node_config::MailSection;
     use cli::vip::VipOptions;
 
-    use crate::{Cli, Command};
+    use crate::{Cli, Command, JsonArg, QueueCommand};
 
     #[test]
     fn flags_are_consistent() {
@@ -552,5 +616,55 @@ mod tests {
                 },
             );
         }
+    }
+
+    #[track_caller]
+    fn check_queue_args(args: &[&str], expected: Result<QueueCommand, &str>) {
+        let args = ["mclusterctl", "queue"].iter().chain(args);
+        let parsed = Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Queue(queue) => queue,
+            other => panic!("parsed as {other:?}"),
+        });
+        match (parsed, expected) {
+            (Ok(parsed), Ok(expected)) => assert_eq!(parsed, expected),
+            (Err(err), Err(fragment)) => {
+                assert!(err.to_string().contains(fragment), "{err}");
+            }
+            (parsed, expected) => panic!("got {parsed:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn queue_args() {
+        let list = |limit, after: Option<&str>, json| QueueCommand::List {
+            limit,
+            after: after.map(str::to_owned),
+            json: JsonArg { json },
+        };
+        check_queue_args(&["list"], Ok(list(100, None, false)));
+        check_queue_args(
+            &["list", "--json", "--limit", "5", "--after", "0001ABC"],
+            Ok(list(5, Some("0001ABC"), true)),
+        );
+        check_queue_args(&["list", "--limit", "1000"], Ok(list(1000, None, false)));
+        check_queue_args(&["list", "--limit", "0"], Err("0 is not in 1..=1000"));
+        check_queue_args(&["list", "--limit", "1001"], Err("1001 is not in 1..=1000"));
+        check_queue_args(
+            &["show", "Q1", "--json"],
+            Ok(QueueCommand::Show {
+                id: "Q1".to_owned(),
+                json: JsonArg { json: true },
+            }),
+        );
+        let id = || "Q1".to_owned();
+        check_queue_args(&["retry", "Q1"], Ok(QueueCommand::Retry { id: id() }));
+        check_queue_args(&["hold", "Q1"], Ok(QueueCommand::Hold { id: id() }));
+        check_queue_args(&["release", "Q1"], Ok(QueueCommand::Release { id: id() }));
+        check_queue_args(&["delete", "Q1"], Ok(QueueCommand::Delete { id: id() }));
+        check_queue_args(
+            &["retry"],
+            Err("the following required arguments were not provided:\n  <ID>"),
+        );
+        check_queue_args(&["del", "Q1"], Err("unrecognized subcommand 'del'"));
     }
 }

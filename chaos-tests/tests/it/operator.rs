@@ -181,6 +181,38 @@ fn user_and_domain_commands_round_trip() {
     cluster.check_no_unexpected_errors(&[]);
 }
 
+#[test]
+fn queue_commands_on_an_empty_queue() {
+    // Nothing fills the outbound queue yet (SMTP refuses remote recipients), so an operator sees
+    // an empty queue and not-found errors.
+    let cluster = Cluster::start(61, 1, false, NodeTuning::default()).expect("start cluster");
+    let list = cluster.ctl_ok(&["queue", "list"]).expect("queue list");
+    assert!(list.starts_with("ID  AGE  SIZE  SENDER"), "{list}");
+    assert!(list.ends_with("total: 0 queued messages\n"), "{list}");
+    let json = cluster
+        .ctl_ok(&["queue", "list", "--json", "--limit", "500", "--after", "0"])
+        .expect("queue list --json");
+    let json: Value = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("queue list --json is not JSON ({e}): {json}"));
+    assert_eq!(json, serde_json::json!({"total": 0, "entries": []}));
+    for args in [
+        ["queue", "show", "NOPE"],
+        ["queue", "retry", "NOPE"],
+        ["queue", "hold", "NOPE"],
+        ["queue", "release", "NOPE"],
+        ["queue", "delete", "NOPE"],
+    ] {
+        let out = cluster.ctl(&args).expect("run mclusterctl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains("404 not_found: no such queued message: NOPE"),
+            "{args:?}: {stderr}"
+        );
+    }
+    cluster.check_no_unexpected_errors(&[]);
+}
+
 /// Reads the demo's standard output line by line, on a thread, so the test can wait with a
 /// timeout.
 fn spawn_line_reader(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {

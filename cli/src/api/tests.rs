@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiError, Client, Role, Unreachable, VipStatus, encode_component, error_status};
+use crate::api::{
+    ApiError, Client, QueueAction, QueueRecipient, Role, Unreachable, VipStatus, encode_component,
+    error_status,
+};
 use crate::test_server::{Recorded, Reply, TestServer, refused_url};
 
 const TOKEN: &str = "secret-token";
@@ -320,4 +323,84 @@ fn encodes_path_components() {
 #[test]
 fn no_urls_is_an_error() {
     assert!(Client::new(Vec::new(), TOKEN).is_err());
+}
+
+/// `GET /v1/queue/{id}` as the node writes it: a held bounce (null sender) with one recipient
+/// deferred and one delivered.
+const QUEUE_ENTRY: &str = r#"{"id":"0001Q","blob":"abab","size":2048,"sender":"",
+    "arrived_at":1700000000,"attempts":1,"next_attempt_at":1700000480,"held":true,
+    "recipients":[
+      {"address":"a@remote.test","state":"pending","attempts":1,"last_status":"4.4.1",
+       "last_error":"connection refused","last_remote":"mx1.remote.test",
+       "last_attempt_at":1700000100},
+      {"address":"b@remote.test","state":"delivered","attempts":1,"last_status":null,
+       "last_error":null,"last_remote":null,"last_attempt_at":null}]}"#;
+
+#[test]
+fn queue_routes_encode_ids_and_read_entries() {
+    let listing = format!(r#"{{"total":7,"entries":[{QUEUE_ENTRY}]}}"#);
+    let server = TestServer::start(move |request| {
+        match (request.method.as_str(), request.target.as_str()) {
+            ("GET", target) if target.starts_with("/v1/queue?") => Reply::json(200, &listing),
+            ("POST", "/v1/queue/0001Q/release") => Reply::json(204, ""),
+            ("DELETE", _) => Reply::json(204, ""),
+            _ => Reply::json(200, QUEUE_ENTRY),
+        }
+    });
+    let client = client(&[&server.url]);
+    let page = client.queue(None, 100).expect("list");
+    assert_eq!(page.total, 7);
+    assert_eq!(page.entries.len(), 1);
+    client.queue(Some("0001 Q/x"), 5).expect("list after");
+    let entry = client.queued("0001Q").expect("show");
+    assert_eq!(entry.sender, "");
+    assert!(entry.held);
+    assert_eq!(
+        entry.recipients[0],
+        QueueRecipient {
+            address: "a@remote.test".to_owned(),
+            state: "pending".to_owned(),
+            attempts: 1,
+            last_status: Some("4.4.1".to_owned()),
+            last_error: Some("connection refused".to_owned()),
+            last_remote: Some("mx1.remote.test".to_owned()),
+            last_attempt_at: Some(1_700_000_100),
+        }
+    );
+    let after_hold = client.queue_act("0001Q", QueueAction::Hold).expect("hold");
+    assert_eq!(after_hold, Some(entry));
+    // 204: the entry is gone.
+    let gone = client
+        .queue_act("0001Q", QueueAction::Release)
+        .expect("release");
+    assert_eq!(gone, None);
+    client
+        .queue_act("0001Q", QueueAction::Retry)
+        .expect("retry");
+    client.delete_queued("0001Q").expect("delete");
+    let requests = server.requests();
+    check_request(&requests[0], "GET", "/v1/queue?limit=100", "");
+    check_request(
+        &requests[1],
+        "GET",
+        "/v1/queue?limit=5&after=0001%20Q%2Fx",
+        "",
+    );
+    check_request(&requests[2], "GET", "/v1/queue/0001Q", "");
+    check_request(&requests[3], "POST", "/v1/queue/0001Q/hold", "");
+    check_request(&requests[4], "POST", "/v1/queue/0001Q/release", "");
+    check_request(&requests[5], "POST", "/v1/queue/0001Q/retry", "");
+    check_request(&requests[6], "DELETE", "/v1/queue/0001Q", "");
+}
+
+#[test]
+fn a_missing_queued_message_is_a_404() {
+    let server =
+        TestServer::start(|_| Reply::error(404, "not_found", "no such queued message: NOPE"));
+    let err = client(&[&server.url]).queued("NOPE").expect_err("404");
+    assert_eq!(error_status(&err), Some(404));
+    assert!(
+        format!("{err:#}").contains("no such queued message: NOPE"),
+        "{err:#}"
+    );
 }

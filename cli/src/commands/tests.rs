@@ -10,15 +10,17 @@ use serde_json::json;
 
 use crate::api::Client;
 use crate::api::{
-    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, Role, VipStatus,
+    Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, QueueAction,
+    QueueEntry, QueueListing, QueueRecipient, Role, VipStatus,
 };
 use crate::client_config::ClientConfig;
 use crate::commands::{
     Context, FailoverOutcome, StatusReport, VipMove, VipReport, build_report, fail_over,
     failover_lines, find_member, leader_line, normalize_url, parse_policy_settings,
-    password_from_line, policy_set, policy_show, policy_value, redundancy_line, render_account,
-    render_domains, render_mail_policy, render_members, render_status, tls_set, tls_show,
-    vip_lines, vip_note,
+    password_from_line, policy_set, policy_show, policy_value, queue_act, queue_act_line,
+    queue_delete, queue_list, queue_show, queue_state, redundancy_line, render_account,
+    render_domains, render_mail_policy, render_members, render_queue, render_queue_entry,
+    render_status, tls_set, tls_show, vip_lines, vip_note,
 };
 use crate::node_config::VipSection;
 use crate::test_server::{Reply, TestServer, refused_url};
@@ -944,5 +946,285 @@ fn init_and_join_name_the_vip_they_wrote() {
     assert_eq!(
         vip_note(Some(&vip)),
         ", virtual IP 192.0.2.10/24, 2001:db8::10/64 on eth0"
+    );
+}
+
+// The outbound queue.
+
+/// When the queue tests look at the queue: an hour after the first message arrived.
+const NOW: i64 = 1_700_003_600;
+
+fn recipient(address: &str, state: &str, error: Option<(&str, &str, i64)>) -> QueueRecipient {
+    QueueRecipient {
+        address: address.to_owned(),
+        state: state.to_owned(),
+        attempts: if state == "pending" && error.is_none() {
+            0
+        } else {
+            2
+        },
+        last_status: error.map(|(status, _, _)| status.to_owned()),
+        last_error: error.map(|(_, text, _)| text.to_owned()),
+        last_remote: error.map(|_| "mx1.remote.test".to_owned()),
+        last_attempt_at: error.map(|(_, _, at)| at),
+    }
+}
+
+/// A held message with a recipient in every state; a bounce (null sender) waiting for its
+/// next attempt; a message whose only failure is still to be reported.
+fn queue_entries() -> Vec<QueueEntry> {
+    vec![
+        QueueEntry {
+            id: "0001A".to_owned(),
+            blob: "ab".repeat(32),
+            size: 48_213,
+            sender: "alice@example.test".to_owned(),
+            arrived_at: 1_700_000_000,
+            attempts: 2,
+            next_attempt_at: 1_700_004_080,
+            held: true,
+            recipients: vec![
+                recipient(
+                    "a@remote.test",
+                    "pending",
+                    Some((
+                        "4.4.1",
+                        "connect to mx1.remote.test:25: connection refused (os error 111)",
+                        1_700_003_000,
+                    )),
+                ),
+                recipient("b@remote.test", "delivered", None),
+                recipient(
+                    "c@remote.test",
+                    "failed",
+                    Some((
+                        "5.1.1",
+                        "550 5.1.1 <c@remote.test>: no such user",
+                        1_700_000_500,
+                    )),
+                ),
+                recipient(
+                    "d@remote.test",
+                    "bounced",
+                    Some(("5.2.2", "552 5.2.2 mailbox full", 1_700_000_400)),
+                ),
+            ],
+        },
+        QueueEntry {
+            id: "0002B".to_owned(),
+            blob: "cd".repeat(32),
+            size: 900,
+            sender: String::new(),
+            arrived_at: 1_700_003_590,
+            attempts: 1,
+            next_attempt_at: 1_700_004_080,
+            held: false,
+            recipients: vec![recipient(
+                "alice@remote.test",
+                "pending",
+                Some((
+                    "4.7.1",
+                    "451 4.7.1 greylisted,\n try again later",
+                    1_700_003_595,
+                )),
+            )],
+        },
+        QueueEntry {
+            id: "0003C".to_owned(),
+            blob: "ef".repeat(32),
+            size: 3 << 20,
+            sender: "bob@example.test".to_owned(),
+            arrived_at: 1_699_900_000,
+            attempts: 3,
+            next_attempt_at: 1_699_999_000,
+            held: false,
+            recipients: vec![
+                recipient("x@remote.test", "delivered", None),
+                recipient(
+                    "y@remote.test",
+                    "failed",
+                    Some(("5.4.7", "delivery time expired", 1_699_999_000)),
+                ),
+            ],
+        },
+    ]
+}
+
+#[test]
+fn queue_list_shows_each_message_and_the_total() {
+    let listing = QueueListing {
+        total: 3,
+        entries: queue_entries(),
+    };
+    assert_eq!(
+        render_queue(&listing, 100, NOW),
+        "ID     AGE   SIZE      SENDER              RCPTS  ATTEMPTS  NEXT   STATE     LAST ERROR\n\
+         0001A  1h    47.1 KiB  alice@example.test  1/4    2         -      held      4.4.1 connect to mx1.remote.test:25: co…\n\
+         0002B  10s   900 B     <>                  1/1    1         in 8m  deferred  4.7.1 451 4.7.1 greylisted, try again l…\n\
+         0003C  1d4h  3.0 MiB   bob@example.test    0/2    3         now    bouncing  5.4.7 delivery time expired\n\
+         total: 3 queued messages\n"
+    );
+}
+
+#[test]
+fn queue_list_points_to_the_next_page_when_the_page_is_full() {
+    let entries = queue_entries();
+    let listing = QueueListing {
+        total: 250,
+        entries: entries[..2].to_vec(),
+    };
+    let shown = render_queue(&listing, 2, NOW);
+    assert!(
+        shown.ends_with(
+            "total: 250 queued messages\nmore may follow: mclusterctl queue list --after 0002B\n"
+        ),
+        "{shown}"
+    );
+    // A page with room left is the last one.
+    assert!(!render_queue(&listing, 3, NOW).contains("more may follow"));
+}
+
+#[test]
+fn an_empty_queue_lists_no_rows_and_total_zero() {
+    let listing = QueueListing {
+        total: 0,
+        entries: vec![],
+    };
+    assert_eq!(
+        render_queue(&listing, 100, NOW),
+        "ID  AGE  SIZE  SENDER  RCPTS  ATTEMPTS  NEXT  STATE  LAST ERROR\n\
+         total: 0 queued messages\n"
+    );
+}
+
+#[test]
+fn queue_state_follows_hold_pending_recipients_and_the_next_attempt() {
+    let [held, deferred, bouncing] = queue_entries().try_into().expect("three entries");
+    assert_eq!(queue_state(&held, NOW), "held");
+    assert_eq!(queue_state(&deferred, NOW), "deferred");
+    assert_eq!(queue_state(&deferred, deferred.next_attempt_at), "due");
+    assert_eq!(queue_state(&bouncing, NOW), "bouncing");
+    // `retry` makes it due at once: the API then says i64::MIN.
+    let retried = QueueEntry {
+        next_attempt_at: i64::MIN,
+        ..deferred
+    };
+    assert_eq!(queue_state(&retried, NOW), "due");
+    assert!(render_queue_entry(&retried, NOW).contains("next attempt:  due now\n"));
+}
+
+#[test]
+fn queue_show_lists_every_field_and_every_recipient() {
+    let entry = &queue_entries()[0];
+    assert_eq!(
+        render_queue_entry(entry, NOW),
+        "id:            0001A\n\
+         state:         held\n\
+         sender:        alice@example.test\n\
+         size:          47.1 KiB (48213 bytes)\n\
+         blob:          abababababababababababababababababababababababababababababababab\n\
+         arrived:       2023-11-14 22:13:20Z (1h ago)\n\
+         attempts:      2\n\
+         next attempt:  2023-11-14 23:21:20Z (in 8m)\n\
+         held:          yes (not attempted until released)\n\
+         recipients:    1 pending, 1 delivered, 1 failed, 1 bounced\n\
+         \n\
+         RECIPIENT      STATE      ATTEMPTS  STATUS  REMOTE           LAST ATTEMPT                    ERROR\n\
+         a@remote.test  pending    2         4.4.1   mx1.remote.test  2023-11-14 23:03:20Z (10m ago)  connect to mx1.remote.test:25: connection refused (os error 111)\n\
+         b@remote.test  delivered  2         -       -                -                               -\n\
+         c@remote.test  failed     2         5.1.1   mx1.remote.test  2023-11-14 22:21:40Z (51m ago)  550 5.1.1 <c@remote.test>: no such user\n\
+         d@remote.test  bounced    2         5.2.2   mx1.remote.test  2023-11-14 22:20:00Z (53m ago)  552 5.2.2 mailbox full\n"
+    );
+}
+
+#[test]
+fn queue_actions_say_what_became_of_the_message() {
+    let entry = &queue_entries()[1];
+    for (action, expected) in [
+        (
+            QueueAction::Retry,
+            "queued message 0002B is due now (1 pending recipient)",
+        ),
+        (
+            QueueAction::Hold,
+            "held queued message 0002B: not attempted until released",
+        ),
+        (QueueAction::Release, "released queued message 0002B"),
+    ] {
+        assert_eq!(queue_act_line("0002B", action, Some(entry)), expected);
+    }
+    assert_eq!(
+        queue_act_line("0002B", QueueAction::Release, None),
+        "queued message 0002B is gone: nothing was left to deliver or report"
+    );
+}
+
+#[test]
+fn queue_commands_send_their_requests() {
+    let entry = serde_json::to_string(&queue_entries()[0]).expect("encode entry");
+    let listing = json!({"total": 0, "entries": []}).to_string();
+    let server = TestServer::start(move |request| {
+        match (request.method.as_str(), request.target.as_str()) {
+            ("GET", "/v1/queue?limit=100") => Reply::json(200, &listing),
+            ("DELETE", _) => Reply::json(204, ""),
+            _ => Reply::json(200, &entry),
+        }
+    });
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    queue_list(&ctx, None, 100, false).expect("list");
+    queue_list(&ctx, None, 100, true).expect("list --json");
+    queue_show(&ctx, "0001A", false).expect("show");
+    queue_show(&ctx, "0001A", true).expect("show --json");
+    queue_act(&ctx, "0001A", QueueAction::Hold).expect("hold");
+    queue_delete(&ctx, "0001A").expect("delete");
+    let sent: Vec<(String, String)> = server
+        .requests()
+        .into_iter()
+        .map(|request| (request.method, request.target))
+        .collect();
+    let expected = [
+        ("GET", "/v1/queue?limit=100"),
+        ("GET", "/v1/queue?limit=100"),
+        ("GET", "/v1/queue/0001A"),
+        ("GET", "/v1/queue/0001A"),
+        ("POST", "/v1/queue/0001A/hold"),
+        ("DELETE", "/v1/queue/0001A"),
+    ]
+    .map(|(method, target)| (method.to_owned(), target.to_owned()));
+    assert_eq!(sent, expected);
+}
+
+#[track_caller]
+fn check_queue_not_found(run: impl FnOnce(&Context) -> anyhow::Result<()>, context: &str) {
+    let server =
+        TestServer::start(|_| Reply::error(404, "not_found", "no such queued message: NOPE"));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let err = run(&context_for(&server, dir.path())).expect_err("404");
+    let message = format!("{err:#}");
+    assert!(message.starts_with(context), "{message}");
+    assert!(
+        message.ends_with("answered 404 not_found: no such queued message: NOPE"),
+        "{message}"
+    );
+}
+
+#[test]
+fn queue_commands_on_a_missing_message_fail_with_the_cluster_words() {
+    check_queue_not_found(
+        |ctx| queue_show(ctx, "NOPE", false),
+        "get queued message NOPE: GET /v1/queue/NOPE: ",
+    );
+    check_queue_not_found(
+        |ctx| queue_act(ctx, "NOPE", QueueAction::Retry),
+        "retry queued message NOPE: POST /v1/queue/NOPE/retry: ",
+    );
+    check_queue_not_found(
+        |ctx| queue_act(ctx, "NOPE", QueueAction::Release),
+        "release queued message NOPE: POST /v1/queue/NOPE/release: ",
+    );
+    check_queue_not_found(
+        |ctx| queue_delete(ctx, "NOPE"),
+        "delete queued message NOPE: DELETE /v1/queue/NOPE: ",
     );
 }
