@@ -705,6 +705,12 @@ def mailboxes(c):
     R.true("[NONEXISTENT]" in text, text)
     typ, text, _ = cmd(M2, "DELETE", "INBOX")
     R.eq(typ, "NO", "DELETE INBOX")
+    # RFC 3501 6.3.6: the server does not drop a subscription by itself; the client can.
+    lsub = list_names(M1, '""', "*", "LSUB")
+    R.true("\\Noselect" in lsub.get("Work", set()),
+           f"a deleted mailbox stays subscribed, not selectable: {lsub}")
+    ok(M1, "UNSUBSCRIBE", "Work")
+    R.true("Work" not in list_names(M1, '""', "*", "LSUB"), "UNSUBSCRIBE of a deleted mailbox")
     # INBOX is case-insensitive also as the top of a longer name.
     ok(M1, "CREATE", "inbox/Kid")
     names = list_names(M2, '""', "*")

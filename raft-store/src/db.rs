@@ -43,9 +43,12 @@ pub const CF_SUMMARIES: &str = "summaries";
 pub const CF_QUEUE: &str = "queue";
 /// Queued messages by due time: `next attempt (big-endian, sign-flipped) ++ queue id`.
 pub const CF_QUEUE_DUE: &str = "queue_due";
+/// IMAP subscriptions, keyed by `account \0 mailbox name`: kept apart from the mailboxes
+/// because a subscription outlives its mailbox (RFC 3501 6.3.6).
+pub const CF_SUBSCRIPTIONS: &str = "subscriptions";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 15] = [
+pub const SM_CFS: [&str; 16] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -61,6 +64,7 @@ pub const SM_CFS: [&str; 15] = [
     CF_SUMMARIES,
     CF_QUEUE,
     CF_QUEUE_DUE,
+    CF_SUBSCRIPTIONS,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{
     CF_ACCOUNTS, CF_BLOB_MISSING, CF_BLOBS, CF_DELIVERED, CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS,
-    CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
+    CF_SUBSCRIPTIONS, CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
 };
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
@@ -45,8 +45,6 @@ pub struct Mailbox {
     pub special_use: Option<String>,
     /// The highest mod-sequence given to a change in this mailbox (RFC 7162 HIGHESTMODSEQ).
     pub highest_modseq: u64,
-    /// In the account's LSUB list.
-    pub subscribed: bool,
 }
 
 /// IMAP system flags as bits; keywords are kept by name.
@@ -338,7 +336,6 @@ impl Mailbox {
             bytes: 0,
             special_use: None,
             highest_modseq: 0,
-            subscribed: false,
         }
     }
 }
@@ -382,10 +379,10 @@ pub(crate) fn create_default_mailboxes(
     for (name, special_use) in DEFAULT_MAILBOXES {
         let mailbox = Mailbox {
             special_use: special_use.map(str::to_owned),
-            subscribed: true,
             ..Mailbox::empty(name, uidvalidities.take())
         };
         staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
+        staged.put(CF_SUBSCRIPTIONS, &mailbox_key(account, name), &());
     }
     uidvalidities.store(staged);
     Ok(())
@@ -405,6 +402,9 @@ pub(crate) fn delete_mail_of(
     }
     for (key, _) in reader.db().scan_prefix::<Mailbox>(CF_MAILBOXES, &prefix)? {
         staged.delete(CF_MAILBOXES, &key);
+    }
+    for (key, ()) in reader.db().scan_prefix::<()>(CF_SUBSCRIPTIONS, &prefix)? {
+        staged.delete(CF_SUBSCRIPTIONS, &key);
     }
     overlay.mailboxes.clear();
     overlay.write(staged);
@@ -571,6 +571,16 @@ impl StateReader {
             .db()
             .scan_prefix::<Mailbox>(CF_MAILBOXES, &account_prefix(account))?;
         Ok(rows.into_iter().map(|(_, mailbox)| mailbox).collect())
+    }
+
+    /// The names the account subscribed to (LSUB), existing as mailboxes or not.
+    pub fn subscriptions(&self, account: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = account_prefix(account);
+        let rows = self.db().scan_prefix::<()>(CF_SUBSCRIPTIONS, &prefix)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, ())| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+            .collect())
     }
 
     /// The messages of a mailbox in UID order.

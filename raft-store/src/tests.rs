@@ -600,7 +600,12 @@ mod folders {
             CommandResult::Rejected(Rejection::InvalidMailboxName(_))
         ));
         let work = reader.mailbox(A, "Work/项目").unwrap().unwrap();
-        assert!(work.subscribed);
+        assert!(
+            reader
+                .subscriptions(A)
+                .unwrap()
+                .contains(&"Work/项目".to_owned())
+        );
         // Never an UIDVALIDITY another mailbox of the cluster had.
         let others: Vec<u32> = reader
             .mailboxes(A)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     INBOX, MailOverlay, Mailbox, Message, UidValidities, mailbox_key, message_key, message_prefix,
 };
-use crate::db::{CF_MAILBOXES, CF_MESSAGES};
+use crate::db::{CF_MAILBOXES, CF_MESSAGES, CF_SUBSCRIPTIONS};
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{CommandResult, Rejection};
@@ -196,6 +196,12 @@ pub(crate) fn rename_mailbox(
             );
         }
         staged.delete(CF_MAILBOXES, &mailbox_key(account, &mailbox.name));
+        // A subscription follows its mailbox to the new name.
+        let old_key = mailbox_key(account, &mailbox.name);
+        if reader.db().get::<()>(CF_SUBSCRIPTIONS, &old_key)?.is_some() {
+            staged.delete(CF_SUBSCRIPTIONS, &old_key);
+            staged.put(CF_SUBSCRIPTIONS, &mailbox_key(account, &new_name), &());
+        }
         let renamed = Mailbox {
             name: new_name.clone(),
             ..mailbox
@@ -205,7 +211,8 @@ pub(crate) fn rename_mailbox(
     Ok(CommandResult::Done)
 }
 
-/// SUBSCRIBE / UNSUBSCRIBE.
+/// SUBSCRIBE (of an existing mailbox, as RFC 3501 6.3.6 allows a server to check) and
+/// UNSUBSCRIBE (of any name, so a subscription that outlived its mailbox can go).
 pub(crate) fn set_subscribed(
     reader: &StateReader,
     account: &str,
@@ -213,13 +220,17 @@ pub(crate) fn set_subscribed(
     subscribed: bool,
     staged: &mut Staged<'_>,
 ) -> Result<CommandResult, StoreError> {
-    let Some(mut mailbox) = reader.mailbox(account, name)? else {
+    let key = mailbox_key(account, name);
+    if !subscribed {
+        staged.delete(CF_SUBSCRIPTIONS, &key);
+        return Ok(CommandResult::Done);
+    }
+    if reader.mailbox(account, name)?.is_none() {
         return Ok(CommandResult::Rejected(Rejection::NoSuchMailbox(
             name.to_owned(),
         )));
-    };
-    mailbox.subscribed = subscribed;
-    staged.put(CF_MAILBOXES, &mailbox_key(account, name), &mailbox);
+    }
+    staged.put(CF_SUBSCRIPTIONS, &key, &());
     Ok(CommandResult::Done)
 }
 

@@ -210,8 +210,17 @@ impl Session {
             unavailable(io, tag, &err);
             return Ok(Flow::Continue);
         }
-        let mailboxes = match self.context.cluster.reader.mailboxes(self.account_name()) {
-            Ok(mailboxes) => mailboxes,
+        let reader = &self.context.cluster.reader;
+        let read = reader.mailboxes(self.account_name()).and_then(|mailboxes| {
+            let subscriptions = if lsub {
+                reader.subscriptions(self.account_name())?
+            } else {
+                Vec::new()
+            };
+            Ok((mailboxes, subscriptions))
+        });
+        let (mailboxes, subscriptions) = match read {
+            Ok(read) => read,
             Err(err) => {
                 tracing::warn!(error = %err, "imap list: store read failed");
                 io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
@@ -223,16 +232,30 @@ impl Session {
             let below = format!("{name}{DELIMITER}");
             names.iter().any(|n| n.starts_with(&below))
         };
-        let listed: Vec<&raft_store::Mailbox> =
-            mailboxes.iter().filter(|m| !lsub || m.subscribed).collect();
-        for mailbox in listed.iter().filter(|m| list::matches(&full, &m.name)) {
+        // LIST shows the mailboxes; LSUB the subscribed names, which may have outlived their
+        // mailbox (RFC 3501 6.3.6: the server does not drop a subscription by itself).
+        let listed: Vec<(&str, Option<&raft_store::Mailbox>)> = if lsub {
+            subscriptions
+                .iter()
+                .map(|name| (name.as_str(), mailboxes.iter().find(|m| m.name == *name)))
+                .collect()
+        } else {
+            mailboxes
+                .iter()
+                .map(|m| (m.name.as_str(), Some(m)))
+                .collect()
+        };
+        for (name, mailbox) in listed.iter().filter(|(name, _)| list::matches(&full, name)) {
             let mut attributes = Vec::new();
-            attributes.push(if has_children(&mailbox.name) {
+            if mailbox.is_none() {
+                attributes.push("\\Noselect");
+            }
+            attributes.push(if has_children(name) {
                 "\\HasChildren"
             } else {
                 "\\HasNoChildren"
             });
-            if let Some(special) = &mailbox.special_use
+            if let Some(special) = mailbox.and_then(|m| m.special_use.as_deref())
                 && !lsub
             {
                 attributes.push(special);
@@ -240,11 +263,11 @@ impl Session {
             io.line(&format!(
                 "* {command} ({}) \"/\" {}",
                 attributes.join(" "),
-                quoted_name(&mailbox.name)
+                quoted_name(name)
             ));
         }
         // Levels that only exist as parents of listed names (for `%`): \Noselect.
-        for parent in list::implied_parents(&full, listed.iter().map(|m| m.name.as_str()), lsub) {
+        for parent in list::implied_parents(&full, listed.iter().map(|(name, _)| *name), lsub) {
             let attributes = if lsub || !names.contains(&parent.as_str()) {
                 "\\Noselect \\HasChildren"
             } else {

@@ -23,7 +23,6 @@ fn mailbox(uidnext: u32, highest_modseq: u64) -> Mailbox {
         bytes: 0,
         special_use: None,
         highest_modseq,
-        subscribed: true,
     }
 }
 
