@@ -335,7 +335,8 @@ impl Mailbox {
             messages: 0,
             bytes: 0,
             special_use: None,
-            highest_modseq: 0,
+            // RFC 7162: a mod-sequence is positive, so an untouched mailbox reports 1.
+            highest_modseq: 1,
         }
     }
 }

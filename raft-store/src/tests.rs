@@ -678,14 +678,17 @@ mod folders {
             .unwrap()
             .unwrap()
             .highest_modseq;
-        assert_eq!(before, 3, "each arrival is a change");
+        assert_eq!(
+            before, 4,
+            "a new mailbox starts at 1; each arrival is a change"
+        );
         let results = apply_all(
             &mut sm,
             4,
             vec![
                 store(&[1, 2, 99], FlagOp::Add, flag::SEEN, &["$Work"], None),
-                // Message 1 changed at modseq 4 > 3: left alone and reported.
-                store(&[1, 3], FlagOp::Add, flag::FLAGGED, &[], Some(3)),
+                // Message 1 changed at modseq 5 > 4: left alone and reported.
+                store(&[1, 3], FlagOp::Add, flag::FLAGGED, &[], Some(4)),
                 store(&[2], FlagOp::Remove, 0, &["$work"], None),
                 store(
                     &[2],
@@ -703,7 +706,7 @@ mod folders {
         assert_eq!(changed.iter().map(|c| c.uid).collect::<Vec<_>>(), [1, 2]);
         assert!(failed.is_empty());
         assert_eq!(changed[0].keywords, ["$Work"]);
-        assert_eq!((changed[0].modseq, changed[1].modseq), (4, 5));
+        assert_eq!((changed[0].modseq, changed[1].modseq), (5, 6));
         let CommandResult::FlagsStored { changed, failed } = &results[1] else {
             panic!("{:?}", results[1]);
         };
@@ -718,8 +721,8 @@ mod folders {
         );
         assert_eq!(messages[1].flags, flag::ANSWERED | flag::SEEN);
         let mailbox = reader.mailbox(A, crate::INBOX).unwrap().unwrap();
-        assert_eq!(mailbox.highest_modseq, 8);
-        assert_eq!(messages[1].modseq, 8);
+        assert_eq!(mailbox.highest_modseq, 9);
+        assert_eq!(messages[1].modseq, 9);
     }
 
     #[tokio::test]

@@ -335,7 +335,7 @@ impl Session {
                 ),
                 StatusDataItemName::HighestModSeq => {
                     self.condstore = true;
-                    ("HIGHESTMODSEQ", mailbox.highest_modseq.max(1))
+                    ("HIGHESTMODSEQ", mailbox.highest_modseq)
                 }
                 #[allow(unreachable_patterns)]
                 _ => continue,

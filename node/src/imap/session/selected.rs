@@ -76,7 +76,7 @@ impl Session {
         ));
         io.line(&format!(
             "* OK [HIGHESTMODSEQ {}] Highest",
-            view.highest_modseq().max(1)
+            view.highest_modseq()
         ));
         let (code, verb) = if read_only {
             ("READ-ONLY", "Examine")
