@@ -168,6 +168,31 @@ impl Db {
         Ok(values)
     }
 
+    /// Entries from `start` on (in key order) for as long as `keep` says so, at most `limit`:
+    /// the reader stops early instead of loading the whole family.
+    pub(crate) fn scan_from<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        start: &[u8],
+        limit: usize,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<KeyValue<T>>, StoreError> {
+        let mut values = Vec::new();
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(cf), mode) {
+            if values.len() == limit {
+                break;
+            }
+            let (key, value) = item?;
+            if !keep(&key) {
+                break;
+            }
+            let value = decode(cf, &key, &value)?;
+            values.push((key, value));
+        }
+        Ok(values)
+    }
+
     /// How many keys lie under `prefix`.
     pub(crate) fn count_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<u64, StoreError> {
         let mut n = 0;

@@ -1027,6 +1027,11 @@ async fn the_remote_part_of_a_message_is_queued_with_its_local_part_once() {
     assert_eq!(reader.due(1_699_999_999, 10).unwrap(), Vec::<String>::new());
     assert_eq!(reader.due(1_700_000_000, 10).unwrap(), ["q1", "q2"]);
     assert_eq!(reader.due(1_700_000_000, 1).unwrap(), ["q1"]);
+    // Listing pages in queue id order.
+    let ids = |page: Vec<crate::QueuedMessage>| page.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(reader.queue(None, 1).unwrap()), ["q1"]);
+    assert_eq!(ids(reader.queue(Some("q1"), 10).unwrap()), ["q2"]);
+    assert!(reader.queue(Some("q2"), 10).unwrap().is_empty());
 
     // One recipient delivered, one deferred: due again at the next attempt time only.
     let results = apply_all(

@@ -315,17 +315,16 @@ impl StateReader {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
-        let mut out = Vec::new();
-        for (key, entry) in self.db.scan_prefix::<QueuedMessage>(CF_QUEUE, b"")? {
-            if after.is_some_and(|after| *key <= *after.as_bytes()) {
-                continue;
-            }
-            if out.len() == limit {
-                break;
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        let start = after.map_or_else(Vec::new, |after| {
+            // The first key after `after`: `after` followed by the smallest byte.
+            let mut key = after.as_bytes().to_vec();
+            key.push(0);
+            key
+        });
+        let rows = self
+            .db
+            .scan_from::<QueuedMessage>(CF_QUEUE, &start, limit, |_| true)?;
+        Ok(rows.into_iter().map(|(_, entry)| entry).collect())
     }
 
     pub fn queue_len(&self) -> Result<u64, StoreError> {
@@ -335,13 +334,12 @@ impl StateReader {
     /// Up to `limit` ids of messages due at `now` (not held, with work left), earliest first.
     pub fn due(&self, now: i64, limit: usize) -> Result<Vec<String>, StoreError> {
         let end = due_key(now, "");
-        let mut out = Vec::new();
-        for (key, ()) in self.db.scan_prefix::<()>(CF_QUEUE_DUE, b"")? {
-            if out.len() == limit || key[..8] > end[..8] {
-                break;
-            }
-            out.push(String::from_utf8_lossy(&key[8..]).into_owned());
-        }
-        Ok(out)
+        let rows = self
+            .db
+            .scan_from::<()>(CF_QUEUE_DUE, b"", limit, |key| key[..8] <= end[..8])?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, ())| String::from_utf8_lossy(&key[8..]).into_owned())
+            .collect())
     }
 }
