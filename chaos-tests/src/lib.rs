@@ -15,6 +15,7 @@
 //! started, by PID, and removes every namespace and mount it made.
 
 pub mod api;
+pub mod bench;
 pub mod checks;
 pub mod cluster;
 pub mod dovecot;
