@@ -142,6 +142,19 @@ impl MailContext {
         })
     }
 
+    /// Whether `extra` more bytes would take the account over its quota (0 MB: no quota).
+    pub fn over_quota(&self, account: &Account, extra: u64) -> bool {
+        let quota = account.quota_mb.saturating_mul(1024 * 1024);
+        quota > 0
+            && self
+                .cluster
+                .reader
+                .usage_bytes(&account.address)
+                .unwrap_or(0)
+                .saturating_add(extra)
+                > quota
+    }
+
     /// Checks a login (an account address, lower-cased) and password. Disabled accounts fail.
     /// A failure is delayed by the caller's protocol handler, not here.
     pub async fn authenticate(&self, login: &str, password: &str) -> Option<Account> {

@@ -461,13 +461,9 @@ impl Session {
             Ok(Resolved::Local(accounts)) => {
                 let reader = &self.context.cluster.reader;
                 for account in &accounts {
-                    let quota = reader
-                        .account(account)
-                        .ok()
-                        .flatten()
-                        .map_or(0, |a| a.quota_mb.saturating_mul(1024 * 1024));
-                    let used = reader.usage_bytes(account).unwrap_or(0);
-                    if quota > 0 && used.saturating_add(declared) > quota {
+                    if let Ok(Some(account)) = reader.account(account)
+                        && self.context.over_quota(&account, declared)
+                    {
                         return self.reply("452 4.2.2 Mailbox full");
                     }
                 }

@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use chaos_tests::mail::{
-    DOMAIN, PASSWORD, Probe, add_users, have, pop3_fetch, python_client, smtp_send, subjects,
+    DOMAIN, PASSWORD, Probe, add_users, have, imap_tool, pop3_fetch, python_client, smtp_send,
+    subjects,
 };
 use chaos_tests::{Cluster, NodeTuning};
 
@@ -398,5 +399,66 @@ fn smtp_edge_cases_get_clear_replies_and_the_session_survives() {
             .unwrap()
             .ends_with(".2")
     );
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+#[test]
+fn a_full_mailbox_refuses_smtp_rcpt_and_imap_append_but_not_the_message_that_fits() {
+    let cluster = Cluster::start(47, 1, false, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &[]).expect("add the domain");
+    let tiny = format!("tiny@{DOMAIN}");
+    cluster
+        .ctl_ok(&[
+            "user",
+            "add",
+            &tiny,
+            "--password",
+            PASSWORD,
+            "--quota-mb",
+            "1",
+        ])
+        .expect("add a 1 MB account");
+    let node = &cluster.nodes[0];
+
+    // SMTP: a declared size over what is left of the quota is refused at RCPT.
+    let mut probe = Probe::connect(&node.smtp_addr()).unwrap();
+    assert!(probe.reply().unwrap().starts_with("220 "));
+    probe.command("EHLO client.test").unwrap();
+    let reply = probe
+        .command("MAIL FROM:<a@remote.test> SIZE=2000000")
+        .unwrap();
+    assert!(reply.starts_with("250 "), "{reply}");
+    let reply = probe.command(&format!("RCPT TO:<{tiny}>")).unwrap();
+    assert!(reply.starts_with("452 4.2.2"), "{reply}");
+    let reply = probe.command("RSET").unwrap();
+    assert!(reply.starts_with("250"), "the session goes on: {reply}");
+
+    // IMAP: the first 600 KB message fits in 1 MB, the second does not.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.eml");
+    let mut message = b"Subject: big\r\n\r\n".to_vec();
+    while message.len() < 600 * 1024 {
+        message.extend_from_slice(&[b'x'; 78]);
+        message.extend_from_slice(b"\r\n");
+    }
+    std::fs::write(&file, &message).unwrap();
+    let append = || {
+        let reply = imap_tool(
+            &node.imaps_addr(),
+            &tiny,
+            "append",
+            &["--file", &file.display().to_string()],
+        )
+        .expect("run the IMAP client");
+        (
+            reply["status"].as_str().unwrap_or_default().to_owned(),
+            reply["text"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let (status, text) = append();
+    assert_eq!(status, "OK", "{text}");
+    let (status, text) = append();
+    assert_eq!(status, "NO", "{text}");
+    assert!(text.contains("[OVERQUOTA]"), "{text}");
     cluster.check_no_unexpected_errors(&[]);
 }

@@ -13,7 +13,7 @@ use raft_store::blob_store;
 use raft_store::{AppendedMessage, Command, CommandResult, INBOX, Rejection, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Closed, Flow, Handled, Io, Session, mailbox_name, quoted, quoted_name, stored_flags};
+use super::{Flow, Handled, Io, Session, mailbox_name, quoted, quoted_name, stored_flags};
 use crate::blobs::BlobError;
 use crate::cluster::{ClusterError, unix_now};
 use crate::imap::list::{self, DELIMITER};
@@ -389,7 +389,7 @@ impl Session {
         if !self.target_exists(io, tag, &name).await {
             return Ok(Flow::Continue);
         }
-        if over_quota(&self.context.cluster.reader, &account, size) {
+        if self.context.over_quota(&account, size) {
             io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Ok(Flow::Continue);
         }
@@ -472,8 +472,7 @@ impl Session {
             io.tagged(tag, "NO", "[NONEXISTENT] No such quota root");
             return Ok(Flow::Continue);
         }
-        let line = self.quota_line()?;
-        io.line(&line);
+        io.line(&self.quota_line());
         io.tagged(tag, "OK", "Getquota completed");
         Ok(Flow::Continue)
     }
@@ -496,15 +495,14 @@ impl Session {
             io.line(&format!("* QUOTAROOT {}", quoted_name(&name)));
         } else {
             io.line(&format!("* QUOTAROOT {} \"\"", quoted_name(&name)));
-            let line = self.quota_line()?;
-            io.line(&line);
+            io.line(&self.quota_line());
         }
         io.tagged(tag, "OK", "Getquotaroot completed");
         Ok(Flow::Continue)
     }
 
     /// `* QUOTA "" (STORAGE used limit)` in KiB (RFC 2087).
-    fn quota_line(&self) -> Result<String, Closed> {
+    fn quota_line(&self) -> String {
         let account = self.account.as_ref().expect("after login");
         let used = self
             .context
@@ -512,12 +510,12 @@ impl Session {
             .reader
             .usage_bytes(&account.address)
             .unwrap_or(0);
-        Ok(format!(
+        format!(
             "* QUOTA {} (STORAGE {} {})",
             quoted(""),
             used.div_ceil(1024),
             account.quota_mb.saturating_mul(1024)
-        ))
+        )
     }
 
     /// A mailbox as of now (after a read index, so everything acknowledged anywhere is in it),
@@ -618,21 +616,6 @@ impl Session {
 /// against them), so CREATE and RENAME refuse it.
 fn has_wildcard(name: &str) -> bool {
     name.contains(['*', '%'])
-}
-
-/// Whether `extra` more bytes would take the account over its quota (0 MB: no quota).
-pub(super) fn over_quota(
-    reader: &raft_store::StateReader,
-    account: &raft_store::Account,
-    extra: u64,
-) -> bool {
-    let quota = account.quota_mb.saturating_mul(1024 * 1024);
-    quota > 0
-        && reader
-            .usage_bytes(&account.address)
-            .unwrap_or(0)
-            .saturating_add(extra)
-            > quota
 }
 
 /// `NO [UNAVAILABLE]` for a change the cluster could not commit.

@@ -15,7 +15,7 @@ use raft_store::summary::MessageSummary;
 use raft_store::{BlobHash, Command, CommandResult, FlagOp, Message, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::mailboxes::{over_quota, unavailable};
+use super::mailboxes::unavailable;
 use super::{Flow, Handled, Io, Session, stored_flags, uid_set};
 use crate::blobs::Blobs;
 use crate::imap::fetch::{self, FetchError, FetchOptions};
@@ -629,7 +629,6 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login");
-        let reader = &self.context.cluster.reader;
         if remove && target == view.name {
             io.tagged(
                 tag,
@@ -638,7 +637,7 @@ impl Session {
             );
             return Ok(Flow::Continue);
         }
-        if !remove && over_quota(reader, account, bytes) {
+        if !remove && self.context.over_quota(account, bytes) {
             io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
             return Ok(Flow::Continue);
         }
