@@ -23,6 +23,7 @@ pub struct ConfigFile {
     pub log: LogFile,
     pub mail: MailFile,
     pub vip: VipFile,
+    pub outbound: OutboundFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
 }
@@ -36,6 +37,26 @@ pub struct VipFile {
     pub addresses: Vec<String>,
     /// The interface the addresses go on; "lo" is the loopback mode.
     pub interface: String,
+}
+
+/// How this node reaches other mail servers when it is the leader and delivers the outbound
+/// queue. What must be the same everywhere (retries, smarthost) is the replicated outbound policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct OutboundFile {
+    /// DNS servers ("ip:port") for MX lookups; empty: the system's (/etc/resolv.conf).
+    pub nameservers: Vec<String>,
+    /// The port of remote MX hosts: 25, except in tests.
+    pub port: u16,
+}
+
+impl Default for OutboundFile {
+    fn default() -> OutboundFile {
+        OutboundFile {
+            nameservers: Vec::new(),
+            port: 25,
+        }
+    }
 }
 
 /// Mail listeners of a data node (a witness serves no mail and ignores this section).
@@ -130,6 +151,7 @@ impl Default for ConfigFile {
             log: LogFile::default(),
             mail: MailFile::default(),
             vip: VipFile::default(),
+            outbound: OutboundFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
         }
@@ -189,6 +211,8 @@ pub struct Config {
     pub blob_dir: PathBuf,
     pub listeners: Listeners,
     pub vip: Option<VipConfig>,
+    pub nameservers: Vec<SocketAddr>,
+    pub mx_port: u16,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
 }
@@ -312,9 +336,14 @@ impl ConfigFile {
             log,
             mail,
             vip,
+            outbound,
             bootstrap,
             join,
         } = self;
+        let OutboundFile {
+            nameservers,
+            port: mx_port,
+        } = outbound;
         let MailFile {
             hostname,
             blob_dir,
@@ -393,6 +422,16 @@ impl ConfigFile {
             imaps: listen("imaps", imaps)?,
         };
         let vip = validate_vip(vip, role, &listeners)?;
+        let nameservers = nameservers
+            .iter()
+            .map(|ns| {
+                ns.parse()
+                    .with_context(|| format!("outbound.nameservers: {ns:?} is not ip:port"))
+            })
+            .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+        if mx_port == 0 {
+            bail!("outbound.port must not be 0");
+        }
         let hostname = if hostname.is_empty() {
             system_hostname()
         } else {
@@ -428,6 +467,8 @@ impl ConfigFile {
             blob_dir,
             listeners,
             vip,
+            nameservers,
+            mx_port,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
         })

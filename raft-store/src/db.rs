@@ -78,6 +78,7 @@ pub const KEY_NEXT_NODE_ID: &[u8] = b"next_node_id";
 pub const KEY_NEXT_UIDVALIDITY: &[u8] = b"next_uidvalidity";
 pub const KEY_CLIENT_TLS: &[u8] = b"client_tls";
 pub const KEY_MAIL_POLICY: &[u8] = b"mail_policy";
+pub const KEY_OUTBOUND_POLICY: &[u8] = b"outbound_policy";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

@@ -23,8 +23,8 @@ pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
 pub use crate::mail::queue::{
-    AttemptError, AttemptOutcome, Outbound, QueueAction, QueuedMessage, QueuedRecipient,
-    RecipientState,
+    AttemptError, AttemptOutcome, Outbound, OutboundPolicy, OutboundTls, QueueAction,
+    QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,
 };
 pub use crate::mail::{
     BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,

@@ -261,6 +261,10 @@ impl StateMachine {
             Command::QueueAct { id, action } => {
                 return queue::act(&reader, id, *action, batch);
             }
+            Command::MarkDelayNotified { id } => {
+                return queue::mark_delay_notified(&reader, id, batch);
+            }
+            Command::SetOutboundPolicy(policy) => queue::set_outbound_policy(policy, batch),
             Command::Expunge {
                 account,
                 mailbox,

@@ -1181,3 +1181,55 @@ async fn deleting_a_queued_message_releases_its_blob() {
     assert!(reader.missing_blobs(2, 10).unwrap().is_empty());
     assert!(reader.due(i64::MAX, 10).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_delay_notice_is_marked_once_and_the_outbound_policy_is_replicated() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    assert_eq!(
+        reader.outbound_policy().unwrap(),
+        crate::OutboundPolicy::default()
+    );
+    let remote_only = crate::Delivery {
+        recipients: Vec::new(),
+        outbound: outbound("s@example.test", &["x@remote.test"]),
+        ..delivery("q5", 5, &[], &[])
+    };
+    let policy = crate::OutboundPolicy {
+        retry_interval_secs: 2,
+        smarthost: "relay.example.test:587".into(),
+        smarthost_mode: crate::SmarthostMode::OnFailure,
+        ..crate::OutboundPolicy::default()
+    };
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            Command::Deliver {
+                deliveries: vec![remote_only],
+            },
+            Command::MarkDelayNotified { id: "q5".into() },
+            Command::SetOutboundPolicy(policy.clone()),
+            Command::MarkDelayNotified { id: "nope".into() },
+        ],
+    )
+    .await;
+    let CommandResult::Queued(Some(entry)) = &results[1] else {
+        panic!("{results:?}");
+    };
+    assert!(entry.delay_notified);
+    assert!(reader.queued("q5").unwrap().unwrap().delay_notified);
+    // Still due: the recipient is pending.
+    assert_eq!(reader.due(i64::MAX, 10).unwrap(), ["q5"]);
+    assert_eq!(reader.outbound_policy().unwrap(), policy);
+    assert_eq!(
+        results[3],
+        CommandResult::Rejected(crate::Rejection::NotQueued("nope".into()))
+    );
+    let secret = crate::OutboundPolicy {
+        smarthost_password: "hunter2".into(),
+        ..policy
+    };
+    assert!(!format!("{secret:?}").contains("hunter2"));
+}

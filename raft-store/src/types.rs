@@ -274,6 +274,11 @@ pub enum Command {
         id: String,
         action: crate::mail::queue::QueueAction,
     },
+    /// The "still trying" notice of a queued message is queued.
+    MarkDelayNotified {
+        id: String,
+    },
+    SetOutboundPolicy(crate::mail::queue::OutboundPolicy),
 }
 
 impl Command {
@@ -314,7 +319,9 @@ impl Command {
             | Command::BlobsLost { .. }
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
-            | Command::QueueAct { .. } => Vec::new(),
+            | Command::QueueAct { .. }
+            | Command::MarkDelayNotified { .. }
+            | Command::SetOutboundPolicy(_) => Vec::new(),
         }
     }
 }
@@ -365,6 +372,8 @@ impl fmt::Display for Command {
             }
             Command::MarkBounced { id, .. } => write!(f, "MarkBounced({id})"),
             Command::QueueAct { id, action } => write!(f, "QueueAct({id}, {action:?})"),
+            Command::MarkDelayNotified { id } => write!(f, "MarkDelayNotified({id})"),
+            Command::SetOutboundPolicy(_) => write!(f, "SetOutboundPolicy"),
         }
     }
 }

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BlobHash, MailOverlay};
-use crate::db::{CF_QUEUE, CF_QUEUE_DUE};
+use crate::db::{CF_QUEUE, CF_QUEUE_DUE, CF_SETTINGS, KEY_OUTBOUND_POLICY};
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{CommandResult, NodeId, Rejection};
@@ -48,6 +48,8 @@ pub struct QueuedMessage {
     pub next_attempt_at: i64,
     /// Held by an operator: not attempted until released.
     pub held: bool,
+    /// The sender has been sent the one "still trying" notice (RFC 3464 Action: delayed).
+    pub delay_notified: bool,
 }
 
 /// A remote recipient of a queued message.
@@ -100,6 +102,93 @@ pub enum QueueAction {
     Release,
     /// Removed without a report to the sender.
     Delete,
+}
+
+/// When outbound mail goes through a smarthost (a relay) instead of the recipients' MX hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmarthostMode {
+    /// Always to the MX hosts.
+    #[default]
+    Never,
+    /// To the MX hosts; a recipient they defer is tried through the smarthost in the same attempt.
+    OnFailure,
+    /// Everything through the smarthost.
+    Always,
+}
+
+/// STARTTLS towards MX hosts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutboundTls {
+    Disabled,
+    /// When offered, without certificate checks (what MTAs do without DANE or MTA-STS).
+    #[default]
+    Opportunistic,
+    /// Defer when an MX does not offer STARTTLS.
+    Required,
+}
+
+/// Outbound delivery behaviour that must be the same on every node (the leader may change).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct OutboundPolicy {
+    /// Seconds between attempts of a message with recipients deferred.
+    pub retry_interval_secs: u64,
+    /// Attempts before deferred recipients are given up on and bounced.
+    pub max_attempts: u32,
+    /// Send the sender one "still trying" notice when a message is still queued this many
+    /// seconds after it arrived; 0: never.
+    pub delay_warning_secs: u64,
+    /// Delivery attempts in flight at once on the leader.
+    pub concurrency: u32,
+    /// Of those, at most this many to one destination domain.
+    pub per_domain_concurrency: u32,
+    pub tls: OutboundTls,
+    /// `host:port` of a relay; empty: none.
+    pub smarthost: String,
+    pub smarthost_mode: SmarthostMode,
+    /// AUTH towards the smarthost when `smarthost_user` is not empty (only over TLS).
+    pub smarthost_user: String,
+    pub smarthost_password: String,
+}
+
+impl Default for OutboundPolicy {
+    fn default() -> OutboundPolicy {
+        OutboundPolicy {
+            retry_interval_secs: 480,
+            max_attempts: 16,
+            delay_warning_secs: 4 * 3600,
+            concurrency: 25,
+            per_domain_concurrency: 10,
+            tls: OutboundTls::Opportunistic,
+            smarthost: String::new(),
+            smarthost_mode: SmarthostMode::Never,
+            smarthost_user: String::new(),
+            smarthost_password: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OutboundPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundPolicy")
+            .field("retry_interval_secs", &self.retry_interval_secs)
+            .field("max_attempts", &self.max_attempts)
+            .field("delay_warning_secs", &self.delay_warning_secs)
+            .field("concurrency", &self.concurrency)
+            .field("per_domain_concurrency", &self.per_domain_concurrency)
+            .field("tls", &self.tls)
+            .field("smarthost", &self.smarthost)
+            .field("smarthost_mode", &self.smarthost_mode)
+            .field("smarthost_user", &self.smarthost_user)
+            .field("smarthost_password", &"<hidden>")
+            .finish()
+    }
+}
+
+pub(crate) fn set_outbound_policy(policy: &OutboundPolicy, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_OUTBOUND_POLICY, policy);
 }
 
 fn due_key(at: i64, id: &str) -> Vec<u8> {
@@ -189,6 +278,7 @@ pub(crate) fn enqueue(
         attempts: 0,
         next_attempt_at: arrived_at,
         held: false,
+        delay_notified: false,
     };
     overlay.add_blob_ref(reader, blob, size, replicas, missing, summary, staged)?;
     store(&entry, staged);
@@ -254,6 +344,20 @@ pub(crate) fn mark_bounced(
             recipient.state = RecipientState::Failed { bounced: true };
         }
     }
+    finish(reader, entry, staged)
+}
+
+/// The "still trying" notice for this message is queued: it is sent once.
+pub(crate) fn mark_delay_notified(
+    reader: &StateReader,
+    id: &str,
+    staged: &mut Staged<'_>,
+) -> Result<CommandResult, StoreError> {
+    let Some(mut entry) = reader.queued(id)? else {
+        return Ok(CommandResult::Rejected(Rejection::NotQueued(id.to_owned())));
+    };
+    unindex(&entry, staged);
+    entry.delay_notified = true;
     finish(reader, entry, staged)
 }
 
@@ -325,6 +429,13 @@ impl StateReader {
             .db
             .scan_from::<QueuedMessage>(CF_QUEUE, &start, limit, |_| true)?;
         Ok(rows.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    pub fn outbound_policy(&self) -> Result<OutboundPolicy, StoreError> {
+        Ok(self
+            .db
+            .get(CF_SETTINGS, KEY_OUTBOUND_POLICY)?
+            .unwrap_or_default())
     }
 
     pub fn queue_len(&self) -> Result<u64, StoreError> {

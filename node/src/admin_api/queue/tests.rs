@@ -41,6 +41,7 @@ fn queue_entries_show_recipient_states_and_the_last_error() {
         attempts: 1,
         next_attempt_at: 1_700_000_480,
         held: true,
+        delay_notified: false,
     };
     let shown = QueueEntry::from(entry);
     assert_eq!(shown.blob, "ab".repeat(32));
