@@ -106,6 +106,8 @@ def pop3(args):
                 "return_path": str(parsed["Return-Path"]),
             }
         )
+        if args.raw:
+            messages[-1]["raw"] = raw.decode("utf-8", "replace")
         if args.delete_all:
             pop.dele(num)
     reply = pop.quit()
@@ -143,6 +145,7 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--auth", choices=["user", "plain"], default="user")
     p.add_argument("--delete-all", action="store_true")
+    p.add_argument("--raw", action="store_true", help="include each message's text")
     args = parser.parse_args()
     try:
         {"send": send, "pop3": pop3}[args.command](args)

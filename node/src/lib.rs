@@ -237,6 +237,7 @@ impl MailServices {
         let mut tasks = vec![
             tokio::spawn(blobs.clone().resync_loop()),
             tokio::spawn(blobs.gc_loop()),
+            outbound::engine::start(context.clone(), &config.nameservers, config.mx_port)?,
         ];
         for (service, addr) in config.listeners.enabled() {
             let listener = mail_service::bind(service, addr).await?;

@@ -29,6 +29,9 @@ pub struct MailContext {
     pub tls: TlsConfigs,
     pub hostname: String,
     pub metrics: MailMetrics,
+    /// Poked when a message for other domains is queued on this node, so the outbound engine
+    /// (when this node leads) starts on it at once instead of at its next look at the queue.
+    pub outbound_wake: tokio::sync::Notify,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -44,6 +47,23 @@ pub struct MailMetrics {
     pub messages_refused_temp: AtomicU64,
     pub auth_failures: AtomicU64,
     pub connections_refused: AtomicU64,
+    pub outbound_delivered: AtomicU64,
+    pub outbound_deferred: AtomicU64,
+    pub outbound_failed: AtomicU64,
+}
+
+impl MailMetrics {
+    pub fn count_outbound(&self, outcomes: &[(String, raft_store::AttemptOutcome)]) {
+        use raft_store::AttemptOutcome;
+        for (_, outcome) in outcomes {
+            let counter = match outcome {
+                AttemptOutcome::Delivered => &self.outbound_delivered,
+                AttemptOutcome::Deferred(_) => &self.outbound_deferred,
+                AttemptOutcome::Failed(_) => &self.outbound_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Which protocol a listener speaks, and how.
@@ -119,6 +139,7 @@ impl MailContext {
             tls,
             hostname,
             metrics: MailMetrics::default(),
+            outbound_wake: tokio::sync::Notify::new(),
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),
@@ -374,3 +395,52 @@ async fn serve(context: Arc<MailContext>, stream: TcpStream, peer: SocketAddr, s
 
 #[cfg(test)]
 mod tests;
+
+/// Aliases pointing at aliases are followed this deep at most (a loop ends there).
+const MAX_ALIAS_DEPTH: usize = 8;
+
+/// Where mail for an address goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// These enabled accounts (aliases followed), each to its INBOX.
+    Local(Vec<String>),
+    /// A local domain, but no enabled account answers to the address.
+    Unknown,
+    /// Not a local domain: the outbound queue.
+    Remote,
+}
+
+/// Resolves a lowercase `local@domain` address (SMTP RCPT, and the sender of a notice).
+pub fn resolve(
+    reader: &raft_store::StateReader,
+    address: &str,
+) -> Result<Resolved, raft_store::StoreError> {
+    let Some((_, domain)) = address.rsplit_once('@') else {
+        return Ok(Resolved::Unknown);
+    };
+    match reader.domain(domain)? {
+        Some(d) if d.enabled => {}
+        Some(_) => return Ok(Resolved::Unknown),
+        None => return Ok(Resolved::Remote),
+    }
+    let mut accounts = std::collections::BTreeSet::new();
+    let mut pending = vec![(address.to_owned(), 0)];
+    while let Some((address, depth)) = pending.pop() {
+        if let Some(account) = reader.account(&address)? {
+            if account.enabled {
+                accounts.insert(account.address);
+            }
+        } else if let Some(alias) = reader.alias(&address)?
+            && depth < MAX_ALIAS_DEPTH
+        {
+            for target in alias.targets {
+                pending.push((target.to_ascii_lowercase(), depth + 1));
+            }
+        }
+    }
+    if accounts.is_empty() {
+        Ok(Resolved::Unknown)
+    } else {
+        Ok(Resolved::Local(accounts.into_iter().collect()))
+    }
+}

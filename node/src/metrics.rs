@@ -242,6 +242,21 @@ impl Metrics {
                 &m.messages_refused_temp,
             ),
             (
+                "mcluster_outbound_delivered_total",
+                "Remote recipients delivered by this node as leader.",
+                &m.outbound_delivered,
+            ),
+            (
+                "mcluster_outbound_deferred_total",
+                "Remote recipients deferred (4xx, no connection), to be retried.",
+                &m.outbound_deferred,
+            ),
+            (
+                "mcluster_outbound_failed_total",
+                "Remote recipients failed for good (5xx, expired), reported to the sender.",
+                &m.outbound_failed,
+            ),
+            (
                 "mcluster_auth_failures_total",
                 "Failed logins (SMTP AUTH, POP3).",
                 &m.auth_failures,

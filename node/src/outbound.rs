@@ -6,4 +6,5 @@
 
 pub mod client;
 pub mod dsn;
+pub mod engine;
 pub mod route;

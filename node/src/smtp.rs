@@ -11,22 +11,21 @@ pub mod command;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use raft_store::Delivery;
 use raft_store::blob_store;
+use raft_store::{Delivery, Outbound};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service, accept_tls};
+use crate::mail_service::{self, LOGIN_FAILURE_DELAY, MailContext, Resolved, Service, accept_tls};
 use crate::sasl::{self, SaslError};
-use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo};
+use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -34,9 +33,6 @@ const MAX_COMMAND_LINE: usize = 2048;
 const MAX_TEXT_LINE: usize = 998;
 /// RFC 5321 6.3: more Received headers than this means a mail loop.
 const MAX_HOPS: usize = 32;
-/// Alias chains are followed this deep.
-const MAX_ALIAS_DEPTH: usize = 8;
-
 /// How a session ended.
 enum End {
     Closed,
@@ -79,6 +75,8 @@ struct Recipient {
 struct Transaction {
     from: Option<MailFrom>,
     recipients: Vec<Recipient>,
+    /// Recipients in other domains (authenticated senders only), for the outbound queue.
+    remote: Vec<String>,
 }
 
 struct Session {
@@ -452,7 +450,7 @@ impl Session {
         if to.forward_path.utf8() && !from.smtputf8 {
             return self.error("553 5.6.7 Non-ASCII address needs SMTPUTF8");
         }
-        if self.tx.recipients.len() >= max_recipients as usize {
+        if self.tx.recipients.len() + self.tx.remote.len() >= max_recipients as usize {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
             return self.reply("452 4.5.3 Too many recipients");
         }
@@ -472,7 +470,11 @@ impl Session {
             }
             Ok(Resolved::Unknown) => self.error("550 5.1.1 User unknown in local recipient table"),
             Ok(Resolved::Remote) if self.user.is_some() => {
-                self.reply("550 5.7.1 Delivery to other domains is not enabled on this cluster yet")
+                let address = to.forward_path.normalized();
+                if !self.tx.remote.contains(&address) {
+                    self.tx.remote.push(address);
+                }
+                self.reply("250 2.1.5 Ok");
             }
             Ok(Resolved::Remote) => self.error("554 5.7.1 Relay access denied"),
             Err(err) => {
@@ -485,41 +487,15 @@ impl Session {
     /// Resolves a recipient to local accounts (following aliases), or says it is not local.
     fn resolve(&self, address: &Address) -> Result<Resolved, raft_store::StoreError> {
         let reader = &self.context.cluster.reader;
-        let normalized = if address.domain.is_empty() {
-            // The bare <Postmaster> of RFC 5321 4.5.1: this host's postmaster.
-            format!("postmaster@{}", self.context.hostname.to_ascii_lowercase())
-        } else {
-            address.normalized().to_lowercase()
-        };
-        let Some((_, domain)) = normalized.rsplit_once('@') else {
-            return Ok(Resolved::Unknown);
-        };
-        match reader.domain(domain)? {
-            Some(d) if d.enabled => {}
-            Some(_) => return Ok(Resolved::Unknown),
-            None if address.domain.is_empty() => return Ok(Resolved::Unknown),
-            None => return Ok(Resolved::Remote),
+        if address.domain.is_empty() {
+            // The bare <Postmaster> of RFC 5321 4.5.1: this host's postmaster, if it exists.
+            let postmaster = format!("postmaster@{}", self.context.hostname.to_ascii_lowercase());
+            return match mail_service::resolve(reader, &postmaster)? {
+                Resolved::Remote => Ok(Resolved::Unknown),
+                local => Ok(local),
+            };
         }
-        let mut accounts = BTreeSet::new();
-        let mut pending = vec![(normalized, 0)];
-        while let Some((address, depth)) = pending.pop() {
-            if let Some(account) = reader.account(&address)? {
-                if account.enabled {
-                    accounts.insert(account.address);
-                }
-            } else if let Some(alias) = reader.alias(&address)?
-                && depth < MAX_ALIAS_DEPTH
-            {
-                for target in alias.targets {
-                    pending.push((target.to_ascii_lowercase(), depth + 1));
-                }
-            }
-        }
-        if accounts.is_empty() {
-            Ok(Resolved::Unknown)
-        } else {
-            Ok(Resolved::Local(accounts.into_iter().collect()))
-        }
+        mail_service::resolve(reader, &address.normalized().to_lowercase())
     }
 
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(
@@ -531,7 +507,7 @@ impl Session {
             self.error("503 5.5.1 Need MAIL command");
             return Next::Continue;
         }
-        if self.tx.recipients.is_empty() {
+        if self.tx.recipients.is_empty() && self.tx.remote.is_empty() {
             self.error("554 5.5.1 No valid recipients");
             return Next::Continue;
         }
@@ -569,6 +545,7 @@ impl Session {
     async fn accept(&mut self, tx: Transaction, body: Vec<u8>) -> String {
         let queue_id = format!("{:016X}", rand::random::<u64>());
         let from = tx.from.expect("DATA checked MAIL");
+        let remote = tx.remote;
         let mut accounts: Vec<String> =
             tx.recipients.into_iter().flat_map(|r| r.accounts).collect();
         accounts.sort();
@@ -625,7 +602,12 @@ impl Session {
                     return "451 4.3.0 Temporary failure, try again later".into();
                 }
             },
-            outbound: None,
+            outbound: (!remote.is_empty()).then(|| Outbound {
+                sender: return_path.clone(),
+                recipients: remote.clone(),
+                envid: from.envid.clone(),
+                ret_full: from.ret == Some(Ret::Full),
+            }),
         };
         match self.context.deliverer.deliver(delivery).await {
             Ok(outcome) => {
@@ -637,6 +619,7 @@ impl Session {
                     queue_id,
                     from = %return_path,
                     recipients = accounts.len(),
+                    remote = remote.len(),
                     delivered = outcome.delivered,
                     size,
                     replicas = ?stored.replicas,
@@ -647,6 +630,9 @@ impl Session {
                     // The accounts went away between RCPT and commit; bounces arrive with the
                     // outbound queue.
                     tracing::warn!(queue_id, recipients = ?outcome.undeliverable, "recipients vanished before delivery");
+                }
+                if !remote.is_empty() {
+                    self.context.outbound_wake.notify_one();
                 }
                 format!("250 2.0.0 Ok: queued as {queue_id}")
             }
@@ -682,12 +668,6 @@ impl Session {
             now.rfc5322
         )
     }
-}
-
-enum Resolved {
-    Local(Vec<String>),
-    Unknown,
-    Remote,
 }
 
 /// What DATA read.

@@ -23,7 +23,7 @@ pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
 pub use crate::mail::queue::{
-    AttemptError, AttemptOutcome, Outbound, OutboundPolicy, OutboundTls, QueueAction,
+    AttemptError, AttemptOutcome, NoticeKind, Outbound, OutboundPolicy, OutboundTls, QueueAction,
     QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,
 };
 pub use crate::mail::{

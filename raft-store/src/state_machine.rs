@@ -261,8 +261,8 @@ impl StateMachine {
             Command::QueueAct { id, action } => {
                 return queue::act(&reader, id, *action, batch);
             }
-            Command::MarkDelayNotified { id } => {
-                return queue::mark_delay_notified(&reader, id, batch);
+            Command::Notify { id, kind, delivery } => {
+                return queue::notify(&reader, id, kind, delivery.as_deref(), batch);
             }
             Command::SetOutboundPolicy(policy) => queue::set_outbound_policy(policy, batch),
             Command::Expunge {

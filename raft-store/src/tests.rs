@@ -1183,7 +1183,7 @@ async fn deleting_a_queued_message_releases_its_blob() {
 }
 
 #[tokio::test]
-async fn the_delay_notice_is_marked_once_and_the_outbound_policy_is_replicated() {
+async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_replicated() {
     let dir = TempDir::new().unwrap();
     let (_log, mut sm) = crate::open(dir.path()).unwrap();
     let reader = sm.reader();
@@ -1191,10 +1191,17 @@ async fn the_delay_notice_is_marked_once_and_the_outbound_policy_is_replicated()
         reader.outbound_policy().unwrap(),
         crate::OutboundPolicy::default()
     );
-    let remote_only = crate::Delivery {
+    let remote = crate::Delivery {
         recipients: Vec::new(),
-        outbound: outbound("s@example.test", &["x@remote.test"]),
+        outbound: outbound("a@example.test", &["x@remote.test", "y@remote.test"]),
         ..delivery("q5", 5, &[], &[])
+    };
+    // The notices go to a@example.test's INBOX.
+    let notice = |queue_id: &str, blob: u8| {
+        Some(Box::new(crate::Delivery {
+            outbound: None,
+            ..delivery(queue_id, blob, &["a@example.test"], &[])
+        }))
     };
     let policy = crate::OutboundPolicy {
         retry_interval_secs: 2,
@@ -1202,16 +1209,21 @@ async fn the_delay_notice_is_marked_once_and_the_outbound_policy_is_replicated()
         smarthost_mode: crate::SmarthostMode::OnFailure,
         ..crate::OutboundPolicy::default()
     };
+    let delay = || Command::Notify {
+        id: "q5".into(),
+        kind: crate::NoticeKind::Delay,
+        delivery: notice("D-q5", 6),
+    };
     let results = apply_all(
         &mut sm,
         1,
         vec![
             Command::Deliver {
-                deliveries: vec![remote_only],
+                deliveries: vec![remote],
             },
-            Command::MarkDelayNotified { id: "q5".into() },
+            delay(),
+            delay(),
             Command::SetOutboundPolicy(policy.clone()),
-            Command::MarkDelayNotified { id: "nope".into() },
         ],
     )
     .await;
@@ -1219,13 +1231,59 @@ async fn the_delay_notice_is_marked_once_and_the_outbound_policy_is_replicated()
         panic!("{results:?}");
     };
     assert!(entry.delay_notified);
-    assert!(reader.queued("q5").unwrap().unwrap().delay_notified);
-    // Still due: the recipient is pending.
-    assert_eq!(reader.due(i64::MAX, 10).unwrap(), ["q5"]);
-    assert_eq!(reader.outbound_policy().unwrap(), policy);
+    // The second delay notice was not delivered: one message in the INBOX.
     assert_eq!(
-        results[3],
-        CommandResult::Rejected(crate::Rejection::NotQueued("nope".into()))
+        reader
+            .messages("a@example.test", crate::INBOX)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(reader.due(i64::MAX, 10).unwrap(), ["q5"], "still pending");
+    assert_eq!(reader.outbound_policy().unwrap(), policy);
+
+    // A failure keeps the entry until its bounce is recorded, once.
+    apply_all(
+        &mut sm,
+        5,
+        vec![Command::RecordAttempt {
+            id: "q5".into(),
+            outcomes: vec![
+                ("x@remote.test".into(), crate::AttemptOutcome::Delivered),
+                (
+                    "y@remote.test".into(),
+                    crate::AttemptOutcome::Failed(attempt_error("5.1.1")),
+                ),
+            ],
+            next_attempt_at: 1_800_000_000,
+        }],
+    )
+    .await;
+    // The bounce does not wait for the next attempt time.
+    assert_eq!(reader.due(1_700_000_000, 10).unwrap(), ["q5"]);
+    let bounce = || Command::Notify {
+        id: "q5".into(),
+        kind: crate::NoticeKind::Failures(vec!["y@remote.test".into()]),
+        delivery: notice("B-q5", 7),
+    };
+    let results = apply_all(&mut sm, 6, vec![bounce(), bounce()]).await;
+    check_results(
+        results,
+        &[
+            CommandResult::Queued(None),
+            CommandResult::Rejected(crate::Rejection::NotQueued("q5".into())),
+        ],
+    );
+    assert_eq!(
+        reader
+            .messages("a@example.test", crate::INBOX)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        reader.blob(&[5; 32]).unwrap().is_none(),
+        "q5 released its blob"
     );
     let secret = crate::OutboundPolicy {
         smarthost_password: "hunter2".into(),

@@ -274,9 +274,12 @@ pub enum Command {
         id: String,
         action: crate::mail::queue::QueueAction,
     },
-    /// The "still trying" notice of a queued message is queued.
-    MarkDelayNotified {
+    /// A notice to the sender of a queued message (a bounce or a delay notice), queued or
+    /// delivered locally as `delivery`, and recorded as sent, in one entry.
+    Notify {
         id: String,
+        kind: crate::mail::queue::NoticeKind,
+        delivery: Option<Box<Delivery>>,
     },
     SetOutboundPolicy(crate::mail::queue::OutboundPolicy),
 }
@@ -294,6 +297,10 @@ impl Command {
                 accounts.dedup();
                 accounts
             }
+            Command::Notify {
+                delivery: Some(delivery),
+                ..
+            } => delivery.recipients.iter().map(String::as_str).collect(),
             Command::DeleteAccount { address } | Command::SetAccountEnabled { address, .. } => {
                 vec![address]
             }
@@ -320,7 +327,7 @@ impl Command {
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
             | Command::QueueAct { .. }
-            | Command::MarkDelayNotified { .. }
+            | Command::Notify { .. }
             | Command::SetOutboundPolicy(_) => Vec::new(),
         }
     }
@@ -372,7 +379,7 @@ impl fmt::Display for Command {
             }
             Command::MarkBounced { id, .. } => write!(f, "MarkBounced({id})"),
             Command::QueueAct { id, action } => write!(f, "QueueAct({id}, {action:?})"),
-            Command::MarkDelayNotified { id } => write!(f, "MarkDelayNotified({id})"),
+            Command::Notify { id, kind, .. } => write!(f, "Notify({id}, {kind:?})"),
             Command::SetOutboundPolicy(_) => write!(f, "SetOutboundPolicy"),
         }
     }

@@ -6,6 +6,7 @@ mod imap;
 mod mail;
 mod metadata;
 mod operator;
+mod outbound;
 mod outbound_client;
 mod outbound_lab;
 mod outbound_route;

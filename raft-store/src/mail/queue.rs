@@ -201,19 +201,25 @@ fn due_key(at: i64, id: &str) -> Vec<u8> {
 fn store(entry: &QueuedMessage, staged: &mut Staged<'_>) {
     staged.put(CF_QUEUE, entry.id.as_bytes(), entry);
     if !entry.held && entry.has_work() {
-        staged.put(
-            CF_QUEUE_DUE,
-            &due_key(entry.next_attempt_at, &entry.id),
-            &(),
-        );
+        staged.put(CF_QUEUE_DUE, &due_key(entry.due_at(), &entry.id), &());
     }
 }
 
 fn unindex(entry: &QueuedMessage, staged: &mut Staged<'_>) {
-    staged.delete(CF_QUEUE_DUE, &due_key(entry.next_attempt_at, &entry.id));
+    staged.delete(CF_QUEUE_DUE, &due_key(entry.due_at(), &entry.id));
 }
 
 impl QueuedMessage {
+    /// When the leader should look at it next: at once while a failure is unreported (the
+    /// bounce does not wait for the next retry), else at the next attempt.
+    fn due_at(&self) -> i64 {
+        if self.unreported().next().is_some() {
+            i64::MIN
+        } else {
+            self.next_attempt_at
+        }
+    }
+
     /// Recipients still to be tried, or failures not yet reported.
     fn has_work(&self) -> bool {
         self.recipients.iter().any(|r| {
@@ -347,17 +353,56 @@ pub(crate) fn mark_bounced(
     finish(reader, entry, staged)
 }
 
-/// The "still trying" notice for this message is queued: it is sent once.
-pub(crate) fn mark_delay_notified(
+/// A notice to the sender about a queued message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// These recipients failed for good (RFC 3464 Action: failed).
+    Failures(Vec<String>),
+    /// The message is still queued after the delay-warning time (Action: delayed); sent once.
+    Delay,
+}
+
+/// Queues the notice (when there is one to send: `delivery` is None when the sender cannot be
+/// reached) and records that it was sent, in one step, so a new leader neither loses nor
+/// repeats it. A notice already recorded is not delivered again.
+pub(crate) fn notify(
     reader: &StateReader,
     id: &str,
+    kind: &NoticeKind,
+    delivery: Option<&super::Delivery>,
     staged: &mut Staged<'_>,
 ) -> Result<CommandResult, StoreError> {
     let Some(mut entry) = reader.queued(id)? else {
         return Ok(CommandResult::Rejected(Rejection::NotQueued(id.to_owned())));
     };
+    let unreported = |entry: &QueuedMessage, address: &str| {
+        entry
+            .unreported()
+            .any(|recipient| recipient.address == address)
+    };
+    let due = match kind {
+        NoticeKind::Failures(recipients) => recipients.iter().any(|r| unreported(&entry, r)),
+        NoticeKind::Delay => !entry.delay_notified,
+    };
+    if !due {
+        return Ok(CommandResult::Queued(Some(Box::new(entry))));
+    }
+    if let Some(delivery) = delivery {
+        super::deliver(reader, std::slice::from_ref(delivery), staged)?;
+    }
     unindex(&entry, staged);
-    entry.delay_notified = true;
+    match kind {
+        NoticeKind::Failures(recipients) => {
+            for recipient in &mut entry.recipients {
+                if recipients.contains(&recipient.address)
+                    && recipient.state == (RecipientState::Failed { bounced: false })
+                {
+                    recipient.state = RecipientState::Failed { bounced: true };
+                }
+            }
+        }
+        NoticeKind::Delay => entry.delay_notified = true,
+    }
     finish(reader, entry, staged)
 }
 

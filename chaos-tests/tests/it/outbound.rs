@@ -1,0 +1,301 @@
+//! Outbound delivery end to end: a cluster whose leader delivers its queue to SMTP sinks found
+//! through a DNS stub (MX preference, a dead primary MX, the implicit MX, null MX, a domain
+//! that does not exist), retries a tempfail, bounces 5xx failures to a local sender's INBOX and
+//! to a remote sender through the queue, and never bounces a bounce.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chaos_tests::cluster::{Cluster, NodeTuning, wait_until};
+use chaos_tests::mail::{self, PASSWORD};
+use chaos_tests::outbound_lab::{DnsStub, SinkRecord, SinkSpec, SmtpSink, Stage, Zone};
+use serde_json::Value;
+
+/// The cluster's subnet (127.0.64.x) and the lab's (127.0.65.x: DNS stub and MX sinks).
+const SUBNET: u8 = 64;
+const DNS_PORT: u16 = 5353;
+const MX_PORT: u16 = 2525;
+
+fn lab_ip(d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 65, d)
+}
+
+fn ip(d: u8) -> IpAddr {
+    IpAddr::V4(lab_ip(d))
+}
+
+fn zone() -> Zone {
+    Zone::new()
+        // mx1 has no server: delivery moves on to mx2.
+        .mx("multi.test", 10, "mx1.multi.test")
+        .mx("multi.test", 20, "mx2.multi.test")
+        .a("mx1.multi.test", lab_ip(2))
+        .a("mx2.multi.test", lab_ip(3))
+        .mx("other.test", 10, "mx.other.test")
+        .a("mx.other.test", lab_ip(4))
+        // No MX: the domain's own address is its mail host.
+        .a("nomx.test", lab_ip(5))
+        // RFC 7505: accepts no mail.
+        .mx("nullmx.test", 0, ".")
+}
+
+fn tuning() -> NodeTuning {
+    NodeTuning {
+        extra_toml: format!(
+            "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
+            lab_ip(1)
+        ),
+    }
+}
+
+/// Sends one message through the submission port as `user` (STARTTLS, AUTH); returns its
+/// Message-ID.
+fn submit(cluster: &Cluster, user: &str, from: &str, to: &[&str], subject: &str) -> Result<String> {
+    let addr = cluster.nodes[0].submission_addr();
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let mut args = vec![
+        "send",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--mode",
+        "starttls",
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+        "--from",
+        from,
+        "--subject",
+        subject,
+    ];
+    for rcpt in to {
+        args.extend(["--to", rcpt]);
+    }
+    let value = mail::python_client(&args)?;
+    anyhow::ensure!(value.get("error").is_none(), "send failed: {value}");
+    anyhow::ensure!(value["code"] == 250, "DATA answered {value}");
+    Ok(value["message_id"]
+        .as_str()
+        .context("message id")?
+        .to_owned())
+}
+
+fn delivered_to(records: &[SinkRecord], message_id: &str) -> Vec<Vec<String>> {
+    records
+        .iter()
+        .filter(|r| r.delivered() && r.message_id.as_deref() == Some(message_id))
+        .map(|r| r.rcpts.clone())
+        .collect()
+}
+
+/// The sink's record of `MAIL FROM:<>` (aiosmtpd keeps the brackets of the null path).
+fn null_sender(record: &SinkRecord) -> bool {
+    matches!(record.mail_from.as_deref(), Some("" | "<>"))
+}
+
+fn inbox(cluster: &Cluster, user: &str) -> Result<Vec<Value>> {
+    let addr = cluster.nodes[0].pop3_addr();
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let value = mail::python_client(&[
+        "pop3",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--mode",
+        "stls",
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+        "--raw",
+    ])?;
+    anyhow::ensure!(value.get("error").is_none(), "pop3 failed: {value}");
+    Ok(value["messages"].as_array().cloned().unwrap_or_default())
+}
+
+fn queue(cluster: &Cluster) -> Result<Value> {
+    let out = cluster.ctl_ok(&["queue", "list", "--json"])?;
+    Ok(serde_json::from_str(&out)?)
+}
+
+fn queue_is_empty(cluster: &Cluster) -> bool {
+    queue(cluster).is_ok_and(|q| q["total"] == 0)
+}
+
+#[test]
+fn outbound_mail_is_routed_retried_and_bounced() -> Result<()> {
+    let stub = DnsStub::start(ip(1), DNS_PORT, &zone())?;
+    let mx2 = SmtpSink::start(ip(3), MX_PORT, &SinkSpec::accept_all())?;
+    let other = SmtpSink::start(
+        ip(4),
+        MX_PORT,
+        &SinkSpec::accept_all()
+            .reply(Stage::Rcpt, Some("^nobody@"), "550 5.1.1 No such user here")
+            .reply(Stage::Rcpt, Some("^gone@"), "550 5.1.1 Gone")
+            .reply_first(
+                1,
+                Stage::Rcpt,
+                Some("^later@"),
+                "451 4.2.1 Mailbox busy, try later",
+            ),
+    )?;
+    let nomx = SmtpSink::start(ip(5), MX_PORT, &SinkSpec::accept_all())?;
+    let cluster = Cluster::start(SUBNET, 2, true, tuning())?;
+    mail::add_users(&cluster, &["alice", "bob"])?;
+    let alice = "alice@example.test";
+
+    // One message to local, remote, failing and tempfailing recipients.
+    let first = submit(
+        &cluster,
+        alice,
+        alice,
+        &[
+            "one@multi.test",
+            "two@multi.test",
+            "bob@example.test",
+            "nobody@other.test",
+            "later@other.test",
+            "x@nomx.test",
+            "y@nullmx.test",
+            "z@missing.test",
+        ],
+        "outbound one",
+    )?;
+
+    // The remote recipients arrive once each: both multi.test ones in one transaction to mx2.
+    wait_until(Duration::from_secs(30), "delivery to mx2 and nomx", || {
+        let at_mx2 = delivered_to(&mx2.records().ok()?, &first);
+        let at_nomx = delivered_to(&nomx.records().ok()?, &first);
+        (!at_mx2.is_empty() && !at_nomx.is_empty()).then_some(())
+    })?;
+    assert_eq!(
+        delivered_to(&mx2.records()?, &first),
+        [["one@multi.test", "two@multi.test"]]
+    );
+    assert_eq!(delivered_to(&nomx.records()?, &first), [["x@nomx.test"]]);
+    // The local recipient got it from the same accepted message.
+    let bob = inbox(&cluster, "bob@example.test")?;
+    assert_eq!(
+        mail::subjects(&serde_json::json!({ "messages": bob })),
+        ["outbound one"]
+    );
+
+    // The three permanent failures come back to alice in one notice.
+    let bounce = wait_until(Duration::from_secs(30), "alice's bounce", || {
+        inbox(&cluster, alice).ok()?.into_iter().next()
+    })?;
+    let raw = bounce["raw"].as_str().context("raw")?;
+    assert_eq!(bounce["return_path"], "<>");
+    assert!(raw.contains("multipart/report"), "{raw}");
+    assert!(raw.contains("report-type=delivery-status"), "{raw}");
+    for (recipient, status) in [
+        ("nobody@other.test", "5.1.1"),
+        ("y@nullmx.test", "5.1.10"),
+        ("z@missing.test", "5.1.2"),
+    ] {
+        assert!(
+            raw.contains(&format!("Final-Recipient: rfc822; {recipient}")),
+            "{recipient} missing in {raw}"
+        );
+        assert!(
+            raw.contains(&format!("Status: {status}")),
+            "{status} missing in {raw}"
+        );
+    }
+    assert_eq!(raw.matches("Action: failed").count(), 3, "{raw}");
+    assert!(
+        !raw.contains("Final-Recipient: rfc822; later@other.test"),
+        "a deferred recipient is not bounced"
+    );
+    assert!(
+        raw.contains("No such user here"),
+        "the remote's words are in the notice"
+    );
+
+    // The tempfailed recipient waits for its retry; an operator's retry makes it due now.
+    let listed = queue(&cluster)?;
+    let entries = listed["entries"].as_array().context("queue list")?;
+    assert_eq!(entries.len(), 1, "{listed}");
+    let id = entries[0]["id"].as_str().context("id")?.to_owned();
+    let shown: Value = serde_json::from_str(&cluster.ctl_ok(&["queue", "show", &id, "--json"])?)?;
+    let pending: Vec<&Value> = shown["recipients"]
+        .as_array()
+        .context("recipients")?
+        .iter()
+        .filter(|r| r["state"] == "pending")
+        .collect();
+    assert_eq!(pending.len(), 1, "{shown}");
+    assert_eq!(pending[0]["address"], "later@other.test");
+    assert_eq!(pending[0]["last_status"], "4.2.1", "{shown}");
+    cluster.ctl_ok(&["queue", "retry", &id])?;
+    wait_until(Duration::from_secs(30), "the retry", || {
+        (!delivered_to(&other.records().ok()?, &first).is_empty()).then_some(())
+    })?;
+    assert_eq!(
+        delivered_to(&other.records()?, &first),
+        [["later@other.test"]]
+    );
+    wait_until(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+
+    // A remote sender's bounce goes out through the queue from <>; when it fails in turn it is
+    // dropped, not bounced again.
+    let second = submit(
+        &cluster,
+        alice,
+        "carol@other.test",
+        &["nobody@other.test"],
+        "outbound two",
+    )?;
+    let third = submit(
+        &cluster,
+        alice,
+        "gone@other.test",
+        &["nobody@other.test"],
+        "outbound three",
+    )?;
+    let notice_to = |sender: &str| -> Option<SinkRecord> {
+        other
+            .records()
+            .ok()?
+            .into_iter()
+            .find(|r| null_sender(r) && r.rcpts == [sender.to_owned()])
+    };
+    let notice = wait_until(Duration::from_secs(30), "the notice to carol", || {
+        notice_to("carol@other.test")
+    })
+    .unwrap();
+    assert!(notice.delivered(), "{notice:?}");
+    wait_until(Duration::from_secs(30), "the queue to drain", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+    let to_gone: Vec<SinkRecord> = other
+        .records()?
+        .into_iter()
+        .filter(|r| null_sender(r) && r.refused_rcpts.iter().any(|f| f.rcpt == "gone@other.test"))
+        .collect();
+    assert_eq!(
+        to_gone.len(),
+        1,
+        "the notice to gone@ was tried once and dropped"
+    );
+    for id in [&second, &third] {
+        assert!(delivered_to(&other.records()?, id).is_empty());
+    }
+    assert!(
+        other.duplicates()?.is_empty() && mx2.duplicates()?.is_empty(),
+        "nothing arrived twice"
+    );
+    // Alice's INBOX holds only the first bounce: the others went to the remote senders.
+    assert_eq!(inbox(&cluster, alice)?.len(), 1);
+
+    cluster.check_no_unexpected_errors(&[]);
+    drop(cluster);
+    stub.stop()?;
+    Ok(())
+}
