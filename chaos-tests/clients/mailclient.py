@@ -4,6 +4,8 @@ line, printing one JSON object with what the server answered.
 
   mailclient.py send --host H --port P --mode plain|starttls|tls [--user U --password W]
                      --from A --to B [--to C] --subject S [--body-bytes N]
+  mailclient.py bulk --host H --port P --mode starttls --user U --password W --from A
+                     --count N --domain D [--domain E ...]
   mailclient.py pop3 --host H --port P --mode plain|stls|tls --user U --password W
                      [--delete-all] [--auth plain|user]
 
@@ -65,6 +67,39 @@ def send(args):
     code, reply = smtp.data(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
     smtp.quit()
     print(json.dumps({"code": code, "reply": reply.decode(), "message_id": msg["Message-ID"]}))
+
+
+def bulk(args):
+    """N messages over one session, message i to u<i>@<domain i mod len>; prints their
+    Message-IDs in order. Stops at the first refusal (and says so)."""
+    if args.mode == "tls":
+        smtp = smtplib.SMTP_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
+    else:
+        smtp = smtplib.SMTP(args.host, args.port, timeout=TIMEOUT)
+    smtp.ehlo("client.chaos.test")
+    if args.mode == "starttls":
+        smtp.starttls(context=tls_context())
+        smtp.ehlo("client.chaos.test")
+    if args.user:
+        smtp.login(args.user, args.password)
+    ids = []
+    for i in range(args.count):
+        msg = EmailMessage()
+        msg["From"] = args.sender
+        rcpt = f"u{i}@{args.domain[i % len(args.domain)]}"
+        msg["To"] = rcpt
+        msg["Subject"] = f"bulk {i}"
+        msg["Message-ID"] = f"<bulk-{i}-{uuid.uuid4()}@chaos.test>"
+        msg["Date"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+        msg.set_content(f"message {i}\n")
+        try:
+            smtp.sendmail(args.sender, [rcpt], msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
+        except smtplib.SMTPException as err:
+            print(json.dumps({"ids": ids, "error": f"message {i}: {type(err).__name__}: {err}"}))
+            return
+        ids.append(msg["Message-ID"])
+    smtp.quit()
+    print(json.dumps({"ids": ids}))
 
 
 def pop3(args):
@@ -137,6 +172,15 @@ def main():
     s.add_argument("--to", action="append", required=True)
     s.add_argument("--subject", required=True)
     s.add_argument("--body-bytes", type=int, default=200)
+    b = sub.add_parser("bulk")
+    b.add_argument("--host", required=True)
+    b.add_argument("--port", type=int, required=True)
+    b.add_argument("--mode", choices=["plain", "starttls", "tls"], default="starttls")
+    b.add_argument("--user")
+    b.add_argument("--password")
+    b.add_argument("--from", dest="sender", required=True)
+    b.add_argument("--count", type=int, required=True)
+    b.add_argument("--domain", action="append", required=True)
     p = sub.add_parser("pop3")
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
@@ -148,7 +192,7 @@ def main():
     p.add_argument("--raw", action="store_true", help="include each message's text")
     args = parser.parse_args()
     try:
-        {"send": send, "pop3": pop3}[args.command](args)
+        {"send": send, "bulk": bulk, "pop3": pop3}[args.command](args)
     except (smtplib.SMTPException, poplib.error_proto, OSError) as err:
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
         sys.exit(2)

@@ -299,3 +299,129 @@ fn outbound_mail_is_routed_retried_and_bounced() -> Result<()> {
     stub.stop()?;
     Ok(())
 }
+
+/// Guarantee 5: kill -9 of the leader in the middle of a large outbound batch. After the
+/// cluster heals every message has arrived, and the only duplicates are attempts that were in
+/// flight at the kill (at most the engine's concurrency).
+#[test]
+fn killing_the_leader_mid_batch_loses_nothing() -> Result<()> {
+    const COUNT: usize = 300;
+    const CONCURRENCY: usize = 25;
+    let lab = |d: u8| Ipv4Addr::new(127, 0, 67, d);
+    let domains = ["d1.test", "d2.test", "d3.test"];
+    let mut zone = Zone::new();
+    for (i, domain) in domains.iter().enumerate() {
+        let host = format!("mx.{domain}");
+        zone = zone.mx(domain, 10, &host).a(&host, lab(2 + i as u8));
+    }
+    let stub = DnsStub::start(IpAddr::V4(lab(1)), DNS_PORT, &zone)?;
+    // Slow sinks, so the kill lands while many sessions are open.
+    let slow = SinkSpec::accept_all().delay(Duration::from_millis(400));
+    let sinks = (0..domains.len())
+        .map(|i| SmtpSink::start(IpAddr::V4(lab(2 + i as u8)), MX_PORT, &slow))
+        .collect::<Result<Vec<_>>>()?;
+    let tuning = NodeTuning {
+        extra_toml: format!(
+            "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
+            lab(1)
+        ),
+    };
+    let mut cluster = Cluster::start(66, 2, true, tuning)?;
+    mail::add_users(&cluster, &["alice"])?;
+    let leader = cluster.index_of(cluster.wait_for_leader(Duration::from_secs(10))?);
+    let addr = cluster.nodes[leader].submission_addr();
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let count = COUNT.to_string();
+    let mut args = vec![
+        "bulk",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--user",
+        "alice@example.test",
+        "--password",
+        PASSWORD,
+        "--from",
+        "alice@example.test",
+        "--count",
+        &count,
+    ];
+    for domain in &domains {
+        args.extend(["--domain", domain]);
+    }
+    let sent = mail::python_client(&args)?;
+    anyhow::ensure!(sent.get("error").is_none(), "bulk send: {sent}");
+    let ids: Vec<String> = sent["ids"]
+        .as_array()
+        .context("ids")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), COUNT);
+
+    let delivered = |sinks: &[SmtpSink]| -> Vec<SinkRecord> {
+        sinks
+            .iter()
+            .flat_map(|s| s.records().unwrap_or_default())
+            .filter(SinkRecord::delivered)
+            .collect()
+    };
+    // Kill the leader with the batch about a third done.
+    wait_until(Duration::from_secs(60), "a third of the batch", || {
+        (delivered(&sinks).len() >= COUNT / 3).then_some(())
+    })?;
+    let before_kill = delivered(&sinks).len();
+    cluster.kill(leader)?;
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    let new_leader = cluster.index_of(cluster.wait_for_leader(Duration::from_secs(10))?);
+    assert_ne!(new_leader, leader);
+    // The new leader resumes within seconds.
+    let resumed = wait_until(Duration::from_secs(20), "a delivery after the kill", || {
+        delivered(&sinks)
+            .iter()
+            .map(|r| r.time)
+            .filter(|t| *t > killed_at)
+            .fold(None, |min: Option<f64>, t| {
+                Some(min.map_or(t, |m| m.min(t)))
+            })
+    })?;
+    cluster.start_node(leader)?;
+    wait_until(Duration::from_secs(120), "every message delivered", || {
+        let records = delivered(&sinks);
+        let arrived: std::collections::BTreeSet<&str> = records
+            .iter()
+            .filter_map(|r| r.message_id.as_deref())
+            .collect();
+        ids.iter()
+            .all(|id| arrived.contains(id.as_str()))
+            .then_some(())
+    })?;
+    wait_until(Duration::from_secs(30), "an empty queue", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+    let records = delivered(&sinks);
+    let duplicates: usize = sinks
+        .iter()
+        .flat_map(|s| s.duplicates().unwrap_or_default())
+        .map(|d| d.n_deliveries - 1)
+        .sum();
+    eprintln!(
+        "outbound kill: {COUNT} messages, {before_kill} delivered before the kill, first delivery \
+         by the new leader {:.0} ms after the kill, {} deliveries in all, {duplicates} duplicates",
+        (resumed - killed_at) * 1000.0,
+        records.len()
+    );
+    assert!(
+        duplicates <= CONCURRENCY,
+        "{duplicates} duplicates, more than the {CONCURRENCY} attempts that can be in flight"
+    );
+    assert_eq!(records.len(), COUNT + duplicates);
+    // Nothing bounced: alice's INBOX is empty.
+    assert!(inbox(&cluster, "alice@example.test")?.is_empty());
+    drop(cluster);
+    stub.stop()?;
+    Ok(())
+}
