@@ -425,3 +425,127 @@ fn killing_the_leader_mid_batch_loses_nothing() -> Result<()> {
     stub.stop()?;
     Ok(())
 }
+
+/// The policy's knobs: a recipient deferred on every attempt gets one delay notice and then a
+/// 5.4.7 failure after `max-attempts`; a smarthost takes what the MX hosts deferred
+/// (`on-failure`) or everything (`always`), with AUTH over STARTTLS.
+#[test]
+fn retries_expire_and_smarthosts_relay() -> Result<()> {
+    let lab = |d: u8| Ipv4Addr::new(127, 0, 69, d);
+    let zone = Zone::new()
+        .mx("slow.test", 10, "mx.slow.test")
+        .a("mx.slow.test", lab(2))
+        // Nothing listens there: every attempt is deferred at the connection stage.
+        .mx("down.test", 10, "mx.down.test")
+        .a("mx.down.test", lab(9));
+    let stub = DnsStub::start(IpAddr::V4(lab(1)), DNS_PORT, &zone)?;
+    let slow = SmtpSink::start(
+        IpAddr::V4(lab(2)),
+        MX_PORT,
+        &SinkSpec::accept_all().reply(Stage::Rcpt, None, "451 4.2.1 Try again later"),
+    )?;
+    let relay = SmtpSink::start(
+        IpAddr::V4(lab(5)),
+        MX_PORT,
+        &SinkSpec::accept_all()
+            .starttls()
+            .auth("relayuser", "relay secret"),
+    )?;
+    let tuning = NodeTuning {
+        extra_toml: format!(
+            "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
+            lab(1)
+        ),
+    };
+    let cluster = Cluster::start(68, 2, true, tuning)?;
+    mail::add_users(&cluster, &["alice"])?;
+    let alice = "alice@example.test";
+    cluster.ctl_ok(&[
+        "outbound",
+        "set",
+        "retry-interval-secs=1",
+        "max-attempts=4",
+        "delay-warning-secs=2",
+    ])?;
+
+    let doomed = submit(&cluster, alice, alice, &["someone@slow.test"], "doomed")?;
+    let notices = wait_until(
+        Duration::from_secs(60),
+        "the delay notice and the bounce",
+        || {
+            let inbox = inbox(&cluster, alice).ok()?;
+            (inbox.len() >= 2).then_some(inbox)
+        },
+    )?;
+    let raw = |m: &Value| m["raw"].as_str().unwrap_or_default().to_owned();
+    let (delay, failure) = (raw(&notices[0]), raw(&notices[1]));
+    assert!(delay.contains("Action: delayed"), "{delay}");
+    assert!(delay.contains("Status: 4.2.1"), "{delay}");
+    assert!(delay.contains("Will-Retry-Until:"), "{delay}");
+    assert!(failure.contains("Action: failed"), "{failure}");
+    assert!(failure.contains("Status: 5.4.7"), "{failure}");
+    assert!(failure.contains("gave up after 4 attempts"), "{failure}");
+    for notice in [&delay, &failure] {
+        assert!(
+            notice.contains(&doomed),
+            "the notice names the original: {notice}"
+        );
+    }
+    let attempts = slow
+        .records()?
+        .iter()
+        .filter(|r| {
+            r.refused_rcpts
+                .iter()
+                .any(|f| f.rcpt == "someone@slow.test")
+        })
+        .count();
+    assert_eq!(attempts, 4, "one session per attempt");
+    wait_until(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+
+    // on-failure: the MX host is down, so the smarthost gets it in the same attempt.
+    let password = cluster.root().join("relay-password");
+    std::fs::write(&password, "relay secret\n")?;
+    cluster.ctl_ok(&[
+        "outbound",
+        "set",
+        &format!("smarthost={}:{MX_PORT}", lab(5)),
+        "smarthost-mode=on-failure",
+        "smarthost-user=relayuser",
+        "--smarthost-password-file",
+        password.to_str().context("path")?,
+    ])?;
+    let fallback = submit(&cluster, alice, alice, &["a@down.test"], "fallback")?;
+    // always: even a domain that does not exist goes to the smarthost.
+    let relayed = wait_until(Duration::from_secs(30), "the relayed message", || {
+        relay
+            .records()
+            .ok()?
+            .into_iter()
+            .find(|r| r.delivered() && r.message_id.as_deref() == Some(fallback.as_str()))
+    })?;
+    assert_eq!(relayed.rcpts, ["a@down.test"]);
+    assert!(relayed.tls, "AUTH only over TLS");
+    assert_eq!(relayed.auth_user.as_deref(), Some("relayuser"));
+    cluster.ctl_ok(&["outbound", "set", "smarthost-mode=always"])?;
+    let always = submit(&cluster, alice, alice, &["b@nowhere.test"], "always")?;
+    wait_until(
+        Duration::from_secs(30),
+        "the second relayed message",
+        || (!delivered_to(&relay.records().ok()?, &always).is_empty()).then_some(()),
+    )?;
+    assert_eq!(
+        delivered_to(&relay.records()?, &always),
+        [["b@nowhere.test"]]
+    );
+    wait_until(Duration::from_secs(10), "an empty queue", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+    // Only the two notices: nothing relayed bounced.
+    assert_eq!(inbox(&cluster, alice)?.len(), 2);
+    drop(cluster);
+    stub.stop()?;
+    Ok(())
+}
