@@ -241,7 +241,9 @@ impl MailServices {
         match outbound::engine::start(context.clone(), &config.nameservers, config.mx_port) {
             Ok(engine) => tasks.push(engine),
             // Mail still comes in and is queued; it goes out once the resolver is fixed.
-            Err(err) => tracing::error!(error = %err, "no DNS resolver: outbound mail stays queued"),
+            Err(err) => {
+                tracing::error!(error = %err, "no DNS resolver: outbound mail stays queued")
+            }
         }
         for (service, addr) in config.listeners.enabled() {
             let listener = mail_service::bind(service, addr).await?;

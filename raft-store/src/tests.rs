@@ -1214,9 +1214,15 @@ async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_repl
         kind: crate::NoticeKind::Delay,
         delivery: notice("D-q5", 6),
     };
-    let results = apply_all(
+    apply_all(
         &mut sm,
         1,
+        vec![add_domain("example.test"), add_account("a@example.test")],
+    )
+    .await;
+    let results = apply_all(
+        &mut sm,
+        3,
         vec![
             Command::Deliver {
                 deliveries: vec![remote],
@@ -1245,7 +1251,7 @@ async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_repl
     // A failure keeps the entry until its bounce is recorded, once.
     apply_all(
         &mut sm,
-        5,
+        7,
         vec![Command::RecordAttempt {
             id: "q5".into(),
             outcomes: vec![
@@ -1266,7 +1272,7 @@ async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_repl
         kind: crate::NoticeKind::Failures(vec!["y@remote.test".into()]),
         delivery: notice("B-q5", 7),
     };
-    let results = apply_all(&mut sm, 6, vec![bounce(), bounce()]).await;
+    let results = apply_all(&mut sm, 8, vec![bounce(), bounce()]).await;
     check_results(
         results,
         &[
