@@ -1,8 +1,8 @@
 //! The delivery engine: while this node is the Raft leader it delivers the outbound queue.
 //!
-//! Every half second (and at once when a message for other domains is accepted here) the
-//! leader reads the queue's due index, and starts up to `concurrency` messages at once, each in
-//! its own task. A task:
+//! Every half second, at once when a message for other domains is accepted here, and whenever
+//! a task ends, the leader reads the queue's due index and starts up to `concurrency` messages
+//! at once, each in its own task. A task:
 //! 1. reports failures the sender has not been told about: it builds the RFC 3464 notice,
 //!    stores it like any accepted message (fsync'd here and on the mirror partner), and commits
 //!    `Notify`, which delivers the notice (into the sender's INBOX when the sender is local, to
@@ -15,8 +15,9 @@
 //!    fails with 5.4.7 and the last error; a failure is then reported at once (step 1).
 //!
 //! Exactly-once where it can be: the queue entry, the attempt results and the notices are Raft
-//! state, so a new leader carries on from the last committed result. Before it acts on the
-//! queue the leader takes a read index, so it never acts on a stale view after an election.
+//! state, so a new leader carries on from the last committed result. Before it first acts on
+//! the queue in a term the leader takes a read index, so it never acts on a stale view after an
+//! election.
 //! The only duplicate that remains is the remote delivery in flight when the leader dies: its
 //! result was never committed, so the new leader sends it again (RFC 5321's at-least-once).
 //! Notices are built deterministically (their time is the failure's), so a notice rebuilt by a
@@ -24,6 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +56,10 @@ pub struct Engine {
     in_flight: Mutex<HashSet<String>>,
     /// Sessions open per destination domain.
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Poked when a task ends, so its slot is refilled at once rather than at the next look.
+    slot_freed: tokio::sync::Notify,
+    /// The term in which this node last took a read index before acting on the queue.
+    checked_term: std::sync::atomic::AtomicU64,
 }
 
 /// Starts the engine of a data node; it works only while the node leads.
@@ -68,6 +74,8 @@ pub fn start(
         mx_port,
         in_flight: Mutex::new(HashSet::new()),
         domains: Mutex::new(HashMap::new()),
+        slot_freed: tokio::sync::Notify::new(),
+        checked_term: std::sync::atomic::AtomicU64::new(0),
     });
     Ok(tokio::spawn(engine.run()))
 }
@@ -78,6 +86,7 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(LOOK_EVERY) => {}
                 _ = self.context.outbound_wake.notified() => {}
+                _ = self.slot_freed.notified() => {}
             }
             if !self.context.cluster.is_leader() {
                 continue;
@@ -105,8 +114,14 @@ impl Engine {
         if !idle(&cluster.reader.due(unix_now() as i64, busy + free)?) {
             return Ok(());
         }
-        // A new leader may not have applied everything its predecessor committed.
-        cluster.linearize().await?;
+        // A new leader may not have applied everything its predecessor committed: once per
+        // term, catch up to a read index before trusting the local queue. (Later results of
+        // this term are written by this node, which waits for their apply.)
+        let term = cluster.metrics().current_term;
+        if self.checked_term.load(Ordering::Acquire) != term {
+            cluster.linearize().await?;
+            self.checked_term.store(term, Ordering::Release);
+        }
         let due = cluster.reader.due(unix_now() as i64, busy + free)?;
         let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         let start: Vec<String> = due
@@ -123,6 +138,7 @@ impl Engine {
                     tracing::warn!(queue_id = %id, error = %err, "outbound delivery step failed");
                 }
                 engine.in_flight.lock().expect("in-flight lock").remove(&id);
+                engine.slot_freed.notify_one();
             });
         }
         Ok(())
