@@ -7,8 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chaos_tests::outbound_lab::{self, SinkRecord, SinkSpec, SmtpSink, Stage};
-use node::outbound::client::{self, Attempt, Credentials, Delivery, Timeouts, TlsPolicy};
+use node::outbound::client::{
+    self, Attempt, ConnectionPool, Credentials, Delivery, Timeouts, TlsPolicy,
+};
 use raft_store::AttemptOutcome;
+use tokio::runtime::Runtime;
 
 const SENDER: &str = "sender@src.test";
 const HELO: &str = "out.src.test";
@@ -81,7 +84,18 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// One attempt without a pool, on a runtime of its own.
     fn deliver(&self) -> Delivery {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        self.deliver_on(&runtime, None)
+    }
+
+    /// One attempt on `runtime`, through `pool` when given (a pool's connections belong to the
+    /// runtime that opened them, so pooled attempts share one).
+    fn deliver_on(&self, runtime: &Runtime, pool: Option<&ConnectionPool>) -> Delivery {
         let attempt = Attempt {
             host: "mx.dest.test",
             addresses: &self.addresses,
@@ -94,11 +108,7 @@ impl<'a> Run<'a> {
             credentials: self.credentials.as_ref(),
             timeouts: self.timeouts,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(client::deliver(&attempt))
+        runtime.block_on(client::deliver(&attempt, pool))
     }
 }
 
