@@ -770,9 +770,13 @@ impl ConnectionPool {
         let (refused, expired) = {
             let mut idle = self.lock();
             let now = Instant::now();
+            // Expired sessions go first, so they do not take the room of a live one.
+            let expired = idle.take_expired(now);
             let n_messages = session.n_messages;
-            let refused = idle.put(destination, session, n_messages, now).err();
-            (refused, idle.take_expired(now))
+            (
+                idle.put(destination, session, n_messages, now).err(),
+                expired,
+            )
         };
         close_in_background(expired);
         if let Some(mut session) = refused {

@@ -312,6 +312,19 @@ fn a_full_destination_or_a_used_up_connection_is_refused() {
     let mut all = idle.take_all();
     all.sort_unstable();
     assert_eq!(all, vec![1, 2, 4]);
+    assert_eq!(idle.len(), 0);
+}
+
+#[test]
+fn expired_connections_make_room_once_collected() {
+    let mut idle = IdleSet::new(limits(5, 1, 100));
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    idle.put(mx.clone(), "old", 1, t0).expect("room");
+    // Parking first would be refused; the pool collects the expired one before parking.
+    assert_eq!(idle.take_expired(t0 + secs(6)), vec!["old"]);
+    assert_eq!(idle.put(mx.clone(), "new", 1, t0 + secs(6)), Ok(()));
+    assert_eq!(idle.take(&mx, t0 + secs(7)), Some("new"));
 }
 
 #[test]
