@@ -133,7 +133,8 @@ impl From<ClusterError> for ApiError {
                 | Rejection::NoSuchAccount(_)
                 | Rejection::NoSuchAlias(_)
                 | Rejection::NoSuchMailbox(_)
-                | Rejection::NotQueued(_) => ApiError::not_found(message),
+                | Rejection::NotQueued(_)
+                | Rejection::NoDkimKey(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)

@@ -279,6 +279,11 @@ pub enum Command {
         id: String,
     },
     SetOutboundPolicy(crate::mail::queue::OutboundPolicy),
+    /// Sets or replaces the DKIM key of a local domain.
+    SetDkimKey(crate::mail::dkim::DkimKey),
+    DeleteDkimKey {
+        domain: String,
+    },
 }
 
 impl Command {
@@ -321,7 +326,9 @@ impl Command {
             | Command::MarkBounced { .. }
             | Command::QueueAct { .. }
             | Command::MarkDelayNotified { .. }
-            | Command::SetOutboundPolicy(_) => Vec::new(),
+            | Command::SetOutboundPolicy(_)
+            | Command::SetDkimKey(_)
+            | Command::DeleteDkimKey { .. } => Vec::new(),
         }
     }
 }
@@ -374,6 +381,8 @@ impl fmt::Display for Command {
             Command::QueueAct { id, action } => write!(f, "QueueAct({id}, {action:?})"),
             Command::MarkDelayNotified { id } => write!(f, "MarkDelayNotified({id})"),
             Command::SetOutboundPolicy(_) => write!(f, "SetOutboundPolicy"),
+            Command::SetDkimKey(key) => write!(f, "SetDkimKey({}, {})", key.domain, key.selector),
+            Command::DeleteDkimKey { domain } => write!(f, "DeleteDkimKey({domain})"),
         }
     }
 }
@@ -432,4 +441,6 @@ pub enum Rejection {
     InvalidMailboxName(String),
     #[error("no such queued message: {0}")]
     NotQueued(String),
+    #[error("domain {0} has no DKIM key")]
+    NoDkimKey(String),
 }
