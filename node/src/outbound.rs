@@ -5,5 +5,6 @@
 //! client that makes one delivery attempt to one MX host (`client.rs`).
 
 pub mod client;
+pub mod dkim;
 pub mod dsn;
 pub mod route;
