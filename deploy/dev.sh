@@ -6,8 +6,9 @@
 # bindings, openssl for a certificate check in the cli tests), and for `test` the real mail
 # clients the conformance scenarios drive (swaks, fetchmail, mbsync from isync; Python's
 # smtplib/poplib/imaplib ship with python3), the outbound lab's DNS stub and SMTP sinks
-# (python3-dnslib, python3-aiosmtpd; dig from dnsutils) and the tools the chaos scenarios use to
-# build and break networks (iproute2, nftables).
+# (python3-dnslib, python3-aiosmtpd; dig from dnsutils), dkimpy (python3-dkim) to verify our
+# DKIM signatures, and the tools the chaos scenarios use to build and break networks (iproute2,
+# nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ install_build_deps() {
         # The outbound lab's DNS stub and SMTP sinks (chaos-tests/clients), and dig to query them.
         dpkg -s python3-aiosmtpd >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
         dpkg -s python3-dnslib >/dev/null 2>&1 || missing+=(python3-dnslib)
+        dpkg -s python3-dkim >/dev/null 2>&1 || missing+=(python3-dkim)
         command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
         # The chaos scenarios build networks of namespaces (ip) and cut them (nft).
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)

@@ -291,6 +291,54 @@ impl QueueAction {
     }
 }
 
+/// A domain's DKIM signing key (`GET /v1/domains/{domain}/dkim`): never the private key, but
+/// the DNS TXT record that publishes its public half.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    /// "rsa-sha256" or "ed25519-sha256"; kept as text so that a newer server value still shows.
+    pub algorithm: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// `selector._domainkey.domain`
+    pub dns_name: String,
+    /// `v=DKIM1; k=rsa; p=...`, unsplit.
+    pub dns_value: String,
+}
+
+/// The signing algorithm of a new DKIM key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+impl DkimAlgorithm {
+    /// The name the admin API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Rsa => "rsa-sha256",
+            DkimAlgorithm::Ed25519 => "ed25519-sha256",
+        }
+    }
+}
+
+impl FromStr for DkimAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DkimAlgorithm, String> {
+        match s {
+            "rsa" | "rsa-sha256" => Ok(DkimAlgorithm::Rsa),
+            "ed25519" | "ed25519-sha256" => Ok(DkimAlgorithm::Ed25519),
+            _ => Err(format!(
+                "unknown DKIM algorithm {s:?}: expected rsa or ed25519"
+            )),
+        }
+    }
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -342,6 +390,18 @@ struct Enabled {
 struct NewClientTls<'a> {
     cert_pem: &'a str,
     key_pem: &'a str,
+}
+
+// No Debug: it may carry a private key.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct NewDkimKey<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    selector: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    algorithm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key_pem: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -703,6 +763,40 @@ impl Client {
     /// `DELETE /v1/queue/{id}`: removed without a report to the sender.
     pub fn delete_queued(&self, id: &str) -> Result<()> {
         self.delete(&format!("/v1/queue/{}", encode_component(id)))
+    }
+
+    /// `GET /v1/dkim`: every domain's DKIM key.
+    pub fn dkim_keys(&self) -> Result<Vec<DkimKey>> {
+        self.get("/v1/dkim")
+    }
+
+    /// `GET /v1/domains/{domain}/dkim` (`404` when the domain has no key).
+    pub fn dkim_key(&self, domain: &str) -> Result<DkimKey> {
+        self.get(&format!("/v1/domains/{}/dkim", encode_component(domain)))
+    }
+
+    /// `PUT /v1/domains/{domain}/dkim`: the cluster makes a key (`private_key_pem` None) or
+    /// checks the given one, and replaces the domain's key with it. The server picks the
+    /// selector and algorithm left out.
+    pub fn set_dkim_key(
+        &self,
+        domain: &str,
+        selector: Option<&str>,
+        algorithm: Option<DkimAlgorithm>,
+        private_key_pem: Option<&str>,
+    ) -> Result<DkimKey> {
+        let path = format!("/v1/domains/{}/dkim", encode_component(domain));
+        let new_key = NewDkimKey {
+            selector,
+            algorithm: algorithm.map(DkimAlgorithm::as_str),
+            private_key_pem,
+        };
+        self.put_answer(&path, &new_key)
+    }
+
+    /// `DELETE /v1/domains/{domain}/dkim`: the domain's mail goes out unsigned.
+    pub fn delete_dkim_key(&self, domain: &str) -> Result<()> {
+        self.delete(&format!("/v1/domains/{}/dkim", encode_component(domain)))
     }
 
     // Generic requests.

@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde::Serialize;
 
 use crate::api::{
-    self, Account, Client, ClusterStatus, Domain, MailPolicy, Member, NODE_PROBE_TIMEOUT,
-    NodeStatus, QueueAction, QueueEntry, QueueListing, QueueRecipient, Role, VipStatus,
-    error_status,
+    self, Account, Client, ClusterStatus, DkimAlgorithm, DkimKey, Domain, MailPolicy, Member,
+    NODE_PROBE_TIMEOUT, NodeStatus, QueueAction, QueueEntry, QueueListing, QueueRecipient, Role,
+    VipStatus, error_status,
 };
 use crate::calendar::unix_now;
 use crate::client_config::{self, ClientConfig};
@@ -1552,6 +1552,140 @@ pub fn policy_value(text: &str) -> serde_json::Value {
         Ok(value @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => value,
         _ => serde_json::Value::String(text.to_owned()),
     }
+}
+
+/// The longest character-string a DNS TXT record holds (RFC 1035 3.3); longer values are
+/// split into several, which a verifier joins again (RFC 6376 3.6.2.2).
+const TXT_STRING_MAX: usize = 255;
+
+/// A DKIM key's TXT record as a zone file line, its value split into quoted strings.
+pub fn dkim_zone_line(key: &DkimKey) -> String {
+    let strings: Vec<String> = key
+        .dns_value
+        .as_bytes()
+        .chunks(TXT_STRING_MAX)
+        .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
+        .collect();
+    format!("{}. IN TXT ( {} )", key.dns_name, strings.join(" "))
+}
+
+/// A domain's DKIM key and the record to publish for it.
+pub fn render_dkim_key(key: &DkimKey) -> String {
+    format!(
+        "domain:    {}\n\
+         selector:  {}\n\
+         algorithm: {}\n\
+         created:   {}\n\
+         \n\
+         DNS TXT record to publish:\n\
+         name:  {}\n\
+         value: {}\n\
+         \n\
+         As a zone file line:\n\
+         {}\n",
+        key.domain,
+        key.selector,
+        key.algorithm,
+        unix_time(key.created_at),
+        key.dns_name,
+        key.dns_value,
+        dkim_zone_line(key),
+    )
+}
+
+pub fn render_dkim_keys(keys: &[DkimKey]) -> String {
+    let mut table = Table::new(&["DOMAIN", "SELECTOR", "ALGORITHM", "CREATED", "DNS NAME"]);
+    for key in keys {
+        table.push_row(vec![
+            key.domain.clone(),
+            key.selector.clone(),
+            key.algorithm.clone(),
+            unix_time(key.created_at),
+            key.dns_name.clone(),
+        ]);
+    }
+    table.render()
+}
+
+fn print_dkim_key(key: &DkimKey, json: bool, headline: Option<String>) -> Result<()> {
+    if json {
+        return print_json(key);
+    }
+    if let Some(headline) = headline {
+        println!("{headline}");
+    }
+    print!("{}", render_dkim_key(key));
+    Ok(())
+}
+
+/// `mclusterctl dkim generate DOMAIN`: the cluster makes the key; it never leaves the cluster.
+pub fn dkim_generate(
+    ctx: &Context,
+    domain: &str,
+    selector: Option<&str>,
+    algorithm: Option<DkimAlgorithm>,
+    json: bool,
+) -> Result<()> {
+    let key = ctx
+        .admin_client()?
+        .set_dkim_key(domain, selector, algorithm, None)
+        .with_context(|| format!("make a DKIM key for {domain}"))?;
+    let headline = format!(
+        "made a new {} DKIM key for {}; mail from the domain is signed with it from now on, so \
+         publish its record:\n",
+        key.algorithm, key.domain
+    );
+    print_dkim_key(&key, json, Some(headline))
+}
+
+/// `mclusterctl dkim import DOMAIN --selector S --key FILE`.
+pub fn dkim_import(
+    ctx: &Context,
+    domain: &str,
+    selector: &str,
+    key_file: &Path,
+    json: bool,
+) -> Result<()> {
+    let pem = files::read_text(key_file)?;
+    check_pem(key_file, &pem, "PRIVATE KEY-----")?;
+    let key = ctx
+        .admin_client()?
+        .set_dkim_key(domain, Some(selector), None, Some(&pem))
+        .with_context(|| format!("import the DKIM key of {domain}"))?;
+    let headline = format!(
+        "imported a {} DKIM key for {} from {}; mail from the domain is signed with it from now \
+         on:\n",
+        key.algorithm,
+        key.domain,
+        key_file.display()
+    );
+    print_dkim_key(&key, json, Some(headline))
+}
+
+pub fn dkim_show(ctx: &Context, domain: &str, json: bool) -> Result<()> {
+    let key = ctx
+        .admin_client()?
+        .dkim_key(domain)
+        .with_context(|| format!("get the DKIM key of {domain}"))?;
+    print_dkim_key(&key, json, None)
+}
+
+pub fn dkim_list(ctx: &Context, json: bool) -> Result<()> {
+    let keys = ctx.admin_client()?.dkim_keys().context("list DKIM keys")?;
+    if json {
+        print_json(&keys)
+    } else {
+        print!("{}", render_dkim_keys(&keys));
+        Ok(())
+    }
+}
+
+pub fn dkim_delete(ctx: &Context, domain: &str) -> Result<()> {
+    ctx.admin_client()?
+        .delete_dkim_key(domain)
+        .with_context(|| format!("delete the DKIM key of {domain}"))?;
+    println!("deleted the DKIM key of {domain}; its mail goes out unsigned from now on");
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
-use cli::api::{QueueAction, Role};
+use cli::api::{DkimAlgorithm, QueueAction, Role};
 use cli::commands::{
     self, Context, DEFAULT_QUEUE_LIMIT, DEFAULT_QUOTA_MB, InitOptions, JoinOptions, MAX_QUEUE_LIMIT,
 };
@@ -69,6 +69,9 @@ enum Command {
     /// smarthost)
     #[command(subcommand)]
     Outbound(OutboundCommand),
+    /// Manage the DKIM keys that sign outbound mail, one per domain
+    #[command(subcommand)]
+    Dkim(DkimCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -385,6 +388,52 @@ enum OutboundCommand {
     },
 }
 
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum DkimCommand {
+    /// Make a new signing key for a domain, replacing its key, and print the DNS TXT record to
+    /// publish
+    Generate {
+        /// Domain name
+        domain: String,
+        /// The key's DNS selector [default: mc and today's date, such as mc20251122]
+        #[arg(long, value_name = "S")]
+        selector: Option<String>,
+        /// rsa (2048 bits) or ed25519 (RFC 8463; not every receiver checks it) [default: rsa]
+        #[arg(long, value_name = "ALG")]
+        algorithm: Option<DkimAlgorithm>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Use a private key of your own (PKCS#8 PEM, or PKCS#1 PEM for RSA) as a domain's
+    /// signing key, replacing its key
+    Import {
+        /// Domain name
+        domain: String,
+        /// The DNS selector its record is published under
+        #[arg(long, value_name = "S")]
+        selector: String,
+        /// The private key file
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show a domain's key and the DNS TXT record that publishes it
+    Show {
+        /// Domain name
+        domain: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// List every domain's signing key
+    List(JsonArg),
+    /// Delete a domain's signing key: its mail goes out unsigned
+    Delete {
+        /// Domain name
+        domain: String,
+    },
+}
+
 #[derive(Debug, Args)]
 struct PasswordArg {
     /// The password (visible to other local users in the process list; prefer standard input)
@@ -504,6 +553,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             settings,
             smarthost_password_file,
         }) => outbound_policy::set(&ctx, &settings, smarthost_password_file.as_deref()),
+        Command::Dkim(DkimCommand::Generate {
+            domain,
+            selector,
+            algorithm,
+            json,
+        }) => commands::dkim_generate(&ctx, &domain, selector.as_deref(), algorithm, json.json),
+        Command::Dkim(DkimCommand::Import {
+            domain,
+            selector,
+            key,
+            json,
+        }) => commands::dkim_import(&ctx, &domain, &selector, &key, json.json),
+        Command::Dkim(DkimCommand::Show { domain, json }) => {
+            commands::dkim_show(&ctx, &domain, json.json)
+        }
+        Command::Dkim(DkimCommand::List(JsonArg { json })) => commands::dkim_list(&ctx, json),
+        Command::Dkim(DkimCommand::Delete { domain }) => commands::dkim_delete(&ctx, &domain),
         Command::Demo(args) => demo::run(
             &ctx,
             &DemoOptions {
@@ -519,10 +585,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use clap::{CommandFactory, Parser};
 
+    use cli::api::DkimAlgorithm;
     use cli::node_config::MailSection;
     use cli::vip::VipOptions;
 
-    use crate::{Cli, Command, JsonArg, QueueCommand};
+    use crate::{Cli, Command, DkimCommand, JsonArg, QueueCommand};
 
     #[test]
     fn flags_are_consistent() {
@@ -699,5 +766,84 @@ mod tests {
             Err("the following required arguments were not provided:\n  <ID>"),
         );
         check_queue_args(&["del", "Q1"], Err("unrecognized subcommand 'del'"));
+    }
+
+    #[track_caller]
+    fn check_dkim_args(args: &[&str], expected: Result<DkimCommand, &str>) {
+        let args = ["mclusterctl", "dkim"].iter().chain(args);
+        let parsed = Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Dkim(dkim) => dkim,
+            other => panic!("parsed as {other:?}"),
+        });
+        match (parsed, expected) {
+            (Ok(parsed), Ok(expected)) => assert_eq!(parsed, expected),
+            (Err(err), Err(fragment)) => {
+                assert!(err.to_string().contains(fragment), "{err}");
+            }
+            (parsed, expected) => panic!("got {parsed:?}, expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn dkim_args() {
+        let domain = || "example.test".to_owned();
+        let generate = |selector: Option<&str>, algorithm, json| DkimCommand::Generate {
+            domain: domain(),
+            selector: selector.map(str::to_owned),
+            algorithm,
+            json: JsonArg { json },
+        };
+        check_dkim_args(
+            &["generate", "example.test"],
+            Ok(generate(None, None, false)),
+        );
+        check_dkim_args(
+            &[
+                "generate",
+                "example.test",
+                "--selector",
+                "s2",
+                "--algorithm",
+                "ed25519",
+                "--json",
+            ],
+            Ok(generate(Some("s2"), Some(DkimAlgorithm::Ed25519), true)),
+        );
+        check_dkim_args(
+            &["generate", "example.test", "--algorithm", "dsa"],
+            Err("unknown DKIM algorithm \"dsa\": expected rsa or ed25519"),
+        );
+        check_dkim_args(
+            &[
+                "import",
+                "example.test",
+                "--selector",
+                "s1",
+                "--key",
+                "k.pem",
+            ],
+            Ok(DkimCommand::Import {
+                domain: domain(),
+                selector: "s1".to_owned(),
+                key: "k.pem".into(),
+                json: JsonArg { json: false },
+            }),
+        );
+        check_dkim_args(
+            &["import", "example.test", "--key", "k.pem"],
+            Err("--selector <S>"),
+        );
+        check_dkim_args(
+            &["show", "example.test", "--json"],
+            Ok(DkimCommand::Show {
+                domain: domain(),
+                json: JsonArg { json: true },
+            }),
+        );
+        check_dkim_args(&["list"], Ok(DkimCommand::List(JsonArg { json: false })));
+        check_dkim_args(
+            &["delete", "example.test"],
+            Ok(DkimCommand::Delete { domain: domain() }),
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The admin HTTP API (see docs/ADMIN_API.md): token auth, cluster and member management,
-//! domains, accounts and aliases, plus /health, /ready and /metrics. Errors map to HTTP here and
-//! nowhere else.
+//! domains and their DKIM keys, accounts and aliases, plus /health, /ready and /metrics. Errors
+//! map to HTTP here and nowhere else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
 use crate::metrics::Metrics;
 
+pub mod dkim;
 pub mod outbound_policy;
 pub mod queue;
 
@@ -43,6 +44,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/join", post(join))
         .route("/v1/domains", get(list_domains).post(add_domain))
         .route("/v1/domains/{name}", get(show_domain).delete(delete_domain))
+        .route(
+            "/v1/domains/{name}/dkim",
+            get(dkim::show).put(dkim::set).delete(dkim::delete),
+        )
+        .route("/v1/dkim", get(dkim::list))
         .route("/v1/accounts", get(list_accounts).post(add_account))
         .route(
             "/v1/accounts/{address}",
@@ -138,7 +144,8 @@ impl From<ClusterError> for ApiError {
                 | Rejection::NoSuchAccount(_)
                 | Rejection::NoSuchAlias(_)
                 | Rejection::NoSuchMailbox(_)
-                | Rejection::NotQueued(_) => ApiError::not_found(message),
+                | Rejection::NotQueued(_)
+                | Rejection::NoDkimKey(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)

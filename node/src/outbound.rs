@@ -5,6 +5,7 @@
 //! bounces and delay notices.
 
 pub mod client;
+pub mod dkim;
 pub mod dsn;
 pub mod engine;
 pub mod route;

@@ -46,9 +46,12 @@ pub const CF_QUEUE_DUE: &str = "queue_due";
 /// IMAP subscriptions, keyed by `account \0 mailbox name`: kept apart from the mailboxes
 /// because a subscription outlives its mailbox (RFC 3501 6.3.6).
 pub const CF_SUBSCRIPTIONS: &str = "subscriptions";
+/// DKIM signing keys, keyed by domain. Added after format 4 was fixed: opening an older store
+/// creates the family empty (`create_missing_column_families`), so no format change.
+pub const CF_DKIM_KEYS: &str = "dkim_keys";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 16] = [
+pub const SM_CFS: [&str; 17] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -65,6 +68,7 @@ pub const SM_CFS: [&str; 16] = [
     CF_QUEUE,
     CF_QUEUE_DUE,
     CF_SUBSCRIPTIONS,
+    CF_DKIM_KEYS,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";

@@ -15,6 +15,7 @@ use crate::db::{
 };
 use crate::error::StoreError;
 use crate::mail;
+use crate::mail::dkim;
 use crate::mail::folders;
 use crate::mail::queue;
 use crate::snapshot::SnapshotBuilder;
@@ -170,6 +171,7 @@ impl StateMachine {
                     return rejected(Rejection::DomainNotEmpty(name.clone()));
                 }
                 batch.delete(CF_DOMAINS, name.as_bytes());
+                dkim::delete_key_of_domain(name, batch);
             }
             Command::AddAccount {
                 address,
@@ -265,6 +267,8 @@ impl StateMachine {
                 return queue::notify(&reader, id, kind, delivery.as_deref(), batch);
             }
             Command::SetOutboundPolicy(policy) => queue::set_outbound_policy(policy, batch),
+            Command::SetDkimKey(key) => return dkim::set_key(&reader, key, batch),
+            Command::DeleteDkimKey { domain } => return dkim::delete_key(&reader, domain, batch),
             Command::Expunge {
                 account,
                 mailbox,

@@ -1297,3 +1297,165 @@ async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_repl
     };
     assert!(!format!("{secret:?}").contains("hunter2"));
 }
+
+fn dkim_key(domain: &str, selector: &str) -> crate::DkimKey {
+    crate::DkimKey {
+        domain: domain.into(),
+        selector: selector.into(),
+        algorithm: crate::DkimAlgorithm::Ed25519Sha256,
+        private_key_pem: format!("-----BEGIN PRIVATE KEY-----\nsecret-of-{selector}\n"),
+        created_at: 7,
+    }
+}
+
+#[tokio::test]
+async fn dkim_keys_belong_to_local_domains_and_go_with_them() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            Command::SetDkimKey(dkim_key("a.test", "s1")),
+            add_domain("a.test"),
+            add_domain("b.test"),
+            Command::SetDkimKey(dkim_key("a.test", "s1")),
+            Command::SetDkimKey(dkim_key("b.test", "s1")),
+            // Rotation: a new selector replaces the old key.
+            Command::SetDkimKey(dkim_key("a.test", "s2")),
+            Command::DeleteDkimKey {
+                domain: "b.test".into(),
+            },
+            Command::DeleteDkimKey {
+                domain: "b.test".into(),
+            },
+        ],
+    )
+    .await;
+    let done = CommandResult::Done;
+    check_results(
+        results,
+        &[
+            CommandResult::Rejected(Rejection::NoSuchDomain("a.test".into())),
+            done.clone(),
+            done.clone(),
+            done.clone(),
+            done.clone(),
+            done.clone(),
+            done.clone(),
+            CommandResult::Rejected(Rejection::NoDkimKey("b.test".into())),
+        ],
+    );
+    assert_eq!(
+        reader.dkim_key("a.test").unwrap(),
+        Some(dkim_key("a.test", "s2"))
+    );
+    assert_eq!(reader.dkim_key("b.test").unwrap(), None);
+    assert_eq!(reader.dkim_keys().unwrap(), [dkim_key("a.test", "s2")]);
+
+    // Deleting the domain deletes its key; a domain added again starts without one.
+    apply_all(
+        &mut sm,
+        9,
+        vec![
+            Command::DeleteDomain {
+                name: "a.test".into(),
+            },
+            add_domain("a.test"),
+        ],
+    )
+    .await;
+    assert_eq!(reader.dkim_key("a.test").unwrap(), None);
+    assert!(reader.dkim_keys().unwrap().is_empty());
+}
+
+#[test]
+fn dkim_private_keys_are_never_printed() {
+    let key = dkim_key("a.test", "s1");
+    assert!(!format!("{key:?}").contains("secret-of"));
+    let command = Command::SetDkimKey(key);
+    assert_eq!(command.to_string(), "SetDkimKey(a.test, s1)");
+    assert!(!format!("{command:?}").contains("secret-of"));
+}
+
+#[tokio::test]
+async fn a_store_from_before_dkim_keys_opens_and_takes_keys() {
+    let dir = TempDir::new().unwrap();
+    {
+        let (_log, mut sm) = crate::open(dir.path()).unwrap();
+        apply_all(&mut sm, 1, vec![add_domain("a.test")]).await;
+    }
+    // Make it a store written by the previous version: no dkim_keys family.
+    {
+        let path = dir.path().join("rocksdb");
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).unwrap();
+        let mut db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, &names).unwrap();
+        db.drop_cf(crate::db::CF_DKIM_KEYS).unwrap();
+    }
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path().join("rocksdb"));
+    assert!(!names.unwrap().iter().any(|n| n == crate::db::CF_DKIM_KEYS));
+
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    assert!(reader.domain("a.test").unwrap().is_some());
+    assert!(reader.dkim_keys().unwrap().is_empty());
+    let results = apply_all(
+        &mut sm,
+        2,
+        vec![Command::SetDkimKey(dkim_key("a.test", "s1"))],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(
+        reader.dkim_key("a.test").unwrap(),
+        Some(dkim_key("a.test", "s1"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_carry_dkim_keys() {
+    let leader_dir = TempDir::new().unwrap();
+    let (_log, mut leader_sm) = crate::open(leader_dir.path()).unwrap();
+    apply_all(
+        &mut leader_sm,
+        1,
+        vec![
+            add_domain("a.test"),
+            Command::SetDkimKey(dkim_key("a.test", "s1")),
+        ],
+    )
+    .await;
+    let snapshot = leader_sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot");
+
+    // The follower's own key of another domain must not survive the install.
+    let follower_dir = TempDir::new().unwrap();
+    let (_flog, mut follower_sm) = crate::open(follower_dir.path()).unwrap();
+    apply_all(
+        &mut follower_sm,
+        1,
+        vec![
+            add_domain("stale.test"),
+            Command::SetDkimKey(dkim_key("stale.test", "old")),
+        ],
+    )
+    .await;
+    let incoming = crate::incoming_dir(&crate::snapshot_root(follower_dir.path())).unwrap();
+    for file in std::fs::read_dir(&snapshot.snapshot.path).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), incoming.join(file.file_name())).unwrap();
+    }
+    follower_sm
+        .install_snapshot(&snapshot.meta, crate::SnapshotDir { path: incoming })
+        .await
+        .expect("install");
+    assert_eq!(
+        follower_sm.reader().dkim_keys().unwrap(),
+        [dkim_key("a.test", "s1")]
+    );
+}

@@ -282,6 +282,11 @@ pub enum Command {
         delivery: Option<Box<Delivery>>,
     },
     SetOutboundPolicy(crate::mail::queue::OutboundPolicy),
+    /// Sets or replaces the DKIM key of a local domain.
+    SetDkimKey(crate::mail::dkim::DkimKey),
+    DeleteDkimKey {
+        domain: String,
+    },
 }
 
 impl Command {
@@ -328,7 +333,9 @@ impl Command {
             | Command::MarkBounced { .. }
             | Command::QueueAct { .. }
             | Command::Notify { .. }
-            | Command::SetOutboundPolicy(_) => Vec::new(),
+            | Command::SetOutboundPolicy(_)
+            | Command::SetDkimKey(_)
+            | Command::DeleteDkimKey { .. } => Vec::new(),
         }
     }
 }
@@ -381,6 +388,8 @@ impl fmt::Display for Command {
             Command::QueueAct { id, action } => write!(f, "QueueAct({id}, {action:?})"),
             Command::Notify { id, kind, .. } => write!(f, "Notify({id}, {kind:?})"),
             Command::SetOutboundPolicy(_) => write!(f, "SetOutboundPolicy"),
+            Command::SetDkimKey(key) => write!(f, "SetDkimKey({}, {})", key.domain, key.selector),
+            Command::DeleteDkimKey { domain } => write!(f, "DeleteDkimKey({domain})"),
         }
     }
 }
@@ -439,4 +448,6 @@ pub enum Rejection {
     InvalidMailboxName(String),
     #[error("no such queued message: {0}")]
     NotQueued(String),
+    #[error("domain {0} has no DKIM key")]
+    NoDkimKey(String),
 }

@@ -1,5 +1,5 @@
 //! What an operator does with `mclusterctl`: join, leave, failover, status, the outbound policy,
-//! and the demo.
+//! DKIM keys, and the demo.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -431,6 +431,167 @@ fn outbound_policy_through_mclusterctl() {
             assert!(!log.contains(secret), "{} logged the password", node.name);
         }
     }
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+/// The value of the `value: ` line that `mclusterctl dkim show` prints, checked to be a DKIM1
+/// record with a public key of the given type.
+#[track_caller]
+fn check_dkim_record(shown: &str, domain: &str, k: &str) -> String {
+    let name = shown
+        .lines()
+        .find_map(|line| line.strip_prefix("name:  "))
+        .unwrap_or_else(|| panic!("no name line in {shown}"));
+    assert!(name.ends_with(&format!("._domainkey.{domain}")), "{shown}");
+    let value = shown
+        .lines()
+        .find_map(|line| line.strip_prefix("value: "))
+        .unwrap_or_else(|| panic!("no value line in {shown}"));
+    let tags: Vec<(&str, &str)> = value
+        .split(';')
+        .map(|tag| tag.trim().split_once('=').expect("tag=value"))
+        .collect();
+    assert_eq!(tags[0], ("v", "DKIM1"), "{value}");
+    assert!(tags.contains(&("k", k)), "{value}");
+    let (_, p) = tags
+        .iter()
+        .find(|(tag, _)| *tag == "p")
+        .unwrap_or_else(|| panic!("no p= in {value}"));
+    assert!(p.len() > 40, "{value}");
+    assert!(
+        p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "{value}"
+    );
+    value.to_owned()
+}
+
+#[test]
+fn dkim_keys_through_mclusterctl() {
+    let cluster = Cluster::start(62, 1, false, NodeTuning::default()).expect("start cluster");
+    cluster.ctl_ok(&["domain", "add", "example.test"]).unwrap();
+    let made = cluster
+        .ctl_ok(&["dkim", "generate", "example.test", "--selector", "s1"])
+        .expect("dkim generate");
+    assert!(
+        made.starts_with("made a new rsa-sha256 DKIM key for example.test"),
+        "{made}"
+    );
+    let shown = cluster.ctl_ok(&["dkim", "show", "example.test"]).unwrap();
+    assert!(
+        shown.contains("name:  s1._domainkey.example.test\n"),
+        "{shown}"
+    );
+    let rsa_value = check_dkim_record(&shown, "example.test", "rsa");
+    let json: Value = serde_json::from_str(
+        &cluster
+            .ctl_ok(&["dkim", "show", "example.test", "--json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["dns-value"], rsa_value.as_str());
+    assert!(
+        !json.to_string().contains("PRIVATE"),
+        "the API gave out a private key: {json}"
+    );
+
+    // Rotation: a new key under a new selector replaces the old one.
+    cluster
+        .ctl_ok(&[
+            "dkim",
+            "generate",
+            "example.test",
+            "--selector",
+            "s2",
+            "--algorithm",
+            "ed25519",
+        ])
+        .unwrap();
+    let shown = cluster.ctl_ok(&["dkim", "show", "example.test"]).unwrap();
+    check_dkim_record(&shown, "example.test", "ed25519");
+    let list: Value =
+        serde_json::from_str(&cluster.ctl_ok(&["dkim", "list", "--json"]).unwrap()).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["selector"], "s2");
+
+    // An operator's own key.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("dkim.pem");
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    std::fs::write(&key_file, key_pair.serialize_pem()).unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    cluster
+        .ctl_ok(&[
+            "dkim",
+            "import",
+            "example.test",
+            "--selector",
+            "own",
+            "--key",
+            key_arg,
+        ])
+        .expect("dkim import");
+    let shown = cluster.ctl_ok(&["dkim", "show", "example.test"]).unwrap();
+    check_dkim_record(&shown, "example.test", "ed25519");
+    assert!(shown.contains("selector:  own\n"), "{shown}");
+
+    cluster.ctl_ok(&["dkim", "delete", "example.test"]).unwrap();
+    let gone = cluster.ctl(&["dkim", "show", "example.test"]).unwrap();
+    assert!(!gone.status.success());
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        stderr.contains("404 not_found: domain example.test has no DKIM key"),
+        "{stderr}"
+    );
+    let list = cluster.ctl_ok(&["dkim", "list", "--json"]).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        serde_json::json!([])
+    );
+
+    // Clear refusals: an unknown domain, a file that is no key.
+    let unknown = cluster.ctl(&["dkim", "generate", "nosuch.test"]).unwrap();
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("make a DKIM key for nosuch.test")
+            && stderr.contains("404 not_found: no such domain: nosuch.test"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &key_file,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let bad = cluster
+        .ctl(&[
+            "dkim",
+            "import",
+            "example.test",
+            "--selector",
+            "x",
+            "--key",
+            key_arg,
+        ])
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("400 bad_request: unusable DKIM private key"),
+        "{stderr}"
+    );
+
+    // Deleting the domain deletes its key.
+    cluster
+        .ctl_ok(&["dkim", "generate", "example.test", "--algorithm", "ed25519"])
+        .unwrap();
+    cluster.ctl_ok(&["domain", "del", "example.test"]).unwrap();
+    cluster.ctl_ok(&["domain", "add", "example.test"]).unwrap();
+    let list = cluster.ctl_ok(&["dkim", "list", "--json"]).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        serde_json::json!([])
+    );
     cluster.check_no_unexpected_errors(&[]);
 }
 

@@ -96,6 +96,28 @@ fn null_sender(record: &SinkRecord) -> bool {
     matches!(record.mail_from.as_deref(), Some("" | "<>"))
 }
 
+/// dkimpy's verdict on `message` with `txt` as the selector's DNS record.
+fn dkim_verify(message: &str, txt: &str) -> Result<String> {
+    use std::io::Write;
+    let script = "import dkim, sys\n\
+txt = sys.argv[1].encode()\n\
+ok = dkim.verify(sys.stdin.buffer.read(), dnsfunc=lambda name, timeout=5: txt)\n\
+print('pass' if ok else 'fail')\n";
+    let mut child = std::process::Command::new(chaos_tests::outbound_lab::python()?)
+        .args(["-c", script, txt])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("run dkimpy")?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(message.as_bytes())?;
+    let out = child.wait_with_output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 fn inbox(cluster: &Cluster, user: &str) -> Result<Vec<Value>> {
     inbox_on(cluster, 0, user)
 }
@@ -151,6 +173,14 @@ fn outbound_mail_is_routed_retried_and_bounced() -> Result<()> {
     let cluster = Cluster::start(SUBNET, 2, true, tuning())?;
     mail::add_users(&cluster, &["alice", "bob"])?;
     let alice = "alice@example.test";
+    let key: Value = serde_json::from_str(&cluster.ctl_ok(&[
+        "dkim",
+        "generate",
+        "example.test",
+        "--selector",
+        "s1",
+        "--json",
+    ])?)?;
 
     // One message to local, remote, failing and tempfailing recipients.
     let first = submit(

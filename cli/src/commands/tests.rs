@@ -13,6 +13,7 @@ use crate::api::{
     Account, ClusterStatus, Domain, MailPolicy, MailStatus, Member, NodeStatus, QueueAction,
     QueueEntry, QueueListing, QueueRecipient, Role, VipStatus,
 };
+use crate::api::{DkimAlgorithm, DkimKey};
 use crate::client_config::ClientConfig;
 use crate::commands::{
     Context, FailoverOutcome, StatusReport, VipMove, VipReport, build_report, fail_over,
@@ -1226,5 +1227,135 @@ fn queue_commands_on_a_missing_message_fail_with_the_cluster_words() {
     check_queue_not_found(
         |ctx| queue_delete(ctx, "NOPE"),
         "delete queued message NOPE: DELETE /v1/queue/NOPE: ",
+    );
+}
+
+fn dkim_key(dns_value: &str) -> DkimKey {
+    DkimKey {
+        domain: "example.test".to_owned(),
+        selector: "s1".to_owned(),
+        algorithm: "rsa-sha256".to_owned(),
+        created_at: 1_763_805_600,
+        dns_name: "s1._domainkey.example.test".to_owned(),
+        dns_value: dns_value.to_owned(),
+    }
+}
+
+#[test]
+fn dkim_records_show_split_for_zone_files() {
+    use crate::commands::{dkim_zone_line, render_dkim_key, render_dkim_keys};
+    let short = dkim_key("v=DKIM1; k=ed25519; p=AAAA");
+    assert_eq!(
+        dkim_zone_line(&short),
+        r#"s1._domainkey.example.test. IN TXT ( "v=DKIM1; k=ed25519; p=AAAA" )"#
+    );
+    // "v=DKIM1; k=rsa; p=" is 18 characters: the first string takes 237 of the key's 392.
+    let long = dkim_key(&format!("v=DKIM1; k=rsa; p={}", "A".repeat(392)));
+    assert_eq!(
+        dkim_zone_line(&long),
+        format!(
+            r#"s1._domainkey.example.test. IN TXT ( "v=DKIM1; k=rsa; p={}" "{}" )"#,
+            "A".repeat(237),
+            "A".repeat(155)
+        )
+    );
+    let shown = render_dkim_key(&short);
+    assert!(
+        shown.contains("\nname:  s1._domainkey.example.test\nvalue: v=DKIM1; k=ed25519; p=AAAA\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("created:   2025-11-22 10:00:00"), "{shown}");
+    let listed = render_dkim_keys(&[short]);
+    assert!(listed.starts_with("DOMAIN"), "{listed}");
+    assert!(listed.contains("s1._domainkey.example.test"), "{listed}");
+}
+
+#[test]
+fn dkim_commands_send_their_requests() {
+    use crate::commands::{dkim_delete, dkim_generate, dkim_import, dkim_list, dkim_show};
+    let key = serde_json::to_string(&dkim_key("v=DKIM1; k=rsa; p=AAAA")).expect("encode key");
+    let server = TestServer::start(move |request| {
+        match (request.method.as_str(), request.target.as_str()) {
+            ("GET", "/v1/dkim") => Reply::json(200, &format!("[{key}]")),
+            ("DELETE", _) => Reply::json(204, ""),
+            _ => Reply::json(200, &key),
+        }
+    });
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let ctx = context_for(&server, dir.path());
+    let pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+    let pem_file = dir.path().join("key.pem");
+    fs::write(&pem_file, pem).expect("write key");
+    let not_a_key = dir.path().join("cert.pem");
+    fs::write(&not_a_key, "-----BEGIN CERTIFICATE-----\n").expect("write cert");
+
+    dkim_generate(&ctx, "example.test", None, None, false).expect("generate");
+    dkim_generate(
+        &ctx,
+        "example.test",
+        Some("s2"),
+        Some(DkimAlgorithm::Ed25519),
+        true,
+    )
+    .expect("generate --json");
+    dkim_import(&ctx, "example.test", "s1", &pem_file, false).expect("import");
+    let err = dkim_import(&ctx, "example.test", "s1", &not_a_key, false).expect_err("no key");
+    assert!(
+        format!("{err:#}").ends_with("holds no PEM PRIVATE KEY"),
+        "{err:#}"
+    );
+    dkim_show(&ctx, "example.test", false).expect("show");
+    dkim_list(&ctx, false).expect("list");
+    dkim_list(&ctx, true).expect("list --json");
+    dkim_delete(&ctx, "example.test").expect("delete");
+
+    let sent: Vec<(String, String, String)> = server
+        .requests()
+        .into_iter()
+        .map(|request| (request.method, request.target, request.body))
+        .collect();
+    let path = "/v1/domains/example.test/dkim";
+    let expected = [
+        ("PUT", path, "{}".to_owned()),
+        (
+            "PUT",
+            path,
+            r#"{"selector":"s2","algorithm":"ed25519-sha256"}"#.to_owned(),
+        ),
+        (
+            "PUT",
+            path,
+            format!(r#"{{"selector":"s1","private-key-pem":{}}}"#, json!(pem)),
+        ),
+        ("GET", path, String::new()),
+        ("GET", "/v1/dkim", String::new()),
+        ("GET", "/v1/dkim", String::new()),
+        ("DELETE", path, String::new()),
+    ]
+    .map(|(method, target, body)| (method.to_owned(), target.to_owned(), body));
+    assert_eq!(sent, expected);
+}
+
+#[test]
+fn dkim_generate_for_an_unknown_domain_fails_with_the_cluster_words() {
+    use crate::commands::dkim_generate;
+    let server = TestServer::start(|_| Reply::error(404, "not_found", "no such domain: nope.test"));
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let err = dkim_generate(
+        &context_for(&server, dir.path()),
+        "nope.test",
+        None,
+        None,
+        false,
+    )
+    .expect_err("404");
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with("make a DKIM key for nope.test: PUT /v1/domains/nope.test/dkim: "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("answered 404 not_found: no such domain: nope.test"),
+        "{message}"
     );
 }
