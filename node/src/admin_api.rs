@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
 use crate::metrics::Metrics;
 
+pub mod outbound_policy;
 pub mod queue;
 
 pub struct ApiState {
@@ -55,6 +56,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/mail-policy",
             get(show_mail_policy).put(set_mail_policy),
+        )
+        .route(
+            "/v1/outbound-policy",
+            get(outbound_policy::show).put(outbound_policy::set),
         )
         .route("/v1/queue", get(queue::list))
         .route("/v1/queue/{id}", get(queue::show).delete(queue::delete))
