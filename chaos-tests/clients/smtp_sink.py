@@ -2,8 +2,8 @@
 """An SMTP sink for the outbound tests (aiosmtpd): accepts mail, or tempfails (4xx) or permfails
 (5xx) it at MAIL, RCPT or DATA as a behaviour spec says, and records every transaction.
 
-  smtp_sink.py --record RECORDS.jsonl [--host 127.0.0.2] [--port 0] [--spec SPEC.json]
-               [--tls-dir DIR]
+  smtp_sink.py --record RECORDS.jsonl [--connections CONNECTIONS.jsonl] [--host 127.0.0.2]
+               [--port 0] [--spec SPEC.json] [--tls-dir DIR]
 
 Spec (every key optional; no spec accepts everything):
   {"rules": [{"at": "mail" | "rcpt" | "data",
@@ -13,7 +13,8 @@ Spec (every key optional; no spec accepts everything):
    "delay": 0.5,            # seconds before each reply to MAIL, RCPT and DATA
    "greeting_delay": 0.5,   # seconds before the 220 greeting
    "starttls": true,        # offer STARTTLS with a self-signed certificate made at start
-   "auth": {"user": "relay", "password": "secret"}}   # offer AUTH PLAIN and LOGIN
+   "auth": {"user": "relay", "password": "secret"},   # offer AUTH PLAIN and LOGIN
+   "idle_timeout": 0.5}     # drop a client silent this long (default 60 s), without a reply
 
 The first rule that matches a command gives its reply. A rule with "first": N gives its reply only
 the first N times it matches (counted over the sink's whole life), then stands aside: "tempfail
@@ -21,9 +22,14 @@ the first N attempts, then accept". With "auth", MAIL before a successful AUTH i
 and AUTH is offered without TLS too (the tests relay over loopback).
 
 Every transaction is recorded as one JSON line: when it ended (DATA answered, MAIL refused, or
-RSET, QUIT, a new MAIL or the connection's end after RCPT without DATA), with the peer, HELO name,
-TLS and AUTH state, sender, accepted and refused recipients, the data's sha256, size and
-Message-ID, the stage it ended at and the reply given there.
+RSET, QUIT, a new MAIL or the connection's end after RCPT without DATA), with the peer, the
+connection's number (1, 2, ... in the order the sink accepted them), HELO name, TLS and AUTH
+state, sender, accepted and refused recipients, the data's sha256, size and Message-ID, the stage
+it ended at and the reply given there.
+
+With --connections, every connection is also recorded there as one JSON line when it ends: its
+number, peer, when it opened and closed, how many transactions were recorded on it, how many
+RSETs it got, and whether the client said QUIT.
 
 When listening it prints one JSON line to stdout: {"ready": true, "host", "port", "cert"}.
 It stops on SIGTERM or SIGINT.
@@ -47,7 +53,8 @@ from email.parser import BytesHeaderParser
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-# A client that goes quiet is dropped after this long (aiosmtpd's own read timeout).
+# A client that goes quiet is dropped after this long (aiosmtpd's own read timeout), unless the
+# spec's "idle_timeout" says otherwise.
 SESSION_TIMEOUT = 60.0
 
 
@@ -83,11 +90,13 @@ class Recorder:
 
 
 class Handler:
-    def __init__(self, spec, recorder):
+    def __init__(self, spec, recorder, connections):
         self.rules = [Rule(r) for r in spec.get("rules", [])]
         self.delay = float(spec.get("delay", 0))
         self.auth = spec.get("auth")
         self.recorder = recorder
+        self.connections = connections
+        self.n_connections = 0
 
     def rule_reply(self, stage, addresses):
         for rule in self.rules:
@@ -104,6 +113,7 @@ class Handler:
         record = {
             "time": time.time(),
             "peer": f"{session.peer[0]}:{session.peer[1]}" if session.peer else None,
+            "connection": server.connection_id,
             "helo": session.host_name,
             "tls": server._tls_protocol is not None,
             "auth_user": server.auth_user,
@@ -123,6 +133,7 @@ class Handler:
             message_id = headers.get("Message-ID")
             record["message_id"] = str(message_id).strip() if message_id else None
         self.recorder.write(record)
+        server.n_transactions += 1
         server.txn = {}
 
     def flush(self, server, why):
@@ -167,11 +178,26 @@ class Handler:
 
     async def handle_RSET(self, server, session, envelope):
         self.flush(server, "reset before DATA")
+        server.n_rset += 1
         return "250 OK"
 
     async def handle_QUIT(self, server, session, envelope):
         self.flush(server, "quit before DATA")
+        server.quit = True
         return "221 Bye"
+
+    def connection_closed(self, server):
+        if self.connections is None:
+            return
+        self.connections.write({
+            "connection": server.connection_id,
+            "peer": server.peer,
+            "opened": server.opened,
+            "closed": time.time(),
+            "transactions": server.n_transactions,
+            "rsets": server.n_rset,
+            "quit": server.quit,
+        })
 
 
 class SinkSMTP(SMTP):
@@ -182,6 +208,20 @@ class SinkSMTP(SMTP):
         self.greeting_delay = greeting_delay
         self.txn = {}
         self.auth_user = None
+        # One protocol object per TCP connection (STARTTLS keeps it), so it holds the number.
+        handler.n_connections += 1
+        self.connection_id = handler.n_connections
+        self.opened = time.time()
+        self.peer = None
+        self.n_transactions = 0
+        self.n_rset = 0
+        self.quit = False
+        self.closed = False
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        if self.peer is None and self.session.peer:
+            self.peer = f"{self.session.peer[0]}:{self.session.peer[1]}"
 
     async def _handle_client(self):
         if self.greeting_delay:
@@ -190,6 +230,9 @@ class SinkSMTP(SMTP):
 
     def connection_lost(self, error):
         self.event_handler.flush(self, "connection lost before DATA")
+        if not self.closed:
+            self.closed = True
+            self.event_handler.connection_closed(self)
         super().connection_lost(error)
 
 
@@ -209,6 +252,7 @@ def make_cert(tls_dir, host):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--record", required=True)
+    parser.add_argument("--connections")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--spec")
@@ -222,7 +266,8 @@ def main():
     if args.spec:
         with open(args.spec) as f:
             spec = json.load(f)
-    handler = Handler(spec, Recorder(args.record))
+    connections = Recorder(args.connections) if args.connections else None
+    handler = Handler(spec, Recorder(args.record), connections)
 
     tls_context, cert = None, None
     if spec.get("starttls"):
@@ -243,7 +288,8 @@ def main():
         return AuthResult(success=ok, handled=False)
 
     def factory():
-        kwargs = dict(hostname="sink.test", tls_context=tls_context, timeout=SESSION_TIMEOUT,
+        kwargs = dict(hostname="sink.test", tls_context=tls_context,
+                      timeout=float(spec.get("idle_timeout", SESSION_TIMEOUT)),
                       data_size_limit=64 * 1024 * 1024)
         if auth:
             kwargs.update(authenticator=authenticator, auth_require_tls=False)

@@ -1,6 +1,7 @@
 //! The outbound lab: a DNS stub (`clients/dns_stub.py`) that serves MX, A and AAAA records to
 //! the delivery engine, and SMTP sinks (`clients/smtp_sink.py`) that accept, tempfail, permfail
-//! or delay mail and record every transaction, so tests can count deliveries and duplicates.
+//! or delay mail and record every transaction and connection, so tests can count deliveries,
+//! duplicates and the connections that carried them.
 //!
 //! Both listen only on loopback addresses (127.0.0.0/8); each runs as a child process that is
 //! stopped by its PID when its handle is dropped.
@@ -362,6 +363,8 @@ pub struct SinkSpec {
     starttls: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth: Option<SinkAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout: Option<f64>,
 }
 
 impl SinkSpec {
@@ -412,6 +415,13 @@ impl SinkSpec {
         self
     }
 
+    /// Drop a connection whose client has said nothing for `timeout` (default 60 s), without a
+    /// reply, as a server that closes idle connections does.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout.as_secs_f64());
+        self
+    }
+
     /// Offer AUTH PLAIN and LOGIN (also without TLS) and refuse MAIL until `user` logged in.
     pub fn auth(mut self, user: &str, password: &str) -> Self {
         self.auth = Some(SinkAuth {
@@ -435,6 +445,8 @@ pub struct RefusedRcpt {
 pub struct SinkRecord {
     pub time: f64,
     pub peer: Option<String>,
+    /// The connection it came on, numbered from 1 in the order the sink accepted them.
+    pub connection: Option<u64>,
     pub helo: Option<String>,
     pub tls: bool,
     pub auth_user: Option<String>,
@@ -459,6 +471,21 @@ impl SinkRecord {
     pub fn code(&self) -> Option<u16> {
         self.reply.get(..3)?.parse().ok()
     }
+}
+
+/// One connection a sink accepted, recorded when it ended.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SinkConnection {
+    /// The number [`SinkRecord::connection`] refers to.
+    pub connection: u64,
+    pub peer: Option<String>,
+    pub opened: f64,
+    pub closed: f64,
+    /// How many transactions were recorded on it.
+    pub transactions: u64,
+    pub rsets: u64,
+    /// The client said QUIT (rather than dropping the connection or being dropped).
+    pub quit: bool,
 }
 
 /// The delivered transactions among `records`, by Message-ID (those without one are left out).
@@ -520,6 +547,8 @@ impl SmtpSink {
         let args = vec![
             "--record".to_owned(),
             dir.path().join("records.jsonl").display().to_string(),
+            "--connections".to_owned(),
+            dir.path().join("connections.jsonl").display().to_string(),
             "--spec".to_owned(),
             spec_path.display().to_string(),
             "--tls-dir".to_owned(),
@@ -555,6 +584,11 @@ impl SmtpSink {
     /// Every transaction that has ended so far, oldest first.
     pub fn records(&self) -> Result<Vec<SinkRecord>> {
         read_json_lines(&self.process.dir.path().join("records.jsonl"))
+    }
+
+    /// Every connection that has ended so far, in the order they ended.
+    pub fn connections(&self) -> Result<Vec<SinkConnection>> {
+        read_json_lines(&self.process.dir.path().join("connections.jsonl"))
     }
 
     /// This sink's delivered transactions by Message-ID.

@@ -1,14 +1,18 @@
 //! The outbound SMTP client (`node::outbound::client`) against real SMTP sinks: what each kind
-//! of reply does to each recipient, and what the sink recorded of what we sent.
+//! of reply does to each recipient, what the sink recorded of what we sent, and which
+//! connections a `ConnectionPool` reused.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_tests::outbound_lab::{self, SinkRecord, SinkSpec, SmtpSink, Stage};
-use node::outbound::client::{self, Attempt, Credentials, Delivery, Timeouts, TlsPolicy};
+use chaos_tests::outbound_lab::{self, SinkConnection, SinkRecord, SinkSpec, SmtpSink, Stage};
+use node::outbound::client::{
+    self, Attempt, ConnectionPool, Credentials, Delivery, Timeouts, TlsPolicy,
+};
 use raft_store::AttemptOutcome;
+use tokio::runtime::Runtime;
 
 const SENDER: &str = "sender@src.test";
 const HELO: &str = "out.src.test";
@@ -81,7 +85,18 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// One attempt without a pool, on a runtime of its own.
     fn deliver(&self) -> Delivery {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        self.deliver_on(&runtime, None)
+    }
+
+    /// One attempt on `runtime`, through `pool` when given (a pool's connections belong to the
+    /// runtime that opened them, so pooled attempts share one).
+    fn deliver_on(&self, runtime: &Runtime, pool: Option<&ConnectionPool>) -> Delivery {
         let attempt = Attempt {
             host: "mx.dest.test",
             addresses: &self.addresses,
@@ -94,12 +109,17 @@ impl<'a> Run<'a> {
             credentials: self.credentials.as_ref(),
             timeouts: self.timeouts,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(client::deliver(&attempt))
+        runtime.block_on(client::deliver(&attempt, pool))
     }
+}
+
+/// A runtime for pooled attempts; its workers also run the QUITs the pool sends on its own.
+fn pool_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Each outcome as text: "a@dest.test delivered", "b@dest.test deferred 4.2.1", "failed 5.1.1".
@@ -414,4 +434,364 @@ fn outbound_client_sends_8bit_messages_intact() {
     );
     let records = records(&sink, 1);
     assert_eq!(records[0].data_sha256, Some(sha256(&message)));
+}
+
+/// The sink's ended connections, waiting up to ten seconds until `ready` holds for them.
+fn connections_when(
+    sink: &SmtpSink,
+    ready: impl Fn(&[SinkConnection]) -> bool,
+) -> Vec<SinkConnection> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let connections = sink.connections().expect("sink connections");
+        if ready(&connections) || Instant::now() > deadline {
+            return connections;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The connection each record came on, in order.
+fn connection_ids(records: &[SinkRecord]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| r.connection.expect("the sink numbers connections"))
+        .collect()
+}
+
+/// For each of `runs`' deliveries through `pool`: whether it reused a connection, after checking
+/// that each recipient got `outcome`.
+#[track_caller]
+fn check_pooled(
+    runtime: &Runtime,
+    pool: &ConnectionPool,
+    runs: &[&Run<'_>],
+    outcome: &str,
+) -> Vec<bool> {
+    runs.iter()
+        .map(|run| {
+            let delivery = run.deliver_on(runtime, Some(pool));
+            let expected: Vec<String> = run
+                .recipients
+                .iter()
+                .map(|r| format!("{r} {outcome}"))
+                .collect();
+            assert_eq!(outcomes(&delivery), expected, "outcomes {delivery:#?}");
+            delivery.reused
+        })
+        .collect()
+}
+
+#[test]
+fn outbound_client_pool_carries_several_messages_on_one_connection() {
+    let sink = SmtpSink::start(v4(20), 0, &SinkSpec::accept_all()).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let runs: Vec<Run> = (0..3)
+        .map(|i| {
+            Run::to(
+                &sink,
+                &["a@dest.test"],
+                message(&format!("pooled{i}"), "x\r\n"),
+            )
+        })
+        .collect();
+    let reused = check_pooled(
+        &runtime,
+        &pool,
+        &runs.iter().collect::<Vec<_>>(),
+        "delivered",
+    );
+    assert_eq!(reused, [false, true, true]);
+    assert_eq!(pool.n_idle(), 1);
+
+    let records = records(&sink, 3);
+    assert!(records.iter().all(SinkRecord::delivered), "{records:#?}");
+    assert_eq!(connection_ids(&records), [1, 1, 1]);
+    let ids: Vec<_> = records.iter().map(|r| r.message_id.clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "<pooled0@src.test>",
+            "<pooled1@src.test>",
+            "<pooled2@src.test>"
+        ]
+        .map(|id| Some(id.to_owned()))
+    );
+    // Still open: nothing has ended yet.
+    assert!(sink.connections().expect("connections").is_empty());
+
+    runtime.block_on(pool.close_idle());
+    assert_eq!(pool.n_idle(), 0);
+    let connections = connections_when(&sink, |c| !c.is_empty());
+    let [connection] = connections.as_slice() else {
+        panic!("{connections:#?}")
+    };
+    // One RSET probe before each reused message, then QUIT.
+    assert_eq!(
+        (connection.transactions, connection.rsets, connection.quit),
+        (3, 2, true),
+        "{connection:#?}"
+    );
+}
+
+#[test]
+fn outbound_client_pool_reuses_tls_sessions() {
+    let sink = SmtpSink::start(v4(21), 0, &SinkSpec::accept_all().starttls()).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let message = message("tlspool", "secret\r\n");
+    let run = Run::to(&sink, &["a@dest.test"], message.clone());
+    for reused in [false, true] {
+        let delivery = run.deliver_on(&runtime, Some(&pool));
+        check_outcomes(&delivery, &["a@dest.test delivered"]);
+        assert_eq!((delivery.tls, delivery.reused), (true, reused));
+    }
+    let records = records(&sink, 2);
+    assert_eq!(connection_ids(&records), [1, 1]);
+    assert!(records.iter().all(|r| r.tls), "{records:#?}");
+    assert_eq!(records[1].data_sha256, Some(sha256(&message)));
+}
+
+#[test]
+fn outbound_client_pool_replaces_a_connection_the_server_closed_while_idle() {
+    let spec = SinkSpec::accept_all().idle_timeout(Duration::from_secs(1));
+    let sink = SmtpSink::start(v4(22), 0, &spec).expect("start sink");
+    let runtime = pool_runtime();
+    // The pool would keep it for a minute; the server gives up first.
+    let pool = ConnectionPool::new(Duration::from_secs(60), 8, 100);
+    let first = Run::to(&sink, &["a@dest.test"], message("before", "x\r\n"));
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&first], "delivered"),
+        [false]
+    );
+    assert_eq!(pool.n_idle(), 1);
+    let closed = connections_when(&sink, |c| !c.is_empty());
+    assert_eq!(closed.len(), 1, "the sink did not drop the idle client");
+    assert!(!closed[0].quit, "{closed:#?}");
+
+    // The stale connection is noticed and replaced; the message does not notice.
+    let second = Run::to(&sink, &["a@dest.test"], message("after", "x\r\n"));
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&second], "delivered"),
+        [false]
+    );
+    let records = records(&sink, 2);
+    assert_eq!(connection_ids(&records), [1, 2]);
+    assert!(records.iter().all(SinkRecord::delivered), "{records:#?}");
+    assert_eq!(pool.n_idle(), 1);
+}
+
+#[test]
+fn outbound_client_pool_replaces_connections_to_a_restarted_server() {
+    let sink = SmtpSink::start(v4(23), 0, &SinkSpec::accept_all()).expect("start sink");
+    let addr = sink.addr();
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let run = Run::to(&sink, &["a@dest.test"], message("restart", "x\r\n"));
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&run, &run], "delivered"),
+        [false, true]
+    );
+    sink.stop().expect("stop sink");
+
+    let sink =
+        SmtpSink::start(addr.ip(), addr.port(), &SinkSpec::accept_all()).expect("restart sink");
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&run, &run], "delivered"),
+        [false, true]
+    );
+    let records = records(&sink, 2);
+    assert_eq!(connection_ids(&records), [1, 1]);
+    assert!(records.iter().all(SinkRecord::delivered), "{records:#?}");
+}
+
+#[test]
+fn outbound_client_pool_keeps_credentials_apart() {
+    let spec = SinkSpec::accept_all().starttls().auth("relay", "s3cret");
+    let sink = SmtpSink::start(v4(24), 0, &spec).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let mut with_auth = Run::to(&sink, &["a@dest.test"], message("cred", "x\r\n"));
+    with_auth.tls = TlsPolicy::Required;
+    with_auth.credentials = Some(Credentials {
+        user: "relay".into(),
+        password: "s3cret".into(),
+        allow_plaintext: false,
+    });
+    let mut without = Run::to(&sink, &["b@dest.test"], message("nocred", "x\r\n"));
+    without.tls = TlsPolicy::Required;
+    let mut wrong = Run::to(&sink, &["c@dest.test"], message("wrongcred", "x\r\n"));
+    wrong.tls = TlsPolicy::Required;
+    wrong.credentials = Some(Credentials {
+        password: "wrong".into(),
+        ..with_auth.credentials.clone().expect("set above")
+    });
+
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&with_auth], "delivered"),
+        [false]
+    );
+    // The logged-in connection is idle, but neither an attempt without credentials nor one with
+    // other credentials may have it: each opens its own and is refused there.
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&without], "failed 5.7.0"),
+        [false]
+    );
+    let wrong_delivery = wrong.deliver_on(&runtime, Some(&pool));
+    let [(_, AttemptOutcome::Deferred(err))] = wrong_delivery.outcomes.as_slice() else {
+        panic!("{wrong_delivery:#?}")
+    };
+    assert!(err.diagnostic.contains("AUTH"), "{err:?}");
+    assert!(!wrong_delivery.reused);
+    // The attempt with the right credentials still finds its own.
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&with_auth], "delivered"),
+        [true]
+    );
+
+    let records = records(&sink, 3);
+    let delivered: Vec<_> = records.iter().filter(|r| r.delivered()).collect();
+    assert_eq!(delivered.len(), 2, "{records:#?}");
+    assert_eq!(delivered[0].connection, delivered[1].connection);
+    assert!(
+        delivered
+            .iter()
+            .all(|r| r.auth_user.as_deref() == Some("relay"))
+    );
+    let refused = records
+        .iter()
+        .find(|r| r.stage == Stage::Mail)
+        .expect("the refused MAIL");
+    assert_ne!(refused.connection, delivered[0].connection);
+    assert_eq!(refused.auth_user, None);
+}
+
+#[test]
+fn outbound_client_pool_honours_the_message_limit() {
+    let sink = SmtpSink::start(v4(25), 0, &SinkSpec::accept_all()).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::new(Duration::from_secs(60), 8, 2);
+    let run = Run::to(&sink, &["a@dest.test"], message("limit", "x\r\n"));
+    let runs = [&run, &run, &run, &run, &run];
+    assert_eq!(
+        check_pooled(&runtime, &pool, &runs, "delivered"),
+        [false, true, false, true, false]
+    );
+    assert_eq!(connection_ids(&records(&sink, 5)), [1, 1, 2, 2, 3]);
+    // The first two quit as soon as they carried two messages; the third is idle.
+    let connections = connections_when(&sink, |c| c.len() >= 2);
+    let ended: Vec<_> = connections
+        .iter()
+        .map(|c| (c.connection, c.transactions, c.quit))
+        .collect();
+    assert_eq!(ended, [(1, 2, true), (2, 2, true)]);
+    assert_eq!(pool.n_idle(), 1);
+}
+
+#[test]
+fn outbound_client_pool_parks_a_connection_after_refused_recipients() {
+    let spec =
+        SinkSpec::accept_all().reply(Stage::Rcpt, Some("^unknown@"), "550 5.1.1 no such user");
+    let sink = SmtpSink::start(v4(26), 0, &spec).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let refused = Run::to(&sink, &["unknown@dest.test"], message("nobody", "x\r\n"));
+    let accepted = Run::to(&sink, &["a@dest.test"], message("somebody", "x\r\n"));
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&refused], "failed 5.1.1"),
+        [false]
+    );
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&accepted], "delivered"),
+        [true]
+    );
+    let records = records(&sink, 2);
+    // The empty transaction was ended with RSET before the connection was parked.
+    assert_eq!(records[0].stage, Stage::Rcpt);
+    assert_eq!(records[0].reply, "reset before DATA");
+    assert!(records[1].delivered());
+    assert_eq!(connection_ids(&records), [1, 1]);
+}
+
+#[test]
+fn outbound_client_pool_connects_afresh_when_a_reused_connection_refuses_mail() {
+    // A server that takes only so many messages per connection says so at MAIL.
+    let spec = SinkSpec::accept_all().reply_first(
+        1,
+        Stage::Mail,
+        Some("^second@"),
+        "421 4.7.0 too many messages on this connection",
+    );
+    let sink = SmtpSink::start(v4(27), 0, &spec).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let first = Run::to(&sink, &["a@dest.test"], message("one", "x\r\n"));
+    let mut second = Run::to(&sink, &["a@dest.test"], message("two", "x\r\n"));
+    second.sender = "second@src.test";
+    assert_eq!(
+        check_pooled(&runtime, &pool, &[&first, &second], "delivered"),
+        [false, false]
+    );
+    let records = records(&sink, 3);
+    let summary: Vec<_> = records
+        .iter()
+        .map(|r| (r.connection.expect("numbered"), r.stage, r.code()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, Stage::Data, Some(250)),
+            (1, Stage::Mail, Some(421)),
+            (2, Stage::Data, Some(250))
+        ]
+    );
+}
+
+#[test]
+fn outbound_client_pool_quits_expired_connections_and_closes_on_drop() {
+    let sink = SmtpSink::start(v4(28), 0, &SinkSpec::accept_all()).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::new(Duration::from_millis(200), 8, 100);
+    let run = Run::to(&sink, &["a@dest.test"], message("expiry", "x\r\n"));
+    assert_eq!(check_pooled(&runtime, &pool, &[&run], "delivered"), [false]);
+    // Let the idle connection outlive the pool's timeout (the sink keeps it for a minute).
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(check_pooled(&runtime, &pool, &[&run], "delivered"), [false]);
+    let connections = connections_when(&sink, |c| !c.is_empty());
+    let ended: Vec<_> = connections
+        .iter()
+        .map(|c| (c.connection, c.transactions, c.quit))
+        .collect();
+    assert_eq!(
+        ended,
+        [(1, 1, true)],
+        "the expired connection was not closed with QUIT"
+    );
+
+    // Dropping the pool closes the connection still idle (without QUIT: nothing awaits it).
+    assert_eq!(pool.n_idle(), 1);
+    drop(pool);
+    let connections = connections_when(&sink, |c| c.len() >= 2);
+    let ended: Vec<_> = connections
+        .iter()
+        .map(|c| (c.connection, c.transactions, c.quit))
+        .collect();
+    assert_eq!(ended, [(1, 1, true), (2, 1, false)]);
+}
+
+#[test]
+fn outbound_client_pool_does_not_park_a_connection_that_timed_out() {
+    // MAIL is answered after a second; RCPT's answer comes after we gave up on it, so a RSET
+    // sent now would read RCPT's late 250 as its own.
+    let spec = SinkSpec::accept_all().delay(Duration::from_secs(1));
+    let sink = SmtpSink::start(v4(29), 0, &spec).expect("start sink");
+    let runtime = pool_runtime();
+    let pool = ConnectionPool::default();
+    let mut run = Run::to(&sink, &["a@dest.test"], message("slowpool", "x\r\n"));
+    run.timeouts.rcpt = Duration::from_millis(300);
+    run.timeouts.quit = Duration::from_millis(300);
+    let delivery = run.deliver_on(&runtime, Some(&pool));
+    check_outcomes(&delivery, &["a@dest.test deferred 4.4.2"]);
+    assert_eq!(pool.n_idle(), 0);
 }

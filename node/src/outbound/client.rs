@@ -36,14 +36,27 @@
 //!   are dot-stuffed, and a CRLF is added before the final dot if the message lacks one.
 //! - PIPELINING is not used: one command, one reply. Slower on high-latency links, but every
 //!   reply is matched to its command without bookkeeping.
-//! - One connection carries one message. Reusing a connection for several messages to the same
-//!   host (RSET and the next MAIL) is a later step; the engine calls [`deliver`] per message.
+//! - Without a [`ConnectionPool`] one connection carries one message. With one, a session whose
+//!   transaction ended cleanly (the final dot answered, whatever the answer; or no DATA, then
+//!   RSET answered 250) is parked instead of quitting, and the next attempt for the same
+//!   destination (host name, address, port, TLS policy, EHLO name, credentials: see
+//!   `pool::Destination`) takes it and starts at MAIL. A parked session is probed with RSET
+//!   first; a probe that fails drops it silently and the attempt connects afresh, and so does a
+//!   reused session that fails before any RCPT is answered (a server may refuse a further
+//!   message with 421 at MAIL): a stale cached connection never defers a message. A session is
+//!   not parked after any I/O error, timeout, malformed or 421 reply or unread bytes, nor once it
+//!   has carried the pool's message limit, nor when its destination already has its share of
+//!   idle sessions; then it quits as it would without a pool. Sessions idle past the pool's
+//!   timeout are closed with QUIT (best effort, in a spawned task with the QUIT deadline) when the
+//!   pool next looks at them; dropping the pool closes the sockets of those still idle.
 //! - Every read and write has a deadline from [`Timeouts`] (RFC 5321 section 4.5.3.2 defaults);
-//!   QUIT is sent after every session that got as far as a greeting, with a short deadline.
+//!   QUIT is sent after every session that got as far as a greeting and is not parked, with a
+//!   short deadline. The RSET probe of a parked session has the EHLO deadline, capped at
+//!   [`PROBE_LIMIT`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -54,8 +67,12 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+use crate::outbound::client::pool::{Destination, IdleSet, Limits};
+
+mod pool;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +84,9 @@ const MAX_REPLY_LINE: usize = 4096;
 const MAX_REPLY_LINES: usize = 256;
 /// Data is written in blocks of this size, each with its own deadline.
 const DATA_BLOCK: usize = 64 * 1024;
+/// The longest a parked session gets to answer the RSET that checks it is still open; a server
+/// that slow is better replaced by a new connection.
+pub const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Deadlines for each step, as RFC 5321 section 4.5.3.2 recommends. Tests shorten them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +125,7 @@ impl Default for Timeouts {
 }
 
 /// When to use STARTTLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsPolicy {
     /// Never (tests, or a relay on a trusted link).
     Disabled,
@@ -116,7 +136,7 @@ pub enum TlsPolicy {
 }
 
 /// AUTH credentials for a smarthost.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Credentials {
     pub user: String,
     pub password: String,
@@ -167,6 +187,9 @@ pub struct Delivery {
     pub try_next_host: bool,
     /// The session used TLS.
     pub tls: bool,
+    /// The session that decided the outcomes was taken from the [`ConnectionPool`], not opened
+    /// for this attempt.
+    pub reused: bool,
 }
 
 /// An SMTP reply: its code and its lines' text (without the code and separator).
@@ -428,21 +451,59 @@ impl Failure {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// One SMTP connection: the stream, the bytes read but not yet parsed, and the deadlines.
+/// One SMTP connection: the stream, the bytes read but not yet parsed, and what is known of its
+/// state, which decides whether it may be parked in a [`ConnectionPool`].
 struct Session {
     stream: Box<dyn Stream>,
     buf: Vec<u8>,
     peer: SocketAddr,
     tls: bool,
+    /// What the last EHLO offered (all false after HELO).
+    extensions: Extensions,
+    /// A read or write failed or timed out, or a reply was malformed: the stream's state is
+    /// unknown.
+    broken: bool,
+    /// The server said 421: it is closing the connection.
+    closing: bool,
+    /// MAIL was accepted and neither the final dot nor RSET has been answered since.
+    in_transaction: bool,
+    /// Transactions started on this connection.
+    n_messages: u32,
+    /// The QUIT deadline of the attempt that last used it, for closing it when it expires.
+    quit_limit: Duration,
 }
 
 impl Session {
+    fn new(stream: TcpStream, peer: SocketAddr, quit_limit: Duration) -> Session {
+        Session {
+            stream: Box::new(stream),
+            buf: Vec::new(),
+            peer,
+            tls: false,
+            extensions: Extensions::default(),
+            broken: false,
+            closing: false,
+            in_transaction: false,
+            n_messages: 0,
+            quit_limit,
+        }
+    }
+
+    /// Whether the dialogue is in step: every command answered, nothing unread, no 421.
+    fn in_step(&self) -> bool {
+        !self.broken && !self.closing && self.buf.is_empty()
+    }
+
     async fn write(&mut self, bytes: &[u8], limit: Duration, what: &str) -> Result<(), Failure> {
         let write = async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(limit, write).await {
+        let result = tokio::time::timeout(limit, write).await;
+        if !matches!(result, Ok(Ok(()))) {
+            self.broken = true;
+        }
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(Failure::local(
                 "4.4.2",
@@ -456,6 +517,16 @@ impl Session {
     }
 
     async fn read_reply(&mut self, limit: Duration, what: &str) -> Result<Reply, Failure> {
+        let reply = self.read_reply_inner(limit, what).await;
+        match &reply {
+            Ok(reply) if reply.code == 421 => self.closing = true,
+            Ok(_) => {}
+            Err(_) => self.broken = true,
+        }
+        reply
+    }
+
+    async fn read_reply_inner(&mut self, limit: Duration, what: &str) -> Result<Reply, Failure> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             match parse_reply(&self.buf) {
@@ -528,6 +599,25 @@ impl Session {
         }
         let _ = tokio::time::timeout(limit, self.stream.shutdown()).await;
     }
+
+    /// RSET, which ends a transaction and shows the server is still there: whether it got a 2xx
+    /// and left the dialogue in step.
+    async fn reset(&mut self, limit: Duration) -> bool {
+        match self.command("RSET", "RSET", limit).await {
+            Ok(reply) if reply.class() == 2 && self.in_step() => {
+                self.in_transaction = false;
+                true
+            }
+            Ok(reply) => {
+                tracing::debug!(peer = %self.peer, reply = %reply.text(), "rset refused");
+                false
+            }
+            Err(failure) => {
+                tracing::debug!(peer = %self.peer, diagnostic = %failure.diagnostic, "rset failed");
+                false
+            }
+        }
+    }
 }
 
 /// Accepts any certificate, as opportunistic TLS between MTAs does; signatures are still checked,
@@ -597,8 +687,141 @@ enum SessionEnd {
     Retry(Failure),
 }
 
-/// Makes one delivery attempt; see the module doc for how replies map to outcomes.
-pub async fn deliver(attempt: &Attempt<'_>) -> Delivery {
+/// Idle SMTP sessions kept open for the next message to the same destination, as Postfix's
+/// connection cache does; see the module doc. Share one (by `&` or `Arc`) among the attempts
+/// of one tokio runtime: its sockets belong to the runtime that opened them.
+pub struct ConnectionPool {
+    idle: Mutex<IdleSet<Session>>,
+}
+
+impl ConnectionPool {
+    /// A pool that keeps a session idle for at most `idle_timeout`, at most
+    /// `max_idle_per_destination` idle sessions per destination, and uses a connection for at
+    /// most `max_messages_per_connection` messages. A zero in any of them turns reuse off.
+    pub fn new(
+        idle_timeout: Duration,
+        max_idle_per_destination: usize,
+        max_messages_per_connection: u32,
+    ) -> ConnectionPool {
+        ConnectionPool {
+            idle: Mutex::new(IdleSet::new(Limits {
+                idle_timeout,
+                max_idle_per_destination,
+                max_messages_per_connection,
+            })),
+        }
+    }
+
+    /// How many sessions are idle in the pool.
+    pub fn n_idle(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Closes, with QUIT, every session idle past the timeout. The pool does this by itself
+    /// whenever it is used; a caller may also run it now and then so idle sessions do not wait
+    /// for the next message to be closed.
+    pub async fn close_expired(&self) {
+        let expired = self.lock().take_expired(Instant::now());
+        close_all(expired).await;
+    }
+
+    /// Closes, with QUIT, every idle session (at shutdown; dropping the pool only closes the
+    /// sockets).
+    pub async fn close_idle(&self) {
+        let idle = self.lock().take_all();
+        close_all(idle).await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleSet<Session>> {
+        // The lock is never held across an await or a call that can panic halfway.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle session for `destination` that answered RSET within `limit` (capped at
+    /// [`PROBE_LIMIT`]), if there is one. One that does not answer is dropped without QUIT.
+    async fn take(&self, destination: &Destination, limit: Duration) -> Option<Session> {
+        let (session, expired) = {
+            let mut idle = self.lock();
+            let now = Instant::now();
+            (idle.take(destination, now), idle.take_expired(now))
+        };
+        close_in_background(expired);
+        let mut session = session?;
+        if session.reset(limit.min(PROBE_LIMIT)).await {
+            Some(session)
+        } else {
+            tracing::debug!(peer = %session.peer, "dropped a stale cached connection");
+            None
+        }
+    }
+
+    /// Parks `session` after a transaction on it ended, or quits it when it may not be reused.
+    async fn release(&self, destination: Destination, mut session: Session, probe_limit: Duration) {
+        let mut keep = session.in_step() && self.lock().keeps(session.n_messages);
+        if keep && session.in_transaction {
+            // A transaction without a final dot (nobody accepted, DATA refused) is ended first,
+            // so a parked session is always between transactions.
+            keep = session.reset(probe_limit.min(PROBE_LIMIT)).await;
+        }
+        if !keep {
+            session.quit(session.quit_limit).await;
+            return;
+        }
+        let (refused, expired) = {
+            let mut idle = self.lock();
+            let now = Instant::now();
+            // Expired sessions go first, so they do not take the room of a live one.
+            let expired = idle.take_expired(now);
+            let n_messages = session.n_messages;
+            (
+                idle.put(destination, session, n_messages, now).err(),
+                expired,
+            )
+        };
+        close_in_background(expired);
+        if let Some(mut session) = refused {
+            session.quit(session.quit_limit).await;
+        }
+    }
+}
+
+impl Default for ConnectionPool {
+    /// Five seconds idle, eight idle sessions per destination, 100 messages per connection.
+    fn default() -> Self {
+        ConnectionPool::new(Duration::from_secs(5), 8, 100)
+    }
+}
+
+impl fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let idle = self.lock();
+        f.debug_struct("ConnectionPool")
+            .field("limits", &idle.limits())
+            .field("n_idle", &idle.len())
+            .finish()
+    }
+}
+
+/// QUITs `sessions` concurrently, each with its own deadline.
+async fn close_all(sessions: Vec<Session>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut session in sessions {
+        tasks.spawn(async move { session.quit(session.quit_limit).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// QUITs `sessions` without making the caller wait (each QUIT still has its deadline).
+fn close_in_background(sessions: Vec<Session>) {
+    if !sessions.is_empty() {
+        tokio::spawn(close_all(sessions));
+    }
+}
+
+/// Makes one delivery attempt; see the module doc for how replies map to outcomes and how
+/// `pool` reuses sessions. Without a pool, every session ends with QUIT.
+pub async fn deliver(attempt: &Attempt<'_>, pool: Option<&ConnectionPool>) -> Delivery {
+    let t = attempt.timeouts;
     let mut last = Failure {
         status: "4.4.1".to_owned(),
         diagnostic: format!("{} has no addresses to try", attempt.host),
@@ -606,7 +829,30 @@ pub async fn deliver(attempt: &Attempt<'_>) -> Delivery {
     };
     for &ip in attempt.addresses {
         let peer = SocketAddr::new(ip, attempt.port);
-        let connect = tokio::time::timeout(attempt.timeouts.connect, TcpStream::connect(peer));
+        let pooled = pool.map(|pool| (pool, Destination::new(attempt, peer)));
+        if let Some((pool, destination)) = &pooled
+            && let Some(mut session) = pool.take(destination, t.command).await
+        {
+            match transaction(&mut session, attempt, t).await {
+                SessionEnd::Decided(outcomes) => {
+                    let tls = session.tls;
+                    pool.release(destination.clone(), session, t.command).await;
+                    return Delivery {
+                        outcomes,
+                        address: Some(peer),
+                        try_next_host: false,
+                        tls,
+                        reused: true,
+                    };
+                }
+                SessionEnd::Retry(failure) => {
+                    // Nothing was sent for any recipient: a new connection decides instead.
+                    tracing::debug!(host = attempt.host, %peer, diagnostic = %failure.diagnostic, "cached connection failed before any recipient was answered");
+                    session.quit(t.quit).await;
+                }
+            }
+        }
+        let connect = tokio::time::timeout(t.connect, TcpStream::connect(peer));
         let stream = match connect.await {
             Ok(Ok(stream)) => stream,
             Ok(Err(err)) => {
@@ -623,31 +869,33 @@ pub async fn deliver(attempt: &Attempt<'_>) -> Delivery {
                     status: "4.4.1".to_owned(),
                     diagnostic: format!(
                         "connect to {} ({peer}) timed out after {:?}",
-                        attempt.host, attempt.timeouts.connect
+                        attempt.host, t.connect
                     ),
                     answered: false,
                 };
                 continue;
             }
         };
-        let mut session = Session {
-            stream: Box::new(stream),
-            buf: Vec::new(),
-            peer,
-            tls: false,
-        };
-        let end = run(&mut session, attempt).await;
-        session.quit(attempt.timeouts.quit).await;
-        match end {
+        let mut session = Session::new(stream, peer, t.quit);
+        match run(&mut session, attempt).await {
             SessionEnd::Decided(outcomes) => {
+                let tls = session.tls;
+                match pooled {
+                    Some((pool, destination)) => {
+                        pool.release(destination, session, t.command).await;
+                    }
+                    None => session.quit(t.quit).await,
+                }
                 return Delivery {
                     outcomes,
                     address: Some(peer),
                     try_next_host: false,
-                    tls: session.tls,
+                    tls,
+                    reused: false,
                 };
             }
             SessionEnd::Retry(failure) => {
+                session.quit(t.quit).await;
                 tracing::debug!(host = attempt.host, %peer, diagnostic = %failure.diagnostic, "session failed before any recipient was answered");
                 last = failure;
             }
@@ -668,14 +916,17 @@ pub async fn deliver(attempt: &Attempt<'_>) -> Delivery {
         address: None,
         try_next_host: true,
         tls: false,
+        reused: false,
     }
 }
 
 /// The whole SMTP dialogue on one connection, up to (not including) QUIT.
 async fn run(session: &mut Session, attempt: &Attempt<'_>) -> SessionEnd {
-    let t = attempt.timeouts;
     match connection_stage(session, attempt).await {
-        Ok(extensions) => transaction(session, attempt, &extensions, t).await,
+        Ok(extensions) => {
+            session.extensions = extensions;
+            transaction(session, attempt, attempt.timeouts).await
+        }
         Err(failure) => SessionEnd::Retry(failure),
     }
 }
@@ -814,13 +1065,11 @@ async fn authenticate(
     }
 }
 
-/// MAIL, RCPT per recipient, DATA and the message.
-async fn transaction(
-    session: &mut Session,
-    attempt: &Attempt<'_>,
-    extensions: &Extensions,
-    t: Timeouts,
-) -> SessionEnd {
+/// MAIL, RCPT per recipient, DATA and the message, with what the session's EHLO offered.
+async fn transaction(session: &mut Session, attempt: &Attempt<'_>, t: Timeouts) -> SessionEnd {
+    session.n_messages = session.n_messages.saturating_add(1);
+    session.quit_limit = t.quit;
+    let extensions = session.extensions.clone();
     let remote = Some(attempt.host.to_owned());
     let error = |status: String, diagnostic: &str| AttemptError {
         status,
@@ -862,7 +1111,7 @@ async fn transaction(
         Err(failure) => return SessionEnd::Retry(failure),
     };
     match reply.class() {
-        2 => {}
+        2 => session.in_transaction = true,
         5 => {
             let failure = Failure::reply(&reply, "MAIL FROM");
             return all(AttemptOutcome::Failed(error(
@@ -935,6 +1184,7 @@ async fn transaction(
     // From here a broken connection may hide a delivery: see the module doc on duplicates.
     let outcome = match session.read_reply(t.data_done, "the end of data").await {
         Ok(reply) => {
+            session.in_transaction = false;
             let failure = Failure::reply(&reply, "end of data");
             match reply.class() {
                 2 => AttemptOutcome::Delivered,

@@ -51,6 +51,8 @@ const MAX_RETURNED: usize = 1024 * 1024;
 pub struct Engine {
     context: Arc<MailContext>,
     router: Router,
+    /// Sessions kept open between messages to the same host (Postfix's connection cache).
+    pool: client::ConnectionPool,
     mx_port: u16,
     /// Queue ids being worked on by a task of this node.
     in_flight: Mutex<HashSet<String>>,
@@ -71,6 +73,7 @@ pub fn start(
     let engine = Arc::new(Engine {
         context,
         router: Router::new(nameservers)?,
+        pool: client::ConnectionPool::default(),
         mx_port,
         in_flight: Mutex::new(HashSet::new()),
         domains: Mutex::new(HashMap::new()),
@@ -88,6 +91,7 @@ impl Engine {
                 _ = self.context.outbound_wake.notified() => {}
                 _ = self.slot_freed.notified() => {}
             }
+            self.pool.close_expired().await;
             if !self.context.cluster.is_leader() {
                 continue;
             }
@@ -377,7 +381,7 @@ impl Engine {
     }
 
     async fn send(&self, attempt: &Attempt<'_>) -> client::Delivery {
-        client::deliver(attempt).await
+        client::deliver(attempt, Some(&self.pool)).await
     }
 
     fn domain_slots(&self, domain: &str, limit: u32) -> Arc<Semaphore> {

@@ -1,8 +1,15 @@
-//! The client's pure parts: reply parsing, EHLO keywords, status codes, dot-stuffing, AUTH PLAIN.
+//! The client's pure parts: reply parsing, EHLO keywords, status codes, dot-stuffing, AUTH PLAIN,
+//! and the connection pool's bookkeeping (destinations, expiry, limits).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::outbound::client::pool::{Destination, IdleSet, Limits};
 use crate::outbound::client::{
-    Extensions, MAX_DIAGNOSTIC, Reply, ReplyError, auth_plain, cap_diagnostic, data_bytes, is_8bit,
-    parse_reply, reply_status,
+    Attempt, ConnectionPool, Credentials, Extensions, MAX_DIAGNOSTIC, Reply, ReplyError, Timeouts,
+    TlsPolicy, auth_plain, cap_diagnostic, data_bytes, is_8bit, parse_reply, reply_status,
 };
 
 #[track_caller]
@@ -150,4 +157,192 @@ fn diagnostics_are_capped_at_a_char_boundary() {
     let capped = cap_diagnostic(&long);
     assert!(capped.len() <= MAX_DIAGNOSTIC);
     assert!(capped.ends_with("..."));
+}
+
+const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)), 25);
+
+fn credentials(user: &str, password: &str) -> Credentials {
+    Credentials {
+        user: user.to_owned(),
+        password: password.to_owned(),
+        allow_plaintext: false,
+    }
+}
+
+/// The destination of an attempt to `host` at `peer`; `change` edits the attempt first.
+fn destination<'a>(
+    host: &'a str,
+    peer: SocketAddr,
+    change: impl FnOnce(&mut Attempt<'a>),
+) -> Destination {
+    let mut attempt = Attempt {
+        host,
+        addresses: &[],
+        port: peer.port(),
+        helo: "out.src.test",
+        sender: "sender@src.test",
+        recipients: &[],
+        message: b"",
+        tls: TlsPolicy::Opportunistic,
+        credentials: None,
+        timeouts: Timeouts::default(),
+    };
+    change(&mut attempt);
+    Destination::new(&attempt, peer)
+}
+
+#[test]
+fn destinations_ignore_case_trailing_dots_and_the_message() {
+    let base = destination("mx.dest.test", PEER, |_| {});
+    assert_eq!(destination("MX.Dest.Test.", PEER, |_| {}), base);
+    // The sender, recipients, message and deadlines are per message, not per connection.
+    let recipients = vec!["other@dest.test".to_owned()];
+    let other_message = destination("mx.dest.test", PEER, |a| {
+        a.sender = "";
+        a.recipients = &recipients;
+        a.message = b"different";
+        a.timeouts.mail = Duration::from_secs(1);
+    });
+    assert_eq!(other_message, base);
+}
+
+#[test]
+fn destinations_differ_in_anything_the_connection_stage_used() {
+    let relay = credentials("relay", "s3cret");
+    let other_user = credentials("other", "s3cret");
+    let other_password = credentials("relay", "changed");
+    let plaintext = Credentials {
+        allow_plaintext: true,
+        ..relay.clone()
+    };
+    let base = destination("mx.dest.test", PEER, |_| {});
+    let with_relay = destination("mx.dest.test", PEER, |a| a.credentials = Some(&relay));
+    let other_ip = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)), 25);
+    let different = [
+        destination("mx2.dest.test", PEER, |_| {}),
+        destination("mx.dest.test", other_ip, |_| {}),
+        destination("mx.dest.test", SocketAddr::new(PEER.ip(), 587), |_| {}),
+        destination("mx.dest.test", PEER, |a| a.tls = TlsPolicy::Required),
+        destination("mx.dest.test", PEER, |a| a.tls = TlsPolicy::Disabled),
+        destination("mx.dest.test", PEER, |a| a.helo = "other.src.test"),
+        with_relay.clone(),
+        destination("mx.dest.test", PEER, |a| a.credentials = Some(&other_user)),
+        destination("mx.dest.test", PEER, |a| {
+            a.credentials = Some(&other_password)
+        }),
+        destination("mx.dest.test", PEER, |a| a.credentials = Some(&plaintext)),
+    ];
+    for (i, one) in different.iter().enumerate() {
+        assert_ne!(*one, base, "{one:?}");
+        for other in &different[i + 1..] {
+            assert_ne!(one, other);
+        }
+    }
+    assert_eq!(
+        destination("mx.dest.test", PEER, |a| a.credentials = Some(&relay)),
+        with_relay
+    );
+    // The password takes part in equality but never shows.
+    assert!(!format!("{with_relay:?}").contains("s3cret"));
+}
+
+fn limits(idle_timeout_secs: u64, max_idle: usize, max_messages: u32) -> Limits {
+    Limits {
+        idle_timeout: Duration::from_secs(idle_timeout_secs),
+        max_idle_per_destination: max_idle,
+        max_messages_per_connection: max_messages,
+    }
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn the_pool_hands_out_the_most_recent_connection_of_the_right_destination() {
+    let mut idle = IdleSet::new(limits(5, 8, 100));
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    let other = destination("mx2.dest.test", PEER, |_| {});
+    assert_eq!(idle.put(mx.clone(), "first", 1, t0), Ok(()));
+    assert_eq!(idle.put(mx.clone(), "second", 1, t0 + secs(1)), Ok(()));
+    assert_eq!(idle.len(), 2);
+    assert_eq!(idle.take(&other, t0 + secs(2)), None);
+    assert_eq!(idle.take(&mx, t0 + secs(2)), Some("second"));
+    assert_eq!(idle.take(&mx, t0 + secs(2)), Some("first"));
+    assert_eq!(idle.take(&mx, t0 + secs(2)), None);
+    assert_eq!(idle.len(), 0);
+}
+
+#[test]
+fn idle_connections_expire_after_the_timeout() {
+    let mut idle = IdleSet::new(limits(5, 8, 100));
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    let other = destination("mx2.dest.test", PEER, |_| {});
+    idle.put(mx.clone(), "old", 1, t0).expect("room");
+    idle.put(other.clone(), "young", 1, t0 + secs(3))
+        .expect("room");
+    let just_before = t0 + Duration::from_millis(4999);
+    assert_eq!(idle.take_expired(just_before), Vec::<&str>::new());
+    // Not handed out once expired, and collected for closing; the young one stays.
+    assert_eq!(idle.take(&mx, t0 + secs(5)), None);
+    assert_eq!(idle.take_expired(t0 + secs(5)), vec!["old"]);
+    assert_eq!(idle.len(), 1);
+    assert_eq!(idle.take_expired(t0 + secs(7)), Vec::<&str>::new());
+    assert_eq!(idle.take_expired(t0 + secs(8)), vec!["young"]);
+    assert_eq!(idle.len(), 0);
+}
+
+#[test]
+fn a_full_destination_or_a_used_up_connection_is_refused() {
+    let mut idle = IdleSet::new(limits(5, 2, 3));
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    let other = destination("mx2.dest.test", PEER, |_| {});
+    assert_eq!(idle.put(mx.clone(), 1, 1, t0), Ok(()));
+    assert_eq!(idle.put(mx.clone(), 2, 2, t0), Ok(()));
+    assert_eq!(idle.put(mx.clone(), 3, 1, t0), Err(3));
+    // The limit is per destination.
+    assert_eq!(idle.put(other.clone(), 4, 1, t0), Ok(()));
+    // Three messages is the limit: such a connection quits instead.
+    assert!(idle.keeps(2));
+    assert!(!idle.keeps(3));
+    assert_eq!(idle.put(other.clone(), 5, 3, t0), Err(5));
+    let mut all = idle.take_all();
+    all.sort_unstable();
+    assert_eq!(all, vec![1, 2, 4]);
+    assert_eq!(idle.len(), 0);
+}
+
+#[test]
+fn expired_connections_make_room_once_collected() {
+    let mut idle = IdleSet::new(limits(5, 1, 100));
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    idle.put(mx.clone(), "old", 1, t0).expect("room");
+    // Parking first would be refused; the pool collects the expired one before parking.
+    assert_eq!(idle.take_expired(t0 + secs(6)), vec!["old"]);
+    assert_eq!(idle.put(mx.clone(), "new", 1, t0 + secs(6)), Ok(()));
+    assert_eq!(idle.take(&mx, t0 + secs(7)), Some("new"));
+}
+
+#[test]
+fn a_zero_limit_turns_reuse_off() {
+    let t0 = Instant::now();
+    let mx = destination("mx.dest.test", PEER, |_| {});
+    for limits in [limits(0, 8, 100), limits(5, 0, 100), limits(5, 8, 0)] {
+        let mut idle = IdleSet::new(limits);
+        assert!(!idle.keeps(0), "{limits:?}");
+        assert_eq!(idle.put(mx.clone(), 1, 0, t0), Err(1), "{limits:?}");
+    }
+}
+
+#[test]
+fn the_pool_is_shared_between_tasks() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ConnectionPool>();
+    let pool = ConnectionPool::default();
+    assert_eq!(pool.n_idle(), 0);
+    assert!(format!("{pool:?}").contains("max_messages_per_connection: 100"));
 }
