@@ -17,6 +17,7 @@ pub mod demo;
 pub mod files;
 pub mod node_config;
 pub mod node_dir;
+pub mod outbound_policy;
 pub mod pki;
 pub mod process;
 pub mod secrets;

@@ -12,6 +12,7 @@ use cli::commands::{
 };
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
+use cli::outbound_policy;
 use cli::vip::{VipAddr, VipOptions};
 
 /// Build and administer an mcluster mail cluster through its admin API.
@@ -64,6 +65,10 @@ enum Command {
     /// Look at and act on the outbound queue (mail waiting for remote servers)
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Show or change the cluster-wide outbound delivery policy (retries, concurrency, TLS,
+    /// smarthost)
+    #[command(subcommand)]
+    Outbound(OutboundCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -359,6 +364,27 @@ enum QueueCommand {
     },
 }
 
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum OutboundCommand {
+    /// Show the outbound policy (of the smarthost password, only whether one is set)
+    Show(JsonArg),
+    /// Change some keys of the outbound policy, such as `retry-interval-secs=600
+    /// smarthost=relay.example.net:587 smarthost-mode=on-failure smarthost-user=mx1`
+    Set {
+        /// KEY=VALUE; a number or true/false is sent as one, except for the text keys (tls and
+        /// the smarthost keys)
+        #[arg(
+            value_name = "KEY=VALUE",
+            required_unless_present = "smarthost_password_file"
+        )]
+        settings: Vec<String>,
+        /// Read the smarthost password from FILE (one line; "-": standard input), which keeps
+        /// it out of the process list and the shell history
+        #[arg(long, value_name = "FILE")]
+        smarthost_password_file: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Args)]
 struct PasswordArg {
     /// The password (visible to other local users in the process list; prefer standard input)
@@ -471,6 +497,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::queue_act(&ctx, &id, QueueAction::Release)
         }
         Command::Queue(QueueCommand::Delete { id }) => commands::queue_delete(&ctx, &id),
+        Command::Outbound(OutboundCommand::Show(JsonArg { json })) => {
+            outbound_policy::show(&ctx, json)
+        }
+        Command::Outbound(OutboundCommand::Set {
+            settings,
+            smarthost_password_file,
+        }) => outbound_policy::set(&ctx, &settings, smarthost_password_file.as_deref()),
         Command::Demo(args) => demo::run(
             &ctx,
             &DemoOptions {

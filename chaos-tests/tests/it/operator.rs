@@ -1,6 +1,7 @@
-//! What an operator does with `mclusterctl`: join, leave, failover, status, and the demo.
+//! What an operator does with `mclusterctl`: join, leave, failover, status, the outbound policy,
+//! and the demo.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -209,6 +210,223 @@ fn queue_commands_on_an_empty_queue() {
             stderr.contains("404 not_found: no such queued message: NOPE"),
             "{args:?}: {stderr}"
         );
+    }
+    cluster.check_no_unexpected_errors(&[]);
+}
+
+fn outbound_json(cluster: &Cluster) -> Value {
+    let out = cluster
+        .ctl_ok(&["outbound", "show", "--json"])
+        .expect("mclusterctl outbound show --json");
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("outbound show --json is not JSON ({e}): {out}"))
+}
+
+/// `mclusterctl outbound set --smarthost-password-file -` with `password` piped in.
+fn set_password_from_stdin(cluster: &Cluster, password: &str) -> String {
+    let mut child = Command::new(binary("mclusterctl"))
+        .arg("--config")
+        .arg(&cluster.client_config)
+        .args(["outbound", "set", "--smarthost-password-file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mclusterctl");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "{password}").expect("write the password");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for mclusterctl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "set from stdin failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn outbound_policy_through_mclusterctl() {
+    // A data node and a witness: the witness answers from its own replica of the policy.
+    let cluster = Cluster::start(63, 1, true, NodeTuning::default()).expect("start cluster");
+    let defaults = outbound_json(&cluster);
+    assert_eq!(defaults["retry-interval-secs"], 480, "{defaults}");
+    assert_eq!(defaults["max-attempts"], 16, "{defaults}");
+    assert_eq!(defaults["concurrency"], 25, "{defaults}");
+    assert_eq!(defaults["smarthost"], "", "{defaults}");
+    assert_eq!(defaults["smarthost-password-set"], false, "{defaults}");
+    let table = cluster
+        .ctl_ok(&["outbound", "show"])
+        .expect("outbound show");
+    assert!(table.contains("retry-interval-secs     480\n"), "{table}");
+    assert!(
+        table.contains("smarthost-password      (none)\n"),
+        "{table}"
+    );
+
+    // The password comes from a file, never from the command line.
+    let password = "pw63-must-never-show";
+    let file = cluster.root().join("smarthost.pw");
+    std::fs::write(&file, format!("{password}\n")).expect("write the password file");
+    let file = file.display().to_string();
+    let out = cluster
+        .ctl_ok(&[
+            "outbound",
+            "set",
+            "retry-interval-secs=2",
+            "smarthost=127.0.0.1:2525",
+            "smarthost-mode=on-failure",
+            "smarthost-user=u",
+            "--smarthost-password-file",
+            &file,
+        ])
+        .expect("outbound set");
+    assert!(out.contains("smarthost-password      (set)\n"), "{out}");
+    let set = outbound_json(&cluster);
+    let expected = serde_json::json!({
+        "retry-interval-secs": 2,
+        "max-attempts": 16,
+        "delay-warning-secs": 14400,
+        "concurrency": 25,
+        "per-domain-concurrency": 10,
+        "tls": "opportunistic",
+        "smarthost": "127.0.0.1:2525",
+        "smarthost-mode": "on-failure",
+        "smarthost-user": "u",
+        "smarthost-password-set": true,
+    });
+    assert_eq!(set, expected);
+    let table = cluster
+        .ctl_ok(&["outbound", "show"])
+        .expect("outbound show");
+    assert!(
+        table.contains("smarthost               127.0.0.1:2525\n"),
+        "{table}"
+    );
+    for shown in [&out, &table, &set.to_string()] {
+        assert!(!shown.contains(password), "the password showed: {shown}");
+    }
+
+    // Bad values are refused with the key named, and change nothing.
+    for (setting, fragment) in [
+        (
+            "retry-interval-secs=0",
+            "400 bad_request: retry-interval-secs must be between 1 and 86400",
+        ),
+        ("max-attempts=many", "max-attempts: invalid type"),
+        ("delay-warning-secs=30", "delay-warning-secs must be 0"),
+        (
+            "per-domain-concurrency=26",
+            "per-domain-concurrency must be",
+        ),
+        ("tls=sometimes", "tls: unknown variant `sometimes`"),
+        (
+            "smarthost=relay.example.net",
+            "smarthost \"relay.example.net\": expected host:port",
+        ),
+        ("smarthost=", "smarthost-mode on-failure needs a smarthost"),
+        (
+            "smarthost-password=",
+            "smarthost-user needs a smarthost-password",
+        ),
+        (
+            "no-such-key=1",
+            "unknown outbound policy key \"no-such-key\"",
+        ),
+    ] {
+        let out = cluster
+            .ctl(&["outbound", "set", setting])
+            .expect("run mclusterctl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{setting} was accepted");
+        assert!(stderr.contains(fragment), "{setting}: {stderr}");
+    }
+    assert_eq!(outbound_json(&cluster), expected);
+
+    // Every node answers the same policy once it has applied it (GET is a linearizable read),
+    // and a write sent to a follower reaches the leader.
+    let leader = cluster.current_leader().expect("a leader");
+    let follower = cluster
+        .nodes
+        .iter()
+        .find(|n| n.id != leader)
+        .expect("a follower");
+    for node in &cluster.nodes {
+        let seen = cluster
+            .api
+            .get_from(
+                &node.admin_url(),
+                "/v1/outbound-policy",
+                Duration::from_secs(5),
+            )
+            .unwrap_or_else(|e| panic!("GET from {}: {e:#}", node.name));
+        assert_eq!(seen, expected, "as {} sees it", node.name);
+    }
+    let answer = cluster
+        .api
+        .send_to(
+            &follower.admin_url(),
+            "PUT",
+            "/v1/outbound-policy",
+            Some(serde_json::json!({"concurrency": 30})),
+        )
+        .expect("PUT through a follower");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["concurrency"], 30, "{}", answer.body);
+    assert_eq!(
+        answer.body["smarthost-password-set"], true,
+        "{}",
+        answer.body
+    );
+    cluster
+        .ctl_ok(&[
+            "outbound",
+            "set",
+            "retry-interval-secs=600",
+            "max-attempts=20",
+        ])
+        .expect("outbound set numbers");
+    let changed = outbound_json(&cluster);
+    assert_eq!(
+        (
+            &changed["retry-interval-secs"],
+            &changed["max-attempts"],
+            &changed["concurrency"],
+            &changed["smarthost-password-set"],
+        ),
+        (
+            &Value::from(600),
+            &Value::from(20),
+            &Value::from(30),
+            &Value::from(true)
+        ),
+        "{changed}"
+    );
+
+    // A new password piped in; then the smarthost and its credentials go together.
+    let other_password = "pw63-piped-never-shown";
+    let out = set_password_from_stdin(&cluster, other_password);
+    assert!(out.contains("smarthost-password      (set)\n"), "{out}");
+    cluster
+        .ctl_ok(&[
+            "outbound",
+            "set",
+            "smarthost-mode=never",
+            "smarthost=",
+            "smarthost-user=",
+            "smarthost-password=",
+        ])
+        .expect("outbound set without a smarthost");
+    let cleared = outbound_json(&cluster);
+    assert_eq!(cleared["smarthost"], "", "{cleared}");
+    assert_eq!(cleared["smarthost-password-set"], false, "{cleared}");
+
+    for node in &cluster.nodes {
+        let log = node.log();
+        for secret in [password, other_password] {
+            assert!(!log.contains(secret), "{} logged the password", node.name);
+        }
     }
     cluster.check_no_unexpected_errors(&[]);
 }
