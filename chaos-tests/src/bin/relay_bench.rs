@@ -27,7 +27,8 @@
 //! takes mail for the destination domains from 127.0.0.0/8 without AUTH and sends each domain
 //! to its sink through `transport_maps` (`destN.test smtp:[127.0.200.(N+2)]:2525`). It does no
 //! DNS lookups at all, which spares it the MX and address lookups the cluster makes for every
-//! message. Its retry timing is made comparable (`queue_run_delay = 1s`,
+//! message (answers are cached for their TTL, except the stub's empty AAAA answers, which carry
+//! no SOA and so cannot be cached). Its retry timing is made comparable (`queue_run_delay = 1s`,
 //! `minimal_backoff_time = --retry-secs`, `maximal_backoff_time = 2 x --retry-secs`); its
 //! delivery concurrency and connection caching stay at their defaults. Both systems make every
 //! accepted message durable before the 250: Postfix fsyncs its queue file, the cluster fsyncs
@@ -42,7 +43,7 @@
 //! same recipient beyond the first). Before the rounds, smtp-source measures the sinks'
 //! own ceiling (all sinks at once), with a new connection per message and with connections
 //! reused (both systems cache connections to a destination). Each cell also reports how many
-//! connections carried its transactions.
+//! connections carried its transactions and which DNS queries the stub answered.
 //!
 //! Everything the benchmark starts is stopped by PID when it ends, also on errors and signals.
 
@@ -63,7 +64,9 @@ use chaos_tests::bench::{
 };
 use chaos_tests::cluster::{Cluster, NodeTuning, bin_dir, wait_until};
 use chaos_tests::mail::{self, PASSWORD};
-use chaos_tests::outbound_lab::{DnsStub, SinkRecord, SinkSpec, SmtpSink, Stage, Zone, duplicates};
+use chaos_tests::outbound_lab::{
+    DnsQuery, DnsStub, SinkRecord, SinkSpec, SmtpSink, Stage, Zone, duplicates,
+};
 use chaos_tests::postfix::{INSTALL_COMMAND, POSTFIX, Postfix, Relay};
 use rand::Rng;
 use serde_json::Value;
@@ -539,9 +542,10 @@ fn start_and_measure(
         );
         println!(
             "  caveat: postfix-relay reaches the sinks through transport_maps \
-             (destN.test smtp:[ip]:port) and makes no DNS lookups; mcluster looks up the MX and \
-             A records of every message's domain in the DNS stub (its resolver caches them for \
-             the TTL)"
+             (destN.test smtp:[ip]:port) and makes no DNS lookups; mcluster looks up the MX, A \
+             and AAAA records of every message's domain in the DNS stub (its resolver caches \
+             answers for the TTL; the stub's empty AAAA answers carry no SOA, so they are not \
+             cached: dns_queries per cell shows what was asked)"
         );
         wait_for_postfix(postfix)?;
     }
@@ -966,8 +970,8 @@ struct CellResult {
     left_queued: Option<usize>,
     /// Connections that carried at least one transaction, over all sinks.
     connections: usize,
-    /// Queries the DNS stub answered during the cell.
-    dns_queries: usize,
+    /// Queries the DNS stub answered during the cell, by type and answer (`AAAA NOERROR 0`).
+    dns_queries: BTreeMap<String, usize>,
 }
 
 impl CellResult {
@@ -1022,7 +1026,7 @@ impl CellResult {
             self.left_queued
                 .map_or_else(|| "?".to_owned(), |n| n.to_string()),
             self.connections,
-            self.dns_queries,
+            dns_summary(&self.dns_queries),
             if self.complete() { "ok" } else { "FAILED" }
         )
     }
@@ -1048,7 +1052,7 @@ struct SessionOutcome {
 /// limit), waits for the system's queue to empty, and counts what the sinks recorded.
 fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result<CellResult> {
     let sinks = start_sinks(options.domains, |d| plan.sink_spec(d))?;
-    let dns_queries_before = dns_queries(started)?;
+    let dns_queries_before = dns_queries(started)?.len();
     let target = match plan.system {
         System::Mcluster => leader_submission(
             started
@@ -1144,7 +1148,10 @@ fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result
         records.extend(of_sink);
     }
     stop_sinks(sinks)?;
-    cell.dns_queries = dns_queries(started)?.saturating_sub(dns_queries_before);
+    for query in dns_queries(started)?.iter().skip(dns_queries_before) {
+        let kind = format!("{} {}", query.qtype.as_deref().unwrap_or("?"), query.action);
+        *cell.dns_queries.entry(kind).or_default() += 1;
+    }
     count_deliveries(plan, &acked, &records, start_epoch, &mut cell);
     Ok(cell)
 }
@@ -1216,14 +1223,28 @@ fn submit(
     client.send(&sender(), &message.rcpt, &message.wire)
 }
 
-/// Queries the DNS stub has answered so far.
-fn dns_queries(started: &Started) -> Result<usize> {
-    Ok(started
+/// Every query the DNS stub has answered so far.
+fn dns_queries(started: &Started) -> Result<Vec<DnsQuery>> {
+    started
         .stub
         .as_ref()
         .context("the dns stub is not running")?
-        .queries()?
-        .len())
+        .queries()
+}
+
+/// `1418 (AAAA NOERROR 0: 1400, ...)`: the count, then by type and answer, most first.
+fn dns_summary(queries: &BTreeMap<String, usize>) -> String {
+    let total: usize = queries.values().sum();
+    if total == 0 {
+        return "0".to_owned();
+    }
+    let mut kinds: Vec<(&String, &usize)> = queries.iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let kinds: Vec<String> = kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind}: {n}"))
+        .collect();
+    format!("{total}({})", kinds.join(", "))
 }
 
 fn all_records(sinks: &[SmtpSink]) -> Result<Vec<SinkRecord>> {
