@@ -287,7 +287,7 @@ fn outbound_policy_through_mclusterctl() {
     let expected = serde_json::json!({
         "retry-interval-secs": 2,
         "max-attempts": 16,
-        "delay-warning-secs": 14400,
+        "delay-warning-secs": 3600,
         "concurrency": 25,
         "per-domain-concurrency": 10,
         "tls": "opportunistic",
@@ -315,7 +315,10 @@ fn outbound_policy_through_mclusterctl() {
             "400 bad_request: retry-interval-secs must be between 1 and 86400",
         ),
         ("max-attempts=many", "max-attempts: invalid type"),
-        ("delay-warning-secs=30", "delay-warning-secs must be 0"),
+        (
+            "delay-warning-secs=40000000",
+            "delay-warning-secs must be 0",
+        ),
         (
             "per-domain-concurrency=26",
             "per-domain-concurrency must be",

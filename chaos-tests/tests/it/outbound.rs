@@ -97,7 +97,11 @@ fn null_sender(record: &SinkRecord) -> bool {
 }
 
 fn inbox(cluster: &Cluster, user: &str) -> Result<Vec<Value>> {
-    let addr = cluster.nodes[0].pop3_addr();
+    inbox_on(cluster, 0, user)
+}
+
+fn inbox_on(cluster: &Cluster, node: usize, user: &str) -> Result<Vec<Value>> {
+    let addr = cluster.nodes[node].pop3_addr();
     let (host, port) = addr.rsplit_once(':').context("host:port")?;
     let value = mail::python_client(&[
         "pop3",
@@ -545,6 +549,71 @@ fn retries_expire_and_smarthosts_relay() -> Result<()> {
     })?;
     // Only the two notices: nothing relayed bounced.
     assert_eq!(inbox(&cluster, alice)?.len(), 2);
+    drop(cluster);
+    stub.stop()?;
+    Ok(())
+}
+
+/// The notice path's crash window: the leader has stored and mirrored a bounce but dies before
+/// committing it. The new leader builds the same notice and commits it; the sender gets exactly
+/// one bounce, also after the old leader returns.
+#[test]
+fn a_bounce_survives_the_leader_dying_before_its_commit() -> Result<()> {
+    let lab = |d: u8| Ipv4Addr::new(127, 0, 71, d);
+    let zone = Zone::new()
+        .mx("other.test", 10, "mx.other.test")
+        .a("mx.other.test", lab(2));
+    let stub = DnsStub::start(IpAddr::V4(lab(1)), DNS_PORT, &zone)?;
+    let _mx = SmtpSink::start(
+        IpAddr::V4(lab(2)),
+        MX_PORT,
+        &SinkSpec::accept_all().reply(Stage::Rcpt, None, "550 5.1.1 No such user"),
+    )?;
+    let tuning = NodeTuning {
+        extra_toml: format!(
+            "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
+            lab(1)
+        ),
+    };
+    let mut cluster = Cluster::start(70, 2, true, tuning)?;
+    mail::add_users(&cluster, &["alice"])?;
+    let alice = "alice@example.test";
+    // Node 1 leads, and stops between storing a notice and committing it.
+    cluster.kill(0)?;
+    cluster.nodes[0].env = vec![(
+        "MCLUSTER_FAILPOINTS".into(),
+        "notice-before-commit=pause:60000".into(),
+    )];
+    cluster.start_node(0)?;
+    cluster.wait_ready(0, Duration::from_secs(30))?;
+    let name = cluster.nodes[0].name.clone();
+    cluster.ctl_ok(&["failover", "--to", &name])?;
+    let id = submit(&cluster, alice, alice, &["nobody@other.test"], "bounce me")?;
+    wait_until(Duration::from_secs(30), "the failpoint", || {
+        cluster.nodes[0]
+            .log()
+            .contains("failpoint reached")
+            .then_some(())
+    })?;
+    cluster.kill(0)?;
+    let bounces = wait_until(Duration::from_secs(30), "the bounce on node 2", || {
+        let inbox = inbox_on(&cluster, 1, alice).ok()?;
+        (!inbox.is_empty()).then_some(inbox)
+    })?;
+    assert_eq!(bounces.len(), 1);
+    let raw = bounces[0]["raw"].as_str().context("raw")?;
+    assert!(raw.contains(&id) && raw.contains("Status: 5.1.1"), "{raw}");
+    cluster.nodes[0].env.clear();
+    cluster.start_node(0)?;
+    cluster.wait_ready(0, Duration::from_secs(30))?;
+    wait_until(Duration::from_secs(30), "an empty queue", || {
+        queue_is_empty(&cluster).then_some(())
+    })?;
+    // Still one bounce, read through the node that died.
+    let after = wait_until(Duration::from_secs(30), "a listing from node 1", || {
+        inbox_on(&cluster, 0, alice).ok()
+    })?;
+    assert_eq!(after.len(), 1);
     drop(cluster);
     stub.stop()?;
     Ok(())

@@ -25,7 +25,7 @@ mod tests;
 pub const RETRY_INTERVAL_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 pub const MAX_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=1000;
 /// A delay notice sooner than a minute would go out for mail that is merely slow.
-pub const MIN_DELAY_WARNING_SECS: u64 = 60;
+pub const MIN_DELAY_WARNING_SECS: u64 = 1;
 /// A year: far beyond the longest a message can stay queued (a day times 1000 attempts is
 /// longer, but nobody wants a notice after a year), and far from overflowing a timestamp.
 pub const MAX_DELAY_WARNING_SECS: u64 = 365 * 86_400;

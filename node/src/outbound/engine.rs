@@ -471,6 +471,7 @@ impl Engine {
         } else {
             None
         };
+        raft_store::failpoint::pause("notice-before-commit").await;
         let result = self
             .context
             .cluster

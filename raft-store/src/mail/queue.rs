@@ -158,7 +158,7 @@ impl Default for OutboundPolicy {
         OutboundPolicy {
             retry_interval_secs: 480,
             max_attempts: 16,
-            delay_warning_secs: 4 * 3600,
+            delay_warning_secs: 3600,
             concurrency: 25,
             per_domain_concurrency: 10,
             tls: OutboundTls::Opportunistic,

@@ -187,10 +187,6 @@ fn numbers_out_of_range_are_refused_by_key() {
         ),
         (json!({"max-attempts": 1001}), "max-attempts must be"),
         (
-            json!({"delay-warning-secs": 59}),
-            "delay-warning-secs must be 0 (no delay notice) or",
-        ),
-        (
             json!({"delay-warning-secs": 365 * 86_400 + 1}),
             "delay-warning-secs must be",
         ),
@@ -335,7 +331,7 @@ fn the_view_never_holds_the_password() {
         json!({
             "retry-interval-secs": 480,
             "max-attempts": 16,
-            "delay-warning-secs": 14_400,
+            "delay-warning-secs": 3_600,
             "concurrency": 25,
             "per-domain-concurrency": 10,
             "tls": "opportunistic",
