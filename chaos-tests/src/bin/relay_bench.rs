@@ -318,6 +318,8 @@ impl Started {
     fn stop(&mut self) -> bool {
         let mut clean = true;
         if let Some(mut cluster) = self.cluster.take() {
+            // Before the stop, whose leadership hand-over warns when the peers are gone.
+            report_log_problems(&cluster);
             for i in (0..cluster.nodes.len()).rev() {
                 let Some(pid) = cluster.nodes[i].pid() else {
                     continue;
@@ -331,7 +333,6 @@ impl Started {
                     }
                 }
             }
-            report_log_problems(&cluster);
             // Dropping it removes its directory.
         }
         if let Some(mut postfix) = self.postfix.take() {
@@ -358,8 +359,8 @@ impl Started {
     }
 }
 
-/// Counts the WARN and ERROR lines in the nodes' logs and shows the first few: the run's
-/// figures mean little if the cluster was complaining.
+/// Counts the WARN and ERROR lines in the nodes' logs so far and shows the first few: the
+/// run's figures mean little if the cluster was complaining.
 fn report_log_problems(cluster: &Cluster) {
     for node in &cluster.nodes {
         let log = node.log();
@@ -1514,8 +1515,8 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
     println!(
         "relayed msg/s, mcluster/postfix-relay: median ratio {:.2} over {} rounds, band [{:.2}, \
          {:.2}] = [min(mcluster)/max(postfix-relay), max(mcluster)/min(postfix-relay)] \
-         (postfix-relay routes by transport_maps without DNS; mcluster looks up MX and A \
-         records)",
+         (postfix-relay routes by transport_maps without DNS; mcluster looks up MX, A and \
+         AAAA records)",
         median(&ratios),
         ratios.len(),
         min(&ours_rates) / max(&reference_rates),
