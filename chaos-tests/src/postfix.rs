@@ -1,13 +1,17 @@
-//! A private Postfix instance that accepts mail into its hold queue: the reference the SMTP
-//! benchmarks compare the cluster with. Every message is fsync'd into the queue before the 250
-//! and none is delivered. It has its own config and queue directories, listens only on the
-//! loopback address it is given, and never touches the system Postfix.
+//! Private Postfix instances, the references the SMTP benchmarks compare the cluster with:
+//! - hold ([`Postfix::start`]): accepts mail into its hold queue, every message fsync'd before
+//!   the 250 and none delivered (smtp_bench's accept-rate reference);
+//! - relay ([`Postfix::start_relay`]): accepts mail for some domains from `mynetworks` and relays
+//!   it to a fixed next hop per domain through `transport_maps`, so it needs no DNS, with short
+//!   retry times so that a tempfailed message is tried again within a benchmark (relay_bench's
+//!   outbound reference).
 //!
-//! The instance needs root (`postfix start` does) and the Debian package; `deploy/bench-setup.sh`
-//! installs it without starting any service.
+//! Each instance has its own config and queue directories, listens only on the loopback address
+//! it is given, and never touches the system Postfix. It needs root (`postfix start` does) and
+//! the Debian package; `deploy/bench-setup.sh` installs it without starting any service.
 
 use std::fs;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::thread::sleep;
@@ -24,47 +28,89 @@ pub const INSTALL_COMMAND: &str = "sh deploy/bench-setup.sh";
 /// How long `postfix stop` gets before the master and its children are killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The queue directories a message can sit in before it leaves (or is held).
+const QUEUES: [&str; 5] = ["maildrop", "incoming", "active", "deferred", "hold"];
+/// The services every instance runs, none chrooted.
+const COMMON_SERVICES: &str = "\
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n -  0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n -  - trivial-rewrite
+bounce    unix  - - n -  0 bounce
+defer     unix  - - n -  0 bounce
+trace     unix  - - n -  0 bounce
+verify    unix  - - n -  1 verify
+proxymap  unix  - - n -  - proxymap
+showq     unix  n - n -  - showq
+error     unix  - - n -  - error
+retry     unix  - - n -  - error
+discard   unix  - - n -  - discard
+anvil     unix  - - n -  1 anvil
+scache    unix  - - n -  1 scache
+postlog   unix-dgram n - n - 1 postlogd
+";
 
-/// A running private Postfix that holds every message it accepts. Dropping it stops it.
-pub struct PostfixHold {
+/// A running private Postfix. Dropping it stops it.
+pub struct Postfix {
     config_dir: PathBuf,
     queue_dir: PathBuf,
     maillog: PathBuf,
     master_pid: u32,
-    /// Set once the master's pid is known, cleared by [`PostfixHold::stop`].
+    /// Set once the master's pid is known, cleared by [`Postfix::stop`].
     running: bool,
 }
 
-impl PostfixHold {
+/// The name smtp_bench knows the hold instance by.
+pub type PostfixHold = Postfix;
+
+/// What a relaying instance relays, and how soon it tries again.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// Each destination domain and the SMTP server its mail goes to (`smtp:[ip]:port`).
+    pub routes: Vec<(String, SocketAddr)>,
+    /// `queue_run_delay`: how often the queue manager scans the deferred queue.
+    pub queue_run_delay: Duration,
+    /// `minimal_backoff_time` and `maximal_backoff_time`: the wait before a deferred message is
+    /// tried again.
+    pub minimal_backoff: Duration,
+    pub maximal_backoff: Duration,
+    /// `default_process_limit` (Postfix's default is 100).
+    pub process_limit: usize,
+}
+
+impl Relay {
+    /// The main.cf settings that differ from Postfix's defaults for relaying, as one line for a
+    /// benchmark's output (the routes are left out).
+    pub fn settings(&self) -> String {
+        format!(
+            "queue_run_delay = {}s, minimal_backoff_time = {}s, maximal_backoff_time = {}s, \
+             default_process_limit = {}, in_flow_delay = 0, relay_domains and transport_maps = \
+             the {} routes; delivery concurrency, connection caching and TLS (none) at their \
+             defaults",
+            self.queue_run_delay.as_secs(),
+            self.minimal_backoff.as_secs(),
+            self.maximal_backoff.as_secs(),
+            self.process_limit,
+            self.routes.len()
+        )
+    }
+}
+
+impl Postfix {
     pub fn is_installed() -> bool {
         Path::new(POSTFIX).is_file()
     }
 
-    /// Writes a config under `dir` (which must exist and be empty) and starts the instance on
-    /// `addr`. It accepts mail for `recipients` only and allows `process_limit` processes per
-    /// service, so that many SMTP sessions can be open at once.
+    /// The hold instance: writes a config under `dir` (which must exist and be empty) and starts
+    /// it on `addr`. It accepts mail for `recipients` only and allows `process_limit` processes
+    /// per service, so that many SMTP sessions can be open at once.
     pub fn start(
         dir: &Path,
         addr: SocketAddrV4,
         recipients: &[&str],
         process_limit: usize,
-    ) -> Result<PostfixHold> {
-        ensure!(
-            addr.ip().is_loopback(),
-            "postfix-hold listens on loopback only, not {addr}"
-        );
+    ) -> Result<Postfix> {
         let config_dir = dir.join("etc");
-        let queue_dir = dir.join("queue");
-        let maillog = dir.join("maillog");
-        // The daemons drop to the postfix user; whatever the umask, they may read and search
-        // `dir`. (They reach the queue through their working directory, which the master sets
-        // as root, so the directories above `dir` may stay private.)
-        set_mode(dir, 0o755)?;
-        fs::create_dir(&config_dir).context("create the postfix config directory")?;
-        fs::create_dir(&queue_dir).context("create the postfix queue directory")?;
-        // Postfix creates the data directory itself, owned by the postfix user.
-        let data_dir = dir.join("data");
-
         let mailbox_map = config_dir.join("virtual_mailbox");
         let mut domains: Vec<&str> = recipients
             .iter()
@@ -80,13 +126,123 @@ impl PostfixHold {
                 format!("{recipient} {domain}/{user}/\n")
             })
             .collect();
-        fs::write(&mailbox_map, map).context("write the virtual mailbox map")?;
-
         let main_cf = format!(
+            "virtual_mailbox_domains = {domains}\n\
+             virtual_mailbox_maps = hash:{map}\n",
+            domains = domains.join(", "),
+            map = mailbox_map.display(),
+        );
+        // Only the services a held message passes through. The HOLD action on end-of-data makes
+        // cleanup write the queue file into hold/ (fsync'd before smtpd answers 250), where the
+        // queue manager never looks.
+        let master_cf = format!(
+            "{addr} inet n - n - - smtpd\n  \
+             -o smtpd_end_of_data_restrictions=check_client_access,static:HOLD\n\
+             {COMMON_SERVICES}"
+        );
+        Postfix::launch(
+            dir,
+            addr,
+            "postfix-hold",
+            process_limit,
+            &main_cf,
+            &master_cf,
+            &[(mailbox_map, map)],
+        )
+    }
+
+    /// The relay instance: writes a config under `dir` (which must exist and be empty) and
+    /// starts it on `addr`. It accepts mail for the domains of `relay` (from anyone: they are
+    /// its `relay_domains`) and sends each domain's mail to its route, retrying deferred mail as
+    /// `relay` says.
+    pub fn start_relay(dir: &Path, addr: SocketAddrV4, relay: &Relay) -> Result<Postfix> {
+        ensure!(!relay.routes.is_empty(), "postfix-relay needs a route");
+        ensure!(
+            relay.queue_run_delay <= relay.minimal_backoff
+                && relay.minimal_backoff <= relay.maximal_backoff,
+            "postfix-relay needs queue_run_delay <= minimal_backoff_time <= maximal_backoff_time"
+        );
+        let config_dir = dir.join("etc");
+        let transport_map = config_dir.join("transport");
+        let mut map = String::new();
+        for (domain, next_hop) in &relay.routes {
+            ensure!(
+                next_hop.ip().is_loopback(),
+                "postfix-relay relays to loopback addresses only, not {next_hop}"
+            );
+            map.push_str(&format!(
+                "{domain} smtp:[{}]:{}\n",
+                next_hop.ip(),
+                next_hop.port()
+            ));
+        }
+        let domains: Vec<&str> = relay.routes.iter().map(|(d, _)| d.as_str()).collect();
+        let main_cf = format!(
+            "relay_domains = {domains}\n\
+             transport_maps = hash:{map}\n\
+             queue_run_delay = {run}s\n\
+             minimal_backoff_time = {min}s\n\
+             maximal_backoff_time = {max}s\n",
+            domains = domains.join(", "),
+            map = transport_map.display(),
+            run = relay.queue_run_delay.as_secs(),
+            min = relay.minimal_backoff.as_secs(),
+            max = relay.maximal_backoff.as_secs(),
+        );
+        // Stock services: smtp delivers (connection caching on demand, as by default), flush
+        // keeps the per-domain logs of deferred mail that relay_domains implies.
+        let master_cf = format!(
+            "{addr} inet n - n - - smtpd\n\
+             {COMMON_SERVICES}\
+             smtp      unix  - - n -  - smtp\n\
+             relay     unix  - - n -  - smtp\n\
+             flush     unix  n - n 1000? 0 flush\n"
+        );
+        Postfix::launch(
+            dir,
+            addr,
+            "postfix-relay",
+            relay.process_limit,
+            &main_cf,
+            &master_cf,
+            &[(transport_map, map)],
+        )
+    }
+
+    /// Writes main.cf (the settings every instance shares, then `main_cf`), master.cf and the
+    /// hash tables `maps` (path, text), then starts the instance.
+    fn launch(
+        dir: &Path,
+        addr: SocketAddrV4,
+        name: &str,
+        process_limit: usize,
+        main_cf: &str,
+        master_cf: &str,
+        maps: &[(PathBuf, String)],
+    ) -> Result<Postfix> {
+        ensure!(
+            addr.ip().is_loopback(),
+            "{name} listens on loopback only, not {addr}"
+        );
+        let config_dir = dir.join("etc");
+        let queue_dir = dir.join("queue");
+        let maillog = dir.join("maillog");
+        // The daemons drop to the postfix user; whatever the umask, they may read and search
+        // `dir`. (They reach the queue through their working directory, which the master sets
+        // as root, so the directories above `dir` may stay private.)
+        set_mode(dir, 0o755)?;
+        fs::create_dir(&config_dir).context("create the postfix config directory")?;
+        fs::create_dir(&queue_dir).context("create the postfix queue directory")?;
+        // Postfix creates the data directory itself, owned by the postfix user.
+        let data_dir = dir.join("data");
+        for (path, text) in maps {
+            fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+        }
+        let shared = format!(
             "compatibility_level = 3.6\n\
              queue_directory = {queue}\n\
              data_directory = {data}\n\
-             myhostname = postfix-hold.bench.test\n\
+             myhostname = {name}.bench.test\n\
              mydomain = bench.test\n\
              mydestination =\n\
              inet_interfaces = {ip}\n\
@@ -94,8 +250,6 @@ impl PostfixHold {
              mynetworks = 127.0.0.0/8\n\
              alias_maps =\n\
              alias_database =\n\
-             virtual_mailbox_domains = {domains}\n\
-             virtual_mailbox_maps = hash:{map}\n\
              in_flow_delay = 0\n\
              default_process_limit = {process_limit}\n\
              smtpd_client_connection_count_limit = 0\n\
@@ -105,45 +259,23 @@ impl PostfixHold {
             queue = queue_dir.display(),
             data = data_dir.display(),
             ip = addr.ip(),
-            domains = domains.join(", "),
-            map = mailbox_map.display(),
             maillog = maillog.display(),
             dir = dir.display(),
         );
-        fs::write(config_dir.join("main.cf"), main_cf).context("write main.cf")?;
-        // Only the services a held message passes through, none chrooted. The HOLD action on
-        // end-of-data makes cleanup write the queue file into hold/ (fsync'd before smtpd
-        // answers 250), where the queue manager never looks.
-        let master_cf = format!(
-            "{addr} inet n - n - - smtpd\n  \
-             -o smtpd_end_of_data_restrictions=check_client_access,static:HOLD\n\
-             pickup    unix  n - n 60 1 pickup\n\
-             cleanup   unix  n - n -  0 cleanup\n\
-             qmgr      unix  n - n 300 1 qmgr\n\
-             rewrite   unix  - - n -  - trivial-rewrite\n\
-             bounce    unix  - - n -  0 bounce\n\
-             defer     unix  - - n -  0 bounce\n\
-             trace     unix  - - n -  0 bounce\n\
-             verify    unix  - - n -  1 verify\n\
-             proxymap  unix  - - n -  - proxymap\n\
-             showq     unix  n - n -  - showq\n\
-             error     unix  - - n -  - error\n\
-             retry     unix  - - n -  - error\n\
-             discard   unix  - - n -  - discard\n\
-             anvil     unix  - - n -  1 anvil\n\
-             scache    unix  - - n -  1 scache\n\
-             postlog   unix-dgram n - n - 1 postlogd\n"
-        );
+        fs::write(config_dir.join("main.cf"), format!("{shared}{main_cf}"))
+            .context("write main.cf")?;
         fs::write(config_dir.join("master.cf"), master_cf).context("write master.cf")?;
 
-        let mut postfix = PostfixHold {
+        let mut postfix = Postfix {
             config_dir,
             queue_dir,
             maillog,
             master_pid: 0,
             running: false,
         };
-        postfix.run("postmap", &[&mailbox_map.display().to_string()])?;
+        for (path, _) in maps {
+            postfix.run("postmap", &[&path.display().to_string()])?;
+        }
         postfix.run("postfix", &["check"])?;
         postfix.run("postfix", &["start"])?;
         match read_pid(&postfix.queue_dir.join("pid/master.pid")) {
@@ -183,6 +315,19 @@ impl PostfixHold {
     /// Queue files in the hold queue, counted on disk.
     pub fn held_files(&self) -> Result<usize> {
         count_files(&self.queue_dir.join("hold"))
+    }
+
+    /// Queue files of messages not yet delivered (maildrop, incoming, active, deferred and
+    /// hold), counted on disk: 0 once a relay has delivered everything it accepted.
+    pub fn queued_files(&self) -> Result<usize> {
+        let mut n_files = 0;
+        for queue in QUEUES {
+            let dir = self.queue_dir.join(queue);
+            if dir.exists() {
+                n_files += count_files(&dir)?;
+            }
+        }
+        Ok(n_files)
     }
 
     /// Held messages as `postqueue -p` reports them.
@@ -271,7 +416,7 @@ impl PostfixHold {
     }
 }
 
-impl Drop for PostfixHold {
+impl Drop for Postfix {
     /// The master daemonizes, so nothing else would stop it when the benchmark ends early.
     fn drop(&mut self) {
         let _ = self.stop();
