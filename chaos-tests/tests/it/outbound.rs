@@ -217,6 +217,20 @@ fn outbound_mail_is_routed_retried_and_bounced() -> Result<()> {
         mail::subjects(&serde_json::json!({ "messages": bob })),
         ["outbound one"]
     );
+    // Mail from an authenticated user to other domains is DKIM-signed with its From domain's
+    // key (the one stored copy is the local recipient's too), and dkimpy verifies it against
+    // the TXT record `dkim generate` printed.
+    let txt = key["dns-value"].as_str().context("dns-value")?;
+    let copy = bob[0]["raw"].as_str().context("raw")?;
+    assert!(copy.contains("DKIM-Signature:"), "{copy}");
+    assert!(copy.contains("d=example.test"), "{copy}");
+    assert_eq!(dkim_verify(copy, txt)?, "pass", "{copy}");
+    let forged = copy.replace("Subject: outbound one", "Subject: outbound 1");
+    assert_eq!(
+        dkim_verify(&forged, txt)?,
+        "fail",
+        "a changed Subject breaks it"
+    );
 
     // The three permanent failures come back to alice in one notice.
     let bounce = wait_until(Duration::from_secs(30), "alice's bounce", || {
