@@ -34,6 +34,21 @@ def tls_context():
     return ctx
 
 
+def smtp_session(args):
+    """Connects as --mode says, says EHLO, and logs in when --user is given."""
+    if args.mode == "tls":
+        smtp = smtplib.SMTP_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
+    else:
+        smtp = smtplib.SMTP(args.host, args.port, timeout=TIMEOUT)
+    smtp.ehlo("client.chaos.test")
+    if args.mode == "starttls":
+        smtp.starttls(context=tls_context())
+        smtp.ehlo("client.chaos.test")
+    if args.user:
+        smtp.login(args.user, args.password)
+    return smtp
+
+
 def send(args):
     msg = EmailMessage()
     msg["From"] = args.sender
@@ -46,16 +61,7 @@ def send(args):
     while len(body) < args.body_bytes:
         body += line
     msg.set_content(body or "hello\n")
-    if args.mode == "tls":
-        smtp = smtplib.SMTP_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
-    else:
-        smtp = smtplib.SMTP(args.host, args.port, timeout=TIMEOUT)
-    smtp.ehlo("client.chaos.test")
-    if args.mode == "starttls":
-        smtp.starttls(context=tls_context())
-        smtp.ehlo("client.chaos.test")
-    if args.user:
-        smtp.login(args.user, args.password)
+    smtp = smtp_session(args)
     code, reply = smtp.mail(args.sender)
     if code != 250:
         raise SystemExit(f"MAIL FROM refused: {code} {reply!r}")
@@ -72,16 +78,7 @@ def send(args):
 def bulk(args):
     """N messages over one session, message i to u<i>@<domain i mod len>; prints their
     Message-IDs in order. Stops at the first refusal (and says so)."""
-    if args.mode == "tls":
-        smtp = smtplib.SMTP_SSL(args.host, args.port, timeout=TIMEOUT, context=tls_context())
-    else:
-        smtp = smtplib.SMTP(args.host, args.port, timeout=TIMEOUT)
-    smtp.ehlo("client.chaos.test")
-    if args.mode == "starttls":
-        smtp.starttls(context=tls_context())
-        smtp.ehlo("client.chaos.test")
-    if args.user:
-        smtp.login(args.user, args.password)
+    smtp = smtp_session(args)
     ids = []
     for i in range(args.count):
         msg = EmailMessage()

@@ -83,7 +83,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chaos_tests::bench::{median, push_words, rfc5322_date};
+use chaos_tests::bench::{loadavg, median, push_words, rfc5322_date};
 use chaos_tests::cluster::bin_dir;
 use chaos_tests::dovecot::{self, Dovecot, Passdb};
 use chaos_tests::postfix::child_pids;
@@ -2149,16 +2149,6 @@ fn catch_stop_signals() -> Result<()> {
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-/// The 1, 5 and 15 minute load averages, comma-separated.
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The file system holding `path`, from the longest matching mount point.

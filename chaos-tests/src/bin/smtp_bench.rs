@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
-use chaos_tests::bench::{median, push_words, rfc5322_date};
+use chaos_tests::bench::{loadavg, median, percentile, print_table, push_words, rfc5322_date};
 use chaos_tests::cluster::bin_dir;
 use chaos_tests::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
 use nix::sys::signal::{SigSet, Signal, kill};
@@ -1120,27 +1120,6 @@ fn catch_stop_signals() -> Result<()> {
     Ok(())
 }
 
-/// Nearest-rank percentile; 0 for no samples.
-fn percentile(samples: &[f64], p: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// The 1, 5 and 15 minute load averages, comma-separated.
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// The file system holding `path`, from the longest matching mount point.
 fn filesystem_of(path: &Path) -> String {
     let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -1274,23 +1253,3 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
     }
 }
 
-fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, &width)| format!("{cell:>width$}"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    };
-    println!("{}", line(header));
-    for row in rows {
-        println!("{}", line(row));
-    }
-}
