@@ -1252,4 +1252,3 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
         }
     }
 }
-

@@ -14,6 +14,10 @@
 //!    outcomes with `RecordAttempt`. A recipient still deferred on the last allowed attempt
 //!    fails with 5.4.7 and the last error; a failure is then reported at once (step 1).
 //!
+//! A step that fails on this node (the blob store, a Raft write) leaves that message alone for
+//! 30 s, so a lasting fault does not spin; a notice that cannot be built at all (a sender that
+//! cannot be written into a header) is dropped and the failure marked reported.
+//!
 //! Exactly-once where it can be: the queue entry, the attempt results and the notices are Raft
 //! state, so a new leader carries on from the last committed result. Before it first acts on
 //! the queue in a term the leader takes a read index, so it never acts on a stale view after an
@@ -27,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raft_store::{
     AttemptError, AttemptOutcome, Command, CommandResult, Delivery, NoticeKind, Outbound,
@@ -45,6 +49,9 @@ use crate::mail_service::{self, MailContext, Resolved};
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// A message with more `Received:` fields than this is not relayed again (a loop).
 const MAX_HOPS: usize = 32;
+/// How long a message whose step failed here (a storage or Raft error) is left alone before
+/// this node tries it again, so a lasting fault does not spin.
+const REST_AFTER_ERROR: Duration = Duration::from_secs(30);
 /// The largest original returned in full with a bounce (RET=FULL); above it, headers only.
 const MAX_RETURNED: usize = 1024 * 1024;
 
@@ -56,6 +63,8 @@ pub struct Engine {
     mx_port: u16,
     /// Queue ids being worked on by a task of this node.
     in_flight: Mutex<HashSet<String>>,
+    /// Queue ids whose last step failed, with when they may be tried again.
+    resting: Mutex<HashMap<String, Instant>>,
     /// Sessions open per destination domain.
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Poked when a task ends, so its slot is refilled at once rather than at the next look.
@@ -76,6 +85,7 @@ pub fn start(
         pool: client::ConnectionPool::default(),
         mx_port,
         in_flight: Mutex::new(HashSet::new()),
+        resting: Mutex::new(HashMap::new()),
         domains: Mutex::new(HashMap::new()),
         slot_freed: tokio::sync::Notify::new(),
         checked_term: std::sync::atomic::AtomicU64::new(0),
@@ -111,11 +121,24 @@ impl Engine {
         if free == 0 {
             return Ok(());
         }
-        let idle = |ids: &[String]| {
-            let in_flight = self.in_flight.lock().expect("in-flight lock");
-            ids.iter().any(|id| !in_flight.contains(id))
+        let resting = {
+            let mut resting = self.resting.lock().expect("resting lock");
+            let now = Instant::now();
+            resting.retain(|_, until| *until > now);
+            resting.len()
         };
-        if !idle(&cluster.reader.due(unix_now() as i64, busy + free)?) {
+        // Enough of the due list to see past what is running or resting.
+        let scan = busy + resting + free;
+        let startable = |id: &String| {
+            !self.in_flight.lock().expect("in-flight lock").contains(id)
+                && !self.resting.lock().expect("resting lock").contains_key(id)
+        };
+        if !cluster
+            .reader
+            .due(unix_now() as i64, scan)?
+            .iter()
+            .any(startable)
+        {
             return Ok(());
         }
         // A new leader may not have applied everything its predecessor committed: once per
@@ -126,20 +149,27 @@ impl Engine {
             cluster.linearize().await?;
             self.checked_term.store(term, Ordering::Release);
         }
-        let due = cluster.reader.due(unix_now() as i64, busy + free)?;
-        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-        let start: Vec<String> = due
+        let start: Vec<String> = cluster
+            .reader
+            .due(unix_now() as i64, scan)?
             .into_iter()
-            .filter(|id| !in_flight.contains(id))
+            .filter(startable)
             .take(free)
             .collect();
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         for id in start {
             in_flight.insert(id.clone());
             let engine = self.clone();
             let policy = policy.clone();
             tokio::spawn(async move {
                 if let Err(err) = engine.work(&id, &policy).await {
-                    tracing::warn!(queue_id = %id, error = %err, "outbound delivery step failed");
+                    tracing::warn!(queue_id = %id, error = %err, "outbound delivery step failed; trying again in {REST_AFTER_ERROR:?}");
+                    let until = Instant::now() + REST_AFTER_ERROR;
+                    engine
+                        .resting
+                        .lock()
+                        .expect("resting lock")
+                        .insert(id.clone(), until);
                 }
                 engine.in_flight.lock().expect("in-flight lock").remove(&id);
                 engine.slot_freed.notify_one();
@@ -506,7 +536,7 @@ impl Engine {
         };
         let hostname = &self.context.hostname;
         let postmaster = format!("MAILER-DAEMON@{hostname}");
-        let built = dsn::build(&Notice {
+        let built = match dsn::build(&Notice {
             reporting_mta: hostname,
             postmaster: &postmaster,
             original: OriginalMessage {
@@ -519,7 +549,14 @@ impl Engine {
             recipients: reports,
             now: at,
             max_returned_size: MAX_RETURNED,
-        })?;
+        }) {
+            Ok(built) => built,
+            // Nothing about the message will change: the notice can never be built.
+            Err(err) => {
+                tracing::warn!(queue_id = %entry.id, sender = %entry.sender, error = %err, "the notice cannot be built; dropped");
+                return Ok(None);
+            }
+        };
         let reader = &self.context.cluster.reader;
         let (recipients, outbound, message) = match mail_service::resolve(
             reader,
