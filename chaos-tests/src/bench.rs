@@ -358,6 +358,50 @@ impl SmtpClient {
     }
 }
 
+/// `CTL --config CONFIG ARGS` with its output in `dir` (`ctl.out`, `ctl.err`), killed after
+/// `timeout`; its stdout, or an error with its stderr.
+pub fn run_ctl(
+    ctl: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+    timeout: Duration,
+) -> Result<String> {
+    use std::process::{Command, Stdio};
+    let stdout_path = dir.join("ctl.out");
+    let stderr_path = dir.join("ctl.err");
+    let mut child = Command::new(ctl)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).context("create ctl.out")?)
+        .stderr(std::fs::File::create(&stderr_path).context("create ctl.err")?)
+        .spawn()
+        .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("mclusterctl {} took over {timeout:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "mclusterctl {} failed ({status}): {}",
+            args.join(" "),
+            fs::read_to_string(&stderr_path).unwrap_or_default().trim()
+        );
+    }
+    Ok(stdout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,7 +48,7 @@
 //! Everything the benchmark starts is stopped by PID when it ends, also on errors and signals.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -695,37 +695,13 @@ fn sender() -> String {
 
 /// `mclusterctl --config <the cluster's client config> ARGS`, bounded in time; its stdout.
 fn ctl(cluster: &Cluster, args: &[&str]) -> Result<String> {
-    let out_path = cluster.root().join("relay-bench-ctl.out");
-    let err_path = cluster.root().join("relay-bench-ctl.err");
-    let mut child = Command::new(bin_dir().join("mclusterctl"))
-        .arg("--config")
-        .arg(&cluster.client_config)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).context("create the ctl output file")?)
-        .stderr(File::create(&err_path).context("create the ctl error file")?)
-        .spawn()
-        .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
-    let deadline = Instant::now() + CTL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("mclusterctl {} took over {CTL_TIMEOUT:?}", args.join(" "));
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
-    ensure!(
-        status.success(),
-        "mclusterctl {} failed ({status}): {}",
-        args.join(" "),
-        fs::read_to_string(&err_path).unwrap_or_default().trim()
-    );
-    Ok(stdout)
+    chaos_tests::bench::run_ctl(
+        &bin_dir().join("mclusterctl"),
+        &cluster.client_config,
+        args,
+        cluster.root(),
+        CTL_TIMEOUT,
+    )
 }
 
 /// smtp-source straight into fresh accept-all sinks, all at once, CEILING_SESSIONS_PER_SINK

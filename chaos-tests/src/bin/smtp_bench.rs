@@ -1006,38 +1006,13 @@ impl Demo {
 
     /// `mclusterctl --config <the demo's client config> ARGS`, bounded in time; its stdout.
     fn ctl(&self, args: &[&str]) -> Result<String> {
-        let stdout_path = self.dir.join("ctl.out");
-        let stderr_path = self.dir.join("ctl.err");
-        let mut child = Command::new(&self.ctl)
-            .arg("--config")
-            .arg(self.dir.join(DEMO_CLIENT_CONFIG))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout_path).context("create ctl.out")?)
-            .stderr(File::create(&stderr_path).context("create ctl.err")?)
-            .spawn()
-            .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
-        let deadline = Instant::now() + CTL_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("mclusterctl {} took over {CTL_TIMEOUT:?}", args.join(" "));
-            }
-            thread::sleep(Duration::from_millis(50));
-        };
-        let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
-        if !status.success() {
-            bail!(
-                "mclusterctl {} failed ({status}): {}",
-                args.join(" "),
-                fs::read_to_string(&stderr_path).unwrap_or_default().trim()
-            );
-        }
-        Ok(stdout)
+        chaos_tests::bench::run_ctl(
+            &self.ctl,
+            &self.dir.join(DEMO_CLIENT_CONFIG),
+            args,
+            &self.dir,
+            CTL_TIMEOUT,
+        )
     }
 
     fn ensure_running(&mut self, when: &str) -> Result<()> {
