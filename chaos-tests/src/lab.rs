@@ -177,6 +177,11 @@ impl Lab {
         Ipv4Addr::new(10, 77, self.subnet, host.last_octet())
     }
 
+    /// The lab's whole subnet, as a CIDR.
+    pub fn network(&self) -> String {
+        format!("10.77.{}.0/24", self.subnet)
+    }
+
     pub fn vip(&self) -> Ipv4Addr {
         Ipv4Addr::new(10, 77, self.subnet, 100)
     }

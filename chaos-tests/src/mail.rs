@@ -99,6 +99,8 @@ pub fn smtp_send(
     subject: &str,
 ) -> Result<(u64, String)> {
     let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    // An authenticated user sends as itself (the sender must match the login).
+    let from = login.unwrap_or("sender@remote.test");
     let mut args = vec![
         "send",
         "--host",
@@ -108,7 +110,7 @@ pub fn smtp_send(
         "--mode",
         mode,
         "--from",
-        "sender@remote.test",
+        from,
         "--to",
         to,
         "--subject",

@@ -20,6 +20,7 @@ pub mod node_dir;
 pub mod outbound_policy;
 pub mod pki;
 pub mod process;
+pub mod protection;
 pub mod secrets;
 pub mod table;
 pub mod vip;

@@ -13,6 +13,7 @@ use cli::commands::{
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
 use cli::outbound_policy;
+use cli::protection;
 use cli::vip::{VipAddr, VipOptions};
 
 /// Build and administer an mcluster mail cluster through its admin API.
@@ -72,6 +73,13 @@ enum Command {
     /// Manage the DKIM keys that sign outbound mail, one per domain
     #[command(subcommand)]
     Dkim(DkimCommand),
+    /// Show or change the cluster-wide abuse limits (connection rate, login lockouts, sender
+    /// checks)
+    #[command(subcommand)]
+    Protection(ProtectionCommand),
+    /// List, impose or lift login lockouts (an account or a client IP)
+    #[command(subcommand)]
+    Lockouts(LockoutsCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -368,6 +376,42 @@ enum QueueCommand {
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
+enum ProtectionCommand {
+    /// Show the protection policy
+    Show(JsonArg),
+    /// Change some keys, such as `connections-per-minute-per-ip=60 ip-lockout-failures=30
+    /// exempt-networks=127.0.0.0/8,10.1.0.0/16`
+    Set {
+        /// KEY=VALUE; exempt-networks takes a comma-separated list (empty: none)
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        settings: Vec<String>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum LockoutsCommand {
+    /// List the lockouts that still run
+    List {
+        /// Also those that have ended
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Lock logins out: ip:ADDRESS (every login from it) or account:NAME (from anywhere)
+    Add {
+        target: String,
+        /// For this long (default: the policy's lockout-secs)
+        #[arg(long)]
+        secs: Option<u64>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a lockout before it ends
+    Remove { target: String },
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
 enum OutboundCommand {
     /// Show the outbound policy (of the smarthost password, only whether one is set)
     Show(JsonArg),
@@ -546,6 +590,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::queue_act(&ctx, &id, QueueAction::Release)
         }
         Command::Queue(QueueCommand::Delete { id }) => commands::queue_delete(&ctx, &id),
+        Command::Protection(ProtectionCommand::Show(JsonArg { json })) => {
+            protection::show(&ctx, json)
+        }
+        Command::Protection(ProtectionCommand::Set { settings }) => {
+            protection::set(&ctx, &settings)
+        }
+        Command::Lockouts(LockoutsCommand::List {
+            all,
+            json: JsonArg { json },
+        }) => protection::list(&ctx, json, all),
+        Command::Lockouts(LockoutsCommand::Add {
+            target,
+            secs,
+            reason,
+        }) => protection::add(&ctx, &target, secs, reason.as_deref()),
+        Command::Lockouts(LockoutsCommand::Remove { target }) => protection::remove(&ctx, &target),
         Command::Outbound(OutboundCommand::Show(JsonArg { json })) => {
             outbound_policy::show(&ctx, json)
         }

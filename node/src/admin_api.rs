@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 
 pub mod dkim;
 pub mod outbound_policy;
+pub mod protection;
 pub mod queue;
 
 pub struct ApiState {
@@ -66,6 +67,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/outbound-policy",
             get(outbound_policy::show).put(outbound_policy::set),
+        )
+        .route(
+            "/v1/protection-policy",
+            get(protection::show_policy).put(protection::set_policy),
+        )
+        .route(
+            "/v1/lockouts",
+            get(protection::list_lockouts).post(protection::add_lockout),
+        )
+        .route(
+            "/v1/lockouts/{target}",
+            axum::routing::delete(protection::delete_lockout),
         )
         .route("/v1/queue", get(queue::list))
         .route("/v1/queue/{id}", get(queue::show).delete(queue::delete))
@@ -145,7 +158,8 @@ impl From<ClusterError> for ApiError {
                 | Rejection::NoSuchAlias(_)
                 | Rejection::NoSuchMailbox(_)
                 | Rejection::NotQueued(_)
-                | Rejection::NoDkimKey(_) => ApiError::not_found(message),
+                | Rejection::NoDkimKey(_)
+                | Rejection::NoLockout(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)
@@ -1023,26 +1037,39 @@ async fn set_mail_policy(
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     let current = state.cluster.reader.mail_policy()?;
-    let mut merged = match serde_json::to_value(&current) {
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => return Err(ApiError::internal("mail policy is not an object")),
-    };
-    for (key, value) in changes {
-        if !merged.contains_key(&key) {
-            return Err(ApiError::bad_request(format!(
-                "unknown mail policy key {key:?}"
-            )));
-        }
-        merged.insert(key, value);
-    }
-    let policy: raft_store::MailPolicy = serde_json::from_value(serde_json::Value::Object(merged))
-        .map_err(|e| ApiError::bad_request(format!("invalid mail policy: {e}")))?;
+    let policy: raft_store::MailPolicy =
+        merge_keys(&current, changes, "mail policy").map_err(ApiError::bad_request)?;
     check_mail_policy(&policy).map_err(ApiError::bad_request)?;
     state
         .cluster
         .write_ok(Command::SetMailPolicy(policy.clone()))
         .await?;
     Ok(Json(policy))
+}
+
+/// `current` with some of its keys replaced by `changes` (a policy's `PUT` body); an unknown
+/// key or a value of the wrong type is an error naming the key.
+pub(crate) fn merge_keys<T: Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    changes: serde_json::Map<String, serde_json::Value>,
+    what: &str,
+) -> Result<T, String> {
+    let mut merged = match serde_json::to_value(current) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(format!("the stored {what} is not a JSON object")),
+    };
+    for (key, value) in changes {
+        if !merged.contains_key(&key) {
+            let known: Vec<&str> = merged.keys().map(String::as_str).collect();
+            return Err(format!(
+                "unknown {what} key {key:?} (known keys: {})",
+                known.join(", ")
+            ));
+        }
+        merged.insert(key, value);
+    }
+    serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| format!("invalid {what}: {e}"))
 }
 
 fn check_mail_policy(policy: &raft_store::MailPolicy) -> Result<(), String> {

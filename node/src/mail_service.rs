@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use raft_store::Account;
+use raft_store::{Account, Command, LockTarget, ProtectionPolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -16,10 +16,8 @@ use tokio::task::JoinSet;
 use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
+use crate::protection::Guard;
 use crate::tls::TlsConfigs;
-
-/// A failed login costs the client this long before it hears the answer.
-pub const LOGIN_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
 /// Everything a mail session uses.
 pub struct MailContext {
@@ -32,6 +30,8 @@ pub struct MailContext {
     /// Poked when a message for other domains is queued on this node, so the outbound engine
     /// (when this node leads) starts on it at once instead of at its next look at the queue.
     pub outbound_wake: tokio::sync::Notify,
+    /// Connection rate limits and failed-login counting (`protection.rs`).
+    pub guard: Guard,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -47,6 +47,12 @@ pub struct MailMetrics {
     pub messages_refused_temp: AtomicU64,
     pub auth_failures: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Connections refused by the per-IP connection rate limit (also in `connections_refused`).
+    pub connections_rate_limited: AtomicU64,
+    /// Logins refused because the account or the client IP is locked out.
+    pub logins_locked_out: AtomicU64,
+    /// Lockouts this node imposed.
+    pub lockouts: AtomicU64,
     pub outbound_delivered: AtomicU64,
     pub outbound_deferred: AtomicU64,
     pub outbound_failed: AtomicU64,
@@ -140,27 +146,53 @@ impl MailContext {
             hostname,
             metrics: MailMetrics::default(),
             outbound_wake: tokio::sync::Notify::new(),
+            guard: Guard::new(),
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),
         }
     }
 
-    /// Takes a connection slot for `ip`, or None when a limit is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+    /// Takes a connection slot for `ip`, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
         let policy = self.cluster.reader.mail_policy().unwrap_or_default();
+        let protection = self.protection_policy();
         let mut per_ip = self.connections.lock().expect("connection table lock");
         let n_ip = per_ip.get(&ip).copied().unwrap_or(0);
         let total = self.n_connections.load(Ordering::Relaxed);
         if total >= u64::from(policy.max_connections) || n_ip >= policy.max_connections_per_ip {
-            return None;
+            return Err(Refusal::TooMany);
+        }
+        // Counted only for connections the concurrency limits let in, so a client held at its
+        // limit does not also use up its rate.
+        if !self
+            .guard
+            .admit_connection(&protection, ip, std::time::Instant::now())
+        {
+            return Err(Refusal::TooFast);
         }
         per_ip.insert(ip, n_ip + 1);
         self.n_connections.fetch_add(1, Ordering::Relaxed);
-        Some(ConnectionSlot {
+        Ok(ConnectionSlot {
             context: self.clone(),
             ip,
         })
+    }
+
+    /// The replicated protection policy (the defaults if it cannot be read).
+    pub fn protection_policy(&self) -> ProtectionPolicy {
+        self.cluster
+            .reader
+            .protection_policy()
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "cannot read the protection policy: using defaults");
+                ProtectionPolicy::default()
+            })
+    }
+
+    /// How long the answer to a failed login is held back.
+    pub fn login_failure_delay(&self) -> Duration {
+        Duration::from_millis(self.protection_policy().login_failure_delay_ms)
     }
 
     /// Whether `extra` more bytes would take the account over its quota (0 MB: no quota).
@@ -176,21 +208,41 @@ impl MailContext {
                 > quota
     }
 
-    /// Checks a login (an account address, lower-cased) and password. Disabled accounts fail.
-    /// A failure is delayed by the caller's protocol handler, not here.
-    pub async fn authenticate(&self, login: &str, password: &str) -> Option<Account> {
+    /// Checks a login (an account address, lower-cased) and password from a client at `ip`.
+    /// Disabled accounts fail. A failure is answered only after the policy's delay (here, so
+    /// every protocol pays it), is counted towards lockouts, and looks the same whether the
+    /// account does not exist, the password is wrong, or a lockout refused it: a lockout is
+    /// checked before the password, so a guess that happens to be right during one is not
+    /// confirmed either.
+    pub async fn authenticate(&self, login: &str, password: &str, ip: IpAddr) -> Option<Account> {
         let login = login.trim().to_ascii_lowercase();
-        let account = match self.cluster.reader.account(&login) {
-            Ok(Some(account)) if account.enabled => account,
-            _ => {
-                self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
-        if self.logins.verified(&account, password) {
-            return Some(account);
+        let policy = self.protection_policy();
+        let delay = Duration::from_millis(policy.login_failure_delay_ms);
+        if self.locked_out(&policy, &login, ip) {
+            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .logins_locked_out
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%ip, user = %login, "login refused: locked out");
+            tokio::time::sleep(delay).await;
+            return None;
         }
-        let hash = account.password_hash.clone();
+        let account = match self.cluster.reader.account(&login) {
+            Ok(Some(account)) if account.enabled => Some(account),
+            _ => None,
+        };
+        if let Some(account) = &account
+            && self.logins.verified(account, password)
+        {
+            self.guard.login_succeeded(&login);
+            return account.clone().into();
+        }
+        // An unknown account costs the same verification as a known one, so the answer's
+        // timing does not tell them apart.
+        let hash = match &account {
+            Some(account) => account.password_hash.clone(),
+            None => unknown_account_hash().to_owned(),
+        };
         let secret = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash).is_ok_and(|parsed| {
@@ -201,12 +253,67 @@ impl MailContext {
         })
         .await
         .unwrap_or(false);
-        if ok {
-            self.logins.remember(&account, password);
-            Some(account)
-        } else {
-            self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            None
+        match account {
+            Some(account) if ok => {
+                self.logins.remember(&account, password);
+                self.guard.login_succeeded(&login);
+                Some(account)
+            }
+            _ => {
+                self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                self.login_failed(&policy, &login, ip);
+                tokio::time::sleep(delay).await;
+                None
+            }
+        }
+    }
+
+    fn locked_out(&self, policy: &ProtectionPolicy, login: &str, ip: IpAddr) -> bool {
+        let now = std::time::Instant::now();
+        let unix = crate::cluster::unix_now();
+        let mut targets = vec![LockTarget::Account(login.to_owned())];
+        if !self.guard.exempt(policy, ip) {
+            targets.push(LockTarget::Ip(ip.to_canonical()));
+        }
+        targets.iter().any(|target| {
+            self.guard.locally_locked(target, now)
+                || self
+                    .cluster
+                    .reader
+                    .locked(target, unix)
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "cannot read lockouts");
+                        false
+                    })
+        })
+    }
+
+    /// Counts a failure; a target that crossed its threshold is locked out cluster-wide (in the
+    /// background: the client's answer does not wait for the commit).
+    fn login_failed(&self, policy: &ProtectionPolicy, login: &str, ip: IpAddr) {
+        let crate::protection::Failure::LockOut(targets) =
+            self.guard
+                .login_failed(policy, login, ip, std::time::Instant::now())
+        else {
+            return;
+        };
+        let unix = crate::cluster::unix_now();
+        for (target, count) in targets {
+            self.metrics.lockouts.fetch_add(1, Ordering::Relaxed);
+            let lockout = crate::protection::lockout(policy, target, count, unix);
+            tracing::warn!(
+                target = %lockout.target,
+                until = lockout.until,
+                reason = %lockout.reason,
+                "locking out"
+            );
+            let cluster = self.cluster.clone();
+            tokio::spawn(async move {
+                let target = lockout.target.clone();
+                if let Err(err) = cluster.write_ok(Command::Lock(lockout)).await {
+                    tracing::warn!(%target, error = %err, "lockout not committed: it holds on this node only");
+                }
+            });
         }
     }
 }
@@ -233,6 +340,32 @@ pub async fn accept_tls(
             None
         }
     }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The concurrency limits (all clients, or this client).
+    TooMany,
+    /// This client's connection rate.
+    TooFast,
+}
+
+/// An argon2 hash of a random password, verified against for logins to accounts that do not
+/// exist (made once, with the default parameters every stored hash has).
+fn unknown_account_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use argon2::PasswordHasher;
+        use argon2::password_hash::SaltString;
+        let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+            .expect("16 bytes always make a valid salt");
+        let password: [u8; 32] = rand::random();
+        Argon2::default()
+            .hash_password(&password, &salt)
+            .expect("hashing with default parameters cannot fail")
+            .to_string()
+    })
 }
 
 /// How long a verified password is remembered.
@@ -334,14 +467,23 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Some(slot) = context.admit(peer.ip()) else {
-            context
-                .metrics
-                .connections_refused
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(service = service.name(), %peer, "connection refused: too many connections");
-            tokio::spawn(refuse(stream, service));
-            continue;
+        let slot = match context.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                context
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                if refusal == Refusal::TooFast {
+                    context
+                        .metrics
+                        .connections_rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::info!(service = service.name(), %peer, ?refusal, "connection refused");
+                tokio::spawn(refuse(stream, service, refusal));
+                continue;
+            }
         };
         let context = context.clone();
         let mut sessions = sessions.lock().await;
@@ -353,13 +495,24 @@ pub async fn accept_loop(
     }
 }
 
-async fn refuse(mut stream: TcpStream, service: Service) {
-    let line: &[u8] = match service {
-        Service::Pop3 | Service::Pop3s => b"-ERR [SYS/TEMP] too many connections, try later\r\n",
-        Service::Imap | Service::Imaps => {
+async fn refuse(mut stream: TcpStream, service: Service, refusal: Refusal) {
+    let line: &[u8] = match (service, refusal) {
+        (Service::Pop3 | Service::Pop3s, Refusal::TooMany) => {
+            b"-ERR [SYS/TEMP] too many connections, try later\r\n"
+        }
+        (Service::Pop3 | Service::Pop3s, Refusal::TooFast) => {
+            b"-ERR [SYS/TEMP] too many connections per minute, try later\r\n"
+        }
+        (Service::Imap | Service::Imaps, Refusal::TooMany) => {
             b"* BYE [UNAVAILABLE] Too many connections, try later\r\n"
         }
-        _ => b"421 4.7.0 Too many connections, try later\r\n",
+        (Service::Imap | Service::Imaps, Refusal::TooFast) => {
+            b"* BYE [UNAVAILABLE] Too many connections per minute, try later\r\n"
+        }
+        (_, Refusal::TooMany) => b"421 4.7.0 Too many connections, try later\r\n",
+        (_, Refusal::TooFast) => {
+            b"421 4.7.0 Too many connections per minute from your address, try later\r\n"
+        }
     };
     // Implicit-TLS clients cannot read a plain line; they just see the connection close.
     if !service.implicit_tls() {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
-use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service, accept_tls};
+use crate::mail_service::{MailContext, Service, accept_tls};
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
 
@@ -296,7 +296,7 @@ impl Session {
                         .authzid
                         .eq_ignore_ascii_case(&credentials.authcid)
                 {
-                    tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
+                    tokio::time::sleep(self.context.login_failure_delay()).await;
                     return Reply::Err("[AUTH] authentication failed".into());
                 }
                 self.login(&credentials.authcid, &credentials.password)
@@ -306,9 +306,12 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Reply {
-        let Some(account) = self.context.authenticate(user, password).await else {
+        let Some(account) = self
+            .context
+            .authenticate(user, password, self.peer.ip())
+            .await
+        else {
             tracing::info!(peer = %self.peer, user, "pop3 authentication failed");
-            tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
             return Reply::Err("[AUTH] authentication failed".into());
         };
         // The maildrop must include every message acknowledged anywhere before this login.

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{self, LOGIN_FAILURE_DELAY, MailContext, Resolved, Service, accept_tls};
+use crate::mail_service::{self, MailContext, Resolved, Service, accept_tls};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
@@ -373,9 +373,14 @@ impl Session {
         };
         let login = login.to_ascii_lowercase();
         if !authzid.is_empty() && authzid.to_ascii_lowercase() != login {
+            tokio::time::sleep(self.context.login_failure_delay()).await;
             return self.error("535 5.7.8 Authentication credentials invalid");
         }
-        match self.context.authenticate(&login, &password).await {
+        match self
+            .context
+            .authenticate(&login, &password, self.peer.ip())
+            .await
+        {
             Some(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "authenticated");
                 self.user = Some(account.address);
@@ -383,7 +388,6 @@ impl Session {
             }
             None => {
                 tracing::info!(peer = %self.peer, user = %login, "authentication failed");
-                tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
                 self.error("535 5.7.8 Authentication credentials invalid");
             }
         }
@@ -440,6 +444,21 @@ impl Session {
         {
             return self.error("552 5.3.4 Message size exceeds fixed maximum message size");
         }
+        if let (Some(user), Some(address)) = (&self.user, &from.reverse_path) {
+            match self.sender_allowed(user, address) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(peer = %self.peer, user, sender = %address, "sender refused: not the user's address");
+                    let reply =
+                        format!("553 5.7.1 <{address}>: Sender address not owned by user {user}");
+                    return self.error(&reply);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "sender lookup failed");
+                    return self.reply("451 4.3.0 Temporary lookup failure, try again later");
+                }
+            }
+        }
         self.tx.from = Some(from);
         self.reply("250 2.1.0 Ok");
     }
@@ -483,6 +502,29 @@ impl Session {
                 self.reply("451 4.3.0 Temporary lookup failure, try again later");
             }
         }
+    }
+
+    /// Whether the authenticated `user` may send as `address`: its own address, or an alias
+    /// that reaches it (so shared addresses like sales@ work for their members). The null
+    /// sender is not checked (it names nobody). The policy can turn the check off.
+    fn sender_allowed(
+        &self,
+        user: &str,
+        address: &Address,
+    ) -> Result<bool, raft_store::StoreError> {
+        if !self.context.protection_policy().sender_login_match {
+            return Ok(true);
+        }
+        let address = address.normalized().to_lowercase();
+        if address == user {
+            return Ok(true);
+        }
+        Ok(
+            match mail_service::resolve(&self.context.cluster.reader, &address)? {
+                Resolved::Local(accounts) => accounts.iter().any(|a| a == user),
+                Resolved::Unknown | Resolved::Remote => false,
+            },
+        )
     }
 
     /// Resolves a recipient to local accounts (following aliases), or says it is not local.

@@ -49,9 +49,11 @@ pub const CF_SUBSCRIPTIONS: &str = "subscriptions";
 /// DKIM signing keys, keyed by domain. Added after format 4 was fixed: opening an older store
 /// creates the family empty (`create_missing_column_families`), so no format change.
 pub const CF_DKIM_KEYS: &str = "dkim_keys";
+/// Login lockouts by target (`ip:…`, `account:…`).
+pub const CF_LOCKOUTS: &str = "lockouts";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 17] = [
+pub const SM_CFS: [&str; 18] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -69,6 +71,7 @@ pub const SM_CFS: [&str; 17] = [
     CF_QUEUE_DUE,
     CF_SUBSCRIPTIONS,
     CF_DKIM_KEYS,
+    CF_LOCKOUTS,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";
@@ -83,6 +86,7 @@ pub const KEY_NEXT_UIDVALIDITY: &[u8] = b"next_uidvalidity";
 pub const KEY_CLIENT_TLS: &[u8] = b"client_tls";
 pub const KEY_MAIL_POLICY: &[u8] = b"mail_policy";
 pub const KEY_OUTBOUND_POLICY: &[u8] = b"outbound_policy";
+pub const KEY_PROTECTION_POLICY: &[u8] = b"protection_policy";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

@@ -23,6 +23,7 @@ pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
 pub use crate::mail::dkim::{DkimAlgorithm, DkimKey};
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
+pub use crate::mail::protection::{LockTarget, Lockout, ProtectionPolicy};
 pub use crate::mail::queue::{
     AttemptError, AttemptOutcome, NoticeKind, Outbound, OutboundPolicy, OutboundTls, QueueAction,
     QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,

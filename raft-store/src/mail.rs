@@ -17,6 +17,7 @@ use crate::types::{Account, NodeId};
 
 pub(crate) mod dkim;
 pub mod folders;
+pub(crate) mod protection;
 pub mod queue;
 
 /// SHA-256 of a blob's bytes: its name on every node that holds it.

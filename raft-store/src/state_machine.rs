@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::mail;
 use crate::mail::dkim;
 use crate::mail::folders;
+use crate::mail::protection;
 use crate::mail::queue;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
@@ -269,6 +270,9 @@ impl StateMachine {
             Command::SetOutboundPolicy(policy) => queue::set_outbound_policy(policy, batch),
             Command::SetDkimKey(key) => return dkim::set_key(&reader, key, batch),
             Command::DeleteDkimKey { domain } => return dkim::delete_key(&reader, domain, batch),
+            Command::SetProtectionPolicy(policy) => protection::set_policy(policy, batch),
+            Command::Lock(lockout) => return protection::lock(&reader, lockout, batch),
+            Command::Unlock { target } => return protection::unlock(&reader, target, batch),
             Command::Expunge {
                 account,
                 mailbox,

@@ -1459,3 +1459,80 @@ async fn snapshots_carry_dkim_keys() {
         [dkim_key("a.test", "s1")]
     );
 }
+
+fn lockout_of(target: crate::LockTarget, since: u64, until: u64) -> crate::Lockout {
+    crate::Lockout {
+        target,
+        since,
+        until,
+        reason: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn lockouts_hold_until_they_end_and_an_operator_can_lift_them() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let ip = crate::LockTarget::Ip("192.0.2.1".parse().unwrap());
+    let alice = crate::LockTarget::Account("alice@a.test".into());
+    let policy = crate::ProtectionPolicy {
+        connections_per_minute_per_ip: 5,
+        ..Default::default()
+    };
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            Command::Lock(lockout_of(ip.clone(), 100, 200)),
+            Command::Lock(lockout_of(alice.clone(), 150, 300)),
+            Command::SetProtectionPolicy(policy.clone()),
+        ],
+    )
+    .await;
+    check_results(
+        results,
+        &[
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Done,
+        ],
+    );
+    assert_eq!(reader.protection_policy().unwrap(), policy);
+    assert!(reader.locked(&ip, 199).unwrap());
+    assert!(!reader.locked(&ip, 200).unwrap());
+    assert!(reader.locked(&alice, 250).unwrap());
+    assert_eq!(reader.lockouts().unwrap().len(), 2);
+
+    // A later lockout clears those that had ended when it began; the same target is replaced.
+    let bob = crate::LockTarget::Account("bob@a.test".into());
+    let results = apply_all(
+        &mut sm,
+        4,
+        vec![
+            Command::Lock(lockout_of(bob.clone(), 250, 400)),
+            Command::Lock(lockout_of(bob.clone(), 260, 500)),
+            Command::Unlock {
+                target: alice.clone(),
+            },
+            Command::Unlock {
+                target: alice.clone(),
+            },
+        ],
+    )
+    .await;
+    check_results(
+        results,
+        &[
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Rejected(Rejection::NoLockout("account:alice@a.test".into())),
+        ],
+    );
+    assert_eq!(
+        reader.lockouts().unwrap(),
+        [lockout_of(bob.clone(), 260, 500)]
+    );
+    assert_eq!(reader.lockout(&ip).unwrap(), None);
+}

@@ -287,6 +287,13 @@ pub enum Command {
     DeleteDkimKey {
         domain: String,
     },
+    SetProtectionPolicy(crate::mail::protection::ProtectionPolicy),
+    /// Failed logins earned a lockout (or an operator set one).
+    Lock(crate::mail::protection::Lockout),
+    /// An operator lifts a lockout before it ends.
+    Unlock {
+        target: crate::mail::protection::LockTarget,
+    },
 }
 
 impl Command {
@@ -335,7 +342,10 @@ impl Command {
             | Command::Notify { .. }
             | Command::SetOutboundPolicy(_)
             | Command::SetDkimKey(_)
-            | Command::DeleteDkimKey { .. } => Vec::new(),
+            | Command::DeleteDkimKey { .. }
+            | Command::SetProtectionPolicy(_)
+            | Command::Lock(_)
+            | Command::Unlock { .. } => Vec::new(),
         }
     }
 }
@@ -390,6 +400,9 @@ impl fmt::Display for Command {
             Command::SetOutboundPolicy(_) => write!(f, "SetOutboundPolicy"),
             Command::SetDkimKey(key) => write!(f, "SetDkimKey({}, {})", key.domain, key.selector),
             Command::DeleteDkimKey { domain } => write!(f, "DeleteDkimKey({domain})"),
+            Command::SetProtectionPolicy(_) => write!(f, "SetProtectionPolicy"),
+            Command::Lock(lockout) => write!(f, "Lock({})", lockout.target),
+            Command::Unlock { target } => write!(f, "Unlock({target})"),
         }
     }
 }
@@ -450,4 +463,6 @@ pub enum Rejection {
     NotQueued(String),
     #[error("domain {0} has no DKIM key")]
     NoDkimKey(String),
+    #[error("no lockout of {0}")]
+    NoLockout(String),
 }

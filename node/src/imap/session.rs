@@ -41,7 +41,7 @@ use crate::imap::command::{
 };
 use crate::imap::utf7;
 use crate::imap::view::View;
-use crate::mail_service::{LOGIN_FAILURE_DELAY, MailContext, Service, accept_tls};
+use crate::mail_service::{MailContext, Service, accept_tls};
 use crate::sasl::{self, SaslError};
 
 /// RFC 3501 5.4: an autologout timer must be at least 30 minutes.
@@ -568,7 +568,7 @@ impl Session {
                                 .authzid
                                 .eq_ignore_ascii_case(&credentials.authcid)
                         {
-                            tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
+                            tokio::time::sleep(self.context.login_failure_delay()).await;
                             io.tagged(
                                 &tag,
                                 "NO",
@@ -615,7 +615,11 @@ impl Session {
         user: &str,
         password: &str,
     ) {
-        match self.context.authenticate(user, password).await {
+        match self
+            .context
+            .authenticate(user, password, self.peer.ip())
+            .await
+        {
             Some(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "imap login");
                 self.account = Some(account);
@@ -628,7 +632,6 @@ impl Session {
             None => {
                 tracing::info!(peer = %self.peer, user, "imap authentication failed");
                 self.errors += 1;
-                tokio::time::sleep(LOGIN_FAILURE_DELAY).await;
                 io.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
             }
         }

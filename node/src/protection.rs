@@ -1,0 +1,244 @@
+//! Abuse protection in a node's memory: the per-IP connection rate limit, and the counting of
+//! failed logins that turns into lockouts. The policy and the lockouts themselves are
+//! replicated (`raft_store::ProtectionPolicy`, `Command::Lock`), so a failover keeps them; the
+//! counters are per node, like Postfix's anvil: whoever holds the VIP sees the traffic.
+//!
+//! A lockout is also kept locally the moment it is earned, so it works on this node before the
+//! Raft commit comes back, and while the cluster has no quorum.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use raft_store::{LockTarget, Lockout, ProtectionPolicy};
+
+#[cfg(test)]
+mod tests;
+
+/// Clients tracked at most per table; when full, entries that no longer matter are dropped
+/// first, then all of them (an attacker with this many addresses gets a clean slate, which
+/// costs it more than it gains).
+const MAX_TRACKED: usize = 100_000;
+
+/// The in-memory side of abuse protection for one node.
+pub struct Guard {
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    failures: Mutex<HashMap<LockTarget, Window>>,
+    /// Lockouts this node earned, until they end (the replicated copy may lag or be missing).
+    local: Mutex<HashMap<LockTarget, Instant>>,
+    exempt: Mutex<(Vec<String>, Vec<IpNet>)>,
+}
+
+/// A token bucket: `tokens` new connections may start now; it refills at the policy's rate.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Failed logins counted since `start`.
+struct Window {
+    start: Instant,
+    count: u32,
+}
+
+/// What one failed login led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Counted; no threshold reached.
+    Counted,
+    /// These targets crossed their threshold just now: lock them out cluster-wide.
+    LockOut(Vec<(LockTarget, u32)>),
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard::new()
+    }
+}
+
+impl Guard {
+    pub fn new() -> Guard {
+        Guard {
+            buckets: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
+            exempt: Mutex::new((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// Whether the policy exempts `ip` from rate limits and lockouts.
+    pub fn exempt(&self, policy: &ProtectionPolicy, ip: IpAddr) -> bool {
+        let mut cached = self.exempt.lock().expect("exempt cache lock");
+        if cached.0 != policy.exempt_networks {
+            // Checked on write by the admin API; an entry that does not parse exempts nothing.
+            let nets = policy
+                .exempt_networks
+                .iter()
+                .filter_map(|net| parse_net(net).ok())
+                .collect();
+            *cached = (policy.exempt_networks.clone(), nets);
+        }
+        let ip = ip.to_canonical();
+        cached.1.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Takes one new connection from `ip` out of its bucket; false when the client has opened
+    /// more than the policy allows in the last minute.
+    pub fn admit_connection(&self, policy: &ProtectionPolicy, ip: IpAddr, now: Instant) -> bool {
+        let per_minute = policy.connections_per_minute_per_ip;
+        if per_minute == 0 || self.exempt(policy, ip) {
+            return true;
+        }
+        let capacity = f64::from(per_minute);
+        let per_second = capacity / 60.0;
+        let mut buckets = self.buckets.lock().expect("rate table lock");
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
+            // A full bucket limits nothing: forget those first.
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < capacity
+            });
+            if buckets.len() >= MAX_TRACKED {
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refill).min(capacity);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether this node has locked `target` out and the lockout still runs.
+    pub fn locally_locked(&self, target: &LockTarget, now: Instant) -> bool {
+        let mut local = self.local.lock().expect("lockout table lock");
+        match local.get(target) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                local.remove(target);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a failed login to `account` from `ip`. A target that reaches its threshold is
+    /// locked here at once and returned, so the caller commits the lockout cluster-wide.
+    pub fn login_failed(
+        &self,
+        policy: &ProtectionPolicy,
+        account: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Failure {
+        let window = Duration::from_secs(policy.failure_window_secs);
+        let mut targets = vec![(
+            LockTarget::Account(account.to_ascii_lowercase()),
+            policy.account_lockout_failures,
+        )];
+        if !self.exempt(policy, ip) {
+            targets.push((
+                LockTarget::Ip(ip.to_canonical()),
+                policy.ip_lockout_failures,
+            ));
+        }
+        let mut locked = Vec::new();
+        let mut failures = self.failures.lock().expect("failure table lock");
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, w| now.saturating_duration_since(w.start) < window);
+            if failures.len() >= MAX_TRACKED {
+                failures.clear();
+            }
+        }
+        for (target, threshold) in targets {
+            if threshold == 0 {
+                continue;
+            }
+            let entry = failures.entry(target.clone()).or_insert(Window {
+                start: now,
+                count: 0,
+            });
+            if now.saturating_duration_since(entry.start) >= window {
+                *entry = Window {
+                    start: now,
+                    count: 0,
+                };
+            }
+            entry.count += 1;
+            if entry.count >= threshold {
+                let count = entry.count;
+                failures.remove(&target);
+                locked.push((target, count));
+            }
+        }
+        drop(failures);
+        if locked.is_empty() {
+            return Failure::Counted;
+        }
+        let until = now + Duration::from_secs(policy.lockout_secs);
+        let mut local = self.local.lock().expect("lockout table lock");
+        if local.len() >= MAX_TRACKED {
+            local.retain(|_, &mut end| end > now);
+        }
+        for (target, _) in &locked {
+            local.insert(target.clone(), until);
+        }
+        Failure::LockOut(locked)
+    }
+
+    /// A successful login ends the count of failures against its account (not its IP's).
+    pub fn login_succeeded(&self, account: &str) {
+        self.failures
+            .lock()
+            .expect("failure table lock")
+            .remove(&LockTarget::Account(account.to_ascii_lowercase()));
+    }
+}
+
+/// The lockout to commit for `target` after `count` failures, at unix time `now`.
+pub fn lockout(policy: &ProtectionPolicy, target: LockTarget, count: u32, now: u64) -> Lockout {
+    Lockout {
+        target,
+        since: now,
+        until: now.saturating_add(policy.lockout_secs),
+        reason: format!(
+            "{count} failed logins within {} s",
+            policy.failure_window_secs
+        ),
+    }
+}
+
+/// A CIDR, or a bare address (a /32 or /128).
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{text:?} is not an IP network (such as 192.0.2.0/24 or ::1/128)"))
+}
+
+/// Whether `policy` can be enforced; else why not, naming the key.
+pub fn check_policy(policy: &ProtectionPolicy) -> Result<(), String> {
+    for net in &policy.exempt_networks {
+        parse_net(net).map_err(|why| format!("exempt-networks: {why}"))?;
+    }
+    if policy.login_failure_delay_ms > 30_000 {
+        return Err("login-failure-delay-ms must be at most 30000 (clients time out)".into());
+    }
+    if policy.failure_window_secs == 0 || policy.failure_window_secs > 86_400 {
+        return Err("failure-window-secs must be between 1 and 86400".into());
+    }
+    if policy.lockout_secs == 0 || policy.lockout_secs > 7 * 86_400 {
+        return Err("lockout-secs must be between 1 and 604800 (a week)".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use raft_store::{LockTarget, ProtectionPolicy};
+
+use super::*;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn policy() -> ProtectionPolicy {
+    ProtectionPolicy {
+        connections_per_minute_per_ip: 6,
+        account_lockout_failures: 3,
+        ip_lockout_failures: 5,
+        failure_window_secs: 60,
+        lockout_secs: 120,
+        ..ProtectionPolicy::default()
+    }
+}
+
+#[test]
+fn the_rate_limit_allows_a_burst_then_refills_per_client() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let client = ip("192.0.2.7");
+    for n in 0..6 {
+        assert!(
+            guard.admit_connection(&policy, client, t0),
+            "connection {n}"
+        );
+    }
+    assert!(!guard.admit_connection(&policy, client, t0));
+    // Another client has its own bucket.
+    assert!(guard.admit_connection(&policy, ip("192.0.2.8"), t0));
+    // Six per minute: one more every ten seconds.
+    assert!(!guard.admit_connection(&policy, client, t0 + Duration::from_secs(9)));
+    assert!(guard.admit_connection(&policy, client, t0 + Duration::from_secs(11)));
+    assert!(!guard.admit_connection(&policy, client, t0 + Duration::from_secs(12)));
+    // A quiet minute restores the whole burst, and no more.
+    let later = t0 + Duration::from_secs(600);
+    for _ in 0..6 {
+        assert!(guard.admit_connection(&policy, client, later));
+    }
+    assert!(!guard.admit_connection(&policy, client, later));
+}
+
+#[test]
+fn exempt_networks_and_a_zero_rate_are_not_limited() {
+    let guard = Guard::new();
+    let mut policy = policy();
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        assert!(guard.admit_connection(&policy, ip("127.0.0.5"), t0));
+        assert!(guard.admit_connection(&policy, ip("::1"), t0));
+        // An IPv4-mapped loopback address is loopback too.
+        assert!(guard.admit_connection(&policy, ip("::ffff:127.0.0.1"), t0));
+    }
+    policy.exempt_networks = vec!["198.51.100.0/24".into()];
+    assert!(guard.exempt(&policy, ip("198.51.100.200")));
+    assert!(!guard.exempt(&policy, ip("127.0.0.1")));
+    policy.connections_per_minute_per_ip = 0;
+    for _ in 0..100 {
+        assert!(guard.admit_connection(&policy, ip("203.0.113.1"), t0));
+    }
+}
+
+#[test]
+fn failures_lock_the_account_and_then_the_ip() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let attacker = ip("203.0.113.9");
+    assert_eq!(
+        guard.login_failed(&policy, "Alice@Example.com", attacker, t0),
+        Failure::Counted
+    );
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", attacker, t0),
+        Failure::Counted
+    );
+    let alice = LockTarget::Account("alice@example.com".into());
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", attacker, t0),
+        Failure::LockOut(vec![(alice.clone(), 3)])
+    );
+    assert!(guard.locally_locked(&alice, t0));
+    // Two more guesses at other names reach the IP's threshold of five.
+    assert_eq!(
+        guard.login_failed(&policy, "bob@example.com", attacker, t0),
+        Failure::Counted
+    );
+    let from_ip = LockTarget::Ip(attacker);
+    assert_eq!(
+        guard.login_failed(&policy, "carol@example.com", attacker, t0),
+        Failure::LockOut(vec![(from_ip.clone(), 5)])
+    );
+    assert!(guard.locally_locked(&from_ip, t0 + Duration::from_secs(119)));
+    assert!(!guard.locally_locked(&from_ip, t0 + Duration::from_secs(121)));
+    assert!(!guard.locally_locked(&LockTarget::Account("bob@example.com".into()), t0));
+}
+
+#[test]
+fn failures_outside_the_window_and_after_a_success_start_over() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let client = ip("192.0.2.1");
+    guard.login_failed(&policy, "alice@example.com", client, t0);
+    guard.login_failed(&policy, "alice@example.com", client, t0);
+    // The window is 60 s: these start a new count.
+    let t1 = t0 + Duration::from_secs(61);
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", client, t1),
+        Failure::Counted
+    );
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", client, t1),
+        Failure::Counted
+    );
+    guard.login_succeeded("alice@example.com");
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", client, t1),
+        Failure::Counted
+    );
+    assert_eq!(
+        guard.login_failed(&policy, "alice@example.com", client, t1),
+        Failure::Counted
+    );
+}
+
+#[test]
+fn an_exempt_client_locks_accounts_but_never_its_own_address() {
+    let guard = Guard::new();
+    let mut policy = policy();
+    policy.account_lockout_failures = 0;
+    let t0 = Instant::now();
+    for n in 0..50 {
+        let outcome =
+            guard.login_failed(&policy, &format!("u{n}@example.com"), ip("127.0.0.1"), t0);
+        assert_eq!(outcome, Failure::Counted);
+    }
+}
+
+#[test]
+fn a_lockout_records_its_reason_and_end() {
+    let lockout = lockout(&policy(), LockTarget::Ip(ip("192.0.2.1")), 5, 1000);
+    assert_eq!((lockout.since, lockout.until), (1000, 1120));
+    assert_eq!(lockout.reason, "5 failed logins within 60 s");
+}
+
+#[test]
+fn networks_and_policies_are_checked() {
+    assert_eq!(
+        parse_net("192.0.2.9/24").unwrap().to_string(),
+        "192.0.2.0/24"
+    );
+    assert_eq!(
+        parse_net("2001:db8::1").unwrap().to_string(),
+        "2001:db8::1/128"
+    );
+    assert!(parse_net("192.0.2.0/33").is_err());
+    assert!(parse_net("example.com").is_err());
+    assert!(check_policy(&ProtectionPolicy::default()).is_ok());
+    let bad = ProtectionPolicy {
+        exempt_networks: vec!["10.0.0.0/8".into(), "nonsense".into()],
+        ..ProtectionPolicy::default()
+    };
+    assert!(check_policy(&bad).unwrap_err().contains("exempt-networks"));
+    let bad = ProtectionPolicy {
+        lockout_secs: 0,
+        ..ProtectionPolicy::default()
+    };
+    assert!(check_policy(&bad).is_err());
+}
+
+#[test]
+fn lock_targets_parse_as_they_print() {
+    for text in [
+        "ip:192.0.2.1",
+        "ip:2001:db8::1",
+        "account:alice@example.com",
+    ] {
+        let target: LockTarget = text.parse().unwrap();
+        assert_eq!(target.to_string(), text);
+    }
+    assert_eq!(
+        "account:Alice@Example.com".parse::<LockTarget>().unwrap(),
+        LockTarget::Account("alice@example.com".into())
+    );
+    assert!("ip:nonsense".parse::<LockTarget>().is_err());
+    assert!("user:alice".parse::<LockTarget>().is_err());
+    assert!("account:".parse::<LockTarget>().is_err());
+}
