@@ -11,3 +11,4 @@ mod outbound_client;
 mod outbound_lab;
 mod outbound_route;
 mod peer_security;
+mod protection;
