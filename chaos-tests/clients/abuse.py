@@ -69,8 +69,11 @@ def login(args):
     for password in args.password:
         smtp = submission(args)
         started = time.monotonic()
+        # One AUTH PLAIN per password: smtplib's login() would try LOGIN after PLAIN failed,
+        # two guesses per password.
+        smtp.user, smtp.password = args.user, password
         try:
-            code, text = smtp.login(args.user, password)
+            code, text = smtp.auth("PLAIN", smtp.auth_plain)
         except smtplib.SMTPAuthenticationError as err:
             code, text = err.smtp_code, err.smtp_error
         elapsed = time.monotonic() - started
