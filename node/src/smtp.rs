@@ -558,13 +558,22 @@ impl Session {
         if self.flush(reader.get_mut()).await.is_err() {
             return Next::Quit;
         }
-        let body = match read_body(reader, max_message_bytes).await {
+        let pace = DataPace {
+            grace: DATA_GRACE,
+            min_bytes_per_sec: self.context.protection_policy().min_data_rate,
+        };
+        let body = match read_body(reader, max_message_bytes, pace).await {
             Ok(body) => body,
             Err(_) => return Next::Quit,
         };
         let tx = std::mem::take(&mut self.tx);
         let problem = match &body {
             Body::Eof => return Next::Quit,
+            Body::TooSlow => {
+                tracing::info!(peer = %self.peer, "disconnected: message data too slow");
+                self.reply("421 4.4.2 Message data arriving too slowly, closing connection");
+                return Next::Quit;
+            }
             Body::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
             Body::Bad(problem) => Some(*problem),
             Body::Message(data) if count_received(data) > MAX_HOPS => {
@@ -750,6 +759,28 @@ enum Body {
     TooBig,
     Bad(&'static str),
     Eof,
+    /// The client fell below the minimum data rate (a slow-drip client holding a session).
+    TooSlow,
+}
+
+/// How long message data may take before the minimum rate applies.
+const DATA_GRACE: Duration = Duration::from_secs(60);
+
+/// The slowest message data accepted: after `grace`, at least `min_bytes_per_sec` on average
+/// since DATA (0: no minimum, only the per-line timeout).
+#[derive(Debug, Clone, Copy)]
+struct DataPace {
+    grace: Duration,
+    min_bytes_per_sec: u64,
+}
+
+impl DataPace {
+    /// Whether `received` bytes `elapsed` after DATA are too few.
+    fn too_slow(&self, received: u64, elapsed: Duration) -> bool {
+        self.min_bytes_per_sec > 0
+            && elapsed > self.grace
+            && (received / self.min_bytes_per_sec) < (elapsed - self.grace).as_secs()
+    }
 }
 
 /// Reads the message up to the lone dot, undoing dot-stuffing. A problem (too big, bare LF,
@@ -759,7 +790,10 @@ enum Body {
 async fn read_body<S: AsyncRead + Unpin>(
     reader: &mut BufReader<S>,
     max_message_bytes: u64,
+    pace: DataPace,
 ) -> std::io::Result<Body> {
+    let started = tokio::time::Instant::now();
+    let mut received = 0u64;
     let mut data = Vec::new();
     let mut problem: Option<Body> = None;
     let mut line = Vec::new();
@@ -782,6 +816,10 @@ async fn read_body<S: AsyncRead + Unpin>(
         }
         if line == b".\r\n" {
             break;
+        }
+        received += line.len() as u64;
+        if pace.too_slow(received, started.elapsed()) {
+            return Ok(Body::TooSlow);
         }
         if problem.is_some() {
             continue;

@@ -265,7 +265,10 @@ fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
     eprintln!(
         "flood: {served} of 80 served, {limited} refused in {:?}; guesses answered after {:?} s",
         started.elapsed(),
-        guesses.iter().map(|g| g["secs"].clone()).collect::<Vec<_>>()
+        guesses
+            .iter()
+            .map(|g| g["secs"].clone())
+            .collect::<Vec<_>>()
     );
     assert_eq!(greetings.len(), 80, "{greetings:?}");
     assert_eq!(served + limited, 80, "{greetings:?}");

@@ -32,6 +32,10 @@ pub struct ProtectionPolicy {
     /// An authenticated SMTP client may use only its own address, or an alias that reaches
     /// it, as MAIL FROM.
     pub sender_login_match: bool,
+    /// Message data slower than this many bytes a second on average (after a minute's grace)
+    /// ends the session with 421: a client dripping a line every few minutes cannot hold a
+    /// session for hours. 0: only the per-line timeout.
+    pub min_data_rate: u64,
 }
 
 impl Default for ProtectionPolicy {
@@ -46,6 +50,8 @@ impl Default for ProtectionPolicy {
             failure_window_secs: 900,
             lockout_secs: 900,
             sender_login_match: true,
+            // A 50 MB message at this rate takes 14 hours: no real client is that slow.
+            min_data_rate: 1024,
         }
     }
 }
