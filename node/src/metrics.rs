@@ -258,13 +258,28 @@ impl Metrics {
             ),
             (
                 "mcluster_auth_failures_total",
-                "Failed logins (SMTP AUTH, POP3).",
+                "Failed logins (SMTP AUTH, POP3, IMAP), lockouts included.",
                 &m.auth_failures,
             ),
             (
+                "mcluster_logins_locked_out_total",
+                "Logins refused because the account or the client IP was locked out.",
+                &m.logins_locked_out,
+            ),
+            (
+                "mcluster_lockouts_total",
+                "Lockouts this node imposed after repeated failed logins.",
+                &m.lockouts,
+            ),
+            (
                 "mcluster_connections_refused_total",
-                "Connections refused by the limits.",
+                "Connections refused by the limits (concurrency or rate).",
                 &m.connections_refused,
+            ),
+            (
+                "mcluster_connections_rate_limited_total",
+                "Connections refused because the client IP opened too many a minute.",
+                &m.connections_rate_limited,
             ),
         ] {
             metric("counter", name, help, load(counter));
