@@ -6,7 +6,7 @@
 //! Run as root (Postfix needs it), after `sh deploy/bench-setup.sh` and
 //! `cargo build --release --workspace --bins`:
 //! `target/release/smtp_bench [--rounds N] [--messages M] [--sizes BYTES,..] [--clients N,..]
-//! [--cell-seconds S] [--only mcluster|postfix] [--dir DIR]`.
+//! [--cell-seconds S] [--only mcluster|postfix] [--dir DIR] [--protection KEY=VALUE ...]`.
 //!
 //! The client is blocking, one thread per session: EHLO once, then MAIL, RCPT and DATA per
 //! message, one command and one reply at a time (no PIPELINING), every read under a deadline.
@@ -68,6 +68,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const USAGE: &str = "\
 usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,...]
                   [--cell-seconds S] [--only mcluster|postfix] [--dir DIR]
+                  [--protection KEY=VALUE ...]
 
   --rounds N          interleaved rounds (default 3)
   --messages M        messages per cell (default min(2000, max(500, 200 x clients)))
@@ -76,6 +77,9 @@ usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,.
   --cell-seconds S    time limit of a cell (default 60)
   --only SYSTEM       measure only mcluster or only postfix (no ratio)
   --dir DIR           where the temporary work directory goes (default $TMPDIR or /tmp)
+  --protection K=V    set a key of the cluster's protection policy before measuring (repeat
+                      the flag for more; e.g. `exempt-networks=` to put the benchmark's own
+                      127.0.0.1 under the rate limit and lockouts)
 
 mcluster: `mclusterctl demo`, started from the directory of this binary, SMTP 127.0.0.11:2525.
 postfix-hold: a private Postfix on 127.0.0.1:2526 that holds every message. Run as root.";
@@ -118,6 +122,8 @@ struct Options {
     cell_time: Duration,
     systems: Vec<System>,
     dir: PathBuf,
+    /// `mclusterctl protection set` arguments.
+    protection: Vec<String>,
 }
 
 impl Options {
@@ -131,6 +137,7 @@ impl Options {
             cell_time: Duration::from_secs(60),
             systems: vec![System::Mcluster, System::PostfixHold],
             dir: std::env::temp_dir(),
+            protection: Vec::new(),
         };
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -155,6 +162,7 @@ impl Options {
                     };
                 }
                 "--dir" => options.dir = PathBuf::from(value),
+                "--protection" => options.protection.push(value),
                 _ => bail!("unknown flag {flag:?}\n{USAGE}"),
             }
         }
@@ -333,6 +341,13 @@ fn start_and_measure(
     if let Some(demo) = demo_slot.as_mut() {
         let waited = wait_until_accepting(System::Mcluster, Some(demo))?;
         println!("mcluster accepts RCPT {RECIPIENT} on {MCLUSTER_SMTP} after {waited:.1?}");
+        if !options.protection.is_empty() {
+            let mut args = vec!["protection", "set"];
+            args.extend(options.protection.iter().map(String::as_str));
+            demo.ctl(&args)?;
+            let shown = demo.ctl(&["protection", "show"])?;
+            println!("mcluster protection policy:\n{}", shown.trim_end());
+        }
         let changed = demo.admit_sessions(max_clients)?;
         if !changed.is_empty() {
             println!(
