@@ -11,4 +11,5 @@ mod outbound_client;
 mod outbound_lab;
 mod outbound_route;
 mod peer_security;
+mod privilege;
 mod protection;
