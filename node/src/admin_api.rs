@@ -159,7 +159,8 @@ impl From<ClusterError> for ApiError {
                 | Rejection::NoSuchMailbox(_)
                 | Rejection::NotQueued(_)
                 | Rejection::NoDkimKey(_)
-                | Rejection::NoLockout(_) => ApiError::not_found(message),
+                | Rejection::NoLockout(_)
+                | Rejection::NoAccessEntry(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)
