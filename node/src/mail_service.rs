@@ -534,7 +534,7 @@ async fn refuse(mut stream: TcpStream, service: Service, refusal: Refusal) {
 /// Tells a blocked client so (RFC 5321 3.1: a 554 greeting) and closes.
 async fn refuse_blocked(mut stream: TcpStream, service: Service, reason: String) {
     let line = match service {
-        Service::Pop3 | Service::Pop3s => format!("-ERR [AUTH] {reason}\r\n"),
+        Service::Pop3 | Service::Pop3s => format!("-ERR {reason}\r\n"),
         Service::Imap | Service::Imaps => format!("* BYE {reason}\r\n"),
         _ => format!("554 5.7.1 {reason}\r\n"),
     };

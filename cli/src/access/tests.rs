@@ -1,3 +1,5 @@
+//! `mclusterctl access`: request bodies, time spans and the table.
+
 use serde_json::{Value, json};
 
 use super::*;

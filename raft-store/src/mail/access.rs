@@ -216,7 +216,8 @@ impl AccessPattern {
     }
 }
 
-/// The top `prefix` of `width` bits set.
+/// The top `prefix` of `width` bits set, in the low `width` bits (so for IPv4 the result fits
+/// in a u32 and the callers' `as u32` keeps every bit).
 fn mask_bits(prefix: u128, width: u32) -> u128 {
     if prefix == 0 {
         0
