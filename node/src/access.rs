@@ -9,11 +9,12 @@
 //! recipient blocks. Only a block on the recipient ignores an allowed client: it is how an
 //! operator stops mail to an address.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use raft_store::{AccessEntry, AccessList, AccessPattern, StateReader};
+use raft_store::{AccessEntry, AccessList, AccessPattern, DomainPattern, StateReader};
 
 use crate::cluster::unix_now;
 
@@ -41,11 +42,22 @@ pub struct AccessCounters {
     pub allowed_over_block: AtomicU64,
 }
 
-/// Both lists at one version of the state.
+/// Both lists at one version of the state, indexed by pattern.
 #[derive(Debug, Default)]
 pub struct Compiled {
-    block: Vec<AccessEntry>,
-    allow: Vec<AccessEntry>,
+    block: Side,
+    allow: Side,
+}
+
+/// One list, keyed by pattern: a check looks up the few patterns that could match its subject
+/// (each network prefix length in use, the domain and each parent, the address with and without
+/// wildcards) instead of trying every entry, so a long list costs no more than a short one.
+#[derive(Debug, Default)]
+struct Side {
+    by_pattern: HashMap<AccessPattern, AccessEntry>,
+    /// The prefix lengths of the networks on this list, per family, longest first.
+    v4_prefixes: Vec<u8>,
+    v6_prefixes: Vec<u8>,
 }
 
 /// What a matching block entry says: the reason a refused client is told.
@@ -152,43 +164,111 @@ pub enum Decision {
     Blocked(Blocked),
 }
 
+impl Side {
+    fn new(entries: Vec<AccessEntry>) -> Side {
+        let mut side = Side::default();
+        for entry in entries {
+            if let AccessPattern::Network { addr, prefix } = entry.pattern {
+                let prefixes = if addr.is_ipv4() {
+                    &mut side.v4_prefixes
+                } else {
+                    &mut side.v6_prefixes
+                };
+                if !prefixes.contains(&prefix) {
+                    prefixes.push(prefix);
+                }
+            }
+            side.by_pattern.insert(entry.pattern.clone(), entry);
+        }
+        side.v4_prefixes.sort_unstable_by(|a, b| b.cmp(a));
+        side.v6_prefixes.sort_unstable_by(|a, b| b.cmp(a));
+        side
+    }
+
+    fn active(&self, pattern: &AccessPattern, now: u64) -> Option<&AccessEntry> {
+        self.by_pattern
+            .get(pattern)
+            .filter(|entry| entry.active(now))
+    }
+
+    /// The entry for the longest network holding `ip`.
+    fn ip(&self, ip: IpAddr, now: u64) -> Option<&AccessEntry> {
+        let ip = ip.to_canonical();
+        let prefixes = if ip.is_ipv4() {
+            &self.v4_prefixes
+        } else {
+            &self.v6_prefixes
+        };
+        prefixes
+            .iter()
+            .find_map(|&prefix| self.active(&AccessPattern::network_containing(ip, prefix), now))
+    }
+
+    /// The entry for `domain` itself, else for the nearest parent with a `*.` wildcard.
+    fn domain(&self, domain: &str, now: u64) -> Option<&AccessEntry> {
+        domain_patterns(&normal_domain(domain))
+            .find_map(|pattern| self.active(&AccessPattern::Domain(pattern), now))
+    }
+
+    /// The entry for `local@domain`, trying the exact address first and `*@*.parent` last.
+    fn address(&self, address: &str, now: u64) -> Option<&AccessEntry> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let local = local.to_ascii_lowercase();
+        domain_patterns(&normal_domain(domain))
+            .chain([DomainPattern::Any])
+            .find_map(|domain| {
+                [Some(local.clone()), None].into_iter().find_map(|local| {
+                    self.active(
+                        &AccessPattern::Address {
+                            local,
+                            domain: domain.clone(),
+                        },
+                        now,
+                    )
+                })
+            })
+    }
+}
+
+/// A domain as patterns store it: lower case, no trailing dot.
+fn normal_domain(domain: &str) -> String {
+    domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase()
+}
+
+/// The domain patterns that match `domain`: itself, then `*.parent` for each parent.
+fn domain_patterns(domain: &str) -> impl Iterator<Item = DomainPattern> + '_ {
+    let parents = domain
+        .match_indices('.')
+        .filter(|&(i, _)| i > 0 && i + 1 < domain.len())
+        .map(|(i, _)| DomainPattern::Subdomains(domain[i + 1..].to_owned()));
+    std::iter::once(DomainPattern::Exact(domain.to_owned())).chain(parents)
+}
+
 impl Compiled {
     pub fn new(entries: Vec<AccessEntry>) -> Compiled {
-        let (block, allow) = entries
+        let (block, allow): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .partition(|entry| entry.list == AccessList::Block);
-        Compiled { block, allow }
-    }
-
-    fn first_block(
-        &self,
-        now: u64,
-        matches: impl Fn(&AccessPattern) -> bool,
-    ) -> Option<&AccessEntry> {
-        self.block
-            .iter()
-            .find(|entry| entry.active(now) && matches(&entry.pattern))
-    }
-
-    fn any_allow(&self, now: u64, matches: impl Fn(&AccessPattern) -> bool) -> bool {
-        self.allow
-            .iter()
-            .any(|entry| entry.active(now) && matches(&entry.pattern))
+        Compiled {
+            block: Side::new(block),
+            allow: Side::new(allow),
+        }
     }
 
     pub fn allowed_client(&self, ip: IpAddr, now: u64) -> bool {
-        self.any_allow(now, |p| p.matches_ip(ip))
+        self.allow.ip(ip, now).is_some()
     }
 
     pub fn allowed_sender(&self, address: &str, now: u64) -> bool {
-        let domain = domain_of(address);
-        self.any_allow(now, |p| {
-            p.matches_address(address) || domain.is_some_and(|d| p.matches_domain(d))
-        })
+        self.allow.address(address, now).is_some()
+            || domain_of(address).is_some_and(|d| self.allow.domain(d, now).is_some())
     }
 
-    /// Decides: blocked by the first matching block entry, unless `allowed` says otherwise
-    /// (asked only when something is blocked, which is rare).
+    /// Decides: blocked by the block entry found, unless `allowed` says otherwise (asked only
+    /// when something is blocked, which is rare).
     fn decide(&self, blocked: Option<&AccessEntry>, allowed: impl FnOnce() -> bool) -> Decision {
         match blocked {
             None => Decision::Pass,
@@ -204,31 +284,28 @@ impl Compiled {
     }
 
     pub fn client(&self, ip: IpAddr, now: u64) -> Decision {
-        let blocked = self.first_block(now, |p| p.matches_ip(ip));
-        self.decide(blocked, || self.allowed_client(ip, now))
+        self.decide(self.block.ip(ip, now), || self.allowed_client(ip, now))
     }
 
     pub fn helo(&self, ip: IpAddr, helo: &str, now: u64) -> Decision {
-        let blocked = self.first_block(now, |p| p.matches_domain(helo));
-        self.decide(blocked, || {
-            self.allowed_client(ip, now) || self.any_allow(now, |p| p.matches_domain(helo))
+        self.decide(self.block.domain(helo, now), || {
+            self.allowed_client(ip, now) || self.allow.domain(helo, now).is_some()
         })
     }
 
     pub fn sender(&self, ip: IpAddr, address: &str, now: u64) -> Decision {
-        let domain = domain_of(address);
-        let blocked = self.first_block(now, |p| {
-            p.matches_address(address) || domain.is_some_and(|d| p.matches_domain(d))
-        });
+        let blocked = self
+            .block
+            .address(address, now)
+            .or_else(|| domain_of(address).and_then(|d| self.block.domain(d, now)));
         self.decide(blocked, || {
             self.allowed_client(ip, now) || self.allowed_sender(address, now)
         })
     }
 
     pub fn recipient(&self, address: &str, now: u64) -> Decision {
-        let blocked = self.first_block(now, |p| p.matches_address(address));
-        self.decide(blocked, || {
-            self.any_allow(now, |p| p.matches_address(address))
+        self.decide(self.block.address(address, now), || {
+            self.allow.address(address, now).is_some()
         })
     }
 }

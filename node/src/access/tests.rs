@@ -191,3 +191,100 @@ fn comments_must_fit_in_a_reply_line() {
     );
     assert!(check_comment("caf\u{e9}").unwrap_err().contains("ASCII"));
 }
+
+/// The index finds exactly what trying every entry with raft-store's own matching finds: one
+/// entry at a time, and all of them in one list.
+#[test]
+fn the_index_agrees_with_matching_every_entry() {
+    let patterns = [
+        "203.0.113.0/24",
+        "203.0.113.7",
+        "203.0.0.0/8",
+        "0.0.0.0/0",
+        "2001:db8::/32",
+        "2001:db8::1",
+        "::/0",
+        "example.com",
+        "*.example.com",
+        "*.com",
+        "user@example.com",
+        "*@example.com",
+        "user@*",
+        "*@*.example.com",
+        "USER@Mail.Example.com",
+    ];
+    let ips = [
+        "203.0.113.7",
+        "203.0.113.8",
+        "203.1.0.1",
+        "::ffff:203.0.113.7",
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db9::1",
+        "10.0.0.1",
+    ];
+    let domains = [
+        "example.com",
+        "EXAMPLE.COM.",
+        "mail.example.com",
+        "a.b.example.com",
+        "badexample.com",
+        "com",
+        "example.org",
+    ];
+    let addresses = [
+        "user@example.com",
+        "User@Example.Com",
+        "other@example.com",
+        "user@mail.example.com",
+        "user@example.org",
+        "x@a.b.example.com",
+        "user@EXAMPLE.COM.",
+        "no-domain",
+    ];
+    let client = ip("192.0.2.1");
+    let check = |chosen: &[&str]| {
+        let parsed: Vec<raft_store::AccessPattern> =
+            chosen.iter().map(|p| p.parse().unwrap()).collect();
+        let lines: Vec<String> = chosen.iter().map(|p| format!("block {p}")).collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let lists = lists(&lines);
+        let any = |f: &dyn Fn(&raft_store::AccessPattern) -> bool| parsed.iter().any(f);
+        for text in ips {
+            let expected = any(&|p| p.matches_ip(ip(text)));
+            let got = lists.client(ip(text), NOW) != Decision::Pass;
+            assert_eq!(got, expected, "{chosen:?} client {text}");
+        }
+        for text in domains {
+            let expected = any(&|p| p.matches_domain(text));
+            let got = lists.helo(client, text, NOW) != Decision::Pass;
+            assert_eq!(got, expected, "{chosen:?} helo {text}");
+        }
+        for text in addresses {
+            let domain = text.rsplit_once('@').map(|(_, d)| d);
+            let expected_sender =
+                any(&|p| p.matches_address(text) || domain.is_some_and(|d| p.matches_domain(d)));
+            let got = lists.sender(client, text, NOW) != Decision::Pass;
+            assert_eq!(got, expected_sender, "{chosen:?} sender {text}");
+            let expected_rcpt = any(&|p| p.matches_address(text));
+            let got = lists.recipient(text, NOW) != Decision::Pass;
+            assert_eq!(got, expected_rcpt, "{chosen:?} recipient {text}");
+        }
+    };
+    for pattern in patterns {
+        check(&[pattern]);
+    }
+    check(&patterns);
+}
+
+#[test]
+fn the_most_specific_network_gives_the_reason() {
+    let lists = lists(&[
+        "block 203.0.0.0/8 wide",
+        "block 203.0.113.0/24 narrow",
+        "block 203.0.113.7 exact",
+    ]);
+    assert_eq!(lists.client(ip("203.0.113.7"), NOW), blocked("exact"));
+    assert_eq!(lists.client(ip("203.0.113.8"), NOW), blocked("narrow"));
+    assert_eq!(lists.client(ip("203.9.9.9"), NOW), blocked("wide"));
+}

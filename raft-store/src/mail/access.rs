@@ -173,6 +173,18 @@ impl AccessPattern {
         }
     }
 
+    /// The network of `prefix` bits that holds `ip` (IPv4-mapped IPv6 counts as IPv4; a prefix
+    /// longer than the family's is cut to it): the pattern to look up for `ip` in a table
+    /// keyed by pattern.
+    pub fn network_containing(ip: IpAddr, prefix: u8) -> AccessPattern {
+        let ip = ip.to_canonical();
+        let prefix = prefix.min(if ip.is_ipv4() { 32 } else { 128 });
+        AccessPattern::Network {
+            addr: network_of(ip, prefix),
+            prefix,
+        }
+    }
+
     /// Whether this network pattern holds `ip` (IPv4-mapped IPv6 counts as IPv4). Other kinds
     /// never match an IP.
     pub fn matches_ip(&self, ip: IpAddr) -> bool {
