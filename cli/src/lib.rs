@@ -9,6 +9,7 @@
 //! `main.rs` only parses flags and calls [`commands`] (or [`demo`]), so tests and the chaos
 //! suite can drive the same code without a shell.
 
+pub mod access;
 pub mod api;
 pub mod calendar;
 pub mod client_config;

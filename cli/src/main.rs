@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
+use cli::access;
 use cli::api::{DkimAlgorithm, QueueAction, Role};
 use cli::commands::{
     self, Context, DEFAULT_QUEUE_LIMIT, DEFAULT_QUOTA_MB, InitOptions, JoinOptions, MAX_QUEUE_LIMIT,
@@ -80,6 +81,10 @@ enum Command {
     /// List, impose or lift login lockouts (an account or a client IP)
     #[command(subcommand)]
     Lockouts(LockoutsCommand),
+    /// Manage the cluster-wide block and allow lists (client IPs and networks, HELO and
+    /// sender domains, sender and recipient addresses)
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -412,6 +417,34 @@ enum LockoutsCommand {
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
+enum AccessCommand {
+    /// List the entries that still match
+    List {
+        /// Only this list: block or allow
+        list: Option<String>,
+        /// Also expired entries
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add (or replace) an entry: block|allow, then an IP, a CIDR, a domain (`*.example.com`
+    /// for its subdomains) or an address (`user@example.com`, `*@example.com`, `user@*`)
+    Add {
+        list: String,
+        pattern: String,
+        /// Why; refused clients are told this
+        #[arg(long)]
+        comment: Option<String>,
+        /// Stop matching after this long: 90s, 30m, 1h, 7d, 2w
+        #[arg(long, value_name = "SPAN")]
+        expires: Option<String>,
+    },
+    /// Remove an entry
+    Remove { list: String, pattern: String },
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
 enum OutboundCommand {
     /// Show the outbound policy (of the smarthost password, only whether one is set)
     Show(JsonArg),
@@ -606,6 +639,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
         }) => protection::add(&ctx, &target, secs, reason.as_deref()),
         Command::Lockouts(LockoutsCommand::Remove { target }) => protection::remove(&ctx, &target),
+        Command::Access(AccessCommand::List {
+            list,
+            all,
+            json: JsonArg { json },
+        }) => access::list(&ctx, json, all, list.as_deref()),
+        Command::Access(AccessCommand::Add {
+            list,
+            pattern,
+            comment,
+            expires,
+        }) => access::add(
+            &ctx,
+            &list,
+            &pattern,
+            comment.as_deref(),
+            expires.as_deref(),
+        ),
+        Command::Access(AccessCommand::Remove { list, pattern }) => {
+            access::remove(&ctx, &list, &pattern)
+        }
         Command::Outbound(OutboundCommand::Show(JsonArg { json })) => {
             outbound_policy::show(&ctx, json)
         }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
 use crate::metrics::Metrics;
 
+pub mod access_lists;
 pub mod dkim;
 pub mod outbound_policy;
 pub mod protection;
@@ -79,6 +80,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/v1/lockouts/{target}",
             axum::routing::delete(protection::delete_lockout),
+        )
+        .route(
+            "/v1/access-lists",
+            get(access_lists::list).post(access_lists::add),
+        )
+        .route(
+            "/v1/access-lists/{list}/{*pattern}",
+            axum::routing::delete(access_lists::remove),
         )
         .route("/v1/queue", get(queue::list))
         .route("/v1/queue/{id}", get(queue::show).delete(queue::delete))
@@ -159,7 +168,8 @@ impl From<ClusterError> for ApiError {
                 | Rejection::NoSuchMailbox(_)
                 | Rejection::NotQueued(_)
                 | Rejection::NoDkimKey(_)
-                | Rejection::NoLockout(_) => ApiError::not_found(message),
+                | Rejection::NoLockout(_)
+                | Rejection::NoAccessEntry(_) => ApiError::not_found(message),
                 Rejection::DomainExists(_)
                 | Rejection::AddressExists(_)
                 | Rejection::MailboxExists(_)

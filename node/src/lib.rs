@@ -6,6 +6,7 @@
 //! replication owns the wire. The virtual IP follows Raft leadership (`vip.rs`). IMAP arrives
 //! in a later issue.
 
+pub mod access;
 pub mod admin_api;
 pub mod blobs;
 pub mod bootstrap;

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use crate::access::AccessLists;
 use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
@@ -32,6 +33,8 @@ pub struct MailContext {
     pub outbound_wake: tokio::sync::Notify,
     /// Connection rate limits and failed-login counting (`protection.rs`).
     pub guard: Guard,
+    /// The block and allow lists (`access.rs`).
+    pub access: AccessLists,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -138,6 +141,7 @@ impl MailContext {
         hostname: String,
     ) -> MailContext {
         let tls = TlsConfigs::new(cluster.reader.clone());
+        let access = AccessLists::new(cluster.reader.clone());
         MailContext {
             cluster,
             blobs,
@@ -147,6 +151,7 @@ impl MailContext {
             metrics: MailMetrics::default(),
             outbound_wake: tokio::sync::Notify::new(),
             guard: Guard::new(),
+            access,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),
@@ -467,6 +472,12 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Before the limits: a blocked client takes no slot and uses up no rate.
+        if let Some(blocked) = context.access.refuse_client(peer.ip()) {
+            tracing::info!(service = service.name(), %peer, reason = %blocked.reason, "connection refused: blocked");
+            tokio::spawn(refuse_blocked(stream, service, blocked.reason));
+            continue;
+        }
         let slot = match context.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(refusal) => {
@@ -517,6 +528,19 @@ async fn refuse(mut stream: TcpStream, service: Service, refusal: Refusal) {
     // Implicit-TLS clients cannot read a plain line; they just see the connection close.
     if !service.implicit_tls() {
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line)).await;
+    }
+}
+
+/// Tells a blocked client so (RFC 5321 3.1: a 554 greeting) and closes.
+async fn refuse_blocked(mut stream: TcpStream, service: Service, reason: String) {
+    let line = match service {
+        Service::Pop3 | Service::Pop3s => format!("-ERR {reason}\r\n"),
+        Service::Imap | Service::Imaps => format!("* BYE {reason}\r\n"),
+        _ => format!("554 5.7.1 {reason}\r\n"),
+    };
+    if !service.implicit_tls() {
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
     }
 }
 

@@ -281,8 +281,31 @@ impl Metrics {
                 "Connections refused because the client IP opened too many a minute.",
                 &m.connections_rate_limited,
             ),
+            (
+                "mcluster_allow_list_overrides_total",
+                "Checks where a block list entry matched but an allow list entry won.",
+                &mail.access.counters.allowed_over_block,
+            ),
         ] {
             metric("counter", name, help, load(counter));
+        }
+        let a = &mail.access.counters;
+        let _ = writeln!(
+            out,
+            "# HELP mcluster_block_list_refused_total Connections and SMTP commands refused by \
+             the block list.\n# TYPE mcluster_block_list_refused_total counter"
+        );
+        for (what, counter) in [
+            ("connection", &a.connections),
+            ("helo", &a.helo),
+            ("sender", &a.senders),
+            ("recipient", &a.recipients),
+        ] {
+            let _ = writeln!(
+                out,
+                "mcluster_block_list_refused_total{{what=\"{what}\"}} {}",
+                load(counter)
+            );
         }
         out
     }

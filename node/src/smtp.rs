@@ -244,6 +244,12 @@ impl Session {
             .reader
             .mail_policy()
             .unwrap_or_default();
+        if let Command::Ehlo(name) | Command::Helo(name) = &command
+            && let Some(reply) = self.helo_blocked(name)
+        {
+            self.error(&reply);
+            return Next::Continue;
+        }
         match command {
             Command::Ehlo(name) | Command::Helo(name) if name.is_empty() => {
                 self.error("501 5.5.4 Syntax: EHLO hostname");
@@ -433,6 +439,19 @@ impl Session {
         if esmtp_params && !self.esmtp {
             return self.error("555 5.5.4 MAIL parameters need EHLO");
         }
+        // Our users are never refused by the sender lists: only unauthenticated sessions.
+        if self.user.is_none()
+            && let Some(address) = &from.reverse_path
+            && let Some(blocked) = (self.context.access)
+                .refuse_sender(self.peer.ip(), &address.normalized().to_lowercase())
+        {
+            tracing::info!(peer = %self.peer, sender = %address, "sender refused: block list");
+            let reply = format!(
+                "553 5.7.1 <{address}>: Sender address rejected: {}",
+                blocked.reason
+            );
+            return self.error(&reply);
+        }
         if let Some(address) = &from.reverse_path
             && address.utf8()
             && !from.smtputf8
@@ -474,6 +493,17 @@ impl Session {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
             return self.reply("452 4.5.3 Too many recipients");
         }
+        if let Some(blocked) =
+            (self.context.access).refuse_recipient(&to.forward_path.normalized().to_lowercase())
+        {
+            let address = &to.forward_path;
+            tracing::info!(peer = %self.peer, recipient = %address, "recipient refused: block list");
+            let reply = format!(
+                "550 5.7.1 <{address}>: Recipient address rejected: {}",
+                blocked.reason
+            );
+            return self.error(&reply);
+        }
         let declared = from.size.unwrap_or(0);
         match self.resolve(&to.forward_path) {
             Ok(Resolved::Local(accounts)) => {
@@ -502,6 +532,21 @@ impl Session {
                 self.reply("451 4.3.0 Temporary lookup failure, try again later");
             }
         }
+    }
+
+    /// The reply refusing a HELO/EHLO name on the block list: checked on port 25 before any
+    /// AUTH (the submission ports refuse MAIL without AUTH anyway, and our users are never
+    /// refused by sender lists).
+    fn helo_blocked(&self, name: &str) -> Option<String> {
+        if self.service != Service::Smtp || self.user.is_some() || name.is_empty() {
+            return None;
+        }
+        let blocked = self.context.access.refuse_helo(self.peer.ip(), name)?;
+        tracing::info!(peer = %self.peer, helo = name, "helo refused: block list");
+        Some(format!(
+            "550 5.7.1 <{name}>: Helo command rejected: {}",
+            blocked.reason
+        ))
     }
 
     /// Whether the authenticated `user` may send as `address`: its own address, or an alias

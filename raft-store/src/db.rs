@@ -51,9 +51,11 @@ pub const CF_SUBSCRIPTIONS: &str = "subscriptions";
 pub const CF_DKIM_KEYS: &str = "dkim_keys";
 /// Login lockouts by target (`ip:…`, `account:…`).
 pub const CF_LOCKOUTS: &str = "lockouts";
+/// Block and allow list entries, keyed by `list:pattern` (`block:192.0.2.0/24`).
+pub const CF_ACCESS_LISTS: &str = "access_lists";
 
 /// The column families that make up the state machine, and so a snapshot.
-pub const SM_CFS: [&str; 18] = [
+pub const SM_CFS: [&str; 19] = [
     CF_SM_META,
     CF_SETTINGS,
     CF_DOMAINS,
@@ -72,6 +74,7 @@ pub const SM_CFS: [&str; 18] = [
     CF_SUBSCRIPTIONS,
     CF_DKIM_KEYS,
     CF_LOCKOUTS,
+    CF_ACCESS_LISTS,
 ];
 
 pub const KEY_FORMAT: &[u8] = b"format_version";

@@ -21,6 +21,7 @@ mod tests;
 pub use crate::db::FORMAT_VERSION;
 pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
+pub use crate::mail::access::{AccessEntry, AccessList, AccessPattern, DomainPattern};
 pub use crate::mail::dkim::{DkimAlgorithm, DkimKey};
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
 pub use crate::mail::protection::{LockTarget, Lockout, ProtectionPolicy};

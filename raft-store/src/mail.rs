@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{Account, NodeId};
 
+pub(crate) mod access;
 pub(crate) mod dkim;
 pub mod folders;
 pub(crate) mod protection;

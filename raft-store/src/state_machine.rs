@@ -2,6 +2,8 @@
 //! answers the node's reads of that state.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -15,6 +17,7 @@ use crate::db::{
 };
 use crate::error::StoreError;
 use crate::mail;
+use crate::mail::access;
 use crate::mail::dkim;
 use crate::mail::folders;
 use crate::mail::protection;
@@ -50,6 +53,8 @@ const MAIL_CHANGES_BUFFERED: usize = 1024;
 pub struct StateMachine {
     pub(crate) db: Db,
     changes: tokio::sync::broadcast::Sender<MailChange>,
+    /// Bumped whenever the access lists may have changed (see [`StateReader::access_version`]).
+    access_version: Arc<AtomicU64>,
 }
 
 /// Which mail changed in an applied entry, announced after the entry's batch is written (so a
@@ -66,7 +71,11 @@ pub enum MailChange {
 impl StateMachine {
     pub fn new(db: Db) -> StateMachine {
         let (changes, _) = tokio::sync::broadcast::channel(MAIL_CHANGES_BUFFERED);
-        StateMachine { db, changes }
+        StateMachine {
+            db,
+            changes,
+            access_version: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Read access to the applied state, for the node's API and services.
@@ -74,6 +83,7 @@ impl StateMachine {
         StateReader {
             db: self.db.clone(),
             changes: self.changes.clone(),
+            access_version: self.access_version.clone(),
         }
     }
 
@@ -273,6 +283,10 @@ impl StateMachine {
             Command::SetProtectionPolicy(policy) => protection::set_policy(policy, batch),
             Command::Lock(lockout) => return protection::lock(&reader, lockout, batch),
             Command::Unlock { target } => return protection::unlock(&reader, target, batch),
+            Command::AddAccessEntry(entry) => return access::add(&reader, entry, batch),
+            Command::RemoveAccessEntry { list, pattern } => {
+                return access::remove(&reader, *list, pattern, batch);
+            }
             Command::Expunge {
                 account,
                 mailbox,
@@ -426,6 +440,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.db.db.write(staged.batch).map_err(io::Error::other)?;
             if let EntryPayload::Normal(request) = &entry.payload {
                 self.announce(&request.command);
+                if matches!(
+                    request.command,
+                    Command::AddAccessEntry(_) | Command::RemoveAccessEntry { .. }
+                ) {
+                    self.access_version.fetch_add(1, Ordering::Release);
+                }
             }
             if let Some(responder) = responder {
                 responder.send(result);
@@ -445,6 +465,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         crate::snapshot::install(&self.db, meta, snapshot)?;
         let _ = self.changes.send(MailChange::All);
+        self.access_version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -465,9 +486,17 @@ pub struct StateDigest {
 pub struct StateReader {
     pub(crate) db: Db,
     changes: tokio::sync::broadcast::Sender<MailChange>,
+    access_version: Arc<AtomicU64>,
 }
 
 impl StateReader {
+    /// A number that changes (after the write) whenever an applied entry or an installed
+    /// snapshot may have changed the access lists, so the node can cache them compiled and
+    /// re-read them only then. It starts at 0 when the store opens.
+    pub fn access_version(&self) -> u64 {
+        self.access_version.load(Ordering::Acquire)
+    }
+
     /// Announcements of mail changes applied from now on (see [`MailChange`]).
     pub fn mail_changes(&self) -> tokio::sync::broadcast::Receiver<MailChange> {
         self.changes.subscribe()

@@ -1536,3 +1536,165 @@ async fn lockouts_hold_until_they_end_and_an_operator_can_lift_them() {
     );
     assert_eq!(reader.lockout(&ip).unwrap(), None);
 }
+
+fn access_entry(
+    list: crate::AccessList,
+    pattern: &str,
+    at: u64,
+    expires: Option<u64>,
+) -> crate::AccessEntry {
+    crate::AccessEntry {
+        list,
+        pattern: pattern.parse().expect("test pattern"),
+        comment: Some(format!("test {pattern}")),
+        created_at: at,
+        expires_at: expires,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_entries_are_added_replaced_removed_and_expire() {
+    use crate::AccessList::{Allow, Block};
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let version = reader.access_version();
+    let net = access_entry(Block, "203.0.113.0/24", 100, None);
+    let temporary = access_entry(Block, "198.51.100.7", 100, Some(200));
+    let sender = access_entry(Block, "*@spam.example", 100, None);
+    let partner = access_entry(Allow, "*@spam.example", 100, None);
+    let results = apply_all(
+        &mut sm,
+        1,
+        vec![
+            Command::AddAccessEntry(net.clone()),
+            Command::AddAccessEntry(temporary.clone()),
+            Command::AddAccessEntry(sender.clone()),
+            Command::AddAccessEntry(partner.clone()),
+        ],
+    )
+    .await;
+    assert!(results.iter().all(|r| *r == CommandResult::Done));
+    assert!(
+        reader.access_version() > version,
+        "adding bumps the version"
+    );
+    assert_eq!(reader.access_entries().unwrap().len(), 4);
+    // The same pattern on both lists is two entries.
+    assert_eq!(
+        reader.access_entry(Allow, &partner.pattern).unwrap(),
+        Some(partner.clone())
+    );
+    assert_eq!(
+        reader.access_entry(Block, &sender.pattern).unwrap(),
+        Some(sender.clone())
+    );
+
+    // Adding the same list and pattern replaces (a ban renewed); a later add drops entries
+    // that had expired when it was made.
+    let renewed = access_entry(Block, "203.0.113.0/24", 150, Some(1_000));
+    let later = access_entry(Block, "spam.example", 250, None);
+    let version = reader.access_version();
+    let results = apply_all(
+        &mut sm,
+        5,
+        vec![
+            Command::AddAccessEntry(renewed.clone()),
+            Command::AddAccessEntry(later.clone()),
+            Command::RemoveAccessEntry {
+                list: Allow,
+                pattern: partner.pattern.clone(),
+            },
+            Command::RemoveAccessEntry {
+                list: Allow,
+                pattern: partner.pattern.clone(),
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        results,
+        [
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Rejected(Rejection::NoAccessEntry("allow *@spam.example".into())),
+        ]
+    );
+    assert!(reader.access_version() > version);
+    let mut left: Vec<String> = reader
+        .access_entries()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {} {:?}", e.list, e.pattern, e.expires_at))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "block *@spam.example None",
+            "block 203.0.113.0/24 Some(1000)",
+            "block spam.example None",
+        ]
+    );
+    assert_eq!(
+        reader.access_entry(Block, &temporary.pattern).unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_carry_access_lists() {
+    use crate::AccessList::{Allow, Block};
+    let leader_dir = TempDir::new().unwrap();
+    let (_log, mut leader_sm) = crate::open(leader_dir.path()).unwrap();
+    let kept = [
+        access_entry(Block, "2001:db8::/32", 100, None),
+        access_entry(Allow, "partner.example", 100, Some(5_000)),
+    ];
+    apply_all(
+        &mut leader_sm,
+        1,
+        kept.iter().cloned().map(Command::AddAccessEntry).collect(),
+    )
+    .await;
+    let snapshot = leader_sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot");
+
+    // The follower's own entry must not survive the install.
+    let follower_dir = TempDir::new().unwrap();
+    let (_flog, mut follower_sm) = crate::open(follower_dir.path()).unwrap();
+    apply_all(
+        &mut follower_sm,
+        1,
+        vec![Command::AddAccessEntry(access_entry(
+            Block,
+            "stale.example",
+            100,
+            None,
+        ))],
+    )
+    .await;
+    let reader = follower_sm.reader();
+    let version = reader.access_version();
+    let incoming = crate::incoming_dir(&crate::snapshot_root(follower_dir.path())).unwrap();
+    for file in std::fs::read_dir(&snapshot.snapshot.path).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), incoming.join(file.file_name())).unwrap();
+    }
+    follower_sm
+        .install_snapshot(&snapshot.meta, crate::SnapshotDir { path: incoming })
+        .await
+        .expect("install");
+    assert!(
+        reader.access_version() > version,
+        "an install bumps the version"
+    );
+    let mut entries = reader.access_entries().unwrap();
+    entries.sort_by_key(|e| e.pattern.to_string());
+    assert_eq!(entries, kept);
+}

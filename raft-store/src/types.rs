@@ -294,6 +294,12 @@ pub enum Command {
     Unlock {
         target: crate::mail::protection::LockTarget,
     },
+    /// Adds (or replaces) a block or allow list entry.
+    AddAccessEntry(crate::mail::access::AccessEntry),
+    RemoveAccessEntry {
+        list: crate::mail::access::AccessList,
+        pattern: crate::mail::access::AccessPattern,
+    },
 }
 
 impl Command {
@@ -345,7 +351,9 @@ impl Command {
             | Command::DeleteDkimKey { .. }
             | Command::SetProtectionPolicy(_)
             | Command::Lock(_)
-            | Command::Unlock { .. } => Vec::new(),
+            | Command::Unlock { .. }
+            | Command::AddAccessEntry(_)
+            | Command::RemoveAccessEntry { .. } => Vec::new(),
         }
     }
 }
@@ -403,6 +411,12 @@ impl fmt::Display for Command {
             Command::SetProtectionPolicy(_) => write!(f, "SetProtectionPolicy"),
             Command::Lock(lockout) => write!(f, "Lock({})", lockout.target),
             Command::Unlock { target } => write!(f, "Unlock({target})"),
+            Command::AddAccessEntry(entry) => {
+                write!(f, "AddAccessEntry({} {})", entry.list, entry.pattern)
+            }
+            Command::RemoveAccessEntry { list, pattern } => {
+                write!(f, "RemoveAccessEntry({list} {pattern})")
+            }
         }
     }
 }
@@ -465,4 +479,6 @@ pub enum Rejection {
     NoDkimKey(String),
     #[error("no lockout of {0}")]
     NoLockout(String),
+    #[error("no access list entry {0}")]
+    NoAccessEntry(String),
 }

@@ -1,5 +1,6 @@
 //! Scenarios against real `mclusterd` processes, one module per area.
 
+mod access_lists;
 mod chaos;
 mod durability;
 mod imap;
