@@ -32,6 +32,9 @@ pub struct MailContext {
     pub outbound_wake: tokio::sync::Notify,
     /// Connection rate limits and failed-login counting (`protection.rs`).
     pub guard: Guard,
+    /// DNS-based checks of mail on the public SMTP listener; None when no resolver could be
+    /// built (the node then takes mail unchecked, and said so at start).
+    pub inbound_checks: Option<Arc<crate::smtp::inbound_checks::InboundChecker>>,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -56,9 +59,30 @@ pub struct MailMetrics {
     pub outbound_delivered: AtomicU64,
     pub outbound_deferred: AtomicU64,
     pub outbound_failed: AtomicU64,
+    /// Refusals by the inbound DNS checks (`smtp/inbound_checks.rs`), one counter per check.
+    pub inbound_refused_dnsbl: AtomicU64,
+    pub inbound_refused_helo: AtomicU64,
+    pub inbound_refused_reverse_dns: AtomicU64,
+    pub inbound_refused_spf: AtomicU64,
+    pub inbound_refused_dmarc: AtomicU64,
+    /// Messages whose DMARC policy asked for quarantine (delivered to the inbox until Junk
+    /// filing is connected).
+    pub inbound_quarantined: AtomicU64,
 }
 
 impl MailMetrics {
+    pub fn count_inbound_refusal(&self, check: crate::smtp::inbound_checks::Check) {
+        use crate::smtp::inbound_checks::Check;
+        let counter = match check {
+            Check::Dnsbl => &self.inbound_refused_dnsbl,
+            Check::Helo => &self.inbound_refused_helo,
+            Check::ReverseDns => &self.inbound_refused_reverse_dns,
+            Check::Spf => &self.inbound_refused_spf,
+            Check::Dmarc => &self.inbound_refused_dmarc,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn count_outbound(&self, outcomes: &[(String, raft_store::AttemptOutcome)]) {
         use raft_store::AttemptOutcome;
         for (_, outcome) in outcomes {
@@ -138,6 +162,18 @@ impl MailContext {
         hostname: String,
     ) -> MailContext {
         let tls = TlsConfigs::new(cluster.reader.clone());
+        let config = &cluster.config;
+        let inbound_checks = match crate::smtp::inbound_checks::InboundChecker::new(
+            config.inbound_checks.clone(),
+            &config.nameservers,
+            &hostname,
+        ) {
+            Ok(checker) => Some(Arc::new(checker)),
+            Err(err) => {
+                tracing::error!(error = %err, "no DNS resolver: inbound mail is taken without DNS checks");
+                None
+            }
+        };
         MailContext {
             cluster,
             blobs,
@@ -147,6 +183,7 @@ impl MailContext {
             metrics: MailMetrics::default(),
             outbound_wake: tokio::sync::Notify::new(),
             guard: Guard::new(),
+            inbound_checks,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),

@@ -281,6 +281,36 @@ impl Metrics {
                 "Connections refused because the client IP opened too many a minute.",
                 &m.connections_rate_limited,
             ),
+            (
+                "mcluster_inbound_refused_dnsbl_total",
+                "SMTP recipients refused because the client is on a DNS block list.",
+                &m.inbound_refused_dnsbl,
+            ),
+            (
+                "mcluster_inbound_refused_helo_total",
+                "MAIL commands refused for a bad HELO name (inbound-checks.helo = reject).",
+                &m.inbound_refused_helo,
+            ),
+            (
+                "mcluster_inbound_refused_reverse_dns_total",
+                "MAIL commands refused for missing reverse DNS (inbound-checks.reverse-dns = reject).",
+                &m.inbound_refused_reverse_dns,
+            ),
+            (
+                "mcluster_inbound_refused_spf_total",
+                "MAIL commands refused for an SPF fail (inbound-checks.spf-fail = reject).",
+                &m.inbound_refused_spf,
+            ),
+            (
+                "mcluster_inbound_refused_dmarc_total",
+                "Messages refused for failing their domain's DMARC reject policy.",
+                &m.inbound_refused_dmarc,
+            ),
+            (
+                "mcluster_inbound_quarantined_total",
+                "Messages failing a DMARC policy that asks for quarantine.",
+                &m.inbound_quarantined,
+            ),
         ] {
             metric("counter", name, help, load(counter));
         }
