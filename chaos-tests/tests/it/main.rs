@@ -3,6 +3,7 @@
 mod chaos;
 mod durability;
 mod imap;
+mod inbound_checks;
 mod mail;
 mod metadata;
 mod operator;

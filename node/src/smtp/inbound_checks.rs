@@ -14,14 +14,15 @@ mod tests;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::rr::RData;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DmarcResult, IprevOutput, IprevResult,
-    MessageAuthenticator, SpfOutput, SpfResult,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, IprevOutput,
+    IprevResult, MessageAuthenticator, SpfOutput, SpfResult,
 };
 
 use crate::config::{CheckMode, DmarcAction, InboundChecksConfig, SpfFailAction};
@@ -279,28 +280,9 @@ impl InboundChecker {
         }
         if self.config.reverse_dns == CheckMode::Reject
             && let Some(iprev) = &client.iprev
+            && let Some(refusal) = reverse_dns_refusal(&iprev.result, client.ip)
         {
-            match &iprev.result {
-                IprevResult::Pass => {}
-                IprevResult::TempError(_) => {
-                    return Err(Refusal {
-                        check: Check::ReverseDns,
-                        reply: format!(
-                            "450 4.7.25 Client host rejected: cannot find your reverse hostname, [{}]",
-                            client.ip
-                        ),
-                    });
-                }
-                IprevResult::Fail(_) | IprevResult::PermError(_) | IprevResult::None => {
-                    return Err(Refusal {
-                        check: Check::ReverseDns,
-                        reply: format!(
-                            "550 5.7.25 Client host rejected: cannot find your hostname, [{}]",
-                            client.ip
-                        ),
-                    });
-                }
-            }
+            return Err(refusal);
         }
         if !self.config.verify && self.config.spf_fail == SpfFailAction::None {
             return Ok(None);
@@ -420,7 +402,7 @@ impl InboundChecker {
             ";\r\n\tdkim=none".to_owned()
         } else {
             AuthenticationResults::new("")
-                .with_dkim_results(&dkim, &header_from)
+                .with_dkim_results(&reported_dkim(&dkim), &header_from)
                 .to_string()
         };
         let mail_from_domain = sender_domain(sender, helo_domain);
@@ -451,6 +433,42 @@ impl InboundChecker {
             ),
         }
     }
+}
+
+/// DKIM results as the header reports them. mail-auth calls a body that no longer matches its
+/// signature's hash "neutral"; RFC 6376 6.1.3 makes that a PERMFAIL of a verification, which is
+/// RFC 8601's "fail" (the signature was fine, the message fails it), so it is reported so.
+fn reported_dkim<'a>(dkim: &'a [DkimOutput<'_>]) -> Vec<DkimOutput<'a>> {
+    dkim.iter()
+        .map(|output| match output.result() {
+            DkimResult::Neutral(err @ mail_auth::Error::Dkim(DkimError::FailedBodyHashMatch)) => {
+                let failed = DkimOutput::fail(err.clone());
+                match output.signature() {
+                    Some(signature) => failed.with_signature(signature),
+                    None => failed,
+                }
+            }
+            _ => output.clone(),
+        })
+        .collect()
+}
+
+/// The refusal for a client whose reverse DNS is not forward-confirmed: 450 when a lookup
+/// failed (it may work next time), 550 when there is no PTR or it does not lead back.
+pub fn reverse_dns_refusal(result: &IprevResult, ip: IpAddr) -> Option<Refusal> {
+    let reply = match result {
+        IprevResult::Pass => return None,
+        IprevResult::TempError(_) => {
+            format!("450 4.7.25 Client host rejected: cannot find your reverse hostname, [{ip}]")
+        }
+        IprevResult::Fail(_) | IprevResult::PermError(_) | IprevResult::None => {
+            format!("550 5.7.25 Client host rejected: cannot find your hostname, [{ip}]")
+        }
+    };
+    Some(Refusal {
+        check: Check::ReverseDns,
+        reply,
+    })
 }
 
 /// The 554 for a client on a block list, with the list's reason when it gave one.

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use crate::smtp::inbound_checks::{
     HeloProblem, Listing, authserv_id, dnsbl_reply, helo_problem, list_query_name,
-    strip_our_headers,
+    reverse_dns_refusal, strip_our_headers,
 };
+use mail_auth::{DnsError, Error, IprevResult};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -109,5 +110,29 @@ fn forged_results_for_our_name_are_removed_with_their_folded_lines() {
     check_strip(
         "Subject: x\r\nAuthentication-Results: MX.EXAMPLE.ORG; spf=pass\r\n",
         "Subject: x\r\n",
+    );
+}
+
+#[test]
+fn reverse_dns_failures_are_temporary_only_when_dns_failed() {
+    let client = ip("192.0.2.7");
+    let code =
+        |result: IprevResult| reverse_dns_refusal(&result, client).map(|r| r.reply[..3].to_owned());
+    assert_eq!(code(IprevResult::Pass), None);
+    assert_eq!(
+        code(IprevResult::TempError(Error::Dns(DnsError::Resolver(
+            "timed out".into()
+        )))),
+        Some("450".into())
+    );
+    assert_eq!(
+        code(IprevResult::Fail(Error::NotAligned)),
+        Some("550".into())
+    );
+    assert_eq!(
+        code(IprevResult::PermError(Error::Dns(
+            DnsError::InvalidRecordType
+        ))),
+        Some("550".into())
     );
 }
