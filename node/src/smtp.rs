@@ -73,7 +73,9 @@ pub async fn serve(
 }
 
 /// The connect-time DNS checks, for a client of the public SMTP listener (before the greeting,
-/// which waits for them, postscreen-style). None: no checks on this connection.
+/// which waits for them, postscreen-style). None: no checks on this connection, as on other
+/// listeners and for clients in the protection policy's exempt networks (the site's own relays
+/// and applications, whose mail would otherwise be judged by SPF against a relay's address).
 async fn client_checks(
     context: &MailContext,
     stream: &TcpStream,
@@ -81,7 +83,11 @@ async fn client_checks(
     service: Service,
 ) -> Option<ClientReport> {
     let checker = context.inbound_checks.as_ref()?;
-    if service != Service::Smtp {
+    if service != Service::Smtp
+        || context
+            .guard
+            .exempt(&context.protection_policy(), peer.ip())
+    {
         return None;
     }
     let local_ip = stream.local_addr().ok()?.ip();

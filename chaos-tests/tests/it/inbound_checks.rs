@@ -105,6 +105,13 @@ fn zone(key: &DkimKey) -> Zone {
         .a("21.73.0.127.wl.test", Ipv4Addr::new(127, 0, 10, 1))
 }
 
+/// The harness exempts all of 127.0.0.0/8 from the protection policy, and exempt clients are not
+/// checked: exempt only ::1 so that the lab's clients are.
+fn check_loopback_clients(cluster: &Cluster) -> Result<()> {
+    cluster.ctl_ok(&["protection", "set", "exempt-networks=::1/128"])?;
+    Ok(())
+}
+
 fn tuning(stub: &DnsStub, checks: &str) -> NodeTuning {
     NodeTuning {
         extra_toml: format!(
@@ -264,6 +271,7 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
         ),
     )?;
     mail::add_users(&cluster, &["bob", "postmaster"])?;
+    check_loopback_clients(&cluster)?;
     let bob = "bob@example.test";
 
     // Aligned SPF and a good signature: everything passes, and a forged header claiming our
@@ -339,6 +347,14 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
     assert_eq!(code(&answer["data"]), 250, "{answer}");
     stored(&cluster, bob, "allowed")?;
 
+    // A client in the exempt networks (the site's own relays) is not checked at all.
+    cluster.ctl_ok(&["protection", "set", "exempt-networks=127.0.73.0/24"])?;
+    let answer = Send::new(LISTED, "mallory@strict.test", "exempt").run(&cluster)?;
+    assert_eq!(code(&answer["rcpt"][0]), 250, "{answer}");
+    assert_eq!(code(&answer["data"]), 250, "{answer}");
+    let raw = stored(&cluster, bob, "exempt")?;
+    assert!(!raw.contains("Authentication-Results:"), "{raw}");
+
     let metrics = metrics(&cluster)?;
     for line in [
         "mcluster_inbound_refused_dnsbl_total 1",
@@ -364,6 +380,7 @@ fn helo_reverse_dns_and_spf_refusals_when_set_to_reject() -> Result<()> {
         ),
     )?;
     mail::add_users(&cluster, &["bob"])?;
+    check_loopback_clients(&cluster)?;
     let bob = "bob@example.test";
 
     // A well set up sender gets through.
