@@ -103,6 +103,10 @@ fn zone(key: &DkimKey) -> Zone {
         .txt("20.73.0.127.bl.test", "listed for testing")
         .a("21.73.0.127.bl.test", Ipv4Addr::new(127, 0, 0, 2))
         .a("21.73.0.127.wl.test", Ipv4Addr::new(127, 0, 10, 1))
+        // A second block list that never answers about GOOD: it must not matter.
+        .timeout("10.73.0.127.slow.test")
+        // tempfail.test's SPF record cannot be had.
+        .servfail("tempfail.test")
 }
 
 /// The harness exempts all of 127.0.0.0/8 from the protection policy, and exempt clients are not
@@ -267,7 +271,7 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
         true,
         tuning(
             &stub,
-            "dmarc-reject = \"reject\"\ndnsbl-zones = [\"bl.test\"]\ndnswl-zones = [\"wl.test\"]\n",
+            "dmarc-reject = \"reject\"\ndnsbl-zones = [\"bl.test\", \"slow.test\"]\ndnswl-zones = [\"wl.test\"]\n",
         ),
     )?;
     mail::add_users(&cluster, &["bob", "postmaster"])?;
@@ -275,12 +279,17 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
     let bob = "bob@example.test";
 
     // Aligned SPF and a good signature: everything passes, and a forged header claiming our
-    // name is gone.
+    // name is gone. (The block list slow.test never answers about this client: the lookup
+    // times out and counts as not listed.)
     let mut send = Send::new(GOOD, "alice@good.test", "all pass");
     send.dkim = Some(&key);
     send.extra_header = Some("Authentication-Results: n1.test; dkim=pass (forged by the sender)");
     let answer = send.run(&cluster)?;
     assert_eq!(code(&answer["data"]), 250, "{answer}");
+    assert!(
+        cluster.nodes[0].log().contains("DNS list lookup timed out"),
+        "the slow list was not asked"
+    );
     let raw = stored(&cluster, bob, "all pass")?;
     check_results(
         &raw,
@@ -398,6 +407,12 @@ fn helo_reverse_dns_and_spf_refusals_when_set_to_reject() -> Result<()> {
         &stored(&cluster, bob, "dmarc none")?,
         &["spf=softfail", "dmarc=fail", "policy.dmarc=reject"],
     );
+
+    // SPF cannot be looked up (SERVFAIL): temperror, never a refusal, even with spf-fail set to
+    // reject.
+    let answer = Send::new(LOCALHOST, "x@tempfail.test", "spf temperror").run(&cluster)?;
+    assert_eq!(code(&answer["data"]), 250, "{answer}");
+    check_results(&stored(&cluster, bob, "spf temperror")?, &["spf=temperror"]);
 
     // SPF -all: refused at MAIL FROM.
     let answer = Send::new(LOCALHOST, "x@hardfail.test", "spf fail").run(&cluster)?;
