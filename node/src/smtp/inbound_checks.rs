@@ -83,6 +83,15 @@ pub enum Disposition {
     Reject(String),
 }
 
+/// What DKIM and DMARC verification found.
+struct Verified {
+    /// The dkim= and dmarc= parts of Authentication-Results, each starting with ";".
+    results: String,
+    /// The From domain's DMARC policy (p=, or sp= for a subdomain).
+    policy: Policy,
+    dmarc_failed: bool,
+}
+
 /// Which check refused a client or a message (for metrics and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
@@ -359,10 +368,10 @@ impl InboundChecker {
             let verified =
                 tokio::time::timeout(limit, self.verify(message, sender, helo_domain, spf)).await;
             match verified {
-                Ok(Some((dkim_text, dmarc_text, policy, failed))) => {
-                    extra.push_str(&dkim_text);
-                    extra.push_str(&dmarc_text);
-                    if failed {
+                Ok(Some(verified)) => {
+                    extra.push_str(&verified.results);
+                    if verified.dmarc_failed {
+                        let policy = verified.policy;
                         disposition = self.dmarc_disposition(policy);
                         if disposition != Disposition::Accept {
                             tracing::info!(client = %client.ip, policy = ?policy, disposition = ?disposition, "DMARC failed");
@@ -387,14 +396,14 @@ impl InboundChecker {
         }
     }
 
-    /// DKIM and DMARC results as header text, the domain's policy and whether DMARC failed.
+    /// DKIM and DMARC verification (None: the message does not parse).
     async fn verify(
         &self,
         message: &[u8],
         sender: &str,
         helo_domain: &str,
         spf: &SpfOutput,
-    ) -> Option<(String, String, Policy, bool)> {
+    ) -> Option<Verified> {
         let parsed = AuthenticatedMessage::parse(message)?;
         let dkim = self.authenticator.verify_dkim(&parsed).await;
         let header_from = parsed.from.first().cloned().unwrap_or_default();
@@ -413,8 +422,11 @@ impl InboundChecker {
         let dmarc_text = AuthenticationResults::new("")
             .with_dmarc_result(&dmarc)
             .to_string();
-        let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
-        Some((dkim_text, dmarc_text, dmarc.policy(), failed))
+        Some(Verified {
+            results: dkim_text + &dmarc_text,
+            policy: dmarc.policy(),
+            dmarc_failed: matches!(dmarc.result(), DmarcResult::Fail(_)),
+        })
     }
 
     fn dmarc_disposition(&self, policy: Policy) -> Disposition {
