@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use raft_store::{NodeId, Role};
 use serde::Deserialize;
 
+use crate::privilege::Account;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct ConfigFile {
@@ -18,6 +20,10 @@ pub struct ConfigFile {
     pub data_dir: PathBuf,
     pub raft_addr: String,
     pub admin_addr: String,
+    /// The service user a node started as root becomes (see `privilege.rs`); empty: stay.
+    pub user: String,
+    /// Its group; empty: the user's primary group.
+    pub group: String,
     pub tls: TlsFile,
     pub raft: RaftFile,
     pub log: LogFile,
@@ -295,6 +301,8 @@ impl Default for ConfigFile {
             data_dir: "data".into(),
             raft_addr: "127.0.0.11:7071".into(),
             admin_addr: "127.0.0.11:7070".into(),
+            user: String::new(),
+            group: String::new(),
             tls: TlsFile::default(),
             raft: RaftFile::default(),
             log: LogFile::default(),
@@ -348,6 +356,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub raft_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `None`: run as started.
+    pub account: Option<Account>,
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -482,6 +492,8 @@ impl ConfigFile {
             data_dir,
             raft_addr,
             admin_addr,
+            user,
+            group,
             tls,
             raft,
             log,
@@ -600,6 +612,14 @@ impl ConfigFile {
         } else {
             resolve(blob_dir.into())
         };
+        if user.is_empty() && !group.is_empty() {
+            bail!("group needs user");
+        }
+        let account = if user.is_empty() {
+            None
+        } else {
+            Some(crate::privilege::resolve(&user, &group)?)
+        };
         Ok(Config {
             node_id,
             name,
@@ -607,6 +627,7 @@ impl ConfigFile {
             data_dir,
             raft_addr,
             admin_addr,
+            account,
             ca_cert: resolve(ca_cert),
             cert: resolve(cert),
             key: resolve(key),

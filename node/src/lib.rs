@@ -18,6 +18,7 @@ pub mod mail_service;
 pub mod metrics;
 pub mod outbound;
 pub mod pop3;
+pub mod privilege;
 pub mod protection;
 pub mod sasl;
 pub mod smtp;

@@ -55,6 +55,11 @@ fn main() -> ExitCode {
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, file = %config_path.display(), "unknown configuration key ignored");
     }
+    // Before the runtime: capability sets belong to threads (see node::privilege).
+    if let Err(err) = drop_privileges(&loaded.config) {
+        tracing::error!(error = format!("{err:#}"), "cannot drop privileges");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,6 +77,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Becomes the configured service user, or warns about running as root without one.
+fn drop_privileges(config: &node::Config) -> anyhow::Result<()> {
+    let Some(account) = &config.account else {
+        if nix::unistd::Uid::effective().is_root() {
+            tracing::warn!(
+                "running as root: set `user` in the configuration (or run from \
+                 deploy/mclusterd.service) to keep only the three capabilities the node needs"
+            );
+        }
+        return Ok(());
+    };
+    let mut dirs = vec![config.data_dir.as_path()];
+    if config.role == raft_store::Role::Data {
+        dirs.push(config.blob_dir.as_path());
+    }
+    let identity = node::privilege::become_user(account, &dirs)?;
+    tracing::info!(
+        user = %account.name,
+        uid = identity.uid,
+        gid = identity.gid,
+        capabilities = %identity.capabilities.join(","),
+        "running as the service user"
+    );
+    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -12,4 +12,5 @@ mod outbound_client;
 mod outbound_lab;
 mod outbound_route;
 mod peer_security;
+mod privilege;
 mod protection;
