@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A DNS stub for the outbound tests: serves MX, A and AAAA records from a JSON zone file over UDP
+"""A DNS stub for the outbound and inbound-check tests: serves MX, A, AAAA and TXT records from a JSON zone file over UDP
 and TCP on one loopback address and port, answers NXDOMAIN for names it does not know, and can be
 told to answer SERVFAIL for some names or never to answer for others (to test resolver failures).
 
@@ -8,11 +8,13 @@ told to answer SERVFAIL for some names or never to answer for others (to test re
 Zone file:
   {"ttl": 60,
    "records": {"example.test": {"MX": [[10, "mx1.example.test"], [20, "mx2.example.test"]]},
-               "mx1.example.test": {"A": ["127.0.0.2"], "AAAA": ["::1"]}},
+               "mx1.example.test": {"A": ["127.0.0.2"], "AAAA": ["::1"]},
+               "spf.example.test": {"TXT": ["v=spf1 -all"]}},
    "servfail": ["broken.test"],
    "timeout": ["silent.test"]}
 
-Names match without case and without the trailing dot. A known name asked for a type it lacks
+Names match without case and without the trailing dot. A TXT string longer than 255 bytes is
+sent as several character-strings (as DKIM keys are published). A known name asked for a type it lacks
 gets an empty NOERROR answer (NODATA). The zone is read once: restart the stub to change it.
 
 Each query is logged as one JSON line (time, transport, peer, qname, qtype, what was answered).
@@ -30,7 +32,7 @@ import sys
 import threading
 import time
 
-from dnslib import AAAA, MX, QTYPE, RCODE, RR, A, DNSRecord
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
 
 # A TCP client that sends nothing is dropped after this long, so no thread waits forever.
 TCP_READ_TIMEOUT = 10.0
@@ -62,11 +64,14 @@ class Zone:
             reply.header.rcode = RCODE.NXDOMAIN
             return reply.pack(), "NXDOMAIN"
         entry = self.records[name]
-        for value in entry.get(qtype, []) if qtype in ("MX", "A", "AAAA") else []:
+        for value in entry.get(qtype, []) if qtype in ("MX", "A", "AAAA", "TXT") else []:
             if qtype == "MX":
                 rdata = MX(value[1], int(value[0]))
             elif qtype == "A":
                 rdata = A(value)
+            elif qtype == "TXT":
+                data = value.encode()
+                rdata = TXT([data[i:i + 255] for i in range(0, len(data), 255)] or [b""])
             else:
                 rdata = AAAA(value)
             reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rdata, ttl=self.ttl))

@@ -222,6 +222,8 @@ struct ZoneEntry {
     a: Vec<Ipv4Addr>,
     #[serde(rename = "AAAA", skip_serializing_if = "Vec::is_empty")]
     aaaa: Vec<Ipv6Addr>,
+    #[serde(rename = "TXT", skip_serializing_if = "Vec::is_empty")]
+    txt: Vec<String>,
 }
 
 impl Zone {
@@ -247,6 +249,12 @@ impl Zone {
 
     pub fn aaaa(mut self, name: &str, ip: Ipv6Addr) -> Self {
         self.entry(name).aaaa.push(ip);
+        self
+    }
+
+    /// A TXT record (SPF, DKIM key, DMARC policy, a DNS list's reason) for `name`.
+    pub fn txt(mut self, name: &str, text: &str) -> Self {
+        self.entry(name).txt.push(text.to_owned());
         self
     }
 

@@ -30,6 +30,7 @@ pub struct ConfigFile {
     pub mail: MailFile,
     pub vip: VipFile,
     pub outbound: OutboundFile,
+    pub inbound_checks: InboundChecksFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
 }
@@ -62,6 +63,154 @@ impl Default for OutboundFile {
             nameservers: Vec::new(),
             port: 25,
         }
+    }
+}
+
+/// DNS-based checks of mail arriving on the public SMTP listener from unauthenticated clients
+/// (see `smtp/inbound_checks.rs`). Lookups use the `[outbound] nameservers`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct InboundChecksFile {
+    /// SPF, DKIM and DMARC verification and the Authentication-Results header.
+    pub verify: bool,
+    /// What an SPF "fail" of the MAIL FROM domain does.
+    pub spf_fail: SpfFailAction,
+    /// What a DMARC failure does when the domain publishes p=reject.
+    pub dmarc_reject: DmarcAction,
+    /// What a DMARC failure does when the domain publishes p=quarantine.
+    pub dmarc_quarantine: DmarcAction,
+    /// DNS block list zones, asked at connect time; a listed client may write only to postmaster.
+    pub dnsbl_zones: Vec<String>,
+    /// DNS allow list zones: a client listed in one is not checked against the block lists.
+    pub dnswl_zones: Vec<String>,
+    /// The HELO/EHLO name must be a FQDN or an address literal, and not claim to be us.
+    pub helo: CheckMode,
+    /// The client address must have a PTR name that resolves back to it (FCrDNS).
+    pub reverse_dns: CheckMode,
+    /// How long one DNS question may take.
+    pub dns_timeout_ms: u64,
+}
+
+impl Default for InboundChecksFile {
+    fn default() -> InboundChecksFile {
+        InboundChecksFile {
+            verify: true,
+            spf_fail: SpfFailAction::None,
+            dmarc_reject: DmarcAction::Reject,
+            dmarc_quarantine: DmarcAction::Quarantine,
+            dnsbl_zones: Vec::new(),
+            dnswl_zones: Vec::new(),
+            helo: CheckMode::Warn,
+            reverse_dns: CheckMode::Warn,
+            dns_timeout_ms: 3000,
+        }
+    }
+}
+
+/// What an SPF fail does: nothing but the header (`none`), or 550 at MAIL FROM (`reject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfFailAction {
+    None,
+    Reject,
+}
+
+/// What a DMARC failure does: only the header (`none`), file into Junk (`quarantine`), or 550
+/// at the end of DATA (`reject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcAction {
+    None,
+    Quarantine,
+    Reject,
+}
+
+/// A HELO or reverse DNS check: `off`, `warn` (log and header), or `reject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckMode {
+    Off,
+    Warn,
+    Reject,
+}
+
+/// The validated `[inbound-checks]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundChecksConfig {
+    pub verify: bool,
+    pub spf_fail: SpfFailAction,
+    pub dmarc_reject: DmarcAction,
+    pub dmarc_quarantine: DmarcAction,
+    /// Lower case, without a trailing dot.
+    pub dnsbl_zones: Vec<String>,
+    pub dnswl_zones: Vec<String>,
+    pub helo: CheckMode,
+    pub reverse_dns: CheckMode,
+    pub dns_timeout: Duration,
+}
+
+impl Default for InboundChecksConfig {
+    fn default() -> InboundChecksConfig {
+        InboundChecksFile::default()
+            .validate()
+            .expect("the default inbound checks are valid")
+    }
+}
+
+impl InboundChecksFile {
+    fn validate(self) -> anyhow::Result<InboundChecksConfig> {
+        let InboundChecksFile {
+            verify,
+            spf_fail,
+            dmarc_reject,
+            dmarc_quarantine,
+            dnsbl_zones,
+            dnswl_zones,
+            helo,
+            reverse_dns,
+            dns_timeout_ms,
+        } = self;
+        if dmarc_quarantine == DmarcAction::Reject {
+            bail!(
+                "inbound-checks.dmarc-quarantine must be \"quarantine\" or \"none\": \
+                 the domain asked for no more than quarantine"
+            );
+        }
+        if !(100..=60_000).contains(&dns_timeout_ms) {
+            bail!("inbound-checks.dns-timeout-ms must be 100 to 60000");
+        }
+        let zones = |key: &str, zones: Vec<String>| -> anyhow::Result<Vec<String>> {
+            zones
+                .into_iter()
+                .map(|zone| {
+                    let name = zone.trim_end_matches('.').to_ascii_lowercase();
+                    let valid = !name.is_empty()
+                        && name.len() <= 200
+                        && name.split('.').all(|label| {
+                            !label.is_empty()
+                                && label.len() <= 63
+                                && label
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                        });
+                    if !valid {
+                        bail!("inbound-checks.{key}: {zone:?} is not a DNS zone name");
+                    }
+                    Ok(name)
+                })
+                .collect()
+        };
+        Ok(InboundChecksConfig {
+            verify,
+            spf_fail,
+            dmarc_reject,
+            dmarc_quarantine,
+            dnsbl_zones: zones("dnsbl-zones", dnsbl_zones)?,
+            dnswl_zones: zones("dnswl-zones", dnswl_zones)?,
+            helo,
+            reverse_dns,
+            dns_timeout: Duration::from_millis(dns_timeout_ms),
+        })
     }
 }
 
@@ -160,6 +309,7 @@ impl Default for ConfigFile {
             mail: MailFile::default(),
             vip: VipFile::default(),
             outbound: OutboundFile::default(),
+            inbound_checks: InboundChecksFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
         }
@@ -223,6 +373,7 @@ pub struct Config {
     pub vip: Option<VipConfig>,
     pub nameservers: Vec<SocketAddr>,
     pub mx_port: u16,
+    pub inbound_checks: InboundChecksConfig,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
 }
@@ -349,6 +500,7 @@ impl ConfigFile {
             mail,
             vip,
             outbound,
+            inbound_checks,
             bootstrap,
             join,
         } = self;
@@ -444,6 +596,7 @@ impl ConfigFile {
         if mx_port == 0 {
             bail!("outbound.port must not be 0");
         }
+        let inbound_checks = inbound_checks.validate()?;
         let hostname = if hostname.is_empty() {
             system_hostname()
         } else {
@@ -490,6 +643,7 @@ impl ConfigFile {
             vip,
             nameservers,
             mx_port,
+            inbound_checks,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
         })

@@ -35,6 +35,9 @@ pub struct MailContext {
     pub guard: Guard,
     /// The block and allow lists (`access.rs`).
     pub access: AccessLists,
+    /// DNS-based checks of mail on the public SMTP listener; None when no resolver could be
+    /// built (the node then takes mail unchecked, and said so at start).
+    pub inbound_checks: Option<Arc<crate::smtp::inbound_checks::InboundChecker>>,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -59,9 +62,30 @@ pub struct MailMetrics {
     pub outbound_delivered: AtomicU64,
     pub outbound_deferred: AtomicU64,
     pub outbound_failed: AtomicU64,
+    /// Refusals by the inbound DNS checks (`smtp/inbound_checks.rs`), one counter per check.
+    pub inbound_refused_dnsbl: AtomicU64,
+    pub inbound_refused_helo: AtomicU64,
+    pub inbound_refused_reverse_dns: AtomicU64,
+    pub inbound_refused_spf: AtomicU64,
+    pub inbound_refused_dmarc: AtomicU64,
+    /// Messages whose DMARC policy asked for quarantine (delivered to the inbox until Junk
+    /// filing is connected).
+    pub inbound_quarantined: AtomicU64,
 }
 
 impl MailMetrics {
+    pub fn count_inbound_refusal(&self, check: crate::smtp::inbound_checks::Check) {
+        use crate::smtp::inbound_checks::Check;
+        let counter = match check {
+            Check::Dnsbl => &self.inbound_refused_dnsbl,
+            Check::Helo => &self.inbound_refused_helo,
+            Check::ReverseDns => &self.inbound_refused_reverse_dns,
+            Check::Spf => &self.inbound_refused_spf,
+            Check::Dmarc => &self.inbound_refused_dmarc,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn count_outbound(&self, outcomes: &[(String, raft_store::AttemptOutcome)]) {
         use raft_store::AttemptOutcome;
         for (_, outcome) in outcomes {
@@ -142,6 +166,18 @@ impl MailContext {
     ) -> MailContext {
         let tls = TlsConfigs::new(cluster.reader.clone());
         let access = AccessLists::new(cluster.reader.clone());
+        let config = &cluster.config;
+        let inbound_checks = match crate::smtp::inbound_checks::InboundChecker::new(
+            config.inbound_checks.clone(),
+            &config.nameservers,
+            &hostname,
+        ) {
+            Ok(checker) => Some(Arc::new(checker)),
+            Err(err) => {
+                tracing::error!(error = %err, "no DNS resolver: inbound mail is taken without DNS checks");
+                None
+            }
+        };
         MailContext {
             cluster,
             blobs,
@@ -152,6 +188,7 @@ impl MailContext {
             outbound_wake: tokio::sync::Notify::new(),
             guard: Guard::new(),
             access,
+            inbound_checks,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),

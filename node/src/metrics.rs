@@ -286,6 +286,36 @@ impl Metrics {
                 "Checks where a block list entry matched but an allow list entry won.",
                 &mail.access.counters.allowed_over_block,
             ),
+            (
+                "mcluster_inbound_refused_dnsbl_total",
+                "SMTP recipients refused because the client is on a DNS block list.",
+                &m.inbound_refused_dnsbl,
+            ),
+            (
+                "mcluster_inbound_refused_helo_total",
+                "MAIL commands refused for a bad HELO name (inbound-checks.helo = reject).",
+                &m.inbound_refused_helo,
+            ),
+            (
+                "mcluster_inbound_refused_reverse_dns_total",
+                "MAIL commands refused for missing reverse DNS (inbound-checks.reverse-dns = reject).",
+                &m.inbound_refused_reverse_dns,
+            ),
+            (
+                "mcluster_inbound_refused_spf_total",
+                "MAIL commands refused for an SPF fail (inbound-checks.spf-fail = reject).",
+                &m.inbound_refused_spf,
+            ),
+            (
+                "mcluster_inbound_refused_dmarc_total",
+                "Messages refused for failing their domain's DMARC reject policy.",
+                &m.inbound_refused_dmarc,
+            ),
+            (
+                "mcluster_inbound_quarantined_total",
+                "Messages failing a DMARC policy that asks for quarantine.",
+                &m.inbound_quarantined,
+            ),
         ] {
             metric("counter", name, help, load(counter));
         }

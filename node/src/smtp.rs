@@ -7,6 +7,7 @@
 //! PIPELINING (RFC 2920) needs.
 
 pub mod command;
+pub mod inbound_checks;
 
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use crate::mail_service::{self, MailContext, Resolved, Service, accept_tls};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
+use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -54,7 +56,9 @@ pub async fn serve(
         }
         return;
     }
+    let client = client_checks(&context, &stream, peer, service).await;
     let mut session = Session::new(context.clone(), peer, service, false);
+    session.client = client.clone();
     let mut reader = BufReader::new(stream);
     if let End::StartTls = session.run_plain(&mut reader).await {
         // Anything the client pipelined after STARTTLS is dropped with the buffer (RFC 3207 5).
@@ -62,7 +66,37 @@ pub async fn serve(
             // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
             // again.
             let mut session = Session::new(context, peer, service, true);
+            session.client = client;
             session.run(BufReader::new(tls), false).await;
+        }
+    }
+}
+
+/// The connect-time DNS checks, for a client of the public SMTP listener (before the greeting,
+/// which waits for them, postscreen-style). None: no checks on this connection, as on other
+/// listeners and for clients in the protection policy's exempt networks (the site's own relays
+/// and applications, whose mail would otherwise be judged by SPF against a relay's address).
+async fn client_checks(
+    context: &MailContext,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    service: Service,
+) -> Option<ClientReport> {
+    let checker = context.inbound_checks.as_ref()?;
+    if service != Service::Smtp
+        || context
+            .guard
+            .exempt(&context.protection_policy(), peer.ip())
+    {
+        return None;
+    }
+    let local_ip = stream.local_addr().ok()?.ip();
+    let limit = inbound_checks::connect_limit(checker.config());
+    match tokio::time::timeout(limit, checker.connect(peer.ip(), local_ip)).await {
+        Ok(report) => Some(report),
+        Err(_) => {
+            tracing::warn!(client = %peer.ip(), "connect-time DNS checks timed out; skipped");
+            None
         }
     }
 }
@@ -78,6 +112,8 @@ struct Transaction {
     recipients: Vec<Recipient>,
     /// Recipients in other domains (authenticated senders only), for the outbound queue.
     remote: Vec<String>,
+    /// The SPF result of MAIL FROM, for DMARC and the Authentication-Results header.
+    spf: Option<mail_auth::SpfOutput>,
 }
 
 struct Session {
@@ -92,6 +128,8 @@ struct Session {
     tx: Transaction,
     errors: u32,
     out: Vec<u8>,
+    /// What the connect-time checks found (port 25 only): MAIL, RCPT and DATA check on it.
+    client: Option<ClientReport>,
 }
 
 /// The outcome of one command: go on, or stop.
@@ -114,6 +152,7 @@ impl Session {
             tx: Transaction::default(),
             errors: 0,
             out: Vec::new(),
+            client: None,
         }
     }
 
@@ -299,7 +338,7 @@ impl Session {
                 self.auth(&mechanism, initial, policy.auth_without_tls, reader)
                     .await;
             }
-            Command::Mail(from) => self.mail(from, policy.max_message_bytes),
+            Command::Mail(from) => self.mail(from, policy.max_message_bytes).await,
             Command::Rcpt(to) => self.rcpt(to, policy.max_recipients),
             Command::Data => {
                 return self.data(reader, policy.max_message_bytes).await;
@@ -420,7 +459,7 @@ impl Session {
         }
     }
 
-    fn mail(&mut self, from: MailFrom, max_message_bytes: u64) {
+    async fn mail(&mut self, from: MailFrom, max_message_bytes: u64) {
         if self.helo.is_none() {
             return self.error("503 5.5.1 Send HELO/EHLO first");
         }
@@ -478,6 +517,19 @@ impl Session {
                 }
             }
         }
+        if let (Some(checker), Some(client), None) =
+            (&self.context.inbound_checks, &self.client, &self.user)
+        {
+            let sender = from.reverse_path.as_ref().map(|a| a.to_string());
+            let helo = self.helo.as_deref().unwrap_or_default();
+            match checker
+                .mail_from(client, helo, sender.as_deref().unwrap_or_default())
+                .await
+            {
+                Ok(spf) => self.tx.spf = spf,
+                Err(refusal) => return self.refuse(refusal),
+            }
+        }
         self.tx.from = Some(from);
         self.reply("250 2.1.0 Ok");
     }
@@ -505,6 +557,14 @@ impl Session {
             return self.error(&reply);
         }
         let declared = from.size.unwrap_or(0);
+        if let (Some(checker), Some(client), None) =
+            (&self.context.inbound_checks, &self.client, &self.user)
+        {
+            let postmaster = to.forward_path.local.eq_ignore_ascii_case("postmaster");
+            if let Some(refusal) = checker.rcpt(client, postmaster) {
+                return self.refuse(refusal);
+            }
+        }
         match self.resolve(&to.forward_path) {
             Ok(Resolved::Local(accounts)) => {
                 let reader = &self.context.cluster.reader;
@@ -633,13 +693,74 @@ impl Session {
         let Body::Message(data) = body else {
             unreachable!("other bodies were answered above")
         };
-        let reply = self.accept(tx, data).await;
+        let (data, trace) = match self.check_message(&tx, data).await {
+            Ok(checked) => checked,
+            Err(refusal) => {
+                self.refuse(refusal);
+                return Next::Continue;
+            }
+        };
+        let reply = self.accept(tx, data, trace).await;
         self.reply(&reply);
         Next::Continue
     }
 
-    /// Stores, mirrors and commits one message; returns the reply to DATA.
-    async fn accept(&mut self, tx: Transaction, body: Vec<u8>) -> String {
+    /// Replies with a refusal from the inbound checks, and counts it.
+    fn refuse(&mut self, refusal: Refusal) {
+        tracing::info!(peer = %self.peer, check = ?refusal.check, reply = refusal.reply, "refused by an inbound check");
+        self.context.metrics.count_inbound_refusal(refusal.check);
+        self.error(&refusal.reply);
+    }
+
+    /// Runs the DKIM/DMARC checks on an arriving message (port 25, not logged in): the
+    /// message with the headers only we may write removed, and the trace headers to add; or
+    /// the refusal.
+    async fn check_message(
+        &self,
+        tx: &Transaction,
+        data: Vec<u8>,
+    ) -> Result<(Vec<u8>, String), Refusal> {
+        let (Some(checker), Some(client), None) =
+            (&self.context.inbound_checks, &self.client, &self.user)
+        else {
+            return Ok((data, String::new()));
+        };
+        let sender = tx
+            .from
+            .as_ref()
+            .and_then(|from| from.reverse_path.as_ref())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let helo = self.helo.as_deref().unwrap_or_default();
+        let verdict = checker
+            .message(client, helo, &sender, tx.spf.as_ref(), &data)
+            .await;
+        match verdict.disposition {
+            Disposition::Accept => {}
+            Disposition::Reject(reply) => {
+                return Err(Refusal {
+                    check: inbound_checks::Check::Dmarc,
+                    reply,
+                });
+            }
+            // INTEGRATION POINT (Junk filing): the `filters` branch files messages into the
+            // recipient's Junk mailbox; connect `Disposition::Quarantine` to it here. Until then
+            // a quarantined message is delivered like an accepted one, with its
+            // Authentication-Results header saying dmarc=fail.
+            Disposition::Quarantine => {
+                self.context
+                    .metrics
+                    .inbound_quarantined
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let data = inbound_checks::strip_our_headers(&data, &self.context.hostname);
+        Ok((data, verdict.headers))
+    }
+
+    /// Stores, mirrors and commits one message; returns the reply to DATA. `trace` holds header
+    /// fields from the inbound checks, placed after Received.
+    async fn accept(&mut self, tx: Transaction, body: Vec<u8>, trace: String) -> String {
         let queue_id = format!("{:016X}", rand::random::<u64>());
         let from = tx.from.expect("DATA checked MAIL");
         let remote = tx.remote;
@@ -656,6 +777,7 @@ impl Session {
             .unwrap_or_default();
         message.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
         message.extend_from_slice(self.received_header(&queue_id, &accounts, &now).as_bytes());
+        message.extend_from_slice(trace.as_bytes());
         if self.user.is_some() && !remote.is_empty() {
             let signature = self.dkim_signature(&body).await;
             message.extend_from_slice(signature.unwrap_or_default().as_bytes());

@@ -59,6 +59,16 @@ fn invalid_settings_are_refused_with_the_reason() {
     check_rejected("raft-addr = \"nowhere\"", "raft-addr");
     check_rejected("role = \"boss\"", "role");
     check_rejected(
+        "[inbound-checks]\ndmarc-quarantine = \"reject\"",
+        "dmarc-quarantine",
+    );
+    check_rejected("[inbound-checks]\nspf-fail = \"maybe\"", "spf-fail");
+    check_rejected(
+        "[inbound-checks]\ndnsbl-zones = [\"bad zone\"]",
+        "dnsbl-zones",
+    );
+    check_rejected("[inbound-checks]\ndns-timeout-ms = 0", "dns-timeout-ms");
+    check_rejected(
         "[raft]\nelection-timeout-min-ms = 50",
         "election-timeout-min-ms",
     );

@@ -4,6 +4,7 @@ mod access_lists;
 mod chaos;
 mod durability;
 mod imap;
+mod inbound_checks;
 mod mail;
 mod metadata;
 mod operator;
