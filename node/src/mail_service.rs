@@ -17,6 +17,7 @@ use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
 use crate::protection::Guard;
+use crate::smtp::filters::{FilterMetrics, Filters};
 use crate::tls::TlsConfigs;
 
 /// Everything a mail session uses.
@@ -32,6 +33,8 @@ pub struct MailContext {
     pub outbound_wake: tokio::sync::Notify,
     /// Connection rate limits and failed-login counting (`protection.rs`).
     pub guard: Guard,
+    /// Content filters run on each message SMTP accepts.
+    pub filters: Filters,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -56,6 +59,7 @@ pub struct MailMetrics {
     pub outbound_delivered: AtomicU64,
     pub outbound_deferred: AtomicU64,
     pub outbound_failed: AtomicU64,
+    pub filters: FilterMetrics,
 }
 
 impl MailMetrics {
@@ -136,6 +140,7 @@ impl MailContext {
         blobs: Arc<Blobs>,
         deliverer: Deliverer,
         hostname: String,
+        filters: Filters,
     ) -> MailContext {
         let tls = TlsConfigs::new(cluster.reader.clone());
         MailContext {
@@ -147,6 +152,7 @@ impl MailContext {
             metrics: MailMetrics::default(),
             outbound_wake: tokio::sync::Notify::new(),
             guard: Guard::new(),
+            filters,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),

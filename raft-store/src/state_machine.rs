@@ -273,6 +273,11 @@ impl StateMachine {
             Command::SetProtectionPolicy(policy) => protection::set_policy(policy, batch),
             Command::Lock(lockout) => return protection::lock(&reader, lockout, batch),
             Command::Unlock { target } => return protection::unlock(&reader, target, batch),
+            Command::DeliverFiled { deliveries } => {
+                let filed: Vec<_> = deliveries.iter().map(|d| (&d.delivery, d.filing)).collect();
+                let outcomes = mail::deliver_filed(&reader, &filed, batch)?;
+                return Ok(CommandResult::Delivered(outcomes));
+            }
             Command::Expunge {
                 account,
                 mailbox,

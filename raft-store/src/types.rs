@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mail::{BlobHash, ClientTls, Delivery, DeliveryOutcome, MailPolicy};
+use crate::mail::{BlobHash, ClientTls, Delivery, DeliveryOutcome, FiledDelivery, MailPolicy};
 
 openraft::declare_raft_types!(
     /// The type configuration of mcluster's metadata Raft group.
@@ -294,6 +294,12 @@ pub enum Command {
     Unlock {
         target: crate::mail::protection::LockTarget,
     },
+    /// Like `Deliver`, each message filed where its `filing` says (a content filter's verdict
+    /// can send it to Junk). The receiving node proposes plain `Deliver` when every message
+    /// goes to INBOX, so entries from nodes that never file to Junk keep the old encoding.
+    DeliverFiled {
+        deliveries: Vec<FiledDelivery>,
+    },
 }
 
 impl Command {
@@ -304,6 +310,15 @@ impl Command {
                 let mut accounts: Vec<&str> = deliveries
                     .iter()
                     .flat_map(|d| d.recipients.iter().map(String::as_str))
+                    .collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                accounts
+            }
+            Command::DeliverFiled { deliveries } => {
+                let mut accounts: Vec<&str> = deliveries
+                    .iter()
+                    .flat_map(|d| d.delivery.recipients.iter().map(String::as_str))
                     .collect();
                 accounts.sort_unstable();
                 accounts.dedup();
@@ -403,6 +418,9 @@ impl fmt::Display for Command {
             Command::SetProtectionPolicy(_) => write!(f, "SetProtectionPolicy"),
             Command::Lock(lockout) => write!(f, "Lock({})", lockout.target),
             Command::Unlock { target } => write!(f, "Unlock({target})"),
+            Command::DeliverFiled { deliveries } => {
+                write!(f, "DeliverFiled({} messages)", deliveries.len())
+            }
         }
     }
 }
