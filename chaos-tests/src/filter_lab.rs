@@ -143,6 +143,15 @@ pub fn spamd(addr: SocketAddr, local_rules: &str) -> Result<Daemon> {
         .tempdir()?;
     let site = dir.path().join("site");
     std::fs::create_dir(&site)?;
+    // The site directory replaces /etc/spamassassin, whose .pre files load the plugins.
+    for entry in std::fs::read_dir("/etc/spamassassin").context("read /etc/spamassassin")? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "pre") {
+            let copy = site.join(path.file_name().context("file name")?);
+            std::fs::copy(&path, &copy)?;
+            world_readable(&copy)?;
+        }
+    }
     std::fs::write(site.join("local.cf"), local_rules)?;
     // spamd's children run as nobody when started as root: they must read the rules.
     world_readable(dir.path())?;
@@ -156,7 +165,7 @@ pub fn spamd(addr: SocketAddr, local_rules: &str) -> Result<Daemon> {
         .arg(format!("--siteconfigpath={}", site.display()))
         .arg("--min-children=1")
         .arg("--max-children=2")
-        .arg(format!("--allowed-ips={}", addr.ip()))
+        .arg("--allowed-ips=127.0.0.0/8")
         .arg(format!(
             "--pidfile={}",
             dir.path().join("spamd.pid").display()

@@ -2,6 +2,7 @@
 
 mod chaos;
 mod durability;
+mod filters;
 mod imap;
 mod mail;
 mod metadata;
