@@ -129,6 +129,16 @@ fn ping_once(addr: SocketAddr, ping: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(reply)
 }
 
+/// Debian installs the daemons in /usr/sbin, which is not on every user's PATH.
+fn sbin(name: &str) -> PathBuf {
+    let path = Path::new("/usr/sbin").join(name);
+    if path.exists() {
+        path
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 fn world_readable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
@@ -157,7 +167,7 @@ pub fn spamd(addr: SocketAddr, local_rules: &str) -> Result<Daemon> {
     world_readable(dir.path())?;
     world_readable(&site)?;
     world_readable(&site.join("local.cf"))?;
-    let mut command = Command::new("spamd");
+    let mut command = Command::new(sbin("spamd"));
     command
         .arg(format!("--listen={addr}"))
         .arg("--local")
@@ -214,7 +224,7 @@ pub fn clamd(
             dir.path().join("daemon.log").display(),
         ),
     )?;
-    let mut command = Command::new("clamd");
+    let mut command = Command::new(sbin("clamd"));
     command.arg("--config-file").arg(&config);
     Daemon::start("clamd", command, dir, addr, b"zPING\0", b"PONG")
 }
