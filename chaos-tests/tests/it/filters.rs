@@ -113,6 +113,15 @@ fn hex_decode(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// Node 0's /metrics text.
+fn metrics(cluster: &Cluster) -> Result<String> {
+    let url = format!("{}/metrics", cluster.nodes[0].admin_url());
+    let mut response = ureq::get(&url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    Ok(response.body_mut().read_to_string()?)
+}
+
 /// The header section of a message.
 fn header(message: &str) -> &str {
     message.split("\r\n\r\n").next().unwrap_or_default()
@@ -199,6 +208,22 @@ fn spamd_and_clamd_verdicts_tag_junk_refuse_and_pass_clean_mail() -> Result<()> 
     let junked = header(find(&junk, "Subject: [SPAM] junk-one")?);
     assert!(junked.contains("MCLUSTER_JUNK_TEST"), "{junked}");
 
+    let metrics = metrics(&cluster)?;
+    for (name, value) in [
+        // Clean, tag, junk and GTUBE; the big one was not scored.
+        ("mcluster_spam_scanned_total", 5),
+        ("mcluster_spam_found_total", 3),
+        ("mcluster_spam_skipped_total", 1),
+        // All but the big one, which clamd refused as too large.
+        ("mcluster_virus_scanned_total", 5),
+        ("mcluster_virus_found_total", 1),
+        ("mcluster_filter_errors_total", 1),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == format!("{name} {value}")),
+            "{name} should be {value}:\n{metrics}"
+        );
+    }
     let log = cluster.nodes[0].log();
     assert!(log.contains("virus found"), "the node logs the finding");
     assert!(
