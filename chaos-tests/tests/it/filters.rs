@@ -165,7 +165,14 @@ fn spamd_and_clamd_verdicts_tag_junk_refuse_and_pass_clean_mail() -> Result<()> 
         dir.path(),
         &[
             ("clean", message("clean-one", "Hello, see you tomorrow.")),
-            ("tag", message("tag-one", "mcluster-tag-me")),
+            // A sender's own verdict header does not survive.
+            (
+                "tag",
+                format!(
+                    "X-Spam-Status: No, forged\r\n{}",
+                    message("tag-one", "mcluster-tag-me")
+                ),
+            ),
             ("junk", message("junk-one", "mcluster-junk-me")),
             ("gtube", message("gtube-one", GTUBE)),
             ("virus", message("virus-one", VIRUS_PATTERN)),
@@ -189,6 +196,7 @@ fn spamd_and_clamd_verdicts_tag_junk_refuse_and_pass_clean_mail() -> Result<()> 
     assert!(!clean.contains("X-Spam-Flag"), "{clean}");
     let tagged = header(find(&inbox, "Subject: [SPAM] tag-one")?);
     assert!(tagged.contains("X-Spam-Flag: YES"), "{tagged}");
+    assert!(!tagged.contains("forged"), "{tagged}");
     assert!(
         tagged.contains("X-Spam-Status: Yes, score=6") && tagged.contains("MCLUSTER_TAG_TEST"),
         "{tagged}"

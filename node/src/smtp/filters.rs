@@ -16,6 +16,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::smtp::verdict::{Action, Verdict};
 
+/// The fields each check writes; the message's own copies go.
+const SPAM_FIELDS: &[&str] = &["X-Spam-Flag", "X-Spam-Status", "X-Spam-Score"];
+const VIRUS_FIELDS: &[&str] = &["X-Virus-Scanned"];
+
 /// Replies longer than this are not from a scanner we understand.
 const MAX_REPLY: u64 = 64 * 1024;
 /// clamd's INSTREAM chunk size (its StreamMaxLength counts the sum, not the chunk).
@@ -330,13 +334,12 @@ pub fn virus_verdict(config: &ClamdConfig, result: &ScanResult) -> Verdict {
         ScanResult::Found(name) => match config.action {
             VirusAction::Reject => Verdict {
                 action: Action::Reject(format!("554 5.7.1 Message rejected: virus found ({name})")),
-                headers: Vec::new(),
-                subject_tag: None,
+                ..Verdict::accept()
             },
             VirusAction::Junk => Verdict {
                 action: Action::Junk,
                 headers: vec![format!("X-Virus-Scanned: clamd, infected ({name})")],
-                subject_tag: None,
+                ..Verdict::accept()
             },
         },
     }
@@ -352,8 +355,7 @@ fn error_verdict(on_error: OnError, header: &str) -> Verdict {
             action: Action::TempFail(
                 "451 4.7.1 Content scanner unavailable, try again later".into(),
             ),
-            headers: Vec::new(),
-            subject_tag: None,
+            ..Verdict::accept()
         },
     }
 }
@@ -379,13 +381,17 @@ pub async fn check(
                 size = message.len(),
                 "message too large to score for spam"
             );
-            return Some(Verdict::accept().with_header(format!(
-                "X-Spam-Status: not scanned (larger than {} bytes)",
-                config.max_bytes
-            )));
+            return Some(
+                Verdict::accept()
+                    .with_header(format!(
+                        "X-Spam-Status: not scanned (larger than {} bytes)",
+                        config.max_bytes
+                    ))
+                    .owning(SPAM_FIELDS),
+            );
         }
         let scan = tokio::time::timeout(config.timeout, spamd_scan(config, message)).await;
-        Some(match scan.unwrap_or(Err(ScanError::Timeout)) {
+        let verdict = match scan.unwrap_or(Err(ScanError::Timeout)) {
             Ok(report) => {
                 metrics.spam_scanned.fetch_add(1, Ordering::Relaxed);
                 let verdict = spam_verdict(config, &report);
@@ -402,12 +408,13 @@ pub async fn check(
                 tracing::warn!(queue_id, scanner = %config.endpoint, error = %err, on_error = ?config.on_error, "spam scan failed");
                 error_verdict(config.on_error, "X-Spam-Status")
             }
-        })
+        };
+        Some(verdict.owning(SPAM_FIELDS))
     };
     let virus = async {
         let config = filters.clamd.as_ref()?;
         let scan = tokio::time::timeout(config.timeout, clamd_scan(config, message)).await;
-        Some(match scan.unwrap_or(Err(ScanError::Timeout)) {
+        let verdict = match scan.unwrap_or(Err(ScanError::Timeout)) {
             Ok(result) => {
                 metrics.virus_scanned.fetch_add(1, Ordering::Relaxed);
                 if let ScanResult::Found(name) = &result {
@@ -421,7 +428,8 @@ pub async fn check(
                 tracing::warn!(queue_id, scanner = %config.endpoint, error = %err, on_error = ?config.on_error, "virus scan failed");
                 error_verdict(config.on_error, "X-Virus-Scanned")
             }
-        })
+        };
+        Some(verdict.owning(VIRUS_FIELDS))
     };
     let (spam, virus) = tokio::join!(spam, virus);
     let mut verdict = Verdict::accept();

@@ -35,6 +35,9 @@ pub struct Verdict {
     pub headers: Vec<String>,
     /// Put before the Subject (`[SPAM] `).
     pub subject_tag: Option<String>,
+    /// Header fields this check vouches for: copies already in the message (a sender's forged
+    /// `X-Spam-Status: No`) are removed.
+    pub owned: Vec<&'static str>,
 }
 
 impl Default for Verdict {
@@ -49,7 +52,14 @@ impl Verdict {
             action: Action::Accept,
             headers: Vec::new(),
             subject_tag: None,
+            owned: Vec::new(),
         }
+    }
+
+    /// The same verdict, also removing the message's own copies of `fields`.
+    pub fn owning(mut self, fields: &[&'static str]) -> Verdict {
+        self.owned.extend_from_slice(fields);
+        self
     }
 
     pub fn with_header(mut self, header: String) -> Verdict {
@@ -64,6 +74,7 @@ impl Verdict {
             self.action = other.action;
         }
         self.headers.extend(other.headers);
+        self.owned.extend(other.owned);
         if self.subject_tag.is_none() {
             self.subject_tag = other.subject_tag;
         }
@@ -85,11 +96,17 @@ impl Verdict {
         }
     }
 
-    /// The message with the headers added at the top and the Subject tagged.
+    /// The message without its copies of the owned fields, with the headers added at the top and
+    /// the Subject tagged.
     pub fn apply(&self, message: Vec<u8>) -> Vec<u8> {
-        if self.headers.is_empty() && self.subject_tag.is_none() {
+        if self.headers.is_empty() && self.subject_tag.is_none() && self.owned.is_empty() {
             return message;
         }
+        let message = if self.owned.is_empty() {
+            message
+        } else {
+            strip_fields(&message, &self.owned)
+        };
         let mut out = Vec::with_capacity(message.len() + 256);
         for header in &self.headers {
             out.extend_from_slice(header.as_bytes());
@@ -101,6 +118,33 @@ impl Verdict {
         }
         out
     }
+}
+
+/// `message` without the header fields named in `names` (with their continuation lines).
+fn strip_fields(message: &[u8], names: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut dropping = false;
+    let mut in_header = true;
+    for line in message.split_inclusive(|b| *b == b'\n') {
+        if in_header && (line == b"\r\n" || line == b"\n") {
+            in_header = false;
+        }
+        if !in_header {
+            out.extend_from_slice(line);
+            continue;
+        }
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            let name = line.split(|b| *b == b':').next().unwrap_or_default();
+            dropping = names
+                .iter()
+                .any(|n| name.trim_ascii_end().eq_ignore_ascii_case(n.as_bytes()));
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 /// Copies `message` to `out` with `tag` put before the first Subject's text; a message without
