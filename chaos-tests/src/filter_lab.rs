@@ -36,6 +36,11 @@ impl Daemon {
         self.addr
     }
 
+    /// clamd's unix socket (clamd only).
+    pub fn unix_socket(&self) -> PathBuf {
+        self.dir.path().join(CLAMD_SOCKET)
+    }
+
     /// What the daemon wrote to stderr and its log file so far (for failure messages).
     pub fn log(&self) -> String {
         let mut text = String::new();
@@ -194,7 +199,10 @@ pub fn spamd(addr: SocketAddr, local_rules: &str) -> Result<Daemon> {
     )
 }
 
-/// Starts clamd on `addr` with one signature, `signature_name`, for `pattern` (an .ndb body
+/// clamd's unix socket, in its directory.
+const CLAMD_SOCKET: &str = "clamd.sock";
+
+/// Starts clamd on `addr` (and on a unix socket, `Daemon::unix_socket`) with one signature, `signature_name`, for `pattern` (an .ndb body
 /// signature) and the given StreamMaxLength.
 pub fn clamd(
     addr: SocketAddr,
@@ -216,11 +224,12 @@ pub fn clamd(
     std::fs::write(
         &config,
         format!(
-            "DatabaseDirectory {}\nTCPSocket {}\nTCPAddr {}\nForeground yes\nLogFile {}\n\
-             StreamMaxLength {stream_max_length}\nMaxThreads 4\n",
+            "DatabaseDirectory {}\nTCPSocket {}\nTCPAddr {}\nLocalSocket {}\nForeground yes\n\
+             LogFile {}\nStreamMaxLength {stream_max_length}\nMaxThreads 4\n",
             db.display(),
             addr.port(),
             addr.ip(),
+            dir.path().join(CLAMD_SOCKET).display(),
             dir.path().join("daemon.log").display(),
         ),
     )?;

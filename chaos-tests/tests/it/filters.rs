@@ -1,11 +1,12 @@
 //! Content filters against the real scanners: SpamAssassin's spamd (stock rules, network tests
-//! off, two local test rules) and ClamAV's clamd (a test signature database) started by the
-//! test on 127.0.75.x. Messages are sent with smtplib in one session and read back with
-//! imaplib: clean mail reaches INBOX with clean verdict headers, spam is tagged, filed to Junk or
-//! refused by score band, a virus pattern is refused 554, a message over spamd's size limit and
-//! clamd's StreamMaxLength is accepted as not scanned; a hung scanner with on-error = tempfail
-//! answers 451 and an unreachable one with on-error = accept lets mail in with a note. The SMTP
-//! session answers NOOP after every refusal.
+//! off, two local test rules) over TCP and ClamAV's clamd (a test signature database) over its
+//! unix socket, both started by the test (on 127.0.75.x). Messages are sent with smtplib in one
+//! session and read back with imaplib: clean mail reaches INBOX with clean verdict headers, spam
+//! is tagged, filed to Junk or refused by score band, a forged verdict header is dropped, a
+//! virus pattern is refused 554, a message over spamd's size limit and clamd's StreamMaxLength
+//! is accepted as not scanned; a hung scanner with on-error = tempfail answers 451 and an
+//! unreachable one with on-error = accept lets mail in with a note. The SMTP session answers
+//! NOOP after every refusal.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -149,7 +150,9 @@ fn spamd_and_clamd_verdicts_tag_junk_refuse_and_pass_clean_mail() -> Result<()> 
         extra_toml: format!(
             "[filters.spamd]\naddress = \"{SPAMD}\"\ntimeout-ms = 60000\ntag-score = 50.0\n\
              junk-score = 100.0\nreject-score = 500.0\n\n\
-             [filters.clamd]\naddress = \"{CLAMD}\"\ntimeout-ms = 60000\n"
+             [filters.clamd]\naddress = \"{}\"\ntimeout-ms = 60000\n",
+            // clamd over its unix socket; spamd over TCP.
+            clamd.unix_socket().display()
         ),
     };
     let cluster = Cluster::start(74, 1, false, tuning)?;
