@@ -255,7 +255,7 @@ impl HungScanner {
     }
 }
 
-/// Where the test's files go.
+/// Writes `text` to `dir/name`; its path.
 pub fn message_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     std::fs::write(&path, text)?;

@@ -286,6 +286,16 @@ pub fn parse_clamd_reply(reply: &[u8]) -> Result<ScanResult, ProtocolError> {
     }
 }
 
+impl SpamdConfig {
+    /// The lowest configured band, if any.
+    fn lowest_band(&self) -> Option<f64> {
+        [self.tag_score, self.junk_score, self.reject_score]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+    }
+}
+
 /// The spam verdict for a score: every band the score reaches applies.
 pub fn spam_verdict(config: &SpamdConfig, report: &SpamReport) -> Verdict {
     let reached = |band: Option<f64>| band.is_some_and(|b| report.score >= b);
@@ -294,12 +304,8 @@ pub fn spam_verdict(config: &SpamdConfig, report: &SpamReport) -> Verdict {
         reached(config.junk_score),
         reached(config.reject_score),
     );
-    let spam = tag || junk || reject;
-    let required = [config.tag_score, config.junk_score, config.reject_score]
-        .into_iter()
-        .flatten()
-        .reduce(f64::min)
-        .unwrap_or(report.threshold);
+    let spam = reached(config.lowest_band());
+    let required = config.lowest_band().unwrap_or(report.threshold);
     let mut verdict = Verdict::accept();
     verdict.headers.push(format!(
         "X-Spam-Status: {}, score={:.1} required={required:.1} tests={}",
@@ -395,9 +401,7 @@ pub async fn check(
             Ok(report) => {
                 metrics.spam_scanned.fetch_add(1, Ordering::Relaxed);
                 let verdict = spam_verdict(config, &report);
-                if verdict.headers.iter().any(|h| h == "X-Spam-Flag: YES")
-                    || verdict.action != Action::Accept
-                {
+                if config.lowest_band().is_some_and(|b| report.score >= b) {
                     metrics.spam_found.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::info!(queue_id, score = report.score, action = ?verdict.action, "spam scored");
@@ -454,13 +458,24 @@ async fn connect(endpoint: &Endpoint) -> std::io::Result<Pin<Box<dyn Io>>> {
 }
 
 /// Reads the reply to its end (the scanner closes the connection), at most `MAX_REPLY` bytes.
-async fn read_reply(stream: &mut Pin<Box<dyn Io>>) -> std::io::Result<Vec<u8>> {
+/// What arrived before a reset still counts: a scanner that answers and closes on a request it
+/// did not read to the end makes the kernel reset the connection right after its answer.
+async fn read_reply<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Vec<u8>> {
     let mut reply = Vec::new();
-    (&mut *stream)
-        .take(MAX_REPLY)
-        .read_to_end(&mut reply)
-        .await?;
-    Ok(reply)
+    let mut buf = [0u8; 4096];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => return Ok(reply),
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                if reply.len() as u64 > MAX_REPLY {
+                    return Err(std::io::Error::other("reply too long"));
+                }
+            }
+            Err(_) if !reply.is_empty() => return Ok(reply),
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 async fn spamd_scan(config: &SpamdConfig, message: &[u8]) -> Result<SpamReport, ScanError> {
@@ -475,23 +490,23 @@ async fn spamd_scan(config: &SpamdConfig, message: &[u8]) -> Result<SpamReport, 
 }
 
 async fn clamd_scan(config: &ClamdConfig, message: &[u8]) -> Result<ScanResult, ScanError> {
-    let mut stream = connect(&config.endpoint).await?;
-    let sent = async {
-        stream.write_all(b"zINSTREAM\0").await?;
+    let stream = connect(&config.endpoint).await?;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let send = async {
+        writer.write_all(b"zINSTREAM\0").await?;
         for chunk in message.chunks(CLAMD_CHUNK) {
             // Chunks are at most 64 KiB, so the length fits.
-            stream
+            writer
                 .write_all(&(chunk.len() as u32).to_be_bytes())
                 .await?;
-            stream.write_all(chunk).await?;
+            writer.write_all(chunk).await?;
         }
-        stream.write_all(&0u32.to_be_bytes()).await?;
-        stream.flush().await
-    }
-    .await;
-    // Past its StreamMaxLength clamd answers and closes while we still write: its reply, not
-    // the broken pipe, says what happened.
-    let reply = read_reply(&mut stream).await;
+        writer.write_all(&0u32.to_be_bytes()).await?;
+        writer.flush().await
+    };
+    // Read while sending: past its StreamMaxLength clamd answers and closes while we still
+    // write, and its answer, not the broken pipe, says what happened.
+    let (sent, reply) = tokio::join!(send, read_reply(&mut reader));
     match (sent, reply) {
         (_, Ok(reply)) if !reply.is_empty() => Ok(parse_clamd_reply(&reply)?),
         (Err(err), _) | (Ok(()), Err(err)) => Err(err.into()),

@@ -269,3 +269,62 @@ fn endpoints() {
         assert!(bad.parse::<Endpoint>().is_err(), "{bad:?}");
     }
 }
+
+/// Both scanners unusable: spamd accepts and never answers (the timeout ends the wait, in
+/// 200 ms), clamd's port refuses. Each fails as configured and counts an error.
+#[tokio::test]
+async fn unusable_scanners_fail_open_or_closed() {
+    use std::sync::atomic::Ordering;
+
+    use crate::smtp::filters::{FilterMetrics, Filters, check};
+
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_addr = refused.local_addr().unwrap();
+    drop(refused);
+    let mut spamd = spamd_config(Some(5.0), None, None);
+    spamd.endpoint = Endpoint::Tcp(hung.local_addr().unwrap().to_string());
+    spamd.timeout = Duration::from_millis(200);
+    let clamd = ClamdConfig {
+        endpoint: Endpoint::Tcp(refused_addr.to_string()),
+        timeout: Duration::from_secs(5),
+        on_error: OnError::Accept,
+        action: VirusAction::Reject,
+    };
+    let metrics = FilterMetrics::default();
+    let message = b"Subject: hi\r\n\r\nhello\r\n";
+    let filters = Filters {
+        spamd: Some(spamd.clone()),
+        clamd: Some(clamd.clone()),
+    };
+    let verdict = check(&filters, &metrics, message, false, "Q1").await;
+    assert_eq!(
+        verdict.headers,
+        [
+            "X-Virus-Scanned: not scanned (scanner unavailable)",
+            "X-Spam-Status: not scanned (scanner unavailable)"
+        ]
+    );
+    assert_eq!(verdict.action, Action::Accept);
+
+    spamd.on_error = OnError::TempFail;
+    let filters = Filters {
+        spamd: Some(spamd),
+        clamd: Some(clamd),
+    };
+    let verdict = check(&filters, &metrics, message, false, "Q2").await;
+    assert_eq!(
+        verdict.refusal(),
+        Some("451 4.7.1 Content scanner unavailable, try again later")
+    );
+    // An authenticated sender skips the spam scorer, not the virus scanner.
+    let verdict = check(&filters, &metrics, message, true, "Q3").await;
+    assert_eq!(verdict.action, Action::Accept);
+    assert_eq!(
+        verdict.headers,
+        ["X-Virus-Scanned: not scanned (scanner unavailable)"]
+    );
+    assert_eq!(metrics.errors.load(Ordering::Relaxed), 5);
+    assert_eq!(metrics.spam_scanned.load(Ordering::Relaxed), 0);
+    drop(hung);
+}
