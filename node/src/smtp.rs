@@ -614,6 +614,12 @@ impl Session {
         .await;
         if let Some(refusal) = verdict.refusal() {
             tracing::info!(queue_id, peer = %self.peer, reply = refusal, "message refused by content filters");
+            if refusal.starts_with('4') {
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             return refusal.to_owned();
         }
         let body = verdict.apply(body);

@@ -294,6 +294,13 @@ fn scanner_outage_fails_closed_or_open_as_configured() -> Result<()> {
         "the timeout bounds the wait: {elapsed:?}"
     );
     assert!(mailbox(&cluster, "INBOX")?.is_empty());
+    let metrics = metrics(&cluster)?;
+    for line in [
+        "mcluster_messages_tempfailed_total 2",
+        "mcluster_filter_errors_total 4",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
 
     // An authenticated sender's mail skips the spam scorer (scan-authenticated = false) but not
     // the virus scanner, which is down: accepted with a note.
