@@ -103,3 +103,6 @@ fn deliver_command(deliveries: Vec<FiledDelivery>) -> Command {
         Command::DeliverFiled { deliveries }
     }
 }
+
+#[cfg(test)]
+mod tests;
