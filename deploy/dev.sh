@@ -7,7 +7,8 @@
 # clients the conformance scenarios drive (swaks, fetchmail, mbsync from isync; Python's
 # smtplib/poplib/imaplib ship with python3), the outbound lab's DNS stub and SMTP sinks
 # (python3-dnslib, python3-aiosmtpd; dig from dnsutils), dkimpy (python3-dkim) to verify our
-# DKIM signatures, and the tools the chaos scenarios use to build and break networks (iproute2,
+# DKIM signatures, the content scanners the filter scenarios start (spamd, clamd from
+# clamav-daemon), and the tools the chaos scenarios use to build and break networks (iproute2,
 # nftables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,9 @@ install_build_deps() {
         dpkg -s python3-dnslib >/dev/null 2>&1 || missing+=(python3-dnslib)
         dpkg -s python3-dkim >/dev/null 2>&1 || missing+=(python3-dkim)
         command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+        # The content filter scenarios run their own spamd and clamd (chaos-tests/src/filter_lab.rs).
+        dpkg -s spamd >/dev/null 2>&1 || missing+=(spamd)
+        dpkg -s clamav-daemon >/dev/null 2>&1 || missing+=(clamav-daemon)
         # The chaos scenarios build networks of namespaces (ip) and cut them (nft).
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)
         command -v nft >/dev/null 2>&1 || missing+=(nftables)

@@ -20,6 +20,7 @@ pub mod checks;
 pub mod cluster;
 pub mod dovecot;
 pub mod faults;
+pub mod filter_lab;
 pub mod history;
 pub mod lab;
 pub mod mail;

@@ -10,6 +10,7 @@ use raft_store::{NodeId, Role};
 use serde::Deserialize;
 
 use crate::privilege::Account;
+use crate::smtp::filters::{ClamdConfig, Filters, OnError, SpamdConfig, VirusAction};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
@@ -31,8 +32,90 @@ pub struct ConfigFile {
     pub vip: VipFile,
     pub outbound: OutboundFile,
     pub inbound_checks: InboundChecksFile,
+    pub filters: FiltersFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
+}
+
+/// Content filters run on every message SMTP accepts (see `smtp/filters.rs`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct FiltersFile {
+    pub spamd: SpamdFile,
+    pub clamd: ClamdFile,
+}
+
+/// What to do when a scanner cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnErrorFile {
+    Accept,
+    Tempfail,
+}
+
+/// The spam scorer, spoken to over spamd's protocol.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct SpamdFile {
+    /// "host:port" or a unix socket path; empty: off.
+    pub address: String,
+    pub timeout_ms: u64,
+    pub on_error: OnErrorFile,
+    /// Score bands; 0 turns a band off.
+    pub tag_score: f64,
+    pub junk_score: f64,
+    pub reject_score: f64,
+    pub subject_tag: String,
+    pub max_bytes: u64,
+    pub scan_authenticated: bool,
+    pub user: String,
+}
+
+impl Default for SpamdFile {
+    fn default() -> SpamdFile {
+        SpamdFile {
+            address: String::new(),
+            timeout_ms: 5000,
+            on_error: OnErrorFile::Accept,
+            tag_score: 5.0,
+            junk_score: 8.0,
+            reject_score: 15.0,
+            subject_tag: "[SPAM] ".into(),
+            max_bytes: 500 * 1024,
+            scan_authenticated: false,
+            user: String::new(),
+        }
+    }
+}
+
+/// What a virus finding does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VirusActionFile {
+    Reject,
+    Junk,
+}
+
+/// The virus scanner, spoken to over clamd's INSTREAM.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ClamdFile {
+    /// "host:port" or a unix socket path; empty: off.
+    pub address: String,
+    pub timeout_ms: u64,
+    pub on_error: OnErrorFile,
+    pub action: VirusActionFile,
+}
+
+impl Default for ClamdFile {
+    fn default() -> ClamdFile {
+        ClamdFile {
+            address: String::new(),
+            timeout_ms: 10_000,
+            on_error: OnErrorFile::Accept,
+            action: VirusActionFile::Reject,
+        }
+    }
 }
 
 /// The floating virtual IP of a data node (see `vip.rs`). Interface names are a property of the
@@ -310,6 +393,7 @@ impl Default for ConfigFile {
             vip: VipFile::default(),
             outbound: OutboundFile::default(),
             inbound_checks: InboundChecksFile::default(),
+            filters: FiltersFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
         }
@@ -374,6 +458,7 @@ pub struct Config {
     pub nameservers: Vec<SocketAddr>,
     pub mx_port: u16,
     pub inbound_checks: InboundChecksConfig,
+    pub filters: Filters,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
 }
@@ -501,6 +586,7 @@ impl ConfigFile {
             vip,
             outbound,
             inbound_checks,
+            filters,
             bootstrap,
             join,
         } = self;
@@ -615,6 +701,7 @@ impl ConfigFile {
         if user.is_empty() && !group.is_empty() {
             bail!("group needs user");
         }
+        let filters = validate_filters(filters)?;
         let account = if user.is_empty() {
             None
         } else {
@@ -644,10 +731,89 @@ impl ConfigFile {
             nameservers,
             mx_port,
             inbound_checks,
+            filters,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
         })
     }
+}
+
+fn validate_filters(filters: FiltersFile) -> anyhow::Result<Filters> {
+    let FiltersFile { spamd, clamd } = filters;
+    let SpamdFile {
+        address,
+        timeout_ms,
+        on_error,
+        tag_score,
+        junk_score,
+        reject_score,
+        subject_tag,
+        max_bytes,
+        scan_authenticated,
+        user,
+    } = spamd;
+    let on_error_of = |on_error| match on_error {
+        OnErrorFile::Accept => OnError::Accept,
+        OnErrorFile::Tempfail => OnError::TempFail,
+    };
+    let timeout_of = |key: &str, ms: u64| {
+        if ms == 0 || ms > 300_000 {
+            bail!("{key} must be 1 to 300000");
+        }
+        Ok(Duration::from_millis(ms))
+    };
+    let band = |key: &str, score: f64| {
+        if !score.is_finite() || score < 0.0 {
+            bail!("filters.spamd.{key} must be a score of 0 (off) or more");
+        }
+        Ok((score > 0.0).then_some(score))
+    };
+    let spamd = if address.is_empty() {
+        None
+    } else {
+        if subject_tag.contains(|c: char| c.is_control()) {
+            bail!("filters.spamd.subject-tag must not hold control characters");
+        }
+        if user.contains(|c: char| c.is_control() || c.is_whitespace()) {
+            bail!("filters.spamd.user must be one word");
+        }
+        Some(SpamdConfig {
+            endpoint: address
+                .parse()
+                .map_err(|e| anyhow::anyhow!("filters.spamd.address: {e}"))?,
+            timeout: timeout_of("filters.spamd.timeout-ms", timeout_ms)?,
+            on_error: on_error_of(on_error),
+            tag_score: band("tag-score", tag_score)?,
+            junk_score: band("junk-score", junk_score)?,
+            reject_score: band("reject-score", reject_score)?,
+            subject_tag,
+            max_bytes,
+            scan_authenticated,
+            user,
+        })
+    };
+    let ClamdFile {
+        address,
+        timeout_ms,
+        on_error,
+        action,
+    } = clamd;
+    let clamd = if address.is_empty() {
+        None
+    } else {
+        Some(ClamdConfig {
+            endpoint: address
+                .parse()
+                .map_err(|e| anyhow::anyhow!("filters.clamd.address: {e}"))?,
+            timeout: timeout_of("filters.clamd.timeout-ms", timeout_ms)?,
+            on_error: on_error_of(on_error),
+            action: match action {
+                VirusActionFile::Reject => VirusAction::Reject,
+                VirusActionFile::Junk => VirusAction::Junk,
+            },
+        })
+    };
+    Ok(Filters { spamd, clamd })
 }
 
 fn validate_vip(

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use raft_store::{Command, CommandResult, Delivery, DeliveryOutcome};
+use raft_store::{Command, CommandResult, Delivery, DeliveryOutcome, FiledDelivery, Filing};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::cluster::{Cluster, ClusterError};
@@ -20,7 +20,7 @@ type Reply = oneshot::Sender<Result<DeliveryOutcome, String>>;
 
 #[derive(Clone)]
 pub struct Deliverer {
-    queue: mpsc::UnboundedSender<(Delivery, Reply)>,
+    queue: mpsc::UnboundedSender<(FiledDelivery, Reply)>,
 }
 
 impl Deliverer {
@@ -31,11 +31,16 @@ impl Deliverer {
         Deliverer { queue }
     }
 
-    /// Commits the delivery through Raft and returns once it is applied on this node.
-    pub async fn deliver(&self, delivery: Delivery) -> Result<DeliveryOutcome, String> {
+    /// Commits the delivery through Raft, filed where `filing` says, and returns once it is
+    /// applied on this node.
+    pub async fn deliver(
+        &self,
+        delivery: Delivery,
+        filing: Filing,
+    ) -> Result<DeliveryOutcome, String> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send((delivery, reply))
+            .send((FiledDelivery { delivery, filing }, reply))
             .map_err(|_| "the node is shutting down".to_owned())?;
         outcome
             .await
@@ -43,7 +48,7 @@ impl Deliverer {
     }
 }
 
-async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(Delivery, Reply)>) {
+async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(FiledDelivery, Reply)>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = receiver.recv().await {
         let permit = in_flight
@@ -63,7 +68,7 @@ async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(Deliv
         tokio::spawn(async move {
             let (deliveries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let n = deliveries.len();
-            let result = cluster.write(Command::Deliver { deliveries }).await;
+            let result = cluster.write(deliver_command(deliveries)).await;
             drop(permit);
             match result {
                 Ok(CommandResult::Delivered(outcomes)) if outcomes.len() == n => {
@@ -86,3 +91,18 @@ async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(Deliv
         });
     }
 }
+
+/// The entry for a batch: plain `Deliver` when everything goes to INBOX (the encoding every
+/// node version reads), `DeliverFiled` when something is filed elsewhere.
+fn deliver_command(deliveries: Vec<FiledDelivery>) -> Command {
+    if deliveries.iter().all(|d| d.filing == Filing::Inbox) {
+        Command::Deliver {
+            deliveries: deliveries.into_iter().map(|d| d.delivery).collect(),
+        }
+    } else {
+        Command::DeliverFiled { deliveries }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -235,6 +235,7 @@ impl MailServices {
             blobs.clone(),
             deliverer,
             config.hostname.clone(),
+            config.filters.clone(),
         ));
         let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let mut tasks = vec![

@@ -18,6 +18,7 @@ use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
 use crate::protection::Guard;
+use crate::smtp::filters::{FilterMetrics, Filters};
 use crate::tls::TlsConfigs;
 
 /// Everything a mail session uses.
@@ -38,6 +39,8 @@ pub struct MailContext {
     /// DNS-based checks of mail on the public SMTP listener; None when no resolver could be
     /// built (the node then takes mail unchecked, and said so at start).
     pub inbound_checks: Option<Arc<crate::smtp::inbound_checks::InboundChecker>>,
+    /// Content filters run on each message SMTP accepts.
+    pub filters: Filters,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -71,6 +74,7 @@ pub struct MailMetrics {
     /// Messages whose DMARC policy asked for quarantine (delivered to the inbox until Junk
     /// filing is connected).
     pub inbound_quarantined: AtomicU64,
+    pub filters: FilterMetrics,
 }
 
 impl MailMetrics {
@@ -163,6 +167,7 @@ impl MailContext {
         blobs: Arc<Blobs>,
         deliverer: Deliverer,
         hostname: String,
+        filters: Filters,
     ) -> MailContext {
         let tls = TlsConfigs::new(cluster.reader.clone());
         let access = AccessLists::new(cluster.reader.clone());
@@ -189,6 +194,7 @@ impl MailContext {
             guard: Guard::new(),
             access,
             inbound_checks,
+            filters,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),

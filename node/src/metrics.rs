@@ -316,6 +316,36 @@ impl Metrics {
                 "Messages failing a DMARC policy that asks for quarantine.",
                 &m.inbound_quarantined,
             ),
+            (
+                "mcluster_spam_scanned_total",
+                "Messages the spam scorer (spamd) scored.",
+                &m.filters.spam_scanned,
+            ),
+            (
+                "mcluster_spam_found_total",
+                "Scored messages that reached a spam band (tagged, junked or rejected).",
+                &m.filters.spam_found,
+            ),
+            (
+                "mcluster_spam_skipped_total",
+                "Messages not scored for spam because they were larger than max-bytes.",
+                &m.filters.spam_skipped,
+            ),
+            (
+                "mcluster_virus_scanned_total",
+                "Messages the virus scanner (clamd) scanned.",
+                &m.filters.virus_scanned,
+            ),
+            (
+                "mcluster_virus_found_total",
+                "Messages the virus scanner found something in.",
+                &m.filters.virus_found,
+            ),
+            (
+                "mcluster_filter_errors_total",
+                "Scans that failed (scanner unreachable, timed out, bad reply); on-error decided.",
+                &m.filters.errors,
+            ),
         ] {
             metric("counter", name, help, load(counter));
         }

@@ -7,7 +7,9 @@
 //! PIPELINING (RFC 2920) needs.
 
 pub mod command;
+pub mod filters;
 pub mod inbound_checks;
+pub mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -768,6 +770,25 @@ impl Session {
             tx.recipients.into_iter().flat_map(|r| r.accounts).collect();
         accounts.sort();
         accounts.dedup();
+        let verdict = filters::check(
+            &self.context.filters,
+            &self.context.metrics.filters,
+            &body,
+            self.user.is_some(),
+            &queue_id,
+        )
+        .await;
+        if let Some(refusal) = verdict.refusal() {
+            tracing::info!(queue_id, peer = %self.peer, reply = refusal, "message refused by content filters");
+            if refusal.starts_with('4') {
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return refusal.to_owned();
+        }
+        let body = verdict.apply(body);
         let now = chrono_like_now();
         let mut message = Vec::with_capacity(body.len() + 512);
         let return_path = from
@@ -832,7 +853,12 @@ impl Session {
                 ret_full: from.ret == Some(Ret::Full),
             }),
         };
-        match self.context.deliverer.deliver(delivery).await {
+        match self
+            .context
+            .deliverer
+            .deliver(delivery, verdict.filing())
+            .await
+        {
             Ok(outcome) => {
                 self.context
                     .metrics
@@ -844,6 +870,7 @@ impl Session {
                     recipients = accounts.len(),
                     remote = remote.len(),
                     delivered = outcome.delivered,
+                    filing = ?verdict.filing(),
                     size,
                     replicas = ?stored.replicas,
                     degraded = !stored.missing.is_empty(),

@@ -144,3 +144,63 @@ fn vip_config_mistakes_are_refused() {
         "witness never holds",
     );
 }
+
+#[test]
+fn filters_are_off_by_default_and_parse_when_configured() {
+    use std::time::Duration;
+
+    use crate::smtp::filters::{Endpoint, OnError, VirusAction};
+
+    let loaded = parse("", Path::new("/")).unwrap();
+    assert_eq!(loaded.config.filters, Default::default());
+    let loaded = parse(
+        "[filters.spamd]\naddress = \"127.0.0.1:783\"\ntag-score = 4.5\nreject-score = 0\n\
+         on-error = \"tempfail\"\n[filters.clamd]\naddress = \"/run/clamav/clamd.ctl\"\n\
+         action = \"junk\"\ntimeout-ms = 2500\n",
+        Path::new("/"),
+    )
+    .unwrap();
+    let spamd = loaded.config.filters.spamd.expect("spamd is on");
+    assert_eq!(spamd.endpoint, Endpoint::Tcp("127.0.0.1:783".into()));
+    assert_eq!(
+        (spamd.tag_score, spamd.junk_score, spamd.reject_score),
+        (Some(4.5), Some(8.0), None)
+    );
+    assert_eq!(spamd.on_error, OnError::TempFail);
+    assert_eq!(spamd.max_bytes, 500 * 1024);
+    assert!(!spamd.scan_authenticated);
+    let clamd = loaded.config.filters.clamd.expect("clamd is on");
+    assert_eq!(
+        clamd.endpoint,
+        Endpoint::Unix("/run/clamav/clamd.ctl".into())
+    );
+    assert_eq!(clamd.action, VirusAction::Junk);
+    assert_eq!(clamd.timeout, Duration::from_millis(2500));
+    assert_eq!(clamd.on_error, OnError::Accept);
+}
+
+#[test]
+fn filter_mistakes_are_refused() {
+    check_rejected(
+        "[filters.spamd]\naddress = \"localhost\"",
+        "filters.spamd.address",
+    );
+    check_rejected(
+        "[filters.clamd]\naddress = \"clamd.ctl\"",
+        "filters.clamd.address",
+    );
+    check_rejected(
+        "[filters.spamd]\naddress = \"127.0.0.1:783\"\ntimeout-ms = 0",
+        "filters.spamd.timeout-ms",
+    );
+    check_rejected(
+        "[filters.spamd]\naddress = \"127.0.0.1:783\"\njunk-score = -1.0",
+        "filters.spamd.junk-score",
+    );
+    check_rejected(
+        "[filters.spamd]\naddress = \"127.0.0.1:783\"\nsubject-tag = \"a\\nb\"",
+        "subject-tag",
+    );
+    check_rejected("[filters.clamd]\naction = \"quarantine\"", "action");
+    check_rejected("[filters.clamd]\non-error = \"ignore\"", "on-error");
+}

@@ -106,6 +106,25 @@ pub struct Delivery {
     pub outbound: Option<queue::Outbound>,
 }
 
+/// Where a delivered message goes in each local recipient's account.
+///
+/// (Appended variants only: the variant index is part of the log's encoding.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Filing {
+    #[default]
+    Inbox,
+    /// The account's mailbox with special use `\Junk` (the first by name if there are
+    /// several); INBOX if the account has none, so the message is never lost.
+    Junk,
+}
+
+/// A delivery with where to file it (`Command::DeliverFiled`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiledDelivery {
+    pub delivery: Delivery,
+    pub filing: Filing,
+}
+
 /// What became of one delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryOutcome {
@@ -421,10 +440,21 @@ pub(crate) fn deliver(
     deliveries: &[Delivery],
     staged: &mut Staged<'_>,
 ) -> Result<Vec<DeliveryOutcome>, StoreError> {
+    let filed: Vec<(&Delivery, Filing)> = deliveries.iter().map(|d| (d, Filing::Inbox)).collect();
+    deliver_filed(reader, &filed, staged)
+}
+
+/// Stores each delivery in the mailbox its filing names, once per (queue id, recipient): a
+/// retry of the same queue id is counted as delivered wherever the first copy went.
+pub(crate) fn deliver_filed(
+    reader: &StateReader,
+    deliveries: &[(&Delivery, Filing)],
+    staged: &mut Staged<'_>,
+) -> Result<Vec<DeliveryOutcome>, StoreError> {
     let mut overlay = MailOverlay::default();
     let mut delivered_now = HashMap::new();
     let mut outcomes = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
+    for &(delivery, filing) in deliveries {
         let mut outcome = DeliveryOutcome {
             delivered: 0,
             undeliverable: Vec::new(),
@@ -441,7 +471,11 @@ pub(crate) fn deliver(
                 .db()
                 .get::<Account>(CF_ACCOUNTS, recipient.as_bytes())?
                 .is_some_and(|a| a.enabled);
-            let inbox = match overlay.mailbox(reader, recipient, INBOX)? {
+            let target = match filing {
+                Filing::Inbox => INBOX.to_owned(),
+                Filing::Junk => junk_mailbox(reader, recipient)?,
+            };
+            let inbox = match overlay.mailbox(reader, recipient, &target)? {
                 Some(inbox) if enabled => inbox,
                 _ => {
                     outcome.undeliverable.push(recipient.clone());
@@ -464,7 +498,7 @@ pub(crate) fn deliver(
                 queue_id: delivery.queue_id.clone(),
                 modseq,
             };
-            staged.put(CF_MESSAGES, &message_key(recipient, INBOX, uid), &message);
+            staged.put(CF_MESSAGES, &message_key(recipient, &target, uid), &message);
             staged.put(CF_DELIVERED, &key, &uid);
             delivered_now.insert(key, uid);
             overlay.add_blob_ref(
@@ -497,6 +531,17 @@ pub(crate) fn deliver(
     }
     overlay.write(staged);
     Ok(outcomes)
+}
+
+/// The name of the account's `\Junk` mailbox (the first by name), or INBOX if it has none.
+fn junk_mailbox(reader: &StateReader, account: &str) -> Result<String, StoreError> {
+    let junk = reader
+        .mailboxes(account)?
+        .into_iter()
+        .filter(|m| m.special_use.as_deref() == Some("\\Junk"))
+        .map(|m| m.name)
+        .min();
+    Ok(junk.unwrap_or_else(|| INBOX.to_owned()))
 }
 
 /// Removes messages (by UID) from a mailbox. UIDs already gone are skipped, so two sessions

@@ -287,6 +287,11 @@ impl StateMachine {
             Command::RemoveAccessEntry { list, pattern } => {
                 return access::remove(&reader, *list, pattern, batch);
             }
+            Command::DeliverFiled { deliveries } => {
+                let filed: Vec<_> = deliveries.iter().map(|d| (&d.delivery, d.filing)).collect();
+                let outcomes = mail::deliver_filed(&reader, &filed, batch)?;
+                return Ok(CommandResult::Delivered(outcomes));
+            }
             Command::Expunge {
                 account,
                 mailbox,

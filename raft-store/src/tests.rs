@@ -298,6 +298,68 @@ fn delivery(queue_id: &str, blob: u8, recipients: &[&str], missing: &[u64]) -> c
 }
 
 #[tokio::test]
+async fn filed_deliveries_go_to_junk_once_and_fall_back_to_inbox() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    let filed = |queue_id: &str, blob: u8, filing| crate::FiledDelivery {
+        delivery: delivery(queue_id, blob, &[a], &[]),
+        filing,
+    };
+    let junk = Command::DeliverFiled {
+        deliveries: vec![
+            filed("q1", 1, crate::Filing::Junk),
+            filed("q2", 2, crate::Filing::Inbox),
+        ],
+    };
+    let one = crate::DeliveryOutcome {
+        delivered: 1,
+        undeliverable: Vec::new(),
+    };
+    let delivered = CommandResult::Delivered(vec![one.clone(), one.clone()]);
+    // The retry (same queue ids) delivers nothing new.
+    let results = apply_all(&mut sm, 3, vec![junk.clone(), junk]).await;
+    check_results(results, &[delivered.clone(), delivered]);
+    let uids = |mailbox: &str| -> Vec<(u32, String)> {
+        reader
+            .messages(a, mailbox)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uid, m.queue_id))
+            .collect()
+    };
+    assert_eq!(uids("Junk"), [(1, "q1".to_owned())]);
+    assert_eq!(uids(crate::INBOX), [(1, "q2".to_owned())]);
+    assert_eq!(reader.mailbox(a, "Junk").unwrap().unwrap().messages, 1);
+
+    // Without a \Junk mailbox, Junk mail goes to INBOX rather than being lost.
+    let results = apply_all(
+        &mut sm,
+        5,
+        vec![
+            Command::DeleteMailbox {
+                account: a.into(),
+                name: "Junk".into(),
+            },
+            Command::DeliverFiled {
+                deliveries: vec![filed("q3", 3, crate::Filing::Junk)],
+            },
+        ],
+    )
+    .await;
+    check_results(
+        results,
+        &[CommandResult::Done, CommandResult::Delivered(vec![one])],
+    );
+    assert_eq!(
+        uids(crate::INBOX),
+        [(1, "q2".to_owned()), (2, "q3".to_owned())]
+    );
+}
+
+#[tokio::test]
 async fn deliveries_allocate_uids_once_and_expunge_releases_blobs() {
     let dir = TempDir::new().unwrap();
     let (_log, mut sm) = crate::open(dir.path()).unwrap();

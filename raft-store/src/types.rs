@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mail::{BlobHash, ClientTls, Delivery, DeliveryOutcome, MailPolicy};
+use crate::mail::{BlobHash, ClientTls, Delivery, DeliveryOutcome, FiledDelivery, MailPolicy};
 
 openraft::declare_raft_types!(
     /// The type configuration of mcluster's metadata Raft group.
@@ -300,6 +300,12 @@ pub enum Command {
         list: crate::mail::access::AccessList,
         pattern: crate::mail::access::AccessPattern,
     },
+    /// Like `Deliver`, each message filed where its `filing` says (a content filter's verdict
+    /// can send it to Junk). The receiving node proposes plain `Deliver` when every message
+    /// goes to INBOX, so entries from nodes that never file to Junk keep the old encoding.
+    DeliverFiled {
+        deliveries: Vec<FiledDelivery>,
+    },
 }
 
 impl Command {
@@ -310,6 +316,15 @@ impl Command {
                 let mut accounts: Vec<&str> = deliveries
                     .iter()
                     .flat_map(|d| d.recipients.iter().map(String::as_str))
+                    .collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                accounts
+            }
+            Command::DeliverFiled { deliveries } => {
+                let mut accounts: Vec<&str> = deliveries
+                    .iter()
+                    .flat_map(|d| d.delivery.recipients.iter().map(String::as_str))
                     .collect();
                 accounts.sort_unstable();
                 accounts.dedup();
@@ -416,6 +431,9 @@ impl fmt::Display for Command {
             }
             Command::RemoveAccessEntry { list, pattern } => {
                 write!(f, "RemoveAccessEntry({list} {pattern})")
+            }
+            Command::DeliverFiled { deliveries } => {
+                write!(f, "DeliverFiled({} messages)", deliveries.len())
             }
         }
     }

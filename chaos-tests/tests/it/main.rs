@@ -3,6 +3,7 @@
 mod access_lists;
 mod chaos;
 mod durability;
+mod filters;
 mod imap;
 mod inbound_checks;
 mod mail;
