@@ -31,6 +31,7 @@ use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
+use crate::smtp::verdict::{Action, Verdict};
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -76,8 +77,9 @@ pub async fn serve(
 
 /// The connect-time DNS checks, for a client of the public SMTP listener (before the greeting,
 /// which waits for them, postscreen-style). None: no checks on this connection, as on other
-/// listeners and for clients in the protection policy's exempt networks (the site's own relays
-/// and applications, whose mail would otherwise be judged by SPF against a relay's address).
+/// listeners, for clients in the protection policy's exempt networks (the site's own relays
+/// and applications, whose mail would otherwise be judged by SPF against a relay's address) and
+/// for clients on the allow list.
 async fn client_checks(
     context: &MailContext,
     stream: &TcpStream,
@@ -89,6 +91,7 @@ async fn client_checks(
         || context
             .guard
             .exempt(&context.protection_policy(), peer.ip())
+        || context.access.allowed_client(peer.ip())
     {
         return None;
     }
@@ -116,6 +119,9 @@ struct Transaction {
     remote: Vec<String>,
     /// The SPF result of MAIL FROM, for DMARC and the Authentication-Results header.
     spf: Option<mail_auth::SpfOutput>,
+    /// The client or the sender is on the allow list: no DNS checks, no spam scoring (the
+    /// virus scan still runs).
+    allow_listed: bool,
 }
 
 struct Session {
@@ -519,9 +525,17 @@ impl Session {
                 }
             }
         }
-        if let (Some(checker), Some(client), None) =
-            (&self.context.inbound_checks, &self.client, &self.user)
-        {
+        let allow_listed = self.context.access.allowed_client(self.peer.ip())
+            || from.reverse_path.as_ref().is_some_and(|address| {
+                (self.context.access).allowed_sender(&address.normalized().to_lowercase())
+            });
+        self.tx.allow_listed = allow_listed;
+        if let (Some(checker), Some(client), None, false) = (
+            &self.context.inbound_checks,
+            &self.client,
+            &self.user,
+            allow_listed,
+        ) {
             let sender = from.reverse_path.as_ref().map(|a| a.to_string());
             let helo = self.helo.as_deref().unwrap_or_default();
             match checker
@@ -695,14 +709,14 @@ impl Session {
         let Body::Message(data) = body else {
             unreachable!("other bodies were answered above")
         };
-        let (data, trace) = match self.check_message(&tx, data).await {
+        let (data, trace, quarantine) = match self.check_message(&tx, data).await {
             Ok(checked) => checked,
             Err(refusal) => {
                 self.refuse(refusal);
                 return Next::Continue;
             }
         };
-        let reply = self.accept(tx, data, trace).await;
+        let reply = self.accept(tx, data, trace, quarantine).await;
         self.reply(&reply);
         Next::Continue
     }
@@ -714,18 +728,22 @@ impl Session {
         self.error(&refusal.reply);
     }
 
-    /// Runs the DKIM/DMARC checks on an arriving message (port 25, not logged in): the
-    /// message with the headers only we may write removed, and the trace headers to add; or
-    /// the refusal.
+    /// Runs the DKIM/DMARC checks on an arriving message (port 25, not logged in, not allow
+    /// listed): the message with the headers only we may write removed, the trace headers to
+    /// add, and whether the domain's DMARC policy quarantines it (files it to Junk); or the
+    /// refusal.
     async fn check_message(
         &self,
         tx: &Transaction,
         data: Vec<u8>,
-    ) -> Result<(Vec<u8>, String), Refusal> {
-        let (Some(checker), Some(client), None) =
-            (&self.context.inbound_checks, &self.client, &self.user)
-        else {
-            return Ok((data, String::new()));
+    ) -> Result<(Vec<u8>, String, bool), Refusal> {
+        let (Some(checker), Some(client), None, false) = (
+            &self.context.inbound_checks,
+            &self.client,
+            &self.user,
+            tx.allow_listed,
+        ) else {
+            return Ok((data, String::new(), false));
         };
         let sender = tx
             .from
@@ -737,32 +755,38 @@ impl Session {
         let verdict = checker
             .message(client, helo, &sender, tx.spf.as_ref(), &data)
             .await;
-        match verdict.disposition {
-            Disposition::Accept => {}
+        let quarantine = match verdict.disposition {
+            Disposition::Accept => false,
             Disposition::Reject(reply) => {
                 return Err(Refusal {
                     check: inbound_checks::Check::Dmarc,
                     reply,
                 });
             }
-            // INTEGRATION POINT (Junk filing): the `filters` branch files messages into the
-            // recipient's Junk mailbox; connect `Disposition::Quarantine` to it here. Until then
-            // a quarantined message is delivered like an accepted one, with its
-            // Authentication-Results header saying dmarc=fail.
+            // Filed in each local recipient's Junk mailbox, like a content filter's Junk verdict
+            // (see `accept`).
             Disposition::Quarantine => {
                 self.context
                     .metrics
                     .inbound_quarantined
                     .fetch_add(1, Ordering::Relaxed);
+                true
             }
-        }
+        };
         let data = inbound_checks::strip_our_headers(&data, &self.context.hostname);
-        Ok((data, verdict.headers))
+        Ok((data, verdict.headers, quarantine))
     }
 
     /// Stores, mirrors and commits one message; returns the reply to DATA. `trace` holds header
-    /// fields from the inbound checks, placed after Received.
-    async fn accept(&mut self, tx: Transaction, body: Vec<u8>, trace: String) -> String {
+    /// fields from the inbound checks, placed after Received; `quarantine` (DMARC) files the
+    /// message in Junk unless a content filter refuses it.
+    async fn accept(
+        &mut self,
+        tx: Transaction,
+        body: Vec<u8>,
+        trace: String,
+        quarantine: bool,
+    ) -> String {
         let queue_id = format!("{:016X}", rand::random::<u64>());
         let from = tx.from.expect("DATA checked MAIL");
         let remote = tx.remote;
@@ -770,14 +794,21 @@ impl Session {
             tx.recipients.into_iter().flat_map(|r| r.accounts).collect();
         accounts.sort();
         accounts.dedup();
-        let verdict = filters::check(
+        let mut verdict = filters::check(
             &self.context.filters,
             &self.context.metrics.filters,
             &body,
             self.user.is_some(),
+            tx.allow_listed,
             &queue_id,
         )
         .await;
+        if quarantine {
+            verdict.merge(Verdict {
+                action: Action::Junk,
+                ..Verdict::accept()
+            });
+        }
         if let Some(refusal) = verdict.refusal() {
             tracing::info!(queue_id, peer = %self.peer, reply = refusal, "message refused by content filters");
             if refusal.starts_with('4') {

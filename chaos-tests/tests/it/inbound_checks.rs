@@ -2,7 +2,8 @@
 //! dkimpy to sign) from lab addresses 127.0.73.x, with SPF, DKIM, DMARC and DNS list
 //! records served by the lab's DNS stub. The stored copy carries an Authentication-Results
 //! header with the verdicts (and no forged one); a DMARC p=reject failure is refused or only
-//! marked, as configured; a block-listed client reaches only postmaster unless an allow list
+//! marked, as configured, and a p=quarantine failure is filed in Junk; an allow-listed sender
+//! is not judged; a block-listed client reaches only postmaster unless an allow list
 //! lists it; bad HELO names, missing reverse DNS and SPF fails are refused when set to reject,
 //! as configured.
 //!
@@ -13,9 +14,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use chaos_tests::cluster::{Cluster, NodeTuning};
+use chaos_tests::cluster::{Cluster, NodeTuning, wait_until};
 use chaos_tests::mail::{self, PASSWORD};
 use chaos_tests::outbound_lab::{DnsStub, Zone, python};
 use serde_json::Value;
@@ -95,6 +97,9 @@ fn zone(key: &DkimKey) -> Zone {
         // strict.test: nobody may send for it (softly), and DMARC says reject.
         .txt("strict.test", "v=spf1 ~all")
         .txt("_dmarc.strict.test", "v=DMARC1; p=reject")
+        // quarantine.test: like strict.test, but DMARC says quarantine.
+        .txt("quarantine.test", "v=spf1 ~all")
+        .txt("_dmarc.quarantine.test", "v=DMARC1; p=quarantine")
         // hardfail.test: "-all".
         .txt("hardfail.test", "v=spf1 -all")
         // plain.test has no records at all.
@@ -335,6 +340,24 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
             .contains("DMARC")
     );
 
+    // DMARC p=quarantine failing: accepted, and filed in the recipient's Junk mailbox.
+    let answer = Send::new(GOOD, "mallory@quarantine.test", "dmarc quarantine").run(&cluster)?;
+    assert_eq!(code(&answer["data"]), 250, "{answer}");
+    ensure!(
+        stored(&cluster, bob, "dmarc quarantine").is_err(),
+        "a quarantined message reached the inbox"
+    );
+    let junk = mail::imap_tool(
+        &cluster.nodes[0].imaps_addr(),
+        bob,
+        "dump",
+        &["--mailbox", "Junk"],
+    )?;
+    ensure!(
+        junk["messages"].as_array().map(Vec::len) == Some(1),
+        "Junk after the quarantine: {junk}"
+    );
+
     // A block-listed client may write to postmaster only.
     let mut send = Send::new(LISTED, "dave@plain.test", "listed");
     send.to = vec![bob, "postmaster@example.test"];
@@ -368,9 +391,25 @@ fn spf_dkim_dmarc_results_and_dns_lists_on_port_25() -> Result<()> {
     for line in [
         "mcluster_inbound_refused_dnsbl_total 1",
         "mcluster_inbound_refused_dmarc_total 1",
+        "mcluster_inbound_quarantined_total 1",
     ] {
         assert!(metrics.contains(line), "{line:?} not in metrics");
     }
+
+    // A sender on the allow list is not judged: the same DMARC failure as above is taken, no
+    // header. (After the metrics: an attempt before the entry applies counts a refusal.)
+    check_loopback_clients(&cluster)?;
+    cluster.ctl_ok(&["access", "add", "allow", "*@strict.test"])?;
+    let answer = wait_until(Duration::from_secs(10), "the allow entry applied", || {
+        Send::new(GOOD, "mallory@strict.test", "allowed sender")
+            .run(&cluster)
+            .ok()
+            .filter(|answer| code(&answer["data"]) == 250)
+    })?;
+    let raw = stored(&cluster, bob, "allowed sender")?;
+    assert!(!raw.contains("Authentication-Results:"), "{answer} {raw}");
+    cluster.ctl_ok(&["access", "remove", "allow", "*@strict.test"])?;
+
     cluster.check_no_unexpected_errors(&[]);
     Ok(())
 }

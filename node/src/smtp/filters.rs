@@ -367,17 +367,19 @@ fn error_verdict(on_error: OnError, header: &str) -> Verdict {
 }
 
 /// Runs the configured filters on `message` (as the client sent it) at once and merges their
-/// verdicts.
+/// verdicts. Spam scoring is skipped for allow-listed clients and senders, and for authenticated
+/// ones unless `scan-authenticated`; the virus scan always runs.
 pub async fn check(
     filters: &Filters,
     metrics: &FilterMetrics,
     message: &[u8],
     authenticated: bool,
+    allow_listed: bool,
     queue_id: &str,
 ) -> Verdict {
     let spam = async {
         let config = filters.spamd.as_ref()?;
-        if authenticated && !config.scan_authenticated {
+        if allow_listed || (authenticated && !config.scan_authenticated) {
             return None;
         }
         if message.len() as u64 > config.max_bytes {

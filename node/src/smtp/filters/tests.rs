@@ -297,7 +297,7 @@ async fn unusable_scanners_fail_open_or_closed() {
         spamd: Some(spamd.clone()),
         clamd: Some(clamd.clone()),
     };
-    let verdict = check(&filters, &metrics, message, false, "Q1").await;
+    let verdict = check(&filters, &metrics, message, false, false, "Q1").await;
     assert_eq!(
         verdict.headers,
         [
@@ -312,13 +312,13 @@ async fn unusable_scanners_fail_open_or_closed() {
         spamd: Some(spamd),
         clamd: Some(clamd),
     };
-    let verdict = check(&filters, &metrics, message, false, "Q2").await;
+    let verdict = check(&filters, &metrics, message, false, false, "Q2").await;
     assert_eq!(
         verdict.refusal(),
         Some("451 4.7.1 Content scanner unavailable, try again later")
     );
     // An authenticated sender skips the spam scorer, not the virus scanner.
-    let verdict = check(&filters, &metrics, message, true, "Q3").await;
+    let verdict = check(&filters, &metrics, message, true, false, "Q3").await;
     assert_eq!(verdict.action, Action::Accept);
     assert_eq!(
         verdict.headers,
