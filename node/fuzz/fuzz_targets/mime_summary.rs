@@ -10,6 +10,11 @@ use raft_store::summary::{
 };
 
 fuzz_target!(|raw: &[u8]| {
+    // summarize catches mail-parser's own panics (see summary::parse_mime); libfuzzer-sys's
+    // hook would abort on those too. A panic that escapes still aborts: the fuzz callback
+    // treats an unwinding panic as a crash.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| std::panic::set_hook(Box::new(|info| eprintln!("{info}"))));
     let summary = summary::summarize(raw);
     check_part(&summary.root, raw.len());
     let _ = envelope(&summary);

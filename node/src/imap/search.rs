@@ -36,7 +36,7 @@ use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::parsers::MessageStream;
-use mail_parser::{HeaderValue, MessageParser, PartType};
+use mail_parser::{HeaderValue, PartType};
 use raft_store::summary::{Address, Mailbox, MessageSummary};
 use raft_store::{Message, flag};
 
@@ -412,12 +412,13 @@ fn read_content(raw: &[u8]) -> Content {
         headers: Vec::new(),
         bodies: Vec::new(),
     };
-    match MessageParser::default().parse(raw) {
+    match raft_store::summary::parse_mime(raw) {
         Some(parsed) => {
             content.headers = decoded_headers(&parsed);
             push_bodies(&parsed, &mut content.bodies);
         }
-        // mail-parser gives up on empty or header-less input: search the bytes as they are.
+        // mail-parser gives up on empty or header-less input (and on some malformed MIME):
+        // search the bytes as they are.
         None => content
             .bodies
             .push(String::from_utf8_lossy(raw).to_lowercase()),

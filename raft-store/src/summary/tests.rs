@@ -622,3 +622,16 @@ fn check_bounds(summary: &MessageSummary, len: usize, raw: &[u8], round: usize) 
         }
     }
 }
+
+/// Found by the `mime_summary` fuzz target: mail-parser 0.11.9 panics ("Invalid part ID, could
+/// not find multipart") on this nesting. The message is summarized as unstructured instead.
+#[test]
+fn input_that_panics_the_mime_parser_is_summarized_unparsed() {
+    let raw: &[u8] = include_bytes!("fuzz/parser-panic-1.eml");
+    assert!(crate::summary::parse_mime(raw).is_none());
+    let summary = summarize(raw);
+    assert_eq!(summary.root.offset_header, 0);
+    assert_eq!(summary.root.offset_end as usize, raw.len());
+    assert!(matches!(summary.root.kind, crate::summary::PartKind::Leaf));
+    let _ = body_structure(&summary, true);
+}

@@ -538,3 +538,12 @@ fn search_encapsulated_message() {
     assert_eq!(run("SUBJECT protokoll"), [] as [u32; 0]);
     assert_eq!(run("BODY minutes"), [] as [u32; 0]);
 }
+
+/// A message that panics mail-parser (found by fuzzing the MIME summary) is searched as plain
+/// bytes: BODY finds its text, and the session does not die.
+#[test]
+fn body_search_survives_input_that_panics_the_mime_parser() {
+    let raw: &[u8] = include_bytes!("../../../../raft-store/src/summary/fuzz/parser-panic-1.eml");
+    let content = super::read_content(raw);
+    assert!(content.bodies.iter().any(|body| body.contains("preamble")));
+}
