@@ -6,7 +6,8 @@
 //! Run as root (Postfix needs it), after `sh deploy/bench-setup.sh` and
 //! `cargo build --release --workspace --bins`:
 //! `target/release/smtp_bench [--rounds N] [--messages M] [--sizes BYTES,..] [--clients N,..]
-//! [--cell-seconds S] [--only mcluster|postfix] [--dir DIR] [--protection KEY=VALUE ...]`.
+//! [--cell-seconds S] [--only mcluster|postfix] [--dir DIR] [--protection KEY=VALUE ...]
+//! [--access LIST:PATTERN ...]`.
 //!
 //! The client is blocking, one thread per session: EHLO once, then MAIL, RCPT and DATA per
 //! message, one command and one reply at a time (no PIPELINING), every read under a deadline.
@@ -68,7 +69,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const USAGE: &str = "\
 usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,...]
                   [--cell-seconds S] [--only mcluster|postfix] [--dir DIR]
-                  [--protection KEY=VALUE ...]
+                  [--protection KEY=VALUE ...] [--access LIST:PATTERN ...]
 
   --rounds N          interleaved rounds (default 3)
   --messages M        messages per cell (default min(2000, max(500, 200 x clients)))
@@ -80,6 +81,9 @@ usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,.
   --protection K=V    set a key of the cluster's protection policy before measuring (repeat
                       the flag for more; e.g. `exempt-networks=` to put the benchmark's own
                       127.0.0.1 under the rate limit and lockouts)
+  --access LIST:PATTERN  add an entry to the cluster's block or allow list before measuring
+                      (repeat for more; e.g. `allow:127.0.0.1` exempts the benchmark's client
+                      from the inbound DNS checks but not from the rate limit)
 
 mcluster: `mclusterctl demo`, started from the directory of this binary, SMTP 127.0.0.11:2525.
 postfix-hold: a private Postfix on 127.0.0.1:2526 that holds every message. Run as root.";
@@ -124,6 +128,8 @@ struct Options {
     dir: PathBuf,
     /// `mclusterctl protection set` arguments.
     protection: Vec<String>,
+    /// `LIST:PATTERN` entries for `mclusterctl access add`.
+    access: Vec<(String, String)>,
 }
 
 impl Options {
@@ -138,6 +144,7 @@ impl Options {
             systems: vec![System::Mcluster, System::PostfixHold],
             dir: std::env::temp_dir(),
             protection: Vec::new(),
+            access: Vec::new(),
         };
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
@@ -163,6 +170,12 @@ impl Options {
                 }
                 "--dir" => options.dir = PathBuf::from(value),
                 "--protection" => options.protection.push(value),
+                "--access" => {
+                    let (list, pattern) = value
+                        .split_once(':')
+                        .with_context(|| format!("--access takes LIST:PATTERN, not {value:?}"))?;
+                    options.access.push((list.to_owned(), pattern.to_owned()));
+                }
                 _ => bail!("unknown flag {flag:?}\n{USAGE}"),
             }
         }
@@ -347,6 +360,13 @@ fn start_and_measure(
             demo.ctl(&args)?;
             let shown = demo.ctl(&["protection", "show"])?;
             println!("mcluster protection policy:\n{}", shown.trim_end());
+        }
+        for (list, pattern) in &options.access {
+            demo.ctl(&["access", "add", list, pattern])?;
+        }
+        if !options.access.is_empty() {
+            let shown = demo.ctl(&["access", "list"])?;
+            println!("mcluster access lists:\n{}", shown.trim_end());
         }
         let changed = demo.admit_sessions(max_clients)?;
         if !changed.is_empty() {
