@@ -308,6 +308,18 @@ pub fn vip_holders(cluster: &Cluster) -> Vec<usize> {
         .collect()
 }
 
+/// Waits (up to 30 s) until exactly one running node holds the VIP, other than `not`.
+pub fn wait_vip_holder(cluster: &Cluster, not: Option<usize>) -> Result<usize> {
+    wait_until(
+        Duration::from_secs(30),
+        "one VIP holder",
+        || match vip_holders(cluster).as_slice() {
+            [one] if Some(*one) != not => Some(*one),
+            _ => None,
+        },
+    )
+}
+
 /// See [`Chaos::wait_healthy`].
 pub fn wait_healthy(cluster: &Cluster, timeout: Duration) -> Result<usize> {
     let mut last = String::new();

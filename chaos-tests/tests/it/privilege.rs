@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail, ensure};
 use chaos_tests::cluster::{Cluster, LabOptions, NodeTuning, wait_until};
 use chaos_tests::lab::{Host, Lab};
 use chaos_tests::mail::{DOMAIN, PASSWORD, add_users, subjects};
-use chaos_tests::scenario::{vip_holders, wait_healthy};
+use chaos_tests::scenario::{wait_healthy, wait_vip_holder};
 use chaos_tests::workload::client_script;
 use serde_json::Value;
 
@@ -142,17 +142,6 @@ fn owned_by_nobody(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn vip_holder(cluster: &Cluster, not: Option<usize>) -> Result<usize> {
-    wait_until(
-        Duration::from_secs(30),
-        "one VIP holder",
-        || match vip_holders(cluster).as_slice() {
-            [one] if Some(*one) != not => Some(*one),
-            _ => None,
-        },
-    )
-}
-
 #[test]
 fn nodes_run_as_the_service_user_with_three_capabilities() -> Result<()> {
     let mut cluster = Cluster::start_in_lab(
@@ -208,7 +197,7 @@ fn nodes_run_as_the_service_user_with_three_capabilities() -> Result<()> {
             node.name
         );
     }
-    let holder = vip_holder(&cluster, None)?;
+    let holder = wait_vip_holder(&cluster, None)?;
     let holder_pid = cluster.nodes[holder].pid().context("holder running")?;
     let guard = wait_until(Duration::from_secs(10), "the VIP guard", || {
         guard_of(holder_pid)
@@ -225,7 +214,7 @@ fn nodes_run_as_the_service_user_with_three_capabilities() -> Result<()> {
 
     // kill -9 the holder: the other data node, also nobody, takes the VIP over.
     cluster.kill(holder)?;
-    let new_holder = vip_holder(&cluster, Some(holder))?;
+    let new_holder = wait_vip_holder(&cluster, Some(holder))?;
     let lab = cluster.expect_lab();
     let code = wait_until(Duration::from_secs(30), "mail accepted on the VIP", || {
         send(lab, &alice, "after failover")

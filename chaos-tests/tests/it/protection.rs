@@ -11,7 +11,7 @@ use anyhow::{Context, Result, ensure};
 use chaos_tests::cluster::{Cluster, LabOptions, NodeTuning, wait_until};
 use chaos_tests::lab::{Host, Lab};
 use chaos_tests::mail::{DOMAIN, PASSWORD, add_users};
-use chaos_tests::scenario::vip_holders;
+use chaos_tests::scenario::wait_vip_holder;
 use chaos_tests::workload::client_script;
 use serde_json::Value;
 
@@ -57,17 +57,6 @@ fn code(answer: &Value) -> u64 {
     answer["code"].as_u64().unwrap_or(0)
 }
 
-fn vip_holder(cluster: &Cluster) -> Result<usize> {
-    wait_until(
-        Duration::from_secs(30),
-        "one VIP holder",
-        || match vip_holders(cluster).as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        },
-    )
-}
-
 #[test]
 fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
     let mut cluster = Cluster::start_in_lab(
@@ -92,7 +81,7 @@ fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
         "account-lockout-failures=4",
         "ip-lockout-failures=7",
     ])?;
-    let holder = vip_holder(&cluster)?;
+    let holder = wait_vip_holder(&cluster, None)?;
     let lab = cluster.expect_lab();
     let vip = lab.vip().to_string();
     let attacker = lab.ip(Host::Client).to_string();
@@ -193,14 +182,7 @@ fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
     })?;
     // ...so a failover, which loses the old leader's counters, keeps them.
     cluster.kill(holder)?;
-    let new_holder = wait_until(
-        Duration::from_secs(30),
-        "a new VIP holder",
-        || match vip_holders(&cluster).as_slice() {
-            [one] if *one != holder => Some(*one),
-            _ => None,
-        },
-    )?;
+    let new_holder = wait_vip_holder(&cluster, Some(holder))?;
     let lab = cluster.expect_lab();
     let after = logins(lab, Host::Client, &bob, &[PASSWORD])?;
     assert_eq!(
