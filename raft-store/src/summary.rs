@@ -313,10 +313,18 @@ fn summarize_part(message: &mail_parser::Message, raw: &[u8], id: usize, depth: 
     let nested = depth < MAX_DEPTH;
     match &part.body {
         PartType::Multipart(ids) if nested => {
+            // mail-parser numbers parts in the order it meets them, so a real child comes
+            // after its parent and lies inside its body. Malformed input can make its part
+            // list point back up (a cycle, found by the mime_summary fuzz target): such
+            // "children" are left out rather than summarized again and again.
+            let inside = |child: &mail_parser::MessagePart| {
+                child.offset_header as usize >= body && child.offset_end as usize <= end
+            };
             let children: Vec<Part> = ids
                 .iter()
                 .map(|&child| child as usize)
-                .filter(|&child| child != id && child < message.parts.len())
+                .filter(|&child| child > id)
+                .filter(|&child| message.parts.get(child).is_some_and(inside))
                 .map(|child| summarize_part(message, raw, child, depth + 1))
                 .collect();
             if !children.is_empty() {

@@ -635,3 +635,27 @@ fn input_that_panics_the_mime_parser_is_summarized_unparsed() {
     assert!(matches!(summary.root.kind, crate::summary::PartKind::Leaf));
     let _ = body_structure(&summary, true);
 }
+
+/// Found by the `mime_summary` fuzz target: mail-parser's part list for this message points back
+/// up (a part's child is its ancestor). Every child must lie inside its parent's body.
+#[test]
+fn parts_that_point_back_up_are_not_summarized_as_children() {
+    let raw: &[u8] = include_bytes!("fuzz/part-cycle-1.eml");
+    let summary = summarize(raw);
+    let mut stack = vec![&summary.root];
+    let mut parts = 0;
+    while let Some(part) = stack.pop() {
+        parts += 1;
+        if let crate::summary::PartKind::Multipart(children) = &part.kind {
+            for child in children {
+                assert!(
+                    child.offset_header >= part.offset_body && child.offset_end <= part.offset_end,
+                    "{child:?} outside {part:?}"
+                );
+                stack.push(child);
+            }
+        }
+    }
+    assert!(parts < 10, "{parts} parts in {} bytes", raw.len());
+    check_bounds(&summary, raw.len(), raw, 0);
+}
