@@ -155,6 +155,29 @@ pub fn pop3_fetch(addr: &str, mode: &str, user: &str, delete_all: bool) -> Resul
     Ok(value)
 }
 
+/// Every message in `user`'s maildrop with its text (`raw`), read over POP3 with STLS.
+pub fn pop3_raw(addr: &str, user: &str) -> Result<Vec<Value>> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let value = python_client(&[
+        "pop3",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--mode",
+        "stls",
+        "--user",
+        user,
+        "--password",
+        PASSWORD,
+        "--raw",
+    ])?;
+    if let Some(err) = value.get("error") {
+        bail!("pop3 failed: {err}");
+    }
+    Ok(value["messages"].as_array().cloned().unwrap_or_default())
+}
+
 /// The subjects of the messages a POP3 listing returned.
 pub fn subjects(listing: &Value) -> Vec<String> {
     listing["messages"]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use chaos_tests::cluster::{Cluster, NodeTuning, wait_until};
-use chaos_tests::mail::{self, PASSWORD};
+use chaos_tests::mail;
 use chaos_tests::outbound_lab::{DnsStub, Zone, python};
 use serde_json::Value;
 
@@ -204,24 +204,7 @@ fn code(reply: &Value) -> u64 {
 
 /// The stored copy of the message with `subject` in `user`'s maildrop.
 fn stored(cluster: &Cluster, user: &str, subject: &str) -> Result<String> {
-    let addr = cluster.nodes[0].pop3_addr();
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let value = mail::python_client(&[
-        "pop3",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--mode",
-        "stls",
-        "--user",
-        user,
-        "--password",
-        PASSWORD,
-        "--raw",
-    ])?;
-    ensure!(value.get("error").is_none(), "pop3 failed: {value}");
-    let messages = value["messages"].as_array().cloned().unwrap_or_default();
+    let messages = mail::pop3_raw(&cluster.nodes[0].pop3_addr(), user)?;
     let needle = format!("Subject: {subject}\r\n");
     messages
         .iter()

@@ -123,24 +123,7 @@ fn inbox(cluster: &Cluster, user: &str) -> Result<Vec<Value>> {
 }
 
 fn inbox_on(cluster: &Cluster, node: usize, user: &str) -> Result<Vec<Value>> {
-    let addr = cluster.nodes[node].pop3_addr();
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let value = mail::python_client(&[
-        "pop3",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--mode",
-        "stls",
-        "--user",
-        user,
-        "--password",
-        PASSWORD,
-        "--raw",
-    ])?;
-    anyhow::ensure!(value.get("error").is_none(), "pop3 failed: {value}");
-    Ok(value["messages"].as_array().cloned().unwrap_or_default())
+    mail::pop3_raw(&cluster.nodes[node].pop3_addr(), user)
 }
 
 fn queue(cluster: &Cluster) -> Result<Value> {
