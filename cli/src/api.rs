@@ -225,6 +225,15 @@ pub struct MailPolicy {
     pub max_errors: u32,
     pub smtp_idle_timeout_secs: u64,
     pub pop3_idle_timeout_secs: u64,
+    /// The message limits (absent from servers older than them).
+    #[serde(default)]
+    pub max_mime_parts: Option<u32>,
+    #[serde(default)]
+    pub max_mime_depth: Option<u32>,
+    #[serde(default)]
+    pub max_header_fields: Option<u32>,
+    #[serde(default)]
+    pub max_header_bytes: Option<u32>,
 }
 
 /// A message in the outbound queue (`GET /v1/queue/{id}`).

@@ -1477,7 +1477,12 @@ pub fn render_mail_policy(policy: &MailPolicy) -> String {
         max_errors,
         smtp_idle_timeout_secs,
         pop3_idle_timeout_secs,
+        max_mime_parts,
+        max_mime_depth,
+        max_header_fields,
+        max_header_bytes,
     } = policy;
+    let limit = |value: &Option<u32>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
     let mut table = Table::new(&["KEY", "VALUE"]);
     for (key, value) in [
         ("max-message-bytes", max_message_bytes.to_string()),
@@ -1489,6 +1494,10 @@ pub fn render_mail_policy(policy: &MailPolicy) -> String {
         ("max-errors", max_errors.to_string()),
         ("smtp-idle-timeout-secs", smtp_idle_timeout_secs.to_string()),
         ("pop3-idle-timeout-secs", pop3_idle_timeout_secs.to_string()),
+        ("max-mime-parts", limit(max_mime_parts)),
+        ("max-mime-depth", limit(max_mime_depth)),
+        ("max-header-fields", limit(max_header_fields)),
+        ("max-header-bytes", limit(max_header_bytes)),
     ] {
         table.push_row(vec![key.to_owned(), value]);
     }

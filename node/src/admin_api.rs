@@ -182,7 +182,14 @@ impl From<ClusterError> for ApiError {
                 Rejection::InvalidAddress(_) | Rejection::InvalidMailboxName(_) => {
                     ApiError::bad_request(message)
                 }
+                Rejection::MessageTooComplex => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_complex", message)
+                }
+                Rejection::ApplyFailed => ApiError::internal(message),
             },
+            ClusterError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
         }
     }
 }
@@ -1029,13 +1036,32 @@ async fn set_tls(
     Ok(Json(json!({ "updated": true })))
 }
 
+/// The mail policy as the API shows and takes it: the policy's keys and the message limits'
+/// keys in one object (they are stored apart, see `raft_store::MessageLimits`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MailPolicyView {
+    #[serde(flatten)]
+    policy: raft_store::MailPolicy,
+    #[serde(flatten)]
+    limits: raft_store::MessageLimits,
+}
+
+impl MailPolicyView {
+    fn read(reader: &raft_store::StateReader) -> Result<MailPolicyView, raft_store::StoreError> {
+        Ok(MailPolicyView {
+            policy: reader.mail_policy()?,
+            limits: reader.message_limits()?,
+        })
+    }
+}
+
 async fn show_mail_policy(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-) -> ApiResult<Json<raft_store::MailPolicy>> {
+) -> ApiResult<Json<MailPolicyView>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
-    Ok(Json(state.cluster.reader.mail_policy()?))
+    Ok(Json(MailPolicyView::read(&state.cluster.reader)?))
 }
 
 /// Changes some fields of the mail policy: the body is a JSON object with any of its keys.
@@ -1043,18 +1069,22 @@ async fn set_mail_policy(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Json(changes): Json<serde_json::Map<String, serde_json::Value>>,
-) -> ApiResult<Json<raft_store::MailPolicy>> {
+) -> ApiResult<Json<MailPolicyView>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
-    let current = state.cluster.reader.mail_policy()?;
-    let policy: raft_store::MailPolicy =
+    let current = MailPolicyView::read(&state.cluster.reader)?;
+    let view: MailPolicyView =
         merge_keys(&current, changes, "mail policy").map_err(ApiError::bad_request)?;
-    check_mail_policy(&policy).map_err(ApiError::bad_request)?;
+    check_mail_policy(&view.policy).map_err(ApiError::bad_request)?;
+    view.limits.check().map_err(ApiError::bad_request)?;
     state
         .cluster
-        .write_ok(Command::SetMailPolicy(policy.clone()))
+        .write_ok(Command::SetMailPolicyAndLimits {
+            policy: view.policy.clone(),
+            limits: view.limits,
+        })
         .await?;
-    Ok(Json(policy))
+    Ok(Json(view))
 }
 
 /// `current` with some of its keys replaced by `changes` (a policy's `PUT` body); an unknown

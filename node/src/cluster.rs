@@ -43,6 +43,9 @@ pub enum ClusterError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The entry would be larger than any entry the log takes; nothing was proposed.
+    #[error("the change is too large to replicate ({bytes} bytes encoded, at most {max})")]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// Everything a request handler needs, shared by all of them.
@@ -125,6 +128,15 @@ impl Cluster {
     /// attempt, and the whole call, is bounded by `WRITE_DEADLINE`.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
         let request = Request::new(command);
+        // An entry too large to send to the followers in time would be retried forever and
+        // stop every write behind it: refuse it here, before the log has it.
+        let bytes = raft_store::encoded_len(&request);
+        if bytes > raft_store::MAX_ENTRY_BYTES {
+            return Err(ClusterError::TooLarge {
+                bytes,
+                max: raft_store::MAX_ENTRY_BYTES,
+            });
+        }
         let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
         loop {
             let attempt = tokio::time::timeout_at(deadline, self.write_once(&request)).await;

@@ -11,16 +11,27 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::cluster::{Cluster, ClusterError};
 
-/// Deliveries per entry at most (entries stay well under the transport's frame limit).
+/// Deliveries per entry at most.
 const MAX_BATCH: usize = 512;
+/// Encoded bytes of the deliveries in one entry: a batch closes once it holds this much (one
+/// delivery is at most a summary of `MAX_SUMMARY_BYTES` and a little more), so an entry stays
+/// far below `raft_store::MAX_ENTRY_BYTES` whatever the messages look like.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Batches in flight at once: enough to keep the log busy while earlier ones commit.
 const MAX_IN_FLIGHT: usize = 4;
 
 type Reply = oneshot::Sender<Result<DeliveryOutcome, String>>;
 
+/// A delivery waiting for its batch, with its encoded size.
+struct Queued {
+    delivery: FiledDelivery,
+    bytes: usize,
+    reply: Reply,
+}
+
 #[derive(Clone)]
 pub struct Deliverer {
-    queue: mpsc::UnboundedSender<(FiledDelivery, Reply)>,
+    queue: mpsc::UnboundedSender<Queued>,
 }
 
 impl Deliverer {
@@ -39,8 +50,14 @@ impl Deliverer {
         filing: Filing,
     ) -> Result<DeliveryOutcome, String> {
         let (reply, outcome) = oneshot::channel();
+        let delivery = FiledDelivery { delivery, filing };
+        let bytes = raft_store::encoded_len(&delivery);
         self.queue
-            .send((FiledDelivery { delivery, filing }, reply))
+            .send(Queued {
+                delivery,
+                bytes,
+                reply,
+            })
             .map_err(|_| "the node is shutting down".to_owned())?;
         outcome
             .await
@@ -48,25 +65,29 @@ impl Deliverer {
     }
 }
 
-async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(FiledDelivery, Reply)>) {
+async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = receiver.recv().await {
+    // A delivery that did not fit the last batch starts the next one.
+    let mut next: Option<Queued> = None;
+    loop {
+        let first = match next.take() {
+            Some(item) => item,
+            None => match receiver.recv().await {
+                Some(item) => item,
+                None => break,
+            },
+        };
         let permit = in_flight
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        // Everything that queued while we waited for a slot goes into this batch.
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
+        let (batch, rest) = take_batch(first, &mut receiver);
+        next = rest;
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let (deliveries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let (deliveries, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|q| (q.delivery, q.reply)).unzip();
             let n = deliveries.len();
             let result = cluster.write(deliver_command(deliveries)).await;
             drop(permit);
@@ -90,6 +111,28 @@ async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<(Filed
             }
         });
     }
+}
+
+/// A batch starting with `first`: everything that queued meanwhile, up to `MAX_BATCH`
+/// deliveries and `MAX_BATCH_BYTES` (the first always goes, whatever its size). A delivery that
+/// would cross the byte limit comes back to start the next batch.
+fn take_batch(
+    first: Queued,
+    receiver: &mut mpsc::UnboundedReceiver<Queued>,
+) -> (Vec<Queued>, Option<Queued>) {
+    let mut bytes = first.bytes;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match receiver.try_recv() {
+            Ok(item) if bytes + item.bytes > MAX_BATCH_BYTES => return (batch, Some(item)),
+            Ok(item) => {
+                bytes += item.bytes;
+                batch.push(item);
+            }
+            Err(_) => break,
+        }
+    }
+    (batch, None)
 }
 
 /// The entry for a batch: plain `Deliver` when everything goes to INBOX (the encoding every

@@ -15,6 +15,7 @@ pub mod config;
 pub mod delivery;
 pub mod imap;
 pub mod line_reader;
+pub mod logging;
 pub mod mail_service;
 pub mod metrics;
 pub mod outbound;

@@ -30,8 +30,9 @@ pub enum RawLine {
     /// `buf` holds the line including its ending, "\r\n" or "\n".
     Complete,
     /// The line was over the limit; `buf` holds its first `max` bytes and the rest has been
-    /// consumed through its '\n'.
-    TooLong,
+    /// consumed through its '\n'. `crlf` tells whether that '\n' had a '\r' before it, so
+    /// DATA knows whether a dot line after it may end the message.
+    TooLong { crlf: bool },
     /// As for `Line::Eof`; `buf` is empty.
     Eof,
 }
@@ -44,7 +45,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     max: usize,
     buf: &mut Vec<u8>,
 ) -> io::Result<Line> {
-    let Some(length) = read_through_newline(reader, keep_limit(max), buf).await? else {
+    let Some((length, _)) = read_through_newline(reader, keep_limit(max), buf).await? else {
         return Ok(Line::Eof);
     };
     if length > keep_limit(max) {
@@ -72,13 +73,13 @@ pub async fn read_raw_line<R: AsyncBufRead + Unpin>(
     max: usize,
     buf: &mut Vec<u8>,
 ) -> io::Result<RawLine> {
-    let Some(length) = read_through_newline(reader, keep_limit(max), buf).await? else {
+    let Some((length, crlf)) = read_through_newline(reader, keep_limit(max), buf).await? else {
         return Ok(RawLine::Eof);
     };
-    let ending = if buf.ends_with(b"\r\n") { 2 } else { 1 };
+    let ending = if crlf { 2 } else { 1 };
     if length > keep_limit(max) || length - ending > max {
         buf.truncate(max);
-        return Ok(RawLine::TooLong);
+        return Ok(RawLine::TooLong { crlf });
     }
     Ok(RawLine::Complete)
 }
@@ -89,15 +90,18 @@ fn keep_limit(max: usize) -> usize {
 }
 
 /// Clears `buf` and reads the next line through its '\n', keeping at most `keep` bytes of it in
-/// `buf` and consuming the rest. Returns the line's full length, ending included, or `None` (with
-/// `buf` cleared) if the stream ends first.
+/// `buf` and consuming the rest. Returns the line's full length, ending included, and whether it
+/// ended in "\r\n" (the '\r' may be among the bytes not kept), or `None` (with `buf` cleared)
+/// if the stream ends first.
 async fn read_through_newline<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     keep: usize,
     buf: &mut Vec<u8>,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Option<(usize, bool)>> {
     buf.clear();
     let mut length = 0usize;
+    // The last byte consumed so far: the one before the '\n' may be in an earlier chunk.
+    let mut last = None;
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -111,10 +115,15 @@ async fn read_through_newline<R: AsyncBufRead + Unpin>(
         let room = keep.saturating_sub(buf.len());
         buf.extend_from_slice(&part[..part.len().min(room)]);
         let n_consumed = part.len();
+        let before_newline = match part {
+            [.., before, b'\n'] if found => Some(*before),
+            _ => last,
+        };
+        last = part.last().copied();
         length = length.saturating_add(n_consumed);
         reader.consume(n_consumed);
         if found {
-            return Ok(Some(length));
+            return Ok(Some((length, before_newline == Some(b'\r'))));
         }
     }
 }

@@ -33,7 +33,7 @@ pub struct MailContext {
     /// (when this node leads) starts on it at once instead of at its next look at the queue.
     pub outbound_wake: tokio::sync::Notify,
     /// Connection rate limits and failed-login counting (`protection.rs`).
-    pub guard: Guard,
+    pub guard: Arc<Guard>,
     /// The block and allow lists (`access.rs`).
     pub access: AccessLists,
     /// DNS-based checks of mail on the public SMTP listener; None when no resolver could be
@@ -54,6 +54,8 @@ pub struct MailMetrics {
     pub imap_appends: AtomicU64,
     pub messages_accepted: AtomicU64,
     pub messages_refused_temp: AtomicU64,
+    /// Messages (SMTP DATA, IMAP APPEND) refused for being over the message limits.
+    pub messages_too_complex: AtomicU64,
     pub auth_failures: AtomicU64,
     pub connections_refused: AtomicU64,
     /// Connections refused by the per-IP connection rate limit (also in `connections_refused`).
@@ -191,7 +193,7 @@ impl MailContext {
             hostname,
             metrics: MailMetrics::default(),
             outbound_wake: tokio::sync::Notify::new(),
-            guard: Guard::new(),
+            guard: Arc::new(Guard::new()),
             access,
             inbound_checks,
             filters,
@@ -258,22 +260,28 @@ impl MailContext {
 
     /// Checks a login (an account address, lower-cased) and password from a client at `ip`.
     /// Disabled accounts fail. A failure is answered only after the policy's delay (here, so
-    /// every protocol pays it), is counted towards lockouts, and looks the same whether the
-    /// account does not exist, the password is wrong, or a lockout refused it: a lockout is
-    /// checked before the password, so a guess that happens to be right during one is not
-    /// confirmed either.
-    pub async fn authenticate(&self, login: &str, password: &str, ip: IpAddr) -> Option<Account> {
+    /// every protocol pays it) and is counted towards lockouts. A wrong password looks the same
+    /// whether or not the account exists. A lockout is checked before the password, so a guess
+    /// that happens to be right during one is not confirmed; it is answered as `Locked`, which
+    /// says nothing about the account either, since lockouts are by name whether or not it
+    /// exists.
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<Account, LoginRefused> {
         let login = login.trim().to_ascii_lowercase();
         let policy = self.protection_policy();
         let delay = Duration::from_millis(policy.login_failure_delay_ms);
-        if self.locked_out(&policy, &login, ip) {
+        if let Some(target) = self.locked_out(&policy, &login, ip).await {
             self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .logins_locked_out
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%ip, user = %login, "login refused: locked out");
+            tracing::info!(%ip, user = %login, lockout = %target, "login refused: locked out");
             tokio::time::sleep(delay).await;
-            return None;
+            return Err(LoginRefused::Locked);
         }
         let account = match self.cluster.reader.account(&login) {
             Ok(Some(account)) if account.enabled => Some(account),
@@ -282,8 +290,9 @@ impl MailContext {
         if let Some(account) = &account
             && self.logins.verified(account, password)
         {
-            self.guard.login_succeeded(&login);
-            return account.clone().into();
+            self.guard
+                .login_succeeded(&login, ip, std::time::Instant::now());
+            return Ok(account.clone());
         }
         // An unknown account costs the same verification as a known one, so the answer's
         // timing does not tell them apart.
@@ -304,36 +313,57 @@ impl MailContext {
         match account {
             Some(account) if ok => {
                 self.logins.remember(&account, password);
-                self.guard.login_succeeded(&login);
-                Some(account)
+                self.guard
+                    .login_succeeded(&login, ip, std::time::Instant::now());
+                Ok(account)
             }
             _ => {
                 self.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
                 self.login_failed(&policy, &login, ip);
                 tokio::time::sleep(delay).await;
-                None
+                Err(LoginRefused::Invalid)
             }
         }
     }
 
-    fn locked_out(&self, policy: &ProtectionPolicy, login: &str, ip: IpAddr) -> bool {
+    /// The lockout that stops `login` from `ip`, if any: one this node earned and has not seen
+    /// committed yet, or a replicated one. A replicated lockout is confirmed with a
+    /// linearizable read before it refuses, so one an operator has just lifted anywhere no
+    /// longer counts here (without a quorum the local copy decides).
+    async fn locked_out(
+        &self,
+        policy: &ProtectionPolicy,
+        login: &str,
+        ip: IpAddr,
+    ) -> Option<LockTarget> {
         let now = std::time::Instant::now();
-        let unix = crate::cluster::unix_now();
-        let mut targets = vec![LockTarget::Account(login.to_owned())];
-        if !self.guard.exempt(policy, ip) {
-            targets.push(LockTarget::Ip(ip.to_canonical()));
+        let targets = self.guard.lock_targets(policy, login, ip, now);
+        if let Some(target) = targets
+            .iter()
+            .find(|target| self.guard.locally_locked(target, now))
+        {
+            return Some(target.clone());
         }
-        targets.iter().any(|target| {
-            self.guard.locally_locked(target, now)
-                || self
-                    .cluster
-                    .reader
-                    .locked(target, unix)
-                    .unwrap_or_else(|err| {
-                        tracing::warn!(error = %err, "cannot read lockouts");
-                        false
-                    })
-        })
+        let replicated = |targets: &[LockTarget]| {
+            let unix = crate::cluster::unix_now();
+            targets
+                .iter()
+                .find(|target| {
+                    self.cluster
+                        .reader
+                        .locked(target, unix)
+                        .unwrap_or_else(|err| {
+                            tracing::warn!(error = %err, "cannot read lockouts");
+                            false
+                        })
+                })
+                .cloned()
+        };
+        replicated(&targets)?;
+        if let Err(err) = self.cluster.linearize().await {
+            tracing::debug!(error = %err, "cannot confirm a lockout with the leader");
+        }
+        replicated(&targets)
     }
 
     /// Counts a failure; a target that crossed its threshold is locked out cluster-wide (in the
@@ -356,14 +386,28 @@ impl MailContext {
                 "locking out"
             );
             let cluster = self.cluster.clone();
+            let guard = self.guard.clone();
             tokio::spawn(async move {
                 let target = lockout.target.clone();
-                if let Err(err) = cluster.write_ok(Command::Lock(lockout)).await {
-                    tracing::warn!(%target, error = %err, "lockout not committed: it holds on this node only");
+                match cluster.write_ok(Command::Lock(lockout)).await {
+                    Ok(_) => guard.lockout_committed(&target),
+                    Err(err) => {
+                        tracing::warn!(%target, error = %err, "lockout not committed: it holds on this node only");
+                    }
                 }
             });
         }
     }
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Wrong password, unknown or disabled account: the same answer for all three.
+    Invalid,
+    /// Too many failed logins: the account, the address, or the address for this account is
+    /// locked out for a while.
+    Locked,
 }
 
 /// The TLS handshake for implicit TLS and STARTTLS/STLS, with the cluster's certificate and a

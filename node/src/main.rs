@@ -1,12 +1,10 @@
 //! `mclusterd`: parses flags, sets up logging, and runs the node until SIGTERM or Ctrl-C.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use node::config::{self, LogFormat};
-use tracing_subscriber::EnvFilter;
+use node::config;
 
 /// The mcluster node daemon.
 #[derive(Parser)]
@@ -36,22 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // openraft warns on every missed heartbeat (ten lines a second per dead peer); the node
-    // reports unreachable peers itself, so those go quiet unless RUST_LOG asks for openraft.
-    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-    if !spec.contains("openraft") {
-        spec.push_str(",openraft::core::heartbeat=error");
-    }
-    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: log files and journald get plain text.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match loaded.config.log_format {
-        LogFormat::Json => subscriber.json().init(),
-        LogFormat::Text => subscriber.init(),
-    }
+    node::logging::init(loaded.config.log_format);
     for key in &loaded.unknown_keys {
         tracing::warn!(key = %key, file = %config_path.display(), "unknown configuration key ignored");
     }

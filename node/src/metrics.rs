@@ -242,6 +242,11 @@ impl Metrics {
                 &m.messages_refused_temp,
             ),
             (
+                "mcluster_messages_too_complex_total",
+                "Messages refused (SMTP 554 5.6.0, IMAP NO [LIMIT]) for MIME parts, nesting or header sections over the message limits.",
+                &m.messages_too_complex,
+            ),
+            (
                 "mcluster_outbound_delivered_total",
                 "Remote recipients delivered by this node as leader.",
                 &m.outbound_delivered,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
-use crate::mail_service::{MailContext, Service, accept_tls};
+use crate::mail_service::{LoginRefused, MailContext, Service, accept_tls};
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
 
@@ -306,13 +306,23 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Reply {
-        let Some(account) = self
+        let account = match self
             .context
             .authenticate(user, password, self.peer.ip())
             .await
-        else {
-            tracing::info!(peer = %self.peer, user, "pop3 authentication failed");
-            return Reply::Err("[AUTH] authentication failed".into());
+        {
+            Ok(account) => account,
+            Err(LoginRefused::Invalid) => {
+                tracing::info!(peer = %self.peer, user, "pop3 authentication failed");
+                return Reply::Err("[AUTH] authentication failed".into());
+            }
+            Err(LoginRefused::Locked) => {
+                return Reply::Err(
+                    "[SYS/TEMP] too many failed logins: logging in to this account from your \
+                     address is blocked for a while; try again later"
+                        .into(),
+                );
+            }
         };
         // The maildrop must include every message acknowledged anywhere before this login.
         if let Err(err) = self.context.cluster.linearize().await {
@@ -477,9 +487,13 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut BufReader<S>,
     line: &str,
 ) -> std::io::Result<()> {
+    // One write per reply: a client (or a TLS proxy) that reads the greeting in one go must
+    // find the whole line, CRLF included.
+    let mut out = Vec::with_capacity(line.len() + 2);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let stream = stream.get_mut();
-    stream.write_all(line.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    stream.write_all(&out).await?;
     stream.flush().await
 }
 

@@ -3,8 +3,16 @@
 //! replicated (`raft_store::ProtectionPolicy`, `Command::Lock`), so a failover keeps them; the
 //! counters are per node, like Postfix's anvil: whoever holds the VIP sees the traffic.
 //!
+//! A lockout never shuts an account's owner out because a stranger guessed: failures lock the
+//! guessing address first, out of that account (`LockTarget::AccountFrom`) and then out of
+//! every account (`LockTarget::Ip`). Only ten times as many failures, from many addresses,
+//! lock the account itself (`LockTarget::Account`), and even that lockout lets in the
+//! addresses the account logged in from lately (on this node). IPv6 clients are counted and
+//! locked by their /64, which one subscriber usually has whole.
+//!
 //! A lockout is also kept locally the moment it is earned, so it works on this node before the
-//! Raft commit comes back, and while the cluster has no quorum.
+//! Raft commit comes back, and while the cluster has no quorum; once committed, the replicated
+//! record alone decides, so lifting it takes effect on every node at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,13 +29,22 @@ mod tests;
 /// first, then all of them (an attacker with this many addresses gets a clean slate, which
 /// costs it more than it gains).
 const MAX_TRACKED: usize = 100_000;
+/// An account is locked for everyone after this many times the per-address threshold.
+const ACCOUNT_WIDE_FACTOR: u32 = 10;
+/// Addresses remembered per account as ones it logged in from.
+const KNOWN_PER_ACCOUNT: usize = 8;
+/// How long an address counts as known after the account's last login from it.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 86_400);
 
 /// The in-memory side of abuse protection for one node.
 pub struct Guard {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
     failures: Mutex<HashMap<LockTarget, Window>>,
-    /// Lockouts this node earned, until they end (the replicated copy may lag or be missing).
+    /// Lockouts this node earned and has not seen committed yet (the replicated copy may lag
+    /// or be missing while the cluster has no quorum).
     local: Mutex<HashMap<LockTarget, Instant>>,
+    /// Per account, the client addresses it logged in from lately, with when.
+    known: Mutex<HashMap<String, Vec<(IpAddr, Instant)>>>,
     exempt: Mutex<(Vec<String>, Vec<IpNet>)>,
 }
 
@@ -58,12 +75,25 @@ impl Default for Guard {
     }
 }
 
+/// The address failures are counted and locked by: IPv4 (an IPv4-mapped IPv6 address too) as
+/// it is, IPv6 by its /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 impl Guard {
     pub fn new() -> Guard {
         Guard {
             buckets: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             exempt: Mutex::new((Vec::new(), Vec::new())),
         }
     }
@@ -118,7 +148,34 @@ impl Guard {
         }
     }
 
-    /// Whether this node has locked `target` out and the lockout still runs.
+    /// The lockouts that would stop a login to `account` from `ip`, in the order they are
+    /// checked: the address, the address for this account, and the account (unless the
+    /// address is one the account logged in from lately).
+    pub fn lock_targets(
+        &self,
+        policy: &ProtectionPolicy,
+        account: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Vec<LockTarget> {
+        let account = account.to_ascii_lowercase();
+        let key = client_key(ip);
+        let mut targets = Vec::with_capacity(3);
+        if !self.exempt(policy, ip) {
+            targets.push(LockTarget::Ip(key));
+        }
+        targets.push(LockTarget::AccountFrom {
+            account: account.clone(),
+            ip: key,
+        });
+        if !self.known_address(&account, key, now) {
+            targets.push(LockTarget::Account(account));
+        }
+        targets
+    }
+
+    /// Whether this node has locked `target` out, the lockout still runs, and it is not yet
+    /// committed (after that the replicated record decides).
     pub fn locally_locked(&self, target: &LockTarget, now: Instant) -> bool {
         let mut local = self.local.lock().expect("lockout table lock");
         match local.get(target) {
@@ -131,6 +188,15 @@ impl Guard {
         }
     }
 
+    /// The lockout of `target` is committed: from now on the replicated record decides, so an
+    /// operator who lifts it lifts it here too.
+    pub fn lockout_committed(&self, target: &LockTarget) {
+        self.local
+            .lock()
+            .expect("lockout table lock")
+            .remove(target);
+    }
+
     /// Counts a failed login to `account` from `ip`. A target that reaches its threshold is
     /// locked here at once and returned, so the caller commits the lockout cluster-wide.
     pub fn login_failed(
@@ -141,15 +207,24 @@ impl Guard {
         now: Instant,
     ) -> Failure {
         let window = Duration::from_secs(policy.failure_window_secs);
-        let mut targets = vec![(
-            LockTarget::Account(account.to_ascii_lowercase()),
-            policy.account_lockout_failures,
-        )];
+        let account = account.to_ascii_lowercase();
+        let key = client_key(ip);
+        let per_address = policy.account_lockout_failures;
+        let mut targets = vec![
+            (
+                LockTarget::AccountFrom {
+                    account: account.clone(),
+                    ip: key,
+                },
+                per_address,
+            ),
+            (
+                LockTarget::Account(account),
+                per_address.saturating_mul(ACCOUNT_WIDE_FACTOR),
+            ),
+        ];
         if !self.exempt(policy, ip) {
-            targets.push((
-                LockTarget::Ip(ip.to_canonical()),
-                policy.ip_lockout_failures,
-            ));
+            targets.push((LockTarget::Ip(key), policy.ip_lockout_failures));
         }
         let mut locked = Vec::new();
         let mut failures = self.failures.lock().expect("failure table lock");
@@ -195,12 +270,48 @@ impl Guard {
         Failure::LockOut(locked)
     }
 
-    /// A successful login ends the count of failures against its account (not its IP's).
-    pub fn login_succeeded(&self, account: &str) {
+    /// A successful login from `ip` ends the count of failures against the account from that
+    /// address (not the address's own count), and makes the address known to the account.
+    pub fn login_succeeded(&self, account: &str, ip: IpAddr, now: Instant) {
+        let account = account.to_ascii_lowercase();
+        let key = client_key(ip);
         self.failures
             .lock()
             .expect("failure table lock")
-            .remove(&LockTarget::Account(account.to_ascii_lowercase()));
+            .remove(&LockTarget::AccountFrom {
+                account: account.clone(),
+                ip: key,
+            });
+        let mut known = self.known.lock().expect("known address lock");
+        if known.len() >= MAX_TRACKED && !known.contains_key(&account) {
+            known.retain(|_, seen| {
+                seen.retain(|&(_, at)| now.saturating_duration_since(at) < KNOWN_FOR);
+                !seen.is_empty()
+            });
+            if known.len() >= MAX_TRACKED {
+                known.clear();
+            }
+        }
+        let seen = known.entry(account).or_default();
+        seen.retain(|&(address, at)| {
+            address != key && now.saturating_duration_since(at) < KNOWN_FOR
+        });
+        if seen.len() >= KNOWN_PER_ACCOUNT {
+            seen.remove(0);
+        }
+        seen.push((key, now));
+    }
+
+    fn known_address(&self, account: &str, key: IpAddr, now: Instant) -> bool {
+        self.known
+            .lock()
+            .expect("known address lock")
+            .get(account)
+            .is_some_and(|seen| {
+                seen.iter().any(|&(address, at)| {
+                    address == key && now.saturating_duration_since(at) < KNOWN_FOR
+                })
+            })
     }
 }
 

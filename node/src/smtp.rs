@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{self, MailContext, Resolved, Service, accept_tls};
+use crate::mail_service::{self, LoginRefused, MailContext, Resolved, Service, accept_tls};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
@@ -351,6 +351,7 @@ impl Session {
             Command::Data => {
                 return self.data(reader, policy.max_message_bytes).await;
             }
+            Command::Bdat { size, .. } => return self.bdat(size, reader).await,
             Command::Rset => {
                 self.tx = Transaction::default();
                 self.reply("250 2.0.0 Ok");
@@ -434,14 +435,20 @@ impl Session {
             .authenticate(&login, &password, self.peer.ip())
             .await
         {
-            Some(account) => {
+            Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "authenticated");
                 self.user = Some(account.address);
                 self.reply("235 2.7.0 Authentication successful");
             }
-            None => {
+            Err(LoginRefused::Invalid) => {
                 tracing::info!(peer = %self.peer, user = %login, "authentication failed");
                 self.error("535 5.7.8 Authentication credentials invalid");
+            }
+            Err(LoginRefused::Locked) => {
+                self.error(
+                    "454 4.7.0 Too many failed logins: logging in to this account from your \
+                     address is blocked for a while; try again later",
+                );
             }
         }
     }
@@ -721,6 +728,34 @@ impl Session {
         Next::Continue
     }
 
+    /// BDAT without CHUNKING on offer (RFC 3030): the chunk is read and dropped, so none of its
+    /// bytes is ever taken for a command, and the transaction ends. When the size is not
+    /// readable nobody knows where the chunk ends: the connection is closed.
+    async fn bdat<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        size: Option<u64>,
+        reader: &mut BufReader<S>,
+    ) -> Next {
+        self.tx = Transaction::default();
+        let Some(size) = size else {
+            self.reply("501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing connection");
+            return Next::Quit;
+        };
+        let mut chunk = tokio::io::AsyncReadExt::take(&mut *reader, size);
+        let skipped = tokio::time::timeout(
+            Duration::from_secs(300),
+            tokio::io::copy(&mut chunk, &mut tokio::io::sink()),
+        )
+        .await;
+        match skipped {
+            Ok(Ok(n)) if n == size => {
+                self.error("502 5.5.1 CHUNKING is not offered here; send the message with DATA");
+                Next::Continue
+            }
+            _ => Next::Quit,
+        }
+    }
+
     /// Replies with a refusal from the inbound checks, and counts it.
     fn refuse(&mut self, refusal: Refusal) {
         tracing::info!(peer = %self.peer, check = ?refusal.check, reply = refusal.reply, "refused by an inbound check");
@@ -838,10 +873,18 @@ impl Session {
         let data = Arc::new(message);
         let hash = blob_store::hash(&data);
         let size = data.len() as u64;
-        // Parsed once here for IMAP, while the blob is being fsync'd.
+        // Parsed once here for IMAP, while the blob is being fsync'd, within the cluster's
+        // limits: the summary travels in the Raft entry, so its size must not follow whatever
+        // structure a stranger sends.
+        let limits = self
+            .context
+            .cluster
+            .reader
+            .message_limits()
+            .unwrap_or_default();
         let summary = tokio::task::spawn_blocking({
             let data = data.clone();
-            move || raft_store::summary::summarize(&data)
+            move || raft_store::summary::summarize_within(&data, &limits)
         });
         let stored = match self.context.blobs.store_new(data, hash).await {
             Ok(stored) => stored,
@@ -871,7 +914,16 @@ impl Session {
             recipients: accounts.clone(),
             internal_date: now.unix,
             summary: match summary.await {
-                Ok(summary) => summary,
+                Ok(Ok(summary)) => summary,
+                Ok(Err(too_complex)) => {
+                    // The blob just stored is referenced by nothing: GC removes it.
+                    tracing::info!(queue_id, peer = %self.peer, reason = %too_complex, "message refused: too complex");
+                    self.context
+                        .metrics
+                        .messages_too_complex
+                        .fetch_add(1, Ordering::Relaxed);
+                    return format!("554 5.6.0 Message refused: {too_complex}");
+                }
                 Err(err) => {
                     tracing::error!(queue_id, error = %err, "parsing the message failed");
                     return "451 4.3.0 Temporary failure, try again later".into();
@@ -1010,8 +1062,11 @@ impl DataPace {
 
 /// Reads the message up to the lone dot, undoing dot-stuffing. A problem (too big, bare LF,
 /// NUL, an overlong line) is remembered and the rest is read and dropped, so the session can
-/// answer and go on. Only CRLF "." CRLF ends the data: a dot after a bare LF does not, which is
-/// what closes the door on SMTP smuggling.
+/// answer and go on. Only CRLF "." CRLF ends the data: a dot line after a line that ended in a
+/// bare LF (or, as a line of its own, a dot followed by a bare CR or LF) is message data, so the
+/// message runs on to the real terminator and is refused as a whole. Nothing a client sends
+/// after a non-standard terminator is ever taken as a command (SMTP smuggling,
+/// CVE-2023-51764/51765/51766).
 async fn read_body<S: AsyncRead + Unpin>(
     reader: &mut BufReader<S>,
     max_message_bytes: u64,
@@ -1022,6 +1077,8 @@ async fn read_body<S: AsyncRead + Unpin>(
     let mut data = Vec::new();
     let mut problem: Option<Body> = None;
     let mut line = Vec::new();
+    // Whether the line before ended in CRLF: the DATA command line did.
+    let mut after_crlf = true;
     loop {
         let read = tokio::time::timeout(
             Duration::from_secs(300),
@@ -1031,7 +1088,9 @@ async fn read_body<S: AsyncRead + Unpin>(
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         match read {
             RawLine::Eof => return Ok(Body::Eof),
-            RawLine::TooLong => {
+            RawLine::TooLong { crlf } => {
+                after_crlf = crlf;
+                received += line.len() as u64;
                 problem.get_or_insert(Body::Bad(
                     "550 5.6.0 Message has a line longer than 998 characters (RFC 5322)",
                 ));
@@ -1039,9 +1098,11 @@ async fn read_body<S: AsyncRead + Unpin>(
             }
             RawLine::Complete => {}
         }
-        if line == b".\r\n" {
+        if after_crlf && line == b".\r\n" {
             break;
         }
+        let crlf = line.ends_with(b"\r\n");
+        let was_after_crlf = std::mem::replace(&mut after_crlf, crlf);
         received += line.len() as u64;
         if pace.too_slow(received, started.elapsed()) {
             return Ok(Body::TooSlow);
@@ -1049,15 +1110,17 @@ async fn read_body<S: AsyncRead + Unpin>(
         if problem.is_some() {
             continue;
         }
-        let content = &line[..line.len() - if line.ends_with(b"\r\n") { 2 } else { 1 }];
-        if !line.ends_with(b"\r\n") || content.contains(&b'\r') {
+        let content = &line[..line.len() - if crlf { 2 } else { 1 }];
+        if !crlf || !was_after_crlf || content.contains(&b'\r') {
             problem = Some(Body::Bad(
                 "550 5.6.0 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)",
             ));
+            data = Vec::new();
             continue;
         }
         if content.contains(&0) {
             problem = Some(Body::Bad("550 5.6.0 NUL byte in message"));
+            data = Vec::new();
             continue;
         }
         let unstuffed = if line.starts_with(b".") {

@@ -77,6 +77,20 @@ pub const SM_CFS: [&str; 19] = [
     CF_ACCESS_LISTS,
 ];
 
+/// The largest entry (a whole `Request`, encoded) the cluster proposes: well under the transport's
+/// frame limit, and sent to a follower in about a second on a slow link.
+pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
+
+/// What `value` takes encoded as in the log and the store, counted without building it.
+pub fn encoded_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
+        Ok(()) => size.bytes_written,
+        // Our types always encode; a failure would be a bug, and counts as too large.
+        Err(_) => usize::MAX,
+    }
+}
+
 pub const KEY_FORMAT: &[u8] = b"format_version";
 pub const KEY_VOTE: &[u8] = b"vote";
 pub const KEY_COMMITTED: &[u8] = b"committed";
@@ -90,6 +104,7 @@ pub const KEY_CLIENT_TLS: &[u8] = b"client_tls";
 pub const KEY_MAIL_POLICY: &[u8] = b"mail_policy";
 pub const KEY_OUTBOUND_POLICY: &[u8] = b"outbound_policy";
 pub const KEY_PROTECTION_POLICY: &[u8] = b"protection_policy";
+pub const KEY_MESSAGE_LIMITS: &[u8] = b"message_limits";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

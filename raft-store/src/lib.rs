@@ -18,7 +18,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use crate::db::FORMAT_VERSION;
+pub use crate::db::{FORMAT_VERSION, MAX_ENTRY_BYTES, encoded_len};
 pub use crate::error::StoreError;
 pub use crate::log_store::LogStore;
 pub use crate::mail::access::{AccessEntry, AccessList, AccessPattern, DomainPattern};
@@ -35,6 +35,7 @@ pub use crate::mail::{
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
 pub use crate::state_machine::{MailChange, StateDigest, StateMachine, StateReader};
+pub use crate::summary::{MessageLimits, TooComplex};
 pub use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,
     PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,

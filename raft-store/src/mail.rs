@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{
     CF_ACCOUNTS, CF_BLOB_MISSING, CF_BLOBS, CF_DELIVERED, CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS,
-    CF_SUBSCRIPTIONS, CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_NEXT_UIDVALIDITY,
+    CF_SUBSCRIPTIONS, CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_MESSAGE_LIMITS,
+    KEY_NEXT_UIDVALIDITY,
 };
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
+use crate::summary::MessageLimits;
 use crate::types::{Account, NodeId};
 
 pub(crate) mod access;
@@ -609,6 +611,13 @@ pub(crate) fn set_mail_policy(policy: &MailPolicy, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_MAIL_POLICY, policy);
 }
 
+/// The message limits live under a key of their own beside the mail policy, so that stores
+/// and log entries written before they existed keep their encoding (an absent key means the
+/// defaults).
+pub(crate) fn set_message_limits(limits: &MessageLimits, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_MESSAGE_LIMITS, limits);
+}
+
 /// Mail reads of the applied state.
 impl StateReader {
     pub fn mailbox(&self, account: &str, name: &str) -> Result<Option<Mailbox>, StoreError> {
@@ -727,6 +736,13 @@ impl StateReader {
         Ok(self
             .db()
             .get(CF_SETTINGS, KEY_MAIL_POLICY)?
+            .unwrap_or_default())
+    }
+
+    pub fn message_limits(&self) -> Result<MessageLimits, StoreError> {
+        Ok(self
+            .db()
+            .get(CF_SETTINGS, KEY_MESSAGE_LIMITS)?
             .unwrap_or_default())
     }
 

@@ -107,7 +107,26 @@ impl StateMachine {
         if let Some(outcome) = self.db.get::<Outcome>(CF_REQUESTS, &key)? {
             return Ok(outcome.result);
         }
-        let result = self.execute(&request.command, staged)?;
+        // A command that panics would panic again on every node and after every restart, and
+        // stop the cluster for good: the same code on the same entry fails the same way
+        // everywhere, so it is refused, deterministically, with nothing of it written. Storage
+        // errors (`?`) are this node's own and stop it instead: refusing on one node only would
+        // make the replicas differ.
+        let executed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.execute(&request.command, staged)
+        }));
+        let result = match executed {
+            Ok(result) => result?,
+            Err(_) => {
+                staged.discard();
+                tracing::error!(
+                    index,
+                    command = %request.command,
+                    "applying the entry failed; it is refused on every node"
+                );
+                CommandResult::Rejected(Rejection::ApplyFailed)
+            }
+        };
         staged.put(
             CF_REQUESTS,
             &key,
@@ -142,6 +161,11 @@ impl StateMachine {
     ) -> Result<CommandResult, StoreError> {
         let reader = self.reader();
         let rejected = |r: Rejection| Ok(CommandResult::Rejected(r));
+        // The proposer checked every summary against the cluster's limits; this is the
+        // deterministic backstop, the same on every node, for an entry that escaped it.
+        if !command.summaries().iter().all(|s| s.within_ceiling()) {
+            return rejected(Rejection::MessageTooComplex);
+        }
         match command {
             Command::InitCluster(settings) => {
                 if reader.cluster_settings()?.is_some() {
@@ -287,6 +311,10 @@ impl StateMachine {
             Command::RemoveAccessEntry { list, pattern } => {
                 return access::remove(&reader, *list, pattern, batch);
             }
+            Command::SetMailPolicyAndLimits { policy, limits } => {
+                mail::set_mail_policy(policy, batch);
+                mail::set_message_limits(limits, batch);
+            }
             Command::DeliverFiled { deliveries } => {
                 let filed: Vec<_> = deliveries.iter().map(|d| (&d.delivery, d.filing)).collect();
                 let outcomes = mail::deliver_filed(&reader, &filed, batch)?;
@@ -397,6 +425,11 @@ impl<'a> Staged<'a> {
 
     pub(crate) fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
         self.batch.put_cf(self.db.cf(cf), key, encode(value));
+    }
+
+    /// Drops everything staged so far.
+    pub(crate) fn discard(&mut self) {
+        self.batch = WriteBatch::default();
     }
 
     pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {

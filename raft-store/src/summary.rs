@@ -21,7 +21,15 @@
 //! - Missing Content-Transfer-Encoding: "7BIT". Missing header/body separator: the body is empty.
 //! - Addresses without a domain get host "MISSING_DOMAIN", without a local part "MISSING_MAILBOX"
 //!   (a NIL host would mean group syntax in an IMAP address list).
-//! - Nesting deeper than [`MAX_DEPTH`] is cut: deeper parts become leaves.
+//!
+//! Bounds, because the summary travels in a Raft entry and is stored per blob: nothing in it
+//! may grow without limit with what a stranger sends. [`summarize_within`] refuses a message
+//! over the cluster's [`MessageLimits`] (MIME parts, nesting depth, header fields and bytes per
+//! header section) or whose summary would encode to more than [`MAX_SUMMARY_BYTES`]; SMTP and
+//! IMAP APPEND answer that with a clear refusal. [`summarize`], for messages the cluster makes
+//! or must take anyway (bounces, a summary record that is missing), applies the hard ceilings
+//! ([`MessageLimits::CEILING`]) and summarizes a message over them as one text/plain part, the
+//! way Dovecot treats what lies past its MIME limits (CVE-2020-12100).
 //!
 //! Offsets are the stored bytes. SMTP delivers CRLF, so sizes and sections match the wire; a
 //! blob stored with bare LF has sizes of its own bytes (the caller must then convert as it sends).
@@ -31,8 +39,97 @@ use std::ops::Range;
 use mail_parser::{MessageParser, PartType};
 use serde::{Deserialize, Serialize};
 
-/// Parts nested deeper than this are summarized as leaves.
+/// The deepest nesting of MIME parts any summary holds (the root part is at depth 0).
 pub const MAX_DEPTH: u32 = 32;
+
+/// The most a summary may take encoded (bincode, as in the log and the store).
+pub const MAX_SUMMARY_BYTES: usize = 2 * 1024 * 1024;
+
+/// How complex a message the cluster takes: part of the replicated mail policy, checked when a
+/// message arrives (SMTP DATA, IMAP APPEND), before anything is stored or proposed.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct MessageLimits {
+    /// MIME parts in the whole message, counting multiparts, encapsulated messages and the
+    /// root.
+    pub max_mime_parts: u32,
+    /// How deep parts may nest (a part of a multipart at the top is at depth 1).
+    pub max_mime_depth: u32,
+    /// Header fields in any one header section (the message's or a part's).
+    pub max_header_fields: u32,
+    /// Bytes of any one header section, its blank line included.
+    pub max_header_bytes: u32,
+}
+
+impl MessageLimits {
+    /// The most any limit may be set to; also what [`summarize`] applies.
+    pub const CEILING: MessageLimits = MessageLimits {
+        max_mime_parts: 10_000,
+        max_mime_depth: MAX_DEPTH,
+        max_header_fields: 10_000,
+        max_header_bytes: 4 * 1024 * 1024,
+    };
+
+    /// Whether every limit is between 1 and its ceiling; else why not, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let ceiling = MessageLimits::CEILING;
+        for (key, value, max) in [
+            (
+                "max-mime-parts",
+                self.max_mime_parts,
+                ceiling.max_mime_parts,
+            ),
+            (
+                "max-mime-depth",
+                self.max_mime_depth,
+                ceiling.max_mime_depth,
+            ),
+            (
+                "max-header-fields",
+                self.max_header_fields,
+                ceiling.max_header_fields,
+            ),
+            (
+                "max-header-bytes",
+                self.max_header_bytes,
+                ceiling.max_header_bytes,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(format!("{key} must be between 1 and {max}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for MessageLimits {
+    fn default() -> MessageLimits {
+        MessageLimits {
+            // Real mail stays far below these: a digest of a hundred messages has a few
+            // hundred parts, a chain of forwards as attachments a depth of ten.
+            max_mime_parts: 1000,
+            max_mime_depth: MAX_DEPTH,
+            max_header_fields: 1000,
+            max_header_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// Which limit a message is over; `Display` is a sentence for the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooComplex {
+    #[error("the message has more than {max} MIME parts")]
+    Parts { max: u32 },
+    #[error("the message nests MIME parts more than {max} deep")]
+    Depth { max: u32 },
+    #[error("a header section of the message has more than {max} fields")]
+    HeaderFields { max: u32 },
+    #[error("a header section of the message is larger than {max} bytes")]
+    HeaderBytes { max: u32 },
+    #[error("the message's structure takes more than {max} bytes to describe")]
+    Summary { max: usize },
+}
 
 /// Everything FETCH needs about one message (or one encapsulated message/rfc822).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -134,18 +231,66 @@ impl Part {
     }
 }
 
-/// Summarizes a raw RFC 5322 message. Never fails; see the module docs for the fallbacks.
+/// Summarizes a raw RFC 5322 message. Never fails; see the module docs for the fallbacks. A
+/// message over [`MessageLimits::CEILING`] is summarized as one text/plain part.
 pub fn summarize(raw: &[u8]) -> MessageSummary {
+    summarize_within(raw, &MessageLimits::CEILING).unwrap_or_else(|_| unparsed(raw))
+}
+
+/// Summarizes a raw RFC 5322 message within `limits`: the summary, or which limit the message
+/// is over. The work is bounded by the message size and the limits.
+pub fn summarize_within(raw: &[u8], limits: &MessageLimits) -> Result<MessageSummary, TooComplex> {
     // Offsets are u32 (as mail-parser's); larger input is summarized as its first 4 GiB.
     let raw = &raw[..raw.len().min(u32::MAX as usize)];
-    match parse_mime(raw) {
+    let top_header = header_end(raw);
+    if top_header > limits.max_header_bytes as usize {
+        return Err(TooComplex::HeaderBytes {
+            max: limits.max_header_bytes,
+        });
+    }
+    let summary = match parse_mime(raw) {
         Some(message) if !message.parts.is_empty() => {
-            let mut summary = summarize_message(&message, raw, 0);
+            let mut walk = Walk {
+                raw,
+                limits: *limits,
+                n_parts: 0,
+            };
+            let mut summary = walk.message(&message, 0)?;
             // The top-level header always starts at the first byte of the blob.
             summary.root.offset_header = 0;
             summary
         }
         _ => unparsed(raw),
+    };
+    if crate::db::encoded_len(&summary) > MAX_SUMMARY_BYTES {
+        return Err(TooComplex::Summary {
+            max: MAX_SUMMARY_BYTES,
+        });
+    }
+    Ok(summary)
+}
+
+impl MessageSummary {
+    /// Whether the summary is within the hard ceilings (parts, depth): the state machine's
+    /// check on a summary in a committed entry, which no proposer of this build exceeds.
+    pub fn within_ceiling(&self) -> bool {
+        let mut n_parts = 0u32;
+        count_parts(&self.root, 0, &mut n_parts)
+    }
+}
+
+/// Counts `part` and what it contains into `n_parts`; false once over a ceiling.
+fn count_parts(part: &Part, depth: u32, n_parts: &mut u32) -> bool {
+    *n_parts += 1;
+    if *n_parts > MessageLimits::CEILING.max_mime_parts || depth > MAX_DEPTH {
+        return false;
+    }
+    match &part.kind {
+        PartKind::Leaf => true,
+        PartKind::Multipart(children) => children
+            .iter()
+            .all(|child| count_parts(child, depth + 1, n_parts)),
+        PartKind::Message(inner) => count_parts(&inner.root, depth + 1, n_parts),
     }
 }
 
@@ -215,31 +360,191 @@ fn leaf_defaults(header: usize, body: usize, end: usize) -> Part {
     }
 }
 
-fn summarize_message(message: &mail_parser::Message, raw: &[u8], depth: u32) -> MessageSummary {
-    let envelope = match message.parts.first() {
-        Some(root) => {
-            let fields = |name: &str| header_values(root, raw, name);
-            let first = |name: &str| fields(name).into_iter().next();
-            let addresses =
-                |name: &str| first(name).map(|v| parse_addresses(&v)).unwrap_or_default();
-            Envelope {
-                date: first("Date"),
-                subject: first("Subject"),
-                from: addresses("From"),
-                sender: addresses("Sender"),
-                reply_to: addresses("Reply-To"),
-                to: addresses("To"),
-                cc: addresses("Cc"),
-                bcc: addresses("Bcc"),
-                in_reply_to: first("In-Reply-To"),
-                message_id: first("Message-ID"),
+/// One summary being built: the message, the limits and the parts counted so far.
+struct Walk<'a> {
+    raw: &'a [u8],
+    limits: MessageLimits,
+    n_parts: u32,
+}
+
+impl Walk<'_> {
+    fn message(
+        &mut self,
+        message: &mail_parser::Message,
+        depth: u32,
+    ) -> Result<MessageSummary, TooComplex> {
+        let raw = self.raw;
+        let envelope = match message.parts.first() {
+            Some(root) => {
+                let fields = |name: &str| header_values(root, raw, name);
+                let first = |name: &str| fields(name).into_iter().next();
+                let addresses =
+                    |name: &str| first(name).map(|v| parse_addresses(&v)).unwrap_or_default();
+                Envelope {
+                    date: first("Date"),
+                    subject: first("Subject"),
+                    from: addresses("From"),
+                    sender: addresses("Sender"),
+                    reply_to: addresses("Reply-To"),
+                    to: addresses("To"),
+                    cc: addresses("Cc"),
+                    bcc: addresses("Bcc"),
+                    in_reply_to: first("In-Reply-To"),
+                    message_id: first("Message-ID"),
+                }
+            }
+            None => Envelope::default(),
+        };
+        Ok(MessageSummary {
+            envelope,
+            root: self.part(message, 0, depth)?,
+        })
+    }
+
+    fn part(
+        &mut self,
+        message: &mail_parser::Message,
+        id: usize,
+        depth: u32,
+    ) -> Result<Part, TooComplex> {
+        let raw = self.raw;
+        let len = raw.len();
+        self.n_parts += 1;
+        if self.n_parts > self.limits.max_mime_parts {
+            return Err(TooComplex::Parts {
+                max: self.limits.max_mime_parts,
+            });
+        }
+        let Some(part) = message.parts.get(id) else {
+            return Ok(leaf_defaults(len, len, len));
+        };
+        let header = (part.offset_header as usize).min(len);
+        let body = (part.offset_body as usize).clamp(header, len);
+        let end = (part.offset_end as usize).clamp(body, len);
+        if part.headers.len() > self.limits.max_header_fields as usize {
+            return Err(TooComplex::HeaderFields {
+                max: self.limits.max_header_fields,
+            });
+        }
+        if body - header > self.limits.max_header_bytes as usize {
+            return Err(TooComplex::HeaderBytes {
+                max: self.limits.max_header_bytes,
+            });
+        }
+        let mut summary = leaf_defaults(header, body, end);
+
+        let first = |name: &str| header_values(part, raw, name).into_iter().next();
+        let content_type = first("Content-Type").and_then(|v| parse_content_type(&v));
+        summary.id = first("Content-ID");
+        summary.description = first("Content-Description");
+        if let Some(encoding) = first("Content-Transfer-Encoding").filter(|e| !e.is_empty()) {
+            summary.encoding = encoding.to_ascii_uppercase();
+        }
+        summary.md5 = first("Content-MD5");
+        summary.disposition = first("Content-Disposition").and_then(|v| {
+            let mut lexer = Lexer::new(&v);
+            let kind = lexer.token()?;
+            Some(Disposition {
+                kind: kind.to_ascii_uppercase(),
+                params: lexer.params(),
+            })
+        });
+        if let Some(language) = first("Content-Language") {
+            summary.language = language
+                .split(|&b| b == b',')
+                .map(|l| trim(l).to_vec())
+                .filter(|l| !l.is_empty())
+                .collect();
+        }
+        summary.location = first("Content-Location");
+
+        let declared =
+            content_type.map(|(t, s, p)| (t.to_ascii_uppercase(), s.to_ascii_uppercase(), p));
+        let too_deep = depth >= self.limits.max_mime_depth.min(MAX_DEPTH);
+        match &part.body {
+            PartType::Multipart(ids) => {
+                // mail-parser numbers parts in the order it meets them, so a real child comes
+                // after its parent and lies inside its body. Malformed input can make its part
+                // list point back up (a cycle, found by the mime_summary fuzz target): such
+                // "children" are left out rather than summarized again and again.
+                let inside = |child: &mail_parser::MessagePart| {
+                    child.offset_header as usize >= body && child.offset_end as usize <= end
+                };
+                let ids: Vec<usize> = ids
+                    .iter()
+                    .map(|&child| child as usize)
+                    .filter(|&child| child > id)
+                    .filter(|&child| message.parts.get(child).is_some_and(inside))
+                    .collect();
+                if !ids.is_empty() {
+                    if too_deep {
+                        return Err(TooComplex::Depth {
+                            max: self.limits.max_mime_depth,
+                        });
+                    }
+                    let mut children = Vec::with_capacity(ids.len());
+                    for child in ids {
+                        children.push(self.part(message, child, depth + 1)?);
+                    }
+                    summary.media_type = b"MULTIPART".to_vec();
+                    summary.params.clear();
+                    summary.media_subtype = b"MIXED".to_vec();
+                    if let Some((t, s, p)) = declared {
+                        if t == b"MULTIPART" {
+                            summary.media_subtype = s;
+                        }
+                        summary.params = p;
+                    }
+                    summary.kind = PartKind::Multipart(children);
+                    return Ok(summary);
+                }
+            }
+            PartType::Message(inner)
+                if inner.raw_message.as_ptr() == raw.as_ptr()
+                    && inner.raw_message.len() == raw.len()
+                    && !inner.parts.is_empty() =>
+            {
+                if too_deep {
+                    return Err(TooComplex::Depth {
+                        max: self.limits.max_mime_depth,
+                    });
+                }
+                let mut inner_summary = self.message(inner, depth + 1)?;
+                // The encapsulated header starts where this part's body does.
+                inner_summary.root.offset_header = body as u32;
+                summary.media_type = b"MESSAGE".to_vec();
+                summary.media_subtype = b"RFC822".to_vec();
+                summary.params.clear();
+                if let Some((t, s, p)) = declared {
+                    if t == b"MESSAGE" {
+                        summary.media_subtype = s;
+                    }
+                    summary.params = p;
+                }
+                summary.lines = count_lines(&raw[body..end]);
+                summary.kind = PartKind::Message(Box::new(inner_summary));
+                return Ok(summary);
+            }
+            _ => {}
+        }
+        // A leaf.
+        if let Some((t, s, p)) = declared
+            && t != b"MULTIPART"
+        {
+            summary.media_type = t;
+            summary.media_subtype = s;
+            summary.params = p;
+            if summary.media_type == b"TEXT"
+                && summary.media_subtype == b"PLAIN"
+                && !summary.params.iter().any(|(n, _)| n == b"CHARSET")
+            {
+                summary
+                    .params
+                    .push((b"CHARSET".to_vec(), b"US-ASCII".to_vec()));
             }
         }
-        None => Envelope::default(),
-    };
-    MessageSummary {
-        envelope,
-        root: summarize_part(message, raw, 0, depth),
+        summary.lines = count_lines(&raw[body..end]);
+        Ok(summary)
     }
 }
 
@@ -271,118 +576,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
-}
-
-fn summarize_part(message: &mail_parser::Message, raw: &[u8], id: usize, depth: u32) -> Part {
-    let len = raw.len();
-    let Some(part) = message.parts.get(id) else {
-        return leaf_defaults(len, len, len);
-    };
-    let header = (part.offset_header as usize).min(len);
-    let body = (part.offset_body as usize).clamp(header, len);
-    let end = (part.offset_end as usize).clamp(body, len);
-    let mut summary = leaf_defaults(header, body, end);
-
-    let first = |name: &str| header_values(part, raw, name).into_iter().next();
-    let content_type = first("Content-Type").and_then(|v| parse_content_type(&v));
-    summary.id = first("Content-ID");
-    summary.description = first("Content-Description");
-    if let Some(encoding) = first("Content-Transfer-Encoding").filter(|e| !e.is_empty()) {
-        summary.encoding = encoding.to_ascii_uppercase();
-    }
-    summary.md5 = first("Content-MD5");
-    summary.disposition = first("Content-Disposition").and_then(|v| {
-        let mut lexer = Lexer::new(&v);
-        let kind = lexer.token()?;
-        Some(Disposition {
-            kind: kind.to_ascii_uppercase(),
-            params: lexer.params(),
-        })
-    });
-    if let Some(language) = first("Content-Language") {
-        summary.language = language
-            .split(|&b| b == b',')
-            .map(|l| trim(l).to_vec())
-            .filter(|l| !l.is_empty())
-            .collect();
-    }
-    summary.location = first("Content-Location");
-
-    let declared =
-        content_type.map(|(t, s, p)| (t.to_ascii_uppercase(), s.to_ascii_uppercase(), p));
-    let nested = depth < MAX_DEPTH;
-    match &part.body {
-        PartType::Multipart(ids) if nested => {
-            // mail-parser numbers parts in the order it meets them, so a real child comes
-            // after its parent and lies inside its body. Malformed input can make its part
-            // list point back up (a cycle, found by the mime_summary fuzz target): such
-            // "children" are left out rather than summarized again and again.
-            let inside = |child: &mail_parser::MessagePart| {
-                child.offset_header as usize >= body && child.offset_end as usize <= end
-            };
-            let children: Vec<Part> = ids
-                .iter()
-                .map(|&child| child as usize)
-                .filter(|&child| child > id)
-                .filter(|&child| message.parts.get(child).is_some_and(inside))
-                .map(|child| summarize_part(message, raw, child, depth + 1))
-                .collect();
-            if !children.is_empty() {
-                summary.media_type = b"MULTIPART".to_vec();
-                summary.params.clear();
-                summary.media_subtype = b"MIXED".to_vec();
-                if let Some((t, s, p)) = declared {
-                    if t == b"MULTIPART" {
-                        summary.media_subtype = s;
-                    }
-                    summary.params = p;
-                }
-                summary.kind = PartKind::Multipart(children);
-                return summary;
-            }
-        }
-        PartType::Message(inner)
-            if nested
-                && inner.raw_message.as_ptr() == raw.as_ptr()
-                && inner.raw_message.len() == raw.len()
-                && !inner.parts.is_empty() =>
-        {
-            let mut inner_summary = summarize_message(inner, raw, depth + 1);
-            // The encapsulated header starts where this part's body does.
-            inner_summary.root.offset_header = body as u32;
-            summary.media_type = b"MESSAGE".to_vec();
-            summary.media_subtype = b"RFC822".to_vec();
-            summary.params.clear();
-            if let Some((t, s, p)) = declared {
-                if t == b"MESSAGE" {
-                    summary.media_subtype = s;
-                }
-                summary.params = p;
-            }
-            summary.lines = count_lines(&raw[body..end]);
-            summary.kind = PartKind::Message(Box::new(inner_summary));
-            return summary;
-        }
-        _ => {}
-    }
-    // A leaf.
-    if let Some((t, s, p)) = declared
-        && t != b"MULTIPART"
-    {
-        summary.media_type = t;
-        summary.media_subtype = s;
-        summary.params = p;
-        if summary.media_type == b"TEXT"
-            && summary.media_subtype == b"PLAIN"
-            && !summary.params.iter().any(|(n, _)| n == b"CHARSET")
-        {
-            summary
-                .params
-                .push((b"CHARSET".to_vec(), b"US-ASCII".to_vec()));
-        }
-    }
-    summary.lines = count_lines(&raw[body..end]);
-    summary
 }
 
 fn count_lines(body: &[u8]) -> u32 {

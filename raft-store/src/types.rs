@@ -306,9 +306,31 @@ pub enum Command {
     DeliverFiled {
         deliveries: Vec<FiledDelivery>,
     },
+    /// The mail policy and the message limits, set together (the admin API shows them as one
+    /// policy). `SetMailPolicy` stays for entries already in logs.
+    SetMailPolicyAndLimits {
+        policy: MailPolicy,
+        limits: crate::summary::MessageLimits,
+    },
 }
 
 impl Command {
+    /// The message summaries the command carries, to be stored with their blobs.
+    pub fn summaries(&self) -> Vec<&crate::summary::MessageSummary> {
+        match self {
+            Command::Deliver { deliveries } => deliveries.iter().map(|d| &d.summary).collect(),
+            Command::DeliverFiled { deliveries } => {
+                deliveries.iter().map(|d| &d.delivery.summary).collect()
+            }
+            Command::Notify {
+                delivery: Some(delivery),
+                ..
+            } => vec![&delivery.summary],
+            Command::Append { message, .. } => vec![&message.summary],
+            _ => Vec::new(),
+        }
+    }
+
     /// The accounts whose mailboxes or messages this command may change.
     pub fn mail_accounts(&self) -> Vec<&str> {
         match self {
@@ -356,6 +378,7 @@ impl Command {
             | Command::BlobsStored { .. }
             | Command::SetClientTls(_)
             | Command::SetMailPolicy(_)
+            | Command::SetMailPolicyAndLimits { .. }
             | Command::BlobsLost { .. }
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
@@ -435,6 +458,7 @@ impl fmt::Display for Command {
             Command::DeliverFiled { deliveries } => {
                 write!(f, "DeliverFiled({} messages)", deliveries.len())
             }
+            Command::SetMailPolicyAndLimits { .. } => write!(f, "SetMailPolicyAndLimits"),
         }
     }
 }
@@ -499,4 +523,12 @@ pub enum Rejection {
     NoLockout(String),
     #[error("no access list entry {0}")]
     NoAccessEntry(String),
+    /// A message summary in the entry is over the hard ceilings of this build (no proposer of
+    /// this build makes one; an entry from an older one, or a bug, is refused the same way on
+    /// every node instead of being applied).
+    #[error("a message in the entry is too complex to store")]
+    MessageTooComplex,
+    /// Applying the entry failed inside this build (a bug): refused on every node alike.
+    #[error("the entry could not be applied")]
+    ApplyFailed,
 }

@@ -20,6 +20,39 @@ use crate::error::ReplicationError;
 use crate::transport::{Transport, unexpected};
 use crate::wire::{Envelope, Request, Response, SnapshotFile, read_frame, write_frame};
 
+/// An AppendEntries request carries at most about this many encoded bytes of entries (at least
+/// one entry, whatever its size): a larger one sends a prefix and answers `PartialSuccess`, and
+/// openraft sends the rest next.
+const APPEND_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// The slowest link an AppendEntries is given time for: openraft's deadline (the heartbeat
+/// interval) suits a heartbeat, not megabytes, and a large entry that always times out would
+/// be sent again and again, stopping every commit behind it.
+const MIN_LINK_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
+
+/// The time an AppendEntries of `bytes` gets: openraft's deadline plus the transfer at the
+/// slowest link.
+fn append_ttl(base: Duration, bytes: usize) -> Duration {
+    base + Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / MIN_LINK_BYTES_PER_SEC)
+}
+
+/// Cuts `entries` to a prefix of about `APPEND_CHUNK_BYTES` (at least one entry). Returns the
+/// encoded bytes kept and whether anything was cut.
+fn cut_to_chunk(entries: &mut Vec<raft_store::Entry>) -> (usize, bool) {
+    let mut bytes = 0;
+    let mut keep = 0;
+    for entry in entries.iter() {
+        let n = raft_store::encoded_len(entry);
+        if keep > 0 && bytes + n > APPEND_CHUNK_BYTES {
+            break;
+        }
+        bytes += n;
+        keep += 1;
+    }
+    let cut = keep < entries.len();
+    entries.truncate(keep);
+    (bytes, cut)
+}
+
 /// Hands openraft a [`PeerClient`] per target.
 #[derive(Clone)]
 pub struct NetworkFactory {
@@ -58,7 +91,15 @@ impl PeerClient {
         request: Request,
         option: &RPCOption,
     ) -> Result<Response, RPCError<TypeConfig>> {
-        let ttl = option.hard_ttl();
+        self.rpc_within(kind, request, option.hard_ttl()).await
+    }
+
+    async fn rpc_within(
+        &self,
+        kind: RPCTypes,
+        request: Request,
+        ttl: Duration,
+    ) -> Result<Response, RPCError<TypeConfig>> {
         match tokio::time::timeout(ttl, self.transport.call(self.target, &self.addr, request)).await
         {
             Err(_) => Err(RPCError::Timeout(Timeout {
@@ -152,13 +193,20 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let (bytes, cut) = cut_to_chunk(&mut rpc.entries);
+        let last = rpc.entries.last().map(|entry| entry.log_id);
+        let ttl = append_ttl(option.hard_ttl(), bytes);
         match self
-            .rpc(RPCTypes::AppendEntries, Request::Append(rpc), &option)
+            .rpc_within(RPCTypes::AppendEntries, Request::Append(rpc), ttl)
             .await?
         {
+            // The follower has the prefix; openraft sends the rest in the next request.
+            Response::Append(AppendEntriesResponse::Success) if cut => {
+                Ok(AppendEntriesResponse::PartialSuccess(last))
+            }
             Response::Append(response) => Ok(response),
             other => Err(to_rpc_error(unexpected(self.target, other))),
         }

@@ -538,13 +538,18 @@ fn policy() -> MailPolicy {
         max_errors: 10,
         smtp_idle_timeout_secs: 300,
         pop3_idle_timeout_secs: 600,
+        max_mime_parts: Some(1000),
+        max_mime_depth: Some(32),
+        max_header_fields: Some(1000),
+        max_header_bytes: Some(524_288),
     }
 }
 
 const POLICY_JSON: &str = r#"{"max-message-bytes":52428800,"max-recipients":100,
     "degraded-accept":"accept","auth-without-tls":false,"max-connections":1000,
     "max-connections-per-ip":32,"max-errors":10,"smtp-idle-timeout-secs":300,
-    "pop3-idle-timeout-secs":600}"#;
+    "pop3-idle-timeout-secs":600,"max-mime-parts":1000,"max-mime-depth":32,
+    "max-header-fields":1000,"max-header-bytes":524288}"#;
 
 #[test]
 fn mail_policy_table_uses_the_keys_policy_set_takes() {
@@ -559,7 +564,11 @@ fn mail_policy_table_uses_the_keys_policy_set_takes() {
          max-connections-per-ip  32\n\
          max-errors              10\n\
          smtp-idle-timeout-secs  300\n\
-         pop3-idle-timeout-secs  600\n"
+         pop3-idle-timeout-secs  600\n\
+         max-mime-parts          1000\n\
+         max-mime-depth          32\n\
+         max-header-fields       1000\n\
+         max-header-bytes        524288\n"
     );
     let decoded: MailPolicy = serde_json::from_str(POLICY_JSON).expect("decode");
     assert_eq!(decoded, policy());

@@ -41,7 +41,7 @@ use crate::imap::command::{
 };
 use crate::imap::utf7;
 use crate::imap::view::View;
-use crate::mail_service::{MailContext, Service, accept_tls};
+use crate::mail_service::{LoginRefused, MailContext, Service, accept_tls};
 use crate::sasl::{self, SaslError};
 
 /// RFC 3501 5.4: an autologout timer must be at least 30 minutes.
@@ -620,7 +620,7 @@ impl Session {
             .authenticate(user, password, self.peer.ip())
             .await
         {
-            Some(account) => {
+            Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "imap login");
                 self.account = Some(account);
                 io.tagged(
@@ -629,10 +629,19 @@ impl Session {
                     &format!("[CAPABILITY {}] Logged in", self.capabilities()),
                 );
             }
-            None => {
+            Err(LoginRefused::Invalid) => {
                 tracing::info!(peer = %self.peer, user, "imap authentication failed");
                 self.errors += 1;
                 io.tagged(tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+            }
+            Err(LoginRefused::Locked) => {
+                self.errors += 1;
+                io.tagged(
+                    tag,
+                    "NO",
+                    "[UNAVAILABLE] Too many failed logins: logging in to this account from your \
+                     address is blocked for a while; try again later",
+                );
             }
         }
     }

@@ -52,7 +52,10 @@ fn raw_lines(input: &[u8], capacity: usize, max: usize) -> Vec<String> {
             let text = String::from_utf8_lossy(&buf).escape_debug().to_string();
             match line {
                 RawLine::Complete => transcript.push(text),
-                RawLine::TooLong => transcript.push(format!("<too long>{text}")),
+                RawLine::TooLong { crlf: true } => transcript.push(format!("<too long>{text}")),
+                RawLine::TooLong { crlf: false } => {
+                    transcript.push(format!("<too long, LF>{text}"))
+                }
                 RawLine::Eof => {
                     transcript.push(format!("<eof>{text}"));
                     return transcript;
@@ -158,14 +161,18 @@ fn raw_limits_are_exact() {
             "abcd\\r\\n",
             "abcd\\n",
             "<too long>abcd",
-            "<too long>abcd",
+            "<too long, LF>abcd",
             ".\\r\\n",
             "<eof>",
         ],
     );
     check_raw(b"abcd\r\r\n", 4, &["<too long>abcd", "<eof>"]);
     check_raw(b"abc\r\r\n", 4, &["abc\\r\\r\\n", "<eof>"]);
-    check_raw(b"\r\n\na\n", 0, &["\\r\\n", "\\n", "<too long>", "<eof>"]);
+    check_raw(
+        b"\r\n\na\n",
+        0,
+        &["\\r\\n", "\\n", "<too long, LF>", "<eof>"],
+    );
 }
 
 #[test]
@@ -174,6 +181,24 @@ fn raw_long_line_keeps_its_head() {
     input.extend(std::iter::repeat_n(b'x', 10_000));
     input.extend_from_slice(b"\r\n.\r\n");
     check_raw(&input, 8, &["<too long>headxxxx", ".\\r\\n", "<eof>"]);
+}
+
+/// The ending of a long line is told right even when its '\r' lies far beyond the kept bytes
+/// or is the last byte before a buffer boundary: DATA decides by it whether a dot line may end
+/// the message.
+#[test]
+fn raw_long_line_reports_its_ending() {
+    let mut crlf = b"head".to_vec();
+    crlf.extend(std::iter::repeat_n(b'x', 10_000));
+    let mut lf = crlf.clone();
+    crlf.extend_from_slice(b"\r\n.\r\n");
+    lf.extend_from_slice(b"\n.\r\n");
+    check_raw(&crlf, 8, &["<too long>headxxxx", ".\\r\\n", "<eof>"]);
+    check_raw(&lf, 8, &["<too long, LF>headxxxx", ".\\r\\n", "<eof>"]);
+    let mut cr_inside = b"head\r".to_vec();
+    cr_inside.extend(std::iter::repeat_n(b'x', 100));
+    cr_inside.extend_from_slice(b"\n");
+    check_raw(&cr_inside, 8, &["<too long, LF>head\\rxxx", "<eof>"]);
 }
 
 #[test]

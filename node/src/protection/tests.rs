@@ -68,7 +68,7 @@ fn exempt_networks_and_a_zero_rate_are_not_limited() {
 }
 
 #[test]
-fn failures_lock_the_account_and_then_the_ip() {
+fn failures_lock_the_guessing_address_out_of_the_account_and_then_out_of_all() {
     let guard = Guard::new();
     let policy = policy();
     let t0 = Instant::now();
@@ -81,13 +81,21 @@ fn failures_lock_the_account_and_then_the_ip() {
         guard.login_failed(&policy, "alice@example.com", attacker, t0),
         Failure::Counted
     );
-    let alice = LockTarget::Account("alice@example.com".into());
+    let alice_from_attacker = LockTarget::AccountFrom {
+        account: "alice@example.com".into(),
+        ip: attacker,
+    };
     assert_eq!(
         guard.login_failed(&policy, "alice@example.com", attacker, t0),
-        Failure::LockOut(vec![(alice.clone(), 3)])
+        Failure::LockOut(vec![(alice_from_attacker.clone(), 3)])
     );
-    assert!(guard.locally_locked(&alice, t0));
-    // Two more guesses at other names reach the IP's threshold of five.
+    assert!(guard.locally_locked(&alice_from_attacker, t0));
+    // The owner, from another address, is not stopped by any lockout this node holds.
+    let owner = ip("198.51.100.4");
+    for target in guard.lock_targets(&policy, "alice@example.com", owner, t0) {
+        assert!(!guard.locally_locked(&target, t0), "{target}");
+    }
+    // Two more guesses at other names reach the address's threshold of five.
     assert_eq!(
         guard.login_failed(&policy, "bob@example.com", attacker, t0),
         Failure::Counted
@@ -100,6 +108,81 @@ fn failures_lock_the_account_and_then_the_ip() {
     assert!(guard.locally_locked(&from_ip, t0 + Duration::from_secs(119)));
     assert!(!guard.locally_locked(&from_ip, t0 + Duration::from_secs(121)));
     assert!(!guard.locally_locked(&LockTarget::Account("bob@example.com".into()), t0));
+}
+
+#[test]
+fn many_addresses_lock_the_account_but_not_for_its_known_addresses() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let home = ip("198.51.100.4");
+    guard.login_succeeded("alice@example.com", home, t0);
+    // Ten times the per-address threshold, from addresses that each stay under it.
+    let alice = LockTarget::Account("alice@example.com".into());
+    let mut outcomes = Vec::new();
+    for n in 0..30u8 {
+        let bot = IpAddr::from([203, 0, 113, n]);
+        outcomes.push(guard.login_failed(&policy, "alice@example.com", bot, t0));
+    }
+    assert_eq!(
+        outcomes.pop(),
+        Some(Failure::LockOut(vec![(alice.clone(), 30)]))
+    );
+    assert!(outcomes.iter().all(|o| *o == Failure::Counted));
+    // A new address meets the account-wide lockout; the owner's known address does not.
+    assert!(
+        guard
+            .lock_targets(&policy, "alice@example.com", ip("192.0.2.50"), t0)
+            .contains(&alice)
+    );
+    assert!(
+        !guard
+            .lock_targets(&policy, "alice@example.com", home, t0)
+            .contains(&alice)
+    );
+    // Known for thirty days after the last login.
+    let later = t0 + Duration::from_secs(31 * 86_400);
+    assert!(
+        guard
+            .lock_targets(&policy, "alice@example.com", home, later)
+            .contains(&alice)
+    );
+}
+
+#[test]
+fn ipv6_clients_are_counted_by_their_slash_64() {
+    assert_eq!(client_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+    assert_eq!(client_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+    assert_eq!(client_key(ip("192.0.2.1")), ip("192.0.2.1"));
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    for n in 1..=4u16 {
+        let address = IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, n]);
+        guard.login_failed(&policy, &format!("u{n}@example.com"), address, t0);
+    }
+    assert_eq!(
+        guard.login_failed(&policy, "u9@example.com", ip("2001:db8:0:7::99"), t0),
+        Failure::LockOut(vec![(LockTarget::Ip(ip("2001:db8:0:7::")), 5)])
+    );
+}
+
+#[test]
+fn a_committed_lockout_is_left_to_the_replicated_record() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let client = ip("192.0.2.1");
+    for _ in 0..3 {
+        guard.login_failed(&policy, "alice@example.com", client, t0);
+    }
+    let target = LockTarget::AccountFrom {
+        account: "alice@example.com".into(),
+        ip: client,
+    };
+    assert!(guard.locally_locked(&target, t0));
+    guard.lockout_committed(&target);
+    assert!(!guard.locally_locked(&target, t0));
 }
 
 #[test]
@@ -120,7 +203,7 @@ fn failures_outside_the_window_and_after_a_success_start_over() {
         guard.login_failed(&policy, "alice@example.com", client, t1),
         Failure::Counted
     );
-    guard.login_succeeded("alice@example.com");
+    guard.login_succeeded("alice@example.com", client, t1);
     assert_eq!(
         guard.login_failed(&policy, "alice@example.com", client, t1),
         Failure::Counted
@@ -132,7 +215,7 @@ fn failures_outside_the_window_and_after_a_success_start_over() {
 }
 
 #[test]
-fn an_exempt_client_locks_accounts_but_never_its_own_address() {
+fn an_exempt_client_is_never_locked_out_by_address() {
     let guard = Guard::new();
     let mut policy = policy();
     policy.account_lockout_failures = 0;
@@ -142,6 +225,11 @@ fn an_exempt_client_locks_accounts_but_never_its_own_address() {
             guard.login_failed(&policy, &format!("u{n}@example.com"), ip("127.0.0.1"), t0);
         assert_eq!(outcome, Failure::Counted);
     }
+    assert!(
+        !guard
+            .lock_targets(&policy, "u1@example.com", ip("127.0.0.1"), t0)
+            .contains(&LockTarget::Ip(ip("127.0.0.1")))
+    );
 }
 
 #[test]
@@ -182,6 +270,8 @@ fn lock_targets_parse_as_they_print() {
         "ip:192.0.2.1",
         "ip:2001:db8::1",
         "account:alice@example.com",
+        "account:alice@example.com,ip:192.0.2.1",
+        "account:alice@example.com,ip:2001:db8::",
     ] {
         let target: LockTarget = text.parse().unwrap();
         assert_eq!(target.to_string(), text);
@@ -193,4 +283,6 @@ fn lock_targets_parse_as_they_print() {
     assert!("ip:nonsense".parse::<LockTarget>().is_err());
     assert!("user:alice".parse::<LockTarget>().is_err());
     assert!("account:".parse::<LockTarget>().is_err());
+    assert!("account:a@b.c,ip:nonsense".parse::<LockTarget>().is_err());
+    assert!("ip:192.0.2.1,ip:192.0.2.2".parse::<LockTarget>().is_err());
 }

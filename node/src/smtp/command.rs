@@ -46,6 +46,13 @@ pub enum Command {
         /// The initial response as sent; `=` stands for an empty one (RFC 4954 4).
         initial: Option<String>,
     },
+    /// RFC 3030 BDAT. CHUNKING is not offered, but a client that sends BDAT anyway sends
+    /// `size` octets of data after the line, which must never be read as commands. `size` is
+    /// None when the argument is not a chunk size: then where the data ends is unknown.
+    Bdat {
+        size: Option<u64>,
+        last: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,8 +204,29 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
             None => Err(ParseError::Syntax("VRFY requires an argument")),
         },
         "AUTH" => parse_auth(rest.unwrap_or_default()),
+        "BDAT" => Ok(parse_bdat(rest.unwrap_or_default())),
         _ => Err(ParseError::UnknownCommand),
     }
+}
+
+/// `BDAT chunk-size [ SP end-marker ]`; any other argument leaves the size unknown.
+fn parse_bdat(rest: &str) -> Command {
+    let mut words = rest.split(' ');
+    let size = words
+        .next()
+        .filter(|w| !w.is_empty() && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|w| w.parse::<u64>().ok());
+    let last = match (words.next(), words.next()) {
+        (None, None) => false,
+        (Some(marker), None) if marker.eq_ignore_ascii_case("LAST") => true,
+        _ => {
+            return Command::Bdat {
+                size: None,
+                last: false,
+            };
+        }
+    };
+    Command::Bdat { size, last }
 }
 
 fn domain_argument(rest: Option<&str>) -> Result<String, ParseError> {

@@ -80,3 +80,78 @@ async fn a_slow_drip_of_message_data_is_cut_off() {
         _ => panic!("a prompt client's message was refused"),
     }
 }
+
+/// Reads one DATA body from `input` and returns what it was and the bytes left for the command
+/// loop.
+async fn body_and_rest(input: &[u8]) -> (Body, Vec<u8>) {
+    let (mut client, server) = tokio::io::duplex(1 << 16);
+    client.write_all(input).await.unwrap();
+    drop(client);
+    let pace = DataPace {
+        grace: Duration::from_secs(60),
+        min_bytes_per_sec: 0,
+    };
+    let mut reader = BufReader::new(server);
+    let body = read_body(&mut reader, 1 << 20, pace).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut rest)
+        .await
+        .unwrap();
+    (body, rest)
+}
+
+/// The SMTP smuggling variants (CVE-2023-51764/51765/51766): a message with a non-standard
+/// end of data followed by a second transaction, then the real end. The whole is one message,
+/// refused, and the command loop gets only what follows the real CRLF "." CRLF.
+#[tokio::test]
+async fn a_smuggled_second_message_stays_inside_the_first() {
+    let smuggled = b"MAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\n\
+                     From: ceo@bank.test\r\nSubject: smuggled\r\n\r\npay now\r\n.\r\nQUIT\r\n";
+    for fake_end in [
+        &b"\n.\n"[..],
+        b"\n.\r\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r\n.\n",
+        b"\r\n.\r\r\n",
+    ] {
+        let mut input = b"From: a@outside.test\r\nSubject: outer\r\n\r\nhello".to_vec();
+        input.extend_from_slice(fake_end);
+        input.extend_from_slice(smuggled);
+        let (body, rest) = body_and_rest(&input).await;
+        let shown = String::from_utf8_lossy(fake_end).escape_debug().to_string();
+        assert!(
+            matches!(body, Body::Bad(reply) if reply.starts_with("550 5.6.0 Bare CR or LF")),
+            "{shown}: the message was not refused"
+        );
+        assert_eq!(
+            rest, b"QUIT\r\n",
+            "{shown}: the command loop got the wrong bytes"
+        );
+    }
+}
+
+/// A dot line after an overlong line ends the data only if the long line ended in CRLF.
+#[tokio::test]
+async fn a_dot_after_a_long_line_ends_data_only_after_crlf() {
+    let long = "x".repeat(5_000);
+    let (body, rest) = body_and_rest(format!("{long}\r\n.\r\nQUIT\r\n").as_bytes()).await;
+    assert!(matches!(body, Body::Bad(reply) if reply.contains("longer than 998")));
+    assert_eq!(rest, b"QUIT\r\n");
+    let (body, rest) =
+        body_and_rest(format!("{long}\n.\r\nRSET\r\nmore\r\n.\r\nQUIT\r\n").as_bytes()).await;
+    assert!(matches!(body, Body::Bad(_)));
+    assert_eq!(rest, b"QUIT\r\n");
+}
+
+/// Proper messages still end at CRLF "." CRLF, dot-stuffing is undone, and an empty message is
+/// a lone dot.
+#[tokio::test]
+async fn a_proper_message_ends_at_the_first_crlf_dot_crlf() {
+    let (body, rest) = body_and_rest(b"a\r\n..b\r\n.\r\nQUIT\r\n").await;
+    assert!(matches!(&body, Body::Message(data) if data == b"a\r\n.b\r\n"));
+    assert_eq!(rest, b"QUIT\r\n");
+    let (body, rest) = body_and_rest(b".\r\nNOOP\r\n").await;
+    assert!(matches!(&body, Body::Message(data) if data.is_empty()));
+    assert_eq!(rest, b"NOOP\r\n");
+}

@@ -21,11 +21,13 @@ pub struct ProtectionPolicy {
     pub exempt_networks: Vec<String>,
     /// How long the answer to a failed login is held back, in milliseconds.
     pub login_failure_delay_ms: u64,
-    /// Failed logins naming one account within `failure-window-secs` that lock the account
-    /// (for every client) for `lockout-secs`; 0: never.
+    /// Failed logins to one account from one client address (IPv6: its /64) within
+    /// `failure-window-secs` that lock that address out of that account for `lockout-secs`.
+    /// Ten times as many from all addresses together lock the account for every address but
+    /// those it logged in from lately, so a guesser never locks the owner out; 0: never.
     pub account_lockout_failures: u32,
-    /// Failed logins from one client IP within the window that lock that IP out of logging in
-    /// (to any account) for `lockout-secs`; 0: never.
+    /// Failed logins from one client address (IPv6: its /64) within the window, to any
+    /// accounts, that lock that address out of logging in for `lockout-secs`; 0: never.
     pub ip_lockout_failures: u32,
     pub failure_window_secs: u64,
     pub lockout_secs: u64,
@@ -66,13 +68,25 @@ pub enum LockTarget {
     /// Logins to this account name (lower case) from anywhere. The name need not exist, so a
     /// lockout says nothing about which accounts do.
     Account(String),
+    /// Logins to this account name from this client address only (for IPv6, its /64): the
+    /// lockout that stops a guesser without shutting the account's owner out. (Appended last:
+    /// the variant index is part of the log's encoding.)
+    AccountFrom {
+        account: String,
+        ip: std::net::IpAddr,
+    },
 }
 
 impl LockTarget {
     fn key(&self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
+
+    /// The account a lockout shuts out, if it names one.
+    pub fn account(&self) -> Option<&str> {
         match self {
-            LockTarget::Ip(ip) => format!("ip:{ip}").into_bytes(),
-            LockTarget::Account(name) => format!("account:{name}").into_bytes(),
+            LockTarget::Ip(_) => None,
+            LockTarget::Account(account) | LockTarget::AccountFrom { account, .. } => Some(account),
         }
     }
 }
@@ -82,6 +96,7 @@ impl std::fmt::Display for LockTarget {
         match self {
             LockTarget::Ip(ip) => write!(f, "ip:{ip}"),
             LockTarget::Account(name) => write!(f, "account:{name}"),
+            LockTarget::AccountFrom { account, ip } => write!(f, "account:{account},ip:{ip}"),
         }
     }
 }
@@ -89,8 +104,17 @@ impl std::fmt::Display for LockTarget {
 impl std::str::FromStr for LockTarget {
     type Err = String;
 
-    /// `ip:ADDRESS` or `account:NAME`, as `Display` writes them.
+    /// `ip:ADDRESS`, `account:NAME` or `account:NAME,ip:ADDRESS`, as `Display` writes them.
     fn from_str(s: &str) -> Result<LockTarget, String> {
+        if let Some((account, ip)) = s.rsplit_once(",ip:") {
+            let LockTarget::Account(account) = account.parse()? else {
+                return Err(format!("{s:?} is not a lockout (account:NAME,ip:ADDRESS)"));
+            };
+            let ip = ip
+                .parse()
+                .map_err(|_| format!("{ip:?} is not an IP address"))?;
+            return Ok(LockTarget::AccountFrom { account, ip });
+        }
         match s.split_once(':') {
             Some(("ip", ip)) => ip
                 .parse()
@@ -100,7 +124,7 @@ impl std::str::FromStr for LockTarget {
                 Ok(LockTarget::Account(name.to_ascii_lowercase()))
             }
             _ => Err(format!(
-                "{s:?} is not a lockout (ip:ADDRESS or account:NAME)"
+                "{s:?} is not a lockout (ip:ADDRESS, account:NAME or account:NAME,ip:ADDRESS)"
             )),
         }
     }
@@ -137,17 +161,39 @@ pub(crate) fn lock(
     Ok(CommandResult::Done)
 }
 
+/// Lifts a lockout. Lifting `account:NAME` also lifts the account's lockouts for single client
+/// addresses, so the owner can log in again from anywhere.
 pub(crate) fn unlock(
     reader: &StateReader,
     target: &LockTarget,
     staged: &mut Staged<'_>,
 ) -> Result<CommandResult, StoreError> {
-    if reader.lockout(target)?.is_none() {
+    let mut lifted: Vec<LockTarget> = reader
+        .lockout(target)?
+        .map(|l| l.target)
+        .into_iter()
+        .collect();
+    if let LockTarget::Account(name) = target {
+        lifted.extend(
+            reader
+                .lockouts()?
+                .into_iter()
+                .filter_map(|l| match l.target {
+                    LockTarget::AccountFrom { ref account, .. } if account == name => {
+                        Some(l.target)
+                    }
+                    _ => None,
+                }),
+        );
+    }
+    if lifted.is_empty() {
         return Ok(CommandResult::Rejected(Rejection::NoLockout(
             target.to_string(),
         )));
     }
-    staged.delete(CF_LOCKOUTS, &target.key());
+    for target in lifted {
+        staged.delete(CF_LOCKOUTS, &target.key());
+    }
     Ok(CommandResult::Done)
 }
 

@@ -396,9 +396,15 @@ impl Session {
         let internal_date = date.map_or_else(|| unix_now() as i64, |d| d.as_ref().timestamp());
         let data = Arc::new(data);
         let hash = blob_store::hash(&data);
+        let limits = self
+            .context
+            .cluster
+            .reader
+            .message_limits()
+            .unwrap_or_default();
         let summary = tokio::task::spawn_blocking({
             let data = data.clone();
-            move || raft_store::summary::summarize(&data)
+            move || raft_store::summary::summarize_within(&data, &limits)
         });
         let stored = match self.context.blobs.store_new(data, hash).await {
             Ok(stored) => stored,
@@ -420,9 +426,25 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         };
-        let Ok(summary) = summary.await else {
-            io.tagged(tag, "NO", "[SERVERBUG] Could not parse the message");
-            return Ok(Flow::Continue);
+        let summary = match summary.await {
+            Ok(Ok(summary)) => summary,
+            Ok(Err(too_complex)) => {
+                // The blob just stored is referenced by nothing: GC removes it.
+                self.context
+                    .metrics
+                    .messages_too_complex
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                io.tagged(
+                    tag,
+                    "NO",
+                    &format!("[LIMIT] Message refused: {too_complex}"),
+                );
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                io.tagged(tag, "NO", "[SERVERBUG] Could not parse the message");
+                return Ok(Flow::Continue);
+            }
         };
         raft_store::failpoint::pause("append-before-propose").await;
         let command = Command::Append {

@@ -133,6 +133,22 @@ fn data_is_dot_stuffed_and_terminated() {
 fn bare_line_ends_become_crlf_so_they_cannot_end_the_data() {
     check_data(b"a\n.\nb\r\n", b"a\r\n..\r\nb\r\n.\r\n");
     check_data(b"a\r.\rb", b"a\r\n..\r\nb\r\n.\r\n");
+    // Every smuggling variant in a stored message goes out with one end of data: the last.
+    for fake_end in [
+        &b"\n.\n"[..],
+        b"\n.\r\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r\n.\n",
+    ] {
+        let mut message = b"Subject: x\r\n\r\nhello".to_vec();
+        message.extend_from_slice(fake_end);
+        message.extend_from_slice(b"MAIL FROM:<a@b.test>\r\nDATA\r\nsmuggled\r\n");
+        let data = data_bytes(&message);
+        let ends = data.windows(5).filter(|w| w == b"\r\n.\r\n").count();
+        assert_eq!(ends, 1, "{:?}", String::from_utf8_lossy(fake_end));
+        assert!(data.ends_with(b"\r\n.\r\n"));
+    }
 }
 
 #[test]

@@ -84,7 +84,6 @@ fn noop_and_help_ignore_arguments() {
 fn unknown_verbs() {
     check("", Err(ParseError::UnknownCommand));
     check("EXPN list", Err(ParseError::UnknownCommand));
-    check("BDAT 100 LAST", Err(ParseError::UnknownCommand));
     check("MAILFROM:<a@b.c>", Err(ParseError::UnknownCommand));
     check("GET / HTTP/1.1", Err(ParseError::UnknownCommand));
     check(" DATA", Err(ParseError::UnknownCommand));
@@ -776,4 +775,19 @@ fn errors_render_as_reply_text() {
         ParseError::BadParameter("duplicate SIZE parameter".into()).to_string(),
         "duplicate SIZE parameter"
     );
+}
+
+#[test]
+fn bdat_sizes_are_read_so_the_chunk_can_be_skipped() {
+    let bdat = |size, last| Ok(Command::Bdat { size, last });
+    check("BDAT 100", bdat(Some(100), false));
+    check("bdat 0 last", bdat(Some(0), true));
+    check("BDAT 18446744073709551615 LAST", bdat(Some(u64::MAX), true));
+    // Where the chunk ends is unknown: the session must close the connection.
+    check("BDAT", bdat(None, false));
+    check("BDAT -1", bdat(None, false));
+    check("BDAT 10x", bdat(None, false));
+    check("BDAT 99999999999999999999999", bdat(None, false));
+    check("BDAT 10 LAST more", bdat(None, false));
+    check("BDAT 10 FIRST", bdat(None, false));
 }
