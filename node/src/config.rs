@@ -313,6 +313,8 @@ pub struct MailFile {
     pub pop3s: String,
     pub imap: String,
     pub imaps: String,
+    /// Message data this node holds in memory at once over all SMTP sessions, in MiB.
+    pub message_memory_mb: u64,
 }
 
 impl Default for MailFile {
@@ -327,6 +329,7 @@ impl Default for MailFile {
             pop3s: "0.0.0.0:995".into(),
             imap: "0.0.0.0:143".into(),
             imaps: "0.0.0.0:993".into(),
+            message_memory_mb: 1024,
         }
     }
 }
@@ -453,6 +456,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub hostname: String,
     pub blob_dir: PathBuf,
+    /// See `MailFile::message_memory_mb`.
+    pub message_memory_bytes: u64,
     pub listeners: Listeners,
     pub vip: Option<VipConfig>,
     pub nameservers: Vec<SocketAddr>,
@@ -604,6 +609,7 @@ impl ConfigFile {
             pop3s,
             imap,
             imaps,
+            message_memory_mb,
         } = mail;
         let TlsFile { ca_cert, cert, key } = tls;
         let RaftFile {
@@ -701,6 +707,9 @@ impl ConfigFile {
         if user.is_empty() && !group.is_empty() {
             bail!("group needs user");
         }
+        if !(64..=1024 * 1024).contains(&message_memory_mb) {
+            bail!("mail.message-memory-mb must be between 64 and 1048576");
+        }
         let filters = validate_filters(filters)?;
         let account = if user.is_empty() {
             None
@@ -726,6 +735,7 @@ impl ConfigFile {
             log_format,
             hostname,
             blob_dir,
+            message_memory_bytes: message_memory_mb * 1024 * 1024,
             listeners,
             vip,
             nameservers,

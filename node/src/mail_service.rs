@@ -41,6 +41,8 @@ pub struct MailContext {
     pub inbound_checks: Option<Arc<crate::smtp::inbound_checks::InboundChecker>>,
     /// Content filters run on each message SMTP accepts.
     pub filters: Filters,
+    /// Message data all SMTP sessions may hold at once, in KiB (`mail.message-memory-mb`).
+    pub message_memory: Arc<tokio::sync::Semaphore>,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -185,6 +187,9 @@ impl MailContext {
                 None
             }
         };
+        let message_memory = Arc::new(tokio::sync::Semaphore::new(
+            (config.message_memory_bytes / 1024) as usize,
+        ));
         MailContext {
             cluster,
             blobs,
@@ -197,6 +202,7 @@ impl MailContext {
             access,
             inbound_checks,
             filters,
+            message_memory,
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),

@@ -23,6 +23,7 @@ use raft_store::blob_store;
 use raft_store::{Delivery, Outbound};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
@@ -690,8 +691,16 @@ impl Session {
             grace: DATA_GRACE,
             min_bytes_per_sec: self.context.protection_policy().min_data_rate,
         };
-        let body = match read_body(reader, max_message_bytes, pace).await {
-            Ok(body) => body,
+        // Holds the message's share of the node's message memory until it is answered.
+        let (body, _memory) = match read_body(
+            reader,
+            max_message_bytes,
+            pace,
+            &self.context.message_memory,
+        )
+        .await
+        {
+            Ok(read) => read,
             Err(_) => return Next::Quit,
         };
         let tx = std::mem::take(&mut self.tx);
@@ -703,6 +712,14 @@ impl Session {
                 return Next::Quit;
             }
             Body::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
+            Body::NoMemory => {
+                tracing::warn!(peer = %self.peer, "message refused: the node's message memory is in use");
+                self.context
+                    .metrics
+                    .messages_refused_temp
+                    .fetch_add(1, Ordering::Relaxed);
+                Some("452 4.3.1 Insufficient system storage, try again later")
+            }
             Body::Bad(problem) => Some(*problem),
             Body::Message(data) if count_received(data) > MAX_HOPS => {
                 Some("554 5.4.6 Too many hops (mail loop?)")
@@ -1034,6 +1051,8 @@ impl Session {
 enum Body {
     Message(Vec<u8>),
     TooBig,
+    /// The node's message memory (`mail.message-memory-mb`) ran out while it arrived.
+    NoMemory,
     Bad(&'static str),
     Eof,
     /// The client fell below the minimum data rate (a slow-drip client holding a session).
@@ -1071,7 +1090,9 @@ async fn read_body<S: AsyncRead + Unpin>(
     reader: &mut BufReader<S>,
     max_message_bytes: u64,
     pace: DataPace,
-) -> std::io::Result<Body> {
+    memory: &Arc<Semaphore>,
+) -> std::io::Result<(Body, Option<OwnedSemaphorePermit>)> {
+    let mut held = MemoryShare::new(memory);
     let started = tokio::time::Instant::now();
     let mut received = 0u64;
     let mut data = Vec::new();
@@ -1087,7 +1108,7 @@ async fn read_body<S: AsyncRead + Unpin>(
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         match read {
-            RawLine::Eof => return Ok(Body::Eof),
+            RawLine::Eof => return Ok((Body::Eof, None)),
             RawLine::TooLong { crlf } => {
                 after_crlf = crlf;
                 received += line.len() as u64;
@@ -1105,7 +1126,7 @@ async fn read_body<S: AsyncRead + Unpin>(
         let was_after_crlf = std::mem::replace(&mut after_crlf, crlf);
         received += line.len() as u64;
         if pace.too_slow(received, started.elapsed()) {
-            return Ok(Body::TooSlow);
+            return Ok((Body::TooSlow, None));
         }
         if problem.is_some() {
             continue;
@@ -1133,9 +1154,57 @@ async fn read_body<S: AsyncRead + Unpin>(
             data = Vec::new();
             continue;
         }
+        if !held.cover(data.len() + unstuffed.len()) {
+            problem = Some(Body::NoMemory);
+            data = Vec::new();
+            held = MemoryShare::new(memory);
+            continue;
+        }
         data.extend_from_slice(unstuffed);
     }
-    Ok(problem.unwrap_or(Body::Message(data)))
+    match problem {
+        Some(problem) => Ok((problem, None)),
+        None => Ok((Body::Message(data), held.permit)),
+    }
+}
+
+/// A message's share of the node's message memory, taken as its data grows.
+struct MemoryShare<'a> {
+    memory: &'a Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// KiB held.
+    kib: usize,
+}
+
+/// Message memory is taken in steps of this many KiB.
+const MEMORY_STEP_KIB: usize = 64;
+
+impl<'a> MemoryShare<'a> {
+    fn new(memory: &'a Arc<Semaphore>) -> MemoryShare<'a> {
+        MemoryShare {
+            memory,
+            permit: None,
+            kib: 0,
+        }
+    }
+
+    /// Makes the share cover `bytes`; false when the node's message memory is used up.
+    fn cover(&mut self, bytes: usize) -> bool {
+        let needed = bytes.div_ceil(1024);
+        if needed <= self.kib {
+            return true;
+        }
+        let more = (needed - self.kib).max(MEMORY_STEP_KIB);
+        let Ok(more_permit) = self.memory.clone().try_acquire_many_owned(more as u32) else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(permit) => permit.merge(more_permit),
+            None => self.permit = Some(more_permit),
+        }
+        self.kib += more;
+        true
+    }
 }
 
 /// Received headers in the header section (up to the first empty line).

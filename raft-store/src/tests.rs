@@ -1760,3 +1760,66 @@ async fn snapshots_carry_access_lists() {
     entries.sort_by_key(|e| e.pattern.to_string());
     assert_eq!(entries, kept);
 }
+
+/// A domain name whose `AddDomain` panics in `execute` (test builds only).
+pub(crate) const PANICKING_DOMAIN: &str = "panics.invalid";
+
+/// An entry that panics while it applies is refused, with nothing of it written, and the state
+/// machine goes on with the next entry: a bug met by one entry must not stop every node.
+#[tokio::test]
+async fn an_entry_that_panics_is_refused_and_the_next_one_applies() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let request = crate::Request::new(add_domain(PANICKING_DOMAIN));
+    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    let result = sm
+        .apply_request(&request, 1, &mut staged)
+        .expect("no storage error");
+    assert_eq!(result, CommandResult::Rejected(Rejection::ApplyFailed));
+    // Through apply(): the panicking entry and a good one after it.
+    let entries = [
+        Ok((normal(1, add_domain(PANICKING_DOMAIN)), None)),
+        Ok((normal(2, add_domain("example.test")), None)),
+    ];
+    sm.apply(stream::iter(entries))
+        .await
+        .expect("apply goes on");
+    assert!(reader.domain(PANICKING_DOMAIN).unwrap().is_none());
+    assert!(reader.domain("example.test").unwrap().is_some());
+    assert_eq!(reader.last_applied().unwrap().map(|l| l.index), Some(2));
+}
+
+/// A delivery whose summary is over the hard ceilings (which no proposer of this build makes)
+/// is refused the same way on every node, and mail after it is delivered.
+#[tokio::test]
+async fn a_delivery_over_the_summary_ceiling_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    let mut hostile = delivery("q1", 1, &[a], &[]);
+    let leaf = hostile.summary.root.clone();
+    hostile.summary.root.kind = crate::summary::PartKind::Multipart(vec![leaf; 20_000]);
+    let results = apply_all(
+        &mut sm,
+        3,
+        vec![
+            Command::Deliver {
+                deliveries: vec![hostile],
+            },
+            Command::Deliver {
+                deliveries: vec![delivery("q2", 2, &[a], &[])],
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        results[0],
+        CommandResult::Rejected(Rejection::MessageTooComplex)
+    );
+    assert!(matches!(results[1], CommandResult::Delivered(_)));
+    assert!(reader.summary(&[1; 32]).unwrap().is_none());
+    assert_eq!(reader.messages(a, "INBOX").unwrap().len(), 1);
+}

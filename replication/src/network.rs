@@ -23,7 +23,7 @@ use crate::wire::{Envelope, Request, Response, SnapshotFile, read_frame, write_f
 /// An AppendEntries request carries at most about this many encoded bytes of entries (at least
 /// one entry, whatever its size): a larger one sends a prefix and answers `PartialSuccess`, and
 /// openraft sends the rest next.
-const APPEND_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const APPEND_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// The slowest link an AppendEntries is given time for: openraft's deadline (the heartbeat
 /// interval) suits a heartbeat, not megabytes, and a large entry that always times out would
 /// be sent again and again, stopping every commit behind it.
@@ -31,13 +31,13 @@ const MIN_LINK_BYTES_PER_SEC: u64 = 8 * 1024 * 1024;
 
 /// The time an AppendEntries of `bytes` gets: openraft's deadline plus the transfer at the
 /// slowest link.
-fn append_ttl(base: Duration, bytes: usize) -> Duration {
+pub(crate) fn append_ttl(base: Duration, bytes: usize) -> Duration {
     base + Duration::from_micros((bytes as u64).saturating_mul(1_000_000) / MIN_LINK_BYTES_PER_SEC)
 }
 
 /// Cuts `entries` to a prefix of about `APPEND_CHUNK_BYTES` (at least one entry). Returns the
 /// encoded bytes kept and whether anything was cut.
-fn cut_to_chunk(entries: &mut Vec<raft_store::Entry>) -> (usize, bool) {
+pub(crate) fn cut_to_chunk(entries: &mut Vec<raft_store::Entry>) -> (usize, bool) {
     let mut bytes = 0;
     let mut keep = 0;
     for entry in entries.iter() {

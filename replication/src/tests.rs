@@ -56,3 +56,54 @@ async fn frames_round_trip_and_oversized_frames_are_refused() {
     let result: Result<Request, _> = read_frame(&mut garbage.as_slice()).await;
     assert!(matches!(result, Err(FrameError::Decode(_))));
 }
+
+fn entry(index: u64, bytes: usize) -> raft_store::Entry {
+    use openraft::vote::RaftLeaderId;
+    openraft::Entry {
+        log_id: openraft::LogId::new(
+            openraft::vote::leader_id_adv::CommittedLeaderId::new(1, 1),
+            index,
+        ),
+        payload: openraft::EntryPayload::Normal(raft_store::Request::new(
+            raft_store::Command::AddDomain {
+                name: "x".repeat(bytes),
+                at: 0,
+            },
+        )),
+    }
+}
+
+/// Large entries go to a follower a chunk at a time, at least one entry per request, so a
+/// request never outgrows its deadline however large the entries are.
+#[test]
+fn append_requests_are_cut_to_chunks_of_whole_entries() {
+    use crate::network::{APPEND_CHUNK_BYTES, cut_to_chunk};
+    let mib = 1024 * 1024;
+    let mut entries: Vec<_> = (1..=5).map(|i| entry(i, 3 * mib / 2)).collect();
+    let (bytes, cut) = cut_to_chunk(&mut entries);
+    assert!(cut);
+    assert_eq!(entries.len(), 2);
+    assert!(bytes <= APPEND_CHUNK_BYTES && bytes > 3 * mib);
+    // One entry larger than a chunk still goes, alone.
+    let mut entries = vec![entry(1, 6 * mib), entry(2, 10)];
+    let (bytes, cut) = cut_to_chunk(&mut entries);
+    assert!(cut && entries.len() == 1 && bytes > 6 * mib);
+    // Small entries are not cut.
+    let mut entries: Vec<_> = (1..=300).map(|i| entry(i, 100)).collect();
+    let (_, cut) = cut_to_chunk(&mut entries);
+    assert!(!cut);
+    assert_eq!(entries.len(), 300);
+    let mut none = Vec::new();
+    assert_eq!(cut_to_chunk(&mut none), (0, false));
+}
+
+#[test]
+fn append_deadlines_grow_with_the_bytes_sent() {
+    use std::time::Duration;
+    let base = Duration::from_millis(50);
+    assert_eq!(crate::network::append_ttl(base, 0), base);
+    assert_eq!(
+        crate::network::append_ttl(base, 4 * 1024 * 1024),
+        base + Duration::from_millis(500)
+    );
+}

@@ -164,6 +164,12 @@ impl CommandReader {
         }
     }
 
+    /// Changes the limits from the next command on (a login lifts the small ones that hold
+    /// before it).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Adds bytes read from the client. Feed only after the reader asked for more (`NeedMore`),
     /// so that at most one read's worth waits here beside the current command.
     pub fn feed(&mut self, bytes: &[u8]) {

@@ -56,6 +56,17 @@ const FLUSH_AT: usize = 256 * 1024;
 const MAX_LINE: usize = 256 * 1024;
 /// Literal bytes of a command other than APPEND (passwords, search strings, names).
 const MAX_LITERAL: u64 = 64 * 1024;
+/// Before login a command may hold this much of a line and of literals (a LOGIN with a long
+/// password fits); a larger literal is refused before a byte of it is read, and the connection
+/// closed (RFC 7888 4), so no stranger can make the server hold megabytes.
+const PRE_AUTH_LIMITS: Limits = Limits {
+    line: 8 * 1024,
+    append_literal: 8 * 1024,
+    literal: 8 * 1024,
+};
+/// The read buffer before login, and after.
+const PRE_AUTH_READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Serves one accepted connection.
 pub async fn serve(
@@ -116,8 +127,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     fn new(stream: S) -> Io<S> {
         Io {
             stream,
-            out: Vec::with_capacity(16 * 1024),
-            buf: vec![0; 64 * 1024],
+            out: Vec::with_capacity(1024),
+            buf: vec![0; PRE_AUTH_READ_BUFFER],
+        }
+    }
+
+    /// The larger read buffer a logged-in session reads with.
+    fn grow(&mut self) {
+        if self.buf.len() < READ_BUFFER {
+            self.buf.resize(READ_BUFFER, 0);
         }
     }
 
@@ -195,11 +213,7 @@ struct Session {
 impl Session {
     fn new(context: Arc<MailContext>, peer: SocketAddr, tls: bool) -> Session {
         let policy = context.cluster.reader.mail_policy().unwrap_or_default();
-        let reader = CommandReader::new(Limits {
-            line: MAX_LINE,
-            append_literal: policy.max_message_bytes,
-            literal: MAX_LITERAL,
-        });
+        let reader = CommandReader::new(PRE_AUTH_LIMITS);
         Session {
             context,
             peer,
@@ -242,10 +256,7 @@ impl Session {
                     io.line("+ Ready for literal data");
                     continue;
                 }
-                CommandEvent::Error(error) => {
-                    self.refuse(io, error);
-                    Ok(Flow::Continue)
-                }
+                CommandEvent::Error(error) => self.refuse(io, error),
                 CommandEvent::Command(command) => self.handle(io, command).await,
             };
             match handled {
@@ -270,8 +281,28 @@ impl Session {
     }
 
     /// Answers a command the reader refused.
-    fn refuse<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut Io<S>, error: CommandError) {
+    /// Before login a command over the small limits ends the connection: the reader has not
+    /// read its literal, and a client that sends one anyway is not one to wait for.
+    fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        error: CommandError,
+    ) -> Handled {
         self.errors += 1;
+        if self.account.is_none()
+            && matches!(
+                error.kind,
+                CommandErrorKind::LiteralTooLarge { .. } | CommandErrorKind::LineTooLong { .. }
+            )
+        {
+            let text = format!("{error} before login");
+            match &error.tag {
+                Some(tag) => io.tagged(tag, "BAD", &text),
+                None => io.line(&format!("* BAD {text}")),
+            }
+            io.line("* BYE Command too large before login, closing connection");
+            return Err(Closed);
+        }
         let (status, text) = match error.kind {
             CommandErrorKind::LiteralTooLarge { .. } if error.tag.is_some() => {
                 ("NO", format!("[TOOBIG] {error}"))
@@ -282,6 +313,7 @@ impl Session {
             Some(tag) => io.tagged(tag, status, &text),
             None => io.line(&format!("* BAD {text}")),
         }
+        Ok(Flow::Continue)
     }
 
     /// The capabilities for the current state (RFC 3501 7.2.1).
@@ -623,6 +655,12 @@ impl Session {
             Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "imap login");
                 self.account = Some(account);
+                self.reader.set_limits(Limits {
+                    line: MAX_LINE,
+                    append_literal: self.policy.max_message_bytes,
+                    literal: MAX_LITERAL,
+                });
+                io.grow();
                 io.tagged(
                     tag,
                     "OK",

@@ -2,7 +2,16 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
 use crate::smtp::{Body, DataPace, count_received, read_body, rfc5322_date};
+
+/// A node's message memory of `kib` KiB.
+fn memory(kib: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(kib))
+}
 
 #[test]
 fn dates_are_rfc5322() {
@@ -60,9 +69,10 @@ async fn drip(lines: usize, gap: Duration) -> Body {
         grace: Duration::ZERO,
         min_bytes_per_sec: 1_000_000,
     };
-    let body = read_body(&mut BufReader::new(server), 1 << 20, pace)
+    let body = read_body(&mut BufReader::new(server), 1 << 20, pace, &memory(1 << 20))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     writer.abort();
     body
 }
@@ -92,7 +102,9 @@ async fn body_and_rest(input: &[u8]) -> (Body, Vec<u8>) {
         min_bytes_per_sec: 0,
     };
     let mut reader = BufReader::new(server);
-    let body = read_body(&mut reader, 1 << 20, pace).await.unwrap();
+    let (body, _) = read_body(&mut reader, 1 << 20, pace, &memory(1 << 20))
+        .await
+        .unwrap();
     let mut rest = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut rest)
         .await
@@ -154,4 +166,48 @@ async fn a_proper_message_ends_at_the_first_crlf_dot_crlf() {
     let (body, rest) = body_and_rest(b".\r\nNOOP\r\n").await;
     assert!(matches!(&body, Body::Message(data) if data.is_empty()));
     assert_eq!(rest, b"NOOP\r\n");
+}
+
+/// Message data takes its share of the node's message memory as it arrives and gives it back
+/// when answered; a message that finds the memory used up is refused for now, read to its end
+/// (the session stays in step), and holds nothing.
+#[tokio::test]
+async fn message_data_is_held_within_the_nodes_message_memory() {
+    let memory = memory(1024);
+    let pace = DataPace {
+        grace: Duration::from_secs(60),
+        min_bytes_per_sec: 0,
+    };
+    let line = format!("{}\r\n", "x".repeat(998));
+    let message = |n_lines: usize| {
+        let mut input = line.repeat(n_lines);
+        input.push_str(".\r\nQUIT\r\n");
+        input
+    };
+    let read = |input: String| {
+        let memory = memory.clone();
+        async move {
+            let (mut client, server) = tokio::io::duplex(1 << 16);
+            let writer = tokio::spawn(async move { client.write_all(input.as_bytes()).await });
+            let mut reader = BufReader::new(server);
+            let read = read_body(&mut reader, 1 << 30, pace, &memory)
+                .await
+                .unwrap();
+            writer.await.unwrap().unwrap();
+            read
+        }
+    };
+    // 600 KiB: within the 1 MiB, and held until the answer.
+    let (body, held) = read(message(600)).await;
+    assert!(matches!(body, Body::Message(_)));
+    assert!(held.is_some());
+    assert!(memory.available_permits() < 1024 - 590);
+    // Another 600 KiB while the first is held: refused for now, nothing held.
+    let (second, none) = read(message(600)).await;
+    assert!(matches!(second, Body::NoMemory));
+    assert!(none.is_none());
+    drop(held);
+    assert_eq!(memory.available_permits(), 1024);
+    let (third, _held) = read(message(600)).await;
+    assert!(matches!(third, Body::Message(_)));
 }

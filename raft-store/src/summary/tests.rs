@@ -5,7 +5,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::summary::{
-    MessageSummary, SectionPart, body_structure, envelope, filter_header_fields, section, summarize,
+    MessageLimits, MessageSummary, SectionPart, TooComplex, body_structure, envelope,
+    filter_header_fields, section, summarize, summarize_within,
 };
 
 /// Joins lines with CRLF (messages are written one line per element).
@@ -658,4 +659,185 @@ fn parts_that_point_back_up_are_not_summarized_as_children() {
     }
     assert!(parts < 10, "{parts} parts in {} bytes", raw.len());
     check_bounds(&summary, raw.len(), raw, 0);
+}
+
+/// A message of `n` text parts in one multipart/mixed (n + 1 parts in all).
+fn many_parts(n: usize) -> Vec<u8> {
+    let mut raw = b"From: a@example.test\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n".to_vec();
+    for i in 0..n {
+        raw.extend_from_slice(
+            format!("--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n").as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"--b--\r\n");
+    raw
+}
+
+/// A message whose multiparts nest `depth` deep (the innermost text part at depth `depth`).
+fn nested_multiparts(depth: usize) -> Vec<u8> {
+    let mut raw =
+        b"Subject: deep\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n".to_vec();
+    for level in 1..depth {
+        raw.extend_from_slice(
+            format!(
+                "--b{}\r\nContent-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n",
+                level - 1
+            )
+            .as_bytes(),
+        );
+    }
+    raw.extend_from_slice(
+        format!(
+            "--b{}\r\nContent-Type: text/plain\r\n\r\nbottom\r\n",
+            depth - 1
+        )
+        .as_bytes(),
+    );
+    for level in (0..depth).rev() {
+        raw.extend_from_slice(format!("--b{level}--\r\n").as_bytes());
+    }
+    raw
+}
+
+/// A message of message/rfc822 parts nested `depth` deep.
+fn nested_messages(depth: usize) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for _ in 0..depth {
+        raw.extend_from_slice(b"Subject: wrapper\r\nContent-Type: message/rfc822\r\n\r\n");
+    }
+    raw.extend_from_slice(b"Subject: inner\r\n\r\nbottom\r\n");
+    raw
+}
+
+fn part_count(part: &crate::summary::Part) -> usize {
+    1 + match &part.kind {
+        crate::summary::PartKind::Leaf => 0,
+        crate::summary::PartKind::Multipart(children) => children.iter().map(part_count).sum(),
+        crate::summary::PartKind::Message(inner) => part_count(&inner.root),
+    }
+}
+
+#[test]
+fn messages_within_the_limits_are_summarized_whole() {
+    let limits = MessageLimits::default();
+    let summary = summarize_within(&many_parts(999), &limits).expect("999 parts and the root");
+    assert_eq!(part_count(&summary.root), 1000);
+    assert!(summary.within_ceiling());
+    let summary = summarize_within(&nested_multiparts(32), &limits).expect("32 deep");
+    assert!(summary.within_ceiling());
+    assert!(summarize_within(&nested_messages(32), &limits).is_ok());
+}
+
+#[test]
+fn messages_over_the_limits_are_refused_with_the_limit_named() {
+    let limits = MessageLimits::default();
+    assert_eq!(
+        summarize_within(&many_parts(1000), &limits),
+        Err(TooComplex::Parts { max: 1000 })
+    );
+    assert_eq!(
+        summarize_within(&nested_multiparts(33), &limits),
+        Err(TooComplex::Depth { max: 32 })
+    );
+    assert_eq!(
+        summarize_within(&nested_messages(33), &limits),
+        Err(TooComplex::Depth { max: 32 })
+    );
+    let tight = MessageLimits {
+        max_mime_depth: 3,
+        ..limits
+    };
+    assert_eq!(
+        summarize_within(&nested_multiparts(4), &tight),
+        Err(TooComplex::Depth { max: 3 })
+    );
+    let mut fields = b"Subject: fields\r\n".to_vec();
+    for n in 0..1000 {
+        fields.extend_from_slice(format!("X-Filler-{n}: x\r\n").as_bytes());
+    }
+    fields.extend_from_slice(b"\r\nbody\r\n");
+    assert_eq!(
+        summarize_within(&fields, &limits),
+        Err(TooComplex::HeaderFields { max: 1000 })
+    );
+    let mut big = b"Subject: big\r\nX-Big: ".to_vec();
+    for _ in 0..(600 * 1024 / 64) {
+        big.extend_from_slice(&[b'x'; 62]);
+        big.extend_from_slice(b"\r\n ");
+    }
+    big.extend_from_slice(b"\r\n\r\nbody\r\n");
+    assert_eq!(
+        summarize_within(&big, &limits),
+        Err(TooComplex::HeaderBytes { max: 512 * 1024 })
+    );
+    // A part's header section counts too, not only the message's.
+    let mut part_fields = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n".to_vec();
+    for n in 0..1001 {
+        part_fields.extend_from_slice(format!("X-P-{n}: x\r\n").as_bytes());
+    }
+    part_fields.extend_from_slice(b"\r\nbody\r\n--b--\r\n");
+    assert_eq!(
+        summarize_within(&part_fields, &limits),
+        Err(TooComplex::HeaderFields { max: 1000 })
+    );
+}
+
+/// The query of death: 100,000 parts (3.6 MB) and deep nestings. Whatever the input, the
+/// summary that can reach a Raft entry stays within its byte bound, and the fallback for
+/// messages the cluster must take anyway is one text part.
+#[test]
+fn hostile_structures_get_a_bounded_summary() {
+    for raw in [
+        many_parts(100_000),
+        nested_multiparts(10_000),
+        nested_messages(10_000),
+    ] {
+        assert!(summarize_within(&raw, &MessageLimits::default()).is_err());
+        assert!(summarize_within(&raw, &MessageLimits::CEILING).is_err());
+        let fallback = summarize(&raw);
+        assert_eq!(part_count(&fallback.root), 1);
+        assert_eq!(fallback.root.offset_end as usize, raw.len());
+        assert!(crate::db::encoded_len(&fallback) < 1024);
+    }
+    // Many addresses in one header: within the header limits, but the summary would be over
+    // its byte bound.
+    let mut to = b"Subject: list\r\nTo: ".to_vec();
+    for n in 0..120_000 {
+        to.extend_from_slice(format!("u{n}@example.test,\r\n ").as_bytes());
+    }
+    to.extend_from_slice(b"last@example.test\r\n\r\nbody\r\n");
+    let roomy = MessageLimits {
+        max_header_bytes: MessageLimits::CEILING.max_header_bytes,
+        ..MessageLimits::default()
+    };
+    assert!(matches!(
+        summarize_within(&to, &roomy),
+        Err(TooComplex::Summary { .. })
+    ));
+}
+
+#[test]
+fn limits_are_checked_against_their_ceilings() {
+    assert!(MessageLimits::default().check().is_ok());
+    assert!(MessageLimits::CEILING.check().is_ok());
+    let zero = MessageLimits {
+        max_mime_parts: 0,
+        ..MessageLimits::default()
+    };
+    assert!(zero.check().unwrap_err().contains("max-mime-parts"));
+    let deep = MessageLimits {
+        max_mime_depth: MessageLimits::CEILING.max_mime_depth + 1,
+        ..MessageLimits::default()
+    };
+    assert!(deep.check().unwrap_err().contains("max-mime-depth"));
+}
+
+/// The state machine's backstop recognizes a summary over the ceilings however it was made.
+#[test]
+fn a_summary_over_the_ceiling_is_recognized() {
+    let mut summary = summarize(b"Subject: x\r\n\r\nbody\r\n");
+    assert!(summary.within_ceiling());
+    let leaf = summary.root.clone();
+    summary.root.kind = crate::summary::PartKind::Multipart(vec![leaf; 10_000]);
+    assert!(!summary.within_ceiling());
 }
