@@ -16,3 +16,4 @@ mod outbound_route;
 mod peer_security;
 mod privilege;
 mod protection;
+mod security;
