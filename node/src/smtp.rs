@@ -1168,6 +1168,24 @@ async fn read_body<S: AsyncRead + Unpin>(
     }
 }
 
+/// DATA as a session reads it, from bytes in memory (for the `accept_path` fuzz target and
+/// tests): the message with dot-stuffing undone, or None when it was refused or never ended,
+/// and how many bytes of `input` the session consumed (what follows is read as commands).
+pub async fn read_data(input: &[u8], max_message_bytes: u64) -> (Option<Vec<u8>>, usize) {
+    let pace = DataPace {
+        grace: DATA_GRACE,
+        min_bytes_per_sec: 0,
+    };
+    let memory = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    let mut reader = BufReader::new(input);
+    let body = read_body(&mut reader, max_message_bytes, pace, &memory).await;
+    let left = reader.buffer().len() + reader.get_ref().len();
+    match body {
+        Ok((Body::Message(data), _)) => (Some(data), input.len() - left),
+        _ => (None, input.len() - left),
+    }
+}
+
 /// A message's share of the node's message memory, taken as its data grows.
 struct MemoryShare<'a> {
     memory: &'a Arc<Semaphore>,

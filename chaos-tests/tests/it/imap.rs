@@ -1138,8 +1138,9 @@ fn imap_malformed_mime_gets_sane_fetch_answers_and_the_server_survives() {
             "broken content-type and encoding",
             b"Subject: broken type\r\nContent-Type: ;;; = \"unterminated\r\nContent-Transfer-Encoding: x-unknown-(\r\n\r\nbody\r\n".to_vec(),
         ),
-        ("200 nested multiparts", nested_multipart(200)),
-        ("200 nested message/rfc822", nested_messages(200)),
+        // As deep as the default message limits allow (max-mime-depth 32).
+        ("32 nested multiparts", nested_multipart(32)),
+        ("32 nested message/rfc822", nested_messages(32)),
     ];
     let mut uids = Vec::new();
     for (what, message) in &cases {
@@ -1246,14 +1247,14 @@ fn imap_malformed_mime_gets_sane_fetch_answers_and_the_server_survives() {
                     "{structure:?}"
                 );
             }
-            "200 nested multiparts" => {
+            "32 nested multiparts" => {
                 assert_eq!(
                     (media_type.as_str(), subtype.as_str()),
                     ("MULTIPART", "MIXED")
                 );
                 assert!(depth(structure) >= 10, "{what}: the first levels are parts");
             }
-            "200 nested message/rfc822" => {
+            "32 nested message/rfc822" => {
                 assert_eq!(
                     (media_type.as_str(), subtype.as_str()),
                     ("MESSAGE", "RFC822")
@@ -1261,6 +1262,19 @@ fn imap_malformed_mime_gets_sane_fetch_answers_and_the_server_survives() {
             }
             _ => {}
         }
+    }
+    // Deeper is refused at APPEND with [LIMIT], and the session goes on.
+    for message in [nested_multipart(200), nested_messages(200)] {
+        let mut command = format!("deep APPEND INBOX {{{}+}}\r\n", message.len()).into_bytes();
+        command.extend_from_slice(&message);
+        command.extend_from_slice(b"\r\n");
+        raw.send(&command).unwrap();
+        let responses = raw.until_tagged("deep").unwrap();
+        let tagged = text(responses.last().expect("a tagged reply"));
+        assert!(
+            tagged.starts_with("deep NO [LIMIT] Message refused: the message nests MIME parts"),
+            "{tagged}"
+        );
     }
     // BINARY of undecodable base64 is refused as the RFC says, and the session goes on.
     let bad_base64 = cases.iter().position(|(w, _)| *w == "bad base64").unwrap() + 1;

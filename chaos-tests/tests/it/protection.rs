@@ -219,16 +219,20 @@ fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
         235,
         "node {new_holder}: {alice_after:?}"
     );
+    // The old holder comes back and catches up.
+    cluster.start_node(holder)?;
+    cluster.wait_ready(holder, Duration::from_secs(60))?;
+    let lab = cluster.expect_lab();
     // An operator lifts the IP's lockout, and then alice's: each is lifted at once, through
-    // the VIP and on the node that serves.
+    // the VIP and on every data node.
     cluster.ctl_ok(&["lockouts", "remove", &attacker_target])?;
     let lifted = logins(lab, Host::Client, &bob, &[PASSWORD])?;
     assert_eq!(code(&lifted[0]), 235, "{lifted:?}");
     let still = logins(lab, Host::Client, &alice, &[PASSWORD])?;
     assert_locked(&still[0]);
     cluster.ctl_ok(&["lockouts", "remove", &format!("account:{alice}")])?;
-    let node_address = lab.ip(Host::Node(new_holder)).to_string();
-    for address in [vip.as_str(), node_address.as_str()] {
+    let nodes = [holder, new_holder].map(|i| lab.ip(Host::Node(i)).to_string());
+    for address in [vip.as_str(), nodes[0].as_str(), nodes[1].as_str()] {
         let lifted = logins_at(lab, Host::Client, address, &alice, &[PASSWORD])?;
         assert_eq!(code(&lifted[0]), 235, "{address}: {lifted:?}");
     }

@@ -211,3 +211,121 @@ async fn message_data_is_held_within_the_nodes_message_memory() {
     let (third, _held) = read(message(600)).await;
     assert!(matches!(third, Body::Message(_)));
 }
+
+/// A random MIME tree as a message: up to `budget` parts, nesting multiparts and message/rfc822
+/// at random, with random header fields.
+fn random_message(rng: &mut rand::rngs::StdRng, budget: &mut usize, depth: usize) -> Vec<u8> {
+    use rand::Rng;
+    let mut out = Vec::new();
+    for n in 0..rng.random_range(0..4) {
+        out.extend_from_slice(
+            format!("X-Field-{n}: {}\r\n", "v".repeat(rng.random_range(0..80))).as_bytes(),
+        );
+    }
+    *budget = budget.saturating_sub(1);
+    match rng.random_range(0..10) {
+        0..=3 if *budget > 0 && depth < 60 => {
+            let boundary = format!("b{depth}x{}", rng.random_range(0..1000));
+            out.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            for _ in 0..rng.random_range(1..30) {
+                if *budget == 0 {
+                    break;
+                }
+                out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                out.extend_from_slice(&random_message(rng, budget, depth + 1));
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        }
+        4 if *budget > 0 && depth < 60 => {
+            out.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+            out.extend_from_slice(&random_message(rng, budget, depth + 1));
+        }
+        _ => {
+            out.extend_from_slice(b"Content-Type: text/plain\r\n\r\n");
+            for _ in 0..rng.random_range(0..5) {
+                let line = match rng.random_range(0..6) {
+                    0 => ".leading dot".to_owned(),
+                    1 => "..".to_owned(),
+                    _ => "text".repeat(rng.random_range(0..20)),
+                };
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out
+}
+
+/// Dot-stuffs a message as a client sends it after DATA, with its end.
+fn stuffed(message: &[u8]) -> Vec<u8> {
+    crate::outbound::client::data_bytes(message)
+}
+
+/// The accept path, seeded and bounded: random MIME trees (deep and wide, up to thousands of
+/// parts), sent as DATA with fake ends of data spliced in. Whatever arrives, DATA ends only at
+/// a real CRLF "." CRLF (the message comes back exactly and nothing after it was eaten), and
+/// the summary that would travel in the Raft entry is within its bounds, or the message is
+/// refused and the fallback summary is one part.
+#[tokio::test]
+async fn the_accept_path_stays_in_step_and_bounded_on_random_hostile_messages() {
+    use raft_store::summary::{MAX_SUMMARY_BYTES, MessageLimits, summarize, summarize_within};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let (mut accepted, mut refused, mut cut) = (0, 0, 0);
+    for round in 0..300 {
+        let mut budget = if round % 10 == 0 { 5000 } else { 300 };
+        let mut message = b"From: a@remote.test\r\nSubject: random\r\n".to_vec();
+        message.extend(random_message(&mut rng, &mut budget, 0));
+        let mut input = stuffed(&message);
+        let after = b"QUIT\r\n";
+        // Now and then a fake end of data inside the message.
+        if round % 3 == 0 {
+            let fakes: [&[u8]; 5] = [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n"];
+            let fake = fakes[rng.random_range(0..fakes.len())];
+            let at = rng.random_range(0..input.len() - 3);
+            input.splice(at..at, fake.iter().copied());
+        }
+        input.extend_from_slice(after);
+        let (data, consumed) = crate::smtp::read_data(&input, 1 << 30).await;
+        // DATA ends exactly at the first CRLF "." CRLF (a splice can make a real one), and the
+        // command loop gets everything after it.
+        let real_end = if input.starts_with(b".\r\n") {
+            3
+        } else {
+            input
+                .windows(5)
+                .position(|w| w == b"\r\n.\r\n")
+                .expect("the data has its end")
+                + 5
+        };
+        assert_eq!(consumed, real_end, "round {round}");
+        let Some(data) = data else {
+            cut += 1;
+            continue;
+        };
+        if consumed + after.len() == input.len() {
+            assert_eq!(stuffed(&data), input[..consumed], "round {round}");
+        }
+        match summarize_within(&data, &MessageLimits::default()) {
+            Ok(summary) => {
+                accepted += 1;
+                assert!(summary.within_ceiling(), "round {round}");
+                assert!(raft_store::encoded_len(&summary) <= MAX_SUMMARY_BYTES);
+            }
+            Err(_) => {
+                refused += 1;
+                let fallback = summarize(&data);
+                assert!(raft_store::encoded_len(&fallback) <= MAX_SUMMARY_BYTES);
+            }
+        }
+    }
+    eprintln!("{accepted} accepted, {refused} refused as too complex, {cut} refused at DATA");
+    assert!(
+        accepted > 50 && refused > 5 && cut > 50,
+        "{accepted} {refused} {cut}"
+    );
+}
