@@ -1115,6 +1115,7 @@ async fn read_body<S: AsyncRead + Unpin>(
                 problem.get_or_insert(Body::Bad(
                     "550 5.6.0 Message has a line longer than 998 characters (RFC 5322)",
                 ));
+                data = Vec::new();
                 continue;
             }
             RawLine::Complete => {}
@@ -1123,7 +1124,7 @@ async fn read_body<S: AsyncRead + Unpin>(
             break;
         }
         let crlf = line.ends_with(b"\r\n");
-        let was_after_crlf = std::mem::replace(&mut after_crlf, crlf);
+        after_crlf = crlf;
         received += line.len() as u64;
         if pace.too_slow(received, started.elapsed()) {
             return Ok((Body::TooSlow, None));
@@ -1132,7 +1133,7 @@ async fn read_body<S: AsyncRead + Unpin>(
             continue;
         }
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
-        if !crlf || !was_after_crlf || content.contains(&b'\r') {
+        if !crlf || content.contains(&b'\r') {
             problem = Some(Body::Bad(
                 "550 5.6.0 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)",
             ));
