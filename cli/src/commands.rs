@@ -942,19 +942,29 @@ fn short_duration(duration: Duration) -> String {
 }
 
 /// The member named by `node`: an id if it is a number, else a name.
+/// The member `node` names: a node id, or a name that exactly one member has (a cluster joined
+/// before names were checked may have two members of one name; then only the id will do).
 pub fn find_member<'a>(members: &'a [Member], node: &str) -> Result<&'a Member> {
     let by_id = node.parse::<u64>().ok();
-    members
-        .iter()
-        .find(|member| Some(member.node_id) == by_id)
-        .or_else(|| members.iter().find(|member| member.name == node))
-        .with_context(|| {
-            let known: Vec<String> = members
-                .iter()
-                .map(|member| format!("{} ({})", member.node_id, member.name))
-                .collect();
-            format!("no member {node:?}; members are {}", known.join(", "))
-        })
+    if let Some(member) = members.iter().find(|member| Some(member.node_id) == by_id) {
+        return Ok(member);
+    }
+    let named: Vec<&Member> = members.iter().filter(|m| m.name == node).collect();
+    if named.len() > 1 {
+        let ids: Vec<String> = named.iter().map(|m| m.node_id.to_string()).collect();
+        bail!(
+            "{node:?} names {} members (nodes {}): give the node id instead",
+            named.len(),
+            ids.join(", ")
+        );
+    }
+    named.first().copied().with_context(|| {
+        let known: Vec<String> = members
+            .iter()
+            .map(|member| format!("{} ({})", member.node_id, member.name))
+            .collect();
+        format!("no member {node:?}; members are {}", known.join(", "))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

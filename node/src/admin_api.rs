@@ -176,6 +176,7 @@ impl From<ClusterError> for ApiError {
                 | Rejection::AlreadyInitialized => {
                     ApiError::new(StatusCode::CONFLICT, "exists", message)
                 }
+                Rejection::MemberClash(_) => ApiError::new(StatusCode::CONFLICT, "exists", message),
                 Rejection::DomainNotEmpty(_) => {
                     ApiError::new(StatusCode::CONFLICT, "not_empty", message)
                 }
@@ -644,17 +645,20 @@ async fn join(
     })))
 }
 
+/// The rule `mclusterctl init` applies too (`cli::node_dir::validate_name`): node names become
+/// directory names and certificate subjects.
 fn validate_node_name(name: &str) -> ApiResult<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name.chars().all(plain)
+        && !name.starts_with(['.', '-']);
     if ok {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "node name {name:?}: use letters, digits, '-' or '_'"
+            "bad node name {name:?}: use 1 to 63 letters, digits, '-', '_' or '.', not starting \
+             with '.' or '-'"
         )))
     }
 }

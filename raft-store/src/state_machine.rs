@@ -181,6 +181,23 @@ impl StateMachine {
                 batch.put(CF_SETTINGS, KEY_CLUSTER, settings);
             }
             Command::RegisterNode { member } => {
+                // A name or address a member already has would make a second node that
+                // status cannot tell apart, certificates name twice, and a ghost voter.
+                let membership = reader.membership()?;
+                for (id, existing) in membership.membership().nodes() {
+                    if let Some(what) = member.clash(existing) {
+                        return rejected(Rejection::MemberClash(format!(
+                            "{what} is already used by node {id} ({})",
+                            existing.name
+                        )));
+                    }
+                }
+                // A registration that never became a member (a join given up) is replaced.
+                for pending in reader.pending_nodes()? {
+                    if member.clash(&pending.member).is_some() {
+                        batch.delete(CF_PENDING_NODES, &pending.node_id.to_be_bytes());
+                    }
+                }
                 let node_id = self
                     .db
                     .get::<NodeId>(CF_SETTINGS, KEY_NEXT_NODE_ID)?
@@ -560,6 +577,11 @@ impl StateReader {
 
     pub fn cluster_settings(&self) -> Result<Option<ClusterSettings>, StoreError> {
         self.db.get(CF_SETTINGS, KEY_CLUSTER)
+    }
+
+    /// Nodes that registered (`mclusterctl join`) and are not members yet.
+    pub fn pending_nodes(&self) -> Result<Vec<PendingNode>, StoreError> {
+        self.db.scan(CF_PENDING_NODES)
     }
 
     pub fn pending_node(&self, node_id: NodeId) -> Result<Option<PendingNode>, StoreError> {

@@ -1823,3 +1823,70 @@ async fn a_delivery_over_the_summary_ceiling_is_refused() {
     assert!(reader.summary(&[1; 32]).unwrap().is_none());
     assert_eq!(reader.messages(a, "INBOX").unwrap().len(), 1);
 }
+
+fn member(name: &str, last_octet: u8) -> crate::Member {
+    crate::Member {
+        name: name.into(),
+        role: crate::Role::Data,
+        raft_addr: format!("127.0.0.{last_octet}:7071"),
+        admin_addr: format!("127.0.0.{last_octet}:7070"),
+    }
+}
+
+/// A join with a name or address a member already has is refused, saying which member has
+/// it; a registration that never became a member is replaced by a new one of its name.
+#[tokio::test]
+async fn a_join_that_clashes_with_a_member_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let membership = openraft::Membership::new(
+        vec![std::collections::BTreeSet::from([1])],
+        std::collections::BTreeMap::from([(1, member("mail1", 11))]),
+    )
+    .unwrap();
+    sm.apply(stream::iter([Ok((
+        RaftEntry {
+            log_id: log_id(1, 1),
+            payload: EntryPayload::Membership(membership),
+        },
+        None,
+    ))]))
+    .await
+    .unwrap();
+    let register = |m| Command::RegisterNode { member: m };
+    let results = apply_all(
+        &mut sm,
+        2,
+        vec![
+            register(member("MAIL1", 12)),
+            register(member("mail2", 11)),
+            register(crate::Member {
+                admin_addr: "127.0.0.11:7070".into(),
+                ..member("mail2", 12)
+            }),
+            register(member("mail2", 12)),
+            register(member("mail2", 13)),
+        ],
+    )
+    .await;
+    let clash = |text: &str| CommandResult::Rejected(Rejection::MemberClash(text.into()));
+    check_results(
+        results,
+        &[
+            clash(r#"the name "MAIL1" is already used by node 1 (mail1)"#),
+            clash("the raft address 127.0.0.11:7071 is already used by node 1 (mail1)"),
+            clash("the admin address 127.0.0.11:7070 is already used by node 1 (mail1)"),
+            CommandResult::NodeRegistered(2),
+            CommandResult::NodeRegistered(3),
+        ],
+    );
+    // The second mail2 replaced the first, which never became a member.
+    let pending: Vec<u64> = reader
+        .pending_nodes()
+        .unwrap()
+        .iter()
+        .map(|p| p.node_id)
+        .collect();
+    assert_eq!(pending, [3]);
+}

@@ -56,6 +56,29 @@ pub struct Member {
     pub admin_addr: String,
 }
 
+impl Member {
+    /// What `self` shares with `other` that must be unique in a cluster (the name, either
+    /// address), said for an operator; None when nothing.
+    pub fn clash(&self, other: &Member) -> Option<String> {
+        let same_addr = |a: &str, b: &str| match (
+            a.parse::<std::net::SocketAddr>(),
+            b.parse::<std::net::SocketAddr>(),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        if self.name.eq_ignore_ascii_case(&other.name) {
+            Some(format!("the name {:?}", self.name))
+        } else if same_addr(&self.raft_addr, &other.raft_addr) {
+            Some(format!("the raft address {}", self.raft_addr))
+        } else if same_addr(&self.admin_addr, &other.admin_addr) {
+            Some(format!("the admin address {}", self.admin_addr))
+        } else {
+            None
+        }
+    }
+}
+
 /// A snapshot on disk: a directory holding a RocksDB checkpoint of the state-machine column
 /// families plus `meta.bin`. Snapshots are streamed file by file between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -531,4 +554,7 @@ pub enum Rejection {
     /// Applying the entry failed inside this build (a bug): refused on every node alike.
     #[error("the entry could not be applied")]
     ApplyFailed,
+    /// A joining node would share a name or address with a member.
+    #[error("{0}")]
+    MemberClash(String),
 }

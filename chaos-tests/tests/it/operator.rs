@@ -43,6 +43,67 @@ fn join_failover_and_leave_through_mclusterctl() {
         .count();
     assert_eq!(n_leaders, 1, "{status}");
 
+    // A second node under a member's name, or at a member's address, is refused with the
+    // member named, and the cluster is unchanged.
+    let spare = cluster.root.path().join("spare");
+    let (n2_raft, n2_admin) = (
+        cluster.nodes[1].raft_addr.clone(),
+        cluster.nodes[1].admin_addr.clone(),
+    );
+    for (name, raft_addr, admin_addr, expected) in [
+        (
+            "n2",
+            "127.77.3.9:7071",
+            "127.77.3.9:7070",
+            r#"the name "n2" is already used by node 2 (n2)"#,
+        ),
+        (
+            "n9",
+            n2_raft.as_str(),
+            "127.77.3.9:7070",
+            "the raft address",
+        ),
+        (
+            "n9",
+            "127.77.3.9:7071",
+            n2_admin.as_str(),
+            "the admin address",
+        ),
+    ] {
+        let refused = cluster
+            .ctl(&[
+                "join",
+                "--dir",
+                &spare.display().to_string(),
+                "--name",
+                name,
+                "--raft-addr",
+                raft_addr,
+                "--admin-addr",
+                admin_addr,
+                "--role",
+                "data",
+            ])
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "join {name} was accepted");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let who = |status: &Value| -> Vec<String> {
+        status["cluster"]["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} {} {}",
+                    m["node_id"], m["name"], m["raft_addr"], m["voter"]
+                )
+            })
+            .collect()
+    };
+    assert_eq!(who(&status_json(&cluster)), who(&status));
+
     // Leadership moves to the other data node, on request, and shows in status.
     let leader = leader_of(&status);
     let target = cluster

@@ -477,6 +477,15 @@ fn finds_members_by_id_or_name() {
         err.to_string(),
         r#"no member "n9"; members are 1 (n1), 2 (n2), 3 (n3)"#
     );
+    // Two members of one name (joined before names were checked): only the id will do.
+    let mut twins = members.clone();
+    twins.push(member(4, "n2", Role::Data, true));
+    let err = find_member(&twins, "n2").expect_err("ambiguous");
+    assert_eq!(
+        err.to_string(),
+        r#""n2" names 2 members (nodes 2, 4): give the node id instead"#
+    );
+    assert_eq!(find_member(&twins, "4").expect("by id").node_id, 4);
 }
 
 #[test]
