@@ -277,20 +277,8 @@ impl Blobs {
             .is_some_and(|silence| silence > since.elapsed())
     }
 
-    /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out
-    /// every heartbeat interval, so a live node's silence stays below about one interval).
-    /// `None` when this node is not the leader or cannot tell.
     fn raft_silence(&self, node: NodeId) -> Option<Duration> {
-        use openraft::Instant as _;
-        let metrics = self.cluster.metrics();
-        if metrics.state != openraft::ServerState::Leader {
-            return None;
-        }
-        match metrics.heartbeat.as_ref()?.get(&node)? {
-            Some(acked) => Some(acked.into_inner().elapsed()),
-            // Nothing acknowledged in this term: silent for as long as this node has led.
-            None => self.cluster.leader_for(),
-        }
+        self.cluster.raft_silence(node)
     }
 
     async fn mirror(&self, data: &[u8], hash: &BlobHash) -> Mirror {

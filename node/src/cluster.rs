@@ -329,31 +329,79 @@ impl Cluster {
         Ok(())
     }
 
-    /// Data voters within `CAUGHT_UP_LAG` entries of the leader's last one: safe targets for
-    /// leadership (openraft's transfer waits until the target has the rest).
-    pub fn caught_up_data_voters(&self) -> Vec<NodeId> {
+    /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out
+    /// every heartbeat interval, so a live node's silence stays below about one interval).
+    /// `None` when this node is not the leader or cannot tell.
+    pub fn raft_silence(&self, node: NodeId) -> Option<Duration> {
+        use openraft::Instant as _;
+        let metrics = self.metrics();
+        if metrics.state != ServerState::Leader {
+            return None;
+        }
+        match metrics.heartbeat.as_ref()?.get(&node)? {
+            Some(acked) => Some(acked.into_inner().elapsed()),
+            // Nothing acknowledged in this term: silent for as long as this node has led.
+            None => self.leader_for(),
+        }
+    }
+
+    /// Why `id` cannot take leadership now, in one sentence; None when it can: a data voter
+    /// that answers heartbeats and is within `CAUGHT_UP_LAG` entries of the leader's last
+    /// one (openraft's transfer waits until it has the rest).
+    pub fn leadership_problem(&self, id: NodeId) -> Option<String> {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
-        let Some(replication) = metrics.replication.as_ref() else {
-            return Vec::new();
+        let Some(member) = membership.get_node(&id) else {
+            return Some(format!("node {id} is not a member"));
         };
+        let who = format!("node {id} ({})", member.name);
+        if !membership.voter_ids().any(|v| v == id) {
+            return Some(format!("{who} is not a voter"));
+        }
+        if member.role != Role::Data {
+            return Some(format!("{who} is a witness, which never serves mail"));
+        }
+        if id == self.config.node_id {
+            return None;
+        }
+        let silence_limit = self.config.heartbeat_interval * 3;
+        match self.raft_silence(id) {
+            Some(silence) if silence > silence_limit => {
+                return Some(format!(
+                    "{who} is not reachable: it has answered no heartbeat for {:.1} s",
+                    silence.as_secs_f64()
+                ));
+            }
+            Some(_) => {}
+            None => return Some("this node is not the leader".into()),
+        }
         let last = metrics.last_log_index.unwrap_or(0);
-        membership
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id).cloned().flatten())
+            .map(|l| l.index);
+        match matched {
+            // Under load a healthy follower is always a few entries behind the leader's last
+            // one; a transfer waits for the target to have the rest.
+            Some(index) if index + CAUGHT_UP_LAG >= last => None,
+            Some(index) => Some(format!(
+                "{who} is {} entries behind the leader",
+                last - index
+            )),
+            None => Some(format!("{who} has not caught up with the leader yet")),
+        }
+    }
+
+    /// Data voters that could take leadership now (see `leadership_problem`).
+    pub fn caught_up_data_voters(&self) -> Vec<NodeId> {
+        let metrics = self.metrics();
+        metrics
+            .membership_config
+            .membership()
             .voter_ids()
             .filter(|id| *id != self.config.node_id)
-            .filter(|id| {
-                membership
-                    .get_node(id)
-                    .is_some_and(|m| m.role == Role::Data)
-            })
-            .filter(|id| {
-                // Under load a healthy follower is always a few entries behind the leader's
-                // last one; a transfer waits for the target to have the rest.
-                replication
-                    .get(id)
-                    .and_then(|m| m.as_ref())
-                    .is_some_and(|l| l.index + CAUGHT_UP_LAG >= last)
-            })
+            .filter(|id| self.leadership_problem(*id).is_none())
             .collect()
     }
 
@@ -362,35 +410,45 @@ impl Cluster {
         if !self.is_leader() {
             return Err(ClusterError::Unavailable("not the leader".into()));
         }
-        let candidates = self.caught_up_data_voters();
         let target = match to {
             Some(id) if id == self.config.node_id => return Ok(id),
-            Some(id) if candidates.contains(&id) => id,
-            Some(id) => {
-                return Err(ClusterError::Conflict(format!(
-                    "node {id} is not a caught-up data voter (candidates: {candidates:?})"
-                )));
-            }
-            None => *candidates
-                .first()
-                .ok_or_else(|| ClusterError::Conflict("no other data voter is caught up".into()))?,
+            Some(id) => match self.leadership_problem(id) {
+                None => id,
+                Some(problem) => {
+                    return Err(ClusterError::Conflict(format!(
+                        "refused, nothing moved: {problem}"
+                    )));
+                }
+            },
+            None => *self.caught_up_data_voters().first().ok_or_else(|| {
+                ClusterError::Conflict(
+                    "refused, nothing moved: no other data voter is reachable and caught up".into(),
+                )
+            })?,
         };
         tracing::info!(to = target, "transferring leadership");
         // The target's transfer election does not wait for this leader's lease, so the VIP
         // must be down here before leadership moves; it stays down until the hand-over ends.
         let _step_down = self.vip.step_down().await;
-        self.raft
-            .trigger()
-            .transfer_leader(target)
-            .await
-            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
-        self.raft
+        // openraft's errors are long dumps of its state: they go to the log, the caller gets a
+        // sentence.
+        if let Err(err) = self.raft.trigger().transfer_leader(target).await {
+            tracing::warn!(to = target, error = %err, "leadership transfer failed");
+            return Err(ClusterError::Unavailable(format!(
+                "the leadership transfer to node {target} could not start"
+            )));
+        }
+        if let Err(err) = self
+            .raft
             .wait(Some(LEADER_WAIT))
             .current_leader(target, "leadership transfer")
             .await
-            .map_err(|e| {
-                ClusterError::Unavailable(format!("leadership did not move to {target}: {e}"))
-            })?;
+        {
+            tracing::warn!(to = target, error = %err, "leadership did not move");
+            return Err(ClusterError::Unavailable(format!(
+                "leadership did not move to node {target} within {LEADER_WAIT:?}"
+            )));
+        }
         Ok(target)
     }
 

@@ -112,9 +112,34 @@ fn join_failover_and_leave_through_mclusterctl() {
         .find(|n| n.role == "data" && n.id != leader)
         .expect("other data node");
     let (target_id, target_name) = (target.id, target.name.clone());
+    // But not while that node is down: refused before anything moves, in one sentence.
+    let target_index = cluster.index_of(target_id);
+    cluster.kill(target_index).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = cluster.ctl(&["failover", "--to", &target_name]).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "failover to a dead node was accepted"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "refused, nothing moved: node {target_id} ({target_name}) is not reachable"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 400, "a sentence, not a dump: {stderr}");
+    assert_eq!(leader_of(&status_json(&cluster)), leader);
+    cluster.start_node(target_index).unwrap();
     cluster
-        .ctl_ok(&["failover", "--to", &target_name])
-        .expect("failover");
+        .wait_ready(target_index, Duration::from_secs(30))
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the restarted node takes leadership",
+        || cluster.ctl_ok(&["failover", "--to", &target_name]).ok(),
+    )
+    .expect("failover");
     assert_eq!(leader_of(&status_json(&cluster)), target_id);
 
     // A witness is never a failover target.
