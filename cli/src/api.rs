@@ -146,7 +146,11 @@ pub struct ClusterStatus {
     /// Blobs each data member still has to confirm, by node id (JSON keys are strings).
     #[serde(default)]
     pub blobs_missing: BTreeMap<u64, u64>,
-    /// At least two data voters and none missing a blob; null from nodes that do not say.
+    /// Members that answer the leader's heartbeats no more.
+    #[serde(default)]
+    pub unreachable: Vec<u64>,
+    /// At least two data voters, all answering, and none missing a blob; null from nodes that
+    /// do not say.
     #[serde(default)]
     pub redundant: Option<bool>,
 }

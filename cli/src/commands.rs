@@ -632,6 +632,17 @@ pub fn redundancy_line(report: &StatusReport) -> String {
         })
         .collect();
     let mut reasons = Vec::new();
+    let unreachable: Vec<&str> = report
+        .cluster
+        .members
+        .iter()
+        .filter(|member| member.role == Role::Data)
+        .filter(|member| report.cluster.unreachable.contains(&member.node_id))
+        .map(|member| member.name.as_str())
+        .collect();
+    if !unreachable.is_empty() {
+        reasons.push(format!("{} not reachable", unreachable.join(", ")));
+    }
     if !lacking.is_empty() {
         let n_missing: u64 = lacking.iter().map(|(_, n_missing)| n_missing).sum();
         let names: Vec<&str> = lacking.iter().map(|(name, _)| *name).collect();

@@ -383,12 +383,22 @@ async fn node_status(
     }))
 }
 
-async fn cluster_status(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
+async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
+    if let Err(err) = authorize(cluster, &headers, Access::Admin) {
+        return err.into_response();
+    }
+    // Only the leader knows which members answer its heartbeats.
+    if !cluster.is_leader() {
+        return proxy_to_leader(cluster, Method::GET, "/v1/status".into(), &headers, None).await;
+    }
+    match leader_status(cluster).await {
+        Ok(status) => Json(status).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
     cluster.linearize().await?;
     let settings = cluster.reader.cluster_settings()?;
     let m = cluster.metrics();
@@ -406,16 +416,34 @@ async fn cluster_status(
             (m.node_id.to_string(), json!(n))
         })
         .collect();
-    // Redundant: at least two data voters and none of them missing a blob it must hold.
-    let redundant = data_voters >= 2 && missing.values().all(|n| *n == 0);
-    Ok(Json(json!({
+    // Members that have answered no heartbeat for three intervals.
+    let silence_limit = cluster.config.heartbeat_interval * 3;
+    let unreachable: Vec<NodeId> = members
+        .iter()
+        .filter(|m| m.node_id != cluster.config.node_id)
+        .filter(|m| {
+            cluster
+                .raft_silence(m.node_id)
+                .is_some_and(|silence| silence > silence_limit)
+        })
+        .map(|m| m.node_id)
+        .collect();
+    // Redundant: at least two data voters, all of them answering, and none of them missing a
+    // blob it must hold.
+    let redundant = data_voters >= 2
+        && missing.values().all(|n| *n == 0)
+        && !members
+            .iter()
+            .any(|m| m.role == Role::Data && unreachable.contains(&m.node_id));
+    Ok(json!({
         "cluster_name": settings.map(|s| s.cluster_name).unwrap_or_default(),
         "leader_id": m.current_leader,
         "term": m.current_term,
         "members": members,
         "blobs_missing": blobs_missing,
+        "unreachable": unreachable,
         "redundant": redundant,
-    })))
+    }))
 }
 
 async fn list_members(
@@ -562,6 +590,7 @@ async fn proxy_to_leader(
             .into();
         let mut response = match (method, body) {
             (Method::DELETE, _) => agent.delete(&url).header("Authorization", &auth).call()?,
+            (Method::GET, _) => agent.get(&url).header("Authorization", &auth).call()?,
             (_, Some(body)) => agent
                 .post(&url)
                 .header("Authorization", &auth)

@@ -130,10 +130,23 @@ fn join_failover_and_leave_through_mclusterctl() {
     );
     assert!(stderr.len() < 400, "a sentence, not a dump: {stderr}");
     assert_eq!(leader_of(&status_json(&cluster)), leader);
+    // With no mail arriving, status still tells the truth about redundancy.
+    let shown = cluster.ctl_ok(&["status"]).unwrap();
+    assert!(
+        shown.contains(&format!(
+            "redundancy: DEGRADED ({target_name} not reachable)"
+        )),
+        "{shown}"
+    );
     cluster.start_node(target_index).unwrap();
     cluster
         .wait_ready(target_index, Duration::from_secs(30))
         .unwrap();
+    wait_until(Duration::from_secs(10), "redundancy is full again", || {
+        let shown = cluster.ctl_ok(&["status"]).ok()?;
+        shown.contains("redundancy: full").then_some(())
+    })
+    .expect("redundancy back");
     wait_until(
         Duration::from_secs(10),
         "the restarted node takes leadership",

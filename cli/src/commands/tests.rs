@@ -126,6 +126,7 @@ fn cluster() -> ClusterStatus {
             member(3, "n3", Role::Witness, true),
         ],
         blobs_missing: [(1, 0), (2, 0)].into(),
+        unreachable: Vec::new(),
         redundant: Some(true),
     }
 }
@@ -227,6 +228,15 @@ fn redundancy_line_says_why_not() {
     check_redundancy(
         one_data_voter,
         "redundancy: DEGRADED (1 blob missing on n1; 1 data voter, 2 needed)",
+    );
+    // A data node that stopped answering, with no mail arriving since.
+    check_redundancy(
+        ClusterStatus {
+            unreachable: vec![2, 3],
+            redundant: Some(false),
+            ..cluster()
+        },
+        "redundancy: DEGRADED (n2 not reachable)",
     );
     check_redundancy(
         ClusterStatus {
