@@ -357,10 +357,21 @@ impl Blobs {
         let metrics = self.cluster.metrics();
         let membership = metrics.membership_config.membership();
         let mut last_error = "no replica is a member".to_owned();
+        let silence_limit = self.cluster.config.heartbeat_interval * 3;
         for node in record.replicas.iter().filter(|n| **n != self.node_id()) {
             let Some(member) = membership.get_node(node) else {
                 continue;
             };
+            // A replica known to be down is not asked: a client reading many messages that
+            // only it holds gets each answer at once instead of one wait per message.
+            if self.is_down(*node)
+                || self
+                    .raft_silence(*node)
+                    .is_some_and(|silence| silence > silence_limit)
+            {
+                last_error = format!("node {node}, which holds it, is down");
+                continue;
+            }
             // A replica that died a moment ago (the old leader, after a failover) would make
             // the client wait out the QUIC timeout; the leader knows sooner.
             let fetch = replication::blob::fetch(&self.cluster.transport, *node, member, hash);
@@ -453,6 +464,7 @@ impl Blobs {
     }
 
     async fn resync_once(&self) -> anyhow::Result<u64> {
+        raft_store::failpoint::pause("resync-before-pass").await;
         let me = self.node_id();
         let mut total = 0;
         loop {
