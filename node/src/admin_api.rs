@@ -30,6 +30,8 @@ pub struct ApiState {
     pub mail: Option<Arc<crate::mail_service::MailContext>>,
     pub cluster: Arc<Cluster>,
     pub metrics: Arc<Metrics>,
+    /// Set when the leader tells this node it was removed from the cluster (`leave`).
+    pub removed: tokio::sync::watch::Sender<bool>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -38,6 +40,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/v1/node", get(node_status))
+        .route("/v1/node/removed", post(node_removed))
         .route("/v1/status", get(cluster_status))
         .route("/v1/digest", get(state_digest))
         .route("/v1/members", get(list_members).post(add_member))
@@ -517,10 +520,63 @@ async fn remove_member(
         )
         .await;
     }
+    let admin_addr = cluster
+        .metrics()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .map(|member| member.admin_addr.clone());
     match cluster.remove_member(id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            // The removed node may not learn it from Raft (the leader stops replicating to it
+            // before it has the membership that leaves it out): tell it, with the caller's
+            // token, so it stops instead of campaigning in vain. Best effort: a node that is
+            // down now must be stopped by hand.
+            if let Some(addr) = admin_addr {
+                tell_removed(id, addr, &headers).await;
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+async fn tell_removed(node_id: NodeId, admin_addr: String, headers: &HeaderMap) {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let url = format!("http://{admin_addr}/v1/node/removed");
+    let told = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_empty()
+            .map(|_| ())
+    })
+    .await;
+    match told {
+        Ok(Ok(())) => tracing::info!(node_id, "told the removed node to stop"),
+        Ok(Err(err)) => {
+            tracing::info!(node_id, error = %err, "could not tell the removed node; stop it by hand")
+        }
+        Err(err) => tracing::warn!(node_id, error = %err, "telling the removed node failed"),
+    }
+}
+
+/// The leader says this node is no longer a member: it stops (see `node::run`).
+async fn node_removed(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    authorize(&state.cluster, &headers, Access::Admin)?;
+    state.removed.send_replace(true);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, Serialize, Default)]

@@ -144,10 +144,12 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.admin_addr)
         .await
         .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
+    let (removed_tx, mut removed) = tokio::sync::watch::channel(false);
     let state = Arc::new(ApiState {
         cluster: cluster.clone(),
         metrics: Arc::new(Metrics::default()),
         mail: mail.as_ref().map(|m| m.context.clone()),
+        removed: removed_tx,
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let serve =
@@ -167,6 +169,12 @@ pub async fn run(
         // A Raft core that died (a storage error, a bug) leaves a process that answers but
         // can do nothing: stop cleanly instead (the VIP goes) and let the supervisor restart it.
         reason = &mut raft_stopped => fatal = Some(reason),
+        // A node removed with `mclusterctl leave` has nothing left to do: it would only
+        // campaign in vain, forever. It says so once and stops (exit status 0, so a supervisor
+        // does not start it again).
+        _ = removed.wait_for(|removed| *removed) => tracing::warn!(
+            "this node is no longer a member of the cluster (removed with mclusterctl leave); stopping"
+        ),
     }
     // Mail first: no new sessions, and sessions still running are cut off. A message whose 250
     // was not sent yet is retried by its client; none that was answered depends on this node.

@@ -175,8 +175,30 @@ fn join_failover_and_leave_through_mclusterctl() {
         .expect("failover without target");
     assert_ne!(leader_of(&status_json(&cluster)), target_id);
 
-    // The witness leaves; two voters remain and the cluster still takes writes.
+    // The witness leaves; two voters remain and the cluster still takes writes. The removed
+    // witness notices, says so once, and stops by itself.
     cluster.ctl_ok(&["leave", &witness]).expect("leave");
+    let witness_index = cluster
+        .nodes
+        .iter()
+        .position(|n| n.name == witness)
+        .expect("witness index");
+    let exit = wait_until(Duration::from_secs(20), "the removed witness stops", || {
+        cluster.exited(witness_index).ok().flatten()
+    })
+    .expect("the removed node stopped");
+    assert!(exit.success(), "the removed witness exited with {exit}");
+    let log = cluster.nodes[witness_index].log();
+    assert_eq!(
+        log.matches("this node is no longer a member of the cluster")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.matches("election timeout expired").count() < 20,
+        "the removed node campaigned on: {log}"
+    );
     let status = status_json(&cluster);
     let members = status["cluster"]["members"].as_array().unwrap();
     assert_eq!(members.len(), 2, "{status}");
