@@ -287,11 +287,20 @@ impl MailServices {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Sessions waiting for their clients say goodbye (IMAP `* BYE`, POP3 `-ERR`, SMTP 421)
+        // and close (TLS with close_notify); any still busy after a moment are cut off.
+        self.context.closing.send_replace(true);
         let mut sessions = self.sessions.lock().await;
-        sessions.abort_all();
-        while sessions.join_next().await.is_some() {}
+        let polite = async { while sessions.join_next().await.is_some() {} };
+        if tokio::time::timeout(SESSIONS_CLOSE, polite).await.is_err() {
+            sessions.abort_all();
+            while sessions.join_next().await.is_some() {}
+        }
     }
 }
+
+/// How long sessions get at shutdown to say goodbye.
+const SESSIONS_CLOSE: Duration = Duration::from_secs(2);
 
 /// On shutdown, a leader passes leadership to a caught-up data voter (waiting briefly).
 async fn hand_off_leadership(cluster: &Cluster) {

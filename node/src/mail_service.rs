@@ -43,6 +43,8 @@ pub struct MailContext {
     pub filters: Filters,
     /// Message data all SMTP sessions may hold at once, in KiB (`mail.message-memory-mb`).
     pub message_memory: Arc<tokio::sync::Semaphore>,
+    /// Set when the node stops: sessions waiting for their client say goodbye and close.
+    pub closing: tokio::sync::watch::Sender<bool>,
     connections: Mutex<HashMap<IpAddr, u32>>,
     n_connections: AtomicU64,
     logins: LoginCache,
@@ -203,6 +205,7 @@ impl MailContext {
             inbound_checks,
             filters,
             message_memory,
+            closing: tokio::sync::watch::Sender::new(false),
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
             logins: LoginCache::new(),
@@ -244,6 +247,12 @@ impl MailContext {
                 tracing::warn!(error = %err, "cannot read the protection policy: using defaults");
                 ProtectionPolicy::default()
             })
+    }
+
+    /// Completes once the node has begun to stop (at once if it has).
+    pub async fn closing(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|closing| *closing).await;
     }
 
     /// How long the answer to a failed login is held back.

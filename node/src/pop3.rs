@@ -106,11 +106,18 @@ impl Session {
         }
         let mut line = Vec::new();
         loop {
-            let read = tokio::time::timeout(
-                idle,
-                line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
-            )
-            .await;
+            let read = tokio::select! {
+                read = tokio::time::timeout(
+                    idle,
+                    line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
+                ) => read,
+                () = self.context.closing() => {
+                    // Like an autologout, deletions are not applied.
+                    let _ = send(reader, "-ERR [SYS/TEMP] server shutting down, try again in a moment").await;
+                    let _ = reader.get_mut().shutdown().await;
+                    return End::Closed;
+                }
+            };
             let reply = match read {
                 Err(_) => {
                     // RFC 1939 3: an autologout does not enter UPDATE; deletions are dropped.

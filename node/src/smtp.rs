@@ -217,11 +217,18 @@ impl Session {
             if reader.buffer().is_empty() && self.flush(reader.get_mut()).await.is_err() {
                 return End::Closed;
             }
-            let read = tokio::time::timeout(
-                idle,
-                line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
-            )
-            .await;
+            let read = tokio::select! {
+                read = tokio::time::timeout(
+                    idle,
+                    line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
+                ) => read,
+                () = self.context.closing() => {
+                    self.reply("421 4.3.2 Service shutting down, closing connection");
+                    let _ = self.flush(reader.get_mut()).await;
+                    let _ = reader.get_mut().shutdown().await;
+                    return End::Closed;
+                }
+            };
             let next = match read {
                 Err(_) => {
                     self.reply("421 4.4.2 Idle timeout, closing connection");

@@ -830,3 +830,56 @@ fn demo_starts_three_nodes_and_stops_cleanly() {
         assert!(!alive, "mclusterd {pid} outlived the demo");
     }
 }
+
+/// A node that stops (SIGTERM) says goodbye to the sessions waiting on it, in each protocol's
+/// words, before it closes them: IMAP in IDLE gets `* BYE`, POP3 `-ERR`, SMTP 421.
+#[test]
+fn a_stopping_node_says_goodbye_to_its_sessions() {
+    use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users};
+    let mut cluster = Cluster::start(103, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    cluster
+        .ctl_ok(&["policy", "set", "auth-without-tls=true"])
+        .unwrap();
+    // The node that took the policy change (the first admin URL) has applied it.
+    let node = &cluster.nodes[0];
+    let alice = format!("alice@{DOMAIN}");
+    let mut imap = Probe::connect(&node.imap_addr()).unwrap();
+    imap.reply().unwrap();
+    imap.send_raw(
+        format!("a LOGIN {alice} \"{PASSWORD}\"\r\nb SELECT INBOX\r\nc IDLE\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut pop3 = Probe::connect(&node.pop3_addr()).unwrap();
+    assert!(pop3.reply().unwrap().starts_with("+OK"));
+    let user = pop3.command(&format!("USER {alice}")).unwrap();
+    assert!(user.starts_with("+OK"), "{user}");
+    assert!(
+        pop3.command(&format!("PASS {PASSWORD}"))
+            .unwrap()
+            .starts_with("+OK")
+    );
+    let mut smtp = Probe::connect(&node.smtp_addr()).unwrap();
+    smtp.reply().unwrap();
+    assert!(smtp.command("EHLO client.test").unwrap().starts_with("250"));
+    // Wait until IMAP is idling.
+    let mut lines = Vec::new();
+    while !lines.last().is_some_and(|l: &String| l.starts_with("+ ")) {
+        let line = imap
+            .reply()
+            .unwrap_or_else(|e| panic!("{e:#} after {lines:#?}"));
+        lines.push(line);
+    }
+    let exit = cluster.stop(0, Duration::from_secs(10)).unwrap();
+    assert!(exit.success());
+    let bye = imap.reply().unwrap();
+    assert!(bye.starts_with("* BYE Server shutting down"), "{bye}");
+    let err = pop3.reply().unwrap();
+    assert!(
+        err.starts_with("-ERR [SYS/TEMP] server shutting down"),
+        "{err}"
+    );
+    let goodbye = smtp.reply().unwrap();
+    assert!(goodbye.starts_with("421 4.3.2"), "{goodbye}");
+    assert!(imap.closed() && pop3.closed() && smtp.closed());
+}

@@ -172,6 +172,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// Sends a last untagged BYE and closes the connection (TLS with close_notify).
+    async fn bye(&mut self, line: &str) {
+        self.line(line);
+        if self.flush().await.is_ok() {
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, self.stream.shutdown()).await;
+        }
+    }
+
     async fn flush_if_full(&mut self) -> Result<(), Closed> {
         if self.out.len() >= FLUSH_AT {
             self.flush().await
@@ -247,8 +255,15 @@ impl Session {
                     } else {
                         UNAUTHENTICATED_IDLE
                     };
-                    if io.read(&mut self.reader, idle).await.is_err() {
-                        return End::Closed;
+                    let closing = self.context.clone();
+                    tokio::select! {
+                        read = io.read(&mut self.reader, idle) => if read.is_err() {
+                            return End::Closed;
+                        },
+                        () = closing.closing() => {
+                            io.bye("* BYE Server shutting down, reconnect in a moment").await;
+                            return End::Closed;
+                        }
                     }
                     continue;
                 }
@@ -692,6 +707,7 @@ impl Session {
     ) -> Handled {
         // Subscribe before looking, so a change between the look and the wait is not missed.
         let mut changes = self.context.cluster.reader.mail_changes();
+        let closing = self.context.clone();
         self.sync(io, true).await?;
         io.line("+ idling");
         let account: Arc<str> = self.account_name().into();
@@ -709,6 +725,10 @@ impl Session {
             io.flush().await?;
             tokio::select! {
                 read = io.read(&mut self.reader, AUTHENTICATED_IDLE) => read?,
+                () = closing.closing() => {
+                    io.bye("* BYE Server shutting down, reconnect in a moment").await;
+                    return Err(Closed);
+                }
                 change = changes.recv(), if listening => {
                     use raft_store::MailChange;
                     use tokio::sync::broadcast::error::RecvError;
