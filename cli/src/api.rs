@@ -149,6 +149,9 @@ pub struct ClusterStatus {
     /// Members that answer the leader's heartbeats no more.
     #[serde(default)]
     pub unreachable: Vec<u64>,
+    /// Blobs that name a replica which left the cluster (one live copy at most).
+    #[serde(default)]
+    pub blobs_misplaced: u64,
     /// At least two data voters, all answering, and none missing a blob; null from nodes that
     /// do not say.
     #[serde(default)]

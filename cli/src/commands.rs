@@ -643,6 +643,13 @@ pub fn redundancy_line(report: &StatusReport) -> String {
     if !unreachable.is_empty() {
         reasons.push(format!("{} not reachable", unreachable.join(", ")));
     }
+    let misplaced = report.cluster.blobs_misplaced;
+    if misplaced > 0 {
+        reasons.push(format!(
+            "{misplaced} {} held for a node that left, being moved",
+            plural(misplaced, "blob", "blobs")
+        ));
+    }
     if !lacking.is_empty() {
         let n_missing: u64 = lacking.iter().map(|(_, n_missing)| n_missing).sum();
         let names: Vec<&str> = lacking.iter().map(|(name, _)| *name).collect();

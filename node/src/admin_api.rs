@@ -431,9 +431,19 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         })
         .map(|m| m.node_id)
         .collect();
-    // Redundant: at least two data voters, all of them answering, and none of them missing a
-    // blob it must hold.
+    // Blobs that still name a replica which left the cluster (the leader moves them to a data
+    // voter that is not a replica yet; until then they have at most one live copy).
+    let member_ids: std::collections::BTreeSet<NodeId> =
+        members.iter().map(|m| m.node_id).collect();
+    let reader = cluster.reader.clone();
+    let (_, misplaced) =
+        tokio::task::spawn_blocking(move || reader.misplaced_blobs(&member_ids, 0))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+    // Redundant: at least two data voters, all of them answering, none of them missing a blob
+    // it must hold, and no blob naming a replica that left.
     let redundant = data_voters >= 2
+        && misplaced == 0
         && missing.values().all(|n| *n == 0)
         && !members
             .iter()
@@ -445,6 +455,7 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         "members": members,
         "blobs_missing": blobs_missing,
         "unreachable": unreachable,
+        "blobs_misplaced": misplaced,
         "redundant": redundant,
     }))
 }

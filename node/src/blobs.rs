@@ -61,6 +61,9 @@ pub struct BlobMetrics {
     pub gc_removed: AtomicU64,
     /// 1 while the last write could not be mirrored.
     pub degraded: AtomicBool,
+    /// On the leader, at its last placement pass: blobs that name a replica which left the
+    /// cluster (one live copy at most until they are moved and pulled).
+    pub misplaced: AtomicU64,
 }
 
 pub struct Blobs {
@@ -72,6 +75,11 @@ pub struct Blobs {
     /// When this node last handed leadership away because its disk failed.
     last_disk_handover: Mutex<Option<Instant>>,
 }
+
+/// How often the leader looks for blobs whose replica left the cluster, and how many it moves
+/// per entry.
+const PLACEMENT_INTERVAL: Duration = Duration::from_secs(3);
+const PLACEMENT_BATCH: usize = 1000;
 
 /// A leader whose blob disk fails hands leadership (and the VIP) to another data node at most
 /// this often, so two sick nodes do not pass it back and forth.
@@ -517,6 +525,67 @@ impl Blobs {
             .ok()?
             .ok()?;
         (blob_store::hash(&data) == *hash).then_some(data)
+    }
+
+    /// On the leader: gives every blob that names a replica which left the cluster a data
+    /// voter that is not yet a replica instead (`Command::MoveReplicas`), which then pulls it
+    /// with its resync loop. This is how a replaced node gets the mail its predecessor held.
+    pub async fn placement_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(PLACEMENT_INTERVAL).await;
+            if !self.cluster.is_leader() {
+                continue;
+            }
+            match self.place_once().await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(moved, "blobs given a new replica"),
+                Err(err) => {
+                    tracing::debug!(error = %format!("{err:#}"), "blob placement pass failed")
+                }
+            }
+        }
+    }
+
+    /// One placement pass (a batch at most); returns how many blobs it moved.
+    async fn place_once(&self) -> anyhow::Result<usize> {
+        let metrics = self.cluster.metrics();
+        let membership = metrics.membership_config.membership();
+        let members: std::collections::BTreeSet<NodeId> =
+            membership.nodes().map(|(id, _)| *id).collect();
+        let data_voters: Vec<NodeId> = membership
+            .voter_ids()
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|m| m.role == Role::Data)
+            })
+            .collect();
+        let reader = self.cluster.reader.clone();
+        let (found, total) =
+            tokio::task::spawn_blocking(move || reader.misplaced_blobs(&members, PLACEMENT_BATCH))
+                .await??;
+        self.metrics.misplaced.store(total, Ordering::Relaxed);
+        let mut moves: std::collections::BTreeMap<(NodeId, NodeId), Vec<BlobHash>> =
+            Default::default();
+        for (hash, replicas) in found {
+            let Some(&from) = replicas.iter().find(|r| membership.get_node(r).is_none()) else {
+                continue;
+            };
+            // No data voter to take it (the other one left and none replaced it yet): the blob
+            // stays counted as misplaced, and status says so.
+            let Some(&to) = data_voters.iter().find(|d| !replicas.contains(d)) else {
+                continue;
+            };
+            moves.entry((from, to)).or_default().push(hash);
+        }
+        let mut moved = 0;
+        for ((from, to), blobs) in moves {
+            moved += blobs.len();
+            self.cluster
+                .write(Command::MoveReplicas { from, to, blobs })
+                .await?;
+        }
+        Ok(moved)
     }
 
     /// Deletes blob files no record refers to, in two sweeps (see `GC_MIN_AGE`).

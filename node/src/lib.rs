@@ -249,6 +249,7 @@ impl MailServices {
         let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let mut tasks = vec![
             tokio::spawn(blobs.clone().resync_loop()),
+            tokio::spawn(blobs.clone().placement_loop()),
             tokio::spawn(blobs.gc_loop()),
         ];
         match outbound::engine::start(context.clone(), &config.nameservers, config.mx_port) {

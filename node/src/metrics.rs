@@ -175,6 +175,12 @@ impl Metrics {
             "Blobs this node must hold but has not pulled yet (-1: unknown).",
             missing,
         );
+        metric(
+            "gauge",
+            "mcluster_blobs_misplaced",
+            "On the leader: blobs that name a replica which left the cluster, so have at most one live copy until they are moved and pulled.",
+            b.misplaced.load(Ordering::Relaxed) as i64,
+        );
         for (name, help, counter) in [
             (
                 "mcluster_blobs_stored_total",

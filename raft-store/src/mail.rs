@@ -603,6 +603,32 @@ pub(crate) fn blobs_lost(
     Ok(())
 }
 
+pub(crate) fn move_replicas(
+    reader: &StateReader,
+    from: NodeId,
+    to: NodeId,
+    blobs: &[BlobHash],
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    for hash in blobs {
+        let Some(mut record) = reader.blob(hash)? else {
+            continue;
+        };
+        if !record.replicas.contains(&from) || record.replicas.contains(&to) {
+            continue;
+        }
+        for replica in &mut record.replicas {
+            if *replica == from {
+                *replica = to;
+            }
+        }
+        staged.put(CF_BLOBS, hash, &record);
+        staged.delete(CF_BLOB_MISSING, &missing_key(from, hash));
+        staged.put(CF_BLOB_MISSING, &missing_key(to, hash), &());
+    }
+    Ok(())
+}
+
 pub(crate) fn set_client_tls(tls: &ClientTls, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_CLIENT_TLS, tls);
 }
@@ -691,6 +717,35 @@ impl StateReader {
             }
         }
         Ok(held)
+    }
+
+    /// Blobs that name a replica outside `members` (a node that left the cluster), up to
+    /// `limit`, each with its replicas; and how many such blobs there are in all.
+    pub fn misplaced_blobs(
+        &self,
+        members: &std::collections::BTreeSet<NodeId>,
+        limit: usize,
+    ) -> Result<(Vec<(BlobHash, Vec<NodeId>)>, u64), StoreError> {
+        let mut found = Vec::new();
+        let mut total = 0;
+        for item in self
+            .db()
+            .db
+            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+            if record.replicas.iter().all(|r| members.contains(r)) {
+                continue;
+            }
+            total += 1;
+            if found.len() < limit
+                && let Ok(hash) = BlobHash::try_from(&key[..])
+            {
+                found.push((hash, record.replicas));
+            }
+        }
+        Ok((found, total))
     }
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.

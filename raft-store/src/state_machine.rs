@@ -356,6 +356,9 @@ impl StateMachine {
             Command::SetClientTls(tls) => mail::set_client_tls(tls, batch),
             Command::SetMailPolicy(policy) => mail::set_mail_policy(policy, batch),
             Command::BlobsLost { node, blobs } => mail::blobs_lost(&reader, *node, blobs, batch)?,
+            Command::MoveReplicas { from, to, blobs } => {
+                mail::move_replicas(&reader, *from, *to, blobs, batch)?;
+            }
             Command::CreateMailbox { account, name, at } => {
                 return folders::create_mailbox(&reader, account, name, *at, batch);
             }

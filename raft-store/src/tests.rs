@@ -1890,3 +1890,48 @@ async fn a_join_that_clashes_with_a_member_is_refused() {
         .collect();
     assert_eq!(pending, [3]);
 }
+
+/// A blob that names a node which left gets the new node as replica instead, which must then
+/// pull it; blobs that no longer name the old node, or already name the new one, stay as they
+/// are.
+#[tokio::test]
+async fn moved_replicas_are_pulled_by_their_new_node() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    let mut on_1_and_4 = delivery("q3", 3, &[a], &[]);
+    on_1_and_4.replicas = vec![1, 4];
+    apply_all(
+        &mut sm,
+        3,
+        vec![Command::Deliver {
+            deliveries: vec![
+                delivery("q1", 1, &[a], &[2]),
+                delivery("q2", 2, &[a], &[]),
+                on_1_and_4,
+            ],
+        }],
+    )
+    .await;
+    let members = std::collections::BTreeSet::from([1, 3, 4]);
+    let (found, total) = reader.misplaced_blobs(&members, 10).unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(found, vec![([1; 32], vec![1, 2]), ([2; 32], vec![1, 2])]);
+    apply_all(
+        &mut sm,
+        4,
+        vec![Command::MoveReplicas {
+            from: 2,
+            to: 4,
+            blobs: vec![[1; 32], [2; 32], [3; 32], [9; 32]],
+        }],
+    )
+    .await;
+    assert_eq!(reader.misplaced_blobs(&members, 10).unwrap().1, 0);
+    assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().replicas, vec![1, 4]);
+    assert_eq!(reader.blob(&[3; 32]).unwrap().unwrap().replicas, vec![1, 4]);
+    assert_eq!(reader.missing_blobs(4, 10).unwrap(), vec![[1; 32], [2; 32]]);
+    assert!(reader.missing_blobs(2, 10).unwrap().is_empty());
+}

@@ -335,6 +335,14 @@ pub enum Command {
         policy: MailPolicy,
         limits: crate::summary::MessageLimits,
     },
+    /// `from` (no longer a data member) is replaced by `to` as a replica of these blobs, which
+    /// `to` must then pull: how redundancy comes back after a node is replaced. A blob that no
+    /// longer names `from`, or already names `to`, is left alone.
+    MoveReplicas {
+        from: NodeId,
+        to: NodeId,
+        blobs: Vec<BlobHash>,
+    },
 }
 
 impl Command {
@@ -402,6 +410,7 @@ impl Command {
             | Command::SetClientTls(_)
             | Command::SetMailPolicy(_)
             | Command::SetMailPolicyAndLimits { .. }
+            | Command::MoveReplicas { .. }
             | Command::BlobsLost { .. }
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
@@ -482,6 +491,9 @@ impl fmt::Display for Command {
                 write!(f, "DeliverFiled({} messages)", deliveries.len())
             }
             Command::SetMailPolicyAndLimits { .. } => write!(f, "SetMailPolicyAndLimits"),
+            Command::MoveReplicas { from, to, blobs } => {
+                write!(f, "MoveReplicas({from} -> {to}, {} blobs)", blobs.len())
+            }
         }
     }
 }

@@ -883,3 +883,73 @@ fn a_stopping_node_says_goodbye_to_its_sessions() {
     assert!(goodbye.starts_with("421 4.3.2"), "{goodbye}");
     assert!(imap.closed() && pop3.closed() && smtp.closed());
 }
+
+/// Replacing a data node: n2 leaves, a fresh node joins in its place, and the cluster copies
+/// it every message n2 held, so that redundancy is real again: after "redundancy: full", n1 is
+/// killed and its directory wiped, and every acknowledged message is still readable.
+#[test]
+fn a_replaced_data_node_gets_every_message_back() {
+    use chaos_tests::mail::{DOMAIN, Probe, add_users, pop3_raw};
+    let mut cluster = Cluster::start(104, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    let alice = format!("alice@{DOMAIN}");
+    let mut probe = Probe::connect(&cluster.nodes[0].smtp_addr()).unwrap();
+    probe.reply().unwrap();
+    probe.command("EHLO client.test").unwrap();
+    for i in 0..30 {
+        for line in [
+            "MAIL FROM:<a@remote.test>".to_owned(),
+            format!("RCPT TO:<{alice}>"),
+            "DATA".to_owned(),
+        ] {
+            probe.command(&line).unwrap();
+        }
+        probe
+            .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
+            .unwrap();
+        let reply = probe.reply().unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    drop(probe);
+    // n2 must not lead when it leaves.
+    let n1 = cluster.nodes[0].name.clone();
+    wait_until(Duration::from_secs(10), "n1 leads", || {
+        cluster.ctl_ok(&["failover", "--to", &n1]).ok()
+    })
+    .expect("failover to n1");
+    cluster.ctl_ok(&["leave", "n2"]).expect("leave");
+    wait_until(Duration::from_secs(20), "n2 stops", || {
+        cluster.exited(1).ok().flatten()
+    })
+    .expect("n2 stopped");
+    let shown = cluster.ctl_ok(&["status"]).unwrap();
+    assert!(
+        shown.contains("30 blobs held for a node that left"),
+        "{shown}"
+    );
+    // Its replacement: a fresh node, a fresh directory.
+    let fresh = cluster.add_node("data").expect("join a fresh data node");
+    let started = Instant::now();
+    wait_until(Duration::from_secs(60), "redundancy: full", || {
+        let shown = cluster.ctl_ok(&["status"]).ok()?;
+        shown.contains("redundancy: full").then_some(())
+    })
+    .expect("redundancy back");
+    println!(
+        "30 messages re-mirrored to the replacement in {} ms",
+        started.elapsed().as_millis()
+    );
+    // The other copy goes for good.
+    cluster.kill(0).unwrap();
+    std::fs::remove_dir_all(cluster.nodes[0].data_dir()).unwrap();
+    cluster.wait_ready(fresh, Duration::from_secs(30)).unwrap();
+    let messages = wait_until(Duration::from_secs(20), "the replacement serves", || {
+        pop3_raw(&cluster.nodes[fresh].pop3_addr(), &alice).ok()
+    })
+    .unwrap();
+    assert_eq!(messages.len(), 30);
+    for (i, message) in messages.iter().enumerate() {
+        let raw = message["raw"].as_str().unwrap_or_default();
+        assert!(raw.contains(&format!("body {i}")), "message {i}: {message}");
+    }
+}

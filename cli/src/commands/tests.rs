@@ -127,6 +127,7 @@ fn cluster() -> ClusterStatus {
         ],
         blobs_missing: [(1, 0), (2, 0)].into(),
         unreachable: Vec::new(),
+        blobs_misplaced: 0,
         redundant: Some(true),
     }
 }
