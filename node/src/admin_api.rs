@@ -436,10 +436,10 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
     let member_ids: std::collections::BTreeSet<NodeId> =
         members.iter().map(|m| m.node_id).collect();
     let reader = cluster.reader.clone();
-    let (_, misplaced) =
-        tokio::task::spawn_blocking(move || reader.misplaced_blobs(&member_ids, 0))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let misplaced = tokio::task::spawn_blocking(move || reader.misplaced_blobs(&member_ids, 0))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??
+        .total;
     // Redundant: at least two data voters, all of them answering, none of them missing a blob
     // it must hold, and no blob naming a replica that left.
     let redundant = data_voters >= 2

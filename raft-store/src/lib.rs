@@ -31,7 +31,8 @@ pub use crate::mail::queue::{
 };
 pub use crate::mail::{
     BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
-    FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message, flag,
+    FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message,
+    MisplacedBlobs, flag,
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
 pub use crate::state_machine::{MailChange, StateDigest, StateMachine, StateReader};

@@ -644,6 +644,14 @@ pub(crate) fn set_message_limits(limits: &MessageLimits, staged: &mut Staged<'_>
     staged.put(CF_SETTINGS, KEY_MESSAGE_LIMITS, limits);
 }
 
+/// What `StateReader::misplaced_blobs` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisplacedBlobs {
+    /// Some of them, each with its replicas.
+    pub found: Vec<(BlobHash, Vec<NodeId>)>,
+    pub total: u64,
+}
+
 /// Mail reads of the applied state.
 impl StateReader {
     pub fn mailbox(&self, account: &str, name: &str) -> Result<Option<Mailbox>, StoreError> {
@@ -719,13 +727,13 @@ impl StateReader {
         Ok(held)
     }
 
-    /// Blobs that name a replica outside `members` (a node that left the cluster), up to
-    /// `limit`, each with its replicas; and how many such blobs there are in all.
+    /// Blobs that name a replica outside `members` (a node that left the cluster): up to
+    /// `limit` of them with their replicas, and how many there are in all.
     pub fn misplaced_blobs(
         &self,
         members: &std::collections::BTreeSet<NodeId>,
         limit: usize,
-    ) -> Result<(Vec<(BlobHash, Vec<NodeId>)>, u64), StoreError> {
+    ) -> Result<MisplacedBlobs, StoreError> {
         let mut found = Vec::new();
         let mut total = 0;
         for item in self
@@ -745,7 +753,7 @@ impl StateReader {
                 found.push((hash, record.replicas));
             }
         }
-        Ok((found, total))
+        Ok(MisplacedBlobs { found, total })
     }
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.

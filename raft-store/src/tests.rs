@@ -1916,9 +1916,12 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
     )
     .await;
     let members = std::collections::BTreeSet::from([1, 3, 4]);
-    let (found, total) = reader.misplaced_blobs(&members, 10).unwrap();
-    assert_eq!(total, 2);
-    assert_eq!(found, vec![([1; 32], vec![1, 2]), ([2; 32], vec![1, 2])]);
+    let misplaced = reader.misplaced_blobs(&members, 10).unwrap();
+    assert_eq!(misplaced.total, 2);
+    assert_eq!(
+        misplaced.found,
+        vec![([1; 32], vec![1, 2]), ([2; 32], vec![1, 2])]
+    );
     apply_all(
         &mut sm,
         4,
@@ -1929,7 +1932,7 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
         }],
     )
     .await;
-    assert_eq!(reader.misplaced_blobs(&members, 10).unwrap().1, 0);
+    assert_eq!(reader.misplaced_blobs(&members, 10).unwrap().total, 0);
     assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().replicas, vec![1, 4]);
     assert_eq!(reader.blob(&[3; 32]).unwrap().unwrap().replicas, vec![1, 4]);
     assert_eq!(reader.missing_blobs(4, 10).unwrap(), vec![[1; 32], [2; 32]]);
