@@ -663,8 +663,11 @@ impl Client {
         self.post("/v1/members", &AddMember { node_id }, ADD_MEMBER_TIMEOUT)
     }
 
-    pub fn remove_member(&self, node_id: u64) -> Result<()> {
-        self.delete(&format!("/v1/members/{node_id}"))
+    /// `DELETE /v1/members/{id}`; `force` removes a data node whose copies no other data node
+    /// can take.
+    pub fn remove_member(&self, node_id: u64, force: bool) -> Result<()> {
+        let force = if force { "?force=true" } else { "" };
+        self.delete(&format!("/v1/members/{node_id}{force}"))
     }
 
     /// `POST /v1/failover`; answers the new leader's id.

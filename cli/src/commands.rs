@@ -269,13 +269,13 @@ pub fn vip_note(vip: Option<&VipSection>) -> String {
 }
 
 /// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.
-pub fn leave(ctx: &Context, node: &str) -> Result<()> {
+pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
     let mut client_config = ctx.client_config()?;
     let client = admin_client(&client_config)?;
     let members = client.members().context("list members")?;
     let member = find_member(&members, node)?;
     client
-        .remove_member(member.node_id)
+        .remove_member(member.node_id, force)
         .with_context(|| format!("remove node {} ({})", member.node_id, member.name))?;
     println!(
         "removed node {} ({}) from the cluster; stop its mclusterd, then its directory can go",

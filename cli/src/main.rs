@@ -40,6 +40,10 @@ enum Command {
     Leave {
         /// Node id or name
         node: String,
+        /// Remove a data node even when no other data node can take the copies it holds (its
+        /// messages then have one copy until a replacement joins)
+        #[arg(long)]
+        force: bool,
     },
     /// Show the cluster, its leader and every node's replication state
     Status(JsonArg),
@@ -575,7 +579,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 mclusterd: args.start.mclusterd,
             },
         ),
-        Command::Leave { node } => commands::leave(&ctx, &node),
+        Command::Leave { node, force } => commands::leave(&ctx, &node, force),
         Command::Status(JsonArg { json }) => commands::status(&ctx, json),
         Command::Members(JsonArg { json }) => commands::members(&ctx, json),
         Command::Failover { to } => commands::failover(&ctx, to.as_deref()),

@@ -512,24 +512,38 @@ fn member_view(node_id: NodeId, member: Member, voter: bool) -> MemberView {
     }
 }
 
+#[derive(Deserialize, Default)]
+struct RemoveOptions {
+    /// Remove a data node even when no other data node can take the copies it holds.
+    #[serde(default)]
+    force: bool,
+}
+
 async fn remove_member(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(id): Path<NodeId>,
+    Query(options): Query<RemoveOptions>,
 ) -> Response {
     let cluster = &state.cluster;
     if let Err(err) = authorize(cluster, &headers, Access::Admin) {
         return err.into_response();
     }
     if !cluster.is_leader() {
+        let force = if options.force { "?force=true" } else { "" };
         return proxy_to_leader(
             cluster,
             Method::DELETE,
-            format!("/v1/members/{id}"),
+            format!("/v1/members/{id}{force}"),
             &headers,
             None,
         )
         .await;
+    }
+    if !options.force
+        && let Err(err) = cluster.copies_stay_after_removing(id).await
+    {
+        return ApiError::from(err).into_response();
     }
     let admin_addr = cluster
         .metrics()

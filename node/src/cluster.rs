@@ -296,6 +296,46 @@ impl Cluster {
         Ok(member)
     }
 
+    /// Refuses (with the reason) the removal of a data node that is a replica of some blob
+    /// when no other data voter could take its copy: the mail would be on one machine only
+    /// until a replacement joined.
+    pub async fn copies_stay_after_removing(&self, node_id: NodeId) -> Result<(), ClusterError> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let Some(member) = membership.get_node(&node_id) else {
+            return Ok(());
+        };
+        if member.role != Role::Data {
+            return Ok(());
+        }
+        let other_data_voters = membership
+            .voter_ids()
+            .filter(|id| *id != node_id)
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|m| m.role == Role::Data)
+            })
+            .count();
+        if other_data_voters >= 2 {
+            return Ok(());
+        }
+        let reader = self.reader.clone();
+        let held = tokio::task::spawn_blocking(move || reader.replica_count(node_id))
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        if held == 0 {
+            return Ok(());
+        }
+        Err(ClusterError::Conflict(format!(
+            "refused: node {node_id} ({}) holds one of the two copies of {held} messages and no \
+             other data node can take them; join its replacement first, or leave with --force \
+             (those messages then have one copy until a replacement joins and pulls them)",
+            member.name
+        )))
+    }
+
     /// Removes a node from the cluster. The leader cannot remove itself: fail over first.
     pub async fn remove_member(&self, node_id: NodeId) -> Result<(), ClusterError> {
         let metrics = self.metrics();

@@ -727,6 +727,21 @@ impl StateReader {
         Ok(held)
     }
 
+    /// How many blobs name `node` as a replica.
+    pub fn replica_count(&self, node: NodeId) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for item in self
+            .db()
+            .db
+            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+            count += u64::from(record.replicas.contains(&node));
+        }
+        Ok(count)
+    }
+
     /// Blobs that name a replica outside `members` (a node that left the cluster): up to
     /// `limit` of them with their replicas, and how many there are in all.
     pub fn misplaced_blobs(

@@ -917,7 +917,20 @@ fn a_replaced_data_node_gets_every_message_back() {
         cluster.ctl_ok(&["failover", "--to", &n1]).ok()
     })
     .expect("failover to n1");
-    cluster.ctl_ok(&["leave", "n2"]).expect("leave");
+    // With two data nodes nobody could take n2's copies: refused, unless forced.
+    let refused = cluster.ctl(&["leave", "n2"]).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "leave of a needed data node was accepted"
+    );
+    assert!(
+        stderr.contains("refused: node 2 (n2) holds one of the two copies of 30 messages"),
+        "{stderr}"
+    );
+    cluster
+        .ctl_ok(&["leave", "n2", "--force"])
+        .expect("leave --force");
     wait_until(Duration::from_secs(20), "n2 stops", || {
         cluster.exited(1).ok().flatten()
     })
