@@ -572,7 +572,7 @@ async fn tell_removed(node_id: NodeId, admin_addr: String, headers: &HeaderMap) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let url = format!("http://{admin_addr}/v1/node/removed");
+    let url = format!("http://{admin_addr}/v1/node/removed?node_id={node_id}");
     let told = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(2)))
@@ -594,12 +594,35 @@ async fn tell_removed(node_id: NodeId, admin_addr: String, headers: &HeaderMap) 
     }
 }
 
-/// The leader says this node is no longer a member: it stops (see `node::run`).
+#[derive(Deserialize)]
+struct RemovedNode {
+    node_id: NodeId,
+}
+
+/// The leader says this node is no longer a member: it stops (see `node::run`). The id must be
+/// this node's: a replacement that took over the removed node's address is not stopped by a
+/// notice meant for its predecessor, and a leader never stops itself this way.
 async fn node_removed(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
+    Query(removed): Query<RemovedNode>,
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
+    let me = state.cluster.config.node_id;
+    if removed.node_id != me {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_this_node",
+            format!("this is node {me}, not node {}", removed.node_id),
+        ));
+    }
+    if state.cluster.is_leader() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "leader",
+            "this node leads the cluster; it was not removed",
+        ));
+    }
     state.removed.send_replace(true);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -175,6 +175,24 @@ fn join_failover_and_leave_through_mclusterctl() {
         .expect("failover without target");
     assert_ne!(leader_of(&status_json(&cluster)), target_id);
 
+    // A removal notice for another node, or to the leader, stops nothing.
+    let leader_url = cluster.nodes[cluster.index_of(leader_of(&status_json(&cluster)))].admin_url();
+    let witness_url = cluster
+        .nodes
+        .iter()
+        .find(|n| n.role == "witness")
+        .unwrap()
+        .admin_url();
+    for (url, id) in [
+        (&witness_url, 99),
+        (&leader_url, leader_of(&status_json(&cluster))),
+    ] {
+        let answer = cluster
+            .api
+            .send_to(url, "POST", &format!("/v1/node/removed?node_id={id}"), None)
+            .unwrap();
+        assert_eq!(answer.status, 409, "{url} {id}");
+    }
     // The witness leaves; two voters remain and the cluster still takes writes. The removed
     // witness notices, says so once, and stops by itself.
     cluster.ctl_ok(&["leave", &witness]).expect("leave");
