@@ -703,19 +703,11 @@ impl StateReader {
     /// Every blob `node` is a replica of and is not listed as missing: what it must have on disk.
     pub fn blobs_held_by(&self, node: NodeId) -> Result<Vec<BlobHash>, StoreError> {
         let mut held = Vec::new();
-        for item in self
-            .db()
-            .db
-            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item?;
-            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+        for item in self.blob_records() {
+            let (hash, record) = item?;
             if !record.replicas.contains(&node) {
                 continue;
             }
-            let Ok(hash) = BlobHash::try_from(&key[..]) else {
-                continue;
-            };
             if self
                 .db()
                 .get::<()>(CF_BLOB_MISSING, &missing_key(node, &hash))?
@@ -730,16 +722,28 @@ impl StateReader {
     /// How many blobs name `node` as a replica.
     pub fn replica_count(&self, node: NodeId) -> Result<u64, StoreError> {
         let mut count = 0;
-        for item in self
-            .db()
-            .db
-            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item?;
-            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+        for item in self.blob_records() {
+            let (_, record) = item?;
             count += u64::from(record.replicas.contains(&node));
         }
         Ok(count)
+    }
+
+    /// Every blob record in hash order (a key that is not a hash is skipped).
+    fn blob_records(
+        &self,
+    ) -> impl Iterator<Item = Result<(BlobHash, BlobRecord), StoreError>> + '_ {
+        self.db()
+            .db
+            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
+            .filter_map(|item| {
+                let (key, value) = match item {
+                    Ok(kv) => kv,
+                    Err(err) => return Some(Err(err.into())),
+                };
+                let hash = BlobHash::try_from(&key[..]).ok()?;
+                Some(crate::db::decode(CF_BLOBS, &key, &value).map(|record| (hash, record)))
+            })
     }
 
     /// Blobs that name a replica outside `members` (a node that left the cluster): up to
@@ -751,20 +755,13 @@ impl StateReader {
     ) -> Result<MisplacedBlobs, StoreError> {
         let mut found = Vec::new();
         let mut total = 0;
-        for item in self
-            .db()
-            .db
-            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
-        {
-            let (key, value) = item?;
-            let record: BlobRecord = crate::db::decode(CF_BLOBS, &key, &value)?;
+        for item in self.blob_records() {
+            let (hash, record) = item?;
             if record.replicas.iter().all(|r| members.contains(r)) {
                 continue;
             }
             total += 1;
-            if found.len() < limit
-                && let Ok(hash) = BlobHash::try_from(&key[..])
-            {
+            if found.len() < limit {
                 found.push((hash, record.replicas));
             }
         }
