@@ -16,12 +16,17 @@ use crate::cluster::Cluster;
 /// After a failed push, a partner is skipped (no waiting on it per message) until the resync
 /// loop's probe reaches it again, and at most this long.
 const PEER_DOWN_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a probe of a peer marked down may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A push that fails faster than this is tried once more on a fresh connection.
 const QUICK_FAILURE: Duration = Duration::from_millis(500);
 /// How often the resync task looks for blobs this node is missing.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
-/// Blobs confirmed to the cluster per `BlobsStored` entry.
-const RESYNC_BATCH: usize = 256;
+/// Blobs installed and confirmed to the cluster per `BlobsStored` entry (32 KiB of hashes).
+const RESYNC_BATCH: usize = 1024;
+/// Blob fetches a resync pass keeps in flight: enough to hide the round trips and keep the
+/// peer's disk busy, few enough to bound memory (each holds one blob).
+const RESYNC_PARALLEL: usize = 16;
 /// How often unreferenced blob files are looked for.
 const GC_INTERVAL: Duration = Duration::from_secs(600);
 /// A file no record refers to is deleted only when it is at least this old and was already
@@ -386,7 +391,15 @@ impl Blobs {
             match self.watched(*node, Instant::now(), fetch).await {
                 Ok(Some(data)) => return Ok(data),
                 Ok(None) => last_error = format!("node {node} does not hold it"),
-                Err(err) => last_error = err.to_string(),
+                Err(err) => {
+                    // Not asked again per read until the resync loop's probe reaches it: a
+                    // client reading many messages only it holds (a follower has no Raft
+                    // heartbeats to tell) waits for the first one, not for each.
+                    if matches!(err, replication::ReplicationError::PeerUnreachable { .. }) {
+                        self.mark(*node, false);
+                    }
+                    last_error = err.to_string();
+                }
             }
         }
         Err(BlobError::Unavailable(last_error))
@@ -404,9 +417,7 @@ impl Blobs {
                         "checking local blob copies; trying again"),
                 }
             }
-            if self.metrics.degraded.load(Ordering::Relaxed) {
-                self.probe_partner().await;
-            }
+            self.probe_peers().await;
             match self.resync_once().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(blobs = n, "resync: pulled missing blobs"),
@@ -453,67 +464,110 @@ impl Blobs {
         Ok(())
     }
 
-    /// While degraded, checks whether a mirror partner answers again, so the flag does not wait
-    /// for the next message to clear.
-    async fn probe_partner(&self) {
-        for (partner, member) in self.partner_candidates() {
+    /// Asks every data node marked down (and, while degraded, every mirror partner) whether it
+    /// answers again, so neither mirroring nor reads wait out `PEER_DOWN_BACKOFF` and the
+    /// degraded flag does not wait for the next message to clear.
+    async fn probe_peers(&self) {
+        let degraded = self.metrics.degraded.load(Ordering::Relaxed);
+        for (peer, member) in self.partner_candidates() {
+            if !degraded && !self.is_down(peer) {
+                continue;
+            }
             let probe = [0u8; 32];
-            if replication::blob::fetch(&self.cluster.transport, partner, &member, &probe)
-                .await
-                .is_ok()
-            {
-                self.mark(partner, true);
+            let fetch = replication::blob::fetch(&self.cluster.transport, peer, &member, &probe);
+            if let Ok(Ok(_)) = tokio::time::timeout(PROBE_TIMEOUT, fetch).await {
+                self.mark(peer, true);
                 if self.metrics.degraded.swap(false, Ordering::Relaxed) {
-                    tracing::info!(partner, "mirror partner reachable again");
+                    tracing::info!(partner = peer, "mirror partner reachable again");
                 }
-                return;
             }
         }
     }
 
+    /// One pass over the blobs this node must hold but has not confirmed: pulls them
+    /// `RESYNC_PARALLEL` at a time, installs each batch with two file-system flushes, and
+    /// confirms it (`BlobsStored`), so a restart continues after the last confirmed batch.
+    /// Blobs no reachable node holds now are left for the next pass.
     async fn resync_once(&self) -> anyhow::Result<u64> {
+        use futures::StreamExt;
         raft_store::failpoint::pause("resync-before-pass").await;
         let me = self.node_id();
         let mut total = 0;
+        let mut cursor: Option<BlobHash> = None;
         loop {
-            let missing = self.cluster.reader.missing_blobs(me, RESYNC_BATCH)?;
-            if missing.is_empty() {
+            let reader = self.cluster.reader.clone();
+            let after = cursor;
+            let missing = tokio::task::spawn_blocking(move || {
+                reader.missing_blobs_after(me, after.as_ref(), RESYNC_BATCH)
+            })
+            .await??;
+            let Some(last) = missing.last().copied() else {
                 return Ok(total);
-            }
-            let mut stored = Vec::new();
-            for hash in &missing {
-                // A blob that is already here (written before a crash lost the confirmation, or
-                // pushed twice) is confirmed after checking its content.
-                if let Some(data) = self.local_verified(hash).await {
-                    drop(data);
-                    stored.push(*hash);
-                    continue;
-                }
-                match self.fetch_from_replicas(hash).await {
-                    Ok(data) => {
-                        let store = self.store.clone();
-                        let h = *hash;
-                        tokio::task::spawn_blocking(move || store.write(&h, &data)).await??;
-                        self.metrics.resync_fetched.fetch_add(1, Ordering::Relaxed);
-                        stored.push(*hash);
-                    }
-                    Err(err) => {
-                        self.metrics.resync_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(blob = %blob_store::hex(hash), error = %err, "resync fetch failed");
+            };
+            cursor = Some(last);
+            let pulled: Vec<Pulled> = futures::stream::iter(missing)
+                .map(|hash| self.pull(hash))
+                .buffer_unordered(RESYNC_PARALLEL)
+                .filter_map(|pulled| async move { pulled })
+                .collect()
+                .await;
+            let mut confirmed = Vec::with_capacity(pulled.len());
+            let mut staged = Vec::new();
+            for pulled in pulled {
+                match pulled {
+                    Pulled::Present(hash) => confirmed.push(hash),
+                    Pulled::Staged(blob) => {
+                        confirmed.push(*blob.hash());
+                        staged.push(blob);
                     }
                 }
             }
-            if stored.is_empty() {
-                // Nothing reachable holds them right now; try again on the next pass.
-                return Ok(total);
+            if confirmed.is_empty() {
+                continue;
             }
-            total += stored.len() as u64;
+            let fetched = staged.len() as u64;
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.install(staged)).await??;
+            self.metrics
+                .resync_fetched
+                .fetch_add(fetched, Ordering::Relaxed);
+            total += confirmed.len() as u64;
             self.cluster
                 .write(Command::BlobsStored {
                     node: me,
-                    blobs: stored,
+                    blobs: confirmed,
                 })
                 .await?;
+            raft_store::failpoint::pause("resync-after-batch").await;
+        }
+    }
+
+    /// Gets one missing blob onto this node's disk: already here with the right content
+    /// (written before a crash lost the confirmation, or pushed twice), or fetched from a
+    /// replica and staged. None when no reachable replica has it now.
+    async fn pull(&self, hash: BlobHash) -> Option<Pulled> {
+        if self.local_verified(&hash).await.is_some() {
+            return Some(Pulled::Present(hash));
+        }
+        let data = match self.fetch_from_replicas(&hash).await {
+            Ok(data) => data,
+            Err(err) => {
+                self.metrics.resync_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(blob = %blob_store::hex(&hash), error = %err, "resync fetch failed");
+                return None;
+            }
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.stage(&hash, &data)).await {
+            Ok(Ok(staged)) => Some(Pulled::Staged(staged)),
+            Ok(Err(err)) => {
+                tracing::warn!(blob = %blob_store::hex(&hash), error = %err, "resync could not write a blob");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "resync write task failed");
+                None
+            }
         }
     }
 
@@ -633,6 +687,14 @@ impl Blobs {
             .fetch_add(removed, Ordering::Relaxed);
         Ok((removed, next))
     }
+}
+
+/// A blob a resync pass got onto this node's disk.
+enum Pulled {
+    /// Already on disk with the right content.
+    Present(BlobHash),
+    /// Fetched and written to a temp file, to install with the batch.
+    Staged(blob_store::Staged),
 }
 
 enum Mirror {

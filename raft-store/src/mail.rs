@@ -770,17 +770,33 @@ impl StateReader {
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.
     pub fn missing_blobs(&self, node: NodeId, limit: usize) -> Result<Vec<BlobHash>, StoreError> {
+        self.missing_blobs_after(node, None, limit)
+    }
+
+    /// The blobs `node` must hold but has not confirmed, in hash order, after `after` (from the
+    /// first when None), at most `limit`: a resync pass walks the set once with this cursor.
+    pub fn missing_blobs_after(
+        &self,
+        node: NodeId,
+        after: Option<&BlobHash>,
+        limit: usize,
+    ) -> Result<Vec<BlobHash>, StoreError> {
         let prefix = node.to_be_bytes();
-        let mut out = Vec::new();
-        for (key, ()) in self.db().scan_prefix::<()>(CF_BLOB_MISSING, &prefix)? {
-            if out.len() == limit {
-                break;
-            }
-            if let Ok(hash) = BlobHash::try_from(&key[prefix.len()..]) {
-                out.push(hash);
-            }
+        let mut start = prefix.to_vec();
+        if let Some(after) = after {
+            start.extend_from_slice(after);
+            // The smallest key greater than `after`'s.
+            start.push(0);
         }
-        Ok(out)
+        let found = self
+            .db()
+            .scan_from::<()>(CF_BLOB_MISSING, &start, limit, |key| {
+                key.starts_with(&prefix)
+            })?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(key, ())| BlobHash::try_from(&key[prefix.len()..]).ok())
+            .collect())
     }
 
     /// How many blobs each node is missing (nodes missing none are absent).

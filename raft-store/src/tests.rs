@@ -1937,4 +1937,19 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
     assert_eq!(reader.blob(&[3; 32]).unwrap().unwrap().replicas, vec![1, 4]);
     assert_eq!(reader.missing_blobs(4, 10).unwrap(), vec![[1; 32], [2; 32]]);
     assert!(reader.missing_blobs(2, 10).unwrap().is_empty());
+    // A resync pass walks the set with a cursor.
+    assert_eq!(
+        reader.missing_blobs_after(4, None, 1).unwrap(),
+        vec![[1; 32]]
+    );
+    assert_eq!(
+        reader.missing_blobs_after(4, Some(&[1; 32]), 10).unwrap(),
+        vec![[2; 32]]
+    );
+    assert!(
+        reader
+            .missing_blobs_after(4, Some(&[2; 32]), 10)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -60,6 +60,9 @@ pub async fn push(
 }
 
 /// Fetches a blob from `source` and checks it against its hash. `Ok(None)`: `source` lacks it.
+/// The answer's header must come within `transfer_timeout(0)` (a peer that is gone is given
+/// up on in seconds, not after the time the largest blob could take); the bytes then get
+/// the time their length needs.
 pub async fn fetch(
     transport: &Transport,
     source: NodeId,
@@ -68,20 +71,27 @@ pub async fn fetch(
 ) -> Result<Option<Vec<u8>>, ReplicationError> {
     let unreachable = unreachable(source);
     let exchange = async {
-        let (mut send, mut recv) = transport
-            .open_request(source, &member.raft_addr, Request::BlobGet { hash: *hash })
-            .await?;
-        send.finish().map_err(|e| unreachable(e.to_string()))?;
-        let response: Response = read_frame(&mut recv)
+        let header = async {
+            let (mut send, mut recv) = transport
+                .open_request(source, &member.raft_addr, Request::BlobGet { hash: *hash })
+                .await?;
+            send.finish().map_err(|e| unreachable(e.to_string()))?;
+            let response: Response = read_frame(&mut recv)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok::<_, ReplicationError>((recv, response))
+        };
+        let (mut recv, response) = tokio::time::timeout(transfer_timeout(0), header)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|_| unreachable("no answer to a blob fetch in time".into()))??;
         let len = match response {
             Response::Blob { len } if len <= MAX_BLOB_BYTES => len,
             Response::NoSuchBlob => return Ok(None),
             other => return Err(unexpected(source, other)),
         };
-        let data = read_body(&mut recv, len)
+        let data = tokio::time::timeout(transfer_timeout(len), read_body(&mut recv, len))
             .await
+            .map_err(|_| unreachable("blob fetch timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         if blob_store::hash(&data) != *hash {
             return Err(ReplicationError::Protocol {
@@ -91,10 +101,7 @@ pub async fn fetch(
         }
         Ok(Some(data))
     };
-    let result = tokio::time::timeout(transfer_timeout(MAX_BLOB_BYTES), exchange)
-        .await
-        .map_err(|_| unreachable("blob fetch timed out".into()))
-        .and_then(|r| r);
+    let result = exchange.await;
     if matches!(result, Err(ReplicationError::PeerUnreachable { .. })) {
         transport.drop_connection(source).await;
     }

@@ -1431,3 +1431,178 @@ fn reads_do_not_wait_per_message_for_a_dead_replica() {
     assert!(took < Duration::from_secs(5), "the FETCH took {took:?}");
     cluster.thaw(1).unwrap();
 }
+
+/// Sends `n` messages to alice through `addr` over `sessions` parallel SMTP sessions.
+fn send_parallel(addr: &str, sessions: usize, n: usize, subject: &str) {
+    std::thread::scope(|scope| {
+        for s in 0..sessions {
+            scope.spawn(move || {
+                let mut probe = Probe::connect(addr).unwrap();
+                probe.reply().unwrap();
+                probe.command("EHLO client.test").unwrap();
+                for i in (s..n).step_by(sessions) {
+                    for line in [
+                        "MAIL FROM:<a@remote.test>".to_owned(),
+                        format!("RCPT TO:<alice@{DOMAIN}>"),
+                        "DATA".to_owned(),
+                    ] {
+                        probe.command(&line).unwrap();
+                    }
+                    probe
+                        .send_raw(
+                            format!("Subject: {subject} {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes(),
+                        )
+                        .unwrap();
+                    let reply = probe.reply().unwrap();
+                    assert!(reply.starts_with("250"), "{reply}");
+                }
+            });
+        }
+    });
+}
+
+/// One node's own view of its blobs (`/v1/node`).
+fn node_mail(cluster: &Cluster, i: usize) -> Option<serde_json::Value> {
+    let node = cluster
+        .api
+        .get_from(
+            &cluster.nodes[i].admin_url(),
+            "/v1/node",
+            Duration::from_secs(10),
+        )
+        .ok()?;
+    Some(node["mail"].clone())
+}
+
+/// n2 takes 1,200 messages alone while n1 is down. n1 comes back and its resync stops after
+/// the first batch (a failpoint); n2 then hangs. Reads on n1 answer at once (what it has in
+/// full, the rest `[UNAVAILABLE]`). n1 is killed there, n2 thaws, n1 restarts: its resync
+/// continues with exactly what it had not confirmed (nothing is fetched twice), redundancy is
+/// full, and with n2 killed every message reads from n1.
+#[test]
+fn resync_continues_after_a_restart_and_reads_do_not_wait_for_it() {
+    const ALONE: usize = 1200;
+    let mut cluster = Cluster::start(105, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    allow_plain_login(&cluster, &[]);
+    send_parallel(&cluster.nodes[0].smtp_addr(), 1, 10, "mirrored");
+    cluster.kill(0).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+    let started = Instant::now();
+    send_parallel(&cluster.nodes[1].smtp_addr(), 4, ALONE, "alone");
+    eprintln!(
+        "{ALONE} messages accepted with one copy in {:?}",
+        started.elapsed()
+    );
+
+    cluster.nodes[0].env = vec![(
+        "MCLUSTER_FAILPOINTS".into(),
+        "resync-after-batch=pause:600000".into(),
+    )];
+    cluster.start_node(0).unwrap();
+    cluster.wait_ready(0, Duration::from_secs(30)).unwrap();
+    // The first batch is confirmed, then the pass holds (the node had caught up before its
+    // first pass, so what it misses no longer changes).
+    let log = cluster.nodes[0].log_path();
+    wait_until(Duration::from_secs(60), "n1's first resync batch", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("resync-after-batch").then_some(())
+    })
+    .unwrap();
+    let held = wait_until(
+        Duration::from_secs(10),
+        "n1 applies its first batch",
+        || {
+            let missing = node_mail(&cluster, 0)?["blobs_missing"].as_u64()?;
+            (missing > 0 && missing < ALONE as u64).then_some(missing)
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let remaining = node_mail(&cluster, 0).unwrap()["blobs_missing"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(remaining, held, "the resync pass is held after one batch");
+    eprintln!(
+        "n1 confirmed {} blobs, {remaining} remain",
+        ALONE as u64 - remaining
+    );
+
+    // n2 hangs: n1 and the witness elect n1; reads of what only n2 holds fail at once.
+    cluster.freeze(1).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+    let total = 10 + ALONE;
+    let mut raw = logged_in(&cluster, 0);
+    let started = Instant::now();
+    raw.send(b"s1 SELECT INBOX\r\n").unwrap();
+    let selected = raw.until_tagged("s1").unwrap();
+    let exists = format!("* {total} EXISTS");
+    assert!(
+        selected.iter().any(|line| text(line) == exists),
+        "{:?}",
+        selected.iter().map(|l| text(l)).collect::<Vec<_>>()
+    );
+    raw.send(b"f1 FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
+        .unwrap();
+    let responses = raw.until_tagged("f1").unwrap();
+    let took = started.elapsed();
+    let tagged = text(responses.last().expect("tagged"));
+    let served = responses.len() - 1;
+    eprintln!(
+        "SELECT and FETCH 1:* of {total} messages, {remaining} without a live copy: {took:?}, \
+         {served} served; {tagged}"
+    );
+    assert_eq!(served as u64, total as u64 - remaining, "{tagged}");
+    assert_eq!(
+        tagged,
+        format!("f1 NO [UNAVAILABLE] {remaining} messages could not be read, try again")
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "SELECT and FETCH took {took:?}"
+    );
+    drop(raw);
+
+    // n1 dies with its pass held; n2 thaws; n1 restarts and continues.
+    cluster.kill(0).unwrap();
+    cluster.thaw(1).unwrap();
+    cluster.nodes[0].env.clear();
+    let restarted = Instant::now();
+    cluster.start_node(0).unwrap();
+    wait_until(Duration::from_secs(120), "full redundancy", || {
+        let status = cluster.api.get("/v1/status").ok()?;
+        (status["redundant"] == true).then_some(())
+    })
+    .unwrap();
+    let took = restarted.elapsed();
+    let mail = wait_until(Duration::from_secs(10), "n1 applies its last batch", || {
+        let mail = node_mail(&cluster, 0)?;
+        (mail["blobs_missing"] == 0).then_some(mail)
+    })
+    .unwrap();
+    eprintln!(
+        "after the restart n1 fetched {} blobs; start to full redundancy {took:?} (debug build)",
+        mail["resync_fetched"]
+    );
+    assert_eq!(
+        mail["resync_fetched"].as_u64(),
+        Some(remaining),
+        "the restarted resync fetches what was not confirmed, and only that: {mail}"
+    );
+
+    // Every message now reads from n1 alone.
+    cluster.kill(1).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+    let mut raw = logged_in(&cluster, 0);
+    raw.send(b"s2 SELECT INBOX\r\nf2 FETCH 1:* (BODY.PEEK[])\r\n")
+        .unwrap();
+    raw.until_tagged("s2").unwrap();
+    let responses = raw.until_tagged("f2").unwrap();
+    assert_eq!(
+        text(responses.last().unwrap()),
+        "f2 OK Fetch completed",
+        "every message reads from n1"
+    );
+    assert_eq!(responses.len() - 1, total);
+    cluster.check_no_unexpected_errors(&["failpoint reached"]);
+}

@@ -31,3 +31,36 @@ fn open_removes_leftover_temp_files() {
     BlobStore::open(&root).unwrap();
     assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn staged_blobs_are_invisible_until_installed_and_a_restart_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blobs");
+    let store = BlobStore::open(&root).unwrap();
+    let blobs: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("blob {i}\r\n").into_bytes())
+        .collect();
+    let staged: Vec<_> = blobs
+        .iter()
+        .map(|data| store.stage(&hash(data), data).unwrap())
+        .collect();
+    for data in &blobs {
+        assert!(
+            !store.contains(&hash(data)),
+            "a staged blob is not readable yet"
+        );
+    }
+    store.install(staged).unwrap();
+    for data in &blobs {
+        assert_eq!(store.read(&hash(data)).unwrap(), *data);
+    }
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+
+    // Staged but never installed (the process died): nothing appears, the temp file goes.
+    let lost = b"never installed\r\n";
+    store.stage(&hash(lost), lost).unwrap();
+    let store = BlobStore::open(&root).unwrap();
+    assert!(!store.contains(&hash(lost)));
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    assert_eq!(store.list().unwrap().len(), blobs.len());
+}
