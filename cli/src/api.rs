@@ -146,6 +146,9 @@ pub struct ClusterStatus {
     /// Blobs each data member still has to confirm, by node id (JSON keys are strings).
     #[serde(default)]
     pub blobs_missing: BTreeMap<u64, u64>,
+    /// Blobs each data member must hold (holds: that minus the missing ones), by node id.
+    #[serde(default)]
+    pub blobs_assigned: BTreeMap<u64, u64>,
     /// Members that answer the leader's heartbeats no more.
     #[serde(default)]
     pub unreachable: Vec<u64>,

@@ -328,6 +328,9 @@ pub struct NodeReport {
     pub lag: Option<u64>,
     /// Blobs this data node still has to confirm, as the cluster sees it; null on a witness.
     pub blobs_missing: Option<u64>,
+    /// Blobs this data node must hold, as the cluster sees it; null on a witness (or from a
+    /// cluster that does not say).
+    pub blobs_assigned: Option<u64>,
 }
 
 /// The cluster's status plus each member's own view, asked of all members at once.
@@ -380,11 +383,13 @@ pub fn build_report(cluster: ClusterStatus, views: Vec<Option<NodeStatus>>) -> S
                 _ => None,
             };
             let blobs_missing = cluster.blobs_missing.get(&member.node_id).copied();
+            let blobs_assigned = cluster.blobs_assigned.get(&member.node_id).copied();
             NodeReport {
                 member,
                 node,
                 lag,
                 blobs_missing,
+                blobs_assigned,
             }
         })
         .collect::<Vec<NodeReport>>();
@@ -591,13 +596,25 @@ pub fn render_status(report: &StatusReport) -> String {
     )
 }
 
-/// The redundancy line and, per data node, the blobs it lacks and how its resync is going.
+/// The redundancy line and, per data node: whether it answers, the blobs it must hold, holds
+/// and lacks, and how its resync is going.
 fn render_blobs(report: &StatusReport) -> String {
-    let mut table = Table::new(&["ID", "NAME", "BLOBS MISSING", "RESYNCED", "DEGRADED"]);
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "REACHABLE",
+        "MUST HOLD",
+        "HOLDS",
+        "MISSING",
+        "COPIED",
+        "RESYNCED",
+        "DEGRADED",
+    ]);
     for NodeReport {
         member,
         node,
         blobs_missing,
+        blobs_assigned,
         ..
     } in &report.nodes
     {
@@ -605,10 +622,28 @@ fn render_blobs(report: &StatusReport) -> String {
             continue;
         }
         let mail = node.as_ref().and_then(|node| node.mail.as_ref());
+        let reachable = if report.cluster.unreachable.contains(&member.node_id) {
+            "no"
+        } else if node.is_some() {
+            "yes"
+        } else {
+            "no answer"
+        };
+        let holds = blobs_assigned.map(|must| must.saturating_sub(blobs_missing.unwrap_or(0)));
+        let copied = match (holds, *blobs_assigned) {
+            (Some(_), Some(0)) => "100%".to_owned(),
+            // Rounded down: 100% only when nothing is missing.
+            (Some(holds), Some(must)) => format!("{}%", holds * 100 / must),
+            _ => "-".to_owned(),
+        };
         table.push_row(vec![
             member.node_id.to_string(),
             member.name.clone(),
+            reachable.to_owned(),
+            opt_u64(*blobs_assigned),
+            opt_u64(holds),
             opt_u64(*blobs_missing),
+            copied,
             opt_u64(mail.map(|mail| mail.resync_fetched)),
             mail.map_or_else(|| "-".to_owned(), |mail| yes_no(mail.degraded)),
         ]);

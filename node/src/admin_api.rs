@@ -436,10 +436,20 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
     let member_ids: std::collections::BTreeSet<NodeId> =
         members.iter().map(|m| m.node_id).collect();
     let reader = cluster.reader.clone();
-    let misplaced = tokio::task::spawn_blocking(move || reader.misplaced_blobs(&member_ids, 0))
+    // One pass over the blob records (proportional to the mail held; on a blocking thread).
+    let census = tokio::task::spawn_blocking(move || reader.misplaced_blobs(&member_ids, 0))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))??
-        .total;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let misplaced = census.total;
+    // What each data member must hold (it holds that minus what it misses).
+    let blobs_assigned: serde_json::Map<String, serde_json::Value> = members
+        .iter()
+        .filter(|m| m.role == Role::Data)
+        .map(|m| {
+            let n = census.per_replica.get(&m.node_id).copied().unwrap_or(0);
+            (m.node_id.to_string(), json!(n))
+        })
+        .collect();
     // Redundant: at least two data voters, all of them answering, none of them missing a blob
     // it must hold, and no blob naming a replica that left.
     let redundant = data_voters >= 2
@@ -454,6 +464,7 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         "term": m.current_term,
         "members": members,
         "blobs_missing": blobs_missing,
+        "blobs_assigned": blobs_assigned,
         "unreachable": unreachable,
         "blobs_misplaced": misplaced,
         "redundant": redundant,

@@ -615,7 +615,7 @@ impl Blobs {
             })
             .collect();
         let reader = self.cluster.reader.clone();
-        let raft_store::MisplacedBlobs { found, total } =
+        let raft_store::MisplacedBlobs { found, total, .. } =
             tokio::task::spawn_blocking(move || reader.misplaced_blobs(&members, PLACEMENT_BATCH))
                 .await??;
         self.metrics.misplaced.store(total, Ordering::Relaxed);

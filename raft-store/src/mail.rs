@@ -644,12 +644,14 @@ pub(crate) fn set_message_limits(limits: &MessageLimits, staged: &mut Staged<'_>
     staged.put(CF_SETTINGS, KEY_MESSAGE_LIMITS, limits);
 }
 
-/// What `StateReader::misplaced_blobs` found.
+/// What `StateReader::misplaced_blobs` found in its pass over every blob record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MisplacedBlobs {
     /// Some of them, each with its replicas.
     pub found: Vec<(BlobHash, Vec<NodeId>)>,
     pub total: u64,
+    /// How many blobs name each node as a replica: what it must hold.
+    pub per_replica: BTreeMap<NodeId, u64>,
 }
 
 /// Mail reads of the applied state.
@@ -747,7 +749,8 @@ impl StateReader {
     }
 
     /// Blobs that name a replica outside `members` (a node that left the cluster): up to
-    /// `limit` of them with their replicas, and how many there are in all.
+    /// `limit` of them with their replicas, and how many there are in all; and, from the same
+    /// pass, how many blobs each node must hold.
     pub fn misplaced_blobs(
         &self,
         members: &std::collections::BTreeSet<NodeId>,
@@ -755,8 +758,12 @@ impl StateReader {
     ) -> Result<MisplacedBlobs, StoreError> {
         let mut found = Vec::new();
         let mut total = 0;
+        let mut per_replica = BTreeMap::new();
         for item in self.blob_records() {
             let (hash, record) = item?;
+            for replica in &record.replicas {
+                *per_replica.entry(*replica).or_insert(0) += 1;
+            }
             if record.replicas.iter().all(|r| members.contains(r)) {
                 continue;
             }
@@ -765,7 +772,11 @@ impl StateReader {
                 found.push((hash, record.replicas));
             }
         }
-        Ok(MisplacedBlobs { found, total })
+        Ok(MisplacedBlobs {
+            found,
+            total,
+            per_replica,
+        })
     }
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.

@@ -1922,6 +1922,10 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
         misplaced.found,
         vec![([1; 32], vec![1, 2]), ([2; 32], vec![1, 2])]
     );
+    assert_eq!(
+        misplaced.per_replica,
+        std::collections::BTreeMap::from([(1, 3), (2, 2), (4, 1)])
+    );
     apply_all(
         &mut sm,
         4,

@@ -126,6 +126,7 @@ fn cluster() -> ClusterStatus {
             member(3, "n3", Role::Witness, true),
         ],
         blobs_missing: [(1, 0), (2, 0)].into(),
+        blobs_assigned: [(1, 10), (2, 10)].into(),
         unreachable: Vec::new(),
         blobs_misplaced: 0,
         redundant: Some(true),
@@ -168,9 +169,9 @@ fn status_table_shows_lag_and_unreachable_nodes() {
          3   n3    witness  yes    unreachable  -     -          -        -    127.0.0.13:7070\n\
          \n\
          redundancy: full\n\
-         ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
-         1   n1    0              0         no\n\
-         2   n2    0              0         no\n"
+         ID  NAME  REACHABLE  MUST HOLD  HOLDS  MISSING  COPIED  RESYNCED  DEGRADED\n\
+         1   n1    yes        10         10     0        100%    0         no\n\
+         2   n2    yes        10         10     0        100%    0         no\n"
     );
 }
 
@@ -187,9 +188,9 @@ fn status_table_shows_resync_progress() {
     assert_eq!(
         blobs,
         "redundancy: DEGRADED (5 blobs missing on n2)\n\
-         ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
-         1   n1    0              0         yes\n\
-         2   n2    5              7         no\n"
+         ID  NAME  REACHABLE  MUST HOLD  HOLDS  MISSING  COPIED  RESYNCED  DEGRADED\n\
+         1   n1    yes        10         10     0        100%    0         yes\n\
+         2   n2    yes        10         5      5        50%     7         no\n"
     );
 }
 
@@ -199,9 +200,9 @@ fn status_of_unreachable_data_nodes_still_shows_missing_blobs() {
     let text = render_status(&report);
     assert!(
         text.ends_with(
-            "ID  NAME  BLOBS MISSING  RESYNCED  DEGRADED\n\
-             1   n1    0              -         -\n\
-             2   n2    5              -         -\n"
+            "ID  NAME  REACHABLE  MUST HOLD  HOLDS  MISSING  COPIED  RESYNCED  DEGRADED\n\
+             1   n1    no answer  10         10     0        100%    -         -\n\
+             2   n2    no answer  10         5      5        50%     -         -\n"
         ),
         "{text}"
     );
@@ -239,6 +240,20 @@ fn redundancy_line_says_why_not() {
         },
         "redundancy: DEGRADED (n2 not reachable)",
     );
+    let report = build_report(
+        ClusterStatus {
+            unreachable: vec![2, 3],
+            redundant: Some(false),
+            ..cluster()
+        },
+        vec![None, None, None],
+    );
+    assert!(
+        render_status(&report)
+            .ends_with("2   n2    no         10         10     0        100%    -         -\n"),
+        "{}",
+        render_status(&report)
+    );
     check_redundancy(
         ClusterStatus {
             redundant: None,
@@ -270,6 +285,9 @@ fn status_json_has_the_documented_shape() {
     assert_eq!(json["nodes"][0]["node"]["mail"]["degraded"], false);
     assert_eq!(json["nodes"][1]["blobs_missing"], 0);
     assert!(json["nodes"][2]["blobs_missing"].is_null());
+    assert_eq!(json["cluster"]["blobs_assigned"], json!({"1": 10, "2": 10}));
+    assert_eq!(json["nodes"][1]["blobs_assigned"], 10);
+    assert!(json["nodes"][2]["blobs_assigned"].is_null());
 }
 
 #[test]
