@@ -266,6 +266,7 @@ impl MailServices {
                 listener,
                 service,
                 sessions.clone(),
+                None,
             )));
         }
         let vip = vip::VipManager::start(cluster.clone(), context.clone());

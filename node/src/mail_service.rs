@@ -249,10 +249,28 @@ impl MailContext {
             })
     }
 
-    /// Completes once the node has begun to stop (at once if it has).
-    pub async fn closing(&self) {
+    /// Completes once the session should say goodbye (at once if it should): the node has
+    /// begun to stop, or the virtual IP the session came in on is being handed to another
+    /// node (`VIP_LEAVING`).
+    pub async fn closing(&self) -> Goodbye {
         let mut closing = self.closing.subscribe();
-        let _ = closing.wait_for(|closing| *closing).await;
+        let stopping = async {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        let Ok(mut leaving) = VIP_LEAVING.try_with(Clone::clone) else {
+            stopping.await;
+            return Goodbye::Stopping;
+        };
+        let moving = async {
+            if leaving.wait_for(|leaving| *leaving).await.is_err() {
+                // The VIP manager is gone: only the node's stop is left to wait for.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = stopping => Goodbye::Stopping,
+            () = moving => Goodbye::Moving,
+        }
     }
 
     /// How long the answer to a failed login is held back.
@@ -546,6 +564,22 @@ impl LoginCache {
     }
 }
 
+/// Why a session is asked to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goodbye {
+    /// The node is stopping.
+    Stopping,
+    /// The virtual IP the session came in on moves to another node (a planned hand-over):
+    /// the client should reconnect at once.
+    Moving,
+}
+
+tokio::task_local! {
+    /// In a session that came in on the virtual IP: becomes true just before the VIP manager
+    /// lets go of the address in a planned hand-over, while the session can still say so.
+    static VIP_LEAVING: tokio::sync::watch::Receiver<bool>;
+}
+
 /// Binds a mail listener.
 pub async fn bind(service: Service, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context;
@@ -556,11 +590,14 @@ pub async fn bind(service: Service, addr: SocketAddr) -> anyhow::Result<TcpListe
 
 /// Accepts connections until the task is aborted; sessions run in `sessions`, so aborting the
 /// owner of that set ends them too.
+/// `leaving` is the VIP manager's hand-over signal for listeners on the virtual IP (None for a
+/// node's own addresses); sessions see it through [`MailContext::closing`].
 pub async fn accept_loop(
     context: Arc<MailContext>,
     listener: TcpListener,
     service: Service,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    leaving: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     tracing::info!(service = service.name(), addr = ?listener.local_addr().ok(), "listening");
     loop {
@@ -601,10 +638,14 @@ pub async fn accept_loop(
         let context = context.clone();
         let mut sessions = sessions.lock().await;
         while sessions.try_join_next().is_some() {}
-        sessions.spawn(async move {
+        let session = async move {
             let _slot = slot;
             serve(context, stream, peer, service).await;
-        });
+        };
+        match &leaving {
+            Some(leaving) => sessions.spawn(VIP_LEAVING.scope(leaving.clone(), session)),
+            None => sessions.spawn(session),
+        };
     }
 }
 

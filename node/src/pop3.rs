@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
-use crate::mail_service::{LoginRefused, MailContext, Service, accept_tls};
+use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
 
@@ -111,9 +111,13 @@ impl Session {
                     idle,
                     line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
                 ) => read,
-                () = self.context.closing() => {
+                goodbye = self.context.closing() => {
                     // Like an autologout, deletions are not applied.
-                    let _ = send(reader, "-ERR [SYS/TEMP] server shutting down, try again in a moment").await;
+                    let line = match goodbye {
+                        Goodbye::Stopping => "-ERR [SYS/TEMP] server shutting down, try again in a moment",
+                        Goodbye::Moving => "-ERR [SYS/TEMP] this address is moving to another cluster node, reconnect now",
+                    };
+                    let _ = send(reader, line).await;
                     let _ = reader.get_mut().shutdown().await;
                     return End::Closed;
                 }

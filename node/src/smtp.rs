@@ -27,7 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{self, LoginRefused, MailContext, Resolved, Service, accept_tls};
+use crate::mail_service::{
+    self, Goodbye, LoginRefused, MailContext, Resolved, Service, accept_tls,
+};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
@@ -222,8 +224,13 @@ impl Session {
                     idle,
                     line_reader::read_line(reader, MAX_COMMAND_LINE, &mut line),
                 ) => read,
-                () = self.context.closing() => {
-                    self.reply("421 4.3.2 Service shutting down, closing connection");
+                goodbye = self.context.closing() => {
+                    self.reply(match goodbye {
+                        Goodbye::Stopping => "421 4.3.2 Service shutting down, closing connection",
+                        Goodbye::Moving => {
+                            "421 4.3.2 This address is moving to another cluster node, reconnect now"
+                        }
+                    });
                     let _ = self.flush(reader.get_mut()).await;
                     let _ = reader.get_mut().shutdown().await;
                     return End::Closed;

@@ -52,6 +52,13 @@ const QUIET_PROBES: u32 = 2;
 /// last before its lease ended, which was before this node was elected, so its kernel has
 /// removed it once `ADDRESS_LIFETIME` (plus the kernel's timer slack) has passed.
 const CLAIM_MAX_WAIT: Duration = Duration::from_millis(1300);
+/// The reasons for a planned release.
+const HANDING_OVER: &str = "leadership is being handed over";
+const SHUTTING_DOWN: &str = "the node is shutting down";
+/// How long sessions on the VIP get to say goodbye in a planned release: a session waiting
+/// for its client answers at once; one in the middle of a command may need to finish it.
+const GOODBYE_WAIT: Duration = Duration::from_millis(500);
+
 /// How long a hand-over may keep the VIP released on the old leader.
 const STEP_DOWN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -191,7 +198,7 @@ pub fn verdict(
     stepping_down: bool,
 ) -> Verdict {
     if stepping_down {
-        return Verdict::Release("leadership is being handed over");
+        return Verdict::Release(HANDING_OVER);
     }
     if m.running_state.is_err() {
         return Verdict::Release("the Raft core stopped");
@@ -336,6 +343,8 @@ struct Manager {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Sessions that came in on the VIP: ended when it is released.
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    /// Tells those sessions (`MailContext::closing`) that the VIP is being handed over.
+    leaving: watch::Sender<bool>,
     last_other_leader: Option<Instant>,
     /// The guard process that removes the address if this process dies.
     guard: Option<tokio::process::Child>,
@@ -366,6 +375,7 @@ impl Manager {
             phase: Phase::Idle,
             tasks: Vec::new(),
             sessions: Arc::new(tokio::sync::Mutex::new(JoinSet::new())),
+            leaving: watch::Sender::new(false),
             last_other_leader: None,
             guard: None,
             guard_next_start: Instant::now(),
@@ -393,7 +403,7 @@ impl Manager {
             self.step().await;
         }
         if matches!(self.phase, Phase::Held { .. }) {
-            self.release("the node is shutting down").await;
+            self.release(SHUTTING_DOWN).await;
         }
         self.remove_addresses("shutdown").await;
         // Closing its pipe lets the guard go (it finds nothing left to remove).
@@ -606,12 +616,14 @@ impl Manager {
                 }
             }
         }
+        self.leaving.send_replace(false);
         for (service, listener) in listeners {
             self.tasks.push(tokio::spawn(mail_service::accept_loop(
                 self.context.clone(),
                 listener,
                 service,
                 self.sessions.clone(),
+                Some(self.leaving.subscribe()),
             )));
         }
         if let Some(network) = &self.network {
@@ -681,12 +693,29 @@ impl Manager {
     /// connections can still be closed (a socket whose source address is gone cannot even send
     /// its FIN, and its client would hang until its own timeout), then the address. This takes
     /// a few milliseconds of the lease margin.
+    /// In a planned hand-over or a stop (`GOODBYE_WAIT` to spare), the sessions are first
+    /// told why (IMAP `* BYE`, POP3 `-ERR`, SMTP 421) and given that long to end; when the
+    /// lease lapsed there is no time to spare, and they are cut at once.
     async fn release(&mut self, reason: &'static str) {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        let planned = reason == HANDING_OVER || reason == SHUTTING_DOWN;
         {
             let mut sessions = self.sessions.lock().await;
+            if planned && !sessions.is_empty() {
+                self.leaving.send_replace(true);
+                let said = tokio::time::timeout(GOODBYE_WAIT, async {
+                    while sessions.join_next().await.is_some() {}
+                })
+                .await;
+                if said.is_err() {
+                    tracing::info!(
+                        sessions = sessions.len(),
+                        "sessions on the virtual IP still busy after the goodbye: ending them"
+                    );
+                }
+            }
             sessions.abort_all();
             // Aborted tasks drop their sockets when they are polled out; wait for that (bounded).
             let _ = tokio::time::timeout(Duration::from_millis(20), async {
@@ -697,7 +726,7 @@ impl Manager {
         self.remove_addresses(reason).await;
         self.cluster.vip.set_held(false);
         self.phase = Phase::Idle;
-        if reason == "leadership is being handed over" || reason == "the node is shutting down" {
+        if planned {
             tracing::info!(reason, "released the virtual IP");
         } else {
             tracing::warn!(reason, "released the virtual IP");

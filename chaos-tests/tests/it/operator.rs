@@ -984,3 +984,87 @@ fn a_replaced_data_node_gets_every_message_back() {
         assert!(raw.contains(&format!("body {i}")), "message {i}: {message}");
     }
 }
+
+/// A planned failover (`mclusterctl failover`) says goodbye to the sessions on the virtual IP
+/// before the address moves, in each protocol's words and asking them to reconnect: an IMAP
+/// client in IDLE gets `* BYE`, POP3 `-ERR`, SMTP 421. Reconnecting reaches the new holder.
+#[test]
+fn a_planned_failover_says_goodbye_on_the_vip() {
+    use chaos_tests::cluster::{LabOptions, MailPorts};
+    use chaos_tests::lab::Host;
+    use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users};
+    use chaos_tests::scenario::wait_vip_holder;
+    let cluster = Cluster::start_in_lab(
+        82,
+        2,
+        true,
+        NodeTuning::default(),
+        LabOptions {
+            vip: true,
+            ..LabOptions::default()
+        },
+    )
+    .expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    cluster
+        .ctl_ok(&["policy", "set", "auth-without-tls=true"])
+        .unwrap();
+    let holder = wait_vip_holder(&cluster, None).unwrap();
+    let lab = cluster.expect_lab();
+    let vip = lab.vip();
+    let ports = MailPorts::STANDARD;
+    let connect = |port: u16| {
+        lab.in_host(Host::Client, || Probe::connect(&format!("{vip}:{port}")))
+            .unwrap()
+            .unwrap()
+    };
+    // The holder offers plain logins once it has applied the policy.
+    wait_until(Duration::from_secs(20), "AUTH=PLAIN on the VIP", || {
+        let mut imap = connect(ports.imap);
+        imap.reply().ok()?.contains("AUTH=PLAIN").then_some(())
+    })
+    .unwrap();
+    let alice = format!("alice@{DOMAIN}");
+    let mut imap = connect(ports.imap);
+    imap.reply().unwrap();
+    imap.send_raw(
+        format!("a LOGIN {alice} \"{PASSWORD}\"\r\nb SELECT INBOX\r\nc IDLE\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    while !lines.last().is_some_and(|l: &String| l.starts_with("+ ")) {
+        let line = imap
+            .reply()
+            .unwrap_or_else(|e| panic!("{e:#} after {lines:#?}"));
+        lines.push(line);
+    }
+    let mut pop3 = connect(ports.pop3);
+    assert!(pop3.reply().unwrap().starts_with("+OK"));
+    let mut smtp = connect(ports.smtp);
+    smtp.reply().unwrap();
+    assert!(smtp.command("EHLO client.test").unwrap().starts_with("250"));
+
+    let target = 1 - holder;
+    let name = cluster.nodes[target].name.clone();
+    let out = cluster.ctl_ok(&["failover", "--to", &name]).unwrap();
+    assert!(out.contains("VIP"), "{out}");
+    let bye = imap.reply().unwrap();
+    assert_eq!(
+        bye,
+        "* BYE This address is moving to another cluster node, reconnect now"
+    );
+    let err = pop3.reply().unwrap();
+    assert_eq!(
+        err,
+        "-ERR [SYS/TEMP] this address is moving to another cluster node, reconnect now"
+    );
+    let goodbye = smtp.reply().unwrap();
+    assert_eq!(
+        goodbye,
+        "421 4.3.2 This address is moving to another cluster node, reconnect now"
+    );
+    assert!(imap.closed() && pop3.closed() && smtp.closed());
+    assert_eq!(wait_vip_holder(&cluster, Some(holder)).unwrap(), target);
+    let mut again = connect(ports.imap);
+    assert!(again.reply().unwrap().starts_with("* OK"));
+}

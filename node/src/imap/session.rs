@@ -41,7 +41,7 @@ use crate::imap::command::{
 };
 use crate::imap::utf7;
 use crate::imap::view::View;
-use crate::mail_service::{LoginRefused, MailContext, Service, accept_tls};
+use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
 use crate::sasl::{self, SaslError};
 
 /// RFC 3501 5.4: an autologout timer must be at least 30 minutes.
@@ -115,6 +115,14 @@ enum Flow {
 struct Closed;
 
 type Handled = Result<Flow, Closed>;
+
+/// The untagged BYE of a session the server ends (RFC 3501 7.1.5).
+fn bye_line(goodbye: Goodbye) -> &'static str {
+    match goodbye {
+        Goodbye::Stopping => "* BYE Server shutting down, reconnect in a moment",
+        Goodbye::Moving => "* BYE This address is moving to another cluster node, reconnect now",
+    }
+}
 
 /// The socket with its output buffer.
 struct Io<S> {
@@ -260,8 +268,8 @@ impl Session {
                         read = io.read(&mut self.reader, idle) => if read.is_err() {
                             return End::Closed;
                         },
-                        () = closing.closing() => {
-                            io.bye("* BYE Server shutting down, reconnect in a moment").await;
+                        goodbye = closing.closing() => {
+                            io.bye(bye_line(goodbye)).await;
                             return End::Closed;
                         }
                     }
@@ -725,8 +733,8 @@ impl Session {
             io.flush().await?;
             tokio::select! {
                 read = io.read(&mut self.reader, AUTHENTICATED_IDLE) => read?,
-                () = closing.closing() => {
-                    io.bye("* BYE Server shutting down, reconnect in a moment").await;
+                goodbye = closing.closing() => {
+                    io.bye(bye_line(goodbye)).await;
                     return Err(Closed);
                 }
                 change = changes.recv(), if listening => {
