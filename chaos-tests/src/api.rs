@@ -77,6 +77,23 @@ impl Api {
         format!("Bearer {}", self.token)
     }
 
+    /// A GET to one node whose answer is text (`/metrics`).
+    pub fn get_text_from(&self, base: &str, path: &str) -> Result<String> {
+        let auth = self.auth();
+        self.run(|| {
+            let mut response = agent(Duration::from_secs(5))
+                .get(format!("{base}{path}"))
+                .header("Authorization", &auth)
+                .call()?;
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_string()?;
+            if status != 200 {
+                bail!("GET {base}{path}: {status} {body}");
+            }
+            Ok(body)
+        })
+    }
+
     /// A GET to one node.
     pub fn get_from(&self, base: &str, path: &str, timeout: Duration) -> Result<Value> {
         let auth = self.auth();

@@ -114,6 +114,9 @@ pub struct VipStatus {
     /// When the node last took or released the VIP.
     #[serde(default)]
     pub last_change_unix_ms: Option<u64>,
+    /// Why the node cannot hold the VIP (its interface or address cannot be configured).
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// A data node's blob and mail counters, counted since it started, except `blobs_missing`.

@@ -499,6 +499,18 @@ pub fn vip_lines(report: &StatusReport) -> Vec<String> {
             join_names(members, holders, "AND")
         )),
     }
+    for node in &report.nodes {
+        if let Some(problem) = node
+            .node
+            .as_ref()
+            .and_then(|view| view.vip.as_ref()?.problem.as_ref())
+        {
+            lines.push(format!(
+                "vip: {} CANNOT HOLD IT ({problem}); it hands leadership to another data node",
+                node.member.name
+            ));
+        }
+    }
     if !vip.consistent {
         let each: Vec<String> = report
             .nodes

@@ -664,10 +664,93 @@ async fn failover(
         )
         .await;
     }
-    match cluster.failover(body.to).await {
+    let to = match vip_capable_target(cluster, body.to, &headers).await {
+        Ok(to) => to,
+        Err(err) => return err.into_response(),
+    };
+    match cluster.failover(to).await {
         Ok(leader) => Json(json!({ "leader": leader })).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// With a virtual IP, a failover goes only to a node that can hold it: `to` is refused when its
+/// node reports a VIP problem (or does not answer), and without `to` the first reachable,
+/// caught-up data voter that can hold it is chosen. The nodes are asked on their admin API
+/// with the caller's token.
+async fn vip_capable_target(
+    cluster: &Cluster,
+    to: Option<NodeId>,
+    headers: &HeaderMap,
+) -> ApiResult<Option<NodeId>> {
+    let me = cluster.config.node_id;
+    if cluster.vip.config.is_none() || to == Some(me) {
+        return Ok(to);
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let refused = |message: String| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("refused, nothing moved: {message}"),
+        )
+    };
+    let membership = cluster.metrics().membership_config.membership().clone();
+    let candidates = match to {
+        // Raft's own objections (not a member, unreachable, behind) come from `failover`.
+        Some(id) if cluster.leadership_problem(id).is_some() => return Ok(to),
+        Some(id) => vec![id],
+        None => cluster.caught_up_data_voters(),
+    };
+    let mut last = None;
+    for id in candidates {
+        let Some(member) = membership.get_node(&id) else {
+            continue;
+        };
+        match vip_problem_of(member, auth.clone()).await {
+            Ok(None) => return Ok(Some(id)),
+            Ok(Some(problem)) => {
+                last = Some(format!(
+                    "node {id} ({}) cannot hold the virtual IP: {problem}",
+                    member.name
+                ))
+            }
+            Err(err) => {
+                tracing::warn!(node = id, error = %err, "failover target did not answer");
+                last = Some(format!(
+                    "node {id} ({}) did not say whether it can hold the virtual IP",
+                    member.name
+                ))
+            }
+        }
+    }
+    Err(refused(last.unwrap_or_else(|| {
+        "no other data voter is reachable and caught up".to_owned()
+    })))
+}
+
+/// Node `member`'s own word on its virtual IP (`GET /v1/node`): why it cannot hold it, or None.
+async fn vip_problem_of(member: &Member, auth: String) -> Result<Option<String>, String> {
+    let url = format!("http://{}/v1/node", member.admin_addr);
+    tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        let mut response = agent
+            .get(&url)
+            .header("Authorization", &auth)
+            .call()
+            .map_err(|e| e.to_string())?;
+        let node: serde_json::Value = response.body_mut().read_json().map_err(|e| e.to_string())?;
+        Ok(node["vip"]["problem"].as_str().map(str::to_owned))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Membership and leadership changes run on the leader: a follower passes the request on, with

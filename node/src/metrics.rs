@@ -117,6 +117,13 @@ impl Metrics {
                 i64::from(vip.held),
                 vip.acquisitions
             );
+            let _ = writeln!(
+                out,
+                "# HELP mcluster_vip_unusable 1 while this node cannot configure the virtual IP \
+                 (its interface or address; the node status says why).\n\
+                 # TYPE mcluster_vip_unusable gauge\nmcluster_vip_unusable {}",
+                i64::from(vip.problem.is_some())
+            );
             if let Some(ms) = vip.last_failover_ms {
                 let _ = writeln!(
                     out,

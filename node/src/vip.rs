@@ -59,6 +59,9 @@ const SHUTTING_DOWN: &str = "the node is shutting down";
 /// for its client answers at once; one in the middle of a command may need to finish it.
 const GOODBYE_WAIT: Duration = Duration::from_millis(500);
 
+/// A node that cannot hold the VIP hands leadership over at most this often.
+const PROBLEM_HANDOVER_EVERY: Duration = Duration::from_secs(30);
+
 /// How long a hand-over may keep the VIP released on the old leader.
 const STEP_DOWN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -73,6 +76,10 @@ pub struct VipState {
     last_change_unix_ms: AtomicU64,
     stepping_down: Mutex<Option<Instant>>,
     changed: Notify,
+    /// Why this node cannot hold the VIP (its interface or address cannot be configured);
+    /// None while it can. Such a node hands leadership to another data node and is not a
+    /// `failover` target.
+    problem: Mutex<Option<String>>,
 }
 
 /// `GET /v1/node`'s `vip` field.
@@ -87,6 +94,8 @@ pub struct VipView {
     /// being up and listened on here.
     pub last_failover_ms: Option<u64>,
     pub last_change_unix_ms: u64,
+    /// Why this node cannot hold the VIP; null while it can.
+    pub problem: Option<String>,
 }
 
 impl VipState {
@@ -99,7 +108,21 @@ impl VipState {
             last_change_unix_ms: AtomicU64::new(unix_ms()),
             stepping_down: Mutex::new(None),
             changed: Notify::new(),
+            problem: Mutex::new(None),
         }
+    }
+
+    /// Why this node cannot hold the VIP right now (None: it can, or it has none).
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().expect("vip lock").clone()
+    }
+
+    /// Records whether the VIP can be configured here; returns whether that changed.
+    fn set_problem(&self, problem: Option<String>) -> bool {
+        let mut current = self.problem.lock().expect("vip lock");
+        let changed = *current != problem;
+        *current = problem;
+        changed
     }
 
     pub fn held(&self) -> bool {
@@ -126,6 +149,7 @@ impl VipState {
             acquisitions: self.acquisitions(),
             last_failover_ms: self.last_failover().map(|d| d.as_millis() as u64),
             last_change_unix_ms: self.last_change_unix_ms.load(Ordering::Relaxed),
+            problem: self.problem(),
         })
     }
 
@@ -345,6 +369,8 @@ struct Manager {
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
     /// Tells those sessions (`MailContext::closing`) that the VIP is being handed over.
     leaving: watch::Sender<bool>,
+    /// When this node last handed leadership over because it cannot hold the VIP.
+    last_problem_handover: Option<Instant>,
     last_other_leader: Option<Instant>,
     /// The guard process that removes the address if this process dies.
     guard: Option<tokio::process::Child>,
@@ -376,6 +402,7 @@ impl Manager {
             tasks: Vec::new(),
             sessions: Arc::new(tokio::sync::Mutex::new(JoinSet::new())),
             leaving: watch::Sender::new(false),
+            last_problem_handover: None,
             last_other_leader: None,
             guard: None,
             guard_next_start: Instant::now(),
@@ -451,14 +478,21 @@ impl Manager {
                         "virtual IP manager ready"
                     );
                     self.network = Some(network);
+                    self.cluster.vip.set_problem(None);
                     return;
                 }
-                Err(err) if !logged => {
-                    tracing::error!(error = %format!("{err:#}"), interface = %self.config.interface,
-                        "virtual IP unavailable: cannot use the interface (retrying every second)");
-                    logged = true;
+                Err(err) => {
+                    if !logged {
+                        tracing::error!(error = %format!("{err:#}"), interface = %self.config.interface,
+                            "virtual IP unavailable: cannot use the interface (retrying every second)");
+                        logged = true;
+                    }
+                    self.cluster.vip.set_problem(Some(format!(
+                        "cannot use interface {}: {err:#}",
+                        self.config.interface
+                    )));
+                    self.hand_over_leadership().await;
                 }
-                Err(_) => {}
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -574,12 +608,19 @@ impl Manager {
     async fn acquire(&mut self) {
         let started = Instant::now();
         if let Err(err) = self.put_addresses().await {
-            tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP; retrying in a second");
+            let problem = format!("cannot add the virtual IP: {err:#}");
+            if self.cluster.vip.set_problem(Some(problem)) {
+                tracing::error!(error = %format!("{err:#}"), "could not add the virtual IP; retrying every second");
+            }
             self.remove_addresses("a failed claim").await;
             if let Phase::Claiming(claim) = &mut self.phase {
                 claim.not_before = Instant::now() + Duration::from_secs(1);
             }
+            self.hand_over_leadership().await;
             return;
+        }
+        if self.cluster.vip.set_problem(None) {
+            tracing::info!("the virtual IP can be added again");
         }
         let mut listeners = Vec::new();
         for address in &self.config.addresses {
@@ -687,6 +728,34 @@ impl Manager {
         self.phase = Phase::Held {
             renewed: Instant::now(),
         };
+    }
+
+    /// This node cannot hold the VIP: if it leads and a caught-up data voter could take over,
+    /// hand leadership (and so the VIP) to it, at most every `PROBLEM_HANDOVER_EVERY` (two
+    /// nodes with the same fault would otherwise pass it back and forth). With no other data
+    /// node it stays leader: mail is still served on the nodes' own addresses.
+    async fn hand_over_leadership(&mut self) {
+        if !self.cluster.is_leader()
+            || self
+                .last_problem_handover
+                .is_some_and(|at| at.elapsed() < PROBLEM_HANDOVER_EVERY)
+        {
+            return;
+        }
+        let Some(&to) = self.cluster.caught_up_data_voters().first() else {
+            return;
+        };
+        self.last_problem_handover = Some(Instant::now());
+        let problem = self.cluster.vip.problem().unwrap_or_default();
+        tracing::warn!(
+            to,
+            problem,
+            "this node cannot hold the virtual IP: handing leadership over"
+        );
+        match self.cluster.failover(Some(to)).await {
+            Ok(to) => tracing::info!(to, "leadership handed over"),
+            Err(err) => tracing::warn!(error = %err, "could not hand leadership over"),
+        }
     }
 
     /// Lets go: listeners and the sessions that came in on the VIP first, while their

@@ -1068,3 +1068,109 @@ fn a_planned_failover_says_goodbye_on_the_vip() {
     let mut again = connect(ports.imap);
     assert!(again.reply().unwrap().starts_with("* OK"));
 }
+
+/// A data node whose VIP interface does not exist (`interface = "nosuch0"`) says so in status
+/// and metrics, is refused as a failover target with the reason, and when it wins an election
+/// anyway (the holder frozen past its lease) it hands leadership back to the node that can hold
+/// the VIP within seconds.
+#[test]
+fn a_node_that_cannot_hold_the_vip_does_not_keep_leadership() {
+    use chaos_tests::cluster::LabOptions;
+    use chaos_tests::scenario::wait_vip_holder;
+    let mut cluster = Cluster::start_in_lab(
+        83,
+        2,
+        true,
+        NodeTuning::default(),
+        LabOptions {
+            vip: true,
+            ..LabOptions::default()
+        },
+    )
+    .expect("start cluster");
+    let holder = wait_vip_holder(&cluster, None).unwrap();
+    let broken = 1 - holder;
+    let name = cluster.nodes[broken].name.clone();
+    assert!(
+        cluster
+            .stop(broken, Duration::from_secs(15))
+            .unwrap()
+            .success()
+    );
+    let path = cluster.nodes[broken].config_path();
+    let config = std::fs::read_to_string(&path).unwrap();
+    let (before, after) = config.split_once("[vip]").expect("a [vip] section");
+    let after: String = after
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("interface") {
+                "interface = \"nosuch0\"".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, format!("{before}[vip]{after}\n")).unwrap();
+    cluster.start_node(broken).unwrap();
+    cluster.wait_ready(broken, Duration::from_secs(30)).unwrap();
+
+    let status = wait_until(Duration::from_secs(20), "status names the problem", || {
+        let status = cluster.ctl_ok(&["status"]).ok()?;
+        status.contains("CANNOT HOLD IT").then_some(status)
+    })
+    .unwrap();
+    assert!(
+        status.contains(&format!(
+            "vip: {name} CANNOT HOLD IT (cannot use interface nosuch0"
+        )),
+        "{status}"
+    );
+    let metrics = cluster
+        .api
+        .get_text_from(&cluster.nodes[broken].admin_url(), "/metrics")
+        .unwrap();
+    assert!(metrics.contains("mcluster_vip_unusable 1"), "{metrics}");
+
+    // Reachable and caught up, so only the VIP stands in the way.
+    wait_until(
+        Duration::from_secs(20),
+        "the leader hears the broken node",
+        || {
+            let status = cluster.api.get("/v1/status").ok()?;
+            (status["unreachable"] == serde_json::json!([])).then_some(())
+        },
+    )
+    .unwrap();
+    let refused = cluster.ctl(&["failover", "--to", &name]).unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("cannot hold the virtual IP"), "{said}");
+    assert_eq!(wait_vip_holder(&cluster, None).unwrap(), holder);
+
+    // The broken node wins an election while the holder is frozen ...
+    cluster.freeze(holder).unwrap();
+    wait_until(Duration::from_secs(20), "the broken node leads", || {
+        let node = cluster.node_status(broken)?;
+        (node["state"] == "Leader").then_some(())
+    })
+    .unwrap();
+    cluster.thaw(holder).unwrap();
+    let thawed = Instant::now();
+    // ... and hands leadership back, so the VIP is served again.
+    assert_eq!(wait_vip_holder(&cluster, Some(broken)).unwrap(), holder);
+    let took = thawed.elapsed();
+    eprintln!("leadership back on a node that can hold the VIP {took:?} after the thaw");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let node = cluster.node_status(holder).unwrap();
+    assert_eq!(node["state"], "Leader", "{node}");
+    let log = std::fs::read_to_string(cluster.nodes[broken].log_path()).unwrap();
+    assert!(
+        log.contains("this node cannot hold the virtual IP: handing leadership over"),
+        "the broken node handed leadership over itself"
+    );
+}

@@ -98,6 +98,7 @@ fn reads_the_virtual_ip_of_a_node() {
             acquisitions: 2,
             last_failover_ms: Some(812),
             last_change_unix_ms: Some(1_795_336_375_287),
+            problem: None,
         }),
     );
     check_vip_decodes(
@@ -110,6 +111,7 @@ fn reads_the_virtual_ip_of_a_node() {
             acquisitions: 0,
             last_failover_ms: None,
             last_change_unix_ms: Some(1_795_336_375_287),
+            problem: None,
         }),
     );
     check_vip_decodes(r#","vip":null"#, None);

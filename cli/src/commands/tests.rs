@@ -64,6 +64,7 @@ fn vip(addresses: &[&str], held: bool) -> VipStatus {
         acquisitions: u64::from(held),
         last_failover_ms: held.then_some(812),
         last_change_unix_ms: Some(1_795_336_375_287),
+        problem: None,
     }
 }
 
@@ -331,6 +332,23 @@ fn status_shows_the_vip_and_its_holder() {
 }
 
 #[test]
+fn status_names_a_node_that_cannot_hold_the_vip() {
+    let broken = VipStatus {
+        problem: Some("cannot use interface ens18: no such interface".to_owned()),
+        ..vip(&[VIP], false)
+    };
+    let report = vip_report_of([Some(vip(&[VIP], true)), Some(broken)], [true; 3]);
+    check_vip_lines(
+        &report,
+        &[
+            "vip: 192.0.2.10/24 on eth0, held by n1",
+            "vip: n2 CANNOT HOLD IT (cannot use interface ens18: no such interface); it hands \
+             leadership to another data node",
+        ],
+    );
+}
+
+#[test]
 fn status_says_when_no_node_holds_the_vip() {
     let report = vip_report_of(
         [Some(vip(&[VIP], false)), Some(vip(&[VIP], false))],
@@ -455,6 +473,7 @@ fn status_json_has_the_vip() {
             "acquisitions": 1,
             "last_failover_ms": 812,
             "last_change_unix_ms": 1_795_336_375_287_u64,
+            "problem": null,
         })
     );
     assert!(json["nodes"][1]["node"]["vip"].is_null());
