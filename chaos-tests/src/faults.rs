@@ -268,3 +268,75 @@ fn copy_dir_entry(from: &Path, to: &Path) -> Result<()> {
         bail!("unexpected file type at {}", from.display())
     }
 }
+
+/// A CPU quota on one node's process (a cgroup of its own), lifted when dropped: the node gets
+/// at most `percent` of one CPU, in slices of the scheduler's 100 ms period, as on a host where
+/// other work takes the rest.
+pub struct CpuLimit {
+    dir: PathBuf,
+    /// Where the process goes back to (the cgroup root of the hierarchy).
+    root: PathBuf,
+    pid: u32,
+}
+
+impl Cluster {
+    /// Limits node `i` to `percent` of one CPU until the returned guard is dropped (cgroup v2
+    /// `cpu.max`, or v1 `cpu.cfs_quota_us`).
+    pub fn limit_cpu(&self, i: usize, percent: u32) -> Result<CpuLimit> {
+        let pid = self.nodes[i]
+            .pid()
+            .with_context(|| format!("node {} is not running", self.nodes[i].name))?;
+        let name = format!("mcluster-chaos-{pid}");
+        let quota_us = u64::from(percent.clamp(1, 100)) * 1000;
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
+        let (root, dir) = if v2.exists() {
+            let root = PathBuf::from("/sys/fs/cgroup");
+            let dir = root.join(&name);
+            // The cpu controller must be enabled for the root's children.
+            let _ = fs::write(root.join("cgroup.subtree_control"), "+cpu");
+            fs::create_dir_all(&dir).with_context(|| format!("create {dir:?}"))?;
+            fs::write(dir.join("cpu.max"), format!("{quota_us} 100000"))
+                .with_context(|| format!("set {dir:?}/cpu.max"))?;
+            (root, dir)
+        } else {
+            let root = PathBuf::from("/sys/fs/cgroup/cpu");
+            let dir = root.join(&name);
+            fs::create_dir_all(&dir).with_context(|| format!("create {dir:?}"))?;
+            fs::write(dir.join("cpu.cfs_period_us"), "100000")?;
+            fs::write(dir.join("cpu.cfs_quota_us"), quota_us.to_string())
+                .with_context(|| format!("set {dir:?}/cpu.cfs_quota_us"))?;
+            (root, dir)
+        };
+        fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("move {pid} into {dir:?}"))?;
+        Ok(CpuLimit { dir, root, pid })
+    }
+}
+
+impl CpuLimit {
+    /// How long the scheduler held the process back so far (cpu.stat), in milliseconds.
+    pub fn throttled_ms(&self) -> Option<u64> {
+        let stat = fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+        stat.lines().find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            match key {
+                "throttled_usec" => value.parse::<u64>().ok().map(|us| us / 1000),
+                "throttled_time" => value.parse::<u64>().ok().map(|ns| ns / 1_000_000),
+                _ => None,
+            }
+        })
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        // Threads first (v1 moves them one by one through `tasks` as well as `cgroup.procs`).
+        let _ = fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
+        if let Ok(tasks) = fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for task in tasks.lines() {
+                let _ = fs::write(self.root.join("cgroup.procs"), task);
+            }
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}

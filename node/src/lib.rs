@@ -92,7 +92,7 @@ pub async fn run(
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config),
-        NetworkFactory::new(transport.clone()),
+        NetworkFactory::new(transport.clone()).with_append_floor(config.election_timeout_max),
         log_store,
         state_machine,
     )

@@ -57,11 +57,26 @@ pub(crate) fn cut_to_chunk(entries: &mut Vec<raft_store::Entry>) -> (usize, bool
 #[derive(Clone)]
 pub struct NetworkFactory {
     transport: Transport,
+    append_floor: Duration,
 }
 
 impl NetworkFactory {
     pub fn new(transport: Transport) -> NetworkFactory {
-        NetworkFactory { transport }
+        NetworkFactory {
+            transport,
+            append_floor: Duration::ZERO,
+        }
+    }
+
+    /// Gives every AppendEntries at least `floor` to be answered. openraft's deadline for one
+    /// is the heartbeat interval (50 ms by default): on a host short of CPU a follower's fsync
+    /// or this process's own scheduling easily takes longer, and an answer cut off there is
+    /// an acknowledgement lost: replication backs off, no quorum acknowledges the leader, and
+    /// its lease (and the virtual IP with it) lapses with every node up. An answer that comes
+    /// within the lease (the election timeout) still keeps the leader in office.
+    pub fn with_append_floor(mut self, floor: Duration) -> NetworkFactory {
+        self.append_floor = floor;
+        self
     }
 }
 
@@ -73,6 +88,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             transport: self.transport.clone(),
             target,
             addr: node.raft_addr.clone(),
+            append_floor: self.append_floor,
         }
     }
 }
@@ -82,6 +98,7 @@ pub struct PeerClient {
     transport: Transport,
     target: NodeId,
     addr: String,
+    append_floor: Duration,
 }
 
 impl PeerClient {
@@ -198,7 +215,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let (bytes, cut) = cut_to_chunk(&mut rpc.entries);
         let last = rpc.entries.last().map(|entry| entry.log_id);
-        let ttl = append_ttl(option.hard_ttl(), bytes);
+        let ttl = append_ttl(option.hard_ttl().max(self.append_floor), bytes);
         match self
             .rpc_within(RPCTypes::AppendEntries, Request::Append(rpc), ttl)
             .await?
