@@ -752,6 +752,97 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The words of one shell command line: quotes group and are removed, `#` at the start
+    /// of a word ends the line.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_with(String::new);
+                }
+                (None, '#') if word.is_none() => break,
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    /// The `mclusterctl` command lines of a Markdown text's indented code blocks, with
+    /// continuation lines joined. `[a|b]` is optional: each command comes without it and with
+    /// its first choice.
+    fn doc_commands(text: &str) -> Vec<Vec<String>> {
+        let mut lines = Vec::new();
+        let mut pending = String::new();
+        for line in text.lines() {
+            if !pending.is_empty() {
+                pending.push(' ');
+                pending.push_str(line.trim());
+            } else if line.starts_with("    ") && line.trim_start().starts_with("mclusterctl ") {
+                pending.push_str(line.trim());
+            } else {
+                continue;
+            }
+            if let Some(joined) = pending.strip_suffix('\\') {
+                pending = joined.trim_end().to_owned();
+            } else {
+                lines.push(std::mem::take(&mut pending));
+            }
+        }
+        let mut commands = Vec::new();
+        for line in lines {
+            let words = shell_words(&line);
+            let optional = |w: &String| w.starts_with('[') && w.ends_with(']');
+            commands.push(words.iter().filter(|w| !optional(w)).cloned().collect());
+            commands.push(
+                words
+                    .iter()
+                    .map(|w| {
+                        let inner = w.trim_start_matches('[').trim_end_matches(']');
+                        inner.split('|').next().unwrap_or(inner).to_owned()
+                    })
+                    .collect(),
+            );
+        }
+        commands
+    }
+
+    #[test]
+    fn doc_commands_are_read_as_a_shell_would() {
+        let text = "text\n\n    mclusterctl a 'x y' --b \"z\"   # note\n    mclusterctl c \\\n        --d [e|f]\n";
+        let commands = doc_commands(text);
+        let expected: Vec<Vec<&str>> = vec![
+            vec!["mclusterctl", "a", "x y", "--b", "z"],
+            vec!["mclusterctl", "a", "x y", "--b", "z"],
+            vec!["mclusterctl", "c", "--d"],
+            vec!["mclusterctl", "c", "--d", "e"],
+        ];
+        assert_eq!(commands, expected);
+    }
+
+    /// docs/OPERATIONS.md shows only commands that parse: a renamed command or flag cannot
+    /// leave the guide behind. (That each also runs against a cluster is the scenarios' job.)
+    #[test]
+    fn every_command_in_the_operations_guide_parses() {
+        let commands = doc_commands(include_str!("../../docs/OPERATIONS.md"));
+        assert!(commands.len() > 100, "found only {}", commands.len());
+        for command in &commands {
+            if let Err(err) = Cli::try_parse_from(command) {
+                panic!(
+                    "docs/OPERATIONS.md: `{}` does not parse:\n{err}",
+                    command.join(" ")
+                );
+            }
+        }
+    }
+
     #[track_caller]
     fn check_vip_flags(flags: &[&str], expected: Result<(&[&str], Option<&str>), &str>) {
         let args = ["mclusterctl", "init", "--dir", "d"].iter().chain(flags);
