@@ -93,6 +93,7 @@ pub struct InitOptions {
     pub raft_addr: String,
     pub admin_addr: String,
     pub cluster_name: String,
+    pub data_dir: String,
     pub mail: MailSection,
     pub vip: VipOptions,
     pub start: bool,
@@ -110,6 +111,7 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
         raft_addr: options.raft_addr.clone(),
         admin_addr: options.admin_addr.clone(),
         cluster_name: options.cluster_name.clone(),
+        data_dir: options.data_dir.clone(),
         mail: options.mail.clone(),
         vip: options.vip.clone(),
     })?;
@@ -157,19 +159,45 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
         println!("next steps:");
     } else {
         println!("next steps:");
-        println!(
-            "  start the node:  mclusterd --config {}",
-            outcome.node.config.display()
-        );
+        for line in start_lines(&outcome.node, &options.data_dir) {
+            println!("  {line}");
+        }
     }
     println!("  check it:        mclusterctl status");
     println!(
         "  add a node:      mclusterctl join --dir {} --name n2 --raft-addr HOST:PORT \
-         --admin-addr HOST:PORT --start",
-        options.dir.display()
+         --admin-addr HOST:PORT{}",
+        options.dir.display(),
+        if options.start {
+            " --start"
+        } else {
+            " [--data-dir /var/lib/mcluster]"
+        }
     );
     println!("  add mail:        mclusterctl domain add example.test");
     Ok(())
+}
+
+/// How to start a node whose directory `init` or `join` wrote: on a server, and on this machine
+/// (as the demo and `--start` do). A data directory inside the node's directory suits only the
+/// second, which the lines say.
+pub fn start_lines(node: &node_dir::NodePaths, data_dir: &str) -> Vec<String> {
+    let mut lines = vec![format!(
+        "on a server:     copy {}/ to it as /etc/mcluster/ (owned by the mcluster user), \
+         then `systemctl enable --now mclusterd` (deploy/mclusterd.service)",
+        node.dir.display()
+    )];
+    if !Path::new(data_dir).is_absolute() {
+        lines.push(format!(
+            "                 (its data-dir is {data_dir:?}, inside that directory: on a \
+             server set data-dir = \"/var/lib/mcluster\" in mclusterd.toml, or pass --data-dir)"
+        ));
+    }
+    lines.push(format!(
+        "on this machine: mclusterd --config {}",
+        node.config.display()
+    ));
+    lines
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +207,7 @@ pub struct JoinOptions {
     pub role: Role,
     pub raft_addr: String,
     pub admin_addr: String,
+    pub data_dir: String,
     /// Admin URLs to ask; empty means the client config's admin-urls.
     pub seeds: Vec<String>,
     pub mail: MailSection,
@@ -212,6 +241,7 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
             role: options.role,
             raft_addr: options.raft_addr.clone(),
             admin_addr: options.admin_addr.clone(),
+            data_dir: options.data_dir.clone(),
             seeds,
             mail: options.mail.clone(),
             vip: options.vip.clone(),
@@ -233,8 +263,10 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
     );
 
     let Some(mclusterd) = mclusterd else {
-        println!("on its first start the node asks the cluster to make it a voter:");
-        println!("  mclusterd --config {}", outcome.node.config.display());
+        println!("on its first start the node asks the cluster to make it a voter; start it");
+        for line in start_lines(&outcome.node, &options.data_dir) {
+            println!("  {line}");
+        }
         return Ok(());
     };
     let mut node_process =
@@ -287,6 +319,87 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
             .context("remove the node from the client config")?;
     }
     Ok(())
+}
+
+/// Which of the cluster's two tokens `token rotate` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Admin,
+    Join,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Join => "join",
+        }
+    }
+}
+
+/// `mclusterctl token rotate [--admin]`: a new random token replaces the join (or admin) token
+/// in the cluster, which from then on refuses the old one, and in the client config. The new
+/// config is written beside the old one (`<file>.new`) before the cluster is asked, so the new
+/// token is on disk whatever happens next, and renamed over it after.
+pub fn token_rotate(ctx: &Context, kind: TokenKind) -> Result<()> {
+    let path = &ctx.client_config_path;
+    let mut client_config = ctx.client_config()?;
+    let client = admin_client(&client_config).with_context(|| format!("use {}", path.display()))?;
+    let token = secrets::random_token();
+    let sha256 = secrets::sha256_hex(&token);
+    match kind {
+        TokenKind::Admin => client_config.admin_token = Some(token),
+        TokenKind::Join => client_config.join_token = Some(token),
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    files::write_atomic(&staged, client_config.to_toml()?.as_bytes(), files::PRIVATE)?;
+    let kind_name = kind.as_str();
+    if let Err(err) = client.put(
+        &format!("/v1/tokens/{kind_name}"),
+        &serde_json::json!({ "sha256": sha256 }),
+    ) {
+        if api::error_status(&err).is_some() {
+            // The cluster answered no: the old token stays the one it accepts.
+            let _ = std::fs::remove_file(&staged);
+            return Err(err).context(format!("rotate the {kind_name} token"));
+        }
+        return Err(err).context(format!(
+            "rotate the {kind_name} token: the cluster may have taken the new one, which is in \
+             {}; if the old one is refused now, move that file to {}",
+            staged.display(),
+            path.display()
+        ));
+    }
+    std::fs::rename(&staged, path).with_context(|| {
+        format!(
+            "the cluster accepts only the new {kind_name} token, which is in {}: move that file \
+             to {}",
+            staged.display(),
+            path.display()
+        )
+    })?;
+    println!("{}", rotation_note(kind, path));
+    Ok(())
+}
+
+/// The one sentence `token rotate` ends with: what changed and what the operator does next.
+pub fn rotation_note(kind: TokenKind, path: &Path) -> String {
+    match kind {
+        TokenKind::Join => format!(
+            "rotated the join token: the cluster refuses the old one from now on and accepts the \
+             new one, saved as join-token in {}; copy it to the machine that runs the next \
+             `mclusterctl join` (nodes that are already voters need nothing)",
+            path.display()
+        ),
+        TokenKind::Admin => format!(
+            "rotated the admin token: the cluster refuses the old one from now on and accepts the \
+             new one, saved as admin-token in {}; replace the client config on every other \
+             machine that administers this cluster with this file",
+            path.display()
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

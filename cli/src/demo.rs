@@ -292,6 +292,7 @@ impl Demo {
                 raft_addr: first.raft_addr(),
                 admin_addr: first.admin_addr(),
                 cluster_name: DEFAULT_CLUSTER_NAME.to_owned(),
+                data_dir: node_dir::DEFAULT_DATA_DIR.to_owned(),
                 mail: first.mail_section().unwrap_or_default(),
                 vip: first.vip_options(),
             })?;
@@ -344,6 +345,7 @@ impl Demo {
                     role: node.role,
                     raft_addr: node.raft_addr(),
                     admin_addr: node.admin_addr(),
+                    data_dir: node_dir::DEFAULT_DATA_DIR.to_owned(),
                     seeds: client_config.admin_urls.clone(),
                     mail: node.mail_section().unwrap_or_default(),
                     vip: node.vip_options(),

@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use cli::access;
 use cli::api::{DkimAlgorithm, QueueAction, Role};
 use cli::commands::{
-    self, Context, DEFAULT_QUEUE_LIMIT, DEFAULT_QUOTA_MB, InitOptions, JoinOptions, MAX_QUEUE_LIMIT,
+    self, Context, DEFAULT_QUEUE_LIMIT, DEFAULT_QUOTA_MB, InitOptions, JoinOptions,
+    MAX_QUEUE_LIMIT, TokenKind,
 };
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
@@ -89,8 +90,23 @@ enum Command {
     /// sender domains, sender and recipient addresses)
     #[command(subcommand)]
     Access(AccessCommand),
+    /// Replace the join token (or, with --admin, the admin token)
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum TokenCommand {
+    /// Make a new random join token: the cluster refuses the old one from then on, and the
+    /// client config gets the new one
+    Rotate {
+        /// Rotate the admin token instead (every other machine's client config must then get
+        /// the new one)
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, Args)]
@@ -98,6 +114,15 @@ struct JsonArg {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DataDirArg {
+    /// Where the node keeps its store and message files: an absolute path on the server, such
+    /// as /var/lib/mcluster (what deploy/mclusterd.service allows), or a path relative to the
+    /// node's directory
+    #[arg(long, value_name = "DIR", default_value = cli::node_dir::DEFAULT_DATA_DIR)]
+    data_dir: String,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +236,8 @@ struct InitArgs {
     #[arg(long, value_name = "NAME", default_value = "mcluster")]
     cluster_name: String,
     #[command(flatten)]
+    data: DataDirArg,
+    #[command(flatten)]
     start: StartArgs,
     #[command(flatten)]
     mail: MailArgs,
@@ -235,6 +262,8 @@ struct JoinArgs {
     /// data or witness
     #[arg(long, default_value = "data")]
     role: Role,
+    #[command(flatten)]
+    data: DataDirArg,
     /// Admin URL of a member to ask (repeatable) [default: the client config's admin-urls]
     #[arg(long = "seed", value_name = "URL")]
     seeds: Vec<String>,
@@ -558,6 +587,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 raft_addr: args.raft_addr,
                 admin_addr: args.admin_addr,
                 cluster_name: args.cluster_name,
+                data_dir: args.data.data_dir,
                 mail: args.mail.into_section(),
                 vip: args.vip.into_options(),
                 start: args.start.start,
@@ -572,6 +602,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 role: args.role,
                 raft_addr: args.raft_addr,
                 admin_addr: args.admin_addr,
+                data_dir: args.data.data_dir,
                 seeds: args.seeds,
                 mail: args.mail.into_section(),
                 vip: args.vip.into_options(),
@@ -687,6 +718,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dkim(DkimCommand::List(JsonArg { json })) => commands::dkim_list(&ctx, json),
         Command::Dkim(DkimCommand::Delete { domain }) => commands::dkim_delete(&ctx, &domain),
+        Command::Token(TokenCommand::Rotate { admin }) => commands::token_rotate(
+            &ctx,
+            if admin {
+                TokenKind::Admin
+            } else {
+                TokenKind::Join
+            },
+        ),
         Command::Demo(args) => demo::run(
             &ctx,
             &DemoOptions {
@@ -713,6 +752,97 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The words of one shell command line: quotes group and are removed, `#` at the start
+    /// of a word ends the line.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word: Option<String> = None;
+        let mut quote = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_with(String::new);
+                }
+                (None, '#') if word.is_none() => break,
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    /// The `mclusterctl` command lines of a Markdown text's indented code blocks, with
+    /// continuation lines joined. `[a|b]` is optional: each command comes without it and with
+    /// its first choice.
+    fn doc_commands(text: &str) -> Vec<Vec<String>> {
+        let mut lines = Vec::new();
+        let mut pending = String::new();
+        for line in text.lines() {
+            if !pending.is_empty() {
+                pending.push(' ');
+                pending.push_str(line.trim());
+            } else if line.starts_with("    ") && line.trim_start().starts_with("mclusterctl ") {
+                pending.push_str(line.trim());
+            } else {
+                continue;
+            }
+            if let Some(joined) = pending.strip_suffix('\\') {
+                pending = joined.trim_end().to_owned();
+            } else {
+                lines.push(std::mem::take(&mut pending));
+            }
+        }
+        let mut commands = Vec::new();
+        for line in lines {
+            let words = shell_words(&line);
+            let optional = |w: &String| w.starts_with('[') && w.ends_with(']');
+            commands.push(words.iter().filter(|w| !optional(w)).cloned().collect());
+            commands.push(
+                words
+                    .iter()
+                    .map(|w| {
+                        let inner = w.trim_start_matches('[').trim_end_matches(']');
+                        inner.split('|').next().unwrap_or(inner).to_owned()
+                    })
+                    .collect(),
+            );
+        }
+        commands
+    }
+
+    #[test]
+    fn doc_commands_are_read_as_a_shell_would() {
+        let text = "text\n\n    mclusterctl a 'x y' --b \"z\"   # note\n    mclusterctl c \\\n        --d [e|f]\n";
+        let commands = doc_commands(text);
+        let expected: Vec<Vec<&str>> = vec![
+            vec!["mclusterctl", "a", "x y", "--b", "z"],
+            vec!["mclusterctl", "a", "x y", "--b", "z"],
+            vec!["mclusterctl", "c", "--d"],
+            vec!["mclusterctl", "c", "--d", "e"],
+        ];
+        assert_eq!(commands, expected);
+    }
+
+    /// docs/OPERATIONS.md shows only commands that parse: a renamed command or flag cannot
+    /// leave the guide behind. (That each also runs against a cluster is the scenarios' job.)
+    #[test]
+    fn every_command_in_the_operations_guide_parses() {
+        let commands = doc_commands(include_str!("../../docs/OPERATIONS.md"));
+        assert!(commands.len() > 100, "found only {}", commands.len());
+        for command in &commands {
+            if let Err(err) = Cli::try_parse_from(command) {
+                panic!(
+                    "docs/OPERATIONS.md: `{}` does not parse:\n{err}",
+                    command.join(" ")
+                );
+            }
+        }
+    }
+
     #[track_caller]
     fn check_vip_flags(flags: &[&str], expected: Result<(&[&str], Option<&str>), &str>) {
         let args = ["mclusterctl", "init", "--dir", "d"].iter().chain(flags);
@@ -736,6 +866,22 @@ mod tests {
             }
             (parsed, expected) => panic!("{flags:?}: got {parsed:?}, expected {expected:?}"),
         }
+    }
+
+    #[test]
+    fn the_data_directory_defaults_to_one_inside_the_node_directory() {
+        let data_dir = |flags: &[&str]| {
+            let args = ["mclusterctl", "init", "--dir", "d"].iter().chain(flags);
+            match Cli::try_parse_from(args).expect("parse").command {
+                Command::Init(args) => args.data.data_dir,
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        assert_eq!(data_dir(&[]), "data");
+        assert_eq!(
+            data_dir(&["--data-dir", "/var/lib/mcluster"]),
+            "/var/lib/mcluster"
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::vip::{VipOptions, vip_section};
 #[cfg(test)]
 mod tests;
 
-const DATA_DIR: &str = "data";
+/// Where a node keeps its store and message files unless `--data-dir` says otherwise: inside
+/// its own directory (the demo, the tests). A server's unit gives it /var/lib/mcluster.
+pub const DEFAULT_DATA_DIR: &str = "data";
 const BOOTSTRAP_FILE: &str = "bootstrap.toml";
 
 /// The files of one node, all under `dir`.
@@ -77,6 +79,8 @@ pub struct InitPlan {
     pub raft_addr: String,
     pub admin_addr: String,
     pub cluster_name: String,
+    /// `data-dir`: relative to the node's directory, or absolute.
+    pub data_dir: String,
     /// The first node is a data node; only the options given are written.
     pub mail: MailSection,
     /// No addresses: no `[vip]` section.
@@ -100,6 +104,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
     validate_mail(&plan.mail)?;
+    validate_data_dir(&plan.data_dir)?;
     let vip = vip_section(&plan.vip, Role::Data, &plan.mail, &plan.raft_addr)?;
     ensure!(!plan.cluster_name.is_empty(), "the cluster name is empty");
     let dir = std::path::absolute(&plan.dir)
@@ -136,7 +141,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         node_id,
         name: plan.name.clone(),
         role: Role::Data,
-        data_dir: DATA_DIR.to_owned(),
+        data_dir: plan.data_dir.clone(),
         raft_addr: plan.raft_addr.clone(),
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
@@ -183,6 +188,8 @@ pub struct JoinPlan {
     pub role: Role,
     pub raft_addr: String,
     pub admin_addr: String,
+    /// `data-dir`: relative to the node's directory, or absolute.
+    pub data_dir: String,
     /// Admin URLs of existing members: asked now, and by the node on its first start.
     pub seeds: Vec<String>,
     /// Data nodes only; only the options given are written.
@@ -205,6 +212,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
     validate_mail(&plan.mail)?;
+    validate_data_dir(&plan.data_dir)?;
     ensure!(
         plan.role == Role::Data || plan.mail == MailSection::default(),
         "a witness serves no mail: the mail options are for data nodes only"
@@ -237,7 +245,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
         node_id: joined.node_id,
         name: plan.name.clone(),
         role: plan.role,
-        data_dir: DATA_DIR.to_owned(),
+        data_dir: plan.data_dir.clone(),
         raft_addr: plan.raft_addr.clone(),
         admin_addr: plan.admin_addr.clone(),
         tls: TlsSection::default(),
@@ -279,6 +287,15 @@ pub fn validate_name(name: &str) -> Result<()> {
             && !name.starts_with(['.', '-']),
         "bad node name {name:?}: use 1 to 63 letters, digits, '-', '_' or '.', not starting \
          with '.' or '-'"
+    );
+    Ok(())
+}
+
+/// A path the node can take as its `data-dir`.
+pub fn validate_data_dir(data_dir: &str) -> Result<()> {
+    ensure!(
+        !data_dir.trim().is_empty() && !data_dir.contains(['\n', '\r', '\0']),
+        "bad data directory {data_dir:?}: give a path such as /var/lib/mcluster"
     );
     Ok(())
 }

@@ -11,7 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use raft_store::{Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role};
+use raft_store::{
+    Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role, TokenKind,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,6 +26,9 @@ pub mod dkim;
 pub mod outbound_policy;
 pub mod protection;
 pub mod queue;
+
+#[cfg(test)]
+mod tests;
 
 pub struct ApiState {
     /// The mail services (data nodes only).
@@ -47,6 +52,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/members/{id}", axum::routing::delete(remove_member))
         .route("/v1/failover", post(failover))
         .route("/v1/join", post(join))
+        .route("/v1/tokens/{kind}", put(rotate_token))
         .route("/v1/domains", get(list_domains).post(add_domain))
         .route("/v1/domains/{name}", get(show_domain).delete(delete_domain))
         .route(
@@ -190,6 +196,9 @@ impl From<ClusterError> for ApiError {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_complex", message)
                 }
                 Rejection::ApplyFailed => ApiError::internal(message),
+                Rejection::NotInitialized => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+                }
             },
             ClusterError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
@@ -229,14 +238,8 @@ fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResul
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(token_digest);
-    let accepted = match presented {
-        Some(digest) if digest == settings.admin_token_sha256 => true,
-        Some(digest) => access == Access::AdminOrJoin && digest == settings.join_token_sha256,
-        None => false,
-    };
-    if accepted {
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if token_accepted(&settings, presented, access) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -245,6 +248,64 @@ fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResul
             "missing or wrong token",
         ))
     }
+}
+
+/// Whether `presented` (the bearer token, if any) opens a route with `access`: only the tokens
+/// whose digests the settings hold now, so a rotated-out token opens nothing.
+fn token_accepted(
+    settings: &raft_store::ClusterSettings,
+    presented: Option<&str>,
+    access: Access,
+) -> bool {
+    match presented.map(token_digest) {
+        Some(digest) if digest == settings.admin_token_sha256 => true,
+        Some(digest) => access == Access::AdminOrJoin && digest == settings.join_token_sha256,
+        None => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct NewTokenDigest {
+    /// SHA-256 (64 lowercase hex digits) of the new token; the token itself never travels.
+    sha256: String,
+}
+
+/// `PUT /v1/tokens/{admin|join}`: from now on the cluster accepts only the token with this
+/// digest in that role (`mclusterctl token rotate`).
+async fn rotate_token(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    Json(body): Json<NewTokenDigest>,
+) -> ApiResult<StatusCode> {
+    let cluster = &state.cluster;
+    authorize(cluster, &headers, Access::Admin)?;
+    let token = match kind.as_str() {
+        "admin" => TokenKind::Admin,
+        "join" => TokenKind::Join,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no token {other:?}: admin or join"
+            )));
+        }
+    };
+    if !is_sha256_hex(&body.sha256) {
+        return Err(ApiError::bad_request(
+            "sha256 must be 64 lowercase hex digits",
+        ));
+    }
+    cluster
+        .write_ok(Command::SetTokenDigest {
+            token,
+            sha256: body.sha256,
+        })
+        .await?;
+    tracing::info!(token = %token, "token rotated");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 async fn health() -> &'static str {

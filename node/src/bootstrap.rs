@@ -2,6 +2,7 @@
 //! settings from its bootstrap file; a node made by `mclusterctl join` asks the cluster to add it.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,14 +20,78 @@ pub async fn start(cluster: &Arc<Cluster>) -> anyhow::Result<()> {
             .await
             .context("bootstrap the cluster")?;
     }
-    if let Some(join) = &cluster.config.join
-        && !is_voter(cluster)
-    {
-        // Also after a restart: a node that crashed between being added as a learner and being
-        // promoted asks again (adding is idempotent on the leader).
-        tokio::spawn(join_cluster(cluster.clone(), join.clone()));
+    if let Some(join) = &cluster.config.join {
+        if is_voter(cluster) {
+            // A voter that has not removed it yet (it stopped first, or an older build joined it).
+            forget_join_token(cluster).await;
+        } else {
+            // Also after a restart: a node that crashed between being added as a learner and
+            // being promoted asks again (adding is idempotent on the leader).
+            tokio::spawn(join_cluster(cluster.clone(), join.clone()));
+        }
     }
     Ok(())
+}
+
+/// A voter needs the join token no more: its `[join]` section goes from the config file, so
+/// the token does not linger on every node that ever joined. Crash-safe: the file is written
+/// beside the old one and renamed over it, so a crash leaves the old file or the new one, and
+/// a node that still finds the section at its next start removes it then.
+async fn forget_join_token(cluster: &Cluster) {
+    let Some(path) = cluster.config.source.clone() else {
+        return;
+    };
+    let file = path.display().to_string();
+    match tokio::task::spawn_blocking(move || remove_join_section(&path)).await {
+        Ok(Ok(true)) => tracing::info!(
+            file = %file,
+            "removed the join token from the config file: this node is a voter"
+        ),
+        Ok(Ok(false)) => {}
+        Ok(Err(err)) => tracing::warn!(
+            file = %file,
+            error = format!("{err:#}"),
+            "could not remove the join token from the config file; delete its [join] section by hand"
+        ),
+        Err(err) => tracing::warn!(error = %err, "removing the join token failed"),
+    }
+}
+
+/// Rewrites `path` without its `[join]` section; false when it had none with a token.
+pub fn remove_join_section(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    let text = std::fs::read_to_string(path).context("read the config file")?;
+    let Some(new_text) = crate::config::without_join_section(&text)? else {
+        return Ok(false);
+    };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path)
+        .context("read the config file's mode")?
+        .permissions()
+        .mode();
+    let mut temp = tempfile::Builder::new()
+        .prefix(".mclusterd.toml.")
+        .tempfile_in(dir)
+        .with_context(|| format!("create a file in {}", dir.display()))?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .context("set the new file's mode")?;
+    temp.write_all(new_text.as_bytes())
+        .context("write the new config file")?;
+    temp.as_file()
+        .sync_all()
+        .context("flush the new config file")?;
+    temp.persist(path)
+        .context("move the new config file into place")?;
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("flush directory {}", dir.display()))?;
+    Ok(true)
 }
 
 fn is_voter(cluster: &Cluster) -> bool {
@@ -111,6 +176,7 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
     loop {
         if is_voter(&cluster) {
             tracing::info!("this node is a voter");
+            forget_join_token(&cluster).await;
             return;
         }
         for seed in &join.seeds {
@@ -137,9 +203,12 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
             match answer {
                 Ok(Ok((200, _))) => {
                     tracing::info!(seed = %seed, "joined the cluster as a voter");
+                    forget_join_token(&cluster).await;
                     return;
                 }
                 Ok(Ok((status, text))) if (400..500).contains(&status) => {
+                    // 401: the join token was rotated after `mclusterctl join`; put the new one
+                    // in [join] and start again.
                     tracing::error!(seed = %seed, status, answer = %text, "the cluster refused to add this node");
                     return;
                 }

@@ -466,6 +466,9 @@ pub struct Config {
     pub filters: Filters,
     pub bootstrap_file: Option<PathBuf>,
     pub join: Option<JoinFile>,
+    /// The file this was read from (None when parsed from text): a joined node removes its
+    /// `[join]` section, and with it the join token, once it is a voter.
+    pub source: Option<PathBuf>,
 }
 
 /// The mail listeners that are on.
@@ -558,7 +561,81 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("read config file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &base).with_context(|| format!("load config file {}", path.display()))
+    let mut loaded =
+        parse(&text, &base).with_context(|| format!("load config file {}", path.display()))?;
+    loaded.config.source = Some(path.to_path_buf());
+    Ok(loaded)
+}
+
+/// What stands in the config file for the `[join]` section a voter removed.
+pub const JOIN_REMOVED_NOTE: &str = "# [join] (the seeds and the join token) was removed by \
+mclusterd once this node became a voter: it needs neither again.";
+
+/// `text` without its `[join]` section, when it has one with a token; None when there is
+/// nothing to remove. Everything else stays as written, comments included; the result is
+/// parsed again and must equal the old settings but for `[join]`, else this refuses (a join
+/// token written some other way, such as an inline table, is for the operator to remove).
+pub fn without_join_section(text: &str) -> anyhow::Result<Option<String>> {
+    let before: ConfigFile = toml::from_str(text).context("parse the config file")?;
+    if before.join.token.is_empty() {
+        return Ok(None);
+    }
+    let mut kept = String::with_capacity(text.len());
+    let mut in_join = false;
+    let mut removed = false;
+    let mut depth = 0usize;
+    for line in text.split_inclusive('\n') {
+        let starts_table = depth == 0 && line.trim_start().starts_with('[');
+        if starts_table {
+            let header = line.trim().split('#').next().unwrap_or_default().trim();
+            in_join = header.replace(' ', "") == "[join]";
+            if in_join {
+                kept.push_str(JOIN_REMOVED_NOTE);
+                kept.push('\n');
+                removed = true;
+            }
+        }
+        depth = bracket_depth_after(line, if starts_table { 0 } else { depth });
+        if !in_join {
+            kept.push_str(line);
+        }
+    }
+    if !removed {
+        bail!("the join token is not in a [join] section");
+    }
+    let after: ConfigFile =
+        toml::from_str(&kept).context("parse the config file without [join]")?;
+    let expected = ConfigFile {
+        join: JoinFile::default(),
+        ..before
+    };
+    if after != expected {
+        bail!("removing the [join] section would change other settings");
+    }
+    Ok(Some(kept))
+}
+
+/// The depth of open `[` of arrays after `line`, starting at `depth`: brackets inside strings
+/// and comments do not count, nor does a table header's own pair (it closes on its line).
+fn bracket_depth_after(line: &str, mut depth: usize) -> usize {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' => break,
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    depth
 }
 
 pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
@@ -744,6 +821,7 @@ impl ConfigFile {
             filters,
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
+            source: None,
         })
     }
 }

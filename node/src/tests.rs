@@ -204,3 +204,58 @@ fn filter_mistakes_are_refused() {
     check_rejected("[filters.clamd]\naction = \"quarantine\"", "action");
     check_rejected("[filters.clamd]\non-error = \"ignore\"", "on-error");
 }
+
+/// The config `mclusterctl join` writes (with a comment, an IPv6 seed and a table after
+/// `[join]`, as an operator might add), and what a voter leaves of it.
+const JOINED: &str = "# written by mclusterctl\n\
+node-id = 2\n\
+name = \"n2\"\n\
+\n\
+[join]\n\
+seeds = [\n    \"http://[2001:db8::1]:7070\", # n1\n    \"http://192.0.2.1:7070\",\n]\n\
+token = \"abababab\"\n\
+\n\
+[raft]\n\
+heartbeat-interval-ms = 60\n";
+
+#[test]
+fn a_voter_drops_the_join_section_and_keeps_everything_else() {
+    let kept = crate::config::without_join_section(JOINED)
+        .unwrap()
+        .expect("there is a token to remove");
+    let expected = format!(
+        "# written by mclusterctl\nnode-id = 2\nname = \"n2\"\n\n{}\n[raft]\nheartbeat-interval-ms = 60\n",
+        crate::config::JOIN_REMOVED_NOTE
+    );
+    assert_eq!(kept, expected);
+    assert!(!kept.contains("abababab"));
+    // Nothing left to remove.
+    assert_eq!(crate::config::without_join_section(&kept).unwrap(), None);
+    // A token written another way is left for the operator, not half-removed.
+    let inline = "join = { seeds = [\"http://x\"], token = \"ab\" }\n";
+    let err = crate::config::without_join_section(inline).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not in a [join] section"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn the_config_file_is_rewritten_in_place_with_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mclusterd.toml");
+    std::fs::write(&path, JOINED).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(crate::bootstrap::remove_join_section(&path).unwrap());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("abababab"), "{text}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    // The node still starts from it (no [join]: nothing to ask), and a second pass is a no-op.
+    let loaded = parse(&text, dir.path()).unwrap();
+    assert!(loaded.config.join.is_none());
+    assert!(!crate::bootstrap::remove_join_section(&path).unwrap());
+    let n_files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(n_files, 1, "no temporary file is left behind");
+}

@@ -40,7 +40,7 @@ pub use crate::summary::{MessageLimits, TooComplex};
 pub use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,
     PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,
-    StoredMembership, TypeConfig, Vote,
+    StoredMembership, TokenKind, TypeConfig, Vote,
 };
 
 use std::path::{Path, PathBuf};

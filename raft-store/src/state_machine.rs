@@ -25,7 +25,7 @@ use crate::mail::queue;
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, LogId, NodeId, PendingNode,
-    Rejection, Request, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig,
+    Rejection, Request, SnapshotDir, SnapshotMeta, StoredMembership, TokenKind, TypeConfig,
 };
 
 /// The first node of a cluster is node 1; joining nodes are numbered from here.
@@ -179,6 +179,16 @@ impl StateMachine {
                     return rejected(Rejection::AlreadyInitialized);
                 }
                 batch.put(CF_SETTINGS, KEY_CLUSTER, settings);
+            }
+            Command::SetTokenDigest { token, sha256 } => {
+                let Some(mut settings) = reader.cluster_settings()? else {
+                    return rejected(Rejection::NotInitialized);
+                };
+                match token {
+                    TokenKind::Admin => settings.admin_token_sha256.clone_from(sha256),
+                    TokenKind::Join => settings.join_token_sha256.clone_from(sha256),
+                }
+                batch.put(CF_SETTINGS, KEY_CLUSTER, &settings);
             }
             Command::RegisterNode { member } => {
                 // A name or address a member already has would make a second node that

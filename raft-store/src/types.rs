@@ -126,6 +126,24 @@ pub struct ClusterSettings {
     pub ca_key_pem: String,
 }
 
+/// One of the cluster's two bearer tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// Every `/v1/` route.
+    Admin,
+    /// Only joining a node (`POST /v1/join`, `POST /v1/members`).
+    Join,
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Join => "join",
+        })
+    }
+}
+
 impl fmt::Debug for ClusterSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the CA key.
@@ -343,6 +361,14 @@ pub enum Command {
         to: NodeId,
         blobs: Vec<BlobHash>,
     },
+    /// Replaces the SHA-256 (hex) of the admin or the join token in the cluster settings: from
+    /// this entry on only the new token is accepted (`mclusterctl token rotate`). Appended
+    /// last, and `ClusterSettings` keeps its shape, so stores and logs written before it still
+    /// decode.
+    SetTokenDigest {
+        token: TokenKind,
+        sha256: String,
+    },
 }
 
 impl Command {
@@ -411,6 +437,7 @@ impl Command {
             | Command::SetMailPolicy(_)
             | Command::SetMailPolicyAndLimits { .. }
             | Command::MoveReplicas { .. }
+            | Command::SetTokenDigest { .. }
             | Command::BlobsLost { .. }
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
@@ -494,6 +521,7 @@ impl fmt::Display for Command {
             Command::MoveReplicas { from, to, blobs } => {
                 write!(f, "MoveReplicas({from} -> {to}, {} blobs)", blobs.len())
             }
+            Command::SetTokenDigest { token, .. } => write!(f, "SetTokenDigest({token})"),
         }
     }
 }
@@ -569,4 +597,7 @@ pub enum Rejection {
     /// A joining node would share a name or address with a member.
     #[error("{0}")]
     MemberClash(String),
+    /// A command that changes the cluster settings before `InitCluster` wrote them.
+    #[error("the cluster is not initialized yet")]
+    NotInitialized,
 }

@@ -1174,3 +1174,129 @@ fn a_node_that_cannot_hold_the_vip_does_not_keep_leadership() {
         "the broken node handed leadership over itself"
     );
 }
+
+/// The value of `key = "..."` in a TOML file mclusterctl wrote.
+fn toml_string(path: &std::path::Path, key: &str) -> String {
+    let text = std::fs::read_to_string(path).expect("read TOML file");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key} = ")))
+        .map(|value| value.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no {key} in {}", path.display()))
+}
+
+/// `mclusterctl` with another client config (an operator's copy that still has old tokens).
+fn ctl_with(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary("mclusterctl"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mclusterctl")
+}
+
+#[test]
+fn rotated_tokens_refuse_the_old_and_joined_nodes_keep_no_join_token() {
+    // n1 (data) and n2 (witness, joined with the join token).
+    let mut cluster = Cluster::start(111, 1, true, NodeTuning::default()).expect("start cluster");
+    let old_join = toml_string(&cluster.client_config, "join-token");
+    let n2_config = cluster.nodes[1].config_path();
+    // A voter needs the join token no more: it removes its [join] section itself.
+    wait_until(Duration::from_secs(10), "n2 removes its join token", || {
+        let text = std::fs::read_to_string(&n2_config).ok()?;
+        let no_section = !text.lines().any(|line| line.trim() == "[join]");
+        (!text.contains(&old_join) && no_section).then_some(())
+    })
+    .expect("the joined node's config keeps no join token");
+    assert!(
+        cluster.nodes[1]
+            .log()
+            .contains("removed the join token from the config file")
+    );
+    // It still starts from that file, as a voter that asks nobody to add it.
+    cluster.stop(1, Duration::from_secs(20)).expect("stop n2");
+    cluster.start_node(1).expect("restart n2");
+    cluster
+        .wait_ready(1, Duration::from_secs(20))
+        .expect("n2 ready again");
+
+    // `user disable` and `user enable` (docs/OPERATIONS.md, "Domains and users").
+    cluster.ctl_ok(&["domain", "add", "example.test"]).unwrap();
+    cluster
+        .ctl_ok(&["user", "add", "bob@example.test", "--password", "pw-1"])
+        .unwrap();
+    let enabled = |cluster: &Cluster| {
+        let shown = cluster
+            .ctl_ok(&["user", "show", "bob@example.test", "--json"])
+            .unwrap();
+        serde_json::from_str::<Value>(&shown).unwrap()["enabled"].clone()
+    };
+    cluster
+        .ctl_ok(&["user", "disable", "bob@example.test"])
+        .unwrap();
+    assert_eq!(enabled(&cluster), false);
+    cluster
+        .ctl_ok(&["user", "enable", "bob@example.test"])
+        .unwrap();
+    assert_eq!(enabled(&cluster), true);
+    let listed = cluster
+        .ctl_ok(&["user", "list", "--domain", "example.test"])
+        .unwrap();
+    assert!(listed.contains("bob@example.test"), "{listed}");
+
+    // An operator's copy of the client config from before the rotation.
+    let old_config = cluster.root.path().join("old-client.toml");
+    std::fs::copy(&cluster.client_config, &old_config).expect("copy client config");
+    let out = cluster.ctl_ok(&["token", "rotate"]).expect("token rotate");
+    assert!(
+        out.starts_with("rotated the join token: the cluster refuses the old one from now on"),
+        "{out}"
+    );
+    let new_join = toml_string(&cluster.client_config, "join-token");
+    assert_ne!(new_join, old_join);
+
+    // The old join token admits nobody; the new one does.
+    let spare = cluster.root.path().join("spare");
+    let refused = ctl_with(
+        &old_config,
+        &[
+            "join",
+            "--dir",
+            &spare.display().to_string(),
+            "--name",
+            "n3",
+            "--raft-addr",
+            "127.77.111.3:7071",
+            "--admin-addr",
+            "127.77.111.3:7070",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "the old join token was accepted");
+    assert!(
+        stderr.contains("401") && stderr.contains("unauthorized"),
+        "{stderr}"
+    );
+    let n3 = cluster.add_node("data").expect("join with the new token");
+    let n3_config = cluster.nodes[n3].config_path();
+    wait_until(Duration::from_secs(10), "n3 removes its join token", || {
+        let text = std::fs::read_to_string(&n3_config).ok()?;
+        (!text.contains(&new_join)).then_some(())
+    })
+    .expect("the joined node's config keeps no join token");
+
+    // The admin token: the old copy is refused at once, the rotated config works.
+    let out = cluster
+        .ctl_ok(&["token", "rotate", "--admin"])
+        .expect("token rotate --admin");
+    assert!(out.starts_with("rotated the admin token: "), "{out}");
+    let denied = ctl_with(&old_config, &["members"]);
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(!denied.status.success(), "the old admin token was accepted");
+    assert!(stderr.contains("401"), "{stderr}");
+    let members = cluster
+        .ctl_ok(&["members"])
+        .expect("members with the new token");
+    assert!(members.contains("n3"), "{members}");
+    cluster.check_no_unexpected_errors(&[]);
+}

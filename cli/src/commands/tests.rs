@@ -1425,3 +1425,123 @@ fn dkim_generate_for_an_unknown_domain_fails_with_the_cluster_words() {
         "{message}"
     );
 }
+
+mod token_rotation {
+    use crate::commands::{TokenKind, rotation_note, token_rotate};
+    use crate::secrets::sha256_hex;
+
+    use super::*;
+
+    /// The cluster gets the new token's digest, never the token, with the old admin token; the
+    /// client config ends with the new token and nothing staged beside it.
+    #[track_caller]
+    fn check_rotation(kind: TokenKind) {
+        let server = TestServer::start(|_| Reply::json(204, ""));
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let ctx = context_for(&server, dir.path());
+        let before = ctx.client_config().expect("config");
+        token_rotate(&ctx, kind).expect("rotate");
+        let after = ctx.client_config().expect("config");
+        let (new_token, unchanged) = match kind {
+            TokenKind::Admin => (
+                after.admin_token.clone(),
+                after.join_token == before.join_token,
+            ),
+            TokenKind::Join => (
+                after.join_token.clone(),
+                after.admin_token == before.admin_token,
+            ),
+        };
+        let new_token = new_token.expect("a new token");
+        assert_ne!(Some(&new_token), before.admin_token.as_ref());
+        assert!(unchanged, "the other token stays");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1);
+        let request = &requests[0];
+        assert_eq!(
+            (request.method.as_str(), request.target.as_str()),
+            ("PUT", format!("/v1/tokens/{}", kind.as_str()).as_str())
+        );
+        assert_eq!(request.authorization, Some(format!("Bearer {TOKEN}")));
+        let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON body");
+        assert_eq!(body, json!({ "sha256": sha256_hex(&new_token) }));
+        assert!(!request.body.contains(&new_token));
+        let n_files = fs::read_dir(dir.path()).expect("read dir").count();
+        assert_eq!(n_files, 1, "only client.toml is left");
+    }
+
+    #[test]
+    fn rotation_sends_only_the_digest_and_saves_the_new_token() {
+        check_rotation(TokenKind::Join);
+        check_rotation(TokenKind::Admin);
+    }
+
+    #[test]
+    fn a_refused_rotation_keeps_the_old_token() {
+        let server =
+            TestServer::start(|_| Reply::error(401, "unauthorized", "missing or wrong token"));
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let ctx = context_for(&server, dir.path());
+        let before = ctx.client_config().expect("config");
+        let err = token_rotate(&ctx, TokenKind::Join).expect_err("401");
+        let message = format!("{err:#}");
+        assert!(message.starts_with("rotate the join token: "), "{message}");
+        assert_eq!(ctx.client_config().expect("config"), before);
+        let n_files = fs::read_dir(dir.path()).expect("read dir").count();
+        assert_eq!(n_files, 1, "nothing staged is left");
+    }
+
+    #[test]
+    fn an_unanswered_rotation_says_where_the_new_token_is() {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let client_config_path = dir.path().join("client.toml");
+        ClientConfig {
+            admin_urls: vec![refused_url()],
+            admin_token: Some(TOKEN.to_owned()),
+            join_token: Some(TOKEN.to_owned()),
+            cluster_name: "mcluster".to_owned(),
+        }
+        .save(&client_config_path)
+        .expect("save");
+        let ctx = Context { client_config_path };
+        let err = token_rotate(&ctx, TokenKind::Admin).expect_err("unreachable");
+        let message = format!("{err:#}");
+        assert!(message.contains("client.toml.new"), "{message}");
+        let staged = ClientConfig::load(&dir.path().join("client.toml.new")).expect("staged");
+        assert_ne!(staged.admin_token.as_deref(), Some(TOKEN));
+    }
+
+    #[test]
+    fn the_rotation_note_says_what_to_do_next() {
+        let path = Path::new("/home/op/.config/mcluster/client.toml");
+        assert_eq!(
+            rotation_note(TokenKind::Join, path),
+            "rotated the join token: the cluster refuses the old one from now on and accepts the \
+             new one, saved as join-token in /home/op/.config/mcluster/client.toml; copy it to \
+             the machine that runs the next `mclusterctl join` (nodes that are already voters \
+             need nothing)"
+        );
+        assert!(
+            rotation_note(TokenKind::Admin, path)
+                .contains("replace the client config on every other machine")
+        );
+    }
+}
+
+#[test]
+fn start_lines_say_how_to_start_on_a_server_and_here() {
+    let node = crate::node_dir::NodePaths::new(Path::new("/srv/mail/n1")).expect("paths");
+    let lines = crate::commands::start_lines(&node, "data");
+    assert_eq!(
+        lines,
+        [
+            "on a server:     copy /srv/mail/n1/ to it as /etc/mcluster/ (owned by the mcluster \
+             user), then `systemctl enable --now mclusterd` (deploy/mclusterd.service)",
+            "                 (its data-dir is \"data\", inside that directory: on a server set \
+             data-dir = \"/var/lib/mcluster\" in mclusterd.toml, or pass --data-dir)",
+            "on this machine: mclusterd --config /srv/mail/n1/mclusterd.toml",
+        ]
+    );
+    let server = crate::commands::start_lines(&node, "/var/lib/mcluster");
+    assert_eq!(server.len(), 2, "no data-dir hint: {server:?}");
+}

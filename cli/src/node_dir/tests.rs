@@ -24,6 +24,7 @@ fn init_plan(dir: &Path) -> InitPlan {
         raft_addr: "127.0.0.11:7071".to_owned(),
         admin_addr: "127.0.0.11:7070".to_owned(),
         cluster_name: "mcluster".to_owned(),
+        data_dir: "data".to_owned(),
         mail: MailSection::default(),
         vip: VipOptions::default(),
     }
@@ -279,6 +280,7 @@ fn join_plan(dir: &Path, seed: &str) -> JoinPlan {
         role: Role::Witness,
         raft_addr: "127.0.0.13:7071".to_owned(),
         admin_addr: "127.0.0.13:7070".to_owned(),
+        data_dir: "data".to_owned(),
         seeds: vec![seed.to_owned()],
         mail: MailSection::default(),
         vip: VipOptions::default(),
@@ -472,4 +474,28 @@ fn mail_options_are_checked() {
     ] {
         assert!(validate_mail_hostname(bad).is_err(), "{bad:?}");
     }
+}
+
+/// A server's node keeps its data where the systemd unit lets it write (/var/lib/mcluster);
+/// the demo and the tests keep it inside the node's directory.
+#[test]
+fn the_data_directory_is_written_as_given() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let plan = InitPlan {
+        data_dir: "/var/lib/mcluster".to_owned(),
+        ..init_plan(dir.path())
+    };
+    let outcome = init_files(&plan).expect("init");
+    let node_file = outcome.node.load_config().expect("load mclusterd.toml");
+    assert_eq!(node_file.data_dir, "/var/lib/mcluster");
+    let text = fs::read_to_string(&outcome.node.config).expect("read mclusterd.toml");
+    assert!(text.contains("data-dir = \"/var/lib/mcluster\""), "{text}");
+
+    let blank = InitPlan {
+        name: "n2".to_owned(),
+        data_dir: " ".to_owned(),
+        ..init_plan(dir.path())
+    };
+    let err = init_files(&blank).expect_err("blank data dir");
+    assert!(format!("{err:#}").contains("bad data directory"), "{err:#}");
 }
