@@ -164,6 +164,12 @@ pub struct ClusterStatus {
     pub redundant: Option<bool>,
 }
 
+/// The answer to a leave that waits for copies (`202`).
+#[derive(Debug, Clone, Deserialize)]
+struct Draining {
+    blobs_waiting: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub node_id: u64,
@@ -671,9 +677,18 @@ impl Client {
 
     /// `DELETE /v1/members/{id}`; `force` removes a data node whose copies no other data node
     /// can take.
-    pub fn remove_member(&self, node_id: u64, force: bool) -> Result<()> {
+    /// `DELETE /v1/members/{id}`: None once the node is removed; `Some(n)` while a data node
+    /// that leaves still has `n` blobs without two copies on other data nodes (the cluster is
+    /// making them: ask again).
+    pub fn remove_member(&self, node_id: u64, force: bool) -> Result<Option<u64>> {
         let force = if force { "?force=true" } else { "" };
-        self.delete(&format!("/v1/members/{node_id}{force}"))
+        let path = format!("/v1/members/{node_id}{force}");
+        let (url, body) = self.exchange(&Method::DELETE, &path, None, REQUEST_TIMEOUT)?;
+        if body.is_empty() {
+            return Ok(None);
+        }
+        let draining: Draining = decode(&body, &Method::DELETE, &path, &url)?;
+        Ok(Some(draining.blobs_waiting))
     }
 
     /// `POST /v1/failover`; answers the new leader's id.

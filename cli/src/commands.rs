@@ -301,14 +301,32 @@ pub fn vip_note(vip: Option<&VipSection>) -> String {
 }
 
 /// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.
+/// How often `leave` asks again while the cluster copies a leaving data node's blobs.
+const LEAVE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
     let mut client_config = ctx.client_config()?;
     let client = admin_client(&client_config)?;
     let members = client.members().context("list members")?;
     let member = find_member(&members, node)?;
-    client
+    // A data node leaves once every blob it holds has two copies on other data nodes: the
+    // cluster makes them, and this asks again until it has.
+    let mut last_shown = None;
+    while let Some(waiting) = client
         .remove_member(member.node_id, force)
-        .with_context(|| format!("remove node {} ({})", member.node_id, member.name))?;
+        .with_context(|| format!("remove node {} ({})", member.node_id, member.name))?
+    {
+        if last_shown != Some(waiting) {
+            println!(
+                "copying what node {} ({}) holds to the other data nodes: {waiting} {} to go",
+                member.node_id,
+                member.name,
+                if waiting == 1 { "blob" } else { "blobs" }
+            );
+            last_shown = Some(waiting);
+        }
+        std::thread::sleep(LEAVE_POLL);
+    }
     println!(
         "removed node {} ({}) from the cluster; stop its mclusterd, then its directory can go",
         member.node_id, member.name

@@ -612,10 +612,27 @@ async fn remove_member(
         )
         .await;
     }
-    if !options.force
-        && let Err(err) = cluster.copies_stay_after_removing(id).await
-    {
-        return ApiError::from(err).into_response();
+    if !options.force {
+        if let Err(err) = cluster.copies_stay_after_removing(id).await {
+            return ApiError::from(err).into_response();
+        }
+        match cluster.drain_data_node(id).await {
+            Ok(0) => {}
+            Ok(waiting) => {
+                return (
+                    StatusCode::ACCEPTED,
+                    Json(json!({
+                        "blobs_waiting": waiting,
+                        "message": format!(
+                            "copying the blobs node {id} holds to other data nodes: {waiting} \
+                             without two other copies yet; ask again to leave once they have them"
+                        ),
+                    })),
+                )
+                    .into_response();
+            }
+            Err(err) => return ApiError::from(err).into_response(),
+        }
     }
     let admin_addr = cluster
         .metrics()

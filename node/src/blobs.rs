@@ -600,7 +600,8 @@ impl Blobs {
         }
     }
 
-    /// One placement pass (a batch at most); returns how many blobs it moved.
+    /// One placement pass (a batch at most); returns how many blobs it moved or forgot a
+    /// departed replica of.
     async fn place_once(&self) -> anyhow::Result<usize> {
         let metrics = self.cluster.metrics();
         let membership = metrics.membership_config.membership();
@@ -621,10 +622,22 @@ impl Blobs {
         self.metrics.misplaced.store(total, Ordering::Relaxed);
         let mut moves: std::collections::BTreeMap<(NodeId, NodeId), Vec<BlobHash>> =
             Default::default();
+        let mut forget: std::collections::BTreeMap<NodeId, Vec<BlobHash>> = Default::default();
         for (hash, replicas) in found {
             let Some(&from) = replicas.iter().find(|r| membership.get_node(r).is_none()) else {
                 continue;
             };
+            // A node that left after a drain: its blobs have two other replicas already, and
+            // only lose the name (the entry leaves alone any whose copies are not confirmed).
+            if replicas
+                .iter()
+                .filter(|r| membership.get_node(r).is_some())
+                .count()
+                >= 2
+            {
+                forget.entry(from).or_default().push(hash);
+                continue;
+            }
             // No data voter to take it (the other one left and none replaced it yet): the blob
             // stays counted as misplaced, and status says so.
             let Some(&to) = data_voters.iter().find(|d| !replicas.contains(d)) else {
@@ -633,6 +646,12 @@ impl Blobs {
             moves.entry((from, to)).or_default().push(hash);
         }
         let mut moved = 0;
+        for (from, blobs) in forget {
+            moved += blobs.len();
+            self.cluster
+                .write(Command::ForgetReplicas { from, blobs })
+                .await?;
+        }
         for ((from, to), blobs) in moves {
             moved += blobs.len();
             self.cluster

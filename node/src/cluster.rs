@@ -336,6 +336,55 @@ impl Cluster {
         )))
     }
 
+    /// Before data node `node_id` leaves a cluster with other data voters to take its copies:
+    /// gives every blob naming it that lacks two other data voters as replicas one more
+    /// (`AddReplicas`, which that node then pulls), and answers how many blobs still lack two
+    /// confirmed copies elsewhere. 0: it may leave without any message dropping to one copy.
+    /// Each call does one pass (bounded by `DRAIN_BATCH` new copies), so a caller asks again.
+    pub async fn drain_data_node(&self, node_id: NodeId) -> Result<u64, ClusterError> {
+        const DRAIN_BATCH: usize = 10_000;
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        if membership
+            .get_node(&node_id)
+            .is_none_or(|member| member.role != Role::Data)
+        {
+            return Ok(0);
+        }
+        let data_voters: Vec<NodeId> = membership
+            .voter_ids()
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|m| m.role == Role::Data)
+            })
+            .collect();
+        let reader = self.reader.clone();
+        let plan = tokio::task::spawn_blocking(move || {
+            reader.drain_plan(node_id, &data_voters, DRAIN_BATCH)
+        })
+        .await
+        .map_err(|e| ClusterError::Unavailable(e.to_string()))?
+        .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        for (to, blobs) in plan.add {
+            for chunk in blobs.chunks(1000) {
+                self.write_ok(Command::AddReplicas {
+                    to,
+                    blobs: chunk.to_vec(),
+                })
+                .await?;
+            }
+        }
+        if plan.waiting > 0 {
+            tracing::info!(
+                node = node_id,
+                waiting = plan.waiting,
+                "draining a leaving data node: waiting for copies"
+            );
+        }
+        Ok(plan.waiting)
+    }
+
     /// Removes a node from the cluster. The leader cannot remove itself: fail over first.
     pub async fn remove_member(&self, node_id: NodeId) -> Result<(), ClusterError> {
         let metrics = self.metrics();

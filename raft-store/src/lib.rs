@@ -31,7 +31,7 @@ pub use crate::mail::queue::{
 };
 pub use crate::mail::{
     BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
-    FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message,
+    DrainPlan, FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message,
     MisplacedBlobs, flag,
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};

@@ -629,6 +629,47 @@ pub(crate) fn move_replicas(
     Ok(())
 }
 
+pub(crate) fn add_replicas(
+    reader: &StateReader,
+    to: NodeId,
+    blobs: &[BlobHash],
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    for hash in blobs {
+        let Some(mut record) = reader.blob(hash)? else {
+            continue;
+        };
+        if record.replicas.contains(&to) {
+            continue;
+        }
+        record.replicas.push(to);
+        staged.put(CF_BLOBS, hash, &record);
+        staged.put(CF_BLOB_MISSING, &missing_key(to, hash), &());
+    }
+    Ok(())
+}
+
+pub(crate) fn forget_replicas(
+    reader: &StateReader,
+    from: NodeId,
+    blobs: &[BlobHash],
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    for hash in blobs {
+        let Some(mut record) = reader.blob(hash)? else {
+            continue;
+        };
+        if !record.replicas.contains(&from) || reader.confirmed_elsewhere(hash, &record, from)? < 2
+        {
+            continue;
+        }
+        record.replicas.retain(|replica| *replica != from);
+        staged.put(CF_BLOBS, hash, &record);
+        staged.delete(CF_BLOB_MISSING, &missing_key(from, hash));
+    }
+    Ok(())
+}
+
 pub(crate) fn set_client_tls(tls: &ClientTls, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_CLIENT_TLS, tls);
 }
@@ -642,6 +683,17 @@ pub(crate) fn set_mail_policy(policy: &MailPolicy, staged: &mut Staged<'_>) {
 /// defaults).
 pub(crate) fn set_message_limits(limits: &MessageLimits, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_MESSAGE_LIMITS, limits);
+}
+
+/// What `StateReader::drain_plan` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainPlan {
+    /// Blobs that name the node.
+    pub naming: u64,
+    /// Of those, the ones without two confirmed copies on other data voters yet.
+    pub waiting: u64,
+    /// Copies to add (`AddReplicas`), by the node that should take them.
+    pub add: BTreeMap<NodeId, Vec<BlobHash>>,
 }
 
 /// What `StateReader::misplaced_blobs` found in its pass over every blob record.
@@ -777,6 +829,83 @@ impl StateReader {
             total,
             per_replica,
         })
+    }
+
+    /// How many replicas of a blob other than `node` have confirmed their copy.
+    fn confirmed_elsewhere(
+        &self,
+        hash: &BlobHash,
+        record: &BlobRecord,
+        node: NodeId,
+    ) -> Result<usize, StoreError> {
+        let mut confirmed = 0;
+        for replica in record.replicas.iter().filter(|r| **r != node) {
+            if self
+                .db()
+                .get::<()>(CF_BLOB_MISSING, &missing_key(*replica, hash))?
+                .is_none()
+            {
+                confirmed += 1;
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// What stands between data node `node` and its leaving: the blobs naming it that do not
+    /// yet have two confirmed copies on other data voters (`waiting`), and for up to `limit` of
+    /// those that do not even name two other data voters, which of `data_voters` should take a
+    /// copy (spread over them by hash).
+    pub fn drain_plan(
+        &self,
+        node: NodeId,
+        data_voters: &[NodeId],
+        limit: usize,
+    ) -> Result<DrainPlan, StoreError> {
+        let mut plan = DrainPlan::default();
+        let takers: Vec<NodeId> = data_voters.iter().copied().filter(|d| *d != node).collect();
+        let mut planned = 0;
+        for item in self.blob_records() {
+            let (hash, record) = item?;
+            if !record.replicas.contains(&node) {
+                continue;
+            }
+            plan.naming += 1;
+            let others: Vec<NodeId> = record
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| *r != node && takers.contains(r))
+                .collect();
+            let mut confirmed = 0;
+            for other in &others {
+                if self
+                    .db()
+                    .get::<()>(CF_BLOB_MISSING, &missing_key(*other, &hash))?
+                    .is_none()
+                {
+                    confirmed += 1;
+                }
+            }
+            if confirmed >= 2 {
+                continue;
+            }
+            plan.waiting += 1;
+            if others.len() >= 2 || planned >= limit {
+                continue;
+            }
+            let candidates: Vec<NodeId> = takers
+                .iter()
+                .copied()
+                .filter(|t| !record.replicas.contains(t))
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let to = candidates[usize::from(hash[0]) % candidates.len()];
+            plan.add.entry(to).or_default().push(hash);
+            planned += 1;
+        }
+        Ok(plan)
     }
 
     /// Up to `limit` blobs that `node` must hold but has not confirmed.

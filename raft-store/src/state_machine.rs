@@ -369,6 +369,10 @@ impl StateMachine {
             Command::MoveReplicas { from, to, blobs } => {
                 mail::move_replicas(&reader, *from, *to, blobs, batch)?;
             }
+            Command::AddReplicas { to, blobs } => mail::add_replicas(&reader, *to, blobs, batch)?,
+            Command::ForgetReplicas { from, blobs } => {
+                mail::forget_replicas(&reader, *from, blobs, batch)?;
+            }
             Command::CreateMailbox { account, name, at } => {
                 return folders::create_mailbox(&reader, account, name, *at, batch);
             }

@@ -1891,6 +1891,118 @@ async fn a_join_that_clashes_with_a_member_is_refused() {
     assert_eq!(pending, [3]);
 }
 
+/// A data node that leaves (2) hands its copies on first: the drain plan gives each blob that
+/// lacks two other data voters one more (3), which must pull it; the plan waits until those
+/// copies are confirmed; after the node left, its name is forgotten only on blobs with two
+/// other confirmed copies.
+#[tokio::test]
+async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    let a = "a@example.test";
+    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    let mut on_2_and_3 = delivery("q3", 3, &[a], &[]);
+    on_2_and_3.replicas = vec![2, 3];
+    let mut on_1_and_3 = delivery("q4", 4, &[a], &[]);
+    on_1_and_3.replicas = vec![1, 3];
+    apply_all(
+        &mut sm,
+        3,
+        vec![Command::Deliver {
+            deliveries: vec![
+                delivery("q1", 1, &[a], &[]),
+                delivery("q2", 2, &[a], &[2]),
+                on_2_and_3,
+                on_1_and_3,
+            ],
+        }],
+    )
+    .await;
+    let voters = [1, 2, 3];
+    let plan = reader.drain_plan(2, &voters, 100).unwrap();
+    assert_eq!(plan.naming, 3);
+    assert_eq!(plan.waiting, 3);
+    assert_eq!(
+        plan.add,
+        std::collections::BTreeMap::from([(1, vec![[3; 32]]), (3, vec![[1; 32], [2; 32]])])
+    );
+    // A limit bounds the copies asked for, not the count.
+    let limited = reader.drain_plan(2, &voters, 1).unwrap();
+    assert_eq!(
+        (limited.waiting, limited.add.values().flatten().count()),
+        (3, 1)
+    );
+
+    let adds: Vec<Command> = plan
+        .add
+        .into_iter()
+        .map(|(to, blobs)| Command::AddReplicas { to, blobs })
+        .collect();
+    apply_all(&mut sm, 4, adds).await;
+    assert_eq!(
+        reader.blob(&[1; 32]).unwrap().unwrap().replicas,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        reader.blob(&[3; 32]).unwrap().unwrap().replicas,
+        vec![2, 3, 1]
+    );
+    // Adding again changes nothing.
+    apply_all(
+        &mut sm,
+        6,
+        vec![Command::AddReplicas {
+            to: 3,
+            blobs: vec![[1; 32], [4; 32]],
+        }],
+    )
+    .await;
+    assert_eq!(reader.blob(&[4; 32]).unwrap().unwrap().replicas, vec![1, 3]);
+    assert_eq!(reader.missing_blobs(3, 10).unwrap(), vec![[1; 32], [2; 32]]);
+    let plan = reader.drain_plan(2, &voters, 100).unwrap();
+    assert_eq!(
+        (plan.waiting, plan.add.len()),
+        (3, 0),
+        "waiting for the pulls"
+    );
+
+    // Too early: no blob has two other confirmed copies, so none forgets node 2.
+    let forget = Command::ForgetReplicas {
+        from: 2,
+        blobs: vec![[1; 32], [2; 32], [3; 32]],
+    };
+    apply_all(&mut sm, 7, vec![forget.clone()]).await;
+    assert_eq!(
+        reader.blob(&[1; 32]).unwrap().unwrap().replicas,
+        vec![1, 2, 3]
+    );
+
+    apply_all(
+        &mut sm,
+        8,
+        vec![
+            Command::BlobsStored {
+                node: 3,
+                blobs: vec![[1; 32], [2; 32]],
+            },
+            Command::BlobsStored {
+                node: 1,
+                blobs: vec![[3; 32]],
+            },
+        ],
+    )
+    .await;
+    // [2] had never reached node 2 and [1] and [3] are on two others: all may go.
+    assert_eq!(reader.drain_plan(2, &voters, 100).unwrap().waiting, 0);
+    apply_all(&mut sm, 10, vec![forget]).await;
+    assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().replicas, vec![1, 3]);
+    assert_eq!(reader.blob(&[2; 32]).unwrap().unwrap().replicas, vec![1, 3]);
+    assert_eq!(reader.blob(&[3; 32]).unwrap().unwrap().replicas, vec![3, 1]);
+    assert!(reader.missing_blobs(2, 10).unwrap().is_empty());
+    assert_eq!(reader.replica_count(2).unwrap(), 0);
+}
+
 /// A blob that names a node which left gets the new node as replica instead, which must then
 /// pull it; blobs that no longer name the old node, or already name the new one, stay as they
 /// are.

@@ -369,6 +369,20 @@ pub enum Command {
         token: TokenKind,
         sha256: String,
     },
+    /// `to` becomes one more replica of these blobs, which it must then pull, while every
+    /// replica they name stays: how a data node that leaves hands its copies on before it goes.
+    /// A blob that already names `to` is left alone.
+    AddReplicas {
+        to: NodeId,
+        blobs: Vec<BlobHash>,
+    },
+    /// `from` (no longer a member) stops being a replica of these blobs. Only a blob with at
+    /// least two other replicas that confirmed their copies loses it; the others are left for
+    /// a later entry, so that no blob ever drops below two confirmed copies this way.
+    ForgetReplicas {
+        from: NodeId,
+        blobs: Vec<BlobHash>,
+    },
 }
 
 impl Command {
@@ -438,6 +452,8 @@ impl Command {
             | Command::SetMailPolicyAndLimits { .. }
             | Command::MoveReplicas { .. }
             | Command::SetTokenDigest { .. }
+            | Command::AddReplicas { .. }
+            | Command::ForgetReplicas { .. }
             | Command::BlobsLost { .. }
             | Command::RecordAttempt { .. }
             | Command::MarkBounced { .. }
@@ -522,6 +538,12 @@ impl fmt::Display for Command {
                 write!(f, "MoveReplicas({from} -> {to}, {} blobs)", blobs.len())
             }
             Command::SetTokenDigest { token, .. } => write!(f, "SetTokenDigest({token})"),
+            Command::AddReplicas { to, blobs } => {
+                write!(f, "AddReplicas(+{to}, {} blobs)", blobs.len())
+            }
+            Command::ForgetReplicas { from, blobs } => {
+                write!(f, "ForgetReplicas(-{from}, {} blobs)", blobs.len())
+            }
         }
     }
 }

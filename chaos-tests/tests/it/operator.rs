@@ -985,6 +985,76 @@ fn a_replaced_data_node_gets_every_message_back() {
     }
 }
 
+/// With three data nodes, `leave` of one waits until every message it holds has two copies on
+/// the other two (the cluster makes them) and only then removes it: afterwards each of the
+/// two remaining data nodes alone serves every message.
+#[test]
+fn a_leaving_data_node_hands_its_copies_on_first() {
+    use chaos_tests::mail::{DOMAIN, Probe, add_users, pop3_raw};
+    let mut cluster = Cluster::start(107, 3, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    let alice = format!("alice@{DOMAIN}");
+    // Ten messages through each data node: each mirrors to the next in the ring, so n2 holds
+    // copies paired with n1 and with n3.
+    for (node, first) in [(0, 0), (1, 10), (2, 20)] {
+        let mut probe = Probe::connect(&cluster.nodes[node].smtp_addr()).unwrap();
+        probe.reply().unwrap();
+        probe.command("EHLO client.test").unwrap();
+        for i in first..first + 10 {
+            for line in [
+                "MAIL FROM:<a@remote.test>".to_owned(),
+                format!("RCPT TO:<{alice}>"),
+                "DATA".to_owned(),
+            ] {
+                probe.command(&line).unwrap();
+            }
+            probe
+                .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
+                .unwrap();
+            let reply = probe.reply().unwrap();
+            assert!(reply.starts_with("250"), "{reply}");
+        }
+    }
+    let n1 = cluster.nodes[0].name.clone();
+    wait_until(Duration::from_secs(10), "n1 leads", || {
+        cluster.ctl_ok(&["failover", "--to", &n1]).ok()
+    })
+    .expect("failover to n1");
+    let out = cluster.ctl_ok(&["leave", "n2"]).expect("leave n2");
+    assert!(
+        out.contains("copying what node 2 (n2) holds to the other data nodes: 20 blobs to go"),
+        "{out}"
+    );
+    assert!(out.contains("removed node 2 (n2)"), "{out}");
+    wait_until(Duration::from_secs(20), "n2 stops", || {
+        cluster.exited(1).ok().flatten()
+    })
+    .expect("n2 stopped");
+    wait_until(Duration::from_secs(30), "redundancy: full", || {
+        let shown = cluster.ctl_ok(&["status"]).ok()?;
+        shown.contains("redundancy: full").then_some(())
+    })
+    .expect("redundancy full after the leave");
+    let check_all = |cluster: &Cluster, node: usize| {
+        let messages = wait_until(Duration::from_secs(20), "a node serves alone", || {
+            pop3_raw(&cluster.nodes[node].pop3_addr(), &alice).ok()
+        })
+        .unwrap();
+        assert_eq!(messages.len(), 30);
+        for (i, message) in messages.iter().enumerate() {
+            let raw = message["raw"].as_str().unwrap_or_default();
+            assert!(raw.contains(&format!("body {i}")), "message {i}: {message}");
+        }
+    };
+    // n3 alone, then n1 alone.
+    cluster.kill(0).unwrap();
+    check_all(&cluster, 2);
+    cluster.start_node(0).unwrap();
+    cluster.wait_ready(0, Duration::from_secs(30)).unwrap();
+    cluster.kill(2).unwrap();
+    check_all(&cluster, 0);
+}
+
 /// A planned failover (`mclusterctl failover`) says goodbye to the sessions on the virtual IP
 /// before the address moves, in each protocol's words and asking them to reconnect: an IMAP
 /// client in IDLE gets `* BYE`, POP3 `-ERR`, SMTP 421. Reconnecting reaches the new holder.
@@ -1154,20 +1224,27 @@ fn a_node_that_cannot_hold_the_vip_does_not_keep_leadership() {
 
     // The broken node wins an election while the holder is frozen ...
     cluster.freeze(holder).unwrap();
-    wait_until(Duration::from_secs(20), "the broken node leads", || {
+    let broken_term = wait_until(Duration::from_secs(20), "the broken node leads", || {
         let node = cluster.node_status(broken)?;
-        (node["state"] == "Leader").then_some(())
+        (node["state"] == "Leader").then_some(node["term"].as_u64()?)
     })
     .unwrap();
     cluster.thaw(holder).unwrap();
     let thawed = Instant::now();
-    // ... and hands leadership back, so the VIP is served again.
-    assert_eq!(wait_vip_holder(&cluster, Some(broken)).unwrap(), holder);
+    // ... and hands leadership back, so the VIP is served again. (Right after the thaw the
+    // old holder still reports its old term's leadership and VIP: wait for a later term.)
+    wait_until(Duration::from_secs(20), "the holder leads again", || {
+        let node = cluster.node_status(holder)?;
+        (node["state"] == "Leader"
+            && node["term"].as_u64()? > broken_term
+            && node["vip"]["held"] == true)
+            .then_some(())
+    })
+    .unwrap();
     let took = thawed.elapsed();
     eprintln!("leadership back on a node that can hold the VIP {took:?} after the thaw");
     assert!(took < Duration::from_secs(10), "{took:?}");
-    let node = cluster.node_status(holder).unwrap();
-    assert_eq!(node["state"], "Leader", "{node}");
+    assert_eq!(wait_vip_holder(&cluster, None).unwrap(), holder);
     let log = std::fs::read_to_string(cluster.nodes[broken].log_path()).unwrap();
     assert!(
         log.contains("this node cannot hold the virtual IP: handing leadership over"),
