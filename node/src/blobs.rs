@@ -26,7 +26,7 @@ const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
 const RESYNC_BATCH: usize = 1024;
 /// Blob fetches a resync pass keeps in flight: enough to hide the round trips and keep the
 /// peer's disk busy, few enough to bound memory (each holds one blob).
-const RESYNC_PARALLEL: usize = 16;
+const RESYNC_PARALLEL: usize = 32;
 /// How often unreferenced blob files are looked for.
 const GC_INTERVAL: Duration = Duration::from_secs(600);
 /// A file no record refers to is deleted only when it is at least this old and was already
@@ -487,13 +487,16 @@ impl Blobs {
     /// One pass over the blobs this node must hold but has not confirmed: pulls them
     /// `RESYNC_PARALLEL` at a time, installs each batch with two file-system flushes, and
     /// confirms it (`BlobsStored`), so a restart continues after the last confirmed batch.
-    /// Blobs no reachable node holds now are left for the next pass.
+    /// The next batch is fetched while the previous one is installed and confirmed. Blobs no
+    /// reachable node holds now are left for the next pass.
     async fn resync_once(&self) -> anyhow::Result<u64> {
-        use futures::StreamExt;
         raft_store::failpoint::pause("resync-before-pass").await;
         let me = self.node_id();
         let mut total = 0;
         let mut cursor: Option<BlobHash> = None;
+        let mut confirming: Option<
+            std::pin::Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send + '_>>,
+        > = None;
         loop {
             let reader = self.cluster.reader.clone();
             let after = cursor;
@@ -502,44 +505,67 @@ impl Blobs {
             })
             .await??;
             let Some(last) = missing.last().copied() else {
+                if let Some(previous) = confirming {
+                    total += previous.await?;
+                }
                 return Ok(total);
             };
             cursor = Some(last);
-            let pulled: Vec<Pulled> = futures::stream::iter(missing)
-                .map(|hash| self.pull(hash))
-                .buffer_unordered(RESYNC_PARALLEL)
-                .filter_map(|pulled| async move { pulled })
-                .collect()
-                .await;
-            let mut confirmed = Vec::with_capacity(pulled.len());
-            let mut staged = Vec::new();
-            for pulled in pulled {
-                match pulled {
-                    Pulled::Present(hash) => confirmed.push(hash),
-                    Pulled::Staged(blob) => {
-                        confirmed.push(*blob.hash());
-                        staged.push(blob);
-                    }
+            let fetch = self.pull_batch(missing);
+            let pulled = match confirming.take() {
+                Some(previous) => {
+                    let (pulled, confirmed) = tokio::join!(fetch, previous);
+                    total += confirmed?;
+                    pulled
+                }
+                None => fetch.await,
+            };
+            if !pulled.is_empty() {
+                confirming = Some(Box::pin(self.confirm_batch(pulled)));
+            }
+        }
+    }
+
+    /// Pulls a batch of missing blobs, `RESYNC_PARALLEL` at a time.
+    async fn pull_batch(&self, missing: Vec<BlobHash>) -> Vec<Pulled> {
+        use futures::StreamExt;
+        futures::stream::iter(missing)
+            .map(|hash| self.pull(hash))
+            .buffer_unordered(RESYNC_PARALLEL)
+            .filter_map(|pulled| async move { pulled })
+            .collect()
+            .await
+    }
+
+    /// Makes a pulled batch durable (`BlobStore::install`) and confirms it to the cluster;
+    /// answers how many blobs it confirmed.
+    async fn confirm_batch(&self, pulled: Vec<Pulled>) -> anyhow::Result<u64> {
+        let mut confirmed = Vec::with_capacity(pulled.len());
+        let mut staged = Vec::new();
+        for pulled in pulled {
+            match pulled {
+                Pulled::Present(hash) => confirmed.push(hash),
+                Pulled::Staged(blob) => {
+                    confirmed.push(*blob.hash());
+                    staged.push(blob);
                 }
             }
-            if confirmed.is_empty() {
-                continue;
-            }
-            let fetched = staged.len() as u64;
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.install(staged)).await??;
-            self.metrics
-                .resync_fetched
-                .fetch_add(fetched, Ordering::Relaxed);
-            total += confirmed.len() as u64;
-            self.cluster
-                .write(Command::BlobsStored {
-                    node: me,
-                    blobs: confirmed,
-                })
-                .await?;
-            raft_store::failpoint::pause("resync-after-batch").await;
         }
+        let fetched = staged.len() as u64;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.install(staged)).await??;
+        self.metrics
+            .resync_fetched
+            .fetch_add(fetched, Ordering::Relaxed);
+        let n = confirmed.len() as u64;
+        self.cluster
+            .write(Command::BlobsStored {
+                node: self.node_id(),
+                blobs: confirmed,
+            })
+            .await?;
+        raft_store::failpoint::pause("resync-after-batch").await;
+        Ok(n)
     }
 
     /// Gets one missing blob onto this node's disk: already here with the right content
