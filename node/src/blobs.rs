@@ -611,14 +611,30 @@ impl Blobs {
     /// voter that is not yet a replica instead (`Command::MoveReplicas`), which then pulls it
     /// with its resync loop. This is how a replaced node gets the mail its predecessor held.
     pub async fn placement_loop(self: Arc<Self>) {
+        let mut more = false;
         loop {
-            tokio::time::sleep(PLACEMENT_INTERVAL).await;
+            // A pass that moved a full batch goes on at once: a replaced node holding a
+            // million blobs should not wait 3 s per thousand.
+            if !more {
+                tokio::time::sleep(PLACEMENT_INTERVAL).await;
+            }
+            more = false;
             if !self.cluster.is_leader() {
                 continue;
             }
             match self.place_once().await {
-                Ok(0) => {}
-                Ok(moved) => tracing::info!(moved, "blobs given a new replica"),
+                Ok(Placed {
+                    moved: 0,
+                    forgotten: 0,
+                }) => {}
+                Ok(Placed { moved, forgotten }) => {
+                    tracing::info!(
+                        moved,
+                        forgotten,
+                        "blobs given a new replica or rid of a departed one"
+                    );
+                    more = moved >= PLACEMENT_BATCH;
+                }
                 Err(err) => {
                     tracing::debug!(error = %format!("{err:#}"), "blob placement pass failed")
                 }
@@ -626,9 +642,10 @@ impl Blobs {
         }
     }
 
-    /// One placement pass (a batch at most); returns how many blobs it moved or forgot a
-    /// departed replica of.
-    async fn place_once(&self) -> anyhow::Result<usize> {
+    /// One placement pass (a batch at most): how many blobs it moved, and how many it asked
+    /// to forget a departed replica (applied only to those with two other confirmed copies,
+    /// so those do not count for going on at once).
+    async fn place_once(&self) -> anyhow::Result<Placed> {
         let metrics = self.cluster.metrics();
         let membership = metrics.membership_config.membership();
         let members: std::collections::BTreeSet<NodeId> =
@@ -672,8 +689,9 @@ impl Blobs {
             moves.entry((from, to)).or_default().push(hash);
         }
         let mut moved = 0;
+        let mut forgotten = 0;
         for (from, blobs) in forget {
-            moved += blobs.len();
+            forgotten += blobs.len();
             self.cluster
                 .write(Command::ForgetReplicas { from, blobs })
                 .await?;
@@ -684,7 +702,7 @@ impl Blobs {
                 .write(Command::MoveReplicas { from, to, blobs })
                 .await?;
         }
-        Ok(moved)
+        Ok(Placed { moved, forgotten })
     }
 
     /// Deletes blob files no record refers to, in two sweeps (see `GC_MIN_AGE`).
@@ -732,6 +750,12 @@ impl Blobs {
             .fetch_add(removed, Ordering::Relaxed);
         Ok((removed, next))
     }
+}
+
+/// What one placement pass wrote.
+struct Placed {
+    moved: usize,
+    forgotten: usize,
 }
 
 /// A blob a resync pass got onto this node's disk.

@@ -6,9 +6,12 @@
 //! 163 msg/s; dsync is not installed on a CI machine, so it is not rerun here) and the target
 //! of 50x that (8,000 blobs/s).
 //!
+//! With `--replace` it measures a replaced node instead: the messages are mirrored, n2 leaves
+//! (`--force`) and a fresh data node joins; from the join to full redundancy.
+//!
 //! Run (after `cargo build --release --workspace --bins`; a debug build says little):
-//! `$CARGO_TARGET_DIR/release/resync_bench [--messages N] [--size BYTES] [--sessions S]`
-//! (defaults 10,000, 10,240, 8). The cluster is two data nodes and a witness on 127.77.106.x,
+//! `$CARGO_TARGET_DIR/release/resync_bench [--messages N] [--size BYTES] [--sessions S]
+//! [--replace]` (defaults 10,000, 10,240, 8). The cluster is two data nodes and a witness on 127.77.106.x,
 //! stopped by PID at the end.
 
 use std::net::SocketAddr;
@@ -26,6 +29,9 @@ struct Options {
     messages: usize,
     size: usize,
     sessions: usize,
+    /// Measure a replacement instead: the messages are mirrored, n2 leaves (`--force`) and a
+    /// fresh data node joins; the time from its join to full redundancy.
+    replace: bool,
 }
 
 fn options() -> Result<Options> {
@@ -33,9 +39,14 @@ fn options() -> Result<Options> {
         messages: 10_000,
         size: 10_240,
         sessions: 8,
+        replace: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--replace" {
+            options.replace = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -56,10 +67,15 @@ fn main() -> Result<()> {
     let options = options()?;
     let mut cluster = Cluster::start(106, 2, true, NodeTuning::default())?;
     add_users(&cluster, &["resync"])?;
-    cluster.kill(0)?;
-    cluster.wait_for_leader(Duration::from_secs(10))?;
+    let sender = if options.replace {
+        0
+    } else {
+        cluster.kill(0)?;
+        cluster.wait_for_leader(Duration::from_secs(10))?;
+        1
+    };
 
-    let addr: SocketAddr = cluster.nodes[1].smtp_addr().parse()?;
+    let addr: SocketAddr = cluster.nodes[sender].smtp_addr().parse()?;
     let to = format!("resync@{DOMAIN}");
     let started = Instant::now();
     std::thread::scope(|scope| -> Result<()> {
@@ -92,11 +108,19 @@ fn main() -> Result<()> {
         Ok(())
     })?;
     println!(
-        "{} messages of {} bytes accepted with one copy in {:.1} s",
+        "{} messages of {} bytes accepted ({}) in {:.1} s",
         options.messages,
         options.size,
+        if options.replace {
+            "mirrored"
+        } else {
+            "with one copy"
+        },
         started.elapsed().as_secs_f64()
     );
+    if options.replace {
+        return replace(cluster, &options);
+    }
 
     let url = cluster.nodes[0].admin_url();
     let missing = |cluster: &Cluster| -> Option<u64> {
@@ -156,5 +180,47 @@ fn main() -> Result<()> {
             steady / DSYNC_MSG_PER_S,
         );
     }
+    Ok(())
+}
+
+/// n2 leaves with `--force` (its copies then have one live copy, on n1) and a fresh data node
+/// joins: the time from the join to full redundancy, and the rate.
+fn replace(mut cluster: Cluster, options: &Options) -> Result<()> {
+    let n1 = cluster.nodes[0].name.clone();
+    wait_until(Duration::from_secs(20), "n1 leads", || {
+        cluster.ctl_ok(&["failover", "--to", &n1]).ok()
+    })?;
+    cluster.ctl_ok(&["leave", "n2", "--force"])?;
+    wait_until(Duration::from_secs(20), "n2 stops", || {
+        cluster.exited(1).ok().flatten()
+    })?;
+    let load_before = loadavg();
+    let start = Instant::now();
+    let fresh = cluster.add_node("data")?;
+    wait_until(Duration::from_secs(600), "full redundancy", || {
+        let status = cluster.api.get("/v1/status").ok()?;
+        (status["redundant"] == true).then_some(())
+    })?;
+    let took = start.elapsed();
+    let url = cluster.nodes[fresh].admin_url();
+    let node = cluster
+        .api
+        .get_from(&url, "/v1/node", Duration::from_secs(10))?;
+    let fetched = node["mail"]["resync_fetched"].as_u64().unwrap_or(0);
+    if fetched != options.messages as u64 {
+        bail!(
+            "the replacement fetched {fetched} blobs, expected {}",
+            options.messages
+        );
+    }
+    let rate = options.messages as f64 / took.as_secs_f64();
+    println!(
+        "replacement: {} messages re-mirrored to a fresh data node {:.2} s after its join \
+         started (join, start, catch-up and pull), {rate:.0} blobs/s, {:.1}x dsync's \
+         {DSYNC_MSG_PER_S} msg/s; load before: {load_before}",
+        options.messages,
+        took.as_secs_f64(),
+        rate / DSYNC_MSG_PER_S,
+    );
     Ok(())
 }
