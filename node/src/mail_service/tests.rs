@@ -36,3 +36,31 @@ fn a_full_cache_makes_room() {
     }
     assert!(cache.entries.lock().unwrap().len() <= LOGIN_CACHE_ENTRIES);
 }
+
+#[test]
+fn a_refused_connection_names_the_budget_it_used_up() {
+    let fast = |budget, per_minute| Refusal::TooFast { budget, per_minute };
+    assert_eq!(
+        fast(Budget::Smtp, 60).line(Service::Smtp),
+        "421 4.7.0 Too many connections per minute from your address \
+         (smtp-connections-per-minute-per-ip is 60), try later"
+    );
+    assert_eq!(
+        fast(Budget::Submission, 120).line(Service::Submission),
+        "421 4.7.0 Too many connections per minute from your address \
+         (submission-connections-per-minute-per-ip is 120), try later"
+    );
+    assert_eq!(
+        fast(Budget::Imap, 300).line(Service::Imap),
+        "* BYE [UNAVAILABLE] Too many connections per minute from your address \
+         (imap-connections-per-minute-per-ip is 300), try later"
+    );
+    assert_eq!(
+        fast(Budget::Pop3, 120).line(Service::Pop3),
+        "-ERR [SYS/TEMP] Too many connections per minute from your address \
+         (pop3-connections-per-minute-per-ip is 120), try later"
+    );
+    assert_eq!(Service::Smtps.budget(), Budget::Submission);
+    assert_eq!(Service::Imaps.budget(), Budget::Imap);
+    assert_eq!(Service::Pop3s.budget(), Budget::Pop3);
+}
