@@ -759,3 +759,54 @@ pub fn resolve(
         Ok(Resolved::Local(accounts.into_iter().collect()))
     }
 }
+
+/// The domain whose postmaster also answers for the bare `<postmaster>` (RFC 5321 4.5.1) and
+/// for the local domains that have no postmaster of their own: the first of the mail host name
+/// and its parent domains that is an enabled local domain (`mail.example.com` serves
+/// `example.com`), else the oldest enabled local domain.
+pub fn primary_domain(hostname: &str, domains: &[raft_store::Domain]) -> Option<String> {
+    let hostname = hostname.trim_end_matches('.').to_ascii_lowercase();
+    let enabled: Vec<&raft_store::Domain> = domains.iter().filter(|d| d.enabled).collect();
+    let mut name = hostname.as_str();
+    loop {
+        if enabled.iter().any(|d| d.name == name) {
+            return Some(name.to_owned());
+        }
+        match name.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => name = parent,
+            _ => break,
+        }
+    }
+    enabled
+        .iter()
+        .min_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)))
+        .map(|d| d.name.clone())
+}
+
+/// Where mail to a postmaster goes: `postmaster@domain` (any case) as its domain configures it
+/// (an account or an alias), else the primary domain's postmaster; `domain` None is the bare
+/// `<postmaster>`. A domain that is not local stays remote; Unknown when no postmaster is
+/// configured at all.
+pub fn resolve_postmaster(
+    reader: &raft_store::StateReader,
+    hostname: &str,
+    domain: Option<&str>,
+) -> Result<Resolved, raft_store::StoreError> {
+    if let Some(domain) = domain {
+        match resolve(reader, &format!("postmaster@{domain}"))? {
+            Resolved::Unknown => match reader.domain(domain)? {
+                // A disabled domain takes no mail, not even its postmaster's.
+                Some(d) if !d.enabled => return Ok(Resolved::Unknown),
+                _ => {}
+            },
+            resolved => return Ok(resolved),
+        }
+    }
+    let Some(primary) = primary_domain(hostname, &reader.domains()?) else {
+        return Ok(Resolved::Unknown);
+    };
+    match resolve(reader, &format!("postmaster@{primary}"))? {
+        Resolved::Remote => Ok(Resolved::Unknown),
+        resolved => Ok(resolved),
+    }
+}
