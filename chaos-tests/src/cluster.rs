@@ -273,7 +273,7 @@ impl Cluster {
         }
         if let Hosts::Lab { lab, .. } = &cluster.hosts {
             // The lab's client and observer open connections far faster than the default
-            // 32 a minute a real client may: like an MTA's own LAN, the lab is exempt from the
+            // per-service budgets a real client gets: like an MTA's own LAN, the lab is exempt from the
             // rate limit and lockouts. Tests of those limits set the policy back.
             let lab_net = format!("exempt-networks=127.0.0.0/8,::1/128,{}", lab.network());
             cluster.ctl_ok(&["protection", "set", &lab_net])?;

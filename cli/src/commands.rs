@@ -1214,7 +1214,7 @@ pub fn user_add(
     quota_mb: u64,
 ) -> Result<()> {
     let client = ctx.admin_client()?;
-    let password = choose_password(password)?;
+    let password = choose_password(password, || policy_password_length(&client))?;
     let account = client
         .add_account(address, password.text(), quota_mb)
         .with_context(|| format!("add account {address}"))?;
@@ -1294,7 +1294,7 @@ pub fn user_del(ctx: &Context, address: &str) -> Result<()> {
 
 pub fn user_passwd(ctx: &Context, address: &str, password: Option<String>) -> Result<()> {
     let client = ctx.admin_client()?;
-    let password = choose_password(password)?;
+    let password = choose_password(password, || policy_password_length(&client))?;
     client
         .set_password(address, password.text())
         .with_context(|| format!("set the password of {address}"))?;
@@ -1332,16 +1332,31 @@ impl Password {
     }
 }
 
+/// The length the cluster's password policy asks of a new password (0 if the cluster does not
+/// say: an older build).
+fn policy_password_length(client: &Client) -> usize {
+    client
+        .get::<serde_json::Map<String, serde_json::Value>>("/v1/protection-policy")
+        .ok()
+        .and_then(|policy| policy.get("min-password-length")?.as_u64())
+        .map_or(0, |n| n as usize)
+}
+
 /// `--password` if given; else the first line of standard input if that is not a terminal;
-/// else a random one (which the caller prints).
-pub fn choose_password(given: Option<String>) -> Result<Password> {
+/// else a random one (which the caller prints) of at least `min_length()` characters.
+pub fn choose_password(
+    given: Option<String>,
+    min_length: impl FnOnce() -> usize,
+) -> Result<Password> {
     if let Some(text) = given {
         ensure!(!text.is_empty(), "the password is empty");
         return Ok(Password::Given(text));
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Ok(Password::Generated(secrets::random_password()));
+        return Ok(Password::Generated(secrets::random_password_of(
+            min_length(),
+        )));
     }
     let mut line = String::new();
     stdin

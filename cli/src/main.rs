@@ -417,8 +417,8 @@ enum QueueCommand {
 enum ProtectionCommand {
     /// Show the protection policy
     Show(JsonArg),
-    /// Change some keys, such as `connections-per-minute-per-ip=60 ip-lockout-failures=30
-    /// exempt-networks=127.0.0.0/8,10.1.0.0/16`
+    /// Change some keys, such as `imap-connections-per-minute-per-ip=600
+    /// min-password-length=12 exempt-networks=127.0.0.0/8,10.1.0.0/16`
     Set {
         /// KEY=VALUE; exempt-networks takes a comma-separated list (empty: none)
         #[arg(value_name = "KEY=VALUE", required = true)]

@@ -19,9 +19,14 @@ pub fn random_token() -> String {
 
 /// 16 random letters and digits (about 95 bits).
 pub fn random_password() -> String {
+    random_password_of(PASSWORD_CHARS)
+}
+
+/// `chars` random letters and digits, but never fewer than 16.
+pub fn random_password_of(chars: usize) -> String {
     rand::rng()
         .sample_iter(Alphanumeric)
-        .take(PASSWORD_CHARS)
+        .take(chars.max(PASSWORD_CHARS))
         .map(char::from)
         .collect()
 }

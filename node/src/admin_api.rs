@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 
 pub mod access_lists;
 pub mod dkim;
+pub mod names;
 pub mod outbound_policy;
 pub mod protection;
 pub mod queue;
@@ -968,22 +969,9 @@ fn validate_node_name(name: &str) -> ApiResult<()> {
     }
 }
 
-/// A domain name in lower case, checked for shape.
+/// A domain name in lower case, checked for shape (for a name that must exist already).
 fn domain_name(raw: &str) -> ApiResult<String> {
-    let name = raw.trim().to_ascii_lowercase();
-    let labels_ok = name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    });
-    if name.is_empty() || name.len() > 253 || !labels_ok {
-        return Err(ApiError::bad_request(format!(
-            "{raw:?} is not a domain name"
-        )));
-    }
-    Ok(name)
+    names::domain_name(raw).map_err(ApiError::bad_request)
 }
 
 /// A mailbox address `local@domain` in lower case, checked for shape.
@@ -1008,11 +996,10 @@ fn mail_address(raw: &str) -> ApiResult<String> {
     Ok(address)
 }
 
-fn check_password(password: &str) -> ApiResult<()> {
-    if password.is_empty() || password.len() > 1024 {
-        return Err(ApiError::bad_request("password must be 1 to 1024 bytes"));
-    }
-    Ok(())
+/// A new password against the cluster's password policy.
+fn check_password(cluster: &Cluster, password: &str) -> ApiResult<()> {
+    let policy = cluster.reader.password_policy()?;
+    names::check_password(&policy, password).map_err(ApiError::bad_request)
 }
 
 /// argon2id with a fresh random salt, on a blocking thread (it is deliberately slow).
@@ -1052,7 +1039,7 @@ async fn add_domain(
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::Admin)?;
-    let name = domain_name(&body.name)?;
+    let name = names::new_domain_name(&body.name).map_err(ApiError::bad_request)?;
     cluster
         .write_ok(Command::AddDomain {
             name: name.clone(),
@@ -1151,7 +1138,7 @@ async fn add_account(
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::Admin)?;
     let address = mail_address(&body.address)?;
-    check_password(&body.password)?;
+    check_password(cluster, &body.password)?;
     let password_hash = hash_password(body.password).await?;
     let quota_mb = body.quota_mb.unwrap_or(DEFAULT_QUOTA_MB);
     cluster
@@ -1210,7 +1197,7 @@ async fn set_password(
 ) -> ApiResult<StatusCode> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
-    check_password(&body.password)?;
+    check_password(&state.cluster, &body.password)?;
     let password_hash = hash_password(body.password).await?;
     state
         .cluster

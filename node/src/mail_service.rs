@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use raft_store::{Account, Command, LockTarget, ProtectionPolicy};
+use raft_store::{Account, Command, ConnectionBudgets, LockTarget, ProtectionPolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -17,7 +17,7 @@ use crate::access::AccessLists;
 use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
-use crate::protection::Guard;
+use crate::protection::{Budget, Guard};
 use crate::smtp::filters::{FilterMetrics, Filters};
 use crate::tls::TlsConfigs;
 
@@ -131,6 +131,16 @@ impl Service {
         matches!(self, Service::Smtps | Service::Pop3s | Service::Imaps)
     }
 
+    /// The connection budget its new connections come out of.
+    fn budget(self) -> Budget {
+        match self {
+            Service::Smtp => Budget::Smtp,
+            Service::Submission | Service::Smtps => Budget::Submission,
+            Service::Imap | Service::Imaps => Budget::Imap,
+            Service::Pop3 | Service::Pop3s => Budget::Pop3,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Service::Smtp => "smtp",
@@ -212,10 +222,19 @@ impl MailContext {
         }
     }
 
-    /// Takes a connection slot for `ip`, or says which limit refuses it.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
+    /// Takes a connection slot for `ip` on `service`, or says which limit refuses it.
+    fn admit(self: &Arc<Self>, ip: IpAddr, service: Service) -> Result<ConnectionSlot, Refusal> {
         let policy = self.cluster.reader.mail_policy().unwrap_or_default();
         let protection = self.protection_policy();
+        let budgets = self
+            .cluster
+            .reader
+            .connection_budgets()
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "cannot read the connection budgets: using defaults");
+                ConnectionBudgets::default()
+            });
+        let budget = service.budget();
         let mut per_ip = self.connections.lock().expect("connection table lock");
         let n_ip = per_ip.get(&ip).copied().unwrap_or(0);
         let total = self.n_connections.load(Ordering::Relaxed);
@@ -224,11 +243,17 @@ impl MailContext {
         }
         // Counted only for connections the concurrency limits let in, so a client held at its
         // limit does not also use up its rate.
-        if !self
-            .guard
-            .admit_connection(&protection, ip, std::time::Instant::now())
-        {
-            return Err(Refusal::TooFast);
+        if !self.guard.admit_connection(
+            &protection,
+            &budgets,
+            budget,
+            ip,
+            std::time::Instant::now(),
+        ) {
+            return Err(Refusal::TooFast {
+                budget,
+                per_minute: budget.per_minute(&budgets),
+            });
         }
         per_ip.insert(ip, n_ip + 1);
         self.n_connections.fetch_add(1, Ordering::Relaxed);
@@ -472,8 +497,35 @@ pub async fn accept_tls(
 enum Refusal {
     /// The concurrency limits (all clients, or this client).
     TooMany,
-    /// This client's connection rate.
-    TooFast,
+    /// This client's connection rate on the service's budget.
+    TooFast { budget: Budget, per_minute: u32 },
+}
+
+impl Refusal {
+    /// The line a plain-text client of `service` is told before the connection closes.
+    fn line(self, service: Service) -> String {
+        match (service, self) {
+            (Service::Pop3 | Service::Pop3s, Refusal::TooMany) => {
+                "-ERR [SYS/TEMP] too many connections, try later".into()
+            }
+            (Service::Imap | Service::Imaps, Refusal::TooMany) => {
+                "* BYE [UNAVAILABLE] Too many connections, try later".into()
+            }
+            (_, Refusal::TooMany) => "421 4.7.0 Too many connections, try later".into(),
+            (service, Refusal::TooFast { budget, per_minute }) => {
+                let what = format!(
+                    "Too many connections per minute from your address ({} is {per_minute}), \
+                     try later",
+                    budget.key()
+                );
+                match service {
+                    Service::Pop3 | Service::Pop3s => format!("-ERR [SYS/TEMP] {what}"),
+                    Service::Imap | Service::Imaps => format!("* BYE [UNAVAILABLE] {what}"),
+                    _ => format!("421 4.7.0 {what}"),
+                }
+            }
+        }
+    }
 }
 
 /// An argon2 hash of a random password, verified against for logins to accounts that do not
@@ -617,14 +669,14 @@ pub async fn accept_loop(
             tokio::spawn(refuse_blocked(stream, service, blocked.reason));
             continue;
         }
-        let slot = match context.admit(peer.ip()) {
+        let slot = match context.admit(peer.ip(), service) {
             Ok(slot) => slot,
             Err(refusal) => {
                 context
                     .metrics
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
-                if refusal == Refusal::TooFast {
+                if let Refusal::TooFast { .. } = refusal {
                     context
                         .metrics
                         .connections_rate_limited
@@ -650,27 +702,11 @@ pub async fn accept_loop(
 }
 
 async fn refuse(mut stream: TcpStream, service: Service, refusal: Refusal) {
-    let line: &[u8] = match (service, refusal) {
-        (Service::Pop3 | Service::Pop3s, Refusal::TooMany) => {
-            b"-ERR [SYS/TEMP] too many connections, try later\r\n"
-        }
-        (Service::Pop3 | Service::Pop3s, Refusal::TooFast) => {
-            b"-ERR [SYS/TEMP] too many connections per minute, try later\r\n"
-        }
-        (Service::Imap | Service::Imaps, Refusal::TooMany) => {
-            b"* BYE [UNAVAILABLE] Too many connections, try later\r\n"
-        }
-        (Service::Imap | Service::Imaps, Refusal::TooFast) => {
-            b"* BYE [UNAVAILABLE] Too many connections per minute, try later\r\n"
-        }
-        (_, Refusal::TooMany) => b"421 4.7.0 Too many connections, try later\r\n",
-        (_, Refusal::TooFast) => {
-            b"421 4.7.0 Too many connections per minute from your address, try later\r\n"
-        }
-    };
+    let line = format!("{}\r\n", refusal.line(service));
     // Implicit-TLS clients cannot read a plain line; they just see the connection close.
     if !service.implicit_tls() {
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
     }
 }
 
@@ -762,5 +798,56 @@ pub fn resolve(
         Ok(Resolved::Unknown)
     } else {
         Ok(Resolved::Local(accounts.into_iter().collect()))
+    }
+}
+
+/// The domain whose postmaster also answers for the bare `<postmaster>` (RFC 5321 4.5.1) and
+/// for the local domains that have no postmaster of their own: the first of the mail host name
+/// and its parent domains that is an enabled local domain (`mail.example.com` serves
+/// `example.com`), else the oldest enabled local domain.
+pub fn primary_domain(hostname: &str, domains: &[raft_store::Domain]) -> Option<String> {
+    let hostname = hostname.trim_end_matches('.').to_ascii_lowercase();
+    let enabled: Vec<&raft_store::Domain> = domains.iter().filter(|d| d.enabled).collect();
+    let mut name = hostname.as_str();
+    loop {
+        if enabled.iter().any(|d| d.name == name) {
+            return Some(name.to_owned());
+        }
+        match name.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => name = parent,
+            _ => break,
+        }
+    }
+    enabled
+        .iter()
+        .min_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)))
+        .map(|d| d.name.clone())
+}
+
+/// Where mail to a postmaster goes: `postmaster@domain` (any case) as its domain configures it
+/// (an account or an alias), else the primary domain's postmaster; `domain` None is the bare
+/// `<postmaster>`. A domain that is not local stays remote; Unknown when no postmaster is
+/// configured at all.
+pub fn resolve_postmaster(
+    reader: &raft_store::StateReader,
+    hostname: &str,
+    domain: Option<&str>,
+) -> Result<Resolved, raft_store::StoreError> {
+    if let Some(domain) = domain {
+        match resolve(reader, &format!("postmaster@{domain}"))? {
+            Resolved::Unknown => match reader.domain(domain)? {
+                // A disabled domain takes no mail, not even its postmaster's.
+                Some(d) if !d.enabled => return Ok(Resolved::Unknown),
+                _ => {}
+            },
+            resolved => return Ok(resolved),
+        }
+    }
+    let Some(primary) = primary_domain(hostname, &reader.domains()?) else {
+        return Ok(Resolved::Unknown);
+    };
+    match resolve(reader, &format!("postmaster@{primary}"))? {
+        Resolved::Remote => Ok(Resolved::Unknown),
+        resolved => Ok(resolved),
     }
 }

@@ -1,4 +1,5 @@
-//! Abuse protection in a node's memory: the per-IP connection rate limit, and the counting of
+//! Abuse protection in a node's memory: the per-IP connection budgets (one per mail service),
+//! and the counting of
 //! failed logins that turns into lockouts. The policy and the lockouts themselves are
 //! replicated (`raft_store::ProtectionPolicy`, `Command::Lock`), so a failover keeps them; the
 //! counters are per node, like Postfix's anvil: whoever holds the VIP sees the traffic.
@@ -20,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use raft_store::{LockTarget, Lockout, ProtectionPolicy};
+use raft_store::{ConnectionBudgets, LockTarget, Lockout, ProtectionPolicy};
 
 #[cfg(test)]
 mod tests;
@@ -36,9 +37,45 @@ const KNOWN_PER_ACCOUNT: usize = 8;
 /// How long an address counts as known after the account's last login from it.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 86_400);
 
+/// A connection budget: each mail service counts a client's new connections on its own, so an
+/// office's IMAP clients reconnecting do not use up what its mail programs need to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// Port 25.
+    Smtp,
+    /// Ports 587 and 465.
+    Submission,
+    /// Ports 143 and 993.
+    Imap,
+    /// Ports 110 and 995.
+    Pop3,
+}
+
+impl Budget {
+    /// The policy key that sets it, as refusals and the API name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Budget::Smtp => "smtp-connections-per-minute-per-ip",
+            Budget::Submission => "submission-connections-per-minute-per-ip",
+            Budget::Imap => "imap-connections-per-minute-per-ip",
+            Budget::Pop3 => "pop3-connections-per-minute-per-ip",
+        }
+    }
+
+    /// New connections per minute it allows one client (0: no limit).
+    pub fn per_minute(self, budgets: &ConnectionBudgets) -> u32 {
+        match self {
+            Budget::Smtp => budgets.smtp_connections_per_minute_per_ip,
+            Budget::Submission => budgets.submission_connections_per_minute_per_ip,
+            Budget::Imap => budgets.imap_connections_per_minute_per_ip,
+            Budget::Pop3 => budgets.pop3_connections_per_minute_per_ip,
+        }
+    }
+}
+
 /// The in-memory side of abuse protection for one node.
 pub struct Guard {
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<(Budget, IpAddr), Bucket>>,
     failures: Mutex<HashMap<LockTarget, Window>>,
     /// Lockouts this node earned and has not seen committed yet (the replicated copy may lag
     /// or be missing while the cluster has no quorum).
@@ -114,26 +151,36 @@ impl Guard {
         cached.1.iter().any(|net| net.contains(&ip))
     }
 
-    /// Takes one new connection from `ip` out of its bucket; false when the client has opened
-    /// more than the policy allows in the last minute.
-    pub fn admit_connection(&self, policy: &ProtectionPolicy, ip: IpAddr, now: Instant) -> bool {
-        let per_minute = policy.connections_per_minute_per_ip;
+    /// Takes one new connection from `ip` out of its bucket for `budget`; false when the client
+    /// has opened more than that budget allows in the last minute.
+    pub fn admit_connection(
+        &self,
+        policy: &ProtectionPolicy,
+        budgets: &ConnectionBudgets,
+        budget: Budget,
+        ip: IpAddr,
+        now: Instant,
+    ) -> bool {
+        let per_minute = budget.per_minute(budgets);
         if per_minute == 0 || self.exempt(policy, ip) {
             return true;
         }
         let capacity = f64::from(per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().expect("rate table lock");
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
+        let key = (budget, ip);
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
             // A full bucket limits nothing: forget those first.
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < capacity
+            buckets.retain(|(budget, _), b| {
+                let capacity = f64::from(budget.per_minute(budgets));
+                let refill = now.saturating_duration_since(b.at).as_secs_f64() * capacity / 60.0;
+                b.tokens + refill < capacity
             });
             if buckets.len() >= MAX_TRACKED {
                 buckets.clear();
             }
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: capacity,
             at: now,
         });

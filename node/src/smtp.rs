@@ -616,6 +616,13 @@ impl Session {
                 self.tx.recipients.push(Recipient { accounts });
                 self.reply("250 2.1.5 Ok");
             }
+            Ok(Resolved::Unknown) if to.forward_path.local.eq_ignore_ascii_case("postmaster") => {
+                tracing::warn!(peer = %self.peer, recipient = %to.forward_path, "mail to the postmaster refused: no postmaster account or alias is configured");
+                self.error(
+                    "550 5.1.1 No postmaster mailbox is configured here; the operator must add \
+                     postmaster@ of the primary domain",
+                );
+            }
             Ok(Resolved::Unknown) => self.error("550 5.1.1 User unknown in local recipient table"),
             Ok(Resolved::Remote) if self.user.is_some() => {
                 let address = to.forward_path.normalized();
@@ -671,15 +678,14 @@ impl Session {
     }
 
     /// Resolves a recipient to local accounts (following aliases), or says it is not local.
+    /// Postmaster addresses (any case, RFC 5321 4.5.1) fall back to the primary domain's
+    /// postmaster (see `mail_service::resolve_postmaster`).
     fn resolve(&self, address: &Address) -> Result<Resolved, raft_store::StoreError> {
         let reader = &self.context.cluster.reader;
-        if address.domain.is_empty() {
-            // The bare <Postmaster> of RFC 5321 4.5.1: this host's postmaster, if it exists.
-            let postmaster = format!("postmaster@{}", self.context.hostname.to_ascii_lowercase());
-            return match mail_service::resolve(reader, &postmaster)? {
-                Resolved::Remote => Ok(Resolved::Unknown),
-                local => Ok(local),
-            };
+        if address.local.eq_ignore_ascii_case("postmaster") {
+            let domain = address.domain.to_lowercase();
+            let domain = (!domain.is_empty()).then_some(domain.as_str());
+            return mail_service::resolve_postmaster(reader, &self.context.hostname, domain);
         }
         mail_service::resolve(reader, &address.normalized().to_lowercase())
     }
@@ -887,6 +893,18 @@ impl Session {
         }
         let body = verdict.apply(body);
         let now = chrono_like_now();
+        // RFC 6409 8.2 and 8.3: a submission server may add the Date and Message-ID a client
+        // left out; before DKIM signs the header. Port 25 passes mail on as it came.
+        let body = if matches!(self.service, Service::Submission | Service::Smtps) {
+            let message_id = format!(
+                "<{:032x}.{queue_id}@{}>",
+                rand::random::<u128>(),
+                self.context.hostname
+            );
+            complete_submission(body, &now.rfc5322, &message_id)
+        } else {
+            body
+        };
         let mut message = Vec::with_capacity(body.len() + 512);
         let return_path = from
             .reverse_path
@@ -1238,6 +1256,32 @@ impl<'a> MemoryShare<'a> {
         self.kib += more;
         true
     }
+}
+
+/// The message with a `Date` and a `Message-ID` field in front when its header section (up to
+/// the first empty line) has none of its own; field names match in any case.
+pub(crate) fn complete_submission(body: Vec<u8>, date: &str, message_id: &str) -> Vec<u8> {
+    let has = |name: &[u8]| {
+        body.split(|b| *b == b'\n')
+            .take_while(|line| !line.is_empty() && *line != b"\r")
+            .filter(|line| !line.starts_with(b" ") && !line.starts_with(b"\t"))
+            .filter_map(|line| line.iter().position(|b| *b == b':').map(|i| &line[..i]))
+            .any(|field| field.trim_ascii_end().eq_ignore_ascii_case(name))
+    };
+    let mut added = String::new();
+    if !has(b"date") {
+        added.push_str(&format!("Date: {date}\r\n"));
+    }
+    if !has(b"message-id") {
+        added.push_str(&format!("Message-ID: {message_id}\r\n"));
+    }
+    if added.is_empty() {
+        return body;
+    }
+    let mut message = Vec::with_capacity(added.len() + body.len());
+    message.extend_from_slice(added.as_bytes());
+    message.extend_from_slice(&body);
+    message
 }
 
 /// Received headers in the header section (up to the first empty line).

@@ -24,7 +24,9 @@ pub use crate::log_store::LogStore;
 pub use crate::mail::access::{AccessEntry, AccessList, AccessPattern, DomainPattern};
 pub use crate::mail::dkim::{DkimAlgorithm, DkimKey};
 pub use crate::mail::folders::{AppendedMessage, DELIMITER, FlagChange, FlagOp};
-pub use crate::mail::protection::{LockTarget, Lockout, ProtectionPolicy};
+pub use crate::mail::protection::{
+    ConnectionBudgets, LockTarget, Lockout, PasswordPolicy, ProtectionPolicy,
+};
 pub use crate::mail::queue::{
     AttemptError, AttemptOutcome, NoticeKind, Outbound, OutboundPolicy, OutboundTls, QueueAction,
     QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,

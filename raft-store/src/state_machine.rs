@@ -339,6 +339,15 @@ impl StateMachine {
             Command::SetDkimKey(key) => return dkim::set_key(&reader, key, batch),
             Command::DeleteDkimKey { domain } => return dkim::delete_key(&reader, domain, batch),
             Command::SetProtectionPolicy(policy) => protection::set_policy(policy, batch),
+            Command::SetProtectionSettings {
+                policy,
+                budgets,
+                passwords,
+            } => {
+                protection::set_policy(policy, batch);
+                protection::set_budgets(budgets, batch);
+                protection::set_password_policy(passwords, batch);
+            }
             Command::Lock(lockout) => return protection::lock(&reader, lockout, batch),
             Command::Unlock { target } => return protection::unlock(&reader, target, batch),
             Command::AddAccessEntry(entry) => return access::add(&reader, entry, batch),

@@ -2164,3 +2164,131 @@ fn entries_and_settings_from_before_token_rotation_decode() {
     };
     assert_eq!(hex::encode(crate::db::encode(&rotate)), "072601026363");
 }
+
+/// A protection policy as a build before the connection budgets stored it (bincode, the store's
+/// and the log's encoding), and a `SetProtectionPolicy` request with it (id 7): written down
+/// from that build, so a change to either encoding fails here.
+const LEGACY_PROTECTION_POLICY: &str =
+    "fb5802010a31302e302e302e302f38fbe8030a14fb8403fb840301fb0004";
+const LEGACY_SET_PROTECTION_POLICY: &str =
+    "071efb5802010a31302e302e302e302f38fbe8030a14fb8403fb840301fb0004";
+
+fn legacy_protection_policy() -> crate::ProtectionPolicy {
+    crate::ProtectionPolicy {
+        connections_per_minute_per_ip: 600,
+        exempt_networks: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn protection_policies_of_older_builds_still_decode() {
+    let policy = legacy_protection_policy();
+    let stored = hex::decode(LEGACY_PROTECTION_POLICY).unwrap();
+    assert_eq!(
+        crate::db::decode::<crate::ProtectionPolicy>("settings", b"protection_policy", &stored)
+            .unwrap(),
+        policy
+    );
+    assert_eq!(crate::db::encode(&policy), stored);
+    let logged = hex::decode(LEGACY_SET_PROTECTION_POLICY).unwrap();
+    let request = crate::Request {
+        id: 7,
+        command: Command::SetProtectionPolicy(policy),
+    };
+    assert_eq!(
+        crate::db::decode::<crate::Request>("log", b"entry", &logged).unwrap(),
+        request
+    );
+    assert_eq!(crate::db::encode(&request), logged);
+}
+
+#[tokio::test]
+async fn connection_budgets_come_from_the_legacy_rate_until_set() {
+    use crate::{ConnectionBudgets, PasswordPolicy};
+
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    // A fresh store: the defaults.
+    assert_eq!(
+        reader.connection_budgets().unwrap(),
+        ConnectionBudgets::default()
+    );
+    assert_eq!(reader.password_policy().unwrap(), PasswordPolicy::default());
+    // An older build's entry, as its log holds it, raised the shared rate to 600: no service
+    // gets less after the upgrade.
+    let request: crate::Request = crate::db::decode(
+        "log",
+        b"entry",
+        &hex::decode(LEGACY_SET_PROTECTION_POLICY).unwrap(),
+    )
+    .unwrap();
+    let results = apply_all(&mut sm, 1, vec![request.command]).await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(
+        reader.connection_budgets().unwrap(),
+        ConnectionBudgets {
+            smtp_connections_per_minute_per_ip: 600,
+            submission_connections_per_minute_per_ip: 600,
+            imap_connections_per_minute_per_ip: 600,
+            pop3_connections_per_minute_per_ip: 600,
+        }
+    );
+    // Set by the new command, each part is stored and read back on its own.
+    let budgets = ConnectionBudgets {
+        imap_connections_per_minute_per_ip: 1000,
+        ..ConnectionBudgets::default()
+    };
+    let passwords = PasswordPolicy {
+        min_password_length: 14,
+    };
+    let policy = crate::ProtectionPolicy {
+        lockout_secs: 60,
+        ..legacy_protection_policy()
+    };
+    let results = apply_all(
+        &mut sm,
+        2,
+        vec![Command::SetProtectionSettings {
+            policy: policy.clone(),
+            budgets,
+            passwords,
+        }],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(reader.protection_policy().unwrap(), policy);
+    assert_eq!(reader.connection_budgets().unwrap(), budgets);
+    assert_eq!(reader.password_policy().unwrap(), passwords);
+    // A legacy entry applied later changes the policy, not the budgets set since.
+    let results = apply_all(
+        &mut sm,
+        3,
+        vec![Command::SetProtectionPolicy(crate::ProtectionPolicy {
+            connections_per_minute_per_ip: 5,
+            ..Default::default()
+        })],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(reader.connection_budgets().unwrap(), budgets);
+}
+
+#[test]
+fn legacy_rates_never_lower_a_budget() {
+    use crate::ConnectionBudgets;
+
+    assert_eq!(
+        ConnectionBudgets::from_legacy(32),
+        ConnectionBudgets::default()
+    );
+    let off = ConnectionBudgets::from_legacy(0);
+    assert_eq!(off.smtp_connections_per_minute_per_ip, 0);
+    assert_eq!(off.imap_connections_per_minute_per_ip, 0);
+    let raised = ConnectionBudgets::from_legacy(200);
+    assert_eq!(raised.smtp_connections_per_minute_per_ip, 200);
+    assert_eq!(raised.submission_connections_per_minute_per_ip, 200);
+    assert_eq!(raised.imap_connections_per_minute_per_ip, 300);
+    assert_eq!(raised.pop3_connections_per_minute_per_ip, 200);
+}

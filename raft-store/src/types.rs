@@ -383,6 +383,15 @@ pub enum Command {
         from: NodeId,
         blobs: Vec<BlobHash>,
     },
+    /// The protection policy with the per-service connection budgets and the password policy,
+    /// set together (the admin API shows them as one policy; each is stored under its own key).
+    /// `SetProtectionPolicy` stays for entries already in logs. (Appended last: the variant
+    /// index is part of the log's encoding.)
+    SetProtectionSettings {
+        policy: crate::mail::protection::ProtectionPolicy,
+        budgets: crate::mail::protection::ConnectionBudgets,
+        passwords: crate::mail::protection::PasswordPolicy,
+    },
 }
 
 impl Command {
@@ -463,6 +472,7 @@ impl Command {
             | Command::SetDkimKey(_)
             | Command::DeleteDkimKey { .. }
             | Command::SetProtectionPolicy(_)
+            | Command::SetProtectionSettings { .. }
             | Command::Lock(_)
             | Command::Unlock { .. }
             | Command::AddAccessEntry(_)
@@ -534,6 +544,7 @@ impl fmt::Display for Command {
                 write!(f, "DeliverFiled({} messages)", deliveries.len())
             }
             Command::SetMailPolicyAndLimits { .. } => write!(f, "SetMailPolicyAndLimits"),
+            Command::SetProtectionSettings { .. } => write!(f, "SetProtectionSettings"),
             Command::MoveReplicas { from, to, blobs } => {
                 write!(f, "MoveReplicas({from} -> {to}, {} blobs)", blobs.len())
             }

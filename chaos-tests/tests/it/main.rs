@@ -9,6 +9,7 @@ mod inbound_checks;
 mod mail;
 mod metadata;
 mod operator;
+mod operator_walk;
 mod outbound;
 mod outbound_client;
 mod outbound_lab;

@@ -64,7 +64,7 @@ fn account_writer(
         let base = &urls[k % urls.len()];
         k += 1;
         history.lock().unwrap().attempted.insert(address.clone());
-        let body = json!({ "address": address, "password": "pw-1234", "quota_mb": 10 });
+        let body = json!({ "address": address, "password": "pw-12345678", "quota_mb": 10 });
         match api.send_to(base, "POST", "/v1/accounts", Some(body)) {
             Ok(answer) if answer.status == 201 => {
                 history.lock().unwrap().acknowledged.insert(address);

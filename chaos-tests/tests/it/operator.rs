@@ -257,7 +257,7 @@ fn user_and_domain_commands_round_trip() {
             "add",
             "Alice@example.test",
             "--password",
-            "s3cret-pw",
+            "s3cret-pw-long",
         ])
         .unwrap();
     let shown = cluster
@@ -760,7 +760,7 @@ fn demo_starts_three_nodes_and_stops_cleanly() {
             "--dir",
         ])
         .arg(dir.path().join("demo"))
-        .args(["--password", "demo-pw", "--mclusterd"])
+        .args(["--password", "demo-password", "--mclusterd"])
         .arg(binary("mclusterd"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,7 +10,7 @@ fn settings(items: &[&str]) -> Vec<String> {
 fn the_network_list_is_sent_as_a_list() {
     let changes = policy_changes(&settings(&[
         "exempt-networks=127.0.0.0/8, 10.1.0.0/16,",
-        "connections-per-minute-per-ip=60",
+        "imap-connections-per-minute-per-ip=600",
         "sender-login-match=false",
     ]))
     .unwrap();
@@ -18,7 +18,7 @@ fn the_network_list_is_sent_as_a_list() {
         Value::Object(changes),
         json!({
             "exempt-networks": ["127.0.0.0/8", "10.1.0.0/16"],
-            "connections-per-minute-per-ip": 60,
+            "imap-connections-per-minute-per-ip": 600,
             "sender-login-match": false,
         })
     );
@@ -30,7 +30,7 @@ fn the_network_list_is_sent_as_a_list() {
 #[test]
 fn the_policy_shows_as_set_takes_it() {
     let policy = json!({
-        "connections-per-minute-per-ip": 32,
+        "imap-connections-per-minute-per-ip": 300,
         "exempt-networks": ["127.0.0.0/8", "::1/128"],
         "sender-login-match": true,
     });
@@ -39,11 +39,11 @@ fn the_policy_shows_as_set_takes_it() {
     };
     let text = render_policy(&policy);
     assert!(
-        text.contains("exempt-networks                127.0.0.0/8,::1/128\n"),
+        text.contains("exempt-networks                     127.0.0.0/8,::1/128\n"),
         "{text}"
     );
     assert!(
-        text.contains("sender-login-match             true\n"),
+        text.contains("sender-login-match                  true\n"),
         "{text}"
     );
 }

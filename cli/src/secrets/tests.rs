@@ -1,6 +1,6 @@
 //! Tests for token and password generation and digests.
 
-use crate::secrets::{is_token, random_password, random_token, sha256_hex};
+use crate::secrets::{is_token, random_password, random_password_of, random_token, sha256_hex};
 
 #[test]
 fn token_is_64_lowercase_hex_digits() {
@@ -24,6 +24,12 @@ fn password_is_16_alphanumerics() {
         password.chars().all(|c| c.is_ascii_alphanumeric()),
         "{password}"
     );
+}
+
+#[test]
+fn a_password_policy_longer_than_16_gets_longer_passwords() {
+    assert_eq!(random_password_of(40).len(), 40);
+    assert_eq!(random_password_of(8).len(), 16);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Abuse protection in the admin API: the replicated protection policy (`GET`/`PUT
-//! /v1/protection-policy`, merged and checked like the mail policy), and the lockouts that
+//! /v1/protection-policy`, merged and checked like the mail policy; the connection budgets and
+//! the password policy are stored apart but shown and set with it), and the lockouts that
 //! failed logins earned: list them, lift one, or impose one by hand.
 
 use std::sync::Arc;
@@ -7,7 +8,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use raft_store::{Command, LockTarget, Lockout, ProtectionPolicy};
+use raft_store::{
+    Command, ConnectionBudgets, LockTarget, Lockout, PasswordPolicy, ProtectionPolicy, StateReader,
+    StoreError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -15,13 +19,95 @@ use crate::admin_api::{Access, ApiError, ApiResult, ApiState, authorize, merge_k
 use crate::cluster::unix_now;
 use crate::protection::check_policy;
 
+/// The protection policy as the API shows and takes it: the per-service connection budgets,
+/// the policy's keys and the password policy in one object. The policy's retired shared rate
+/// (`connections-per-minute-per-ip`) is not among them: nothing enforces it any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ProtectionView {
+    #[serde(flatten)]
+    pub budgets: ConnectionBudgets,
+    pub exempt_networks: Vec<String>,
+    pub login_failure_delay_ms: u64,
+    pub account_lockout_failures: u32,
+    pub ip_lockout_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+    pub sender_login_match: bool,
+    pub min_data_rate: u64,
+    #[serde(flatten)]
+    pub passwords: PasswordPolicy,
+}
+
+/// The key the per-service budgets replaced, named in the answer to a client that still sets it.
+const RETIRED_KEY: &str = "connections-per-minute-per-ip";
+
+impl ProtectionView {
+    pub fn read(reader: &StateReader) -> Result<ProtectionView, StoreError> {
+        let ProtectionPolicy {
+            connections_per_minute_per_ip: _,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+        } = reader.protection_policy()?;
+        Ok(ProtectionView {
+            budgets: reader.connection_budgets()?,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+            passwords: reader.password_policy()?,
+        })
+    }
+
+    /// The stored parts of the view; the retired rate keeps its stored value.
+    fn into_parts(
+        self,
+        stored: &ProtectionPolicy,
+    ) -> (ProtectionPolicy, ConnectionBudgets, PasswordPolicy) {
+        let ProtectionView {
+            budgets,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+            passwords,
+        } = self;
+        let policy = ProtectionPolicy {
+            connections_per_minute_per_ip: stored.connections_per_minute_per_ip,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+        };
+        (policy, budgets, passwords)
+    }
+}
+
 pub(super) async fn show_policy(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
-) -> ApiResult<Json<ProtectionPolicy>> {
+) -> ApiResult<Json<ProtectionView>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
-    Ok(Json(state.cluster.reader.protection_policy()?))
+    Ok(Json(ProtectionView::read(&state.cluster.reader)?))
 }
 
 /// Changes some keys of the protection policy: the body is a JSON object with any of its keys.
@@ -29,19 +115,45 @@ pub(super) async fn set_policy(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Json(changes): Json<Map<String, Value>>,
-) -> ApiResult<Json<ProtectionPolicy>> {
+) -> ApiResult<Json<ProtectionView>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
+    if changes.contains_key(RETIRED_KEY) {
+        return Err(ApiError::bad_request(format!(
+            "{RETIRED_KEY} was replaced by one budget per service: \
+             smtp-connections-per-minute-per-ip, submission-connections-per-minute-per-ip, \
+             imap-connections-per-minute-per-ip and pop3-connections-per-minute-per-ip"
+        )));
+    }
     state.cluster.linearize().await?;
-    let current = state.cluster.reader.protection_policy()?;
-    let policy: ProtectionPolicy =
+    let reader = &state.cluster.reader;
+    let current = ProtectionView::read(reader)?;
+    let view: ProtectionView =
         merge_keys(&current, changes, "protection policy").map_err(ApiError::bad_request)?;
+    let (policy, budgets, passwords) = view.clone().into_parts(&reader.protection_policy()?);
     check_policy(&policy).map_err(ApiError::bad_request)?;
+    check_password_policy(&passwords).map_err(ApiError::bad_request)?;
     state
         .cluster
-        .write_ok(Command::SetProtectionPolicy(policy.clone()))
+        .write_ok(Command::SetProtectionSettings {
+            policy,
+            budgets,
+            passwords,
+        })
         .await?;
-    tracing::info!(policy = ?policy, "protection policy changed");
-    Ok(Json(policy))
+    tracing::info!(policy = ?view, "protection policy changed");
+    Ok(Json(view))
+}
+
+fn check_password_policy(policy: &PasswordPolicy) -> Result<(), String> {
+    let range = PasswordPolicy::MIN_LENGTH_RANGE;
+    if !range.contains(&policy.min_password_length) {
+        return Err(format!(
+            "min-password-length must be between {} and {}",
+            range.start(),
+            range.end()
+        ));
+    }
+    Ok(())
 }
 
 /// A lockout as the API shows it.

@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use raft_store::{LockTarget, ProtectionPolicy};
+use raft_store::{ConnectionBudgets, LockTarget, ProtectionPolicy};
 
 use super::*;
 
@@ -11,13 +11,26 @@ fn ip(text: &str) -> IpAddr {
 
 fn policy() -> ProtectionPolicy {
     ProtectionPolicy {
-        connections_per_minute_per_ip: 6,
         account_lockout_failures: 3,
         ip_lockout_failures: 5,
         failure_window_secs: 60,
         lockout_secs: 120,
         ..ProtectionPolicy::default()
     }
+}
+
+/// Six SMTP connections a minute, a hundred IMAP ones.
+fn budgets() -> ConnectionBudgets {
+    ConnectionBudgets {
+        smtp_connections_per_minute_per_ip: 6,
+        imap_connections_per_minute_per_ip: 100,
+        ..ConnectionBudgets::default()
+    }
+}
+
+/// One new SMTP connection from `ip` at `now`.
+fn admit(guard: &Guard, policy: &ProtectionPolicy, ip: IpAddr, now: Instant) -> bool {
+    guard.admit_connection(policy, &budgets(), Budget::Smtp, ip, now)
 }
 
 #[test]
@@ -27,24 +40,26 @@ fn the_rate_limit_allows_a_burst_then_refills_per_client() {
     let t0 = Instant::now();
     let client = ip("192.0.2.7");
     for n in 0..6 {
-        assert!(
-            guard.admit_connection(&policy, client, t0),
-            "connection {n}"
-        );
+        assert!(admit(&guard, &policy, client, t0), "connection {n}");
     }
-    assert!(!guard.admit_connection(&policy, client, t0));
+    assert!(!admit(&guard, &policy, client, t0));
     // Another client has its own bucket.
-    assert!(guard.admit_connection(&policy, ip("192.0.2.8"), t0));
+    assert!(admit(&guard, &policy, ip("192.0.2.8"), t0));
     // Six per minute: one more every ten seconds.
-    assert!(!guard.admit_connection(&policy, client, t0 + Duration::from_secs(9)));
-    assert!(guard.admit_connection(&policy, client, t0 + Duration::from_secs(11)));
-    assert!(!guard.admit_connection(&policy, client, t0 + Duration::from_secs(12)));
+    assert!(!admit(&guard, &policy, client, t0 + Duration::from_secs(9)));
+    assert!(admit(&guard, &policy, client, t0 + Duration::from_secs(11)));
+    assert!(!admit(
+        &guard,
+        &policy,
+        client,
+        t0 + Duration::from_secs(12)
+    ));
     // A quiet minute restores the whole burst, and no more.
     let later = t0 + Duration::from_secs(600);
     for _ in 0..6 {
-        assert!(guard.admit_connection(&policy, client, later));
+        assert!(admit(&guard, &policy, client, later));
     }
-    assert!(!guard.admit_connection(&policy, client, later));
+    assert!(!admit(&guard, &policy, client, later));
 }
 
 #[test]
@@ -53,17 +68,68 @@ fn exempt_networks_and_a_zero_rate_are_not_limited() {
     let mut policy = policy();
     let t0 = Instant::now();
     for _ in 0..100 {
-        assert!(guard.admit_connection(&policy, ip("127.0.0.5"), t0));
-        assert!(guard.admit_connection(&policy, ip("::1"), t0));
+        assert!(admit(&guard, &policy, ip("127.0.0.5"), t0));
+        assert!(admit(&guard, &policy, ip("::1"), t0));
         // An IPv4-mapped loopback address is loopback too.
-        assert!(guard.admit_connection(&policy, ip("::ffff:127.0.0.1"), t0));
+        assert!(admit(&guard, &policy, ip("::ffff:127.0.0.1"), t0));
     }
     policy.exempt_networks = vec!["198.51.100.0/24".into()];
     assert!(guard.exempt(&policy, ip("198.51.100.200")));
     assert!(!guard.exempt(&policy, ip("127.0.0.1")));
-    policy.connections_per_minute_per_ip = 0;
+    let off = ConnectionBudgets {
+        smtp_connections_per_minute_per_ip: 0,
+        ..budgets()
+    };
     for _ in 0..100 {
-        assert!(guard.admit_connection(&policy, ip("203.0.113.1"), t0));
+        assert!(guard.admit_connection(&policy, &off, Budget::Smtp, ip("203.0.113.1"), t0));
+    }
+}
+
+#[test]
+fn each_service_has_its_own_budget() {
+    let guard = Guard::new();
+    let policy = policy();
+    let budgets = budgets();
+    let t0 = Instant::now();
+    let office = ip("198.51.100.7");
+    for _ in 0..6 {
+        assert!(guard.admit_connection(&policy, &budgets, Budget::Smtp, office, t0));
+    }
+    assert!(!guard.admit_connection(&policy, &budgets, Budget::Smtp, office, t0));
+    // The SMTP budget used up, the same address still opens its IMAP connections.
+    for n in 0..100 {
+        assert!(
+            guard.admit_connection(&policy, &budgets, Budget::Imap, office, t0),
+            "imap connection {n}"
+        );
+    }
+    assert!(!guard.admit_connection(&policy, &budgets, Budget::Imap, office, t0));
+    assert!(guard.admit_connection(&policy, &budgets, Budget::Pop3, office, t0));
+    assert!(guard.admit_connection(&policy, &budgets, Budget::Submission, office, t0));
+    assert_eq!(Budget::Imap.key(), "imap-connections-per-minute-per-ip");
+    assert_eq!(Budget::Imap.per_minute(&budgets), 100);
+}
+
+#[test]
+fn the_default_budgets_let_a_natted_office_start_its_day() {
+    // 50 people behind one address: Thunderbird opens five IMAP connections per account at
+    // once, and each sends a message.
+    let guard = Guard::new();
+    let policy = ProtectionPolicy::default();
+    let budgets = ConnectionBudgets::default();
+    let t0 = Instant::now();
+    let office = ip("198.51.100.8");
+    for n in 0..250 {
+        assert!(
+            guard.admit_connection(&policy, &budgets, Budget::Imap, office, t0),
+            "imap connection {n}"
+        );
+    }
+    for n in 0..50 {
+        assert!(
+            guard.admit_connection(&policy, &budgets, Budget::Submission, office, t0),
+            "submission connection {n}"
+        );
     }
 }
 

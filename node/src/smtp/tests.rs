@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::smtp::{Body, DataPace, count_received, read_body, rfc5322_date};
+use crate::smtp::{Body, DataPace, complete_submission, count_received, read_body, rfc5322_date};
 
 /// A node's message memory of `kib` KiB.
 fn memory(kib: usize) -> Arc<Semaphore> {
@@ -327,5 +327,37 @@ async fn the_accept_path_stays_in_step_and_bounded_on_random_hostile_messages() 
     assert!(
         accepted > 50 && refused > 5 && cut > 50,
         "{accepted} {refused} {cut}"
+    );
+}
+
+#[track_caller]
+fn check_completed(message: &str, expected: &str) {
+    let completed = complete_submission(
+        message.as_bytes().to_vec(),
+        "Sun, 22 Nov 2026 12:04:05 +0000",
+        "<abc.Q1@mail.example.test>",
+    );
+    assert_eq!(String::from_utf8(completed).unwrap(), expected);
+}
+
+#[test]
+fn submission_adds_the_date_and_message_id_a_client_left_out() {
+    check_completed(
+        "Subject: hi\r\n\r\nbody\r\n",
+        "Date: Sun, 22 Nov 2026 12:04:05 +0000\r\nMessage-ID: <abc.Q1@mail.example.test>\r\n\
+         Subject: hi\r\n\r\nbody\r\n",
+    );
+    // The client's own fields stay, in any case, and nothing is added twice.
+    let whole = "DATE: Mon, 1 Jan 2024 00:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\nbody\r\n";
+    check_completed(whole, whole);
+    check_completed(
+        "Message-Id : <x@y>\r\n\r\nb\r\n",
+        "Date: Sun, 22 Nov 2026 12:04:05 +0000\r\nMessage-Id : <x@y>\r\n\r\nb\r\n",
+    );
+    // A Date in the body, a folded line or a Resent-Date is not the message's Date.
+    check_completed(
+        "Subject: x\r\n Date: folded\r\nResent-Date: y\r\nMessage-ID: <m@h>\r\n\r\nDate: z\r\n",
+        "Date: Sun, 22 Nov 2026 12:04:05 +0000\r\nSubject: x\r\n Date: folded\r\n\
+         Resent-Date: y\r\nMessage-ID: <m@h>\r\n\r\nDate: z\r\n",
     );
 }

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{CF_LOCKOUTS, CF_SETTINGS, KEY_PROTECTION_POLICY};
+use crate::db::{
+    CF_LOCKOUTS, CF_SETTINGS, KEY_CONNECTION_BUDGETS, KEY_PASSWORD_POLICY, KEY_PROTECTION_POLICY,
+};
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
 use crate::types::{CommandResult, Rejection};
@@ -14,8 +16,9 @@ use crate::types::{CommandResult, Rejection};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct ProtectionPolicy {
-    /// New connections one client IP may open per minute on one node, over all mail services
-    /// (a burst of this many, then one every 60/n seconds); 0: no limit.
+    /// The one connection rate of builds before [`ConnectionBudgets`], over all mail services.
+    /// No longer enforced; kept because it is part of the stored and logged encoding, and read
+    /// once: a store without budgets derives them from it ([`ConnectionBudgets::from_legacy`]).
     pub connections_per_minute_per_ip: u32,
     /// Clients (CIDRs) the connection rate limit and login lockouts never apply to.
     pub exempt_networks: Vec<String>,
@@ -54,6 +57,86 @@ impl Default for ProtectionPolicy {
             sender_login_match: true,
             // A 50 MB message at this rate takes 14 hours: no real client is that slow.
             min_data_rate: 1024,
+        }
+    }
+}
+
+/// New connections one client address may open per minute on one node, one budget per mail
+/// service (a burst of that many, then one every 60/n seconds; 0: no limit). Stored under a key
+/// of its own beside the protection policy, so stores and log entries written before it existed
+/// keep their encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ConnectionBudgets {
+    /// Port 25: other mail servers.
+    pub smtp_connections_per_minute_per_ip: u32,
+    /// Ports 587 and 465: the users' mail programs sending.
+    pub submission_connections_per_minute_per_ip: u32,
+    /// Ports 143 and 993.
+    pub imap_connections_per_minute_per_ip: u32,
+    /// Ports 110 and 995.
+    pub pop3_connections_per_minute_per_ip: u32,
+}
+
+impl Default for ConnectionBudgets {
+    /// Sized for an office of 50 people behind one NAT address: Thunderbird and Outlook open up
+    /// to five IMAP connections per account at start and reconnect after every sleep or network
+    /// change, send each message on a new submission connection, and POP3 clients poll every
+    /// few minutes. A stranger's flood still meets a limit, and its logins the lockouts.
+    fn default() -> ConnectionBudgets {
+        ConnectionBudgets {
+            smtp_connections_per_minute_per_ip: 60,
+            submission_connections_per_minute_per_ip: 120,
+            imap_connections_per_minute_per_ip: 300,
+            pop3_connections_per_minute_per_ip: 120,
+        }
+    }
+}
+
+impl ConnectionBudgets {
+    /// The budgets of a store written before they existed, from its one shared rate: no limit
+    /// stays no limit, and no service gets less than it had (nor less than the defaults).
+    pub fn from_legacy(connections_per_minute_per_ip: u32) -> ConnectionBudgets {
+        let old = connections_per_minute_per_ip;
+        let at_least = |default: u32| if old == 0 { 0 } else { default.max(old) };
+        let defaults = ConnectionBudgets::default();
+        ConnectionBudgets {
+            smtp_connections_per_minute_per_ip: at_least(
+                defaults.smtp_connections_per_minute_per_ip,
+            ),
+            submission_connections_per_minute_per_ip: at_least(
+                defaults.submission_connections_per_minute_per_ip,
+            ),
+            imap_connections_per_minute_per_ip: at_least(
+                defaults.imap_connections_per_minute_per_ip,
+            ),
+            pop3_connections_per_minute_per_ip: at_least(
+                defaults.pop3_connections_per_minute_per_ip,
+            ),
+        }
+    }
+}
+
+/// What a new or changed account password must be. Stored under a key of its own (see
+/// [`ConnectionBudgets`]); checked by the admin API before a password is hashed, never on
+/// login, so passwords set before a stricter policy keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct PasswordPolicy {
+    /// Characters (Unicode scalar values) a new password has at least.
+    pub min_password_length: u32,
+}
+
+impl PasswordPolicy {
+    /// The range an administrator may set `min_password_length` in: below 8 is no policy
+    /// (NIST SP 800-63B's floor), above 128 no one types.
+    pub const MIN_LENGTH_RANGE: std::ops::RangeInclusive<u32> = 8..=128;
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> PasswordPolicy {
+        PasswordPolicy {
+            min_password_length: 10,
         }
     }
 }
@@ -145,6 +228,14 @@ pub(crate) fn set_policy(policy: &ProtectionPolicy, staged: &mut Staged<'_>) {
     staged.put(CF_SETTINGS, KEY_PROTECTION_POLICY, policy);
 }
 
+pub(crate) fn set_budgets(budgets: &ConnectionBudgets, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_CONNECTION_BUDGETS, budgets);
+}
+
+pub(crate) fn set_password_policy(policy: &PasswordPolicy, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_PASSWORD_POLICY, policy);
+}
+
 /// Records a lockout (replacing one of the same target), and drops the lockouts that ended
 /// before it began: the table holds current lockouts only, decided by the command's own time.
 pub(crate) fn lock(
@@ -203,6 +294,24 @@ impl StateReader {
         Ok(self
             .db
             .get(CF_SETTINGS, KEY_PROTECTION_POLICY)?
+            .unwrap_or_default())
+    }
+
+    /// The per-service connection budgets; for a store that has none yet, those its legacy
+    /// shared rate implies.
+    pub fn connection_budgets(&self) -> Result<ConnectionBudgets, StoreError> {
+        match self.db.get(CF_SETTINGS, KEY_CONNECTION_BUDGETS)? {
+            Some(budgets) => Ok(budgets),
+            None => Ok(ConnectionBudgets::from_legacy(
+                self.protection_policy()?.connections_per_minute_per_ip,
+            )),
+        }
+    }
+
+    pub fn password_policy(&self) -> Result<PasswordPolicy, StoreError> {
+        Ok(self
+            .db
+            .get(CF_SETTINGS, KEY_PASSWORD_POLICY)?
             .unwrap_or_default())
     }
 
