@@ -1300,7 +1300,13 @@ fn rotated_tokens_refuse_the_old_and_joined_nodes_keep_no_join_token() {
     // `user disable` and `user enable` (docs/OPERATIONS.md, "Domains and users").
     cluster.ctl_ok(&["domain", "add", "example.test"]).unwrap();
     cluster
-        .ctl_ok(&["user", "add", "bob@example.test", "--password", "pw-1"])
+        .ctl_ok(&[
+            "user",
+            "add",
+            "bob@example.test",
+            "--password",
+            "pw-1-long-enough",
+        ])
         .unwrap();
     let enabled = |cluster: &Cluster| {
         let shown = cluster
