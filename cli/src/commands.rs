@@ -824,7 +824,7 @@ pub fn redundancy_line(report: &StatusReport) -> String {
     let misplaced = report.cluster.blobs_misplaced;
     if misplaced > 0 {
         reasons.push(format!(
-            "{misplaced} {} held for a node that left, being moved",
+            "{misplaced} {} not yet placed on two member data nodes",
             plural(misplaced, "blob", "blobs")
         ));
     }

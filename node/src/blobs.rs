@@ -608,8 +608,10 @@ impl Blobs {
     }
 
     /// On the leader: gives every blob that names a replica which left the cluster a data
-    /// voter that is not yet a replica instead (`Command::MoveReplicas`), which then pulls it
-    /// with its resync loop. This is how a replaced node gets the mail its predecessor held.
+    /// voter that is not yet a replica instead (`Command::MoveReplicas`), and every blob with
+    /// one replica only a second one (`Command::AddReplicas`), which then pulls it with its
+    /// resync loop. This is how a replaced node gets the mail its predecessor held, and the
+    /// mail taken while it was alone.
     pub async fn placement_loop(self: Arc<Self>) {
         let mut more = false;
         loop {
@@ -666,8 +668,14 @@ impl Blobs {
         let mut moves: std::collections::BTreeMap<(NodeId, NodeId), Vec<BlobHash>> =
             Default::default();
         let mut forget: std::collections::BTreeMap<NodeId, Vec<BlobHash>> = Default::default();
+        let mut adds: std::collections::BTreeMap<NodeId, Vec<BlobHash>> = Default::default();
         for (hash, replicas) in found {
             let Some(&from) = replicas.iter().find(|r| membership.get_node(r).is_none()) else {
+                // One replica only (accepted while no other data node existed): a second one
+                // as soon as there is a data voter to hold it.
+                if let Some(&to) = data_voters.iter().find(|d| !replicas.contains(d)) {
+                    adds.entry(to).or_default().push(hash);
+                }
                 continue;
             };
             // A node that left after a drain: its blobs have two other replicas already, and
@@ -700,6 +708,12 @@ impl Blobs {
             moved += blobs.len();
             self.cluster
                 .write(Command::MoveReplicas { from, to, blobs })
+                .await?;
+        }
+        for (to, blobs) in adds {
+            moved += blobs.len();
+            self.cluster
+                .write(Command::AddReplicas { to, blobs })
                 .await?;
         }
         Ok(Placed { moved, forgotten })

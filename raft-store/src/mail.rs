@@ -800,9 +800,10 @@ impl StateReader {
             })
     }
 
-    /// Blobs that name a replica outside `members` (a node that left the cluster): up to
-    /// `limit` of them with their replicas, and how many there are in all; and, from the same
-    /// pass, how many blobs each node must hold.
+    /// Blobs that name a replica outside `members` (a node that left the cluster) or fewer than
+    /// two replicas (taken while no other data node existed): up to `limit` of them with their
+    /// replicas, and how many there are in all; and, from the same pass, how many blobs each
+    /// node must hold.
     pub fn misplaced_blobs(
         &self,
         members: &std::collections::BTreeSet<NodeId>,
@@ -816,7 +817,7 @@ impl StateReader {
             for replica in &record.replicas {
                 *per_replica.entry(*replica).or_insert(0) += 1;
             }
-            if record.replicas.iter().all(|r| members.contains(r)) {
+            if record.replicas.len() >= 2 && record.replicas.iter().all(|r| members.contains(r)) {
                 continue;
             }
             total += 1;

@@ -2030,6 +2030,30 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
     let members = std::collections::BTreeSet::from([1, 3, 4]);
     let misplaced = reader.misplaced_blobs(&members, 10).unwrap();
     assert_eq!(misplaced.total, 2);
+    // A blob with one replica only (taken while no other data node existed) needs placing too.
+    let mut alone = delivery("q9", 9, &[a], &[]);
+    alone.replicas = vec![1];
+    let with_alone = {
+        let dir = TempDir::new().unwrap();
+        let (_log, mut other) = crate::open(dir.path()).unwrap();
+        apply_all(
+            &mut other,
+            1,
+            vec![add_domain("example.test"), add_account(a)],
+        )
+        .await;
+        apply_all(
+            &mut other,
+            3,
+            vec![Command::Deliver {
+                deliveries: vec![alone],
+            }],
+        )
+        .await;
+        other.reader().misplaced_blobs(&members, 10).unwrap()
+    };
+    assert_eq!(with_alone.total, 1);
+    assert_eq!(with_alone.found, vec![([9; 32], vec![1])]);
     assert_eq!(
         misplaced.found,
         vec![([1; 32], vec![1, 2]), ([2; 32], vec![1, 2])]

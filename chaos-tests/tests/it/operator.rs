@@ -903,32 +903,36 @@ fn a_stopping_node_says_goodbye_to_its_sessions() {
 }
 
 /// Replacing a data node: n2 leaves, a fresh node joins in its place, and the cluster copies
-/// it every message n2 held, so that redundancy is real again: after "redundancy: full", n1 is
-/// killed and its directory wiped, and every acknowledged message is still readable.
+/// it every message n2 held, so that redundancy is real again; mail keeps arriving throughout
+/// (while n1 is the only data node, and while the fresh node pulls). After "redundancy: full",
+/// n1 is killed and its directory wiped, and every acknowledged message is still readable from
+/// the replacement, by POP3 and by IMAP.
 #[test]
 fn a_replaced_data_node_gets_every_message_back() {
-    use chaos_tests::mail::{DOMAIN, Probe, add_users, pop3_raw};
+    use chaos_tests::mail::{DOMAIN, Probe, add_users, imap_tool, pop3_raw};
     let mut cluster = Cluster::start(104, 2, true, NodeTuning::default()).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     let alice = format!("alice@{DOMAIN}");
     let mut probe = Probe::connect(&cluster.nodes[0].smtp_addr()).unwrap();
     probe.reply().unwrap();
     probe.command("EHLO client.test").unwrap();
-    for i in 0..30 {
-        for line in [
-            "MAIL FROM:<a@remote.test>".to_owned(),
-            format!("RCPT TO:<{alice}>"),
-            "DATA".to_owned(),
-        ] {
-            probe.command(&line).unwrap();
+    let mut send = |range: std::ops::Range<usize>| {
+        for i in range {
+            for line in [
+                "MAIL FROM:<a@remote.test>".to_owned(),
+                format!("RCPT TO:<{alice}>"),
+                "DATA".to_owned(),
+            ] {
+                probe.command(&line).unwrap();
+            }
+            probe
+                .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
+                .unwrap();
+            let reply = probe.reply().unwrap();
+            assert!(reply.starts_with("250"), "{reply}");
         }
-        probe
-            .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
-            .unwrap();
-        let reply = probe.reply().unwrap();
-        assert!(reply.starts_with("250"), "{reply}");
-    }
-    drop(probe);
+    };
+    send(0..30);
     // n2 must not lead when it leaves.
     let n1 = cluster.nodes[0].name.clone();
     wait_until(Duration::from_secs(10), "n1 leads", || {
@@ -953,21 +957,24 @@ fn a_replaced_data_node_gets_every_message_back() {
         cluster.exited(1).ok().flatten()
     })
     .expect("n2 stopped");
+    // n1 alone takes ten more, with one copy.
+    send(30..40);
     let shown = cluster.ctl_ok(&["status"]).unwrap();
     assert!(
-        shown.contains("30 blobs held for a node that left"),
+        shown.contains("40 blobs not yet placed on two member data nodes"),
         "{shown}"
     );
-    // Its replacement: a fresh node, a fresh directory.
+    // Its replacement: a fresh node, a fresh directory; ten more arrive while it pulls.
     let fresh = cluster.add_node("data").expect("join a fresh data node");
     let started = Instant::now();
+    send(40..50);
     wait_until(Duration::from_secs(60), "redundancy: full", || {
         let shown = cluster.ctl_ok(&["status"]).ok()?;
         shown.contains("redundancy: full").then_some(())
     })
     .expect("redundancy back");
     println!(
-        "30 messages re-mirrored to the replacement in {} ms",
+        "50 messages on two nodes again {} ms after the replacement joined",
         started.elapsed().as_millis()
     );
     // The other copy goes for good.
@@ -978,10 +985,22 @@ fn a_replaced_data_node_gets_every_message_back() {
         pop3_raw(&cluster.nodes[fresh].pop3_addr(), &alice).ok()
     })
     .unwrap();
-    assert_eq!(messages.len(), 30);
+    assert_eq!(messages.len(), 50);
     for (i, message) in messages.iter().enumerate() {
         let raw = message["raw"].as_str().unwrap_or_default();
         assert!(raw.contains(&format!("body {i}")), "message {i}: {message}");
+    }
+    let inbox = imap_tool(&cluster.nodes[fresh].imaps_addr(), &alice, "dump", &[]).unwrap();
+    let bodies = inbox["messages"].as_array().expect("IMAP messages");
+    assert_eq!(bodies.len(), 50, "{inbox}");
+    for (i, message) in bodies.iter().enumerate() {
+        // imap_tool.py gives each body in hex.
+        let want: String = format!("\r\nbody {i}\r\n")
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let body = message["body"].as_str().unwrap_or_default();
+        assert!(body.contains(&want), "IMAP message {i}: {message}");
     }
 }
 
