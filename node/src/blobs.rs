@@ -20,8 +20,9 @@ const PEER_DOWN_BACKOFF: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A push that fails faster than this is tried once more on a fresh connection.
 const QUICK_FAILURE: Duration = Duration::from_millis(500);
-/// How often the resync task looks for blobs this node is missing.
-const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the resync task looks for blobs this node is missing (a prefix scan of its own
+/// missing list: cheap when there is none).
+const RESYNC_INTERVAL: Duration = Duration::from_millis(500);
 /// Blobs installed and confirmed to the cluster per `BlobsStored` entry (32 KiB of hashes).
 const RESYNC_BATCH: usize = 1024;
 /// Blob fetches a resync pass keeps in flight: enough to hide the round trips and keep the
@@ -613,12 +614,31 @@ impl Blobs {
     /// resync loop. This is how a replaced node gets the mail its predecessor held, and the
     /// mail taken while it was alone.
     pub async fn placement_loop(self: Arc<Self>) {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let mut metrics = self.cluster.raft.metrics();
+        let mut membership = metrics.borrow_watched().membership_config.log_id().clone();
         let mut more = false;
         loop {
             // A pass that moved a full batch goes on at once: a replaced node holding a
-            // million blobs should not wait 3 s per thousand.
+            // million blobs should not wait 3 s per thousand. A membership change (a node
+            // joined or left) starts one at once too.
             if !more {
-                tokio::time::sleep(PLACEMENT_INTERVAL).await;
+                let changed = async {
+                    loop {
+                        if metrics.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                        let now = metrics.borrow_watched().membership_config.log_id().clone();
+                        if now != membership {
+                            membership = now;
+                            return;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(PLACEMENT_INTERVAL) => {}
+                    () = changed => {}
+                }
             }
             more = false;
             if !self.cluster.is_leader() {
