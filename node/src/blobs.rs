@@ -616,7 +616,7 @@ impl Blobs {
     pub async fn placement_loop(self: Arc<Self>) {
         use openraft::async_runtime::watch::WatchReceiver;
         let mut metrics = self.cluster.raft.metrics();
-        let mut membership = metrics.borrow_watched().membership_config.log_id().clone();
+        let mut membership = *metrics.borrow_watched().membership_config.log_id();
         let mut more = false;
         loop {
             // A pass that moved a full batch goes on at once: a replaced node holding a
@@ -628,7 +628,7 @@ impl Blobs {
                         if metrics.changed().await.is_err() {
                             std::future::pending::<()>().await;
                         }
-                        let now = metrics.borrow_watched().membership_config.log_id().clone();
+                        let now = *metrics.borrow_watched().membership_config.log_id();
                         if now != membership {
                             membership = now;
                             return;
