@@ -70,6 +70,10 @@ pub struct BlobMetrics {
     /// On the leader, at its last placement pass: blobs that name a replica which left the
     /// cluster (one live copy at most until they are moved and pulled).
     pub misplaced: AtomicU64,
+    /// On the leader, at its last placement pass: blob copies short of every blob having two
+    /// live, confirmed copies (not yet placed, still to pull, or on a data node that does not
+    /// answer).
+    pub copies_short: AtomicU64,
 }
 
 pub struct Blobs {
@@ -681,10 +685,33 @@ impl Blobs {
             })
             .collect();
         let reader = self.cluster.reader.clone();
-        let raft_store::MisplacedBlobs { found, total, .. } =
-            tokio::task::spawn_blocking(move || reader.misplaced_blobs(&members, PLACEMENT_BATCH))
-                .await??;
+        let (census, missing) = tokio::task::spawn_blocking(move || {
+            let census = reader.misplaced_blobs(&members, PLACEMENT_BATCH)?;
+            Ok::<_, raft_store::StoreError>((census, reader.missing_blob_counts()?))
+        })
+        .await??;
+        let raft_store::MisplacedBlobs {
+            found,
+            total,
+            per_replica,
+        } = census;
         self.metrics.misplaced.store(total, Ordering::Relaxed);
+        // Copies short of every blob having two live, confirmed copies: those not yet placed,
+        // those a node still has to pull, and those on a data node that does not answer.
+        let silence_limit = self.cluster.config.heartbeat_interval * 3;
+        let unreachable_held: u64 = data_voters
+            .iter()
+            .filter(|id| {
+                self.raft_silence(**id)
+                    .is_some_and(|silence| silence > silence_limit)
+            })
+            .map(|id| {
+                let must = per_replica.get(id).copied().unwrap_or(0);
+                must.saturating_sub(missing.get(id).copied().unwrap_or(0))
+            })
+            .sum();
+        let short = total + missing.values().sum::<u64>() + unreachable_held;
+        self.metrics.copies_short.store(short, Ordering::Relaxed);
         let mut moves: std::collections::BTreeMap<(NodeId, NodeId), Vec<BlobHash>> =
             Default::default();
         let mut forget: std::collections::BTreeMap<NodeId, Vec<BlobHash>> = Default::default();

@@ -188,6 +188,12 @@ impl Metrics {
             "On the leader: blobs that name a replica which left the cluster, so have at most one live copy until they are moved and pulled.",
             b.misplaced.load(Ordering::Relaxed) as i64,
         );
+        metric(
+            "gauge",
+            "mcluster_blob_copies_short",
+            "On the leader: blob copies short of every blob having two live, confirmed copies (not yet placed, still to pull, or on a data node that does not answer); 0 when redundancy is full.",
+            b.copies_short.load(Ordering::Relaxed) as i64,
+        );
         for (name, help, counter) in [
             (
                 "mcluster_blobs_stored_total",

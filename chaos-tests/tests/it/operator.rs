@@ -964,6 +964,20 @@ fn a_replaced_data_node_gets_every_message_back() {
         shown.contains("40 blobs not yet placed on two member data nodes"),
         "{shown}"
     );
+    let copies_short = |cluster: &Cluster| -> Option<u64> {
+        let text = cluster
+            .api
+            .get_text_from(&cluster.nodes[0].admin_url(), "/metrics")
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("mcluster_blob_copies_short "))?
+            .parse()
+            .ok()
+    };
+    wait_until(Duration::from_secs(10), "the leader's metric", || {
+        (copies_short(&cluster)? == 40).then_some(())
+    })
+    .expect("mcluster_blob_copies_short counts the 40 blobs with one copy");
     // Its replacement: a fresh node, a fresh directory; ten more arrive while it pulls.
     let fresh = cluster.add_node("data").expect("join a fresh data node");
     let started = Instant::now();
@@ -977,6 +991,10 @@ fn a_replaced_data_node_gets_every_message_back() {
         "50 messages on two nodes again {} ms after the replacement joined",
         started.elapsed().as_millis()
     );
+    wait_until(Duration::from_secs(10), "the leader's metric", || {
+        (copies_short(&cluster)? == 0).then_some(())
+    })
+    .expect("mcluster_blob_copies_short back to 0");
     // The other copy goes for good.
     cluster.kill(0).unwrap();
     std::fs::remove_dir_all(cluster.nodes[0].data_dir()).unwrap();
