@@ -90,6 +90,35 @@ pub fn add_users(cluster: &Cluster, users: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Sends messages `numbers` to `to` through the SMTP server at `addr` in one session (port 25
+/// style, no AUTH): message `i` is `Subject: {subject} {i}` with the body `body {i}`. Fails
+/// unless every one is answered 250.
+pub fn send_numbered(
+    addr: &str,
+    to: &str,
+    numbers: impl IntoIterator<Item = usize>,
+    subject: &str,
+) -> Result<()> {
+    let mut probe = Probe::connect(addr)?;
+    probe.reply()?;
+    probe.command("EHLO client.test")?;
+    for i in numbers {
+        for line in [
+            "MAIL FROM:<a@remote.test>".to_owned(),
+            format!("RCPT TO:<{to}>"),
+            "DATA".to_owned(),
+        ] {
+            probe.command(&line)?;
+        }
+        probe.send_raw(format!("Subject: {subject} {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())?;
+        let reply = probe.reply()?;
+        if !reply.starts_with("250") {
+            bail!("message {i} through {addr}: {reply}");
+        }
+    }
+    Ok(())
+}
+
 /// Sends one message with smtplib; returns the server's reply to DATA (code, text).
 pub fn smtp_send(
     addr: &str,

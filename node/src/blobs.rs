@@ -676,14 +676,7 @@ impl Blobs {
         let membership = metrics.membership_config.membership();
         let members: std::collections::BTreeSet<NodeId> =
             membership.nodes().map(|(id, _)| *id).collect();
-        let data_voters: Vec<NodeId> = membership
-            .voter_ids()
-            .filter(|id| {
-                membership
-                    .get_node(id)
-                    .is_some_and(|m| m.role == Role::Data)
-            })
-            .collect();
+        let data_voters = self.cluster.data_voters();
         let reader = self.cluster.reader.clone();
         let (census, missing) = tokio::task::spawn_blocking(move || {
             let census = reader.misplaced_blobs(&members, PLACEMENT_BATCH)?;

@@ -351,14 +351,7 @@ impl Cluster {
         {
             return Ok(0);
         }
-        let data_voters: Vec<NodeId> = membership
-            .voter_ids()
-            .filter(|id| {
-                membership
-                    .get_node(id)
-                    .is_some_and(|m| m.role == Role::Data)
-            })
-            .collect();
+        let data_voters = self.data_voters();
         let reader = self.reader.clone();
         let plan = tokio::task::spawn_blocking(move || {
             reader.drain_plan(node_id, &data_voters, DRAIN_BATCH)
@@ -483,6 +476,20 @@ impl Cluster {
     }
 
     /// Data voters that could take leadership now (see `leadership_problem`).
+    /// The data nodes that are voters, in id order.
+    pub fn data_voters(&self) -> Vec<NodeId> {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter(|id| {
+                membership
+                    .get_node(id)
+                    .is_some_and(|m| m.role == Role::Data)
+            })
+            .collect()
+    }
+
     pub fn caught_up_data_voters(&self) -> Vec<NodeId> {
         let metrics = self.metrics();
         metrics

@@ -839,11 +839,22 @@ impl StateReader {
         record: &BlobRecord,
         node: NodeId,
     ) -> Result<usize, StoreError> {
+        let others: Vec<NodeId> = record
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != node)
+            .collect();
+        self.confirmed_among(hash, &others)
+    }
+
+    /// How many of `nodes` have confirmed their copy of a blob.
+    fn confirmed_among(&self, hash: &BlobHash, nodes: &[NodeId]) -> Result<usize, StoreError> {
         let mut confirmed = 0;
-        for replica in record.replicas.iter().filter(|r| **r != node) {
+        for node in nodes {
             if self
                 .db()
-                .get::<()>(CF_BLOB_MISSING, &missing_key(*replica, hash))?
+                .get::<()>(CF_BLOB_MISSING, &missing_key(*node, hash))?
                 .is_none()
             {
                 confirmed += 1;
@@ -877,17 +888,7 @@ impl StateReader {
                 .copied()
                 .filter(|r| *r != node && takers.contains(r))
                 .collect();
-            let mut confirmed = 0;
-            for other in &others {
-                if self
-                    .db()
-                    .get::<()>(CF_BLOB_MISSING, &missing_key(*other, &hash))?
-                    .is_none()
-                {
-                    confirmed += 1;
-                }
-            }
-            if confirmed >= 2 {
+            if self.confirmed_among(&hash, &others)? >= 2 {
                 continue;
             }
             plan.waiting += 1;

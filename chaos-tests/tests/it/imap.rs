@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chaos_tests::mail::{
-    DOMAIN, PASSWORD, Probe, add_users, have, imap_tool, python_client, python_script,
+    DOMAIN, PASSWORD, add_users, have, imap_tool, python_client, python_script, send_numbered,
 };
 use chaos_tests::{Cluster, NodeTuning, wait_until};
 
@@ -1356,25 +1356,7 @@ fn reads_do_not_wait_per_message_for_a_dead_replica() {
     let mut cluster = Cluster::start(102, 2, true, NodeTuning::default()).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     allow_plain_login(&cluster, &[]);
-    let send = |addr: &str, n: usize, subject: &str| {
-        let mut probe = Probe::connect(addr).unwrap();
-        probe.reply().unwrap();
-        probe.command("EHLO client.test").unwrap();
-        for i in 0..n {
-            for line in [
-                "MAIL FROM:<a@remote.test>".to_owned(),
-                format!("RCPT TO:<alice@{DOMAIN}>"),
-                "DATA".to_owned(),
-            ] {
-                probe.command(&line).unwrap();
-            }
-            probe
-                .send_raw(format!("Subject: {subject} {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
-                .unwrap();
-            let reply = probe.reply().unwrap();
-            assert!(reply.starts_with("250"), "{reply}");
-        }
-    };
+    let send = |addr: &str, n: usize, subject: &str| send_parallel(addr, 1, n, subject);
     // Ten messages on both nodes.
     send(&cluster.nodes[0].smtp_addr(), 10, "mirrored");
     // n1 goes; n2 (with the witness) leads and takes 300 messages with one copy.
@@ -1434,28 +1416,12 @@ fn reads_do_not_wait_per_message_for_a_dead_replica() {
 
 /// Sends `n` messages to alice through `addr` over `sessions` parallel SMTP sessions.
 fn send_parallel(addr: &str, sessions: usize, n: usize, subject: &str) {
+    let alice = format!("alice@{DOMAIN}");
     std::thread::scope(|scope| {
         for s in 0..sessions {
+            let alice = &alice;
             scope.spawn(move || {
-                let mut probe = Probe::connect(addr).unwrap();
-                probe.reply().unwrap();
-                probe.command("EHLO client.test").unwrap();
-                for i in (s..n).step_by(sessions) {
-                    for line in [
-                        "MAIL FROM:<a@remote.test>".to_owned(),
-                        format!("RCPT TO:<alice@{DOMAIN}>"),
-                        "DATA".to_owned(),
-                    ] {
-                        probe.command(&line).unwrap();
-                    }
-                    probe
-                        .send_raw(
-                            format!("Subject: {subject} {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes(),
-                        )
-                        .unwrap();
-                    let reply = probe.reply().unwrap();
-                    assert!(reply.starts_with("250"), "{reply}");
-                }
+                send_numbered(addr, alice, (s..n).step_by(sessions), subject).expect("send");
             });
         }
     });

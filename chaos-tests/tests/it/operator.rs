@@ -909,28 +909,13 @@ fn a_stopping_node_says_goodbye_to_its_sessions() {
 /// the replacement, by POP3 and by IMAP.
 #[test]
 fn a_replaced_data_node_gets_every_message_back() {
-    use chaos_tests::mail::{DOMAIN, Probe, add_users, imap_tool, pop3_raw};
+    use chaos_tests::mail::{DOMAIN, add_users, imap_tool, pop3_raw, send_numbered};
     let mut cluster = Cluster::start(104, 2, true, NodeTuning::default()).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     let alice = format!("alice@{DOMAIN}");
-    let mut probe = Probe::connect(&cluster.nodes[0].smtp_addr()).unwrap();
-    probe.reply().unwrap();
-    probe.command("EHLO client.test").unwrap();
-    let mut send = |range: std::ops::Range<usize>| {
-        for i in range {
-            for line in [
-                "MAIL FROM:<a@remote.test>".to_owned(),
-                format!("RCPT TO:<{alice}>"),
-                "DATA".to_owned(),
-            ] {
-                probe.command(&line).unwrap();
-            }
-            probe
-                .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
-                .unwrap();
-            let reply = probe.reply().unwrap();
-            assert!(reply.starts_with("250"), "{reply}");
-        }
+    let n1_smtp = cluster.nodes[0].smtp_addr();
+    let send = |range: std::ops::Range<usize>| {
+        send_numbered(&n1_smtp, &alice, range, "kept").expect("send through n1");
     };
     send(0..30);
     // n2 must not lead when it leaves.
@@ -1027,30 +1012,20 @@ fn a_replaced_data_node_gets_every_message_back() {
 /// two remaining data nodes alone serves every message.
 #[test]
 fn a_leaving_data_node_hands_its_copies_on_first() {
-    use chaos_tests::mail::{DOMAIN, Probe, add_users, pop3_raw};
+    use chaos_tests::mail::{DOMAIN, add_users, pop3_raw, send_numbered};
     let mut cluster = Cluster::start(107, 3, true, NodeTuning::default()).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     let alice = format!("alice@{DOMAIN}");
     // Ten messages through each data node: each mirrors to the next in the ring, so n2 holds
     // copies paired with n1 and with n3.
     for (node, first) in [(0, 0), (1, 10), (2, 20)] {
-        let mut probe = Probe::connect(&cluster.nodes[node].smtp_addr()).unwrap();
-        probe.reply().unwrap();
-        probe.command("EHLO client.test").unwrap();
-        for i in first..first + 10 {
-            for line in [
-                "MAIL FROM:<a@remote.test>".to_owned(),
-                format!("RCPT TO:<{alice}>"),
-                "DATA".to_owned(),
-            ] {
-                probe.command(&line).unwrap();
-            }
-            probe
-                .send_raw(format!("Subject: kept {i}\r\n\r\nbody {i}\r\n.\r\n").as_bytes())
-                .unwrap();
-            let reply = probe.reply().unwrap();
-            assert!(reply.starts_with("250"), "{reply}");
-        }
+        send_numbered(
+            &cluster.nodes[node].smtp_addr(),
+            &alice,
+            first..first + 10,
+            "kept",
+        )
+        .expect("send");
     }
     let n1 = cluster.nodes[0].name.clone();
     wait_until(Duration::from_secs(10), "n1 leads", || {
