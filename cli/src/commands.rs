@@ -303,6 +303,8 @@ pub fn vip_note(vip: Option<&VipSection>) -> String {
 /// `mclusterctl leave NODE`: removes the node from the cluster and from the client config.
 /// How often `leave` asks again while the cluster copies a leaving data node's blobs.
 const LEAVE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// After this long without progress `leave` says what may be wrong.
+const LEAVE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
     let mut client_config = ctx.client_config()?;
@@ -312,6 +314,8 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
     // A data node leaves once every blob it holds has two copies on other data nodes: the
     // cluster makes them, and this asks again until it has.
     let mut last_shown = None;
+    let mut progress_at = std::time::Instant::now();
+    let mut stall_said = false;
     while let Some(waiting) = client
         .remove_member(member.node_id, force)
         .with_context(|| format!("remove node {} ({})", member.node_id, member.name))?
@@ -324,6 +328,18 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
                 if waiting == 1 { "blob" } else { "blobs" }
             );
             last_shown = Some(waiting);
+            progress_at = std::time::Instant::now();
+        } else if !stall_said && progress_at.elapsed() >= LEAVE_STALL {
+            println!(
+                "no progress for {} s: some of these blobs may be only on node {} ({}), and it \
+                 or the node that should copy them is not answering (see `mclusterctl status`); \
+                 Ctrl-C stops waiting and the node stays a member, `leave --force` removes it \
+                 anyway",
+                LEAVE_STALL.as_secs(),
+                member.node_id,
+                member.name
+            );
+            stall_said = true;
         }
         std::thread::sleep(LEAVE_POLL);
     }
