@@ -7,8 +7,8 @@
 //!
 //! Run as root (after `cargo build --workspace --bins`; the figures in the issue notes are from
 //! debug builds, the configuration users run in CI):
-//! `$CARGO_TARGET_DIR/debug/lease_bench [--minutes M] [--cpu PERCENT] [--rate N]`
-//! (defaults 2, 20, 10).
+//! `$CARGO_TARGET_DIR/debug/lease_bench [--minutes M] [--cpu PERCENT] [--rate N]
+//! [--raft-heartbeat-ms MS]` (defaults 2, 20, 10, and the nodes' default heartbeat interval).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ struct Options {
     minutes: f64,
     cpu: u32,
     rate: u32,
+    /// `[raft] heartbeat-interval-ms` for every node (None: the default).
+    heartbeat_ms: Option<u64>,
 }
 
 fn options() -> Result<Options> {
@@ -31,6 +33,7 @@ fn options() -> Result<Options> {
         minutes: 2.0,
         cpu: 20,
         rate: 10,
+        heartbeat_ms: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -41,6 +44,9 @@ fn options() -> Result<Options> {
             "--minutes" => options.minutes = value.parse().context("--minutes")?,
             "--cpu" => options.cpu = value.parse().context("--cpu")?,
             "--rate" => options.rate = value.parse().context("--rate")?,
+            "--raft-heartbeat-ms" => {
+                options.heartbeat_ms = Some(value.parse().context("--raft-heartbeat-ms")?)
+            }
             other => bail!("unknown option {other}"),
         }
     }
@@ -56,11 +62,17 @@ fn count(text: &str, needle: &str) -> usize {
 
 fn main() -> Result<()> {
     let options = options()?;
+    let tuning = NodeTuning {
+        extra_toml: options
+            .heartbeat_ms
+            .map(|ms| format!("\n[raft]\nheartbeat-interval-ms = {ms}\n"))
+            .unwrap_or_default(),
+    };
     let cluster = Cluster::start_in_lab(
         84,
         2,
         true,
-        NodeTuning::default(),
+        tuning,
         LabOptions {
             vip: true,
             ..LabOptions::default()
