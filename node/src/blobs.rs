@@ -84,6 +84,8 @@ pub struct Blobs {
     last_degraded_log: Mutex<Option<Instant>>,
     /// When this node last handed leadership away because its disk failed.
     last_disk_handover: Mutex<Option<Instant>>,
+    /// Where the last resync pass stopped, if it stopped before the end of the list.
+    resync_cursor: Mutex<Option<BlobHash>>,
 }
 
 /// How often the leader looks for blobs whose replica left the cluster, and how many it moves
@@ -104,6 +106,7 @@ impl Blobs {
             down_until: Mutex::new(HashMap::new()),
             last_degraded_log: Mutex::new(None),
             last_disk_handover: Mutex::new(None),
+            resync_cursor: Mutex::new(None),
         }
     }
 
@@ -498,7 +501,10 @@ impl Blobs {
         raft_store::failpoint::pause("resync-before-pass").await;
         let me = self.node_id();
         let mut total = 0;
-        let mut cursor: Option<BlobHash> = None;
+        // Where the last pass stopped (at a batch it could pull nothing of): this one goes on
+        // from there, so blobs no reachable node holds cost one batch a pass, not the walk
+        // of the whole list, and do not keep the ones after them waiting.
+        let mut cursor: Option<BlobHash> = self.resync_cursor.lock().expect("cursor lock").take();
         let mut confirming: Option<
             std::pin::Pin<Box<dyn Future<Output = anyhow::Result<u64>> + Send + '_>>,
         > = None;
@@ -525,9 +531,11 @@ impl Blobs {
                 }
                 None => fetch.await,
             };
-            if !pulled.is_empty() {
-                confirming = Some(Box::pin(self.confirm_batch(pulled)));
+            if pulled.is_empty() {
+                *self.resync_cursor.lock().expect("cursor lock") = cursor;
+                return Ok(total);
             }
+            confirming = Some(Box::pin(self.confirm_batch(pulled)));
         }
     }
 
