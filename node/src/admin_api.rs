@@ -613,6 +613,10 @@ async fn remove_member(
         )
         .await;
     }
+    // A removal that must fail (the leader itself, not a member) fails before any copying.
+    if let Err(err) = cluster.removal(id) {
+        return ApiError::from(err).into_response();
+    }
     if !options.force {
         if let Err(err) = cluster.copies_stay_after_removing(id).await {
             return ApiError::from(err).into_response();

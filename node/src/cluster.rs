@@ -380,6 +380,19 @@ impl Cluster {
 
     /// Removes a node from the cluster. The leader cannot remove itself: fail over first.
     pub async fn remove_member(&self, node_id: NodeId) -> Result<(), ClusterError> {
+        let change = self.removal(node_id)?;
+        tracing::info!(node_id, "removing member");
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| ClusterError::Unavailable(format!("remove {node_id}: {e}")))?;
+        Ok(())
+    }
+
+    /// The membership change that removes `node_id`, or why it cannot be removed (not a
+    /// member, the leader itself, the last voter). Asked before a leave drains a data node, so
+    /// that a leave that must fail anyway copies nothing first.
+    pub fn removal(&self, node_id: NodeId) -> Result<ChangeMembers<NodeId, Member>, ClusterError> {
         let metrics = self.metrics();
         let membership = metrics.membership_config.membership();
         if membership.get_node(&node_id).is_none() {
@@ -403,12 +416,7 @@ impl Cluster {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
         };
-        tracing::info!(node_id, "removing member");
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(|e| ClusterError::Unavailable(format!("remove {node_id}: {e}")))?;
-        Ok(())
+        Ok(change)
     }
 
     /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out

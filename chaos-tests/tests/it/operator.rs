@@ -1032,6 +1032,22 @@ fn a_leaving_data_node_hands_its_copies_on_first() {
         cluster.ctl_ok(&["failover", "--to", &n1]).ok()
     })
     .expect("failover to n1");
+    // Leaving the leader is refused before anything is copied for it.
+    let assigned =
+        |cluster: &Cluster| cluster.api.get("/v1/status").unwrap()["blobs_assigned"].clone();
+    let before = assigned(&cluster);
+    let refused = cluster.ctl(&["leave", "n1"]).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "leave of the leader was accepted"
+    );
+    assert!(stderr.contains("node 1 is the leader"), "{stderr}");
+    assert_eq!(
+        assigned(&cluster),
+        before,
+        "copies were made for a leave that was refused"
+    );
     let out = cluster.ctl_ok(&["leave", "n2"]).expect("leave n2");
     assert!(
         out.contains("copying what node 2 (n2) holds to the other data nodes: 20 blobs to go"),
