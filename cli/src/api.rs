@@ -240,7 +240,19 @@ pub struct MailPolicy {
     pub degraded_accept: String,
     pub auth_without_tls: bool,
     pub max_connections: u32,
-    pub max_connections_per_ip: u32,
+    /// One shared limit on a client address's open connections: servers before the
+    /// per-service limits below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Open connections one client address may hold per service (absent from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_connections_per_ip: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submission_connections_per_ip: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imap_connections_per_ip: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pop3_connections_per_ip: Option<u32>,
     pub max_errors: u32,
     pub smtp_idle_timeout_secs: u64,
     pub pop3_idle_timeout_secs: u64,

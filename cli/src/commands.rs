@@ -1711,6 +1711,10 @@ pub fn render_mail_policy(policy: &MailPolicy) -> String {
         auth_without_tls,
         max_connections,
         max_connections_per_ip,
+        smtp_connections_per_ip,
+        submission_connections_per_ip,
+        imap_connections_per_ip,
+        pop3_connections_per_ip,
         max_errors,
         smtp_idle_timeout_secs,
         pop3_idle_timeout_secs,
@@ -1720,14 +1724,31 @@ pub fn render_mail_policy(policy: &MailPolicy) -> String {
         max_header_bytes,
     } = policy;
     let limit = |value: &Option<u32>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
-    let mut table = Table::new(&["KEY", "VALUE"]);
-    for (key, value) in [
+    let mut rows = vec![
         ("max-message-bytes", max_message_bytes.to_string()),
         ("max-recipients", max_recipients.to_string()),
         ("degraded-accept", degraded_accept.clone()),
         ("auth-without-tls", auth_without_tls.to_string()),
         ("max-connections", max_connections.to_string()),
-        ("max-connections-per-ip", max_connections_per_ip.to_string()),
+    ];
+    // Only an older server has the one shared limit; a newer one has one per service.
+    if let Some(shared) = max_connections_per_ip {
+        rows.push(("max-connections-per-ip", shared.to_string()));
+    }
+    for (key, value) in [
+        ("smtp-connections-per-ip", smtp_connections_per_ip),
+        (
+            "submission-connections-per-ip",
+            submission_connections_per_ip,
+        ),
+        ("imap-connections-per-ip", imap_connections_per_ip),
+        ("pop3-connections-per-ip", pop3_connections_per_ip),
+    ] {
+        if let Some(value) = value {
+            rows.push((key, value.to_string()));
+        }
+    }
+    rows.extend([
         ("max-errors", max_errors.to_string()),
         ("smtp-idle-timeout-secs", smtp_idle_timeout_secs.to_string()),
         ("pop3-idle-timeout-secs", pop3_idle_timeout_secs.to_string()),
@@ -1735,7 +1756,9 @@ pub fn render_mail_policy(policy: &MailPolicy) -> String {
         ("max-mime-depth", limit(max_mime_depth)),
         ("max-header-fields", limit(max_header_fields)),
         ("max-header-bytes", limit(max_header_bytes)),
-    ] {
+    ]);
+    let mut table = Table::new(&["KEY", "VALUE"]);
+    for (key, value) in rows {
         table.push_row(vec![key.to_owned(), value]);
     }
     table.render()

@@ -1336,22 +1336,86 @@ async fn set_tls(
     Ok(Json(json!({ "updated": true })))
 }
 
-/// The mail policy as the API shows and takes it: the policy's keys and the message limits'
-/// keys in one object (they are stored apart, see `raft_store::MessageLimits`).
+/// The mail policy as the API shows and takes it: the policy's keys, the message limits and
+/// the per-service limits on one address's open connections in one object (each is stored
+/// under its own key). The policy's retired shared limit (`max-connections-per-ip`) is not
+/// among them: nothing enforces it any more.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct MailPolicyView {
+    max_message_bytes: u64,
+    max_recipients: u32,
+    degraded_accept: raft_store::DegradedAccept,
+    auth_without_tls: bool,
+    max_connections: u32,
     #[serde(flatten)]
-    policy: raft_store::MailPolicy,
+    connections: raft_store::ConnectionsPerIp,
+    max_errors: u32,
+    smtp_idle_timeout_secs: u64,
+    pop3_idle_timeout_secs: u64,
     #[serde(flatten)]
     limits: raft_store::MessageLimits,
 }
 
+/// The key the per-service limits replaced, named in the answer to a client that still sets it.
+const RETIRED_MAIL_POLICY_KEY: &str = "max-connections-per-ip";
+
 impl MailPolicyView {
     fn read(reader: &raft_store::StateReader) -> Result<MailPolicyView, raft_store::StoreError> {
+        let raft_store::MailPolicy {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            max_connections_per_ip: _,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+        } = reader.mail_policy()?;
         Ok(MailPolicyView {
-            policy: reader.mail_policy()?,
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            connections: reader.connections_per_ip()?,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
             limits: reader.message_limits()?,
         })
+    }
+
+    /// The command that stores the view; the retired limit keeps its stored value.
+    fn into_command(self, stored: &raft_store::MailPolicy) -> Command {
+        let MailPolicyView {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            connections,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+            limits,
+        } = self;
+        Command::SetMailPolicyLimitsAndConnections {
+            policy: raft_store::MailPolicy {
+                max_message_bytes,
+                max_recipients,
+                degraded_accept,
+                auth_without_tls,
+                max_connections,
+                max_connections_per_ip: stored.max_connections_per_ip,
+                max_errors,
+                smtp_idle_timeout_secs,
+                pop3_idle_timeout_secs,
+            },
+            limits,
+            connections,
+        }
     }
 }
 
@@ -1371,18 +1435,23 @@ async fn set_mail_policy(
     Json(changes): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<MailPolicyView>> {
     authorize(&state.cluster, &headers, Access::Admin)?;
+    if changes.contains_key(RETIRED_MAIL_POLICY_KEY) {
+        return Err(ApiError::bad_request(format!(
+            "{RETIRED_MAIL_POLICY_KEY} was replaced by one limit per service: \
+             smtp-connections-per-ip, submission-connections-per-ip, imap-connections-per-ip \
+             and pop3-connections-per-ip"
+        )));
+    }
     state.cluster.linearize().await?;
-    let current = MailPolicyView::read(&state.cluster.reader)?;
+    let reader = &state.cluster.reader;
+    let current = MailPolicyView::read(reader)?;
     let view: MailPolicyView =
         merge_keys(&current, changes, "mail policy").map_err(ApiError::bad_request)?;
-    check_mail_policy(&view.policy).map_err(ApiError::bad_request)?;
+    check_mail_policy(&view).map_err(ApiError::bad_request)?;
     view.limits.check().map_err(ApiError::bad_request)?;
     state
         .cluster
-        .write_ok(Command::SetMailPolicyAndLimits {
-            policy: view.policy.clone(),
-            limits: view.limits,
-        })
+        .write_ok(view.clone().into_command(&reader.mail_policy()?))
         .await?;
     Ok(Json(view))
 }
@@ -1412,7 +1481,7 @@ pub(crate) fn merge_keys<T: Serialize + serde::de::DeserializeOwned>(
         .map_err(|e| format!("invalid {what}: {e}"))
 }
 
-fn check_mail_policy(policy: &raft_store::MailPolicy) -> Result<(), String> {
+fn check_mail_policy(policy: &MailPolicyView) -> Result<(), String> {
     if policy.max_message_bytes == 0
         || policy.max_message_bytes > raft_store::MAX_MESSAGE_BYTES_LIMIT
     {
@@ -1425,8 +1494,8 @@ fn check_mail_policy(policy: &raft_store::MailPolicy) -> Result<(), String> {
     if policy.max_recipients < 100 {
         return Err("max-recipients must be at least 100 (RFC 5321 4.5.3.1.8)".into());
     }
-    if policy.max_connections == 0 || policy.max_connections_per_ip == 0 || policy.max_errors == 0 {
-        return Err("connection and error limits must be at least 1".into());
+    if policy.max_connections == 0 || policy.max_errors == 0 {
+        return Err("max-connections and max-errors must be at least 1".into());
     }
     if policy.smtp_idle_timeout_secs < 30 || policy.pop3_idle_timeout_secs < 30 {
         return Err("idle timeouts must be at least 30 seconds".into());

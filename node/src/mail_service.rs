@@ -45,8 +45,11 @@ pub struct MailContext {
     pub message_memory: Arc<tokio::sync::Semaphore>,
     /// Set when the node stops: sessions waiting for their client say goodbye and close.
     pub closing: tokio::sync::watch::Sender<bool>,
-    connections: Mutex<HashMap<IpAddr, u32>>,
+    /// Open connections per client address and service budget.
+    connections: Mutex<HashMap<(IpAddr, Budget), u32>>,
     n_connections: AtomicU64,
+    /// See [`TLS_REFUSALS`].
+    tls_refusals: tokio::sync::Semaphore,
     logins: LoginCache,
 }
 
@@ -157,7 +160,7 @@ impl Service {
 /// Holds one slot of the connection limits while a session runs.
 pub struct ConnectionSlot {
     context: Arc<MailContext>,
-    ip: IpAddr,
+    key: (IpAddr, Budget),
 }
 
 impl Drop for ConnectionSlot {
@@ -168,10 +171,10 @@ impl Drop for ConnectionSlot {
             .connections
             .lock()
             .expect("connection table lock");
-        if let Some(n) = per_ip.get_mut(&self.ip) {
+        if let Some(n) = per_ip.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                per_ip.remove(&self.ip);
+                per_ip.remove(&self.key);
             }
         }
     }
@@ -218,6 +221,7 @@ impl MailContext {
             closing: tokio::sync::watch::Sender::new(false),
             connections: Mutex::new(HashMap::new()),
             n_connections: AtomicU64::new(0),
+            tls_refusals: tokio::sync::Semaphore::new(TLS_REFUSALS),
             logins: LoginCache::new(),
         }
     }
@@ -234,12 +238,30 @@ impl MailContext {
                 tracing::warn!(error = %err, "cannot read the connection budgets: using defaults");
                 ConnectionBudgets::default()
             });
+        let open_limits = self
+            .cluster
+            .reader
+            .connections_per_ip()
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "cannot read the per-address connection limits: using defaults");
+                raft_store::ConnectionsPerIp::default()
+            });
         let budget = service.budget();
+        let key = (ip, budget);
         let mut per_ip = self.connections.lock().expect("connection table lock");
-        let n_ip = per_ip.get(&ip).copied().unwrap_or(0);
+        let n_ip = per_ip.get(&key).copied().unwrap_or(0);
         let total = self.n_connections.load(Ordering::Relaxed);
-        if total >= u64::from(policy.max_connections) || n_ip >= policy.max_connections_per_ip {
-            return Err(Refusal::TooMany);
+        if total >= u64::from(policy.max_connections) {
+            return Err(Refusal::NodeFull {
+                limit: policy.max_connections,
+            });
+        }
+        let open_limit = budget.open_limit(&open_limits);
+        if open_limit != 0 && n_ip >= open_limit {
+            return Err(Refusal::OpenPerIp {
+                budget,
+                limit: open_limit,
+            });
         }
         // Counted only for connections the concurrency limits let in, so a client held at its
         // limit does not also use up its rate.
@@ -250,16 +272,16 @@ impl MailContext {
             ip,
             std::time::Instant::now(),
         ) {
-            return Err(Refusal::TooFast {
+            return Err(Refusal::RatePerIp {
                 budget,
                 per_minute: budget.per_minute(&budgets),
             });
         }
-        per_ip.insert(ip, n_ip + 1);
+        per_ip.insert(key, n_ip + 1);
         self.n_connections.fetch_add(1, Ordering::Relaxed);
         Ok(ConnectionSlot {
             context: self.clone(),
-            ip,
+            key,
         })
     }
 
@@ -495,35 +517,35 @@ pub async fn accept_tls(
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
-    /// The concurrency limits (all clients, or this client).
-    TooMany,
+    /// The node's connections from all clients together (`max-connections`).
+    NodeFull { limit: u32 },
+    /// This client's open connections on the service's budget.
+    OpenPerIp { budget: Budget, limit: u32 },
     /// This client's connection rate on the service's budget.
-    TooFast { budget: Budget, per_minute: u32 },
+    RatePerIp { budget: Budget, per_minute: u32 },
 }
 
 impl Refusal {
-    /// The line a plain-text client of `service` is told before the connection closes.
+    /// The line a client of `service` is told before the connection closes.
     fn line(self, service: Service) -> String {
-        match (service, self) {
-            (Service::Pop3 | Service::Pop3s, Refusal::TooMany) => {
-                "-ERR [SYS/TEMP] too many connections, try later".into()
-            }
-            (Service::Imap | Service::Imaps, Refusal::TooMany) => {
-                "* BYE [UNAVAILABLE] Too many connections, try later".into()
-            }
-            (_, Refusal::TooMany) => "421 4.7.0 Too many connections, try later".into(),
-            (service, Refusal::TooFast { budget, per_minute }) => {
-                let what = format!(
-                    "Too many connections per minute from your address ({} is {per_minute}), \
-                     try later",
-                    budget.key()
-                );
-                match service {
-                    Service::Pop3 | Service::Pop3s => format!("-ERR [SYS/TEMP] {what}"),
-                    Service::Imap | Service::Imaps => format!("* BYE [UNAVAILABLE] {what}"),
-                    _ => format!("421 4.7.0 {what}"),
-                }
-            }
+        let what = match self {
+            Refusal::NodeFull { limit } => format!(
+                "Too many connections to this server (max-connections is {limit}), try later"
+            ),
+            Refusal::OpenPerIp { budget, limit } => format!(
+                "Too many open connections from your address ({} is {limit}), try later",
+                budget.open_key()
+            ),
+            Refusal::RatePerIp { budget, per_minute } => format!(
+                "Too many connections per minute from your address ({} is {per_minute}), \
+                 try later",
+                budget.key()
+            ),
+        };
+        match service {
+            Service::Pop3 | Service::Pop3s => format!("-ERR [SYS/TEMP] {what}"),
+            Service::Imap | Service::Imaps => format!("* BYE [UNAVAILABLE] {what}"),
+            _ => format!("421 4.7.0 {what}"),
         }
     }
 }
@@ -666,7 +688,13 @@ pub async fn accept_loop(
         // Before the limits: a blocked client takes no slot and uses up no rate.
         if let Some(blocked) = context.access.refuse_client(peer.ip()) {
             tracing::info!(service = service.name(), %peer, reason = %blocked.reason, "connection refused: blocked");
-            tokio::spawn(refuse_blocked(stream, service, blocked.reason));
+            let line = match service {
+                Service::Pop3 | Service::Pop3s => format!("-ERR {}", blocked.reason),
+                Service::Imap | Service::Imaps => format!("* BYE {}", blocked.reason),
+                // RFC 5321 3.1: a 554 greeting.
+                _ => format!("554 5.7.1 {}", blocked.reason),
+            };
+            tokio::spawn(refuse(context.clone(), stream, service, line));
             continue;
         }
         let slot = match context.admit(peer.ip(), service) {
@@ -676,14 +704,19 @@ pub async fn accept_loop(
                     .metrics
                     .connections_refused
                     .fetch_add(1, Ordering::Relaxed);
-                if let Refusal::TooFast { .. } = refusal {
+                if let Refusal::RatePerIp { .. } = refusal {
                     context
                         .metrics
                         .connections_rate_limited
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::info!(service = service.name(), %peer, ?refusal, "connection refused");
-                tokio::spawn(refuse(stream, service, refusal));
+                tokio::spawn(refuse(
+                    context.clone(),
+                    stream,
+                    service,
+                    refusal.line(service),
+                ));
                 continue;
             }
         };
@@ -701,26 +734,33 @@ pub async fn accept_loop(
     }
 }
 
-async fn refuse(mut stream: TcpStream, service: Service, refusal: Refusal) {
-    let line = format!("{}\r\n", refusal.line(service));
-    // Implicit-TLS clients cannot read a plain line; they just see the connection close.
-    if !service.implicit_tls() {
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
-    }
-}
+/// Polite refusals over implicit TLS in progress at once. Each costs a TLS handshake, which a
+/// flood of refused connections must not get without bound: beyond this many, a refused
+/// implicit-TLS client only sees the connection close.
+const TLS_REFUSALS: usize = 16;
 
-/// Tells a blocked client so (RFC 5321 3.1: a 554 greeting) and closes.
-async fn refuse_blocked(mut stream: TcpStream, service: Service, reason: String) {
-    let line = match service {
-        Service::Pop3 | Service::Pop3s => format!("-ERR {reason}\r\n"),
-        Service::Imap | Service::Imaps => format!("* BYE {reason}\r\n"),
-        _ => format!("554 5.7.1 {reason}\r\n"),
-    };
+/// Tells a refused client why (`line`, without its CRLF) and closes, within 5 s. On the
+/// implicit-TLS ports the line goes inside TLS, since a client there reads nothing before
+/// the handshake, and the session ends with close_notify.
+async fn refuse(context: Arc<MailContext>, mut stream: TcpStream, service: Service, line: String) {
+    let line = format!("{line}\r\n");
+    let limit = Duration::from_secs(5);
     if !service.implicit_tls() {
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
+        let _ = tokio::time::timeout(limit, stream.write_all(line.as_bytes())).await;
+        return;
     }
+    let Ok(_permit) = context.tls_refusals.try_acquire() else {
+        return;
+    };
+    let Some(acceptor) = context.tls.acceptor() else {
+        return;
+    };
+    let _ = tokio::time::timeout(limit, async {
+        let mut tls = acceptor.accept(stream).await?;
+        tls.write_all(line.as_bytes()).await?;
+        tls.shutdown().await
+    })
+    .await;
 }
 
 async fn serve(context: Arc<MailContext>, stream: TcpStream, peer: SocketAddr, service: Service) {

@@ -62,6 +62,26 @@ impl Budget {
         }
     }
 
+    /// The mail policy key that limits one client's open connections on it.
+    pub fn open_key(self) -> &'static str {
+        match self {
+            Budget::Smtp => "smtp-connections-per-ip",
+            Budget::Submission => "submission-connections-per-ip",
+            Budget::Imap => "imap-connections-per-ip",
+            Budget::Pop3 => "pop3-connections-per-ip",
+        }
+    }
+
+    /// Connections one client may hold open on it at once (0: no limit).
+    pub fn open_limit(self, limits: &raft_store::ConnectionsPerIp) -> u32 {
+        match self {
+            Budget::Smtp => limits.smtp_connections_per_ip,
+            Budget::Submission => limits.submission_connections_per_ip,
+            Budget::Imap => limits.imap_connections_per_ip,
+            Budget::Pop3 => limits.pop3_connections_per_ip,
+        }
+    }
+
     /// New connections per minute it allows one client (0: no limit).
     pub fn per_minute(self, budgets: &ConnectionBudgets) -> u32 {
         match self {
@@ -88,6 +108,9 @@ pub struct Guard {
 /// A token bucket: `tokens` new connections may start now; it refills at the policy's rate.
 struct Bucket {
     tokens: f64,
+    /// The burst the bucket was last filled up to: a raised budget adds the difference at
+    /// once, so an operator who raises it for a client held at its limit gives relief now.
+    capacity: f64,
     at: Instant,
 }
 
@@ -182,8 +205,13 @@ impl Guard {
         }
         let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: capacity,
+            capacity,
             at: now,
         });
+        if capacity > bucket.capacity {
+            bucket.tokens += capacity - bucket.capacity;
+        }
+        bucket.capacity = capacity;
         let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * per_second;
         bucket.tokens = (bucket.tokens + refill).min(capacity);
         bucket.at = now;

@@ -107,6 +107,7 @@ pub const KEY_PROTECTION_POLICY: &[u8] = b"protection_policy";
 pub const KEY_MESSAGE_LIMITS: &[u8] = b"message_limits";
 pub const KEY_CONNECTION_BUDGETS: &[u8] = b"connection_budgets";
 pub const KEY_PASSWORD_POLICY: &[u8] = b"password_policy";
+pub const KEY_CONNECTIONS_PER_IP: &[u8] = b"connections_per_ip";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

@@ -32,9 +32,9 @@ pub use crate::mail::queue::{
     QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,
 };
 pub use crate::mail::{
-    BlobHash, BlobRecord, ClientTls, DEFAULT_MAILBOXES, DegradedAccept, Delivery, DeliveryOutcome,
-    DrainPlan, FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy, Mailbox, Message,
-    MisplacedBlobs, flag,
+    BlobHash, BlobRecord, ClientTls, ConnectionsPerIp, DEFAULT_MAILBOXES, DegradedAccept, Delivery,
+    DeliveryOutcome, DrainPlan, FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy,
+    Mailbox, Message, MisplacedBlobs, flag,
 };
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
 pub use crate::state_machine::{MailChange, StateDigest, StateMachine, StateReader};

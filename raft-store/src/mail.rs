@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{
     CF_ACCOUNTS, CF_BLOB_MISSING, CF_BLOBS, CF_DELIVERED, CF_MAILBOXES, CF_MESSAGES, CF_SETTINGS,
-    CF_SUBSCRIPTIONS, CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_MAIL_POLICY, KEY_MESSAGE_LIMITS,
-    KEY_NEXT_UIDVALIDITY,
+    CF_SUBSCRIPTIONS, CF_SUMMARIES, Db, KEY_CLIENT_TLS, KEY_CONNECTIONS_PER_IP, KEY_MAIL_POLICY,
+    KEY_MESSAGE_LIMITS, KEY_NEXT_UIDVALIDITY,
 };
 use crate::error::StoreError;
 use crate::state_machine::{Staged, StateReader};
@@ -166,6 +166,8 @@ pub struct MailPolicy {
     /// Offer AUTH on connections without TLS (off: credentials never cross in clear).
     pub auth_without_tls: bool,
     pub max_connections: u32,
+    /// Retired: one limit shared by every service. [`ConnectionsPerIp`] replaced it, and it
+    /// is kept only because the bincode encoding of stored policies and logged entries has it.
     pub max_connections_per_ip: u32,
     /// Protocol errors a session may make before it is disconnected.
     pub max_errors: u32,
@@ -189,6 +191,53 @@ impl Default for MailPolicy {
             smtp_idle_timeout_secs: 300,
             // RFC 1939: an autologout timer must be at least 10 minutes.
             pop3_idle_timeout_secs: 600,
+        }
+    }
+}
+
+/// Connections one client address may hold open at once on one node, one limit per mail
+/// service (0: no limit; `max-connections` still bounds all of them together). Stored under a
+/// key of its own beside the mail policy, so that stores and log entries written before it
+/// existed keep their encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct ConnectionsPerIp {
+    /// Port 25: other mail servers.
+    pub smtp_connections_per_ip: u32,
+    /// Ports 587 and 465: the users' mail programs sending.
+    pub submission_connections_per_ip: u32,
+    /// Ports 143 and 993.
+    pub imap_connections_per_ip: u32,
+    /// Ports 110 and 995.
+    pub pop3_connections_per_ip: u32,
+}
+
+impl Default for ConnectionsPerIp {
+    /// Sized for an office of 50 people behind one NAT address: desktop clients keep up to five
+    /// IMAP connections per account open and phones on the office Wi-Fi a few more (Dovecot
+    /// allows ten per user and address, which is 500 for 50 users); a message is sent on a
+    /// connection of its own; POP3 clients poll. Port 25 takes Postfix's per-client default.
+    fn default() -> ConnectionsPerIp {
+        ConnectionsPerIp {
+            smtp_connections_per_ip: 50,
+            submission_connections_per_ip: 50,
+            imap_connections_per_ip: 500,
+            pop3_connections_per_ip: 100,
+        }
+    }
+}
+
+impl ConnectionsPerIp {
+    /// The limits of a store written before they existed, from its one shared limit: no
+    /// service gets less than it had, nor less than the defaults.
+    pub fn from_legacy(max_connections_per_ip: u32) -> ConnectionsPerIp {
+        let old = max_connections_per_ip;
+        let defaults = ConnectionsPerIp::default();
+        ConnectionsPerIp {
+            smtp_connections_per_ip: defaults.smtp_connections_per_ip.max(old),
+            submission_connections_per_ip: defaults.submission_connections_per_ip.max(old),
+            imap_connections_per_ip: defaults.imap_connections_per_ip.max(old),
+            pop3_connections_per_ip: defaults.pop3_connections_per_ip.max(old),
         }
     }
 }
@@ -685,6 +734,10 @@ pub(crate) fn set_message_limits(limits: &MessageLimits, staged: &mut Staged<'_>
     staged.put(CF_SETTINGS, KEY_MESSAGE_LIMITS, limits);
 }
 
+pub(crate) fn set_connections_per_ip(limits: &ConnectionsPerIp, staged: &mut Staged<'_>) {
+    staged.put(CF_SETTINGS, KEY_CONNECTIONS_PER_IP, limits);
+}
+
 /// What `StateReader::drain_plan` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DrainPlan {
@@ -977,6 +1030,17 @@ impl StateReader {
             .db()
             .get(CF_SETTINGS, KEY_MESSAGE_LIMITS)?
             .unwrap_or_default())
+    }
+
+    /// The per-service limits on one address's open connections; for a store that has none
+    /// yet, those its legacy shared limit implies.
+    pub fn connections_per_ip(&self) -> Result<ConnectionsPerIp, StoreError> {
+        match self.db().get(CF_SETTINGS, KEY_CONNECTIONS_PER_IP)? {
+            Some(limits) => Ok(limits),
+            None => Ok(ConnectionsPerIp::from_legacy(
+                self.mail_policy()?.max_connections_per_ip,
+            )),
+        }
     }
 
     fn db(&self) -> &Db {

@@ -358,6 +358,15 @@ impl StateMachine {
                 mail::set_mail_policy(policy, batch);
                 mail::set_message_limits(limits, batch);
             }
+            Command::SetMailPolicyLimitsAndConnections {
+                policy,
+                limits,
+                connections,
+            } => {
+                mail::set_mail_policy(policy, batch);
+                mail::set_message_limits(limits, batch);
+                mail::set_connections_per_ip(connections, batch);
+            }
             Command::DeliverFiled { deliveries } => {
                 let filed: Vec<_> = deliveries.iter().map(|d| (&d.delivery, d.filing)).collect();
                 let outcomes = mail::deliver_filed(&reader, &filed, batch)?;

@@ -2316,3 +2316,78 @@ fn legacy_rates_never_lower_a_budget() {
     assert_eq!(raised.imap_connections_per_minute_per_ip, 300);
     assert_eq!(raised.pop3_connections_per_minute_per_ip, 200);
 }
+
+/// `SetMailPolicyAndLimits { max-connections-per-ip = 200, the rest default }` as builds
+/// before the per-service connection limits wrote it into their logs.
+const LEGACY_SET_MAIL_POLICY_AND_LIMITS: &str =
+    "0924fc00002003640000fbe803c80afb2c01fb5802fbe80320fbe803fc00000800";
+
+#[tokio::test]
+async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_set() {
+    use crate::{ConnectionsPerIp, MailPolicy, MessageLimits};
+
+    let dir = TempDir::new().unwrap();
+    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let reader = sm.reader();
+    assert_eq!(
+        reader.connections_per_ip().unwrap(),
+        ConnectionsPerIp::default()
+    );
+    // An older build's entry, as its log holds it, raised the shared limit to 200: no service
+    // gets less after the upgrade, and none less than the defaults.
+    let logged = hex::decode(LEGACY_SET_MAIL_POLICY_AND_LIMITS).unwrap();
+    let request: crate::Request = crate::db::decode("log", b"entry", &logged).unwrap();
+    let legacy = MailPolicy {
+        max_connections_per_ip: 200,
+        ..MailPolicy::default()
+    };
+    assert_eq!(
+        request.command,
+        Command::SetMailPolicyAndLimits {
+            policy: legacy.clone(),
+            limits: MessageLimits::default(),
+        }
+    );
+    let results = apply_all(&mut sm, 1, vec![request.command]).await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(
+        reader.connections_per_ip().unwrap(),
+        ConnectionsPerIp {
+            smtp_connections_per_ip: 200,
+            submission_connections_per_ip: 200,
+            imap_connections_per_ip: 500,
+            pop3_connections_per_ip: 200,
+        }
+    );
+    // Set by the new command, the limits are stored and read back on their own.
+    let limits = ConnectionsPerIp {
+        imap_connections_per_ip: 2000,
+        ..ConnectionsPerIp::default()
+    };
+    let results = apply_all(
+        &mut sm,
+        2,
+        vec![Command::SetMailPolicyLimitsAndConnections {
+            policy: MailPolicy::default(),
+            limits: MessageLimits::default(),
+            connections: limits,
+        }],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(reader.connections_per_ip().unwrap(), limits);
+    assert_eq!(reader.mail_policy().unwrap(), MailPolicy::default());
+    // A legacy entry applied later changes the policy, not the limits set since.
+    let results = apply_all(
+        &mut sm,
+        3,
+        vec![Command::SetMailPolicyAndLimits {
+            policy: legacy.clone(),
+            limits: MessageLimits::default(),
+        }],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(reader.connections_per_ip().unwrap(), limits);
+    assert_eq!(reader.mail_policy().unwrap(), legacy);
+}

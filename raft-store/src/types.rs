@@ -392,6 +392,15 @@ pub enum Command {
         budgets: crate::mail::protection::ConnectionBudgets,
         passwords: crate::mail::protection::PasswordPolicy,
     },
+    /// The mail policy, the message limits and the per-service limits on one address's open
+    /// connections, set together (the admin API shows them as one policy; each is stored under
+    /// its own key). `SetMailPolicyAndLimits` stays for entries already in logs. (Appended
+    /// last: the variant index is part of the log's encoding.)
+    SetMailPolicyLimitsAndConnections {
+        policy: MailPolicy,
+        limits: crate::summary::MessageLimits,
+        connections: crate::mail::ConnectionsPerIp,
+    },
 }
 
 impl Command {
@@ -459,6 +468,7 @@ impl Command {
             | Command::SetClientTls(_)
             | Command::SetMailPolicy(_)
             | Command::SetMailPolicyAndLimits { .. }
+            | Command::SetMailPolicyLimitsAndConnections { .. }
             | Command::MoveReplicas { .. }
             | Command::SetTokenDigest { .. }
             | Command::AddReplicas { .. }
@@ -544,6 +554,9 @@ impl fmt::Display for Command {
                 write!(f, "DeliverFiled({} messages)", deliveries.len())
             }
             Command::SetMailPolicyAndLimits { .. } => write!(f, "SetMailPolicyAndLimits"),
+            Command::SetMailPolicyLimitsAndConnections { .. } => {
+                write!(f, "SetMailPolicyLimitsAndConnections")
+            }
             Command::SetProtectionSettings { .. } => write!(f, "SetProtectionSettings"),
             Command::MoveReplicas { from, to, blobs } => {
                 write!(f, "MoveReplicas({from} -> {to}, {} blobs)", blobs.len())

@@ -1015,7 +1015,7 @@ impl Demo {
             serde_json::from_str(&shown).context("parse `mclusterctl policy show --json`")?;
         let wanted = n_sessions as u64 + ADMIT_MARGIN;
         let mut settings = Vec::new();
-        for key in ["max-connections-per-ip", "max-connections"] {
+        for key in ["smtp-connections-per-ip", "max-connections"] {
             let value = policy[key]
                 .as_u64()
                 .with_context(|| format!("the mail policy has no number {key}: {shown}"))?;

@@ -1310,14 +1310,13 @@ fn rotated_tokens_refuse_the_old_and_joined_nodes_keep_no_join_token() {
     wait_until(Duration::from_secs(10), "n2 removes its join token", || {
         let text = std::fs::read_to_string(&n2_config).ok()?;
         let no_section = !text.lines().any(|line| line.trim() == "[join]");
-        (!text.contains(&old_join) && no_section).then_some(())
-    })
-    .expect("the joined node's config keeps no join token");
-    assert!(
-        cluster.nodes[1]
+        // The file is rewritten just before the line is logged: wait for both.
+        let logged = cluster.nodes[1]
             .log()
-            .contains("removed the join token from the config file")
-    );
+            .contains("removed the join token from the config file");
+        (!text.contains(&old_join) && no_section && logged).then_some(())
+    })
+    .expect("the joined node's config keeps no join token and says so in its log");
     // It still starts from that file, as a voter that asks nobody to add it.
     cluster.stop(1, Duration::from_secs(20)).expect("stop n2");
     cluster.start_node(1).expect("restart n2");

@@ -1,12 +1,13 @@
 //! The smaller things an operator's walk found, against one real node on loopback: domain names
 //! are checked, passwords meet the cluster's policy, postmaster mail is taken, each mail service
-//! has its own connection budget whose refusal names it, and submission completes a message's
-//! Date and Message-ID while port 25 leaves mail as it came.
+//! has its own connection budget and its own limit on open connections, whose refusals name
+//! them, and submission completes a message's Date and Message-ID while port 25 leaves mail as
+//! it came.
 
 use anyhow::{Context, Result, ensure};
 use chaos_tests::bench::base64;
 use chaos_tests::cluster::{Cluster, NodeTuning};
-use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users, pop3_raw};
+use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users, pop3_raw, python_script};
 use serde_json::{Value, json};
 
 const SUBNET: u8 = 110;
@@ -228,6 +229,82 @@ fn an_operators_walk_finds_names_passwords_postmaster_budgets_and_headers() -> R
     let policy: Value =
         serde_json::from_str(&cluster.ctl_ok(&["protection", "show", "--json"])?)?;
     assert_eq!(policy["submission-connections-per-minute-per-ip"], 120);
+
+    // Open connections: one limit per service too. An office's 40 IMAP connections from one
+    // address are more than the 32 all services shared before.
+    cluster.ctl_ok(&[
+        "protection",
+        "set",
+        "imap-connections-per-minute-per-ip=1000",
+        "smtp-connections-per-minute-per-ip=1000",
+        "pop3-connections-per-minute-per-ip=1000",
+    ])?;
+    let office = greetings(&node.imap_addr(), 40)?;
+    assert!(office.iter().all(|g| g.starts_with("* OK")), "{office:?}");
+    let refused = ctl_refused(&cluster, &["policy", "set", "max-connections-per-ip=64"])?;
+    assert_says(&refused, "replaced by one limit per service");
+    cluster.ctl_ok(&[
+        "policy",
+        "set",
+        "imap-connections-per-ip=3",
+        "smtp-connections-per-ip=2",
+    ])?;
+    let shown = cluster.ctl_ok(&["policy", "show"])?;
+    assert_says(&shown, "submission-connections-per-ip");
+    // Three IMAP connections held open: the fourth is told which key refused it, while port
+    // 25 still takes two and POP3 (its own limit, 100) answers.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut probe = Probe::connect(&node.imap_addr())?;
+        let greeting = probe.reply()?;
+        ensure!(greeting.starts_with("* OK"), "{greeting}");
+        held.push(probe);
+    }
+    let imap = greetings(&node.imap_addr(), 1)?;
+    assert_eq!(
+        imap[0],
+        "* BYE [UNAVAILABLE] Too many open connections from your address \
+         (imap-connections-per-ip is 3), try later"
+    );
+    // IMAP over implicit TLS counts with port 143, and its refusal comes inside TLS.
+    let imaps = node.imaps_addr();
+    let (host, port) = imaps.rsplit_once(':').context("imaps address")?;
+    let over_tls = python_script("tls_greetings.py", &[host, port, "1"])?;
+    assert_eq!(
+        over_tls["greetings"][0],
+        "* BYE [UNAVAILABLE] Too many open connections from your address \
+         (imap-connections-per-ip is 3), try later",
+        "{over_tls}"
+    );
+    let smtp_greetings = greetings(&smtp, 3)?;
+    assert!(
+        smtp_greetings[..2].iter().all(|g| g.starts_with("220")),
+        "{smtp_greetings:?}"
+    );
+    assert_eq!(
+        smtp_greetings[2],
+        "421 4.7.0 Too many open connections from your address \
+         (smtp-connections-per-ip is 2), try later"
+    );
+    let pop3 = greetings(&node.pop3_addr(), 1)?;
+    assert!(pop3[0].starts_with("+OK"), "{pop3:?}");
+    // A connection that ends gives its place back.
+    drop(held.pop());
+    let again = wait_for_greeting(&node.imap_addr())?;
+    assert!(again.starts_with("* OK"), "{again}");
     cluster.check_no_unexpected_errors(&[]);
     Ok(())
+}
+
+/// The greeting of a new connection to `addr`, trying for up to 5 s until it is not a refusal
+/// (a closed connection's slot is given back when its session notices the close).
+fn wait_for_greeting(addr: &str) -> Result<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let line = greetings(addr, 1)?.remove(0);
+        if !line.contains("Too many") || std::time::Instant::now() > deadline {
+            return Ok(line);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

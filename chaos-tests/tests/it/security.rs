@@ -128,7 +128,9 @@ fn strangers_cannot_stop_the_cluster_smuggle_mail_or_forge_logs() -> Result<()> 
     cluster.ctl_ok(&[
         "policy",
         "set",
-        "max-connections-per-ip=1000",
+        "smtp-connections-per-ip=1000",
+        "imap-connections-per-ip=1000",
+        "pop3-connections-per-ip=1000",
         "auth-without-tls=true",
     ])?;
     let n1 = Addrs {

@@ -134,7 +134,7 @@ fn tls_and_mail_policy_routes() {
         _ => Reply::json(
             200,
             r#"{"max-message-bytes":1000,"max-recipients":200,"degraded-accept":"refuse",
-            "auth-without-tls":false,"max-connections":10,"max-connections-per-ip":2,
+            "auth-without-tls":false,"max-connections":10,"imap-connections-per-ip":2,
             "max-errors":3,"smtp-idle-timeout-secs":60,"pop3-idle-timeout-secs":600}"#,
         ),
     });

@@ -591,7 +591,11 @@ fn policy() -> MailPolicy {
         degraded_accept: "accept".to_owned(),
         auth_without_tls: false,
         max_connections: 1000,
-        max_connections_per_ip: 32,
+        max_connections_per_ip: None,
+        smtp_connections_per_ip: Some(50),
+        submission_connections_per_ip: Some(50),
+        imap_connections_per_ip: Some(500),
+        pop3_connections_per_ip: Some(100),
         max_errors: 10,
         smtp_idle_timeout_secs: 300,
         pop3_idle_timeout_secs: 600,
@@ -604,7 +608,8 @@ fn policy() -> MailPolicy {
 
 const POLICY_JSON: &str = r#"{"max-message-bytes":52428800,"max-recipients":100,
     "degraded-accept":"accept","auth-without-tls":false,"max-connections":1000,
-    "max-connections-per-ip":32,"max-errors":10,"smtp-idle-timeout-secs":300,
+    "smtp-connections-per-ip":50,"submission-connections-per-ip":50,
+    "imap-connections-per-ip":500,"pop3-connections-per-ip":100,"max-errors":10,"smtp-idle-timeout-secs":300,
     "pop3-idle-timeout-secs":600,"max-mime-parts":1000,"max-mime-depth":32,
     "max-header-fields":1000,"max-header-bytes":524288}"#;
 
@@ -612,23 +617,43 @@ const POLICY_JSON: &str = r#"{"max-message-bytes":52428800,"max-recipients":100,
 fn mail_policy_table_uses_the_keys_policy_set_takes() {
     assert_eq!(
         render_mail_policy(&policy()),
-        "KEY                     VALUE\n\
-         max-message-bytes       52428800\n\
-         max-recipients          100\n\
-         degraded-accept         accept\n\
-         auth-without-tls        false\n\
-         max-connections         1000\n\
-         max-connections-per-ip  32\n\
-         max-errors              10\n\
-         smtp-idle-timeout-secs  300\n\
-         pop3-idle-timeout-secs  600\n\
-         max-mime-parts          1000\n\
-         max-mime-depth          32\n\
-         max-header-fields       1000\n\
-         max-header-bytes        524288\n"
+        "KEY                            VALUE\n\
+         max-message-bytes              52428800\n\
+         max-recipients                 100\n\
+         degraded-accept                accept\n\
+         auth-without-tls               false\n\
+         max-connections                1000\n\
+         smtp-connections-per-ip        50\n\
+         submission-connections-per-ip  50\n\
+         imap-connections-per-ip        500\n\
+         pop3-connections-per-ip        100\n\
+         max-errors                     10\n\
+         smtp-idle-timeout-secs         300\n\
+         pop3-idle-timeout-secs         600\n\
+         max-mime-parts                 1000\n\
+         max-mime-depth                 32\n\
+         max-header-fields              1000\n\
+         max-header-bytes               524288\n"
     );
     let decoded: MailPolicy = serde_json::from_str(POLICY_JSON).expect("decode");
     assert_eq!(decoded, policy());
+    // An older server's one shared limit still shows.
+    let older = MailPolicy {
+        max_connections_per_ip: Some(32),
+        smtp_connections_per_ip: None,
+        submission_connections_per_ip: None,
+        imap_connections_per_ip: None,
+        pop3_connections_per_ip: None,
+        ..policy()
+    };
+    let table = render_mail_policy(&older);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().eq(["max-connections-per-ip", "32"])),
+        "{table}"
+    );
+    assert!(!table.contains("imap-connections-per-ip"), "{table}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn a_full_cache_makes_room() {
 
 #[test]
 fn a_refused_connection_names_the_budget_it_used_up() {
-    let fast = |budget, per_minute| Refusal::TooFast { budget, per_minute };
+    let fast = |budget, per_minute| Refusal::RatePerIp { budget, per_minute };
     assert_eq!(
         fast(Budget::Smtp, 60).line(Service::Smtp),
         "421 4.7.0 Too many connections per minute from your address \
@@ -59,6 +59,29 @@ fn a_refused_connection_names_the_budget_it_used_up() {
         fast(Budget::Pop3, 120).line(Service::Pop3),
         "-ERR [SYS/TEMP] Too many connections per minute from your address \
          (pop3-connections-per-minute-per-ip is 120), try later"
+    );
+    assert_eq!(
+        Refusal::OpenPerIp {
+            budget: Budget::Imap,
+            limit: 500
+        }
+        .line(Service::Imaps),
+        "* BYE [UNAVAILABLE] Too many open connections from your address \
+         (imap-connections-per-ip is 500), try later"
+    );
+    assert_eq!(
+        Refusal::OpenPerIp {
+            budget: Budget::Submission,
+            limit: 50
+        }
+        .line(Service::Smtps),
+        "421 4.7.0 Too many open connections from your address \
+         (submission-connections-per-ip is 50), try later"
+    );
+    assert_eq!(
+        Refusal::NodeFull { limit: 1000 }.line(Service::Pop3),
+        "-ERR [SYS/TEMP] Too many connections to this server (max-connections is 1000), \
+         try later"
     );
     assert_eq!(Service::Smtps.budget(), Budget::Submission);
     assert_eq!(Service::Imaps.budget(), Budget::Imap);

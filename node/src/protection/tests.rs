@@ -63,6 +63,26 @@ fn the_rate_limit_allows_a_burst_then_refills_per_client() {
 }
 
 #[test]
+fn a_raised_budget_gives_a_client_at_its_limit_the_difference_at_once() {
+    let guard = Guard::new();
+    let policy = policy();
+    let t0 = Instant::now();
+    let client = ip("192.0.2.7");
+    while admit(&guard, &policy, client, t0) {}
+    let raised = ConnectionBudgets {
+        smtp_connections_per_minute_per_ip: 10,
+        ..budgets()
+    };
+    let admit_raised = || guard.admit_connection(&policy, &raised, Budget::Smtp, client, t0);
+    for n in 0..4 {
+        assert!(admit_raised(), "connection {n} under the raised budget");
+    }
+    assert!(!admit_raised());
+    // Lowered again, the client gets nothing back it had not earned.
+    assert!(!admit(&guard, &policy, client, t0 + Duration::from_secs(5)));
+}
+
+#[test]
 fn exempt_networks_and_a_zero_rate_are_not_limited() {
     let guard = Guard::new();
     let mut policy = policy();
