@@ -286,6 +286,57 @@ fn planned_failover_under_load() {
     );
 }
 
+/// The leader's process gets 10 % of one CPU (a cgroup quota, in slices of the scheduler's
+/// 100 ms period) for 30 s under the scenario's load, as on a host where other work takes the
+/// rest. Slow answers are expected; a lapsed lease (both nodes are up) or a lost leadership is
+/// not. Before the fix, openraft's 50 ms limit on each AppendEntries cut answers that a
+/// throttled leader read late, and the lease lapsed several times a minute.
+#[test]
+fn starve_leader_cpu() {
+    run_once(
+        "starve_leader_cpu",
+        28,
+        true,
+        |_| {},
+        |chaos| {
+            const PERCENT: u32 = 10;
+            let holder = chaos.holder()?;
+            let logs_before: Vec<usize> =
+                chaos.cluster.nodes.iter().map(|n| n.log().len()).collect();
+            let limit = chaos.cluster.limit_cpu(holder, PERCENT)?;
+            chaos.fault(None);
+            let held = chaos.hold(Duration::from_secs(30));
+            let throttled = limit.throttled_ms();
+            drop(limit);
+            chaos.healed();
+            let mut expiries = 0;
+            for (node, before) in chaos.cluster.nodes.iter().zip(logs_before) {
+                let log = node.log();
+                let window = log.get(before..).unwrap_or_default();
+                expiries += window.matches("the leader lease expired").count();
+            }
+            chaos.note(format!(
+                "{} at {PERCENT}% of one CPU for {held:?} (throttled {} ms): {expiries} lease \
+                 expiries",
+                chaos.cluster.nodes[holder].name,
+                throttled.map_or_else(|| "?".to_owned(), |ms| ms.to_string()),
+            ));
+            if expiries > 0 {
+                bail!("the starved leader's lease lapsed {expiries} times with both nodes up");
+            }
+            let now = chaos.holder()?;
+            if now != holder {
+                bail!(
+                    "the VIP moved from {} to {} while the leader was only slow",
+                    chaos.cluster.nodes[holder].name,
+                    chaos.cluster.nodes[now].name
+                );
+            }
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
 #[test]
 fn rolling_restart_under_load() {
     run_once(
