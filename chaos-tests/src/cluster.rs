@@ -409,7 +409,42 @@ impl Cluster {
         {
             bail!("lab {} has room for {} nodes", lab.subnet(), lab.n_nodes());
         }
-        let mut node = self.new_node(i, 0, role);
+        let node = self.new_node(i, 0, role);
+        self.nodes.push(node);
+        if let Err(err) = self.join(i) {
+            self.nodes.pop();
+            return Err(err);
+        }
+        Ok(i)
+    }
+
+    /// Replaces node `i` the way an operator replaces a server: its directory is wiped and it
+    /// joins again, fresh, under the same name and addresses (the cluster gives it a new id).
+    /// The node must have stopped and left the cluster first.
+    pub fn rejoin_fresh(&mut self, i: usize) -> Result<()> {
+        if self.nodes[i].pid().is_some() && self.exited(i)?.is_none() {
+            bail!("{} is still running", self.nodes[i].name);
+        }
+        if let Hosts::Lab { options, .. } = &self.hosts
+            && options.data_tmpfs_mb.is_some()
+        {
+            bail!("rejoin_fresh does not remount a data tmpfs");
+        }
+        let role = self.nodes[i].role;
+        match fs::remove_dir_all(&self.nodes[i].dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).context("wipe the node's directory");
+            }
+            _ => {}
+        }
+        self.nodes[i] = self.new_node(i, 0, role);
+        self.join(i)
+    }
+
+    /// `mclusterctl join` for node `i` (not yet given an id), then starts it and waits until
+    /// it is a voter.
+    fn join(&mut self, i: usize) -> Result<()> {
+        let node = &self.nodes[i];
         let dir = self.root.path().display().to_string();
         let mut args = vec![
             "join",
@@ -422,24 +457,23 @@ impl Cluster {
             "--admin-addr",
             &node.admin_addr,
             "--role",
-            role,
+            node.role,
         ];
-        let node_args = self.node_args(&node);
+        let node_args = self.node_args(node);
         args.extend(node_args.iter().map(String::as_str));
         let out = self.ctl_ok(&args)?;
         let config = fs::read_to_string(node.config_path()).context("read joined node config")?;
-        node.id = config
+        let id = config
             .lines()
             .find_map(|l| l.strip_prefix("node-id = "))
             .and_then(|v| v.trim().parse().ok())
             .with_context(|| format!("node id in the config written by join ({out})"))?;
-        let id = node.id;
-        self.nodes.push(node);
+        self.nodes[i].id = id;
         self.reload_api()?;
         self.prepare(i)?;
         self.start_node(i)?;
         self.wait_voter(id, Duration::from_secs(60))?;
-        Ok(i)
+        Ok(())
     }
 
     /// A command for `program` where node `i` runs: in its namespace in a lab.

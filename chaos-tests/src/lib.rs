@@ -23,6 +23,7 @@ pub mod faults;
 pub mod filter_lab;
 pub mod history;
 pub mod lab;
+pub mod load;
 pub mod mail;
 pub mod observer;
 pub mod outbound_lab;

@@ -10,13 +10,13 @@
 //! `$CARGO_TARGET_DIR/debug/lease_bench [--minutes M] [--cpu PERCENT] [--rate N]
 //! [--raft-heartbeat-ms MS]` (defaults 2, 20, 10, and the nodes' default heartbeat interval).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chaos_tests::bench::{SmtpClient, loadavg};
+use chaos_tests::bench::loadavg;
 use chaos_tests::cluster::{Cluster, LabOptions, MailPorts, NodeTuning};
 use chaos_tests::lab::Host;
+use chaos_tests::load::{Load, LoadSpec};
 use chaos_tests::mail::{DOMAIN, add_users};
 use chaos_tests::scenario::wait_vip_holder;
 
@@ -90,55 +90,19 @@ fn main() -> Result<()> {
     let limit = cluster.limit_cpu(holder, options.cpu)?;
     let started = Instant::now();
     let duration = Duration::from_secs_f64(options.minutes * 60.0);
-    let stop = AtomicBool::new(false);
-    let (sent, failed) = (AtomicU64::new(0), AtomicU64::new(0));
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let to = format!("lease@{DOMAIN}");
-            let every = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
-            let mut client: Option<SmtpClient> = None;
-            let mut next = Instant::now();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                if client.is_none() {
-                    client = lab
-                        .in_host(Host::Client, || {
-                            SmtpClient::connect(
-                                vip,
-                                Duration::from_secs(5),
-                                Duration::from_secs(30),
-                            )
-                        })
-                        .ok()
-                        .and_then(Result::ok)
-                        .and_then(|mut c| c.ehlo("lease.test").ok().map(|_| c));
-                }
-                if let Some(c) = &mut client {
-                    let message = format!("Subject: lease {i}\r\n\r\nbody {i}\r\n");
-                    match c.send("bench@remote.test", &to, message.as_bytes()) {
-                        Ok(()) => sent.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => {
-                            client = None;
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-                i += 1;
-                next += every;
-                if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                } else {
-                    next = Instant::now();
-                }
-            }
-        });
-        while started.elapsed() < duration {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        stop.store(true, Ordering::Relaxed);
+    let load = Load::start(LoadSpec {
+        netns: Some(lab.ns_path(Host::Client)),
+        addr: vip,
+        to: format!("lease@{DOMAIN}"),
+        subject: "lease".into(),
+        per_second: options.rate,
+        max_messages: usize::MAX,
+        max_duration: duration,
     });
+    while started.elapsed() < duration {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = load.stop();
     let throttled = limit.throttled_ms();
     drop(limit);
 
@@ -172,8 +136,8 @@ fn main() -> Result<()> {
         "lease expiries: {expiries} ({:.0}/hour); VIP takeovers: {takeovers}; elections \
          (terms): {elections}; messages accepted {}, failed {}",
         expiries as f64 / hours,
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
+        report.acked.len(),
+        report.failed
     );
     Ok(())
 }
