@@ -250,7 +250,7 @@ impl Blobs {
         }
     }
 
-    /// A push that gives up early when Raft already knows the partner is gone (see
+    /// A push that gives up early when the partner is known to be gone (see
     /// [`Blobs::watched`]).
     async fn push_watched(
         &self,
@@ -258,27 +258,25 @@ impl Blobs {
         member: &Member,
         hash: &BlobHash,
         data: &[u8],
-        started: Instant,
     ) -> Result<(), replication::ReplicationError> {
         let push = replication::blob::push(&self.cluster.transport, partner, member, hash, data);
-        self.watched(partner, started, push).await
+        self.watched(partner, push).await
     }
 
-    /// Runs a request to `peer` that gives up early when Raft already knows the peer is gone:
-    /// on the leader, a peer that has acknowledged no heartbeat since `started`, for three
-    /// heartbeat intervals, is down (a dead process's host drops QUIC silently, so the request
-    /// itself would only fail at its timeout, seconds later, right after every failover).
+    /// Runs a request to `peer` that gives up early when the peer is known to be gone: on the
+    /// leader, one that has left requests unanswered for three heartbeat intervals is down (a
+    /// dead process's host drops QUIC silently, so the request itself would only fail at its
+    /// timeout, seconds later, right after every failover).
     async fn watched<T>(
         &self,
         peer: NodeId,
-        started: Instant,
         request: impl std::future::Future<Output = Result<T, replication::ReplicationError>>,
     ) -> Result<T, replication::ReplicationError> {
         let silence = self.cluster.config.heartbeat_interval * 3;
         let watch = async {
             loop {
                 tokio::time::sleep(self.cluster.config.heartbeat_interval / 2).await;
-                if started.elapsed() >= silence && self.silent_since(peer, started) {
+                if self.raft_silence(peer).is_some_and(|s| s > silence) {
                     return;
                 }
             }
@@ -290,12 +288,6 @@ impl Blobs {
                 reason: format!("it has answered no Raft heartbeat for {silence:?}"),
             }),
         }
-    }
-
-    /// On the leader: whether `node` has acknowledged nothing since `since`.
-    fn silent_since(&self, node: NodeId, since: Instant) -> bool {
-        self.raft_silence(node)
-            .is_some_and(|silence| silence > since.elapsed())
     }
 
     fn raft_silence(&self, node: NodeId) -> Option<Duration> {
@@ -311,8 +303,8 @@ impl Blobs {
         // and the resync loop's probe notices when one answers again.
         let silence_limit = self.cluster.config.heartbeat_interval * 3;
         for (partner, member) in candidates.into_iter().filter(|(id, _)| !self.is_down(*id)) {
-            // The leader knows a dead partner already (it stopped answering heartbeats, or never
-            // answered since this node was elected): no push to wait out.
+            // The leader knows a dead partner already (it has left heartbeats unanswered): no
+            // push to wait out.
             if self
                 .raft_silence(partner)
                 .is_some_and(|silence| silence > silence_limit)
@@ -326,15 +318,11 @@ impl Blobs {
                 continue;
             }
             let started = Instant::now();
-            let mut result = self
-                .push_watched(partner, &member, hash, data, started)
-                .await;
+            let mut result = self.push_watched(partner, &member, hash, data).await;
             // A quick failure is usually a cached connection to a process that restarted (the
             // push dropped it): one more try on a fresh connection before calling it down.
             if result.is_err() && started.elapsed() < QUICK_FAILURE {
-                result = self
-                    .push_watched(partner, &member, hash, data, started)
-                    .await;
+                result = self.push_watched(partner, &member, hash, data).await;
             }
             match result {
                 Ok(()) => {
@@ -396,7 +384,7 @@ impl Blobs {
             // A replica that died a moment ago (the old leader, after a failover) would make
             // the client wait out the QUIC timeout; the leader knows sooner.
             let fetch = replication::blob::fetch(&self.cluster.transport, *node, member, hash);
-            match self.watched(*node, Instant::now(), fetch).await {
+            match self.watched(*node, fetch).await {
                 Ok(Some(data)) => return Ok(data),
                 Ok(None) => last_error = format!("node {node} does not hold it"),
                 Err(err) => {

@@ -419,20 +419,15 @@ impl Cluster {
         Ok(change)
     }
 
-    /// On the leader: how long `node` has acknowledged no Raft message (heartbeats go out
-    /// every heartbeat interval, so a live node's silence stays below about one interval).
-    /// `None` when this node is not the leader or cannot tell.
+    /// On the leader: how long `node` has left this node's requests unanswered (heartbeats go
+    /// out every heartbeat interval, so a live node's silence stays below about one interval,
+    /// also when this node is starved of CPU: see `replication::Transport::silence`). `None`
+    /// when this node is not the leader.
     pub fn raft_silence(&self, node: NodeId) -> Option<Duration> {
-        use openraft::Instant as _;
-        let metrics = self.metrics();
-        if metrics.state != ServerState::Leader {
+        if self.metrics().state != ServerState::Leader {
             return None;
         }
-        match metrics.heartbeat.as_ref()?.get(&node)? {
-            Some(acked) => Some(acked.into_inner().elapsed()),
-            // Nothing acknowledged in this term: silent for as long as this node has led.
-            None => self.leader_for(),
-        }
+        Some(self.transport.silence(node))
     }
 
     /// Why `id` cannot take leadership now, in one sentence; None when it can: a data voter

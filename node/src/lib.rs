@@ -89,6 +89,8 @@ pub async fn run(
     }
     .validate()
     .context("raft settings")?;
+    // A heartbeat answer read late on a starved host still counts (raft_store::runtime).
+    raft_store::runtime::set_timeout_floor(config.election_timeout_max);
     let raft = Raft::new(
         config.node_id,
         Arc::new(raft_config),

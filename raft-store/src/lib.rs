@@ -10,6 +10,7 @@ mod error;
 pub mod failpoint;
 mod log_store;
 mod mail;
+pub mod runtime;
 mod snapshot;
 mod state_machine;
 pub mod summary;

@@ -2391,3 +2391,38 @@ async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_s
     assert_eq!(reader.connections_per_ip().unwrap(), limits);
     assert_eq!(reader.mail_policy().unwrap(), legacy);
 }
+
+/// openraft's limit on a heartbeat is the heartbeat interval; with the node's floor set, an
+/// answer that is ready after that (read late on a starved host) is still taken.
+#[tokio::test]
+async fn openraft_time_limits_have_the_floor_the_node_sets() {
+    use std::time::Duration;
+
+    use openraft::AsyncRuntime;
+
+    use crate::runtime::{TokioWithTimeoutFloor, floored, set_timeout_floor};
+
+    let late_answer = || tokio::time::sleep(Duration::from_millis(120));
+    set_timeout_floor(Duration::ZERO);
+    assert_eq!(
+        floored(Duration::from_millis(50)),
+        Duration::from_millis(50)
+    );
+    assert!(
+        TokioWithTimeoutFloor::timeout(Duration::from_millis(50), late_answer())
+            .await
+            .is_err()
+    );
+    set_timeout_floor(Duration::from_millis(400));
+    assert_eq!(
+        floored(Duration::from_millis(50)),
+        Duration::from_millis(400)
+    );
+    assert_eq!(floored(Duration::from_secs(1)), Duration::from_secs(1));
+    assert!(
+        TokioWithTimeoutFloor::timeout(Duration::from_millis(50), late_answer())
+            .await
+            .is_ok()
+    );
+    set_timeout_floor(Duration::ZERO);
+}

@@ -14,6 +14,7 @@ openraft::declare_raft_types!(
         R = CommandResult,
         NodeId = NodeId,
         Node = Member,
+        AsyncRuntime = crate::runtime::TokioWithTimeoutFloor,
 );
 
 pub type NodeId = u64;

@@ -8,6 +8,7 @@
 
 pub mod blob;
 mod error;
+mod liveness;
 mod network;
 pub mod pki;
 mod server;

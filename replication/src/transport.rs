@@ -11,6 +11,7 @@ use raft_store::{CommandResult, Member, NodeId, Request as WriteRequest};
 use tokio::sync::Mutex;
 
 use crate::error::ReplicationError;
+use crate::liveness::Liveness;
 use crate::pki::{NodeIdentity, node_name};
 use crate::wire::{Envelope, Request, Response, read_frame, write_frame};
 
@@ -32,6 +33,8 @@ struct Inner {
     /// One dial at a time per peer: callers arriving while a dial is in flight wait for it
     /// instead of starting their own.
     dials: Mutex<HashMap<NodeId, Arc<Mutex<()>>>>,
+    /// How long each peer has left requests unanswered.
+    liveness: Liveness,
 }
 
 fn transport_config() -> quinn::TransportConfig {
@@ -103,8 +106,15 @@ impl Transport {
                 connections: Mutex::new(HashMap::new()),
                 incoming: std::sync::Mutex::new(HashMap::new()),
                 dials: Mutex::new(HashMap::new()),
+                liveness: Liveness::default(),
             }),
         })
+    }
+
+    /// How long `peer` has left this node's requests unanswered, counted from the first it
+    /// did not answer after its last answer; zero while it answers (see `liveness.rs`).
+    pub fn silence(&self, peer: NodeId) -> Duration {
+        self.inner.liveness.silence(peer)
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -224,7 +234,12 @@ impl Transport {
         addr: &str,
         request: Request,
     ) -> Result<Response, ReplicationError> {
+        // Cancelled with this future (openraft's limit on a heartbeat), it counts as missed.
+        let in_flight = self.inner.liveness.sent(target);
         let result = self.call_inner(target, addr, request).await;
+        if result.is_ok() {
+            in_flight.answered();
+        }
         if matches!(result, Err(ReplicationError::PeerUnreachable { .. })) {
             self.drop_connection(target).await;
         }
