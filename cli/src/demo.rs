@@ -39,11 +39,13 @@ use crate::vip::{LOOPBACK_INTERFACE, VipOptions, vip_section};
 mod tests;
 
 /// One node of the demo cluster.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DemoNode {
     pub name: &'static str,
     pub role: Role,
-    pub ip: &'static str,
+    pub ip: String,
+    /// The data nodes' virtual IP, as `--vip` takes it.
+    pub vip: String,
 }
 
 impl DemoNode {
@@ -77,7 +79,7 @@ impl DemoNode {
             return VipOptions::default();
         }
         VipOptions {
-            addresses: vec![VIP.parse().expect("VIP is a valid --vip")],
+            addresses: vec![self.vip.parse().expect("the demo's VIP is a valid --vip")],
             interface: Some(LOOPBACK_INTERFACE.to_owned()),
         }
     }
@@ -109,23 +111,59 @@ impl DemoNode {
     }
 }
 
-pub const DEMO_NODES: [DemoNode; 3] = [
-    DemoNode {
-        name: "n1",
-        role: Role::Data,
-        ip: "127.0.0.11",
-    },
-    DemoNode {
-        name: "n2",
-        role: Role::Data,
-        ip: "127.0.0.12",
-    },
-    DemoNode {
-        name: "n3",
-        role: Role::Witness,
-        ip: "127.0.0.13",
-    },
-];
+/// The loopback addresses a demo uses: the virtual IP is NET.10 and the nodes n1, n2 and n3
+/// are NET.11 to NET.13, where NET is the first three numbers (127.0.0 unless `--net` says
+/// otherwise, so that a second demo, or a test, can run beside the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoNet {
+    prefix: String,
+}
+
+impl Default for DemoNet {
+    fn default() -> DemoNet {
+        DemoNet {
+            prefix: "127.0.0".to_owned(),
+        }
+    }
+}
+
+impl std::str::FromStr for DemoNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<DemoNet, String> {
+        let numbers: Vec<Option<u8>> = text.split('.').map(|n| n.parse().ok()).collect();
+        match numbers.as_slice() {
+            [Some(127), Some(_), Some(_)] => Ok(DemoNet {
+                prefix: text.to_owned(),
+            }),
+            _ => Err(format!(
+                "{text:?} is not the first three numbers of a loopback address, such as 127.0.1"
+            )),
+        }
+    }
+}
+
+impl DemoNet {
+    /// The virtual IP's address.
+    pub fn vip_ip(&self) -> String {
+        format!("{}.10", self.prefix)
+    }
+
+    pub fn nodes(&self) -> [DemoNode; 3] {
+        let node = |name, role, last: u8| DemoNode {
+            name,
+            role,
+            ip: format!("{}.{last}", self.prefix),
+            vip: format!("{}/32", self.vip_ip()),
+        };
+        [
+            node("n1", Role::Data, 11),
+            node("n2", Role::Data, 12),
+            node("n3", Role::Witness, 13),
+        ]
+    }
+}
+
 pub const ADMIN_PORT: u16 = 7070;
 pub const RAFT_PORT: u16 = 7071;
 // The usual mail ports plus 2000 (2525 is a common alternative SMTP port anyway), so that the
@@ -147,9 +185,6 @@ pub const MAIL_PORTS: [(&str, u16); 7] = [
     ("imap", IMAP_PORT),
     ("imaps", IMAPS_PORT),
 ];
-/// The data nodes' virtual IP: mail clients use it at the ports above and reach the leader.
-pub const VIP: &str = "127.0.0.10/32";
-pub const VIP_IP: &str = "127.0.0.10";
 pub const DEMO_DOMAIN: &str = "example.test";
 pub const DEMO_USER: &str = "demo@example.test";
 const DEMO_QUOTA_MB: u64 = 1024;
@@ -165,6 +200,7 @@ pub struct DemoOptions {
     pub dir: Option<PathBuf>,
     pub password: Option<String>,
     pub mclusterd: Option<PathBuf>,
+    pub net: DemoNet,
 }
 
 /// `$XDG_RUNTIME_DIR/mcluster-demo`, else `/tmp/mcluster-demo`.
@@ -185,12 +221,13 @@ pub fn run(ctx: &Context, options: &DemoOptions) -> Result<()> {
     files::create_dir(&dir)?;
     let dir = std::path::absolute(&dir).context("make the demo directory absolute")?;
     let mclusterd = MclusterdSearch::from_env(options.mclusterd.clone()).find()?;
-    check_addresses_free()?;
+    check_addresses_free(&options.net)?;
 
     let mut demo = Demo {
         dir,
         mclusterd,
         client_config_path: ctx.client_config_path.clone(),
+        net: options.net.clone(),
         nodes: Vec::new(),
     };
     let mail = match demo.set_up(stop, options.password.as_deref()) {
@@ -226,8 +263,8 @@ pub fn catch_stop_signals() -> Result<&'static AtomicBool> {
 }
 
 /// Fails early, and clearly, if another cluster holds the demo's addresses.
-fn check_addresses_free() -> Result<()> {
-    for node in DEMO_NODES {
+fn check_addresses_free(net: &DemoNet) -> Result<()> {
+    for node in net.nodes() {
         let admin_addr = node.admin_addr();
         TcpListener::bind(&admin_addr).with_context(|| {
             format!(
@@ -254,7 +291,7 @@ fn check_addresses_free() -> Result<()> {
         }
     }
     for (service, port) in MAIL_PORTS {
-        let addr = format!("{VIP_IP}:{port}");
+        let addr = format!("{}:{port}", net.vip_ip());
         TcpListener::bind(&addr).with_context(|| {
             format!(
                 "cannot listen on {addr} ({service} on the virtual IP): is another mcluster or \
@@ -275,14 +312,15 @@ struct Demo {
     dir: PathBuf,
     mclusterd: PathBuf,
     client_config_path: PathBuf,
+    net: DemoNet,
     nodes: Vec<NodeProcess>,
 }
 
 impl Demo {
     /// Creates or restarts the cluster and makes sure the demo domain and user exist.
     fn set_up(&mut self, stop: &AtomicBool, password: Option<&str>) -> Result<Mail> {
-        let first = DEMO_NODES[0];
-        let first_paths = self.paths(first)?;
+        let [first, others @ ..] = self.net.nodes();
+        let first_paths = self.paths(&first)?;
         let saved_client_config = self.dir.join(DEMO_CLIENT_CONFIG);
         let fresh = !first_paths.config.exists();
         let mut client_config = if fresh {
@@ -317,8 +355,8 @@ impl Demo {
         }
 
         // Start every node that exists, then wait: after a restart no node can lead alone.
-        for node in DEMO_NODES {
-            let paths = self.paths(node)?;
+        for node in self.net.nodes() {
+            let paths = self.paths(&node)?;
             if paths.config.exists() {
                 self.start(node.name, &paths)?;
             }
@@ -332,8 +370,8 @@ impl Demo {
         let status = wait_for_leader(&client, timeout, stop, &mut self.processes())?;
         println!("{}", crate::commands::leader_line(&status));
 
-        for node in &DEMO_NODES[1..] {
-            let paths = self.paths(*node)?;
+        for node in &others {
+            let paths = self.paths(node)?;
             if paths.config.exists() {
                 continue;
             }
@@ -375,8 +413,8 @@ impl Demo {
     /// `[vip]`, and one made before IMAP has no `imap` and `imaps` in `[mail]`, whose defaults
     /// listen on all addresses (a node with a VIP refuses that): give them the demo's.
     fn add_missing_sections(&self) -> Result<()> {
-        for node in DEMO_NODES {
-            let paths = self.paths(node)?;
+        for node in self.net.nodes() {
+            let paths = self.paths(&node)?;
             if !paths.config.exists() {
                 continue;
             }
@@ -415,7 +453,7 @@ impl Demo {
         Ok(())
     }
 
-    fn paths(&self, node: DemoNode) -> Result<NodePaths> {
+    fn paths(&self, node: &DemoNode) -> Result<NodePaths> {
         NodePaths::new(&self.dir.join(node.name))
     }
 
@@ -447,8 +485,10 @@ impl Demo {
     fn print_summary(&self, mail: &Mail) {
         let mut table = Table::new(&["NODE", "ROLE", "PID", "ADMIN", "RAFT", "LOG"]);
         for node_process in &self.nodes {
-            let demo_node = DEMO_NODES
-                .iter()
+            let demo_node = self
+                .net
+                .nodes()
+                .into_iter()
                 .find(|demo_node| demo_node.name == node_process.name);
             let (role, admin, raft) = demo_node.map_or_else(
                 || ("?".to_owned(), "?".to_owned(), "?".to_owned()),
@@ -472,8 +512,8 @@ impl Demo {
         println!();
         print!("{}", table.render());
         println!();
-        print!("{}", render_mail_listeners());
-        println!("{}", vip_banner());
+        print!("{}", render_mail_listeners(&self.net));
+        println!("{}", vip_banner(&self.net));
         println!();
         match &mail.password {
             Some(password) => println!("mail user {DEMO_USER}, password {password}"),
@@ -544,8 +584,9 @@ impl Demo {
 
 /// The data nodes' mail host names and listen addresses, one column per node, after a column
 /// for the virtual IP.
-pub fn render_mail_listeners() -> String {
-    let mail_nodes: Vec<DemoNode> = DEMO_NODES
+pub fn render_mail_listeners(net: &DemoNet) -> String {
+    let mail_nodes: Vec<DemoNode> = net
+        .nodes()
         .into_iter()
         .filter(|node| node.role == Role::Data)
         .collect();
@@ -558,7 +599,7 @@ pub fn render_mail_listeners() -> String {
     hostnames.extend(mail_nodes.iter().filter_map(DemoNode::mail_hostname));
     table.push_row(hostnames);
     for (service, port) in MAIL_PORTS {
-        let mut row = vec![service.to_owned(), format!("{VIP_IP}:{port}")];
+        let mut row = vec![service.to_owned(), format!("{}:{port}", net.vip_ip())];
         row.extend(mail_nodes.iter().map(|node| format!("{}:{port}", node.ip)));
         table.push_row(row);
     }
@@ -566,10 +607,11 @@ pub fn render_mail_listeners() -> String {
 }
 
 /// Which address mail clients should use, and why.
-pub fn vip_banner() -> String {
+pub fn vip_banner(net: &DemoNet) -> String {
+    let vip = net.vip_ip();
     format!(
-        "SMTP via the virtual IP: {VIP_IP}:{SMTP_PORT} (POP3 {VIP_IP}:{POP3_PORT}, IMAP \
-         {VIP_IP}:{IMAP_PORT}): the leader answers there, and after a failover the new leader \
+        "SMTP via the virtual IP: {vip}:{SMTP_PORT} (POP3 {vip}:{POP3_PORT}, IMAP \
+         {vip}:{IMAP_PORT}): the leader answers there, and after a failover the new leader \
          does; each node's own address reaches only that node"
     )
 }

@@ -563,6 +563,10 @@ struct DemoArgs {
     /// The mclusterd binary [default: $MCLUSTERD, else next to mclusterctl, else on PATH]
     #[arg(long, value_name = "PATH")]
     mclusterd: Option<PathBuf>,
+    /// The first three numbers of the demo's loopback addresses: the virtual IP is NET.10 and
+    /// the nodes NET.11 to NET.13 (another NET runs a second demo beside the first)
+    #[arg(long, value_name = "NET", default_value = "127.0.0")]
+    net: demo::DemoNet,
 }
 
 fn main() -> ExitCode {
@@ -732,6 +736,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dir: args.dir,
                 password: args.password,
                 mclusterd: args.mclusterd,
+                net: args.net,
             },
         ),
     }

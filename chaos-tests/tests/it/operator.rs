@@ -762,6 +762,8 @@ fn demo_starts_three_nodes_and_stops_cleanly() {
         .arg(dir.path().join("demo"))
         .args(["--password", "demo-password", "--mclusterd"])
         .arg(binary("mclusterd"))
+        // Addresses of its own, so that a demo someone runs on this machine does not collide.
+        .args(["--net", "127.0.9"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

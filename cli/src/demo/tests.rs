@@ -11,8 +11,13 @@ use std::net::SocketAddr;
 
 use crate::api::Role;
 use crate::demo::{
-    DEMO_NODES, Demo, DemoNode, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
+    Demo, DemoNet, DemoNode, catch_stop_signals, default_dir, render_mail_listeners, vip_banner,
 };
+
+/// The nodes of a demo on the default addresses.
+fn demo_nodes() -> [DemoNode; 3] {
+    DemoNet::default().nodes()
+}
 use crate::node_config::{MailSection, NodeFile, TlsSection, VipSection};
 
 #[test]
@@ -30,7 +35,7 @@ fn default_directory() {
 
 #[test]
 fn two_data_nodes_and_a_witness_on_their_own_addresses() {
-    let layout: Vec<(&str, Role, String, String)> = DEMO_NODES
+    let layout: Vec<(&str, Role, String, String)> = demo_nodes()
         .iter()
         .map(|node| (node.name, node.role, node.admin_addr(), node.raft_addr()))
         .collect();
@@ -61,7 +66,7 @@ fn two_data_nodes_and_a_witness_on_their_own_addresses() {
 
 #[test]
 fn data_nodes_serve_mail_on_unprivileged_ports_of_their_own_address() {
-    let n1 = DEMO_NODES[0].mail_section().expect("n1 serves mail");
+    let n1 = demo_nodes()[0].mail_section().expect("n1 serves mail");
     assert_eq!(
         n1,
         MailSection {
@@ -75,19 +80,19 @@ fn data_nodes_serve_mail_on_unprivileged_ports_of_their_own_address() {
             imaps: Some("127.0.0.11:2993".to_owned()),
         }
     );
-    let n2 = DEMO_NODES[1].mail_section().expect("n2 serves mail");
+    let n2 = demo_nodes()[1].mail_section().expect("n2 serves mail");
     assert_eq!(n2.hostname.as_deref(), Some("n2.example.test"));
     assert_eq!(n2.smtp.as_deref(), Some("127.0.0.12:2525"));
     assert_eq!(n2.imap.as_deref(), Some("127.0.0.12:2143"));
     assert_eq!(n2.imaps.as_deref(), Some("127.0.0.12:2993"));
-    assert_eq!(DEMO_NODES[2].mail_section(), None);
-    assert!(DEMO_NODES[2].mail_addrs().is_empty());
+    assert_eq!(demo_nodes()[2].mail_section(), None);
+    assert!(demo_nodes()[2].mail_addrs().is_empty());
 }
 
 #[test]
 fn summary_lists_the_mail_listeners() {
     assert_eq!(
-        render_mail_listeners(),
+        render_mail_listeners(&DemoNet::default()),
         "SERVICE     VIRTUAL IP       n1               n2\n\
          hostname    the leader's     n1.example.test  n2.example.test\n\
          smtp        127.0.0.10:2525  127.0.0.11:2525  127.0.0.12:2525\n\
@@ -99,12 +104,12 @@ fn summary_lists_the_mail_listeners() {
          imaps       127.0.0.10:2993  127.0.0.11:2993  127.0.0.12:2993\n"
     );
     assert!(
-        vip_banner().starts_with(
+        vip_banner(&DemoNet::default()).starts_with(
             "SMTP via the virtual IP: 127.0.0.10:2525 (POP3 127.0.0.10:2110, IMAP \
              127.0.0.10:2143): the leader answers there"
         ),
         "{}",
-        vip_banner()
+        vip_banner(&DemoNet::default())
     );
 }
 
@@ -117,7 +122,7 @@ fn loopback_vip() -> VipSection {
 
 #[test]
 fn data_nodes_share_a_loopback_vip_and_the_witness_has_none() {
-    for node in &DEMO_NODES[..2] {
+    for node in &demo_nodes()[..2] {
         assert_eq!(
             node.vip_section().expect("a valid VIP"),
             Some(loopback_vip()),
@@ -125,15 +130,15 @@ fn data_nodes_share_a_loopback_vip_and_the_witness_has_none() {
             node.name
         );
     }
-    assert_eq!(DEMO_NODES[2].vip_section().expect("no VIP"), None);
-    assert!(DEMO_NODES[2].vip_options().addresses.is_empty());
+    assert_eq!(demo_nodes()[2].vip_section().expect("no VIP"), None);
+    assert!(demo_nodes()[2].vip_options().addresses.is_empty());
 }
 
 /// With a VIP the node refuses wildcard listeners: each must be on the node's own address. The
 /// ports the demo checks and shows (`mail_addrs`) are the ones it writes.
 #[test]
 fn mail_listeners_are_on_each_node_own_address() {
-    for node in &DEMO_NODES[..2] {
+    for node in &demo_nodes()[..2] {
         let mail = node.mail_section().expect("a data node serves mail");
         let written: Vec<(&str, String)> = mail
             .listeners()
@@ -175,7 +180,7 @@ fn old_node_file(node_id: u64, name: &str, role: Role) -> NodeFile {
 
 /// Writes `config(node_id, node)` as each demo node's mclusterd.toml and returns a demo there.
 fn demo_with_configs(dir: &Path, config: impl Fn(u64, DemoNode) -> String) -> Demo {
-    for (node_id, node) in (1..).zip(DEMO_NODES) {
+    for (node_id, node) in (1..).zip(demo_nodes()) {
         let node_dir = dir.join(node.name);
         std::fs::create_dir(&node_dir).expect("create node dir");
         std::fs::write(node_dir.join("mclusterd.toml"), config(node_id, node))
@@ -185,6 +190,7 @@ fn demo_with_configs(dir: &Path, config: impl Fn(u64, DemoNode) -> String) -> De
         dir: dir.to_path_buf(),
         mclusterd: PathBuf::from("/nonexistent/mclusterd"),
         client_config_path: dir.join("client.toml"),
+        net: DemoNet::default(),
         nodes: Vec::new(),
     }
 }
@@ -196,9 +202,9 @@ fn a_restarted_old_demo_gets_mail_listeners_and_the_vip() {
         old_config(node_id, node.name, node.role)
     });
     demo.add_missing_sections().expect("add sections");
-    for node in DEMO_NODES {
+    for node in demo_nodes() {
         let config = demo
-            .paths(node)
+            .paths(&node)
             .expect("paths")
             .load_config()
             .expect("load config");
@@ -235,8 +241,8 @@ fn a_restarted_demo_from_before_imap_gets_the_imap_listeners() {
         )
     });
     demo.add_missing_sections().expect("add the IMAP listeners");
-    for node in DEMO_NODES {
-        let paths = demo.paths(node).expect("paths");
+    for node in demo_nodes() {
+        let paths = demo.paths(&node).expect("paths");
         let config = paths.load_config().expect("load config");
         assert_eq!(config.mail, node.mail_section(), "{}", node.name);
         let text = std::fs::read_to_string(&paths.config).expect("read");
@@ -260,4 +266,22 @@ fn stop_signals_set_the_flag_instead_of_ending_the_process() {
     let stop = catch_stop_signals().expect("install handlers");
     raise(Signal::SIGHUP).expect("raise SIGHUP");
     assert!(stop.load(Ordering::SeqCst));
+}
+
+#[test]
+fn another_net_moves_every_address_and_only_loopback_is_taken() {
+    let net: DemoNet = "127.0.9".parse().expect("a loopback prefix");
+    let nodes = net.nodes();
+    assert_eq!(nodes[0].admin_addr(), "127.0.9.11:7070");
+    assert_eq!(nodes[2].raft_addr(), "127.0.9.13:7071");
+    assert_eq!(
+        nodes[1].vip_options().addresses,
+        ["127.0.9.10/32".parse().unwrap()]
+    );
+    assert!(render_mail_listeners(&net).contains("127.0.9.10:2525"));
+    assert!(vip_banner(&net).starts_with("SMTP via the virtual IP: 127.0.9.10:2525"));
+    for bad in ["10.0.0", "127.0", "127.0.0.1", "127.0.256", "localhost"] {
+        let err = bad.parse::<DemoNet>().expect_err(bad);
+        assert!(err.contains("loopback"), "{err}");
+    }
 }
