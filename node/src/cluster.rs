@@ -55,7 +55,7 @@ pub struct Cluster {
     pub reader: StateReader,
     pub transport: Transport,
     /// The virtual IP's state, and the fence a leadership hand-over raises around it.
-    pub vip: std::sync::Arc<crate::vip::VipState>,
+    pub vip: std::sync::Arc<crate::vip::state::VipState>,
     /// The term this node leads and since when (see `track_leadership`).
     pub leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }

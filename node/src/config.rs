@@ -533,8 +533,8 @@ impl std::fmt::Display for VipAddress {
 
 impl Listeners {
     /// The services that are on, with their addresses.
-    pub fn enabled(&self) -> Vec<(crate::mail_service::Service, SocketAddr)> {
-        use crate::mail_service::Service;
+    pub fn enabled(&self) -> Vec<(crate::service::Service, SocketAddr)> {
+        use crate::service::Service;
         [
             (Service::Smtp, self.smtp),
             (Service::Submission, self.submission),

@@ -15,6 +15,7 @@ pub mod config;
 pub mod delivery;
 pub mod imap;
 pub mod line_reader;
+pub mod listeners;
 pub mod logging;
 pub mod mail_service;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod pop3;
 pub mod privilege;
 pub mod protection;
 pub mod sasl;
+pub mod service;
 pub mod smtp;
 pub mod tls;
 pub mod vip;
@@ -262,8 +264,8 @@ impl MailServices {
             }
         }
         for (service, addr) in config.listeners.enabled() {
-            let listener = mail_service::bind(service, addr).await?;
-            tasks.push(tokio::spawn(mail_service::accept_loop(
+            let listener = crate::listeners::bind(service, addr).await?;
+            tasks.push(tokio::spawn(crate::listeners::accept_loop(
                 context.clone(),
                 listener,
                 service,

@@ -9,17 +9,21 @@ use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use raft_store::{Account, Command, ConnectionBudgets, LockTarget, ProtectionPolicy};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 use crate::access::AccessLists;
 use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::delivery::Deliverer;
 use crate::protection::{Budget, Guard};
+pub use crate::service::Service;
 use crate::smtp::filters::{FilterMetrics, Filters};
 use crate::tls::TlsConfigs;
+
+/// Polite refusals over implicit TLS in progress at once. Each costs a TLS handshake, which a
+/// flood of refused connections must not get without bound: beyond this many, a refused
+/// implicit-TLS client only sees the connection close.
+const TLS_REFUSALS: usize = 16;
 
 /// Everything a mail session uses.
 pub struct MailContext {
@@ -49,7 +53,7 @@ pub struct MailContext {
     connections: Mutex<HashMap<(IpAddr, Budget), u32>>,
     n_connections: AtomicU64,
     /// See [`TLS_REFUSALS`].
-    tls_refusals: tokio::sync::Semaphore,
+    pub(crate) tls_refusals: tokio::sync::Semaphore,
     logins: LoginCache,
 }
 
@@ -108,51 +112,6 @@ impl MailMetrics {
                 AttemptOutcome::Failed(_) => &self.outbound_failed,
             };
             counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Which protocol a listener speaks, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// Port 25: mail for local domains from anyone, relaying only after AUTH.
-    Smtp,
-    /// Port 587: AUTH required, STARTTLS offered.
-    Submission,
-    /// Port 465: submission over implicit TLS.
-    Smtps,
-    Pop3,
-    Pop3s,
-    /// Port 143: IMAP with STARTTLS.
-    Imap,
-    /// Port 993: IMAP over implicit TLS.
-    Imaps,
-}
-
-impl Service {
-    pub fn implicit_tls(self) -> bool {
-        matches!(self, Service::Smtps | Service::Pop3s | Service::Imaps)
-    }
-
-    /// The connection budget its new connections come out of.
-    fn budget(self) -> Budget {
-        match self {
-            Service::Smtp => Budget::Smtp,
-            Service::Submission | Service::Smtps => Budget::Submission,
-            Service::Imap | Service::Imaps => Budget::Imap,
-            Service::Pop3 | Service::Pop3s => Budget::Pop3,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Service::Smtp => "smtp",
-            Service::Submission => "submission",
-            Service::Smtps => "smtps",
-            Service::Pop3 => "pop3",
-            Service::Pop3s => "pop3s",
-            Service::Imap => "imap",
-            Service::Imaps => "imaps",
         }
     }
 }
@@ -227,7 +186,11 @@ impl MailContext {
     }
 
     /// Takes a connection slot for `ip` on `service`, or says which limit refuses it.
-    fn admit(self: &Arc<Self>, ip: IpAddr, service: Service) -> Result<ConnectionSlot, Refusal> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        service: Service,
+    ) -> Result<ConnectionSlot, Refusal> {
         let policy = self.cluster.reader.mail_policy().unwrap_or_default();
         let protection = self.protection_policy();
         let budgets = self
@@ -516,7 +479,7 @@ pub async fn accept_tls(
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// The node's connections from all clients together (`max-connections`).
     NodeFull { limit: u32 },
     /// This client's open connections on the service's budget.
@@ -527,7 +490,7 @@ enum Refusal {
 
 impl Refusal {
     /// The line a client of `service` is told before the connection closes.
-    fn line(self, service: Service) -> String {
+    pub(crate) fn line(self, service: Service) -> String {
         let what = match self {
             Refusal::NodeFull { limit } => format!(
                 "Too many connections to this server (max-connections is {limit}), try later"
@@ -651,142 +614,7 @@ pub enum Goodbye {
 tokio::task_local! {
     /// In a session that came in on the virtual IP: becomes true just before the VIP manager
     /// lets go of the address in a planned hand-over, while the session can still say so.
-    static VIP_LEAVING: tokio::sync::watch::Receiver<bool>;
-}
-
-/// Binds a mail listener.
-pub async fn bind(service: Service, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    use anyhow::Context;
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("bind {} on {addr}", service.name()))
-}
-
-/// Accepts connections until the task is aborted; sessions run in `sessions`, so aborting the
-/// owner of that set ends them too.
-/// `leaving` is the VIP manager's hand-over signal for listeners on the virtual IP (None for a
-/// node's own addresses); sessions see it through [`MailContext::closing`].
-pub async fn accept_loop(
-    context: Arc<MailContext>,
-    listener: TcpListener,
-    service: Service,
-    sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
-    leaving: Option<tokio::sync::watch::Receiver<bool>>,
-) {
-    tracing::info!(service = service.name(), addr = ?listener.local_addr().ok(), "listening");
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(service = service.name(), error = %err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        // Before the limits: a blocked client takes no slot and uses up no rate.
-        if let Some(blocked) = context.access.refuse_client(peer.ip()) {
-            tracing::info!(service = service.name(), %peer, reason = %blocked.reason, "connection refused: blocked");
-            let line = match service {
-                Service::Pop3 | Service::Pop3s => format!("-ERR {}", blocked.reason),
-                Service::Imap | Service::Imaps => format!("* BYE {}", blocked.reason),
-                // RFC 5321 3.1: a 554 greeting.
-                _ => format!("554 5.7.1 {}", blocked.reason),
-            };
-            tokio::spawn(refuse(context.clone(), stream, service, line));
-            continue;
-        }
-        let slot = match context.admit(peer.ip(), service) {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                context
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Refusal::RatePerIp { .. } = refusal {
-                    context
-                        .metrics
-                        .connections_rate_limited
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::info!(service = service.name(), %peer, ?refusal, "connection refused");
-                tokio::spawn(refuse(
-                    context.clone(),
-                    stream,
-                    service,
-                    refusal.line(service),
-                ));
-                continue;
-            }
-        };
-        let context = context.clone();
-        let mut sessions = sessions.lock().await;
-        while sessions.try_join_next().is_some() {}
-        let session = async move {
-            let _slot = slot;
-            serve(context, stream, peer, service).await;
-        };
-        match &leaving {
-            Some(leaving) => sessions.spawn(VIP_LEAVING.scope(leaving.clone(), session)),
-            None => sessions.spawn(session),
-        };
-    }
-}
-
-/// Polite refusals over implicit TLS in progress at once. Each costs a TLS handshake, which a
-/// flood of refused connections must not get without bound: beyond this many, a refused
-/// implicit-TLS client only sees the connection close.
-const TLS_REFUSALS: usize = 16;
-
-/// Tells a refused client why (`line`, without its CRLF) and closes, within 5 s. On the
-/// implicit-TLS ports the line goes inside TLS, since a client there reads nothing before
-/// the handshake, and the session ends with close_notify.
-async fn refuse(context: Arc<MailContext>, mut stream: TcpStream, service: Service, line: String) {
-    let line = format!("{line}\r\n");
-    let limit = Duration::from_secs(5);
-    if !service.implicit_tls() {
-        let _ = tokio::time::timeout(limit, stream.write_all(line.as_bytes())).await;
-        return;
-    }
-    let Ok(_permit) = context.tls_refusals.try_acquire() else {
-        return;
-    };
-    let Some(acceptor) = context.tls.acceptor() else {
-        return;
-    };
-    let _ = tokio::time::timeout(limit, async {
-        let mut tls = acceptor.accept(stream).await?;
-        tls.write_all(line.as_bytes()).await?;
-        tls.shutdown().await
-    })
-    .await;
-}
-
-async fn serve(context: Arc<MailContext>, stream: TcpStream, peer: SocketAddr, service: Service) {
-    match service {
-        Service::Smtp | Service::Submission | Service::Smtps => {
-            context
-                .metrics
-                .smtp_sessions
-                .fetch_add(1, Ordering::Relaxed);
-            crate::smtp::serve(context, stream, peer, service).await;
-        }
-        Service::Pop3 | Service::Pop3s => {
-            context
-                .metrics
-                .pop3_sessions
-                .fetch_add(1, Ordering::Relaxed);
-            crate::pop3::serve(context, stream, peer, service).await;
-        }
-        Service::Imap | Service::Imaps => {
-            context
-                .metrics
-                .imap_sessions
-                .fetch_add(1, Ordering::Relaxed);
-            crate::imap::session::serve(context, stream, peer, service).await;
-        }
-    }
+    pub(crate) static VIP_LEAVING: tokio::sync::watch::Receiver<bool>;
 }
 
 #[cfg(test)]

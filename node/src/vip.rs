@@ -18,23 +18,24 @@
 pub mod guard;
 pub mod netlink;
 pub mod packet;
+pub mod state;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use openraft::{RaftMetrics, ServerState};
 use raft_store::{NodeId, TypeConfig};
-use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cluster::Cluster;
 use crate::config::VipConfig;
-use crate::mail_service::{self, MailContext};
+use crate::mail_service::MailContext;
 use crate::vip::netlink::{Link, Netlink};
 use crate::vip::packet::{ArpSocket, Mac};
+pub use crate::vip::state::{StepDown, VipState, VipView};
 
 /// Kernel lifetime of the address: how long it outlives a holder that stopped renewing it.
 const ADDRESS_LIFETIME: Duration = Duration::from_secs(1);
@@ -61,145 +62,6 @@ const GOODBYE_WAIT: Duration = Duration::from_millis(500);
 
 /// A node that cannot hold the VIP hands leadership over at most this often.
 const PROBLEM_HANDOVER_EVERY: Duration = Duration::from_secs(30);
-
-/// How long a hand-over may keep the VIP released on the old leader.
-const STEP_DOWN_LIMIT: Duration = Duration::from_secs(10);
-
-/// The VIP as the rest of the node sees it: the configuration, whether it is held, and the
-/// hand-over fence `failover` uses.
-pub struct VipState {
-    pub config: Option<VipConfig>,
-    held: AtomicBool,
-    acquisitions: AtomicU64,
-    /// Milliseconds of the last failover (see `VipView`); `u64::MAX` when there was none.
-    last_failover_ms: AtomicU64,
-    last_change_unix_ms: AtomicU64,
-    stepping_down: Mutex<Option<Instant>>,
-    changed: Notify,
-    /// Why this node cannot hold the VIP (its interface or address cannot be configured);
-    /// None while it can. Such a node hands leadership to another data node and is not a
-    /// `failover` target.
-    problem: Mutex<Option<String>>,
-}
-
-/// `GET /v1/node`'s `vip` field.
-#[derive(Debug, Clone, Serialize)]
-pub struct VipView {
-    pub addresses: Vec<String>,
-    pub interface: String,
-    pub held: bool,
-    /// How many times this node took the VIP since it started.
-    pub acquisitions: u64,
-    /// For the last acquisition: from the last moment this node saw another leader to the VIP
-    /// being up and listened on here.
-    pub last_failover_ms: Option<u64>,
-    pub last_change_unix_ms: u64,
-    /// Why this node cannot hold the VIP; null while it can.
-    pub problem: Option<String>,
-}
-
-impl VipState {
-    pub fn new(config: Option<VipConfig>) -> VipState {
-        VipState {
-            config,
-            held: AtomicBool::new(false),
-            acquisitions: AtomicU64::new(0),
-            last_failover_ms: AtomicU64::new(u64::MAX),
-            last_change_unix_ms: AtomicU64::new(unix_ms()),
-            stepping_down: Mutex::new(None),
-            changed: Notify::new(),
-            problem: Mutex::new(None),
-        }
-    }
-
-    /// Why this node cannot hold the VIP right now (None: it can, or it has none).
-    pub fn problem(&self) -> Option<String> {
-        self.problem.lock().expect("vip lock").clone()
-    }
-
-    /// Records whether the VIP can be configured here; returns whether that changed.
-    fn set_problem(&self, problem: Option<String>) -> bool {
-        let mut current = self.problem.lock().expect("vip lock");
-        let changed = *current != problem;
-        *current = problem;
-        changed
-    }
-
-    pub fn held(&self) -> bool {
-        self.held.load(Ordering::SeqCst)
-    }
-
-    pub fn acquisitions(&self) -> u64 {
-        self.acquisitions.load(Ordering::Relaxed)
-    }
-
-    pub fn last_failover(&self) -> Option<Duration> {
-        match self.last_failover_ms.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            ms => Some(Duration::from_millis(ms)),
-        }
-    }
-
-    pub fn view(&self) -> Option<VipView> {
-        let config = self.config.as_ref()?;
-        Some(VipView {
-            addresses: config.addresses.iter().map(ToString::to_string).collect(),
-            interface: config.interface.clone(),
-            held: self.held(),
-            acquisitions: self.acquisitions(),
-            last_failover_ms: self.last_failover().map(|d| d.as_millis() as u64),
-            last_change_unix_ms: self.last_change_unix_ms.load(Ordering::Relaxed),
-            problem: self.problem(),
-        })
-    }
-
-    /// Releases the VIP before leadership is handed over (a transfer election does not wait
-    /// for the lease, so the old leader must let go first) and keeps it released until the
-    /// returned guard is dropped. Waits until the VIP is actually down, at most 2 s.
-    pub async fn step_down(&self) -> StepDown<'_> {
-        *self.stepping_down.lock().expect("vip lock") = Some(Instant::now() + STEP_DOWN_LIMIT);
-        self.changed.notify_one();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.held() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        StepDown(self)
-    }
-
-    fn stepping_down(&self) -> bool {
-        let mut guard = self.stepping_down.lock().expect("vip lock");
-        match *guard {
-            Some(until) if Instant::now() < until => true,
-            Some(_) => {
-                *guard = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    fn set_held(&self, held: bool) {
-        self.held.store(held, Ordering::SeqCst);
-        self.last_change_unix_ms.store(unix_ms(), Ordering::Relaxed);
-    }
-}
-
-/// Keeps the VIP released while a leadership hand-over runs.
-pub struct StepDown<'a>(&'a VipState);
-
-impl Drop for StepDown<'_> {
-    fn drop(&mut self) {
-        *self.0.stepping_down.lock().expect("vip lock") = None;
-        self.0.changed.notify_one();
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// What the Raft state allows right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -626,7 +488,7 @@ impl Manager {
         for address in &self.config.addresses {
             for (service, addr) in self.cluster.config.listeners.enabled() {
                 let on = SocketAddr::new(address.ip, addr.port());
-                match mail_service::bind(service, on).await {
+                match crate::listeners::bind(service, on).await {
                     Ok(listener) => listeners.push((service, listener)),
                     Err(err) => {
                         // In loopback mode the old holder (another process on this machine)
@@ -659,7 +521,7 @@ impl Manager {
         }
         self.leaving.send_replace(false);
         for (service, listener) in listeners {
-            self.tasks.push(tokio::spawn(mail_service::accept_loop(
+            self.tasks.push(tokio::spawn(crate::listeners::accept_loop(
                 self.context.clone(),
                 listener,
                 service,
@@ -843,15 +705,6 @@ async fn announce(config: VipConfig, link: Link, arp: Option<Arc<ArpWatch>>) {
                 tracing::warn!(%address, error = %err, "announcing the virtual IP failed");
             }
         }
-    }
-}
-
-impl std::fmt::Debug for VipState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VipState")
-            .field("config", &self.config)
-            .field("held", &self.held())
-            .finish()
     }
 }
 
