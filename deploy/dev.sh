@@ -74,6 +74,13 @@ case "${1:-}" in
         # apart from `cargo build`: left alone it compiles RocksDB a second time. It only checks
         # our code, so it may as well use the library the build just made.
         ROCKSDB_LIB_DIR="$rocksdb_lib" ROCKSDB_STATIC=1 cargo clippy --workspace --all-targets -- -D warnings
+        # Licences and banned crates (deploy/deny.toml), offline, over this platform's
+        # dependency tree (the build has fetched all of it).
+        command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny@0.20.2
+        cargo metadata --offline --format-version 1 \
+            --filter-platform "$(rustc -vV | sed -n 's/^host: //p')" >"$(target_dir)/deny-metadata.json"
+        cargo deny --offline --metadata-path "$(target_dir)/deny-metadata.json" \
+            --config deploy/deny.toml check licenses bans
         # The chaos scenarios (the smoke subset; MCLUSTER_CHAOS_FULL=1 for all of them) each add
         # a row to a results table, printed at the end whether or not the tests passed.
         "$(target_dir)/debug/chaos_table" --reset
