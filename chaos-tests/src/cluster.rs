@@ -224,6 +224,16 @@ impl Cluster {
         Cluster::build(Hosts::Lab { lab, options }, n_data, witness, tuning)
     }
 
+    /// Two data nodes with the lab's virtual IP and a witness in chaos lab `subnet`, on the
+    /// default tuning: the cluster most lab tests start.
+    pub fn start_pair_with_vip(subnet: u8) -> Result<Cluster> {
+        let options = LabOptions {
+            vip: true,
+            ..LabOptions::default()
+        };
+        Cluster::start_in_lab(subnet, 2, true, NodeTuning::default(), options)
+    }
+
     fn build(hosts: Hosts, n_data: usize, witness: bool, tuning: NodeTuning) -> Result<Cluster> {
         let root = tempfile::Builder::new()
             .prefix("mcluster-chaos-")

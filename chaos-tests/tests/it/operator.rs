@@ -911,22 +911,12 @@ fn a_stopping_node_says_goodbye_to_its_sessions() {
 /// acknowledged message is still readable through the VIP, by POP3 and by IMAP.
 #[test]
 fn a_replaced_data_node_gets_every_message_back() {
-    use chaos_tests::cluster::{LabOptions, MailPorts};
+    use chaos_tests::cluster::MailPorts;
     use chaos_tests::lab::Host;
     use chaos_tests::load::{Load, LoadSpec};
     use chaos_tests::mail::{DOMAIN, add_users, imap_tool, pop3_raw};
     use chaos_tests::scenario::wait_vip_holder;
-    let mut cluster = Cluster::start_in_lab(
-        85,
-        2,
-        true,
-        NodeTuning::default(),
-        LabOptions {
-            vip: true,
-            ..LabOptions::default()
-        },
-    )
-    .expect("start cluster");
+    let mut cluster = Cluster::start_pair_with_vip(85).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     let alice = format!("alice@{DOMAIN}");
     let client_ns = cluster.expect_lab().ns_path(Host::Client);
@@ -1158,21 +1148,11 @@ fn a_leaving_data_node_hands_its_copies_on_first() {
 /// client in IDLE gets `* BYE`, POP3 `-ERR`, SMTP 421. Reconnecting reaches the new holder.
 #[test]
 fn a_planned_failover_says_goodbye_on_the_vip() {
-    use chaos_tests::cluster::{LabOptions, MailPorts};
+    use chaos_tests::cluster::MailPorts;
     use chaos_tests::lab::Host;
     use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users};
     use chaos_tests::scenario::wait_vip_holder;
-    let cluster = Cluster::start_in_lab(
-        82,
-        2,
-        true,
-        NodeTuning::default(),
-        LabOptions {
-            vip: true,
-            ..LabOptions::default()
-        },
-    )
-    .expect("start cluster");
+    let cluster = Cluster::start_pair_with_vip(82).expect("start cluster");
     add_users(&cluster, &["alice"]).expect("add users");
     cluster
         .ctl_ok(&["policy", "set", "auth-without-tls=true"])
@@ -1243,19 +1223,8 @@ fn a_planned_failover_says_goodbye_on_the_vip() {
 /// the VIP within seconds.
 #[test]
 fn a_node_that_cannot_hold_the_vip_does_not_keep_leadership() {
-    use chaos_tests::cluster::LabOptions;
     use chaos_tests::scenario::wait_vip_holder;
-    let mut cluster = Cluster::start_in_lab(
-        83,
-        2,
-        true,
-        NodeTuning::default(),
-        LabOptions {
-            vip: true,
-            ..LabOptions::default()
-        },
-    )
-    .expect("start cluster");
+    let mut cluster = Cluster::start_pair_with_vip(83).expect("start cluster");
     let holder = wait_vip_holder(&cluster, None).unwrap();
     let broken = 1 - holder;
     let name = cluster.nodes[broken].name.clone();
