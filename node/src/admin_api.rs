@@ -481,8 +481,8 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
             (m.node_id.to_string(), json!(n))
         })
         .collect();
-    // Members that have answered no heartbeat for three intervals.
-    let silence_limit = cluster.config.heartbeat_interval * 3;
+    // Members that have left the leader's requests unanswered for an election timeout.
+    let silence_limit = cluster.unreachable_after();
     let unreachable: Vec<NodeId> = members
         .iter()
         .filter(|m| m.node_id != cluster.config.node_id)

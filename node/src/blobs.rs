@@ -687,7 +687,7 @@ impl Blobs {
         self.metrics.misplaced.store(total, Ordering::Relaxed);
         // Copies short of every blob having two live, confirmed copies: those not yet placed,
         // those a node still has to pull, and those on a data node that does not answer.
-        let silence_limit = self.cluster.config.heartbeat_interval * 3;
+        let silence_limit = self.cluster.unreachable_after();
         let unreachable_held: u64 = data_voters
             .iter()
             .filter(|id| {

@@ -419,6 +419,15 @@ impl Cluster {
         Ok(change)
     }
 
+    /// How long a member may leave the leader's requests unanswered before the leader calls it
+    /// unreachable: as long as a follower waits for the leader before it stands for election.
+    /// Mirroring waits far less for a partner (three heartbeat intervals, `blobs.rs`), since a
+    /// wrong guess there costs only a degraded accept; here it would refuse a good failover
+    /// target or flag a busy node down in `status`.
+    pub fn unreachable_after(&self) -> Duration {
+        self.config.election_timeout_max
+    }
+
     /// On the leader: how long `node` has left this node's requests unanswered (heartbeats go
     /// out every heartbeat interval, so a live node's silence stays below about one interval,
     /// also when this node is starved of CPU: see `replication::Transport::silence`). `None`
@@ -449,11 +458,11 @@ impl Cluster {
         if id == self.config.node_id {
             return None;
         }
-        let silence_limit = self.config.heartbeat_interval * 3;
+        let silence_limit = self.unreachable_after();
         match self.raft_silence(id) {
             Some(silence) if silence > silence_limit => {
                 return Some(format!(
-                    "{who} is not reachable: it has answered no heartbeat for {:.1} s",
+                    "{who} is not reachable: it has answered nothing for {:.1} s",
                     silence.as_secs_f64()
                 ));
             }
