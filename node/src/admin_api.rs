@@ -228,6 +228,22 @@ fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The state of a route only the admin token opens: taking it as a handler argument checks the
+/// token first (401 without it), so a handler cannot forget to.
+pub(crate) struct Admin(pub(crate) Arc<ApiState>);
+
+impl axum::extract::FromRequestParts<Arc<ApiState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Admin, ApiError> {
+        authorize(&state.cluster, &parts.headers, Access::Admin)?;
+        Ok(Admin(state.clone()))
+    }
+}
+
 fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResult<()> {
     let Some(settings) = cluster.reader.cluster_settings()? else {
         return Err(ApiError::new(
@@ -533,11 +549,7 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
     }))
 }
 
-async fn list_members(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<MemberView>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn list_members(Admin(state): Admin) -> ApiResult<Json<Vec<MemberView>>> {
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.members()))
 }
@@ -697,11 +709,9 @@ struct RemovedNode {
 /// this node's: a replacement that took over the removed node's address is not stopped by a
 /// notice meant for its predecessor, and a leader never stops itself this way.
 async fn node_removed(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Query(removed): Query<RemovedNode>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let me = state.cluster.config.node_id;
     if removed.node_id != me {
         return Err(ApiError::new(
@@ -1022,11 +1032,7 @@ async fn hash_password(password: String) -> ApiResult<String> {
     .map_err(ApiError::internal)
 }
 
-async fn list_domains(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<Domain>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn list_domains(Admin(state): Admin) -> ApiResult<Json<Vec<Domain>>> {
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.reader.domains()?))
 }
@@ -1057,12 +1063,7 @@ async fn add_domain(
     Ok((StatusCode::CREATED, Json(domain)))
 }
 
-async fn show_domain(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Domain>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn show_domain(Admin(state): Admin, Path(name): Path<String>) -> ApiResult<Json<Domain>> {
     let name = domain_name(&name)?;
     state.cluster.linearize().await?;
     let domain = state.cluster.reader.domain(&name)?;
@@ -1071,12 +1072,7 @@ async fn show_domain(
         .ok_or_else(|| ApiError::not_found(format!("no such domain: {name}")))
 }
 
-async fn delete_domain(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn delete_domain(Admin(state): Admin, Path(name): Path<String>) -> ApiResult<StatusCode> {
     let name = domain_name(&name)?;
     state
         .cluster
@@ -1113,11 +1109,9 @@ struct AccountFilter {
 }
 
 async fn list_accounts(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Query(filter): Query<AccountFilter>,
 ) -> ApiResult<Json<Vec<AccountView>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let domain = filter.domain.as_deref().map(domain_name).transpose()?;
     state.cluster.linearize().await?;
     let accounts = state.cluster.reader.accounts(domain.as_deref())?;
@@ -1161,11 +1155,9 @@ async fn add_account(
 }
 
 async fn show_account(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(address): Path<String>,
 ) -> ApiResult<Json<AccountView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
     state.cluster.linearize().await?;
     let account = state.cluster.reader.account(&address)?;
@@ -1174,12 +1166,7 @@ async fn show_account(
         .ok_or_else(|| ApiError::not_found(format!("no such account: {address}")))
 }
 
-async fn delete_account(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(address): Path<String>,
-) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn delete_account(Admin(state): Admin, Path(address): Path<String>) -> ApiResult<StatusCode> {
     let address = mail_address(&address)?;
     state
         .cluster
@@ -1194,12 +1181,10 @@ struct SetPassword {
 }
 
 async fn set_password(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(address): Path<String>,
     Json(body): Json<SetPassword>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
     check_password(&state.cluster, &body.password)?;
     let password_hash = hash_password(body.password).await?;
@@ -1219,12 +1204,10 @@ struct SetEnabled {
 }
 
 async fn set_enabled(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(address): Path<String>,
     Json(body): Json<SetEnabled>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let address = mail_address(&address)?;
     state
         .cluster
@@ -1236,11 +1219,7 @@ async fn set_enabled(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_aliases(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<Alias>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn list_aliases(Admin(state): Admin) -> ApiResult<Json<Vec<Alias>>> {
     state.cluster.linearize().await?;
     Ok(Json(state.cluster.reader.aliases(None)?))
 }
@@ -1280,12 +1259,7 @@ async fn add_alias(
     Ok((StatusCode::CREATED, Json(alias)))
 }
 
-async fn delete_alias(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(address): Path<String>,
-) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn delete_alias(Admin(state): Admin, Path(address): Path<String>) -> ApiResult<StatusCode> {
     let address = mail_address(&address)?;
     state
         .cluster
@@ -1302,11 +1276,7 @@ struct TlsBody {
 }
 
 /// The client-facing certificate chain (never the key).
-async fn show_tls(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<TlsBody>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn show_tls(Admin(state): Admin) -> ApiResult<Json<TlsBody>> {
     state.cluster.linearize().await?;
     let tls = state
         .cluster
@@ -1321,11 +1291,9 @@ async fn show_tls(
 
 /// Replaces the client-facing certificate and key on every node.
 async fn set_tls(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<TlsBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let tls = raft_store::ClientTls {
         cert_pem: body.cert_pem,
         key_pem: body.key_pem,
@@ -1419,22 +1387,16 @@ impl MailPolicyView {
     }
 }
 
-async fn show_mail_policy(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<MailPolicyView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+async fn show_mail_policy(Admin(state): Admin) -> ApiResult<Json<MailPolicyView>> {
     state.cluster.linearize().await?;
     Ok(Json(MailPolicyView::read(&state.cluster.reader)?))
 }
 
 /// Changes some fields of the mail policy: the body is a JSON object with any of its keys.
 async fn set_mail_policy(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(changes): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<MailPolicyView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     if changes.contains_key(RETIRED_MAIL_POLICY_KEY) {
         return Err(ApiError::bad_request(format!(
             "{RETIRED_MAIL_POLICY_KEY} was replaced by one limit per service: \

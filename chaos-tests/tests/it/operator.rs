@@ -1449,3 +1449,33 @@ fn rotated_tokens_refuse_the_old_and_joined_nodes_keep_no_join_token() {
     assert!(members.contains("n3"), "{members}");
     cluster.check_no_unexpected_errors(&[]);
 }
+
+/// Every admin route answers 401 to a request without the admin token: the `Admin` extractor
+/// checks it before any handler runs, so no handler can forget to.
+#[test]
+fn admin_routes_refuse_a_request_without_the_token() {
+    let cluster = Cluster::start(112, 1, false, NodeTuning::default()).expect("start cluster");
+    let admin = cluster.nodes[0].admin_url();
+    for path in [
+        "/v1/domains",
+        "/v1/domains/example.test",
+        "/v1/dkim",
+        "/v1/accounts",
+        "/v1/accounts/alice@example.test",
+        "/v1/aliases",
+        "/v1/tls",
+        "/v1/mail-policy",
+        "/v1/outbound-policy",
+        "/v1/protection-policy",
+        "/v1/lockouts",
+        "/v1/access-lists",
+        "/v1/queue",
+        "/v1/queue/0123456789ABCDEF",
+    ] {
+        let status = cluster.api.get_status(&format!("{admin}{path}")).unwrap();
+        assert_eq!(status, 401, "GET {path} without the token");
+    }
+    // With the token the same routes answer.
+    cluster.api.get("/v1/mail-policy").expect("with the token");
+    cluster.api.get("/v1/queue").expect("with the token");
+}

@@ -2,17 +2,14 @@
 //! /v1/access-lists` (add or replace an entry) and `DELETE /v1/access-lists/{list}/{pattern}`.
 //! Patterns are checked and put in canonical form here, before they are proposed.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use raft_store::{AccessEntry, AccessList, AccessPattern, Command};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::access::check_comment;
-use crate::admin_api::{Access, ApiError, ApiResult, ApiState, authorize};
+use crate::admin_api::{Admin, ApiError, ApiResult};
 use crate::cluster::unix_now;
 
 #[cfg(test)]
@@ -105,11 +102,7 @@ pub(crate) fn new_entry(body: NewEntry, now: u64) -> Result<AccessEntry, String>
     })
 }
 
-pub(super) async fn list(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<AccessEntryView>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(super) async fn list(Admin(state): Admin) -> ApiResult<Json<Vec<AccessEntryView>>> {
     state.cluster.linearize().await?;
     let now = unix_now();
     let mut entries = state.cluster.reader.access_entries()?;
@@ -123,11 +116,9 @@ pub(super) async fn list(
 }
 
 pub(super) async fn add(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<NewEntry>,
 ) -> ApiResult<Json<AccessEntryView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let now = unix_now();
     let entry = new_entry(body, now).map_err(ApiError::bad_request)?;
     state
@@ -141,11 +132,9 @@ pub(super) async fn add(
 /// `DELETE /v1/access-lists/{list}/{pattern}`: the pattern is the rest of the path, so a CIDR's
 /// slash needs no escaping (an escaped one works too).
 pub(super) async fn remove(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path((list, pattern)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let list: AccessList = list.parse().map_err(ApiError::bad_request)?;
     let pattern: AccessPattern = pattern.parse().map_err(ApiError::bad_request)?;
     state

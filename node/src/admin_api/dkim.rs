@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use raft_store::{Command, DkimAlgorithm, DkimKey};
 use serde::{Deserialize, Serialize};
 
-use crate::admin_api::{Access, ApiError, ApiResult, ApiState, authorize, domain_name};
+use crate::admin_api::{Access, Admin, ApiError, ApiResult, ApiState, authorize, domain_name};
 use crate::cluster::unix_now;
 use crate::outbound::dkim::{self, DkimError};
 
@@ -145,11 +145,7 @@ pub(crate) async fn show(
 }
 
 /// GET /v1/dkim: every domain's key, by domain.
-pub(crate) async fn list(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<DkimView>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(crate) async fn list(Admin(state): Admin) -> ApiResult<Json<Vec<DkimView>>> {
     state.cluster.linearize().await?;
     let keys = state.cluster.reader.dkim_keys()?;
     keys.iter()
@@ -160,11 +156,9 @@ pub(crate) async fn list(
 
 /// DELETE /v1/domains/{domain}/dkim: the domain's mail goes out unsigned from then on.
 pub(crate) async fn delete(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(domain): Path<String>,
 ) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let domain = domain_name(&domain)?;
     state
         .cluster

@@ -6,16 +6,13 @@
 //! the smarthost. A `PUT` without `smarthost-password` keeps the stored one.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use raft_store::{Command, OutboundPolicy, OutboundTls, SmarthostMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin_api::{Access, ApiError, ApiResult, ApiState, authorize};
+use crate::admin_api::{Admin, ApiError, ApiResult};
 
 #[cfg(test)]
 mod tests;
@@ -83,11 +80,7 @@ impl From<&OutboundPolicy> for OutboundPolicyView {
     }
 }
 
-pub(super) async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<OutboundPolicyView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(super) async fn show(Admin(state): Admin) -> ApiResult<Json<OutboundPolicyView>> {
     state.cluster.linearize().await?;
     let policy = state.cluster.reader.outbound_policy()?;
     Ok(Json(OutboundPolicyView::from(&policy)))
@@ -95,11 +88,9 @@ pub(super) async fn show(
 
 /// Changes some keys of the outbound policy: the body is a JSON object with any of its keys.
 pub(super) async fn set(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(changes): Json<Map<String, Value>>,
 ) -> ApiResult<Json<OutboundPolicyView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     let current = state.cluster.reader.outbound_policy()?;
     let policy = merge(&current, changes).map_err(ApiError::bad_request)?;

@@ -3,11 +3,8 @@
 //! the password policy are stored apart but shown and set with it), and the lockouts that
 //! failed logins earned: list them, lift one, or impose one by hand.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use raft_store::{
     Command, ConnectionBudgets, LockTarget, Lockout, PasswordPolicy, ProtectionPolicy, StateReader,
     StoreError,
@@ -15,7 +12,7 @@ use raft_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin_api::{Access, ApiError, ApiResult, ApiState, authorize, merge_keys};
+use crate::admin_api::{Admin, ApiError, ApiResult, merge_keys};
 use crate::cluster::unix_now;
 use crate::protection::check_policy;
 
@@ -101,22 +98,16 @@ impl ProtectionView {
     }
 }
 
-pub(super) async fn show_policy(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<ProtectionView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(super) async fn show_policy(Admin(state): Admin) -> ApiResult<Json<ProtectionView>> {
     state.cluster.linearize().await?;
     Ok(Json(ProtectionView::read(&state.cluster.reader)?))
 }
 
 /// Changes some keys of the protection policy: the body is a JSON object with any of its keys.
 pub(super) async fn set_policy(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(changes): Json<Map<String, Value>>,
 ) -> ApiResult<Json<ProtectionView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     if changes.contains_key(RETIRED_KEY) {
         return Err(ApiError::bad_request(format!(
             "{RETIRED_KEY} was replaced by one budget per service: \
@@ -181,11 +172,7 @@ impl LockoutView {
     }
 }
 
-pub(super) async fn list_lockouts(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<Vec<LockoutView>>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(super) async fn list_lockouts(Admin(state): Admin) -> ApiResult<Json<Vec<LockoutView>>> {
     state.cluster.linearize().await?;
     let now = unix_now();
     let lockouts = state.cluster.reader.lockouts()?;
@@ -211,11 +198,9 @@ pub(crate) struct NewLockout {
 const MAX_LOCKOUT_SECS: u64 = 365 * 86_400;
 
 pub(super) async fn add_lockout(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<NewLockout>,
 ) -> ApiResult<Json<LockoutView>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let target: LockTarget = body.target.parse().map_err(ApiError::bad_request)?;
     let secs = match body.secs {
         Some(secs) => secs,
@@ -242,11 +227,9 @@ pub(super) async fn add_lockout(
 }
 
 pub(super) async fn delete_lockout(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(target): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let target: LockTarget = target.parse().map_err(ApiError::bad_request)?;
     state
         .cluster

@@ -1,15 +1,13 @@
 //! The outbound queue in the admin API: list and show queued messages, and the operator's
 //! retry, hold, release and delete (each a Raft command, answered once applied).
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use raft_store::{Command, CommandResult, QueueAction, QueuedMessage, RecipientState};
 use serde::{Deserialize, Serialize};
 
-use super::{Access, ApiError, ApiResult, ApiState, authorize};
+use super::{Admin, ApiError, ApiResult};
 
 /// How many entries one listing returns at most.
 const MAX_LIMIT: usize = 1000;
@@ -91,11 +89,9 @@ pub(super) struct QueueListing {
 }
 
 pub(super) async fn list(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<QueueListing>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let reader = &state.cluster.reader;
@@ -107,11 +103,9 @@ pub(super) async fn list(
 }
 
 pub(super) async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<QueueEntry>> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
     state.cluster.linearize().await?;
     match state.cluster.reader.queued(&id)? {
         Some(entry) => Ok(Json(entry.into())),
@@ -121,12 +115,10 @@ pub(super) async fn show(
 
 /// POST /v1/queue/{id}/{retry|hold|release}: the entry afterwards (204 if it is gone).
 pub(super) async fn act(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    authorize(&state.cluster, &headers, Access::Admin)?;
     let action = match action.as_str() {
         "retry" => QueueAction::Retry,
         "hold" => QueueAction::Hold,
@@ -147,12 +139,7 @@ pub(super) async fn act(
     }
 }
 
-pub(super) async fn delete(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    authorize(&state.cluster, &headers, Access::Admin)?;
+pub(super) async fn delete(Admin(state): Admin, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state
         .cluster
         .write_ok(Command::QueueAct {
