@@ -244,6 +244,23 @@ impl axum::extract::FromRequestParts<Arc<ApiState>> for Admin {
     }
 }
 
+/// Like [`Admin`], and this node has applied everything committed before the request came (a
+/// linearizable read, `Cluster::linearize`), so what the handler reads is current.
+pub(crate) struct Current(pub(crate) Arc<ApiState>);
+
+impl axum::extract::FromRequestParts<Arc<ApiState>> for Current {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Current, ApiError> {
+        let Admin(state) = Admin::from_request_parts(parts, state).await?;
+        state.cluster.linearize().await?;
+        Ok(Current(state))
+    }
+}
+
 fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResult<()> {
     let Some(settings) = cluster.reader.cluster_settings()? else {
         return Err(ApiError::new(
@@ -549,8 +566,7 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
     }))
 }
 
-async fn list_members(Admin(state): Admin) -> ApiResult<Json<Vec<MemberView>>> {
-    state.cluster.linearize().await?;
+async fn list_members(Current(state): Current) -> ApiResult<Json<Vec<MemberView>>> {
     Ok(Json(state.cluster.members()))
 }
 
@@ -1032,8 +1048,7 @@ async fn hash_password(password: String) -> ApiResult<String> {
     .map_err(ApiError::internal)
 }
 
-async fn list_domains(Admin(state): Admin) -> ApiResult<Json<Vec<Domain>>> {
-    state.cluster.linearize().await?;
+async fn list_domains(Current(state): Current) -> ApiResult<Json<Vec<Domain>>> {
     Ok(Json(state.cluster.reader.domains()?))
 }
 
@@ -1219,8 +1234,7 @@ async fn set_enabled(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_aliases(Admin(state): Admin) -> ApiResult<Json<Vec<Alias>>> {
-    state.cluster.linearize().await?;
+async fn list_aliases(Current(state): Current) -> ApiResult<Json<Vec<Alias>>> {
     Ok(Json(state.cluster.reader.aliases(None)?))
 }
 
@@ -1276,8 +1290,7 @@ struct TlsBody {
 }
 
 /// The client-facing certificate chain (never the key).
-async fn show_tls(Admin(state): Admin) -> ApiResult<Json<TlsBody>> {
-    state.cluster.linearize().await?;
+async fn show_tls(Current(state): Current) -> ApiResult<Json<TlsBody>> {
     let tls = state
         .cluster
         .reader
@@ -1387,8 +1400,7 @@ impl MailPolicyView {
     }
 }
 
-async fn show_mail_policy(Admin(state): Admin) -> ApiResult<Json<MailPolicyView>> {
-    state.cluster.linearize().await?;
+async fn show_mail_policy(Current(state): Current) -> ApiResult<Json<MailPolicyView>> {
     Ok(Json(MailPolicyView::read(&state.cluster.reader)?))
 }
 

@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use raft_store::{Command, DkimAlgorithm, DkimKey};
 use serde::{Deserialize, Serialize};
 
-use crate::admin_api::{Access, Admin, ApiError, ApiResult, ApiState, authorize, domain_name};
+use crate::admin_api::{
+    Access, Admin, ApiError, ApiResult, ApiState, Current, authorize, domain_name,
+};
 use crate::cluster::unix_now;
 use crate::outbound::dkim::{self, DkimError};
 
@@ -145,8 +147,7 @@ pub(crate) async fn show(
 }
 
 /// GET /v1/dkim: every domain's key, by domain.
-pub(crate) async fn list(Admin(state): Admin) -> ApiResult<Json<Vec<DkimView>>> {
-    state.cluster.linearize().await?;
+pub(crate) async fn list(Current(state): Current) -> ApiResult<Json<Vec<DkimView>>> {
     let keys = state.cluster.reader.dkim_keys()?;
     keys.iter()
         .map(DkimView::of)

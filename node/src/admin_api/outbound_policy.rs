@@ -12,7 +12,7 @@ use raft_store::{Command, OutboundPolicy, OutboundTls, SmarthostMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin_api::{Admin, ApiError, ApiResult};
+use crate::admin_api::{ApiError, ApiResult, Current};
 
 #[cfg(test)]
 mod tests;
@@ -80,18 +80,16 @@ impl From<&OutboundPolicy> for OutboundPolicyView {
     }
 }
 
-pub(super) async fn show(Admin(state): Admin) -> ApiResult<Json<OutboundPolicyView>> {
-    state.cluster.linearize().await?;
+pub(super) async fn show(Current(state): Current) -> ApiResult<Json<OutboundPolicyView>> {
     let policy = state.cluster.reader.outbound_policy()?;
     Ok(Json(OutboundPolicyView::from(&policy)))
 }
 
 /// Changes some keys of the outbound policy: the body is a JSON object with any of its keys.
 pub(super) async fn set(
-    Admin(state): Admin,
+    Current(state): Current,
     Json(changes): Json<Map<String, Value>>,
 ) -> ApiResult<Json<OutboundPolicyView>> {
-    state.cluster.linearize().await?;
     let current = state.cluster.reader.outbound_policy()?;
     let policy = merge(&current, changes).map_err(ApiError::bad_request)?;
     state

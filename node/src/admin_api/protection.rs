@@ -12,7 +12,7 @@ use raft_store::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::admin_api::{Admin, ApiError, ApiResult, merge_keys};
+use crate::admin_api::{Admin, ApiError, ApiResult, Current, merge_keys};
 use crate::cluster::unix_now;
 use crate::protection::check_policy;
 
@@ -98,8 +98,7 @@ impl ProtectionView {
     }
 }
 
-pub(super) async fn show_policy(Admin(state): Admin) -> ApiResult<Json<ProtectionView>> {
-    state.cluster.linearize().await?;
+pub(super) async fn show_policy(Current(state): Current) -> ApiResult<Json<ProtectionView>> {
     Ok(Json(ProtectionView::read(&state.cluster.reader)?))
 }
 
@@ -172,8 +171,7 @@ impl LockoutView {
     }
 }
 
-pub(super) async fn list_lockouts(Admin(state): Admin) -> ApiResult<Json<Vec<LockoutView>>> {
-    state.cluster.linearize().await?;
+pub(super) async fn list_lockouts(Current(state): Current) -> ApiResult<Json<Vec<LockoutView>>> {
     let now = unix_now();
     let lockouts = state.cluster.reader.lockouts()?;
     Ok(Json(

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use raft_store::{Command, CommandResult, QueueAction, QueuedMessage, RecipientState};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, Current};
 
 /// How many entries one listing returns at most.
 const MAX_LIMIT: usize = 1000;
@@ -89,10 +89,9 @@ pub(super) struct QueueListing {
 }
 
 pub(super) async fn list(
-    Admin(state): Admin,
+    Current(state): Current,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<QueueListing>> {
-    state.cluster.linearize().await?;
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
     let reader = &state.cluster.reader;
     let entries = reader.queue(query.after.as_deref(), limit)?;
@@ -103,10 +102,9 @@ pub(super) async fn list(
 }
 
 pub(super) async fn show(
-    Admin(state): Admin,
+    Current(state): Current,
     Path(id): Path<String>,
 ) -> ApiResult<Json<QueueEntry>> {
-    state.cluster.linearize().await?;
     match state.cluster.reader.queued(&id)? {
         Some(entry) => Ok(Json(entry.into())),
         None => Err(ApiError::not_found(format!("no such queued message: {id}"))),
