@@ -1,10 +1,11 @@
 //! node is the server: configuration, start-up and shutdown, the Raft node wired to its store and
 //! transport, first-start bootstrap and join, the witness's leadership hand-off, the admin API,
-//! and the mail services (SMTP, POP3) with their write path (blob mirroring, group commit).
+//! the mail services (SMTP, POP3, IMAP) with their write path (blob mirroring, group commit),
+//! the outbound queue's delivery engine, and the virtual IP, which follows Raft leadership
+//! (`vip.rs`). docs/ARCHITECTURE.md draws its layers.
 //!
 //! node does not touch RocksDB or sockets between nodes itself: raft-store owns the disk and
-//! replication owns the wire. The virtual IP follows Raft leadership (`vip.rs`). IMAP arrives
-//! in a later issue.
+//! replication owns the wire.
 
 pub mod access;
 pub mod admin_api;
