@@ -133,8 +133,8 @@ impl std::str::FromStr for DemoNet {
     fn from_str(text: &str) -> Result<DemoNet, String> {
         let numbers: Vec<Option<u8>> = text.split('.').map(|n| n.parse().ok()).collect();
         match numbers.as_slice() {
-            [Some(127), Some(_), Some(_)] => Ok(DemoNet {
-                prefix: text.to_owned(),
+            [Some(127), Some(b), Some(c)] => Ok(DemoNet {
+                prefix: format!("127.{b}.{c}"),
             }),
             _ => Err(format!(
                 "{text:?} is not the first three numbers of a loopback address, such as 127.0.1"
@@ -349,6 +349,9 @@ impl Demo {
                 )
             })?
         };
+        if !fresh {
+            self.check_same_net(&first_paths, &first)?;
+        }
         self.save_client_config(&client_config, true)?;
         if !fresh {
             self.add_missing_sections()?;
@@ -448,6 +451,22 @@ impl Demo {
             println!(
                 "added the demo's {what} to {} (written by an older mclusterctl)",
                 paths.config.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// A demo directory keeps the addresses it was made with: restarted with another `--net`,
+    /// its nodes would listen on the old ones while the summary showed the new.
+    fn check_same_net(&self, paths: &NodePaths, first: &DemoNode) -> Result<()> {
+        let made_with = paths.load_config()?.raft_addr;
+        if made_with != first.raft_addr() {
+            bail!(
+                "{} holds a demo made on other addresses ({} has {made_with}, this --net gives \
+                 {}): pass the --net it was made with, or another --dir",
+                self.dir.display(),
+                first.name,
+                first.raft_addr()
             );
         }
         Ok(())

@@ -280,8 +280,30 @@ fn another_net_moves_every_address_and_only_loopback_is_taken() {
     );
     assert!(render_mail_listeners(&net).contains("127.0.9.10:2525"));
     assert!(vip_banner(&net).starts_with("SMTP via the virtual IP: 127.0.9.10:2525"));
+    // Written as the addresses will be: no leading zeros.
+    let padded: DemoNet = "127.00.09".parse().expect("numbers");
+    assert_eq!(padded.vip_ip(), "127.0.9.10");
     for bad in ["10.0.0", "127.0", "127.0.0.1", "127.0.256", "localhost"] {
         let err = bad.parse::<DemoNet>().expect_err(bad);
         assert!(err.contains("loopback"), "{err}");
     }
+}
+
+#[test]
+fn a_demo_restarted_with_another_net_is_refused() {
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let demo = demo_with_configs(dir.path(), |node_id, node| {
+        old_config(node_id, node.name, node.role)
+    });
+    let first = demo_nodes()[0].clone();
+    let paths = demo.paths(&first).expect("paths");
+    demo.check_same_net(&paths, &first)
+        .expect("the addresses it was made with");
+    let other = "127.0.9".parse::<DemoNet>().expect("net").nodes()[0].clone();
+    let err = demo
+        .check_same_net(&paths, &other)
+        .expect_err("another --net");
+    let text = format!("{err:#}");
+    assert!(text.contains("made on other addresses"), "{text}");
+    assert!(text.contains("127.0.0.11:7071"), "{text}");
 }
