@@ -65,7 +65,7 @@ pub fn new_domain_name(raw: &str) -> Result<String, String> {
 }
 
 /// One LDH label (RFC 1123 2.1: it may start with a digit).
-fn label_ok(label: &str) -> bool {
+pub(crate) fn label_ok(label: &str) -> bool {
     !label.is_empty()
         && label.len() <= 63
         && !label.starts_with('-')

@@ -258,15 +258,5 @@ fn check_smarthost(text: &str) -> Result<(), String> {
 /// Letters, digits and hyphens in dot-separated labels of 1 to 63 characters (RFC 1123).
 fn is_host_name(text: &str) -> bool {
     let text = text.strip_suffix('.').unwrap_or(text);
-    !text.is_empty()
-        && text.len() <= 253
-        && text.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    !text.is_empty() && text.len() <= 253 && text.split('.').all(crate::admin_api::names::label_ok)
 }
