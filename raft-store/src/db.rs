@@ -1,9 +1,10 @@
 //! The node's one RocksDB: column families, the on-disk format version, and value encoding.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteOptions};
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -115,8 +116,29 @@ pub(crate) type KeyValue<T> = (Box<[u8]>, T);
 /// An open store: the database and where its snapshots live.
 #[derive(Clone)]
 pub struct Db {
-    pub(crate) db: Arc<DB>,
+    backend: Backend,
     pub(crate) snapshot_root: PathBuf,
+}
+
+/// Where the tables are. A store on disk is RocksDB; a store in memory holds only the state
+/// machine's tables, for running the state machine without Raft (protocol tests, see
+/// [`crate::StateMachine::in_memory`]): it has no log and takes no snapshots.
+#[derive(Clone)]
+enum Backend {
+    Disk(Arc<DB>),
+    Memory(Arc<RwLock<MemoryTables>>),
+}
+
+/// The tables of a store in memory: one ordered map per column family.
+type MemoryTables = HashMap<&'static str, BTreeMap<Box<[u8]>, Box<[u8]>>>;
+
+/// One key and its raw value, as a scan yields them.
+pub(crate) type RawEntry = (Box<[u8]>, Box<[u8]>);
+
+/// Writes staged for one atomic batch.
+pub(crate) enum Batch {
+    Disk(WriteBatch),
+    Memory(Vec<(&'static str, Box<[u8]>, Option<Box<[u8]>>)>),
 }
 
 impl Db {
@@ -136,11 +158,20 @@ impl Db {
         let descriptors = all_cfs.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, &db_path, descriptors)?;
         let db = Db {
-            db: Arc::new(db),
+            backend: Backend::Disk(Arc::new(db)),
             snapshot_root,
         };
         db.check_format()?;
         Ok(db)
+    }
+
+    /// An empty store of the state machine's tables in memory (nothing is written to disk).
+    pub(crate) fn in_memory() -> Db {
+        let tables = SM_CFS.into_iter().map(|cf| (cf, BTreeMap::new())).collect();
+        Db {
+            backend: Backend::Memory(Arc::new(RwLock::new(tables))),
+            snapshot_root: PathBuf::new(),
+        }
     }
 
     fn check_format(&self) -> Result<(), StoreError> {
@@ -151,7 +182,7 @@ impl Db {
                 supported: FORMAT_VERSION,
             }),
             None => {
-                self.db.put_cf_opt(
+                self.disk().put_cf_opt(
                     self.cf(CF_RAFT_META),
                     KEY_FORMAT,
                     encode(&FORMAT_VERSION),
@@ -162,10 +193,31 @@ impl Db {
         }
     }
 
+    /// The RocksDB of a store on disk. The Raft log, the vote and snapshots exist only there:
+    /// a store in memory is never handed to the log store or asked for a snapshot.
+    pub(crate) fn disk(&self) -> &DB {
+        match &self.backend {
+            Backend::Disk(db) => db,
+            Backend::Memory(_) => {
+                unreachable!("the Raft log and snapshots are only kept by a store on disk")
+            }
+        }
+    }
+
     pub(crate) fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db
+        self.disk()
             .cf_handle(name)
             .expect("every column family is created when the store opens")
+    }
+
+    fn memory_tables(
+        tables: &RwLock<MemoryTables>,
+    ) -> std::sync::RwLockReadGuard<'_, MemoryTables> {
+        // A panic while holding the lock cannot leave a table half-written (a batch is applied
+        // after it is complete), so a poisoned lock is still sound to read.
+        tables
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn get<T: DeserializeOwned>(
@@ -173,9 +225,48 @@ impl Db {
         cf: &'static str,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.db.get_cf(self.cf(cf), key)? {
+        let bytes = match &self.backend {
+            Backend::Disk(db) => db.get_cf(self.cf(cf), key)?,
+            Backend::Memory(tables) => Self::memory_tables(tables)
+                .get(cf)
+                .and_then(|table| table.get(key))
+                .map(|value| value.to_vec()),
+        };
+        match bytes {
             None => Ok(None),
             Some(bytes) => decode(cf, key, &bytes).map(Some),
+        }
+    }
+
+    /// The raw entries of a column family from `start` on, in key order. On disk they are read
+    /// lazily; in memory (small, test-sized stores) they are copied out under the lock.
+    pub(crate) fn iter_from(
+        &self,
+        cf: &'static str,
+        start: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<RawEntry, StoreError>> + '_> {
+        match &self.backend {
+            Backend::Disk(db) => {
+                let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+                Box::new(
+                    db.iterator_cf(self.cf(cf), mode)
+                        .map(|item| item.map_err(StoreError::from)),
+                )
+            }
+            Backend::Memory(tables) => {
+                let entries: Vec<_> = Self::memory_tables(tables)
+                    .get(cf)
+                    .into_iter()
+                    .flat_map(|table| {
+                        table.range::<[u8], _>((
+                            std::ops::Bound::Included(start),
+                            std::ops::Bound::Unbounded,
+                        ))
+                    })
+                    .map(|(key, value)| Ok((key.clone(), value.clone())))
+                    .collect();
+                Box::new(entries.into_iter())
+            }
         }
     }
 
@@ -186,8 +277,7 @@ impl Db {
         prefix: &[u8],
     ) -> Result<Vec<KeyValue<T>>, StoreError> {
         let mut values = Vec::new();
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
+        for item in self.iter_from(cf, prefix) {
             let (key, value) = item?;
             if !key.starts_with(prefix) {
                 break;
@@ -208,8 +298,7 @@ impl Db {
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> Result<Vec<KeyValue<T>>, StoreError> {
         let mut values = Vec::new();
-        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
+        for item in self.iter_from(cf, start) {
             if values.len() == limit {
                 break;
             }
@@ -226,8 +315,7 @@ impl Db {
     /// How many keys lie under `prefix`.
     pub(crate) fn count_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<u64, StoreError> {
         let mut n = 0;
-        let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(cf), mode) {
+        for item in self.iter_from(cf, prefix) {
             let (key, _) = item?;
             if !key.starts_with(prefix) {
                 break;
@@ -240,14 +328,91 @@ impl Db {
     /// Every value of a column family, in key order.
     pub(crate) fn scan<T: DeserializeOwned>(&self, cf: &'static str) -> Result<Vec<T>, StoreError> {
         let mut values = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start)
-        {
+        for item in self.iter_from(cf, &[]) {
             let (key, value) = item?;
             values.push(decode(cf, &key, &value)?);
         }
         Ok(values)
+    }
+
+    /// An empty batch for this store.
+    pub(crate) fn batch(&self) -> Batch {
+        match &self.backend {
+            Backend::Disk(_) => Batch::Disk(WriteBatch::default()),
+            Backend::Memory(_) => Batch::Memory(Vec::new()),
+        }
+    }
+
+    pub(crate) fn stage_put(
+        &self,
+        batch: &mut Batch,
+        cf: &'static str,
+        key: &[u8],
+        value: Vec<u8>,
+    ) {
+        match batch {
+            Batch::Disk(batch) => batch.put_cf(self.cf(cf), key, value),
+            Batch::Memory(ops) => ops.push((cf, key.into(), Some(value.into()))),
+        }
+    }
+
+    pub(crate) fn stage_delete(&self, batch: &mut Batch, cf: &'static str, key: &[u8]) {
+        match batch {
+            Batch::Disk(batch) => batch.delete_cf(self.cf(cf), key),
+            Batch::Memory(ops) => ops.push((cf, key.into(), None)),
+        }
+    }
+
+    /// Writes a batch atomically. On disk it is not synced: what it holds is in the synced Raft
+    /// log and is applied again after a crash.
+    pub(crate) fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        match (&self.backend, batch) {
+            (Backend::Disk(db), Batch::Disk(batch)) => Ok(db.write(batch)?),
+            (Backend::Memory(tables), Batch::Memory(ops)) => {
+                let mut tables = tables
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (cf, key, value) in ops {
+                    let table = tables.entry(cf).or_default();
+                    match value {
+                        Some(value) => table.insert(key, value),
+                        None => table.remove(&key),
+                    };
+                }
+                Ok(())
+            }
+            _ => unreachable!("a batch is written to the store that made it"),
+        }
+    }
+
+    /// Walks every table of the state machine as of one point in time: `visit(cf, None)` as
+    /// each table starts, then `visit(cf, Some((key, value)))` for its entries in key order.
+    pub(crate) fn visit_state(
+        &self,
+        mut visit: impl FnMut(&'static str, Option<(&[u8], &[u8])>),
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Disk(db) => {
+                let snapshot = db.snapshot();
+                for cf in SM_CFS {
+                    visit(cf, None);
+                    for item in snapshot.iterator_cf(self.cf(cf), rocksdb::IteratorMode::Start) {
+                        let (key, value) = item?;
+                        visit(cf, Some((&key, &value)));
+                    }
+                }
+            }
+            Backend::Memory(tables) => {
+                let tables = Self::memory_tables(tables);
+                for cf in SM_CFS {
+                    visit(cf, None);
+                    for (key, value) in tables.get(cf).into_iter().flatten() {
+                        visit(cf, Some((key, value)));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -28,7 +28,7 @@ impl LogStore {
     fn last_entry_log_id(&self) -> Result<Option<LogId>, io::Error> {
         let mut iter = self
             .db
-            .db
+            .disk()
             .iterator_cf(self.db.cf(CF_LOG), IteratorMode::End);
         match iter.next() {
             None => Ok(None),
@@ -42,7 +42,7 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), io::Error> {
         self.db
-            .db
+            .disk()
             .put_cf_opt(self.db.cf(CF_RAFT_META), key, encode(value), &sync_write())
             .map_err(io::Error::other)
     }
@@ -64,7 +64,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let from = index_key(start);
         let mut entries = Vec::new();
-        for item in self.db.db.iterator_cf(
+        for item in self.db.disk().iterator_cf(
             self.db.cf(CF_LOG),
             IteratorMode::From(&from, Direction::Forward),
         ) {
@@ -131,7 +131,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A synced write: the entries are on disk before openraft is told they are.
         let result = self
             .db
-            .db
+            .disk()
             .write_opt(batch, &sync_write())
             .map_err(io::Error::other);
         let reported = result
@@ -147,7 +147,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.db.cf(CF_LOG), index_key(from), index_key(u64::MAX));
         self.db
-            .db
+            .disk()
             .write_opt(batch, &sync_write())
             .map_err(io::Error::other)
     }
@@ -155,7 +155,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         // Entries up to here are in a snapshot; make every state-machine write before it durable
         // too, so a power cut cannot leave the state machine behind a purged log.
-        self.db.db.flush_wal(true).map_err(io::Error::other)?;
+        self.db.disk().flush_wal(true).map_err(io::Error::other)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_RAFT_META), KEY_PURGED, encode(&log_id));
         batch.delete_range_cf(
@@ -164,7 +164,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index_key(log_id.index + 1),
         );
         self.db
-            .db
+            .disk()
             .write_opt(batch, &sync_write())
             .map_err(io::Error::other)
     }

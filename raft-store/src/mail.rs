@@ -840,17 +840,14 @@ impl StateReader {
     fn blob_records(
         &self,
     ) -> impl Iterator<Item = Result<(BlobHash, BlobRecord), StoreError>> + '_ {
-        self.db()
-            .db
-            .iterator_cf(self.db().cf(CF_BLOBS), rocksdb::IteratorMode::Start)
-            .filter_map(|item| {
-                let (key, value) = match item {
-                    Ok(kv) => kv,
-                    Err(err) => return Some(Err(err.into())),
-                };
-                let hash = BlobHash::try_from(&key[..]).ok()?;
-                Some(crate::db::decode(CF_BLOBS, &key, &value).map(|record| (hash, record)))
-            })
+        self.db().iter_from(CF_BLOBS, &[]).filter_map(|item| {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(err) => return Some(Err(err)),
+            };
+            let hash = BlobHash::try_from(&key[..]).ok()?;
+            Some(crate::db::decode(CF_BLOBS, &key, &value).map(|record| (hash, record)))
+        })
     }
 
     /// Blobs that name a replica outside `members` (a node that left the cluster) or fewer than
@@ -997,11 +994,7 @@ impl StateReader {
     /// How many blobs each node is missing (nodes missing none are absent).
     pub fn missing_blob_counts(&self) -> Result<BTreeMap<NodeId, u64>, StoreError> {
         let mut counts = BTreeMap::new();
-        for item in self
-            .db()
-            .db
-            .iterator_cf(self.db().cf(CF_BLOB_MISSING), rocksdb::IteratorMode::Start)
-        {
+        for item in self.db().iter_from(CF_BLOB_MISSING, &[]) {
             let (key, _) = item?;
             if let Ok(node) = <[u8; 8]>::try_from(&key[..8.min(key.len())]) {
                 *counts.entry(NodeId::from_be_bytes(node)).or_insert(0) += 1;

@@ -39,7 +39,7 @@ impl SnapshotBuilder {
         let building = root.join(format!("{BUILDING_PREFIX}{}", unique_suffix()));
         // A checkpoint is a consistent point-in-time copy of every column family (hard links
         // plus the WAL), so the applied marker and the tables inside it agree.
-        Checkpoint::new(&self.db.db)?.create_checkpoint(&building)?;
+        Checkpoint::new(self.db.disk())?.create_checkpoint(&building)?;
         let meta = reduce_checkpoint(&building)?;
         write_meta(&building, &meta)?;
         let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
@@ -132,7 +132,7 @@ pub(crate) fn install(
     let mut batch = WriteBatch::default();
     for cf_name in SM_CFS {
         let live_cf = db.cf(cf_name);
-        for item in db.db.iterator_cf(live_cf, IteratorMode::Start) {
+        for item in db.disk().iterator_cf(live_cf, IteratorMode::Start) {
             let (key, _) = item?;
             batch.delete_cf(live_cf, key);
         }
@@ -151,7 +151,7 @@ pub(crate) fn install(
         encode(&meta.last_membership),
     );
     drop(source);
-    db.db.write_opt(batch, &sync_write())?;
+    db.disk().write_opt(batch, &sync_write())?;
     prune(&db.snapshot_root)?;
     tracing::info!(index, "installed snapshot");
     Ok(())

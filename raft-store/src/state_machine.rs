@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::StreamExt;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
-use rocksdb::WriteBatch;
 use serde::Serialize;
 
 use crate::db::{
-    CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_REQUESTS, CF_SETTINGS, CF_SM_META,
-    Db, KEY_APPLIED, KEY_CLUSTER, KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, decode, encode,
+    Batch, CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_REQUESTS, CF_SETTINGS,
+    CF_SM_META, Db, KEY_APPLIED, KEY_CLUSTER, KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, decode, encode,
 };
 use crate::error::StoreError;
 use crate::mail;
@@ -96,6 +95,67 @@ impl StateMachine {
         }
     }
 
+    /// A state machine on an empty store in memory, without Raft: commands are applied with
+    /// [`StateMachine::apply_unreplicated`]. It runs the same code on the same tables as a
+    /// replicated one, so the node's protocol tests exercise the real mail semantics without
+    /// a cluster, a disk or RocksDB.
+    pub fn in_memory() -> StateMachine {
+        StateMachine::new(Db::in_memory())
+    }
+
+    /// Applies `request` as the next entry of a log only this state machine has, and returns
+    /// its result. Nothing is replicated or made durable: this is for a state machine made by
+    /// [`StateMachine::in_memory`].
+    pub fn apply_unreplicated(&mut self, request: Request) -> Result<CommandResult, io::Error> {
+        let index = self.reader().last_applied()?.map_or(1, |id| id.index + 1);
+        use openraft::vote::RaftLeaderId;
+        let log_id = openraft::LogId::new(
+            openraft::vote::leader_id_adv::CommittedLeaderId::new(1, 1),
+            index,
+        );
+        self.apply_entry(log_id, &EntryPayload::Normal(request))
+    }
+
+    /// Applies one committed entry: its effects and the applied marker in one atomic batch,
+    /// then the announcements of what changed.
+    fn apply_entry(
+        &self,
+        log_id: LogId,
+        payload: &EntryPayload<Request, NodeId, crate::types::Member>,
+    ) -> Result<CommandResult, io::Error> {
+        let mut staged = Staged::new(&self.db);
+        let result = match payload {
+            EntryPayload::Blank => CommandResult::Done,
+            EntryPayload::Normal(request) => {
+                self.apply_request(request, log_id.index, &mut staged)?
+            }
+            EntryPayload::Membership(membership) => {
+                let stored = StoredMembership::new(Some(log_id), membership.clone());
+                staged.put(CF_SM_META, KEY_MEMBERSHIP, &stored);
+                // A joined node that became a voter is no longer pending: if it is removed
+                // later, restarting it does not add it again.
+                for node_id in membership.voter_ids() {
+                    staged.delete(CF_PENDING_NODES, &node_id.to_be_bytes());
+                }
+                CommandResult::Done
+            }
+        };
+        // Effects and the applied marker land in one atomic batch. It need not be synced
+        // itself: the entry is already fsync'd in the log and is re-applied after a crash.
+        staged.put(CF_SM_META, KEY_APPLIED, &Some(log_id));
+        staged.commit()?;
+        if let EntryPayload::Normal(request) = payload {
+            self.announce(&request.command);
+            if matches!(
+                request.command,
+                Command::AddAccessEntry(_) | Command::RemoveAccessEntry { .. }
+            ) {
+                self.access_version.fetch_add(1, Ordering::Release);
+            }
+        }
+        Ok(result)
+    }
+
     /// Applies a request once: a retry of an applied request gets the first outcome again.
     pub(crate) fn apply_request(
         &self,
@@ -142,12 +202,11 @@ impl StateMachine {
     }
 
     fn prune_requests(&self, index: u64, staged: &mut Staged<'_>) -> Result<(), StoreError> {
-        let cf = self.db.cf(CF_REQUESTS);
-        for item in self.db.db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        for item in self.db.iter_from(CF_REQUESTS, &[]) {
             let (key, value) = item?;
             let outcome: Outcome = decode(CF_REQUESTS, &key, &value)?;
             if outcome.index + REQUESTS_REMEMBERED < index {
-                staged.batch.delete_cf(cf, key);
+                staged.delete(CF_REQUESTS, &key);
             }
         }
         Ok(())
@@ -471,28 +530,33 @@ fn domain_of(address: &str) -> Option<&str> {
 /// A write batch bound to the database's column families.
 pub(crate) struct Staged<'a> {
     db: &'a Db,
-    batch: WriteBatch,
+    batch: Batch,
 }
 
 impl<'a> Staged<'a> {
     pub(crate) fn new(db: &'a Db) -> Staged<'a> {
         Staged {
             db,
-            batch: WriteBatch::default(),
+            batch: db.batch(),
         }
     }
 
-    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, cf: &str, key: &[u8], value: &T) {
-        self.batch.put_cf(self.db.cf(cf), key, encode(value));
+    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, cf: &'static str, key: &[u8], value: &T) {
+        self.db.stage_put(&mut self.batch, cf, key, encode(value));
     }
 
     /// Drops everything staged so far.
     pub(crate) fn discard(&mut self) {
-        self.batch = WriteBatch::default();
+        self.batch = self.db.batch();
     }
 
-    pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {
-        self.batch.delete_cf(self.db.cf(cf), key);
+    pub(crate) fn delete(&mut self, cf: &'static str, key: &[u8]) {
+        self.db.stage_delete(&mut self.batch, cf, key);
+    }
+
+    /// Writes everything staged, atomically.
+    pub(crate) fn commit(self) -> Result<(), StoreError> {
+        self.db.write(self.batch)
     }
 }
 
@@ -513,37 +577,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            let log_id = entry.log_id;
-            let mut staged = Staged::new(&self.db);
-            let result = match &entry.payload {
-                EntryPayload::Blank => CommandResult::Done,
-                EntryPayload::Normal(request) => {
-                    self.apply_request(request, log_id.index, &mut staged)?
-                }
-                EntryPayload::Membership(membership) => {
-                    let stored = StoredMembership::new(Some(log_id), membership.clone());
-                    staged.put(CF_SM_META, KEY_MEMBERSHIP, &stored);
-                    // A joined node that became a voter is no longer pending: if it is removed
-                    // later, restarting it does not add it again.
-                    for node_id in membership.voter_ids() {
-                        staged.delete(CF_PENDING_NODES, &node_id.to_be_bytes());
-                    }
-                    CommandResult::Done
-                }
-            };
-            // Effects and the applied marker land in one atomic batch. It need not be synced
-            // itself: the entry is already fsync'd in the log and is re-applied after a crash.
-            staged.put(CF_SM_META, KEY_APPLIED, &Some(log_id));
-            self.db.db.write(staged.batch).map_err(io::Error::other)?;
-            if let EntryPayload::Normal(request) = &entry.payload {
-                self.announce(&request.command);
-                if matches!(
-                    request.command,
-                    Command::AddAccessEntry(_) | Command::RemoveAccessEntry { .. }
-                ) {
-                    self.access_version.fetch_add(1, Ordering::Release);
-                }
-            }
+            let result = self.apply_entry(entry.log_id, &entry.payload)?;
             if let Some(responder) = responder {
                 responder.send(result);
             }
@@ -653,24 +687,28 @@ impl StateReader {
     /// at the same index must be equal: the chaos checkers compare them across nodes.
     pub fn digest(&self) -> Result<StateDigest, StoreError> {
         use sha2::{Digest, Sha256};
-        let snapshot = self.db.db.snapshot();
-        let applied: Option<LogId> = match snapshot.get_cf(self.db.cf(CF_SM_META), KEY_APPLIED)? {
+        let mut hasher = Sha256::new();
+        let mut applied_bytes = None;
+        self.db.visit_state(|cf, entry| match entry {
+            None => {
+                hasher.update((cf.len() as u64).to_be_bytes());
+                hasher.update(cf.as_bytes());
+            }
+            Some((key, value)) => {
+                if cf == CF_SM_META && key == KEY_APPLIED {
+                    applied_bytes = Some(value.to_vec());
+                }
+                // Lengths first, so no two different tables can hash alike.
+                hasher.update((key.len() as u64).to_be_bytes());
+                hasher.update(key);
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(value);
+            }
+        })?;
+        let applied: Option<LogId> = match applied_bytes {
             Some(bytes) => decode::<Option<LogId>>(CF_SM_META, KEY_APPLIED, &bytes)?,
             None => None,
         };
-        let mut hasher = Sha256::new();
-        for cf in crate::db::SM_CFS {
-            hasher.update((cf.len() as u64).to_be_bytes());
-            hasher.update(cf.as_bytes());
-            for item in snapshot.iterator_cf(self.db.cf(cf), rocksdb::IteratorMode::Start) {
-                let (key, value) = item?;
-                // Lengths first, so no two different tables can hash alike.
-                hasher.update((key.len() as u64).to_be_bytes());
-                hasher.update(&key);
-                hasher.update((value.len() as u64).to_be_bytes());
-                hasher.update(&value);
-            }
-        }
         Ok(StateDigest {
             applied_index: applied.map(|id| id.index),
             sha256: hasher.finalize().into(),

@@ -245,7 +245,7 @@ async fn newer_format_version_is_refused() {
     drop(crate::open(dir.path()).unwrap());
     {
         let db = crate::db::Db::open(dir.path()).unwrap();
-        db.db
+        db.disk()
             .put_cf(
                 db.cf(crate::db::CF_RAFT_META),
                 crate::db::KEY_FORMAT,
@@ -2425,4 +2425,69 @@ async fn openraft_time_limits_have_the_floor_the_node_sets() {
             .is_ok()
     );
     set_timeout_floor(Duration::ZERO);
+}
+
+/// The state machine in memory (the node's protocol tests run on it) decides every command as
+/// the one on RocksDB does: the same results and, table by table, the same state.
+#[tokio::test]
+async fn the_state_machine_in_memory_applies_commands_as_the_one_on_disk() {
+    let dir = TempDir::new().unwrap();
+    let (_log, mut disk) = crate::open(dir.path()).unwrap();
+    let mut memory = StateMachine::in_memory();
+    let (a, b) = ("a@example.test", "b@example.test");
+    let deliver = Command::Deliver {
+        deliveries: vec![
+            delivery("q1", 1, &[a, b], &[]),
+            delivery("q2", 2, &[a, "gone@example.test"], &[2]),
+        ],
+    };
+    let commands = vec![
+        add_domain("example.test"),
+        add_account(a),
+        add_account(b),
+        // A refusal, a delivery and a retry of it, an expunge that releases a blob.
+        add_account(a),
+        deliver.clone(),
+        deliver,
+        Command::Expunge {
+            account: a.into(),
+            mailbox: crate::INBOX.into(),
+            uids: vec![1],
+        },
+    ];
+    let mut on_disk = Vec::new();
+    let mut in_memory = Vec::new();
+    for (i, command) in commands.into_iter().enumerate() {
+        // The same request (its id is remembered for retries) goes to both.
+        let request = crate::Request::new(command);
+        let mut staged = crate::state_machine::Staged::new(&disk.db);
+        on_disk.push(
+            disk.execute(&request.command, &mut staged)
+                .expect("execute"),
+        );
+        let entry = RaftEntry {
+            log_id: log_id(1, i as u64 + 1),
+            payload: EntryPayload::Normal(request.clone()),
+        };
+        disk.apply(stream::iter([Ok((entry, None))]))
+            .await
+            .expect("apply on disk");
+        in_memory.push(memory.apply_unreplicated(request).expect("apply in memory"));
+    }
+    assert_eq!(format!("{on_disk:?}"), format!("{in_memory:?}"));
+    assert!(matches!(on_disk[3], CommandResult::Rejected(_)));
+    let (disk_digest, memory_digest) = (
+        disk.reader().digest().unwrap(),
+        memory.reader().digest().unwrap(),
+    );
+    assert_eq!(memory_digest.applied_index, Some(7));
+    assert_eq!(disk_digest, memory_digest);
+    let uids: Vec<_> = memory
+        .reader()
+        .messages(a, crate::INBOX)
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [2]);
 }
