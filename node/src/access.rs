@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use raft_store::{AccessEntry, AccessList, AccessPattern, DomainPattern, StateReader};
 
-use crate::cluster::unix_now;
+use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests;

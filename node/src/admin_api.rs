@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::cluster::{Cluster, ClusterError, MemberView, unix_now};
+use crate::clock::unix_now;
+use crate::cluster::{Cluster, ClusterError, MemberView};
 use crate::metrics::Metrics;
 
 pub mod access_lists;
@@ -31,9 +32,15 @@ pub mod queue;
 #[cfg(test)]
 mod tests;
 
+/// What the API shows of a data node's mail services.
+pub struct MailState {
+    pub context: Arc<crate::mail_service::MailContext>,
+    pub blobs: Arc<crate::blobs::Blobs>,
+}
+
 pub struct ApiState {
     /// The mail services (data nodes only).
-    pub mail: Option<Arc<crate::mail_service::MailContext>>,
+    pub mail: Option<MailState>,
     pub cluster: Arc<Cluster>,
     pub metrics: Arc<Metrics>,
     /// Set when the leader tells this node it was removed from the cluster (`leave`).
@@ -361,7 +368,11 @@ async fn ready(State(state): State<Arc<ApiState>>) -> Response {
 async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let mut text = state.metrics.render(&state.cluster);
     if let Some(mail) = &state.mail {
-        text.push_str(&state.metrics.render_mail(mail, &state.cluster));
+        text.push_str(
+            &state
+                .metrics
+                .render_mail(&mail.context, &mail.blobs, &state.cluster),
+        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
@@ -436,7 +447,7 @@ fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
         return Ok(None);
     };
     let b = &mail.blobs.metrics;
-    let m = &mail.metrics;
+    let m = &mail.context.metrics;
     Ok(Some(MailStatus {
         degraded: b.degraded.load(Relaxed),
         blobs_missing: state

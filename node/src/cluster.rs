@@ -2,7 +2,7 @@
 //! from a follower), linearizable reads, and membership and leadership changes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
@@ -58,13 +58,6 @@ pub struct Cluster {
     pub vip: std::sync::Arc<crate::vip::state::VipState>,
     /// The term this node leads and since when (see `track_leadership`).
     pub leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Cluster {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use raft_store::{Command, CommandResult, Delivery, DeliveryOutcome, FiledDelivery, Filing};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::store::{Backend, ClusterError};
 
 /// Deliveries per entry at most.
 const MAX_BATCH: usize = 512;
@@ -36,9 +36,9 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// Starts the batching task; it ends when every `Deliverer` clone is dropped.
-    pub fn start(cluster: Arc<Cluster>) -> Deliverer {
+    pub fn start(backend: Arc<dyn Backend>) -> Deliverer {
         let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(cluster, receiver));
+        tokio::spawn(run(backend, receiver));
         Deliverer { queue }
     }
 
@@ -65,7 +65,7 @@ impl Deliverer {
     }
 }
 
-async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<Queued>) {
+async fn run(backend: Arc<dyn Backend>, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // A delivery that did not fit the last batch starts the next one.
     let mut next: Option<Queued> = None;
@@ -84,12 +84,12 @@ async fn run(cluster: Arc<Cluster>, mut receiver: mpsc::UnboundedReceiver<Queued
             .expect("the semaphore is never closed");
         let (batch, rest) = take_batch(first, &mut receiver);
         next = rest;
-        let cluster = cluster.clone();
+        let backend = backend.clone();
         tokio::spawn(async move {
             let (deliveries, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|q| (q.delivery, q.reply)).unzip();
             let n = deliveries.len();
-            let result = cluster.write(deliver_command(deliveries)).await;
+            let result = backend.write(deliver_command(deliveries)).await;
             drop(permit);
             match result {
                 Ok(CommandResult::Delivered(outcomes)) if outcomes.len() == n => {

@@ -11,6 +11,7 @@ pub mod access;
 pub mod admin_api;
 pub mod blobs;
 pub mod bootstrap;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod delivery;
@@ -27,7 +28,10 @@ pub mod protection;
 pub mod sasl;
 pub mod service;
 pub mod smtp;
+pub mod store;
 pub mod tls;
+#[cfg(test)]
+mod transcript;
 pub mod vip;
 
 #[cfg(test)]
@@ -153,7 +157,10 @@ pub async fn run(
     let state = Arc::new(ApiState {
         cluster: cluster.clone(),
         metrics: Arc::new(Metrics::default()),
-        mail: mail.as_ref().map(|m| m.context.clone()),
+        mail: mail.as_ref().map(|m| admin_api::MailState {
+            context: m.context.clone(),
+            blobs: m.blobs.clone(),
+        }),
         removed: removed_tx,
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
@@ -234,6 +241,7 @@ async fn raft_stopped(raft: Raft) -> String {
 /// The mail listeners of a data node and the background work of its blob store.
 struct MailServices {
     context: Arc<MailContext>,
+    blobs: Arc<Blobs>,
     vip: Option<vip::VipManager>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     sessions: Arc<tokio::sync::Mutex<JoinSet<()>>>,
@@ -243,21 +251,25 @@ impl MailServices {
     async fn start(cluster: &Arc<Cluster>, store: BlobStore) -> anyhow::Result<MailServices> {
         let config = &cluster.config;
         let blobs = Arc::new(Blobs::new(store, cluster.clone()));
-        let deliverer = Deliverer::start(cluster.clone());
-        let context = Arc::new(MailContext::new(
+        let backend = Arc::new(crate::store::ClusterBackend::new(
             cluster.clone(),
             blobs.clone(),
-            deliverer,
-            config.hostname.clone(),
-            config.filters.clone(),
         ));
+        let store = crate::store::MailStore::new(cluster.reader.clone(), backend.clone());
+        let deliverer = Deliverer::start(backend);
+        let context = Arc::new(MailContext::new(store, deliverer, config));
         let sessions = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let mut tasks = vec![
             tokio::spawn(blobs.clone().resync_loop()),
             tokio::spawn(blobs.clone().placement_loop()),
-            tokio::spawn(blobs.gc_loop()),
+            tokio::spawn(blobs.clone().gc_loop()),
         ];
-        match outbound::engine::start(context.clone(), &config.nameservers, config.mx_port) {
+        match outbound::engine::start(
+            context.clone(),
+            cluster.clone(),
+            &config.nameservers,
+            config.mx_port,
+        ) {
             Ok(engine) => tasks.push(engine),
             // Mail still comes in and is queued; it goes out once the resolver is fixed.
             Err(err) => {
@@ -277,6 +289,7 @@ impl MailServices {
         let vip = vip::VipManager::start(cluster.clone(), context.clone());
         Ok(MailServices {
             context,
+            blobs,
             vip,
             tasks,
             sessions,

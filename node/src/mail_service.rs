@@ -12,12 +12,12 @@ use raft_store::{Account, Command, ConnectionBudgets, LockTarget, ProtectionPoli
 use tokio::net::TcpStream;
 
 use crate::access::AccessLists;
-use crate::blobs::Blobs;
-use crate::cluster::Cluster;
+use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::protection::{Budget, Guard};
 pub use crate::service::Service;
 use crate::smtp::filters::{FilterMetrics, Filters};
+use crate::store::MailStore;
 use crate::tls::TlsConfigs;
 
 /// Polite refusals over implicit TLS in progress at once. Each costs a TLS handshake, which a
@@ -27,8 +27,8 @@ const TLS_REFUSALS: usize = 16;
 
 /// Everything a mail session uses.
 pub struct MailContext {
-    pub cluster: Arc<Cluster>,
-    pub blobs: Arc<Blobs>,
+    /// The cluster as sessions see it (`store.rs`).
+    pub store: MailStore,
     pub deliverer: Deliverer,
     pub tls: TlsConfigs,
     pub hostname: String,
@@ -140,16 +140,11 @@ impl Drop for ConnectionSlot {
 }
 
 impl MailContext {
-    pub fn new(
-        cluster: Arc<Cluster>,
-        blobs: Arc<Blobs>,
-        deliverer: Deliverer,
-        hostname: String,
-        filters: Filters,
-    ) -> MailContext {
-        let tls = TlsConfigs::new(cluster.reader.clone());
-        let access = AccessLists::new(cluster.reader.clone());
-        let config = &cluster.config;
+    pub fn new(store: MailStore, deliverer: Deliverer, config: &Config) -> MailContext {
+        let tls = TlsConfigs::new(store.state().clone());
+        let access = AccessLists::new(store.state().clone());
+        let hostname = config.hostname.clone();
+        let filters = config.filters.clone();
         let inbound_checks = match crate::smtp::inbound_checks::InboundChecker::new(
             config.inbound_checks.clone(),
             &config.nameservers,
@@ -165,8 +160,7 @@ impl MailContext {
             (config.message_memory_bytes / 1024) as usize,
         ));
         MailContext {
-            cluster,
-            blobs,
+            store,
             deliverer,
             tls,
             hostname,
@@ -191,19 +185,19 @@ impl MailContext {
         ip: IpAddr,
         service: Service,
     ) -> Result<ConnectionSlot, Refusal> {
-        let policy = self.cluster.reader.mail_policy().unwrap_or_default();
+        let policy = self.store.state().mail_policy().unwrap_or_default();
         let protection = self.protection_policy();
         let budgets = self
-            .cluster
-            .reader
+            .store
+            .state()
             .connection_budgets()
             .unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "cannot read the connection budgets: using defaults");
                 ConnectionBudgets::default()
             });
         let open_limits = self
-            .cluster
-            .reader
+            .store
+            .state()
             .connections_per_ip()
             .unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "cannot read the per-address connection limits: using defaults");
@@ -250,8 +244,8 @@ impl MailContext {
 
     /// The replicated protection policy (the defaults if it cannot be read).
     pub fn protection_policy(&self) -> ProtectionPolicy {
-        self.cluster
-            .reader
+        self.store
+            .state()
             .protection_policy()
             .unwrap_or_else(|err| {
                 tracing::warn!(error = %err, "cannot read the protection policy: using defaults");
@@ -293,8 +287,8 @@ impl MailContext {
         let quota = account.quota_mb.saturating_mul(1024 * 1024);
         quota > 0
             && self
-                .cluster
-                .reader
+                .store
+                .state()
                 .usage_bytes(&account.address)
                 .unwrap_or(0)
                 .saturating_add(extra)
@@ -326,7 +320,7 @@ impl MailContext {
             tokio::time::sleep(delay).await;
             return Err(LoginRefused::Locked);
         }
-        let account = match self.cluster.reader.account(&login) {
+        let account = match self.store.state().account(&login) {
             Ok(Some(account)) if account.enabled => Some(account),
             _ => None,
         };
@@ -388,12 +382,12 @@ impl MailContext {
             return Some(target.clone());
         }
         let replicated = |targets: &[LockTarget]| {
-            let unix = crate::cluster::unix_now();
+            let unix = crate::clock::unix_now();
             targets
                 .iter()
                 .find(|target| {
-                    self.cluster
-                        .reader
+                    self.store
+                        .state()
                         .locked(target, unix)
                         .unwrap_or_else(|err| {
                             tracing::warn!(error = %err, "cannot read lockouts");
@@ -403,7 +397,7 @@ impl MailContext {
                 .cloned()
         };
         replicated(&targets)?;
-        if let Err(err) = self.cluster.linearize().await {
+        if let Err(err) = self.store.linearize().await {
             tracing::debug!(error = %err, "cannot confirm a lockout with the leader");
         }
         replicated(&targets)
@@ -418,7 +412,7 @@ impl MailContext {
         else {
             return;
         };
-        let unix = crate::cluster::unix_now();
+        let unix = crate::clock::unix_now();
         for (target, count) in targets {
             self.metrics.lockouts.fetch_add(1, Ordering::Relaxed);
             let lockout = crate::protection::lockout(policy, target, count, unix);
@@ -428,11 +422,11 @@ impl MailContext {
                 reason = %lockout.reason,
                 "locking out"
             );
-            let cluster = self.cluster.clone();
+            let store = self.store.clone();
             let guard = self.guard.clone();
             tokio::spawn(async move {
                 let target = lockout.target.clone();
-                match cluster.write_ok(Command::Lock(lockout)).await {
+                match store.write_ok(Command::Lock(lockout)).await {
                     Ok(_) => guard.lockout_committed(&target),
                     Err(err) => {
                         tracing::warn!(%target, error = %err, "lockout not committed: it holds on this node only");

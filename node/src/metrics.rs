@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::ServerState;
 
+use crate::blobs::Blobs;
 use crate::cluster::Cluster;
 use crate::mail_service::MailContext;
 
@@ -155,9 +156,9 @@ impl Metrics {
     }
 
     /// The mail and blob metrics of a data node.
-    pub fn render_mail(&self, mail: &MailContext, cluster: &Cluster) -> String {
+    pub fn render_mail(&self, mail: &MailContext, blobs: &Blobs, cluster: &Cluster) -> String {
         let mut out = String::new();
-        let b = &mail.blobs.metrics;
+        let b = &blobs.metrics;
         let m = &mail.metrics;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as i64;
         let mut metric = |kind: &str, name: &str, help: &str, value: i64| {

@@ -47,6 +47,20 @@ pub async fn serve(
     }
 }
 
+/// Serves a session on a stream that is already open, as if over TLS when `tls` (the in-process
+/// transcript tests: no socket; STLS ends the session).
+#[cfg(test)]
+pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    context: Arc<MailContext>,
+    stream: S,
+    peer: SocketAddr,
+    tls: bool,
+) {
+    Session::new(context, peer, tls)
+        .run(&mut BufReader::new(stream), true)
+        .await;
+}
+
 #[derive(PartialEq, Eq)]
 enum End {
     Closed,
@@ -81,7 +95,7 @@ type ReadAhead = tokio::task::JoinHandle<std::io::Result<Vec<u8>>>;
 impl Session {
     fn new(context: Arc<MailContext>, peer: SocketAddr, tls: bool) -> Session {
         Session {
-            policy: context.cluster.reader.mail_policy().unwrap_or_default(),
+            policy: context.store.state().mail_policy().unwrap_or_default(),
             context,
             peer,
             tls,
@@ -336,11 +350,11 @@ impl Session {
             }
         };
         // The maildrop must include every message acknowledged anywhere before this login.
-        if let Err(err) = self.context.cluster.linearize().await {
+        if let Err(err) = self.context.store.linearize().await {
             tracing::warn!(error = %err, "pop3 login: cannot reach the leader");
             return Reply::Err("[SYS/TEMP] mailbox temporarily unavailable".into());
         }
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         let (mailbox, messages) = match (
             reader.mailbox(&account.address, INBOX),
             reader.messages(&account.address, INBOX),
@@ -380,7 +394,7 @@ impl Session {
         let read = match ahead {
             Some(data) => Ok(data),
             // Not read ahead, or not on this node's disk: the full path (local, else a replica).
-            None => self.context.blobs.read(&message.blob).await,
+            None => self.context.store.read_blob(&message.blob).await,
         };
         match read {
             Ok(data) => {
@@ -403,9 +417,9 @@ impl Session {
         let Some((next, message)) = maildrop.live().find(|(i, _)| *i > index) else {
             return;
         };
-        let store = self.context.blobs.store().clone();
+        let store = self.context.store.clone();
         let hash = message.blob;
-        let read = tokio::task::spawn_blocking(move || store.read(&hash));
+        let read = tokio::task::spawn_blocking(move || store.read_local_blob(&hash));
         self.read_ahead = Some((next, read));
     }
 
@@ -428,7 +442,7 @@ impl Session {
             mailbox: INBOX.into(),
             uids,
         };
-        match self.context.cluster.write(command).await {
+        match self.context.store.write(command).await {
             Ok(_) => {
                 tracing::info!(user = %maildrop.account, deleted = n, "pop3 deletions committed");
                 Reply::Ok(format!("bye, {n} messages deleted"))

@@ -13,6 +13,8 @@ pub mod verdict;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transcripts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +27,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::blobs::BlobError;
 use crate::line_reader::{self, Line, RawLine};
 use crate::mail_service::{
     self, Goodbye, LoginRefused, MailContext, Resolved, Service, accept_tls,
@@ -35,6 +36,7 @@ use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
 use crate::smtp::verdict::{Action, Verdict};
+use crate::store::BlobError;
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -76,6 +78,21 @@ pub async fn serve(
             session.run(BufReader::new(tls), false).await;
         }
     }
+}
+
+/// Serves a session on a stream that is already open, as if over TLS when `tls` (the in-process
+/// transcript tests: no socket, no connect-time DNS checks; STARTTLS ends the session).
+#[cfg(test)]
+pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    context: Arc<MailContext>,
+    stream: S,
+    peer: SocketAddr,
+    service: Service,
+    tls: bool,
+) {
+    Session::new(context, peer, service, tls)
+        .run(BufReader::new(stream), true)
+        .await;
 }
 
 /// The connect-time DNS checks, for a client of the public SMTP listener (before the greeting,
@@ -206,12 +223,7 @@ impl Session {
         &mut self,
         reader: &mut BufReader<S>,
     ) -> End {
-        let policy = self
-            .context
-            .cluster
-            .reader
-            .mail_policy()
-            .unwrap_or_default();
+        let policy = self.context.store.state().mail_policy().unwrap_or_default();
         let idle = Duration::from_secs(policy.smtp_idle_timeout_secs);
         let mut line = Vec::new();
         loop {
@@ -300,12 +312,7 @@ impl Session {
         command: Command,
         reader: &mut BufReader<S>,
     ) -> Next {
-        let policy = self
-            .context
-            .cluster
-            .reader
-            .mail_policy()
-            .unwrap_or_default();
+        let policy = self.context.store.state().mail_policy().unwrap_or_default();
         if let Command::Ehlo(name) | Command::Helo(name) = &command
             && let Some(reply) = self.helo_blocked(name)
         {
@@ -605,7 +612,7 @@ impl Session {
         }
         match self.resolve(&to.forward_path) {
             Ok(Resolved::Local(accounts)) => {
-                let reader = &self.context.cluster.reader;
+                let reader = &self.context.store.state();
                 for account in &accounts {
                     if let Ok(Some(account)) = reader.account(account)
                         && self.context.over_quota(&account, declared)
@@ -670,7 +677,7 @@ impl Session {
             return Ok(true);
         }
         Ok(
-            match mail_service::resolve(&self.context.cluster.reader, &address)? {
+            match mail_service::resolve(&self.context.store.state(), &address)? {
                 Resolved::Local(accounts) => accounts.iter().any(|a| a == user),
                 Resolved::Unknown | Resolved::Remote => false,
             },
@@ -681,7 +688,7 @@ impl Session {
     /// Postmaster addresses (any case, RFC 5321 4.5.1) fall back to the primary domain's
     /// postmaster (see `mail_service::resolve_postmaster`).
     fn resolve(&self, address: &Address) -> Result<Resolved, raft_store::StoreError> {
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         if address.local.eq_ignore_ascii_case("postmaster") {
             let domain = address.domain.to_lowercase();
             let domain = (!domain.is_empty()).then_some(domain.as_str());
@@ -927,15 +934,15 @@ impl Session {
         // structure a stranger sends.
         let limits = self
             .context
-            .cluster
-            .reader
+            .store
+            .state()
             .message_limits()
             .unwrap_or_default();
         let summary = tokio::task::spawn_blocking({
             let data = data.clone();
             move || raft_store::summary::summarize_within(&data, &limits)
         });
-        let stored = match self.context.blobs.store_new(data, hash).await {
+        let stored = match self.context.store.store_blob(data, hash).await {
             Ok(stored) => stored,
             Err(BlobError::NoMirror) => {
                 self.context
@@ -1034,7 +1041,7 @@ impl Session {
     /// or a broken key; the message then goes out unsigned (and the log says why).
     async fn dkim_signature(&self, body: &[u8]) -> Option<String> {
         let domain = dkim::signer_domain(body)?;
-        let key = match self.context.cluster.reader.dkim_key(&domain) {
+        let key = match self.context.store.state().dkim_key(&domain) {
             Ok(key) => key?,
             Err(err) => {
                 tracing::warn!(domain, error = %err, "could not read the DKIM key");

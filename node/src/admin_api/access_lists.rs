@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::access::check_comment;
 use crate::admin_api::{Admin, ApiError, ApiResult, Current};
-use crate::cluster::unix_now;
+use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin_api::{
     Access, Admin, ApiError, ApiResult, ApiState, Current, authorize, domain_name,
 };
-use crate::cluster::unix_now;
+use crate::clock::unix_now;
 use crate::outbound::dkim::{self, DkimError};
 
 /// A domain's key as the API shows it, with the TXT record to publish.

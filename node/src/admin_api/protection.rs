@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::admin_api::{Admin, ApiError, ApiResult, Current, merge_keys};
-use crate::cluster::unix_now;
+use crate::clock::unix_now;
 use crate::protection::check_policy;
 
 /// The protection policy as the API shows and takes it: the per-service connection budgets,

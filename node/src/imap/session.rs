@@ -97,6 +97,20 @@ pub async fn serve(
     }
 }
 
+/// Serves a session on a stream that is already open, as if over TLS when `tls` (the in-process
+/// transcript tests: no socket; STARTTLS ends the session).
+#[cfg(test)]
+pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    context: Arc<MailContext>,
+    stream: S,
+    peer: SocketAddr,
+    tls: bool,
+) {
+    Session::new(context, peer, tls)
+        .run(&mut Io::new(stream), true)
+        .await;
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum End {
     Closed,
@@ -228,7 +242,7 @@ struct Session {
 
 impl Session {
     fn new(context: Arc<MailContext>, peer: SocketAddr, tls: bool) -> Session {
-        let policy = context.cluster.reader.mail_policy().unwrap_or_default();
+        let policy = context.store.state().mail_policy().unwrap_or_default();
         let reader = CommandReader::new(PRE_AUTH_LIMITS);
         Session {
             context,
@@ -714,7 +728,7 @@ impl Session {
         tag: &Tag<'_>,
     ) -> Handled {
         // Subscribe before looking, so a change between the look and the wait is not missed.
-        let mut changes = self.context.cluster.reader.mail_changes();
+        let mut changes = self.context.store.changes();
         let closing = self.context.clone();
         self.sync(io, true).await?;
         io.line("+ idling");
@@ -781,7 +795,7 @@ impl Session {
             .expect("a mailbox is selected only after login")
             .address
             .clone();
-        let reader = self.context.cluster.reader.clone();
+        let reader = self.context.store.state().clone();
         let mailbox = match reader.mailbox(&account, &view.name) {
             Ok(Some(mailbox)) if mailbox.uidvalidity == view.uidvalidity => mailbox,
             Ok(_) => {

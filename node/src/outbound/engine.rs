@@ -42,7 +42,8 @@ use tokio::sync::Semaphore;
 use super::client::{self, Attempt, Credentials, Timeouts, TlsPolicy};
 use super::dsn::{self, Action, Notice, OriginalMessage, RecipientReport, Ret, StatusCode};
 use super::route::{RouteError, Router};
-use crate::cluster::unix_now;
+use crate::clock::unix_now;
+use crate::cluster::Cluster;
 use crate::mail_service::{self, MailContext, Resolved};
 
 /// How often the leader looks at the queue when nothing wakes it.
@@ -57,6 +58,8 @@ const MAX_RETURNED: usize = 1024 * 1024;
 
 pub struct Engine {
     context: Arc<MailContext>,
+    /// Whether this node leads (the engine works only then).
+    cluster: Arc<Cluster>,
     router: Router,
     /// Sessions kept open between messages to the same host (Postfix's connection cache).
     pool: client::ConnectionPool,
@@ -76,11 +79,13 @@ pub struct Engine {
 /// Starts the engine of a data node; it works only while the node leads.
 pub fn start(
     context: Arc<MailContext>,
+    cluster: Arc<Cluster>,
     nameservers: &[SocketAddr],
     mx_port: u16,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let engine = Arc::new(Engine {
         context,
+        cluster,
         router: Router::new(nameservers)?,
         pool: client::ConnectionPool::default(),
         mx_port,
@@ -102,7 +107,7 @@ impl Engine {
                 _ = self.slot_freed.notified() => {}
             }
             self.pool.close_expired().await;
-            if !self.context.cluster.is_leader() {
+            if !self.cluster.is_leader() {
                 continue;
             }
             if let Err(err) = self.dispatch().await {
@@ -114,7 +119,7 @@ impl Engine {
     /// Starts a task for each due message not already being worked on, up to the policy's
     /// concurrency.
     async fn dispatch(self: &Arc<Self>) -> anyhow::Result<()> {
-        let cluster = &self.context.cluster;
+        let cluster = &self.cluster;
         let policy = cluster.reader.outbound_policy()?;
         let busy = self.in_flight.lock().expect("in-flight lock").len();
         let free = (policy.concurrency as usize).saturating_sub(busy);
@@ -180,7 +185,7 @@ impl Engine {
 
     /// Everything due for one queued message: notices, then an attempt.
     async fn work(&self, id: &str, policy: &OutboundPolicy) -> anyhow::Result<()> {
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         let Some(mut entry) = reader.queued(id)? else {
             return Ok(());
         };
@@ -207,7 +212,7 @@ impl Engine {
                 None => return Ok(()),
             }
         }
-        if !self.context.cluster.is_leader() {
+        if !self.cluster.is_leader() {
             return Ok(());
         }
         let outcomes = self.attempt(&entry, policy).await;
@@ -225,7 +230,6 @@ impl Engine {
         self.context.metrics.count_outbound(&outcomes);
         let next_attempt_at = unix_now() as i64 + policy.retry_interval_secs as i64;
         let result = self
-            .context
             .cluster
             .write_ok(Command::RecordAttempt {
                 id: id.to_owned(),
@@ -248,7 +252,7 @@ impl Engine {
         policy: &OutboundPolicy,
     ) -> Vec<(String, AttemptOutcome)> {
         let pending: Vec<String> = entry.pending().map(|r| r.address.clone()).collect();
-        let raw = match self.context.blobs.read(&entry.blob).await {
+        let raw = match self.context.store.read_blob(&entry.blob).await {
             Ok(raw) => raw,
             Err(err) => {
                 let error = local_error("4.3.0", &format!("the message could not be read: {err}"));
@@ -503,7 +507,6 @@ impl Engine {
         };
         raft_store::failpoint::pause("notice-before-commit").await;
         let result = self
-            .context
             .cluster
             .write_ok(Command::Notify {
                 id: entry.id.clone(),
@@ -526,7 +529,7 @@ impl Engine {
         reports: &[RecipientReport<'_>],
         at: i64,
     ) -> anyhow::Result<Option<Delivery>> {
-        let raw = match self.context.blobs.read(&entry.blob).await {
+        let raw = match self.context.store.read_blob(&entry.blob).await {
             Ok(raw) => raw,
             // The notice still goes out, without the original.
             Err(err) => {
@@ -557,7 +560,7 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         let (recipients, outbound, message) = match mail_service::resolve(
             reader,
             &built.rcpt_to.to_lowercase(),
@@ -590,7 +593,7 @@ impl Engine {
             move || raft_store::summary::summarize(&data)
         })
         .await?;
-        let stored = self.context.blobs.store_new(data, hash).await?;
+        let stored = self.context.store.store_blob(data, hash).await?;
         Ok(Some(Delivery {
             queue_id: notice_id.to_owned(),
             blob: stored.hash,

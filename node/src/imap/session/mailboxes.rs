@@ -14,10 +14,11 @@ use raft_store::{AppendedMessage, Command, CommandResult, INBOX, Rejection, flag
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Handled, Io, Session, mailbox_name, quoted, quoted_name, stored_flags};
-use crate::blobs::BlobError;
-use crate::cluster::{ClusterError, unix_now};
+use crate::clock::unix_now;
 use crate::imap::list::{self, DELIMITER};
 use crate::imap::utf7;
+use crate::store::BlobError;
+use crate::store::ClusterError;
 
 impl Session {
     /// Commits a mailbox command; on failure the tagged NO is queued and None returned.
@@ -27,7 +28,7 @@ impl Session {
         tag: &Tag<'_>,
         command: Command,
     ) -> Option<CommandResult> {
-        match self.context.cluster.write(command).await {
+        match self.context.store.write(command).await {
             Ok(CommandResult::Rejected(rejection)) => {
                 let text = match &rejection {
                     Rejection::MailboxExists(_) => format!("[ALREADYEXISTS] {rejection}"),
@@ -206,11 +207,11 @@ impl Session {
         let full = list::full_pattern(&reference, &pattern);
         // A mailbox created (or subscribed) through another node must be listed here at once:
         // clients LIST right after connecting, wherever the connection lands.
-        if let Err(err) = self.context.cluster.linearize().await {
+        if let Err(err) = self.context.store.linearize().await {
             unavailable(io, tag, &err);
             return Ok(Flow::Continue);
         }
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         let read = reader.mailboxes(self.account_name()).and_then(|mailboxes| {
             let subscriptions = if lsub {
                 reader.subscriptions(self.account_name())?
@@ -398,15 +399,15 @@ impl Session {
         let hash = blob_store::hash(&data);
         let limits = self
             .context
-            .cluster
-            .reader
+            .store
+            .state()
             .message_limits()
             .unwrap_or_default();
         let summary = tokio::task::spawn_blocking({
             let data = data.clone();
             move || raft_store::summary::summarize_within(&data, &limits)
         });
-        let stored = match self.context.blobs.store_new(data, hash).await {
+        let stored = match self.context.store.store_blob(data, hash).await {
             Ok(stored) => stored,
             Err(BlobError::NoMirror) => {
                 io.tagged(
@@ -528,8 +529,8 @@ impl Session {
         let account = self.account.as_ref().expect("after login");
         let used = self
             .context
-            .cluster
-            .reader
+            .store
+            .state()
             .usage_bytes(&account.address)
             .unwrap_or(0);
         format!(
@@ -549,11 +550,11 @@ impl Session {
         name: &str,
         with_messages: bool,
     ) -> Option<(raft_store::Mailbox, Vec<raft_store::Message>)> {
-        if let Err(err) = self.context.cluster.linearize().await {
+        if let Err(err) = self.context.store.linearize().await {
             unavailable(io, tag, &err);
             return None;
         }
-        let reader = self.context.cluster.reader.clone();
+        let reader = self.context.store.state().clone();
         let account = self.account_name().to_owned();
         let name = name.to_owned();
         let read = tokio::task::spawn_blocking(move || {
@@ -585,11 +586,11 @@ impl Session {
     /// This node's copy answers yes at once; a no is checked again after catching up with the
     /// leader, since the mailbox may have been created through another node a moment ago.
     pub(super) async fn mailbox_exists(&self, name: &str) -> Option<bool> {
-        let reader = &self.context.cluster.reader;
+        let reader = &self.context.store.state();
         if reader.mailbox(self.account_name(), name).ok()?.is_some() {
             return Some(true);
         }
-        self.context.cluster.linearize().await.ok()?;
+        self.context.store.linearize().await.ok()?;
         Some(reader.mailbox(self.account_name(), name).ok()?.is_some())
     }
 

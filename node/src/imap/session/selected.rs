@@ -17,10 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mailboxes::unavailable;
 use super::{Flow, Handled, Io, Session, stored_flags, uid_set};
-use crate::blobs::Blobs;
 use crate::imap::fetch::{self, FetchError, FetchOptions};
 use crate::imap::search::{self, Answer};
 use crate::imap::view::View;
+use crate::store::MailStore;
 
 /// Messages whose summaries and blobs are read in one blocking task during FETCH.
 const FETCH_CHUNK: usize = 128;
@@ -104,7 +104,7 @@ impl Session {
                     mailbox: view.name.clone(),
                     uids,
                 };
-                if let Err(err) = self.context.cluster.write(command).await {
+                if let Err(err) = self.context.store.write(command).await {
                     unavailable(io, tag, &err);
                     return Ok(Flow::Continue);
                 }
@@ -134,7 +134,7 @@ impl Session {
                 mailbox: view.name.clone(),
                 uids,
             };
-            if let Err(err) = self.context.cluster.write(command).await {
+            if let Err(err) = self.context.store.write(command).await {
                 unavailable(io, tag, &err);
                 return Ok(Flow::Continue);
             }
@@ -169,8 +169,7 @@ impl Session {
         }
         let view = self.selected.as_ref().expect("checked by the caller");
         let messages: Vec<Message> = view.messages().to_vec();
-        let reader = self.context.cluster.reader.clone();
-        let blobs = self.context.blobs.clone();
+        let store = self.context.store.clone();
         let criteria: Vec<SearchKey<'static>> = criteria
             .iter()
             .map(|k| imap_codec::imap_types::IntoStatic::into_static(k.clone()))
@@ -189,7 +188,7 @@ impl Session {
             let mut summaries = Vec::with_capacity(messages.len());
             if with_summaries {
                 for message in &messages {
-                    summaries.push(summary_of(&reader, &blobs, &handle, message)?);
+                    summaries.push(summary_of(&store, &handle, message)?);
                 }
             }
             let candidates: Vec<search::Candidate<'_>> = messages
@@ -199,7 +198,7 @@ impl Session {
                 .collect();
             let found = search::search(&criteria, &candidates, answer, |message| {
                 handle
-                    .block_on(blobs.read(&message.blob))
+                    .block_on(store.read_blob(&message.blob))
                     .map_err(|e| e.to_string())
             })?;
             // RFC 7162 3.1.5: with MODSEQ in the criteria, the highest mod-sequence found.
@@ -297,7 +296,7 @@ impl Session {
                     keywords: Vec::new(),
                     unchanged_since: None,
                 };
-                match self.context.cluster.write(command).await {
+                match self.context.store.write(command).await {
                     Ok(CommandResult::FlagsStored { changed, .. }) => {
                         let view = self.selected.as_mut().expect("still selected");
                         for change in changed {
@@ -365,8 +364,8 @@ impl Session {
                     // then a replica.
                     raw = self
                         .context
-                        .blobs
-                        .read(&message.blob)
+                        .store
+                        .read_blob(&message.blob)
                         .await
                         .ok()
                         .map(Arc::new);
@@ -447,17 +446,16 @@ impl Session {
         with_blobs: bool,
         with_summaries: bool,
     ) -> tokio::task::JoinHandle<Vec<Loaded>> {
-        let reader = self.context.cluster.reader.clone();
-        let store = self.context.blobs.store().clone();
+        let store = self.context.store.clone();
         tokio::task::spawn_blocking(move || {
             hashes
                 .iter()
                 .map(|hash| Loaded {
                     summary: with_summaries
-                        .then(|| reader.summary(hash).ok().flatten())
+                        .then(|| store.state().summary(hash).ok().flatten())
                         .flatten(),
                     raw: with_blobs
-                        .then(|| store.read(hash).ok().map(Arc::new))
+                        .then(|| store.read_local_blob(hash).ok().map(Arc::new))
                         .flatten(),
                 })
                 .collect()
@@ -525,7 +523,7 @@ impl Session {
                 keywords,
                 unchanged_since,
             };
-            let changed = match self.context.cluster.write(command).await {
+            let changed = match self.context.store.write(command).await {
                 Ok(CommandResult::FlagsStored { changed, failed: f }) => {
                     failed = f;
                     changed
@@ -682,16 +680,15 @@ impl Session {
 
 /// The summary of a message's blob; when the record is missing, parsed from the bytes.
 fn summary_of(
-    reader: &raft_store::StateReader,
-    blobs: &Arc<Blobs>,
+    store: &MailStore,
     handle: &tokio::runtime::Handle,
     message: &Message,
 ) -> Result<MessageSummary, String> {
-    if let Ok(Some(summary)) = reader.summary(&message.blob) {
+    if let Ok(Some(summary)) = store.state().summary(&message.blob) {
         return Ok(summary);
     }
     let data = handle
-        .block_on(blobs.read(&message.blob))
+        .block_on(store.read_blob(&message.blob))
         .map_err(|e| e.to_string())?;
     Ok(raft_store::summary::summarize(&data))
 }

@@ -1,0 +1,162 @@
+//! The store seam: everything a mail session (SMTP, POP3, IMAP, and the outbound engine) needs
+//! from the cluster, and nothing else.
+//!
+//! Reads of the applied state go through [`MailStore::state`]: the replicated state machine's
+//! reader, which runs the same code on a store on disk (a cluster node) and on one in memory
+//! (tests). What differs between a cluster and a test is behind [`Backend`]: a write that waits
+//! until its entry is applied, a linearizable read barrier, and blob storage. The cluster's
+//! backend is [`ClusterBackend`]; [`memory`] has the one the protocol transcript tests use.
+//!
+//! Sessions never see `Cluster` or `Blobs`: a new front end (ManageSieve, JMAP) gets the same
+//! seam and the same in-memory tests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use raft_store::blob_store::BlobStore;
+use raft_store::{BlobHash, Command, CommandResult, MailChange, StateReader, StoreError};
+
+use crate::blobs::Blobs;
+pub use crate::blobs::{BlobError, Stored};
+use crate::cluster::Cluster;
+pub use crate::cluster::ClusterError;
+use crate::mail_service::Resolved;
+
+/// A boxed future, so [`Backend`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a cluster node and a test store do differently.
+pub trait Backend: Send + Sync + 'static {
+    /// Proposes `command` and completes once it is committed and applied on this node.
+    fn write(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, ClusterError>>;
+    /// Completes once this node has applied everything committed before the call, so a read
+    /// of [`MailStore::state`] that follows is linearizable.
+    fn linearize(&self) -> BoxFuture<'_, Result<(), ClusterError>>;
+    /// Stores a new blob durably (in a cluster: fsync'd here and on the mirror partner).
+    fn store_blob(
+        &self,
+        data: Arc<Vec<u8>>,
+        hash: BlobHash,
+    ) -> BoxFuture<'_, Result<Stored, BlobError>>;
+    /// Reads a blob, wherever it is held.
+    fn read_blob(&self, hash: BlobHash) -> BoxFuture<'_, Result<Vec<u8>, BlobError>>;
+    /// Reads a blob from this node's own copy only, blocking (callers run it on a blocking
+    /// thread): read-ahead for POP3 and IMAP, which falls back to [`Backend::read_blob`].
+    fn read_local_blob(&self, hash: &BlobHash) -> std::io::Result<Vec<u8>>;
+}
+
+/// The seam itself: cheap to clone.
+#[derive(Clone)]
+pub struct MailStore {
+    state: StateReader,
+    backend: Arc<dyn Backend>,
+}
+
+impl MailStore {
+    pub fn new(state: StateReader, backend: Arc<dyn Backend>) -> MailStore {
+        MailStore { state, backend }
+    }
+
+    /// Reads of the applied state (this node's copy: it may lag the leader by an entry or two;
+    /// call [`MailStore::linearize`] first where that matters).
+    pub fn state(&self) -> &StateReader {
+        &self.state
+    }
+
+    /// Announcements of mail changes applied from now on (IMAP IDLE and NOOP).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<MailChange> {
+        self.state.mail_changes()
+    }
+
+    /// Resolves a lowercase `local@domain` address: local accounts (through aliases), unknown,
+    /// or remote.
+    pub fn resolve(&self, address: &str) -> Result<Resolved, StoreError> {
+        crate::mail_service::resolve(&self.state, address)
+    }
+
+    pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        self.backend.write(command).await
+    }
+
+    /// Like [`MailStore::write`], but a rejection is an error.
+    pub async fn write_ok(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        match self.write(command).await? {
+            CommandResult::Rejected(rejection) => Err(ClusterError::Rejected(rejection)),
+            other => Ok(other),
+        }
+    }
+
+    pub async fn linearize(&self) -> Result<(), ClusterError> {
+        self.backend.linearize().await
+    }
+
+    pub async fn store_blob(
+        &self,
+        data: Arc<Vec<u8>>,
+        hash: BlobHash,
+    ) -> Result<Stored, BlobError> {
+        self.backend.store_blob(data, hash).await
+    }
+
+    pub async fn read_blob(&self, hash: &BlobHash) -> Result<Vec<u8>, BlobError> {
+        self.backend.read_blob(*hash).await
+    }
+
+    /// Reads a blob from this node's own copy only. It blocks: call it on a blocking thread.
+    pub fn read_local_blob(&self, hash: &BlobHash) -> std::io::Result<Vec<u8>> {
+        self.backend.read_local_blob(hash)
+    }
+
+    /// The backend, for work that runs beside the sessions (the delivery batcher).
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.backend.clone()
+    }
+}
+
+/// The backend of a cluster node: Raft for writes and read barriers, mirrored blobs.
+pub struct ClusterBackend {
+    cluster: Arc<Cluster>,
+    blobs: Arc<Blobs>,
+    local: BlobStore,
+}
+
+impl ClusterBackend {
+    pub fn new(cluster: Arc<Cluster>, blobs: Arc<Blobs>) -> ClusterBackend {
+        let local = blobs.store().clone();
+        ClusterBackend {
+            cluster,
+            blobs,
+            local,
+        }
+    }
+}
+
+impl Backend for ClusterBackend {
+    fn write(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, ClusterError>> {
+        Box::pin(self.cluster.write(command))
+    }
+
+    fn linearize(&self) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(self.cluster.linearize())
+    }
+
+    fn store_blob(
+        &self,
+        data: Arc<Vec<u8>>,
+        hash: BlobHash,
+    ) -> BoxFuture<'_, Result<Stored, BlobError>> {
+        Box::pin(self.blobs.store_new(data, hash))
+    }
+
+    fn read_blob(&self, hash: BlobHash) -> BoxFuture<'_, Result<Vec<u8>, BlobError>> {
+        Box::pin(async move { self.blobs.read(&hash).await })
+    }
+
+    fn read_local_blob(&self, hash: &BlobHash) -> std::io::Result<Vec<u8>> {
+        self.local.read(hash)
+    }
+}
+
+#[cfg(test)]
+pub mod memory;
