@@ -12,3 +12,6 @@ pub mod search;
 pub mod session;
 pub mod utf7;
 pub mod view;
+
+#[cfg(test)]
+mod transcripts;

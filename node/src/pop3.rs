@@ -7,6 +7,8 @@ pub mod command;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transcripts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

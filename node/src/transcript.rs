@@ -8,6 +8,7 @@
 //!   (bare line ends, NULs, a line without its end);
 //! - `S: text` must be the server's next line; `{..}` in it matches any text (a queue id, a
 //!   date, a UIDVALIDITY);
+//! - `X: name` runs the test's step `name` at that point (a delivery while a session idles);
 //! - blank lines and lines starting with `#` are skipped.
 //!
 //! After the last line the client closes its side, and the server must send nothing more.
@@ -87,8 +88,42 @@ impl Harness {
         });
     }
 
+    /// Delivers `message` to the INBOX of `account` as an SMTP delivery would (the blob stored,
+    /// its summary made, one `Deliver` entry), with the internal date `date` (Unix seconds).
+    pub fn deliver(&self, account: &str, message: &str, date: i64) {
+        let data = message.as_bytes().to_vec();
+        let summary = raft_store::summary::summarize(&data);
+        let size = data.len() as u64;
+        let hash = self.backend.put_blob(data);
+        self.apply(Command::Deliver {
+            deliveries: vec![raft_store::Delivery {
+                queue_id: format!("transcript-{}", hex::encode(&hash[..8])),
+                blob: hash,
+                size,
+                replicas: vec![1],
+                missing: Vec::new(),
+                recipients: vec![account.into()],
+                internal_date: date,
+                summary,
+                outbound: None,
+            }],
+        });
+    }
+
     /// Plays `script` against a session that `serve` runs on the server end of a fresh pipe.
     pub async fn play<F, Fut>(&self, serve: F, script: &str)
+    where
+        F: FnOnce(Arc<MailContext>, DuplexStream, SocketAddr) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.play_with(serve, script, |step| {
+            panic!("the script names no step {step:?}")
+        })
+        .await;
+    }
+
+    /// Plays `script`, calling `step` for each `X:` line.
+    pub async fn play_with<F, Fut>(&self, serve: F, script: &str, mut step: impl FnMut(&str))
     where
         F: FnOnce(Arc<MailContext>, DuplexStream, SocketAddr) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -114,6 +149,9 @@ impl Harness {
                 if let Err(err) = write.write_all(format!("{sent}\r\n").as_bytes()).await {
                     closed_early(&at, err, &mut read, &seen).await;
                 }
+            } else if let Some(name) = line.strip_prefix("X:") {
+                seen.push_str(&format!("X: {}\n", name.trim()));
+                step(name.trim());
             } else if let Some(raw) = line.strip_prefix("R:") {
                 let raw = unescape(raw.strip_prefix(' ').unwrap_or(raw));
                 seen.push_str(&format!("R: {:?}\n", String::from_utf8_lossy(&raw)));

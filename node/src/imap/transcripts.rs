@@ -1,0 +1,411 @@
+//! IMAP transcripts played in process against the in-memory store (`crate::transcript`): the
+//! sample session of RFC 3501 section 8 and the examples of its section 6 for the commands we
+//! support (with our response texts, which the RFC leaves to the server), then edge cases the
+//! socket tests in chaos-tests also cover.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::DuplexStream;
+
+use crate::mail_service::MailContext;
+use crate::transcript::{Harness, PASSWORD};
+
+/// A session over implicit TLS (IMAPS; the TLS itself is not part of the transcript).
+fn imaps(
+    context: Arc<MailContext>,
+    stream: DuplexStream,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static {
+    crate::imap::session::serve_stream(context, stream, peer, true)
+}
+
+/// A session on the plain port before STARTTLS.
+fn imap_plain(
+    context: Arc<MailContext>,
+    stream: DuplexStream,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static {
+    crate::imap::session::serve_stream(context, stream, peer, false)
+}
+
+const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE \
+                            UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE";
+
+/// RFC 3501 section 8's message 12, smaller.
+const MESSAGE: &str = "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n\
+From: Terry Gray <gray@cac.washington.edu>\r\n\
+Subject: IMAP4rev1 WG mtg summary and minutes\r\n\
+To: imap@cac.washington.edu\r\n\
+Message-Id: <B27397-0100000@cac.washington.edu>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\
+\r\n\
+Minutes of the meeting.\r\n";
+
+/// 17-Jul-1996 09:44:25 UTC.
+const INTERNAL_DATE: i64 = 837_596_665;
+
+/// alice with two messages in her INBOX, the second one RFC 3501's example, and failed logins
+/// answered at once.
+async fn mailbox() -> Harness {
+    let harness = Harness::new();
+    harness.apply(raft_store::Command::SetProtectionPolicy(
+        raft_store::ProtectionPolicy {
+            login_failure_delay_ms: 0,
+            ..Default::default()
+        },
+    ));
+    harness.deliver(
+        "alice@example.test",
+        "Subject: first\r\n\r\nhello\r\n",
+        INTERNAL_DATE - 60,
+    );
+    harness.deliver("alice@example.test", MESSAGE, INTERNAL_DATE);
+    harness
+}
+
+/// RFC 3501 section 8: LOGIN, SELECT, FETCH FULL, FETCH BODY[HEADER], STORE +FLAGS, LOGOUT.
+#[tokio::test]
+async fn rfc3501_section8_sample_session() {
+    let harness = mailbox().await;
+    let size = MESSAGE.len();
+    let header_len = MESSAGE.find("\r\n\r\n").unwrap() + 4;
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {CAPABILITIES} AUTH=PLAIN] mail.example.test IMAP4rev1 mcluster ready
+        C: a001 login alice@example.test \"{PASSWORD}\"
+        S: a001 OK [CAPABILITY {CAPABILITIES}] Logged in
+        C: a002 select inbox
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: a002 OK [READ-WRITE] Select completed
+        C: a003 fetch 2 full
+        S: * 2 FETCH (FLAGS () INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE {size} ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 25 1))
+        S: a003 OK Fetch completed
+        C: a004 fetch 2 body[header]
+        S: * 2 FETCH (BODY[HEADER] {{{header_len}}}
+        S: Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)
+        S: From: Terry Gray <gray@cac.washington.edu>
+        S: Subject: IMAP4rev1 WG mtg summary and minutes
+        S: To: imap@cac.washington.edu
+        S: Message-Id: <B27397-0100000@cac.washington.edu>
+        S: MIME-Version: 1.0
+        S: Content-Type: TEXT/PLAIN; CHARSET=US-ASCII
+        S:
+        S:  FLAGS (\\Seen))
+        S: a004 OK Fetch completed
+        C: a005 store 2 +flags \\deleted
+        S: * 2 FETCH (FLAGS (\\Seen \\Deleted))
+        S: a005 OK Store completed
+        C: a006 logout
+        S: * BYE Logging out
+        S: a006 OK Logout completed
+        "
+    );
+    harness.play(imaps, &script).await;
+}
+
+/// RFC 3501 6.1 and 6.3: CAPABILITY, NOOP, CREATE, LIST, SUBSCRIBE, LSUB, RENAME, STATUS,
+/// DELETE, in the authenticated state.
+#[tokio::test]
+async fn rfc3501_mailbox_commands() {
+    let harness = mailbox().await;
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: abcd CAPABILITY
+        S: * CAPABILITY {CAPABILITIES} AUTH=PLAIN
+        S: abcd OK Capability completed
+        C: a1 LOGIN alice@example.test \"{PASSWORD}\"
+        S: a1 OK [CAPABILITY {{..}}] Logged in
+        C: a2 NOOP
+        S: a2 OK NOOP completed
+        C: A003 CREATE owatagusiam/
+        S: A003 OK Create completed
+        C: A004 CREATE owatagusiam/blurdybloop
+        S: A004 OK Create completed
+        C: A004b CREATE owatagusiam
+        S: A004b NO [ALREADYEXISTS] mailbox owatagusiam already exists
+        C: A101 LIST \"\" \"\"
+        S: * LIST (\\Noselect) \"/\" \"\"
+        S: A101 OK List completed
+        C: A102 LIST \"\" \"%\"
+        S: * LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"
+        S: * LIST (\\HasNoChildren) \"/\" \"INBOX\"
+        S: * LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"
+        S: * LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"
+        S: * LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"
+        S: * LIST (\\HasChildren) \"/\" \"owatagusiam\"
+        S: A102 OK List completed
+        C: A103 LIST owatagusiam/ %
+        S: * LIST (\\HasNoChildren) \"/\" \"owatagusiam/blurdybloop\"
+        S: A103 OK List completed
+        C: A002 SUBSCRIBE owatagusiam/blurdybloop
+        S: A002 OK Subscribe completed
+        C: A004 LSUB \"\" \"*\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"Drafts\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"INBOX\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"Junk\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"Sent\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"Trash\"
+        S: * LSUB (\\HasNoChildren) \"/\" \"owatagusiam/blurdybloop\"
+        S: A004 OK Lsub completed
+        C: A683 RENAME owatagusiam/blurdybloop sarasoop
+        S: A683 OK Rename completed
+        C: A042 STATUS INBOX (MESSAGES UIDNEXT UNSEEN)
+        S: * STATUS \"INBOX\" (MESSAGES 2 UIDNEXT 3 UNSEEN 2)
+        S: A042 OK Status completed
+        C: A684 DELETE sarasoop
+        S: A684 OK Delete completed
+        C: A685 DELETE INBOX
+        S: A685 NO {{..}}
+        C: A686 SELECT nonexistent
+        S: A686 NO [NONEXISTENT] {{..}}
+        C: a9 LOGOUT
+        S: * BYE Logging out
+        S: a9 OK Logout completed
+        "
+    );
+    harness.play(imaps, &script).await;
+    let names: Vec<String> = harness
+        .context
+        .store
+        .state()
+        .mailboxes("alice@example.test")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["Drafts", "INBOX", "Junk", "Sent", "Trash", "owatagusiam"]
+    );
+}
+
+/// RFC 3501 6.3.11 APPEND with a synchronizing literal, then 6.4: SEARCH, COPY with COPYUID
+/// (RFC 4315), UID FETCH, STORE, EXPUNGE, CLOSE.
+#[tokio::test]
+async fn rfc3501_append_search_copy_expunge() {
+    let harness = mailbox().await;
+    let appended = "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\n\
+From: Fred Foobar <foobar@Blurdybloop.example>\r\n\
+Subject: afternoon meeting\r\n\
+To: mooch@owatagu.siam.edu.example\r\n\
+Message-Id: <B27397-0100000@Blurdybloop.example>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: TEXT/PLAIN; CHARSET=US-ASCII\r\n\
+\r\n\
+Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
+    let body_lines: String = appended
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .map(|line| format!("C: {line}\n"))
+        .collect();
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 LOGIN alice@example.test \"{PASSWORD}\"
+        S: a1 OK [CAPABILITY {{..}}] Logged in
+        C: A003 APPEND Sent (\\Seen) {{{len}}}
+        S: + Ready for literal data
+        {body_lines}
+        C:
+        S: A003 OK [APPENDUID {{..}} 1] Append completed
+        C: A004 EXAMINE Sent
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS ()] Read-only mailbox
+        S: * 1 EXISTS
+        S: * 0 RECENT
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 2] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: A004 OK [READ-ONLY] Examine completed
+        C: A005 FETCH 1 (FLAGS BODY[TEXT])
+        S: * 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {{55}}
+        S: Hello Joe, do you think we can meet at 3:30 tomorrow?
+        S: )
+        S: A005 OK Fetch completed
+        C: A006 STORE 1 +FLAGS (\\Deleted)
+        S: A006 NO [READ-ONLY] Mailbox is read-only
+        C: A282 SELECT INBOX
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: A282 OK [READ-WRITE] Select completed
+        C: A283 SEARCH SUBJECT \"meeting\"
+        S: * SEARCH
+        S: A283 OK Search completed
+        C: A284 SEARCH FROM \"Terry\" SINCE 1-Jul-1996
+        S: * SEARCH 2
+        S: A284 OK Search completed
+        C: A285 UID SEARCH UNSEEN
+        S: * SEARCH 1 2
+        S: A285 OK Search completed
+        C: A003 COPY 2 Trash
+        S: A003 OK [COPYUID {{..}} 2 1] Copy completed
+        C: A999 UID FETCH 1:* (FLAGS RFC822.SIZE)
+        S: * 1 FETCH (UID 1 FLAGS () RFC822.SIZE 25)
+        S: * 2 FETCH (UID 2 FLAGS () RFC822.SIZE {size})
+        S: A999 OK Fetch completed
+        C: A202 EXPUNGE
+        S: A202 OK Expunge completed
+        C: A003 STORE 1 +FLAGS (\\Deleted)
+        S: * 1 FETCH (FLAGS (\\Deleted))
+        S: A003 OK Store completed
+        C: A004 STORE 2 +FLAGS.SILENT (\\Answered)
+        S: A004 OK Store completed
+        C: A202 EXPUNGE
+        S: * 1 EXPUNGE
+        S: A202 OK Expunge completed
+        C: A341 CLOSE
+        S: A341 OK Close completed
+        C: a9 LOGOUT
+        S: * BYE Logging out
+        S: a9 OK Logout completed
+        ",
+        len = appended.len(),
+        size = MESSAGE.len(),
+    );
+    harness.play(imaps, &script).await;
+    let state = harness.context.store.state();
+    let inbox = state
+        .messages("alice@example.test", raft_store::INBOX)
+        .unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].flags, raft_store::flag::ANSWERED);
+    assert_eq!(
+        state.messages("alice@example.test", "Trash").unwrap().len(),
+        1
+    );
+}
+
+/// Before STARTTLS: LOGINDISABLED and no LOGIN; a wrong password; bad syntax gets BAD and the
+/// session goes on; a command that needs a selected mailbox is refused.
+#[tokio::test]
+async fn no_login_in_clear_and_bad_commands_get_bad() {
+    let harness = mailbox().await;
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {CAPABILITIES} LOGINDISABLED] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 LOGIN alice@example.test \"{PASSWORD}\"
+        S: a1 NO {{..}}
+        C: a2 STARTTLS
+        S: a2 NO {{..}}
+        C: a3 SELECT INBOX
+        S: a3 BAD {{..}}
+        C: a4 FROB
+        S: a4 BAD {{..}}
+        C: a5 LOGOUT
+        S: * BYE Logging out
+        S: a5 OK Logout completed
+        "
+    );
+    harness.play(imap_plain, &script).await;
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 LOGIN alice@example.test wrong
+        S: a1 NO [AUTHENTICATIONFAILED] Authentication failed
+        C: a2 LOGIN alice@example.test \"{PASSWORD}\"
+        S: a2 OK [CAPABILITY {{..}}] Logged in
+        C: a3 FETCH 1 FLAGS
+        S: a3 BAD {{..}}
+        C: a4 SELECT INBOX
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: a4 OK [READ-WRITE] Select completed
+        C: a5 FETCH 3 FLAGS
+        S: a5 BAD {{..}}
+        C: a6 FETCH 1 (FLAGS
+        S: a6 BAD {{..}}
+        C: a7 STORE 1 +FLAGS (\\Bogus)
+        S: a7 BAD {{..}}
+        C: a8 UID FETCH 9 FLAGS
+        S: a8 OK Fetch completed
+        C: a9 LOGOUT
+        S: * BYE Logging out
+        S: a9 OK Logout completed
+        "
+    );
+    harness.play(imaps, &script).await;
+}
+
+/// RFC 2177 IDLE: what other sessions (or deliveries) change is pushed from the change feed
+/// while the client idles: a new message, a flag change, an expunge.
+#[tokio::test]
+async fn idle_reports_deliveries_flag_changes_and_expunges() {
+    let harness = mailbox().await;
+    let alice = "alice@example.test";
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 LOGIN {alice} \"{PASSWORD}\"
+        S: a1 OK [CAPABILITY {{..}}] Logged in
+        C: a2 SELECT INBOX
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 3] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: a2 OK [READ-WRITE] Select completed
+        C: a3 IDLE
+        S: + idling
+        X: deliver
+        S: * 3 EXISTS
+        X: flag
+        S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
+        X: expunge
+        S: * 2 EXPUNGE
+        C: DONE
+        S: a3 OK IDLE terminated
+        C: a4 UID FETCH 1:* FLAGS
+        S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
+        S: * 2 FETCH (UID 3 FLAGS ())
+        S: a4 OK Fetch completed
+        C: a5 LOGOUT
+        S: * BYE Logging out
+        S: a5 OK Logout completed
+        "
+    );
+    harness
+        .play_with(imaps, &script, |step| match step {
+            "deliver" => harness.deliver(alice, "Subject: third\r\n\r\nnew\r\n", INTERNAL_DATE),
+            "flag" => harness.apply(raft_store::Command::StoreFlags {
+                account: alice.into(),
+                mailbox: raft_store::INBOX.into(),
+                uids: vec![1],
+                op: raft_store::FlagOp::Add,
+                flags: raft_store::flag::FLAGGED,
+                keywords: Vec::new(),
+                unchanged_since: None,
+            }),
+            "expunge" => harness.apply(raft_store::Command::Expunge {
+                account: alice.into(),
+                mailbox: raft_store::INBOX.into(),
+                uids: vec![2],
+            }),
+            other => panic!("no step {other}"),
+        })
+        .await;
+}
