@@ -28,15 +28,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{
-    self, Goodbye, LoginRefused, MailContext, Resolved, Service, accept_tls,
-};
+use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
 use crate::smtp::verdict::{Action, Verdict};
 use crate::store::BlobError;
+use crate::store::Resolved;
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -676,25 +675,23 @@ impl Session {
         if address == user {
             return Ok(true);
         }
-        Ok(
-            match mail_service::resolve(&self.context.store.state(), &address)? {
-                Resolved::Local(accounts) => accounts.iter().any(|a| a == user),
-                Resolved::Unknown | Resolved::Remote => false,
-            },
-        )
+        Ok(match self.context.store.resolve(&address)? {
+            Resolved::Local(accounts) => accounts.iter().any(|a| a == user),
+            Resolved::Unknown | Resolved::Remote => false,
+        })
     }
 
     /// Resolves a recipient to local accounts (following aliases), or says it is not local.
     /// Postmaster addresses (any case, RFC 5321 4.5.1) fall back to the primary domain's
-    /// postmaster (see `mail_service::resolve_postmaster`).
+    /// postmaster (see `store::resolve_postmaster`).
     fn resolve(&self, address: &Address) -> Result<Resolved, raft_store::StoreError> {
-        let reader = &self.context.store.state();
+        let store = &self.context.store;
         if address.local.eq_ignore_ascii_case("postmaster") {
             let domain = address.domain.to_lowercase();
             let domain = (!domain.is_empty()).then_some(domain.as_str());
-            return mail_service::resolve_postmaster(reader, &self.context.hostname, domain);
+            return crate::store::resolve_postmaster(store.state(), &self.context.hostname, domain);
         }
-        mail_service::resolve(reader, &address.normalized().to_lowercase())
+        store.resolve(&address.normalized().to_lowercase())
     }
 
     async fn data<S: AsyncRead + AsyncWrite + Unpin>(

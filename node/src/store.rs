@@ -21,7 +21,9 @@ use crate::blobs::Blobs;
 pub use crate::blobs::{BlobError, Stored};
 use crate::cluster::Cluster;
 pub use crate::cluster::ClusterError;
-use crate::mail_service::Resolved;
+pub use addresses::{Resolved, primary_domain, resolve_postmaster};
+
+mod addresses;
 
 /// A boxed future, so [`Backend`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -72,7 +74,7 @@ impl MailStore {
     /// Resolves a lowercase `local@domain` address: local accounts (through aliases), unknown,
     /// or remote.
     pub fn resolve(&self, address: &str) -> Result<Resolved, StoreError> {
-        crate::mail_service::resolve(&self.state, address)
+        addresses::resolve(&self.state, address)
     }
 
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {

@@ -138,8 +138,11 @@ pub(crate) type RawEntry = (Box<[u8]>, Box<[u8]>);
 /// Writes staged for one atomic batch.
 pub(crate) enum Batch {
     Disk(WriteBatch),
-    Memory(Vec<(&'static str, Box<[u8]>, Option<Box<[u8]>>)>),
+    Memory(Vec<MemoryWrite>),
 }
+
+/// A put (with the value) or a delete (None) in a column family of a store in memory.
+pub(crate) type MemoryWrite = (&'static str, Box<[u8]>, Option<Box<[u8]>>);
 
 impl Db {
     /// Opens (or creates) the store under `dir`: `dir/rocksdb` and `dir/snapshots`.

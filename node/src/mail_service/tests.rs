@@ -87,38 +87,3 @@ fn a_refused_connection_names_the_budget_it_used_up() {
     assert_eq!(Service::Imaps.budget(), Budget::Imap);
     assert_eq!(Service::Pop3s.budget(), Budget::Pop3);
 }
-
-fn domain(name: &str, created_at: u64, enabled: bool) -> raft_store::Domain {
-    raft_store::Domain {
-        name: name.into(),
-        enabled,
-        created_at,
-    }
-}
-
-#[test]
-fn the_primary_domain_is_the_host_names_else_the_oldest() {
-    let domains = [
-        domain("b.test", 20, true),
-        domain("a.test", 30, true),
-        domain("example.com", 40, true),
-        domain("old.test", 10, false),
-    ];
-    assert_eq!(
-        primary_domain("mail.example.com", &domains).as_deref(),
-        Some("example.com")
-    );
-    assert_eq!(
-        primary_domain("Example.COM.", &domains).as_deref(),
-        Some("example.com")
-    );
-    // No parent is a local domain (nor is the top-level label tried): the oldest enabled one.
-    assert_eq!(
-        primary_domain("n1.test", &domains).as_deref(),
-        Some("b.test")
-    );
-    assert_eq!(primary_domain("mail.example.org", &[]), None);
-    // The same age: by name.
-    let twins = [domain("z.test", 5, true), domain("y.test", 5, true)];
-    assert_eq!(primary_domain("host", &twins).as_deref(), Some("y.test"));
-}

@@ -44,7 +44,8 @@ use super::dsn::{self, Action, Notice, OriginalMessage, RecipientReport, Ret, St
 use super::route::{RouteError, Router};
 use crate::clock::unix_now;
 use crate::cluster::Cluster;
-use crate::mail_service::{self, MailContext, Resolved};
+use crate::mail_service::MailContext;
+use crate::store::Resolved;
 
 /// How often the leader looks at the queue when nothing wakes it.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
@@ -560,11 +561,11 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let reader = &self.context.store.state();
-        let (recipients, outbound, message) = match mail_service::resolve(
-            reader,
-            &built.rcpt_to.to_lowercase(),
-        )? {
+        let (recipients, outbound, message) = match self
+            .context
+            .store
+            .resolve(&built.rcpt_to.to_lowercase())?
+        {
             Resolved::Local(accounts) => {
                 let mut message = b"Return-Path: <>\r\n".to_vec();
                 message.extend_from_slice(&built.message);
