@@ -49,8 +49,7 @@ pub async fn serve(
     }
 }
 
-/// Serves a session on a stream that is already open, as if over TLS when `tls` (the in-process
-/// transcript tests: no socket; STLS ends the session).
+/// For the transcript tests (`crate::transcript`): a session on an open stream.
 #[cfg(test)]
 pub(crate) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     context: Arc<MailContext>,

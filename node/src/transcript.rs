@@ -13,8 +13,6 @@
 //!
 //! After the last line the client closes its side, and the server must send nothing more.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,7 +20,7 @@ use raft_store::Command;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
 use crate::delivery::Deliverer;
-use crate::mail_service::MailContext;
+use crate::mail_service::{MailContext, Service};
 use crate::store::memory::MemoryBackend;
 
 /// The domain every transcript's accounts are in.
@@ -37,8 +35,33 @@ pub const PEER: &str = "192.0.2.10:40000";
 /// How long the server may take for one line before the transcript fails.
 const LINE_WAIT: Duration = Duration::from_secs(10);
 
+/// Which session a script talks to. `tls` runs it as if over TLS (implicit TLS, or after
+/// STARTTLS); the TLS itself is not part of a transcript.
+#[derive(Debug, Clone, Copy)]
+pub enum Session {
+    Smtp { service: Service, tls: bool },
+    Pop3 { tls: bool },
+    Imap { tls: bool },
+}
+
+impl Session {
+    async fn serve(self, context: Arc<MailContext>, stream: DuplexStream) {
+        let peer = PEER.parse().expect("a socket address");
+        match self {
+            Session::Smtp { service, tls } => {
+                crate::smtp::serve_stream(context, stream, peer, service, tls).await
+            }
+            Session::Pop3 { tls } => crate::pop3::serve_stream(context, stream, peer, tls).await,
+            Session::Imap { tls } => {
+                crate::imap::session::serve_stream(context, stream, peer, tls).await
+            }
+        }
+    }
+}
+
 /// A mail context on a fresh in-memory store with the domain `example.test` and the accounts
-/// `alice@` and `bob@` (password [`PASSWORD`]), and the store's backend to set up more.
+/// `alice@` and `bob@` (password [`PASSWORD`]), and the store's backend to set up more. Failed
+/// logins are answered at once (the protection policy's delay is 0), so scripts do not wait.
 pub struct Harness {
     pub backend: Arc<MemoryBackend>,
     pub context: Arc<MailContext>,
@@ -59,6 +82,10 @@ impl Harness {
             backend,
             context: Arc::new(context),
         };
+        harness.apply(Command::SetProtectionPolicy(raft_store::ProtectionPolicy {
+            login_failure_delay_ms: 0,
+            ..Default::default()
+        }));
         harness.apply(Command::AddDomain {
             name: DOMAIN.into(),
             at: 1,
@@ -110,30 +137,18 @@ impl Harness {
         });
     }
 
-    /// Plays `script` against a session that `serve` runs on the server end of a fresh pipe.
-    pub async fn play<F, Fut>(&self, serve: F, script: &str)
-    where
-        F: FnOnce(Arc<MailContext>, DuplexStream, SocketAddr) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.play_with(serve, script, |step| {
+    /// Plays `script` against `session`, run on the server end of a fresh pipe.
+    pub async fn play(&self, session: Session, script: &str) {
+        self.play_with(session, script, |step| {
             panic!("the script names no step {step:?}")
         })
         .await;
     }
 
     /// Plays `script`, calling `step` for each `X:` line.
-    pub async fn play_with<F, Fut>(&self, serve: F, script: &str, mut step: impl FnMut(&str))
-    where
-        F: FnOnce(Arc<MailContext>, DuplexStream, SocketAddr) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    pub async fn play_with(&self, session: Session, script: &str, mut step: impl FnMut(&str)) {
         let (client, server) = tokio::io::duplex(1 << 20);
-        let session = tokio::spawn(serve(
-            self.context.clone(),
-            server,
-            PEER.parse().expect("a socket address"),
-        ));
+        let session = tokio::spawn(session.serve(self.context.clone(), server));
         let (read, mut write) = tokio::io::split(client);
         let mut read = BufReader::new(read);
         let mut seen = String::new();

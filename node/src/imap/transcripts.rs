@@ -3,31 +3,12 @@
 //! support (with our response texts, which the RFC leaves to the server), then edge cases the
 //! socket tests in chaos-tests also cover.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use crate::transcript::{Harness, PASSWORD, Session};
 
-use tokio::io::DuplexStream;
-
-use crate::mail_service::MailContext;
-use crate::transcript::{Harness, PASSWORD};
-
-/// A session over implicit TLS (IMAPS; the TLS itself is not part of the transcript).
-fn imaps(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::imap::session::serve_stream(context, stream, peer, true)
-}
-
+/// A session over implicit TLS (IMAPS).
+const IMAPS: Session = Session::Imap { tls: true };
 /// A session on the plain port before STARTTLS.
-fn imap_plain(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::imap::session::serve_stream(context, stream, peer, false)
-}
+const IMAP_PLAIN: Session = Session::Imap { tls: false };
 
 const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE \
                             UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE";
@@ -46,16 +27,9 @@ Minutes of the meeting.\r\n";
 /// 17-Jul-1996 09:44:25 UTC.
 const INTERNAL_DATE: i64 = 837_596_665;
 
-/// alice with two messages in her INBOX, the second one RFC 3501's example, and failed logins
-/// answered at once.
-async fn mailbox() -> Harness {
+/// alice with two messages in her INBOX, the second one RFC 3501's example.
+fn mailbox() -> Harness {
     let harness = Harness::new();
-    harness.apply(raft_store::Command::SetProtectionPolicy(
-        raft_store::ProtectionPolicy {
-            login_failure_delay_ms: 0,
-            ..Default::default()
-        },
-    ));
     harness.deliver(
         "alice@example.test",
         "Subject: first\r\n\r\nhello\r\n",
@@ -65,10 +39,51 @@ async fn mailbox() -> Harness {
     harness
 }
 
+/// The greeting and alice's LOGIN, tagged `a1`.
+fn login() -> String {
+    format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 LOGIN alice@example.test \"{PASSWORD}\"
+        S: a1 OK [CAPABILITY {{..}}] Logged in
+        "
+    )
+}
+
+/// SELECT INBOX, tagged `tag`, of a mailbox with `exists` messages, the first unseen, and the
+/// next UID `uidnext`.
+fn select_inbox(command: &str, tag: &str, exists: u32, uidnext: u32) -> String {
+    format!(
+        "
+        C: {tag} {command}
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
+        S: * {exists} EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT {uidnext}] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: {tag} OK [READ-WRITE] Select completed
+        "
+    )
+}
+
+/// LOGOUT, tagged `tag`.
+fn logout(tag: &str) -> String {
+    format!(
+        "
+        C: {tag} LOGOUT
+        S: * BYE Logging out
+        S: {tag} OK Logout completed
+        "
+    )
+}
+
 /// RFC 3501 section 8: LOGIN, SELECT, FETCH FULL, FETCH BODY[HEADER], STORE +FLAGS, LOGOUT.
 #[tokio::test]
 async fn rfc3501_section8_sample_session() {
-    let harness = mailbox().await;
+    let harness = mailbox();
     let size = MESSAGE.len();
     let header_len = MESSAGE.find("\r\n\r\n").unwrap() + 4;
     let script = format!(
@@ -76,16 +91,7 @@ async fn rfc3501_section8_sample_session() {
         S: * OK [CAPABILITY {CAPABILITIES} AUTH=PLAIN] mail.example.test IMAP4rev1 mcluster ready
         C: a001 login alice@example.test \"{PASSWORD}\"
         S: a001 OK [CAPABILITY {CAPABILITIES}] Logged in
-        C: a002 select inbox
-        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
-        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
-        S: * 2 EXISTS
-        S: * 0 RECENT
-        S: * OK [UNSEEN 1] First unseen
-        S: * OK [UIDVALIDITY {{..}}] UIDs valid
-        S: * OK [UIDNEXT 3] Predicted next UID
-        S: * OK [HIGHESTMODSEQ {{..}}] Highest
-        S: a002 OK [READ-WRITE] Select completed
+        {sel_a002}
         C: a003 fetch 2 full
         S: * 2 FETCH (FLAGS () INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE {size} ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 25 1))
         S: a003 OK Fetch completed
@@ -107,16 +113,17 @@ async fn rfc3501_section8_sample_session() {
         C: a006 logout
         S: * BYE Logging out
         S: a006 OK Logout completed
-        "
+        ",
+        sel_a002 = select_inbox("select inbox", "a002", 2, 3),
     );
-    harness.play(imaps, &script).await;
+    harness.play(IMAPS, &script).await;
 }
 
 /// RFC 3501 6.1 and 6.3: CAPABILITY, NOOP, CREATE, LIST, SUBSCRIBE, LSUB, RENAME, STATUS,
 /// DELETE, in the authenticated state.
 #[tokio::test]
 async fn rfc3501_mailbox_commands() {
-    let harness = mailbox().await;
+    let harness = mailbox();
     let script = format!(
         "
         S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
@@ -168,12 +175,11 @@ async fn rfc3501_mailbox_commands() {
         S: A685 NO {{..}}
         C: A686 SELECT nonexistent
         S: A686 NO [NONEXISTENT] {{..}}
-        C: a9 LOGOUT
-        S: * BYE Logging out
-        S: a9 OK Logout completed
-        "
+        {logout}
+        ",
+        logout = logout("a9"),
     );
-    harness.play(imaps, &script).await;
+    harness.play(IMAPS, &script).await;
     let names: Vec<String> = harness
         .context
         .store
@@ -193,7 +199,7 @@ async fn rfc3501_mailbox_commands() {
 /// (RFC 4315), UID FETCH, STORE, EXPUNGE, CLOSE.
 #[tokio::test]
 async fn rfc3501_append_search_copy_expunge() {
-    let harness = mailbox().await;
+    let harness = mailbox();
     let appended = "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\n\
 From: Fred Foobar <foobar@Blurdybloop.example>\r\n\
 Subject: afternoon meeting\r\n\
@@ -210,9 +216,7 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         .collect();
     let script = format!(
         "
-        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
-        C: a1 LOGIN alice@example.test \"{PASSWORD}\"
-        S: a1 OK [CAPABILITY {{..}}] Logged in
+        {login}
         C: A003 APPEND Sent (\\Seen) {{{len}}}
         S: + Ready for literal data
         {body_lines}
@@ -234,16 +238,7 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         S: A005 OK Fetch completed
         C: A006 STORE 1 +FLAGS (\\Deleted)
         S: A006 NO [READ-ONLY] Mailbox is read-only
-        C: A282 SELECT INBOX
-        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
-        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
-        S: * 2 EXISTS
-        S: * 0 RECENT
-        S: * OK [UNSEEN 1] First unseen
-        S: * OK [UIDVALIDITY {{..}}] UIDs valid
-        S: * OK [UIDNEXT 3] Predicted next UID
-        S: * OK [HIGHESTMODSEQ {{..}}] Highest
-        S: A282 OK [READ-WRITE] Select completed
+        {sel_a282}
         C: A283 SEARCH SUBJECT \"meeting\"
         S: * SEARCH
         S: A283 OK Search completed
@@ -271,14 +266,15 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         S: A202 OK Expunge completed
         C: A341 CLOSE
         S: A341 OK Close completed
-        C: a9 LOGOUT
-        S: * BYE Logging out
-        S: a9 OK Logout completed
+        {logout}
         ",
         len = appended.len(),
         size = MESSAGE.len(),
+        login = login(),
+        sel_a282 = select_inbox("SELECT INBOX", "A282", 2, 3),
+        logout = logout("a9"),
     );
-    harness.play(imaps, &script).await;
+    harness.play(IMAPS, &script).await;
     let state = harness.context.store.state();
     let inbox = state
         .messages("alice@example.test", raft_store::INBOX)
@@ -295,7 +291,7 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
 /// session goes on; a command that needs a selected mailbox is refused.
 #[tokio::test]
 async fn no_login_in_clear_and_bad_commands_get_bad() {
-    let harness = mailbox().await;
+    let harness = mailbox();
     let script = format!(
         "
         S: * OK [CAPABILITY {CAPABILITIES} LOGINDISABLED] mail.example.test IMAP4rev1 mcluster ready
@@ -307,12 +303,11 @@ async fn no_login_in_clear_and_bad_commands_get_bad() {
         S: a3 BAD {{..}}
         C: a4 FROB
         S: a4 BAD {{..}}
-        C: a5 LOGOUT
-        S: * BYE Logging out
-        S: a5 OK Logout completed
-        "
+        {logout}
+        ",
+        logout = logout("a5"),
     );
-    harness.play(imap_plain, &script).await;
+    harness.play(IMAP_PLAIN, &script).await;
     let script = format!(
         "
         S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
@@ -322,16 +317,7 @@ async fn no_login_in_clear_and_bad_commands_get_bad() {
         S: a2 OK [CAPABILITY {{..}}] Logged in
         C: a3 FETCH 1 FLAGS
         S: a3 BAD {{..}}
-        C: a4 SELECT INBOX
-        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
-        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
-        S: * 2 EXISTS
-        S: * 0 RECENT
-        S: * OK [UNSEEN 1] First unseen
-        S: * OK [UIDVALIDITY {{..}}] UIDs valid
-        S: * OK [UIDNEXT 3] Predicted next UID
-        S: * OK [HIGHESTMODSEQ {{..}}] Highest
-        S: a4 OK [READ-WRITE] Select completed
+        {sel_a4}
         C: a5 FETCH 3 FLAGS
         S: a5 BAD {{..}}
         C: a6 FETCH 1 (FLAGS
@@ -340,35 +326,26 @@ async fn no_login_in_clear_and_bad_commands_get_bad() {
         S: a7 BAD {{..}}
         C: a8 UID FETCH 9 FLAGS
         S: a8 OK Fetch completed
-        C: a9 LOGOUT
-        S: * BYE Logging out
-        S: a9 OK Logout completed
-        "
+        {logout}
+        ",
+        sel_a4 = select_inbox("SELECT INBOX", "a4", 2, 3),
+        logout = logout("a9"),
     );
-    harness.play(imaps, &script).await;
+    harness.play(IMAPS, &script).await;
 }
 
 /// RFC 2177 IDLE: what other sessions (or deliveries) change is pushed from the change feed
 /// while the client idles: a new message, a flag change, an expunge.
 #[tokio::test]
 async fn idle_reports_deliveries_flag_changes_and_expunges() {
-    let harness = mailbox().await;
+    let harness = mailbox();
     let alice = "alice@example.test";
     let script = format!(
         "
         S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
         C: a1 LOGIN {alice} \"{PASSWORD}\"
         S: a1 OK [CAPABILITY {{..}}] Logged in
-        C: a2 SELECT INBOX
-        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
-        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
-        S: * 2 EXISTS
-        S: * 0 RECENT
-        S: * OK [UNSEEN 1] First unseen
-        S: * OK [UIDVALIDITY {{..}}] UIDs valid
-        S: * OK [UIDNEXT 3] Predicted next UID
-        S: * OK [HIGHESTMODSEQ {{..}}] Highest
-        S: a2 OK [READ-WRITE] Select completed
+        {sel_a2}
         C: a3 IDLE
         S: + idling
         X: deliver
@@ -383,13 +360,13 @@ async fn idle_reports_deliveries_flag_changes_and_expunges() {
         S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
         S: * 2 FETCH (UID 3 FLAGS ())
         S: a4 OK Fetch completed
-        C: a5 LOGOUT
-        S: * BYE Logging out
-        S: a5 OK Logout completed
-        "
+        {logout}
+        ",
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 2, 3),
+        logout = logout("a5"),
     );
     harness
-        .play_with(imaps, &script, |step| match step {
+        .play_with(IMAPS, &script, |step| match step {
             "deliver" => harness.deliver(alice, "Subject: third\r\n\r\nnew\r\n", INTERNAL_DATE),
             "flag" => harness.apply(raft_store::Command::StoreFlags {
                 account: alice.into(),

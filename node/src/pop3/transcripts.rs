@@ -2,44 +2,56 @@
 //! examples of RFC 1939 for the commands we support (with our reply texts, which the RFC leaves
 //! to the server), RFC 2449 CAPA and RFC 5034 AUTH, then the edge cases.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use crate::transcript::{Harness, PASSWORD, Session};
 
-use tokio::io::DuplexStream;
-
-use crate::mail_service::MailContext;
-use crate::transcript::{Harness, PASSWORD};
-
-/// A session over implicit TLS (POP3S; the TLS itself is not part of the transcript).
-fn pop3s(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::pop3::serve_stream(context, stream, peer, true)
-}
-
+/// A session over implicit TLS (POP3S).
+const POP3S: Session = Session::Pop3 { tls: true };
 /// A session on the plain port before STLS.
-fn pop3_plain(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::pop3::serve_stream(context, stream, peer, false)
-}
+const POP3_PLAIN: Session = Session::Pop3 { tls: false };
 
 const FIRST: &str = "Subject: first\r\n\r\nline one\r\n.starts with a dot\r\n";
 const SECOND: &str = "Subject: second\r\nX-Long: yes\r\n\r\nbody 1\r\nbody 2\r\nbody 3\r\n";
 
-/// alice with the two messages above, and failed logins answered at once.
+/// The greeting, then alice logs in with USER and PASS.
+fn login() -> String {
+    format!(
+        "
+        S: +OK mail.example.test POP3 mcluster ready
+        C: USER alice@example.test
+        S: +OK send PASS
+        C: PASS {PASSWORD}
+        S: +OK logged in, 2 messages
+        "
+    )
+}
+
+/// The greeting and CAPA, with USER and SASL when credentials may be sent.
+fn capa(credentials: bool) -> String {
+    let login = if credentials {
+        "S: USER\nS: SASL PLAIN\n"
+    } else {
+        ""
+    };
+    format!(
+        "
+        S: +OK mail.example.test POP3 mcluster ready
+        C: CAPA
+        S: +OK capability list follows
+        S: TOP
+        S: UIDL
+        S: RESP-CODES
+        S: AUTH-RESP-CODE
+        S: PIPELINING
+        {login}
+        S: IMPLEMENTATION mcluster
+        S: .
+        "
+    )
+}
+
+/// alice with the two messages above.
 async fn maildrop() -> Harness {
     let harness = Harness::new();
-    harness.apply(raft_store::Command::SetProtectionPolicy(
-        raft_store::ProtectionPolicy {
-            login_failure_delay_ms: 0,
-            ..Default::default()
-        },
-    ));
     harness.deliver("alice@example.test", FIRST, 1_700_000_000);
     harness.deliver("alice@example.test", SECOND, 1_700_000_100);
     harness
@@ -64,11 +76,7 @@ async fn rfc1939_example_session() {
     let total = one + two;
     let script = format!(
         "
-        S: +OK mail.example.test POP3 mcluster ready
-        C: USER alice@example.test
-        S: +OK send PASS
-        C: PASS {PASSWORD}
-        S: +OK logged in, 2 messages
+        {login}
         C: STAT
         S: +OK 2 {total}
         C: LIST
@@ -98,9 +106,10 @@ async fn rfc1939_example_session() {
         S: +OK message 2 deleted
         C: QUIT
         S: +OK bye, 2 messages deleted
-        "
+        ",
+        login = login(),
     );
-    harness.play(pop3s, &script).await;
+    harness.play(POP3S, &script).await;
     assert_eq!(inbox_len(&harness), 0);
 }
 
@@ -112,11 +121,7 @@ async fn rfc1939_transaction_commands() {
     let (one, two) = (FIRST.len(), SECOND.len());
     let script = format!(
         "
-        S: +OK mail.example.test POP3 mcluster ready
-        C: USER alice@example.test
-        S: +OK send PASS
-        C: PASS {PASSWORD}
-        S: +OK logged in, 2 messages
+        {login}
         C: LIST 2
         S: +OK 2 {two}
         C: LIST 3
@@ -161,9 +166,10 @@ async fn rfc1939_transaction_commands() {
         C: QUIT
         S: +OK bye
         ",
-        total = one + two
+        total = one + two,
+        login = login(),
     );
-    harness.play(pop3s, &script).await;
+    harness.play(POP3S, &script).await;
     assert_eq!(inbox_len(&harness), 2, "RSET undid the deletion");
 }
 
@@ -177,18 +183,7 @@ async fn capa_and_sasl_plain() {
     let right = b64(&format!("\0alice@example.test\0{PASSWORD}"));
     let script = format!(
         "
-        S: +OK mail.example.test POP3 mcluster ready
-        C: CAPA
-        S: +OK capability list follows
-        S: TOP
-        S: UIDL
-        S: RESP-CODES
-        S: AUTH-RESP-CODE
-        S: PIPELINING
-        S: USER
-        S: SASL PLAIN
-        S: IMPLEMENTATION mcluster
-        S: .
+        {capa}
         C: AUTH
         S: +OK mechanisms follow
         S: PLAIN
@@ -209,9 +204,10 @@ async fn capa_and_sasl_plain() {
         S: -ERR already logged in
         C: QUIT
         S: +OK bye
-        "
+        ",
+        capa = capa(true),
     );
-    harness.play(pop3s, &script).await;
+    harness.play(POP3S, &script).await;
 }
 
 /// On the plain port, before STLS: no credentials in clear, and no STLS when the cluster has
@@ -226,16 +222,7 @@ async fn no_credentials_in_clear_and_errors_are_bounded() {
         .collect();
     let script = format!(
         "
-        S: +OK mail.example.test POP3 mcluster ready
-        C: CAPA
-        S: +OK capability list follows
-        S: TOP
-        S: UIDL
-        S: RESP-CODES
-        S: AUTH-RESP-CODE
-        S: PIPELINING
-        S: IMPLEMENTATION mcluster
-        S: .
+        {capa}
         C: STLS
         S: -ERR TLS not available
         C: USER alice@example.test
@@ -248,7 +235,8 @@ async fn no_credentials_in_clear_and_errors_are_bounded() {
         S: -ERR {{..}}
         {errors}
         S: -ERR too many errors, closing connection
-        "
+        ",
+        capa = capa(false),
     );
-    harness.play(pop3_plain, &script).await;
+    harness.play(POP3_PLAIN, &script).await;
 }

@@ -2,41 +2,45 @@
 //! examples of RFC 5321 appendix D for the commands we support, then the edge cases the socket
 //! tests in chaos-tests also cover.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use tokio::io::DuplexStream;
-
-use crate::mail_service::{MailContext, Service};
-use crate::transcript::Harness;
+use crate::mail_service::Service;
+use crate::transcript::{Harness, Session};
 
 /// A port-25 session (no TLS, so no AUTH).
-fn smtp(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::smtp::serve_stream(context, stream, peer, Service::Smtp, false)
-}
+const SMTP: Session = Session::Smtp {
+    service: Service::Smtp,
+    tls: false,
+};
+/// A submission session over implicit TLS.
+const SUBMISSION_TLS: Session = Session::Smtp {
+    service: Service::Submission,
+    tls: true,
+};
 
-/// A submission session over implicit TLS (the TLS itself is not part of the transcript).
-fn submission_tls(
-    context: Arc<MailContext>,
-    stream: DuplexStream,
-    peer: SocketAddr,
-) -> impl Future<Output = ()> + Send + 'static {
-    crate::smtp::serve_stream(context, stream, peer, Service::Submission, true)
-}
+/// The default message size limit, 50 MiB.
+const SIZE: u64 = 52_428_800;
 
-const EHLO_REPLY: &str = "
-    S: 250-mail.example.test Hello bar.example
-    S: 250-PIPELINING
-    S: 250-SIZE 52428800
-    S: 250-8BITMIME
-    S: 250-SMTPUTF8
-    S: 250-ENHANCEDSTATUSCODES
-    S: 250 DSN
-";
+/// The greeting, EHLO, and its reply with the extensions we offer (AUTH where credentials may
+/// be sent).
+fn ehlo(size: u64, auth: bool) -> String {
+    let last = if auth {
+        "S: 250-DSN\nS: 250 AUTH PLAIN LOGIN"
+    } else {
+        "S: 250 DSN"
+    };
+    format!(
+        "
+        S: 220 mail.example.test ESMTP mcluster
+        C: EHLO bar.example
+        S: 250-mail.example.test Hello bar.example
+        S: 250-PIPELINING
+        S: 250-SIZE {size}
+        S: 250-8BITMIME
+        S: 250-SMTPUTF8
+        S: 250-ENHANCEDSTATUSCODES
+        {last}
+        "
+    )
+}
 
 fn subjects(harness: &Harness, account: &str) -> Vec<String> {
     let state = harness.context.store.state();
@@ -65,9 +69,7 @@ async fn rfc5321_d1_a_typical_transaction() {
     harness.add_account("brown@example.test");
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: EHLO bar.example
-        {EHLO_REPLY}
+        {ehlo}
         C: MAIL FROM:<Smith@bar.example>
         S: 250 2.1.0 Ok
         C: RCPT TO:<Jones@example.test>
@@ -86,9 +88,10 @@ async fn rfc5321_d1_a_typical_transaction() {
         S: 250 2.0.0 Ok: queued as {{..}}
         C: QUIT
         S: 221 2.0.0 Bye
-        "
+        ",
+        ehlo = ehlo(SIZE, false),
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
     assert_eq!(subjects(&harness, "jones@example.test"), ["D.1"]);
     assert_eq!(subjects(&harness, "brown@example.test"), ["D.1"]);
 }
@@ -100,9 +103,7 @@ async fn rfc5321_d2_an_aborted_transaction() {
     let harness = Harness::new();
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: EHLO bar.example
-        {EHLO_REPLY}
+        {ehlo}
         C: MAIL FROM:<Smith@bar.example>
         S: 250 2.1.0 Ok
         C: RCPT TO:<alice@example.test>
@@ -115,21 +116,25 @@ async fn rfc5321_d2_an_aborted_transaction() {
         S: 503 5.5.1 Need MAIL command
         C: QUIT
         S: 221 2.0.0 Bye
-        "
+        ",
+        ehlo = ehlo(SIZE, false),
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
     assert!(subjects(&harness, "alice@example.test").is_empty());
 }
 
-/// RFC 5321 D.4 (verifying, then sending): VRFY gives nothing away (252, RFC 5321 3.5.3).
+/// RFC 5321 D.4 (verifying, then sending): VRFY gives nothing away (252, RFC 5321 3.5.3);
+/// MAIL before HELO is out of sequence.
 #[tokio::test]
 async fn rfc5321_d4_vrfy_does_not_confirm_an_address() {
     let harness = Harness::new();
     harness
         .play(
-            smtp,
+            SMTP,
             "
             S: 220 mail.example.test ESMTP mcluster
+            C: MAIL FROM:<a@remote.test>
+            S: 503 5.5.1 Send HELO/EHLO first
             C: HELO bar.example
             S: 250 mail.example.test
             C: VRFY alice
@@ -154,11 +159,7 @@ async fn refusals_get_clear_codes_and_the_session_survives() {
     let long = format!("C: MAIL FROM:<{}@remote.test>", "a".repeat(10_000));
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: MAIL FROM:<a@remote.test>
-        S: 503 5.5.1 Send HELO/EHLO first
-        C: EHLO bar.example
-        {EHLO_REPLY}
+        {ehlo}
         # No AUTH without TLS.
         C: AUTH PLAIN AGFsaWNlAHg=
         S: 538 5.7.11 Encryption required for requested authentication mechanism
@@ -176,6 +177,8 @@ async fn refusals_get_clear_codes_and_the_session_survives() {
         S: 250 2.1.5 Ok
         C: RSET
         S: 250 2.0.0 Ok
+        C: RCPT TO:<alice@example.test>
+        S: 503 5.5.1 Need MAIL command
         {long}
         S: 500 5.5.2 Line too long
         R: NOOP\\0\\r\\n
@@ -188,9 +191,10 @@ async fn refusals_get_clear_codes_and_the_session_survives() {
         C: MAIL FROM:<a@remote.test
         S: 501 5.5.4 Syntax error: address must be enclosed in <>
         S: 421 4.7.0 Too many errors, closing connection
-        "
+        ",
+        ehlo = ehlo(SIZE, false),
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
 }
 
 /// Bodies with bare line ends, NULs, overlong lines or too many bytes are refused after the
@@ -216,15 +220,7 @@ async fn bad_bodies_are_refused_after_the_dot() {
         .collect();
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: EHLO bar.example
-        S: 250-mail.example.test Hello bar.example
-        S: 250-PIPELINING
-        S: 250-SIZE 20000
-        S: 250-8BITMIME
-        S: 250-SMTPUTF8
-        S: 250-ENHANCEDSTATUSCODES
-        S: 250 DSN
+        {ehlo_small}
         {transaction}
         R: Subject: bare lf\\nline\\r\\n.\\r\\n
         S: 550 5.6.0 {{..}}
@@ -251,9 +247,10 @@ async fn bad_bodies_are_refused_after_the_dot() {
         S: 250 2.0.0 Ok: queued as {{..}}
         C: QUIT
         S: 221 2.0.0 Bye
-        "
+        ",
+        ehlo_small = ehlo(20_000, false),
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
     assert_eq!(subjects(&harness, "alice@example.test"), ["fine"]);
     let state = harness.context.store.state();
     let message = &state
@@ -282,9 +279,7 @@ async fn pipelined_commands_are_answered_in_order() {
     let harness = Harness::new();
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: EHLO bar.example
-        {EHLO_REPLY}
+        {ehlo}
         R: MAIL FROM:<a@remote.test>\\r\\nRCPT TO:<alice@example.test>\\r\\nRCPT TO:<x@example.test>\\r\\nDATA\\r\\n
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
@@ -295,9 +290,10 @@ async fn pipelined_commands_are_answered_in_order() {
         S: 250 2.0.0 Ok
         C: QUIT
         S: 221 2.0.0 Bye
-        "
+        ",
+        ehlo = ehlo(SIZE, false),
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
     assert_eq!(subjects(&harness, "alice@example.test"), ["pipelined"]);
 }
 
@@ -315,7 +311,7 @@ async fn ten_errors_end_the_session() {
         S: 421 4.7.0 Too many errors, closing connection
         "
     );
-    harness.play(smtp, &script).await;
+    harness.play(SMTP, &script).await;
 }
 
 /// Submission: MAIL needs AUTH; a wrong password is refused; AUTH PLAIN (RFC 4954) and then
@@ -323,12 +319,6 @@ async fn ten_errors_end_the_session() {
 #[tokio::test]
 async fn submission_authenticates_then_takes_local_and_remote_mail() {
     let harness = Harness::new();
-    harness.apply(raft_store::Command::SetProtectionPolicy(
-        raft_store::ProtectionPolicy {
-            login_failure_delay_ms: 0,
-            ..Default::default()
-        },
-    ));
     use base64::Engine;
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
     let wrong = b64("\0alice@example.test\0wrong");
@@ -338,16 +328,7 @@ async fn submission_authenticates_then_takes_local_and_remote_mail() {
     ));
     let script = format!(
         "
-        S: 220 mail.example.test ESMTP mcluster
-        C: EHLO bar.example
-        S: 250-mail.example.test Hello bar.example
-        S: 250-PIPELINING
-        S: 250-SIZE 52428800
-        S: 250-8BITMIME
-        S: 250-SMTPUTF8
-        S: 250-ENHANCEDSTATUSCODES
-        S: 250-DSN
-        S: 250 AUTH PLAIN LOGIN
+        {ehlo_auth}
         C: MAIL FROM:<alice@example.test>
         S: 530 5.7.0 Authentication required
         C: AUTH PLAIN {wrong}
@@ -372,9 +353,10 @@ async fn submission_authenticates_then_takes_local_and_remote_mail() {
         S: 250 2.0.0 Ok: queued as {{..}}
         C: QUIT
         S: 221 2.0.0 Bye
-        "
+        ",
+        ehlo_auth = ehlo(SIZE, true),
     );
-    harness.play(submission_tls, &script).await;
+    harness.play(SUBMISSION_TLS, &script).await;
     assert_eq!(subjects(&harness, "bob@example.test"), ["out and in"]);
     let queued = harness.context.store.state().due(i64::MAX, 10).unwrap();
     assert_eq!(queued.len(), 1, "the remote recipient is queued once");
