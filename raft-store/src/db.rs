@@ -82,15 +82,7 @@ pub const SM_CFS: [&str; 19] = [
 /// frame limit, and sent to a follower in about a second on a slow link.
 pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 
-/// What `value` takes encoded as in the log and the store, counted without building it.
-pub fn encoded_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    let mut size = bincode::enc::write::SizeWriter::default();
-    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
-        Ok(()) => size.bytes_written,
-        // Our types always encode; a failure would be a bug, and counts as too large.
-        Err(_) => usize::MAX,
-    }
-}
+pub use mcluster_types::encoded_len;
 
 pub const KEY_FORMAT: &[u8] = b"format_version";
 pub const KEY_VOTE: &[u8] = b"vote";

@@ -10,10 +10,11 @@ mod error;
 pub mod failpoint;
 mod log_store;
 mod mail;
+mod reader;
 pub mod runtime;
 mod snapshot;
 mod state_machine;
-pub mod summary;
+pub use mcluster_types::summary;
 mod types;
 
 #[cfg(test)]
@@ -37,8 +38,9 @@ pub use crate::mail::{
     DeliveryOutcome, DrainPlan, FiledDelivery, Filing, INBOX, MAX_MESSAGE_BYTES_LIMIT, MailPolicy,
     Mailbox, Message, MisplacedBlobs, flag,
 };
+pub use crate::reader::{MailChange, StateDigest, StateReader};
 pub use crate::snapshot::{SnapshotBuilder, incoming_dir};
-pub use crate::state_machine::{MailChange, StateDigest, StateMachine, StateReader};
+pub use crate::state_machine::StateMachine;
 pub use crate::summary::{MessageLimits, TooComplex};
 pub use crate::types::{
     Account, Alias, ClusterSettings, Command, CommandResult, Domain, Entry, LogId, Member, NodeId,

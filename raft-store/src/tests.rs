@@ -50,7 +50,7 @@ async fn apply_all(
     for (i, command) in commands.into_iter().enumerate() {
         // openraft's responders cannot be built outside openraft: decide the result on a
         // throw-away batch first, then apply the entry for real.
-        let mut staged = crate::state_machine::Staged::new(&sm.db);
+        let mut staged = crate::reader::Staged::new(&sm.db);
         results.push(sm.execute(&command, &mut staged).expect("execute"));
         let entry = normal(first_index + i as u64, command);
         sm.apply(stream::iter([Ok((entry, None))]))
@@ -141,13 +141,13 @@ async fn a_retried_request_applies_once_and_gets_the_first_outcome() {
     }
     // Applied once (the second copy would have been rejected as existing, and left no outcome
     // of its own); a fresh request for the same address is rejected.
-    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    let mut staged = crate::reader::Staged::new(&sm.db);
     assert_eq!(
         sm.apply_request(&request, 4, &mut staged).unwrap(),
         CommandResult::Done
     );
     let fresh = crate::Request::new(add_account("u@a.test"));
-    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    let mut staged = crate::reader::Staged::new(&sm.db);
     assert_eq!(
         sm.apply_request(&fresh, 4, &mut staged).unwrap(),
         CommandResult::Rejected(Rejection::AddressExists("u@a.test".into()))
@@ -1772,7 +1772,7 @@ async fn an_entry_that_panics_is_refused_and_the_next_one_applies() {
     let (_log, mut sm) = crate::open(dir.path()).unwrap();
     let reader = sm.reader();
     let request = crate::Request::new(add_domain(PANICKING_DOMAIN));
-    let mut staged = crate::state_machine::Staged::new(&sm.db);
+    let mut staged = crate::reader::Staged::new(&sm.db);
     let result = sm
         .apply_request(&request, 1, &mut staged)
         .expect("no storage error");
@@ -2460,7 +2460,7 @@ async fn the_state_machine_in_memory_applies_commands_as_the_one_on_disk() {
     for (i, command) in commands.into_iter().enumerate() {
         // The same request (its id is remembered for retries) goes to both.
         let request = crate::Request::new(command);
-        let mut staged = crate::state_machine::Staged::new(&disk.db);
+        let mut staged = crate::reader::Staged::new(&disk.db);
         on_disk.push(
             disk.execute(&request.command, &mut staged)
                 .expect("execute"),

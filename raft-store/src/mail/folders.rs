@@ -2,46 +2,15 @@
 //! flags, copy and move messages. Names are UTF-8 with "/" as the hierarchy delimiter (the IMAP
 //! layer converts modified UTF-7); INBOX is spelled "INBOX".
 
-use serde::{Deserialize, Serialize};
+pub use mcluster_types::folders::*;
 
 use super::{
     INBOX, MailOverlay, Mailbox, Message, UidValidities, mailbox_key, message_key, message_prefix,
 };
 use crate::db::{CF_MAILBOXES, CF_MESSAGES, CF_SUBSCRIPTIONS};
 use crate::error::StoreError;
-use crate::state_machine::{Staged, StateReader};
+use crate::reader::{Staged, StateReader};
 use crate::types::{CommandResult, Rejection};
-
-/// The hierarchy delimiter of mailbox names.
-pub const DELIMITER: char = '/';
-
-/// How STORE changes a message's flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FlagOp {
-    Add,
-    Remove,
-    Replace,
-}
-
-/// A message's flags after a STORE.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlagChange {
-    pub uid: u32,
-    pub flags: u8,
-    pub keywords: Vec<String>,
-    pub modseq: u64,
-}
-
-/// Whether `name` may name a mailbox: not empty, no NUL or control characters, no empty
-/// hierarchy level, and not longer than 1000 bytes.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 1000
-        && !name.chars().any(char::is_control)
-        && !name.starts_with(DELIMITER)
-        && !name.ends_with(DELIMITER)
-        && !name.contains("//")
-}
 
 /// CREATE: a new, empty mailbox with a UIDVALIDITY never used before.
 pub(crate) fn create_mailbox(
@@ -354,19 +323,6 @@ pub(crate) fn append(
     )?;
     overlay.write(staged);
     Ok(CommandResult::Appended { uidvalidity, uid })
-}
-
-/// The message an APPEND stores.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppendedMessage {
-    pub blob: crate::mail::BlobHash,
-    pub size: u64,
-    pub replicas: Vec<crate::types::NodeId>,
-    pub missing: Vec<crate::types::NodeId>,
-    pub flags: u8,
-    pub keywords: Vec<String>,
-    pub internal_date: i64,
-    pub summary: crate::summary::MessageSummary,
 }
 
 /// COPY (and MOVE, which also expunges the originals): the messages get new UIDs in the target

@@ -543,7 +543,8 @@ fn search_encapsulated_message() {
 /// bytes: BODY finds its text, and the session does not die.
 #[test]
 fn body_search_survives_input_that_panics_the_mime_parser() {
-    let raw: &[u8] = include_bytes!("../../../../raft-store/src/summary/fuzz/parser-panic-1.eml");
+    let raw: &[u8] =
+        include_bytes!("../../../../raft-store/types/src/summary/fuzz/parser-panic-1.eml");
     let content = super::read_content(raw);
     assert!(content.bodies.iter().any(|body| body.contains("preamble")));
 }

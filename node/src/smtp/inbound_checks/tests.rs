@@ -141,6 +141,7 @@ fn reverse_dns_failures_are_temporary_only_when_dns_failed() {
 /// (found by fuzzing) must not panic it.
 #[test]
 fn the_authentication_parser_survives_input_that_panics_the_mime_parser() {
-    let raw: &[u8] = include_bytes!("../../../../raft-store/src/summary/fuzz/parser-panic-1.eml");
+    let raw: &[u8] =
+        include_bytes!("../../../../raft-store/types/src/summary/fuzz/parser-panic-1.eml");
     let _ = mail_auth::AuthenticatedMessage::parse(raw);
 }

@@ -262,7 +262,7 @@ pub fn summarize_within(raw: &[u8], limits: &MessageLimits) -> Result<MessageSum
         }
         _ => unparsed(raw),
     };
-    if crate::db::encoded_len(&summary) > MAX_SUMMARY_BYTES {
+    if crate::encoded_len(&summary) > MAX_SUMMARY_BYTES {
         return Err(TooComplex::Summary {
             max: MAX_SUMMARY_BYTES,
         });

@@ -797,7 +797,7 @@ fn hostile_structures_get_a_bounded_summary() {
         let fallback = summarize(&raw);
         assert_eq!(part_count(&fallback.root), 1);
         assert_eq!(fallback.root.offset_end as usize, raw.len());
-        assert!(crate::db::encoded_len(&fallback) < 1024);
+        assert!(crate::encoded_len(&fallback) < 1024);
     }
     // Many addresses in one header: within the header limits, but the summary would be over
     // its byte bound.

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::mail::access::{AccessEntry, AccessList, AccessPattern};
+use crate::access::{AccessEntry, AccessList, AccessPattern};
 
 #[track_caller]
 fn pattern(text: &str) -> AccessPattern {
