@@ -8,6 +8,7 @@
 pub mod command;
 pub mod fetch;
 pub mod list;
+pub mod render;
 pub mod search;
 pub mod session;
 pub mod utf7;

@@ -23,7 +23,9 @@ use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItemName, Part as SectionPath, Section,
 };
-use raft_store::summary::{self, MessageSummary, PartKind, SectionPart};
+use raft_store::summary::{MessageSummary, PartKind};
+
+use crate::imap::render::{self, SectionPart};
 use raft_store::{Message, flag};
 
 /// How the session wants the response built.
@@ -198,15 +200,15 @@ pub fn fetch_response(
             }
             MessageDataItemName::Envelope => {
                 out.extend_from_slice(b"ENVELOPE ");
-                out.extend_from_slice(&summary::envelope(summary));
+                out.extend_from_slice(&render::envelope(summary));
             }
             MessageDataItemName::Body => {
                 out.extend_from_slice(b"BODY ");
-                out.extend_from_slice(&summary::body_structure(summary, false));
+                out.extend_from_slice(&render::body_structure(summary, false));
             }
             MessageDataItemName::BodyStructure => {
                 out.extend_from_slice(b"BODYSTRUCTURE ");
-                out.extend_from_slice(&summary::body_structure(summary, true));
+                out.extend_from_slice(&render::body_structure(summary, true));
             }
             MessageDataItemName::Rfc822 => {
                 out.extend_from_slice(b"RFC822 ");
@@ -320,7 +322,7 @@ fn slice(
     path: &[u32],
     part: SectionPart,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    let Some(range) = summary::section(summary, path, part) else {
+    let Some(range) = render::section(summary, path, part) else {
         return Ok(None);
     };
     match raw.get(range.clone()) {
@@ -340,7 +342,7 @@ fn body_section(
     let filtered = |part: Option<&SectionPath>, names: &[AString<'_>], not: bool| {
         let header = slice(raw, summary, &path_of(part), SectionPart::Header)?;
         let names: Vec<&[u8]> = names.iter().map(|n| n.as_ref()).collect();
-        Ok(header.map(|h| summary::filter_header_fields(&h, &names, not)))
+        Ok(header.map(|h| render::filter_header_fields(&h, &names, not)))
     };
     match section {
         // The whole message is the blob, whatever its parse.
@@ -383,8 +385,11 @@ fn binary_section(
     }
 }
 
-/// The part a non-empty section path names, walking as [`summary::section`] does.
-fn find_part<'s>(summary: &'s MessageSummary, path: &[u32]) -> Option<&'s summary::Part> {
+/// The part a non-empty section path names, walking as [`render::section`] does.
+fn find_part<'s>(
+    summary: &'s MessageSummary,
+    path: &[u32],
+) -> Option<&'s raft_store::summary::Part> {
     let select = |message: &'s MessageSummary, n: u32| match &message.root.kind {
         PartKind::Multipart(children) => children.get((n as usize).checked_sub(1)?),
         _ => (n == 1).then_some(&message.root),

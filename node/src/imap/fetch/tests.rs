@@ -172,7 +172,7 @@ fn fetch_macros_expand() {
     );
     check("FAST", &fast);
     check("all", &format!("{fast} ENVELOPE {envelope}"));
-    let body = String::from_utf8(raft_store::summary::body_structure(&summarize(RAW), false))
+    let body = String::from_utf8(crate::imap::render::body_structure(&summarize(RAW), false))
         .expect("ascii");
     assert!(body.starts_with("((\"TEXT\" \"PLAIN\""), "{body}");
     check("FULL", &format!("{fast} ENVELOPE {envelope} BODY {body}"));
@@ -196,7 +196,7 @@ fn fetch_structure_items_do_not_read_the_blob() {
     .expect("fetch");
     let text = String::from_utf8(output.response).expect("ascii");
     let structure =
-        String::from_utf8(raft_store::summary::body_structure(&summary, true)).expect("ascii");
+        String::from_utf8(crate::imap::render::body_structure(&summary, true)).expect("ascii");
     assert!(text.starts_with("* 3 FETCH (FLAGS () "), "{text}");
     assert!(
         text.ends_with(&format!(" BODYSTRUCTURE {structure} UID 42)\r\n")),

@@ -1,13 +1,12 @@
-//! Tests of the message summary: hand-checked ENVELOPE / BODY / BODYSTRUCTURE strings (RFC 3501
+//! Tests of the message summary as IMAP shows it: hand-checked ENVELOPE / BODY / BODYSTRUCTURE strings (RFC 3501
 //! 7.4.2), section ranges, storage round trip and a seeded mutation fuzz.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::summary::{
-    MessageLimits, MessageSummary, SectionPart, TooComplex, body_structure, envelope,
-    filter_header_fields, section, summarize, summarize_within,
-};
+use raft_store::summary::{MessageLimits, MessageSummary, TooComplex, summarize, summarize_within};
+
+use crate::imap::render::{SectionPart, body_structure, envelope, filter_header_fields, section};
 
 /// Joins lines with CRLF (messages are written one line per element).
 fn crlf(lines: &[&str]) -> Vec<u8> {
@@ -617,9 +616,9 @@ fn check_bounds(summary: &MessageSummary, len: usize, raw: &[u8], round: usize) 
             String::from_utf8_lossy(raw)
         );
         match &part.kind {
-            crate::summary::PartKind::Multipart(children) => stack.extend(children),
-            crate::summary::PartKind::Message(inner) => stack.push(&inner.root),
-            crate::summary::PartKind::Leaf => {}
+            raft_store::summary::PartKind::Multipart(children) => stack.extend(children),
+            raft_store::summary::PartKind::Message(inner) => stack.push(&inner.root),
+            raft_store::summary::PartKind::Leaf => {}
         }
     }
 }
@@ -628,12 +627,16 @@ fn check_bounds(summary: &MessageSummary, len: usize, raw: &[u8], round: usize) 
 /// not find multipart") on this nesting. The message is summarized as unstructured instead.
 #[test]
 fn input_that_panics_the_mime_parser_is_summarized_unparsed() {
-    let raw: &[u8] = include_bytes!("fuzz/parser-panic-1.eml");
-    assert!(crate::summary::parse_mime(raw).is_none());
+    let raw: &[u8] =
+        include_bytes!("../../../../raft-store/types/src/summary/fuzz/parser-panic-1.eml");
+    assert!(raft_store::summary::parse_mime(raw).is_none());
     let summary = summarize(raw);
     assert_eq!(summary.root.offset_header, 0);
     assert_eq!(summary.root.offset_end as usize, raw.len());
-    assert!(matches!(summary.root.kind, crate::summary::PartKind::Leaf));
+    assert!(matches!(
+        summary.root.kind,
+        raft_store::summary::PartKind::Leaf
+    ));
     let _ = body_structure(&summary, true);
 }
 
@@ -641,13 +644,14 @@ fn input_that_panics_the_mime_parser_is_summarized_unparsed() {
 /// up (a part's child is its ancestor). Every child must lie inside its parent's body.
 #[test]
 fn parts_that_point_back_up_are_not_summarized_as_children() {
-    let raw: &[u8] = include_bytes!("fuzz/part-cycle-1.eml");
+    let raw: &[u8] =
+        include_bytes!("../../../../raft-store/types/src/summary/fuzz/part-cycle-1.eml");
     let summary = summarize(raw);
     let mut stack = vec![&summary.root];
     let mut parts = 0;
     while let Some(part) = stack.pop() {
         parts += 1;
-        if let crate::summary::PartKind::Multipart(children) = &part.kind {
+        if let raft_store::summary::PartKind::Multipart(children) = &part.kind {
             for child in children {
                 assert!(
                     child.offset_header >= part.offset_body && child.offset_end <= part.offset_end,
@@ -709,11 +713,11 @@ fn nested_messages(depth: usize) -> Vec<u8> {
     raw
 }
 
-fn part_count(part: &crate::summary::Part) -> usize {
+fn part_count(part: &raft_store::summary::Part) -> usize {
     1 + match &part.kind {
-        crate::summary::PartKind::Leaf => 0,
-        crate::summary::PartKind::Multipart(children) => children.iter().map(part_count).sum(),
-        crate::summary::PartKind::Message(inner) => part_count(&inner.root),
+        raft_store::summary::PartKind::Leaf => 0,
+        raft_store::summary::PartKind::Multipart(children) => children.iter().map(part_count).sum(),
+        raft_store::summary::PartKind::Message(inner) => part_count(&inner.root),
     }
 }
 
@@ -797,7 +801,7 @@ fn hostile_structures_get_a_bounded_summary() {
         let fallback = summarize(&raw);
         assert_eq!(part_count(&fallback.root), 1);
         assert_eq!(fallback.root.offset_end as usize, raw.len());
-        assert!(crate::encoded_len(&fallback) < 1024);
+        assert!(raft_store::encoded_len(&fallback) < 1024);
     }
     // Many addresses in one header: within the header limits, but the summary would be over
     // its byte bound.
@@ -838,6 +842,6 @@ fn a_summary_over_the_ceiling_is_recognized() {
     let mut summary = summarize(b"Subject: x\r\n\r\nbody\r\n");
     assert!(summary.within_ceiling());
     let leaf = summary.root.clone();
-    summary.root.kind = crate::summary::PartKind::Multipart(vec![leaf; 10_000]);
+    summary.root.kind = raft_store::summary::PartKind::Multipart(vec![leaf; 10_000]);
     assert!(!summary.within_ceiling());
 }
