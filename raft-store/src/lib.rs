@@ -6,10 +6,12 @@
 
 pub mod blob_store;
 mod db;
+mod directory;
 mod error;
 pub mod failpoint;
 mod log_store;
 mod mail;
+mod membership;
 mod reader;
 pub mod runtime;
 mod snapshot;

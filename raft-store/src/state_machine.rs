@@ -10,9 +10,9 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 
 use crate::db::{
-    CF_ACCOUNTS, CF_ALIASES, CF_DOMAINS, CF_PENDING_NODES, CF_REQUESTS, CF_SETTINGS, CF_SM_META,
-    Db, KEY_APPLIED, KEY_CLUSTER, KEY_MEMBERSHIP, KEY_NEXT_NODE_ID, decode,
+    CF_PENDING_NODES, CF_REQUESTS, CF_SM_META, Db, KEY_APPLIED, KEY_MEMBERSHIP, decode,
 };
+use crate::directory;
 use crate::error::StoreError;
 use crate::mail;
 use crate::mail::access;
@@ -20,15 +20,13 @@ use crate::mail::dkim;
 use crate::mail::folders;
 use crate::mail::protection;
 use crate::mail::queue;
+use crate::membership;
 use crate::reader::{MailChange, Staged, StateReader};
 use crate::snapshot::SnapshotBuilder;
 use crate::types::{
-    Account, Alias, Command, CommandResult, Domain, LogId, NodeId, PendingNode, Rejection, Request,
-    SnapshotDir, SnapshotMeta, StoredMembership, TokenKind, TypeConfig,
+    Command, CommandResult, LogId, NodeId, Rejection, Request, SnapshotDir, SnapshotMeta,
+    StoredMembership, TypeConfig,
 };
-
-/// The first node of a cluster is node 1; joining nodes are numbered from here.
-const FIRST_JOINED_NODE_ID: NodeId = 2;
 
 /// Request outcomes are remembered for this many log entries: far longer than any client keeps
 /// retrying one request.
@@ -223,72 +221,19 @@ impl StateMachine {
         }
         match command {
             Command::InitCluster(settings) => {
-                if reader.cluster_settings()?.is_some() {
-                    return rejected(Rejection::AlreadyInitialized);
-                }
-                batch.put(CF_SETTINGS, KEY_CLUSTER, settings);
+                return membership::init_cluster(&reader, settings, batch);
             }
             Command::SetTokenDigest { token, sha256 } => {
-                let Some(mut settings) = reader.cluster_settings()? else {
-                    return rejected(Rejection::NotInitialized);
-                };
-                match token {
-                    TokenKind::Admin => settings.admin_token_sha256.clone_from(sha256),
-                    TokenKind::Join => settings.join_token_sha256.clone_from(sha256),
-                }
-                batch.put(CF_SETTINGS, KEY_CLUSTER, &settings);
+                return membership::set_token_digest(&reader, *token, sha256, batch);
             }
             Command::RegisterNode { member } => {
-                // A name or address a member already has would make a second node that
-                // status cannot tell apart, certificates name twice, and a ghost voter.
-                let membership = reader.membership()?;
-                for (id, existing) in membership.membership().nodes() {
-                    if let Some(what) = member.clash(existing) {
-                        return rejected(Rejection::MemberClash(format!(
-                            "{what} is already used by node {id} ({})",
-                            existing.name
-                        )));
-                    }
-                }
-                // A registration that never became a member (a join given up) is replaced.
-                for pending in reader.pending_nodes()? {
-                    if member.clash(&pending.member).is_some() {
-                        batch.delete(CF_PENDING_NODES, &pending.node_id.to_be_bytes());
-                    }
-                }
-                let node_id = self
-                    .db
-                    .get::<NodeId>(CF_SETTINGS, KEY_NEXT_NODE_ID)?
-                    .unwrap_or(FIRST_JOINED_NODE_ID);
-                batch.put(CF_SETTINGS, KEY_NEXT_NODE_ID, &(node_id + 1));
-                let pending = PendingNode {
-                    node_id,
-                    member: member.clone(),
-                };
-                batch.put(CF_PENDING_NODES, &node_id.to_be_bytes(), &pending);
-                return Ok(CommandResult::NodeRegistered(node_id));
+                return membership::register_node(&reader, member, batch);
             }
             Command::AddDomain { name, at } => {
-                if reader.domain(name)?.is_some() {
-                    return rejected(Rejection::DomainExists(name.clone()));
-                }
-                let domain = Domain {
-                    name: name.clone(),
-                    enabled: true,
-                    created_at: *at,
-                };
-                batch.put(CF_DOMAINS, name.as_bytes(), &domain);
+                return directory::add_domain(&reader, name, *at, batch);
             }
             Command::DeleteDomain { name } => {
-                if reader.domain(name)?.is_none() {
-                    return rejected(Rejection::NoSuchDomain(name.clone()));
-                }
-                let in_use = reader.accounts(Some(name))?.len() + reader.aliases(Some(name))?.len();
-                if in_use > 0 {
-                    return rejected(Rejection::DomainNotEmpty(name.clone()));
-                }
-                batch.delete(CF_DOMAINS, name.as_bytes());
-                dkim::delete_key_of_domain(name, batch);
+                return directory::delete_domain(&reader, name, batch);
             }
             Command::AddAccount {
                 address,
@@ -296,72 +241,30 @@ impl StateMachine {
                 quota_mb,
                 at,
             } => {
-                let Some(domain) = domain_of(address) else {
-                    return rejected(Rejection::InvalidAddress(address.clone()));
-                };
-                if reader.domain(domain)?.is_none() {
-                    return rejected(Rejection::NoSuchDomain(domain.to_owned()));
-                }
-                if reader.account(address)?.is_some() || reader.alias(address)?.is_some() {
-                    return rejected(Rejection::AddressExists(address.clone()));
-                }
-                let account = Account {
-                    address: address.clone(),
-                    domain: domain.to_owned(),
-                    password_hash: password_hash.clone(),
-                    quota_mb: *quota_mb,
-                    enabled: true,
-                    created_at: *at,
-                };
-                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
-                mail::create_default_mailboxes(&reader, address, *at, batch)?;
+                return directory::add_account(
+                    &reader,
+                    address,
+                    password_hash,
+                    *quota_mb,
+                    *at,
+                    batch,
+                );
             }
             Command::DeleteAccount { address } => {
-                if reader.account(address)?.is_none() {
-                    return rejected(Rejection::NoSuchAccount(address.clone()));
-                }
-                batch.delete(CF_ACCOUNTS, address.as_bytes());
-                mail::delete_mail_of(&reader, address, batch)?;
+                return directory::delete_account(&reader, address, batch);
             }
             Command::SetPassword {
                 address,
                 password_hash,
-            } => {
-                let Some(mut account) = reader.account(address)? else {
-                    return rejected(Rejection::NoSuchAccount(address.clone()));
-                };
-                account.password_hash = password_hash.clone();
-                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
-            }
+            } => return directory::set_password(&reader, address, password_hash, batch),
             Command::SetAccountEnabled { address, enabled } => {
-                let Some(mut account) = reader.account(address)? else {
-                    return rejected(Rejection::NoSuchAccount(address.clone()));
-                };
-                account.enabled = *enabled;
-                batch.put(CF_ACCOUNTS, address.as_bytes(), &account);
+                return directory::set_account_enabled(&reader, address, *enabled, batch);
             }
             Command::AddAlias { address, targets } => {
-                let Some(domain) = domain_of(address) else {
-                    return rejected(Rejection::InvalidAddress(address.clone()));
-                };
-                if reader.domain(domain)?.is_none() {
-                    return rejected(Rejection::NoSuchDomain(domain.to_owned()));
-                }
-                if reader.account(address)?.is_some() || reader.alias(address)?.is_some() {
-                    return rejected(Rejection::AddressExists(address.clone()));
-                }
-                let alias = Alias {
-                    address: address.clone(),
-                    domain: domain.to_owned(),
-                    targets: targets.clone(),
-                };
-                batch.put(CF_ALIASES, address.as_bytes(), &alias);
+                return directory::add_alias(&reader, address, targets, batch);
             }
             Command::DeleteAlias { address } => {
-                if reader.alias(address)?.is_none() {
-                    return rejected(Rejection::NoSuchAlias(address.clone()));
-                }
-                batch.delete(CF_ALIASES, address.as_bytes());
+                return directory::delete_alias(&reader, address, batch);
             }
             Command::Deliver { deliveries } => {
                 let outcomes = mail::deliver(&reader, deliveries, batch)?;
@@ -505,14 +408,6 @@ impl StateMachine {
             }
         }
         Ok(CommandResult::Done)
-    }
-}
-
-/// The domain part of `local@domain`, if the address has that shape.
-fn domain_of(address: &str) -> Option<&str> {
-    match address.rsplit_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Some(domain),
-        _ => None,
     }
 }
 
