@@ -347,7 +347,7 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
         "removed node {} ({}) from the cluster; stop its mclusterd, then its directory can go",
         member.node_id, member.name
     );
-    if client_config.remove_admin_url(&member.admin_url()) {
+    if client_config.remove_admin_url(&api::admin_url(&member.admin_addr)) {
         client_config
             .save(&ctx.client_config_path)
             .context("remove the node from the client config")?;
@@ -494,7 +494,7 @@ pub fn probe_nodes(client: &Client, members: &[Member]) -> Vec<Option<NodeStatus
         let probes: Vec<_> = members
             .iter()
             .map(|member| {
-                let url = member.admin_url();
+                let url = api::admin_url(&member.admin_addr);
                 scope.spawn(move || client.node_at(&url, NODE_PROBE_TIMEOUT).ok())
             })
             .collect();
@@ -1000,7 +1000,7 @@ pub fn fail_over(
         });
     };
     let deadline = Instant::now() + vip_timeout;
-    let url = leader_member.admin_url();
+    let url = api::admin_url(&leader_member.admin_addr);
     let others: Vec<Member> = members
         .iter()
         .filter(|member| member.node_id != leader && member.role == Role::Data)

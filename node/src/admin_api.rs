@@ -11,6 +11,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use raft_store::api::{
+    AccountView, ClientCert, ClusterStatus, ErrorBody, FailoverResponse, JoinRequest, JoinResponse,
+    MailStatus, MemberView, NodeStatus,
+};
 use raft_store::{
     Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role, TokenKind,
 };
@@ -19,7 +23,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_now;
-use crate::cluster::{Cluster, ClusterError, MemberView};
+use crate::cluster::{Cluster, ClusterError};
 use crate::metrics::Metrics;
 
 pub mod access_lists;
@@ -160,7 +164,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({ "error": self.message, "code": self.code })),
+            Json(ErrorBody {
+                error: self.message,
+                code: self.code.to_owned(),
+            }),
         )
             .into_response()
     }
@@ -378,25 +385,6 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 #[derive(Serialize)]
-pub struct NodeStatus {
-    node_id: NodeId,
-    name: String,
-    role: Role,
-    state: String,
-    term: u64,
-    leader_id: Option<NodeId>,
-    last_log_index: Option<u64>,
-    committed_index: Option<u64>,
-    applied_index: Option<u64>,
-    snapshot_index: Option<u64>,
-    purged_index: Option<u64>,
-    /// Data nodes only.
-    mail: Option<MailStatus>,
-    /// Data nodes with a virtual IP only.
-    vip: Option<crate::vip::VipView>,
-}
-
-#[derive(Serialize)]
 pub struct DigestView {
     node_id: NodeId,
     applied_index: Option<u64>,
@@ -419,26 +407,6 @@ async fn state_digest(
         applied_index: digest.applied_index,
         digest: hex::encode(digest.sha256),
     }))
-}
-
-/// A data node's blob and mail counters (since it started) and what it still has to pull.
-#[derive(Serialize)]
-pub struct MailStatus {
-    /// The last write could not be mirrored (the partner is down).
-    degraded: bool,
-    /// Blobs the replicated state says this node must hold but it has not confirmed yet.
-    blobs_missing: u64,
-    blobs_stored: u64,
-    blobs_mirrored: u64,
-    degraded_accepts: u64,
-    mirror_failures: u64,
-    resync_fetched: u64,
-    resync_failures: u64,
-    gc_removed: u64,
-    messages_accepted: u64,
-    smtp_sessions: u64,
-    pop3_sessions: u64,
-    imap_sessions: u64,
 }
 
 fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
@@ -507,7 +475,7 @@ async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) 
     }
 }
 
-async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
+async fn leader_status(cluster: &Cluster) -> ApiResult<ClusterStatus> {
     cluster.linearize().await?;
     let settings = cluster.reader.cluster_settings()?;
     let m = cluster.metrics();
@@ -517,13 +485,10 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         .iter()
         .filter(|m| m.voter && m.role == Role::Data)
         .count();
-    let blobs_missing: serde_json::Map<String, serde_json::Value> = members
+    let blobs_missing = members
         .iter()
         .filter(|m| m.role == Role::Data)
-        .map(|m| {
-            let n = missing.get(&m.node_id).copied().unwrap_or(0);
-            (m.node_id.to_string(), json!(n))
-        })
+        .map(|m| (m.node_id, missing.get(&m.node_id).copied().unwrap_or(0)))
         .collect();
     // Members that have left the leader's requests unanswered for an election timeout.
     let silence_limit = cluster.unreachable_after();
@@ -548,12 +513,14 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         .map_err(|e| ApiError::internal(e.to_string()))??;
     let misplaced = census.total;
     // What each data member must hold (it holds that minus what it misses).
-    let blobs_assigned: serde_json::Map<String, serde_json::Value> = members
+    let blobs_assigned = members
         .iter()
         .filter(|m| m.role == Role::Data)
         .map(|m| {
-            let n = census.per_replica.get(&m.node_id).copied().unwrap_or(0);
-            (m.node_id.to_string(), json!(n))
+            (
+                m.node_id,
+                census.per_replica.get(&m.node_id).copied().unwrap_or(0),
+            )
         })
         .collect();
     // Redundant: at least two data voters, all of them answering, none of them missing a blob
@@ -564,17 +531,17 @@ async fn leader_status(cluster: &Cluster) -> ApiResult<serde_json::Value> {
         && !members
             .iter()
             .any(|m| m.role == Role::Data && unreachable.contains(&m.node_id));
-    Ok(json!({
-        "cluster_name": settings.map(|s| s.cluster_name).unwrap_or_default(),
-        "leader_id": m.current_leader,
-        "term": m.current_term,
-        "members": members,
-        "blobs_missing": blobs_missing,
-        "blobs_assigned": blobs_assigned,
-        "unreachable": unreachable,
-        "blobs_misplaced": misplaced,
-        "redundant": redundant,
-    }))
+    Ok(ClusterStatus {
+        cluster_name: settings.map(|s| s.cluster_name).unwrap_or_default(),
+        leader_id: m.current_leader,
+        term: m.current_term,
+        members,
+        blobs_missing,
+        blobs_assigned,
+        unreachable,
+        blobs_misplaced: misplaced,
+        redundant: Some(redundant),
+    })
 }
 
 async fn list_members(Current(state): Current) -> ApiResult<Json<Vec<MemberView>>> {
@@ -789,7 +756,7 @@ async fn failover(
         Err(err) => return err.into_response(),
     };
     match cluster.failover(to).await {
-        Ok(leader) => Json(json!({ "leader": leader })).into_response(),
+        Ok(leader) => Json(FailoverResponse { leader }).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
 }
@@ -937,20 +904,11 @@ async fn proxy_to_leader(
     }
 }
 
-#[derive(Deserialize)]
-struct JoinRequest {
-    name: String,
-    role: Role,
-    raft_addr: String,
-    admin_addr: String,
-    csr_pem: String,
-}
-
 async fn join(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Json(body): Json<JoinRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<JoinResponse>> {
     let cluster = &state.cluster;
     authorize(cluster, &headers, Access::AdminOrJoin)?;
     validate_node_name(&body.name)?;
@@ -984,12 +942,12 @@ async fn join(
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::info!(node_id, name = %body.name, "issued certificate for joining node");
-    Ok(Json(json!({
-        "node_id": node_id,
-        "cluster_name": settings.cluster_name,
-        "cert_pem": cert_pem,
-        "ca_pem": settings.ca_cert_pem,
-    })))
+    Ok(Json(JoinResponse {
+        node_id,
+        cluster_name: settings.cluster_name,
+        cert_pem,
+        ca_pem: settings.ca_cert_pem,
+    }))
 }
 
 /// The rule `mclusterctl init` applies too (`cli::node_dir::validate_name`): node names become
@@ -1108,24 +1066,13 @@ async fn delete_domain(Admin(state): Admin, Path(name): Path<String>) -> ApiResu
 }
 
 /// An account as the API shows it: never the password hash.
-#[derive(Serialize)]
-struct AccountView {
-    address: String,
-    domain: String,
-    quota_mb: u64,
-    enabled: bool,
-    created_at: u64,
-}
-
-impl From<Account> for AccountView {
-    fn from(a: Account) -> AccountView {
-        AccountView {
-            address: a.address,
-            domain: a.domain,
-            quota_mb: a.quota_mb,
-            enabled: a.enabled,
-            created_at: a.created_at,
-        }
+fn account_view(a: Account) -> AccountView {
+    AccountView {
+        address: a.address,
+        domain: a.domain,
+        quota_mb: a.quota_mb,
+        enabled: a.enabled,
+        created_at: a.created_at,
     }
 }
 
@@ -1141,7 +1088,7 @@ async fn list_accounts(
     let domain = filter.domain.as_deref().map(domain_name).transpose()?;
     state.cluster.linearize().await?;
     let accounts = state.cluster.reader.accounts(domain.as_deref())?;
-    Ok(Json(accounts.into_iter().map(AccountView::from).collect()))
+    Ok(Json(accounts.into_iter().map(account_view).collect()))
 }
 
 /// Default quota of a new account when the request names none.
@@ -1177,7 +1124,7 @@ async fn add_account(
         .reader
         .account(&address)?
         .ok_or_else(|| ApiError::internal("account missing after add"))?;
-    Ok((StatusCode::CREATED, Json(account.into())))
+    Ok((StatusCode::CREATED, Json(account_view(account))))
 }
 
 async fn show_account(
@@ -1188,7 +1135,7 @@ async fn show_account(
     state.cluster.linearize().await?;
     let account = state.cluster.reader.account(&address)?;
     account
-        .map(|a| Json(a.into()))
+        .map(|a| Json(account_view(a)))
         .ok_or_else(|| ApiError::not_found(format!("no such account: {address}")))
 }
 
@@ -1293,23 +1240,23 @@ async fn delete_alias(Admin(state): Admin, Path(address): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Serialize)]
+// No Debug: it carries a private key.
+#[derive(Deserialize)]
 struct TlsBody {
     cert_pem: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     key_pem: String,
 }
 
 /// The client-facing certificate chain (never the key).
-async fn show_tls(Current(state): Current) -> ApiResult<Json<TlsBody>> {
+async fn show_tls(Current(state): Current) -> ApiResult<Json<ClientCert>> {
     let tls = state
         .cluster
         .reader
         .client_tls()?
         .ok_or_else(|| ApiError::not_found("no client TLS certificate is set"))?;
-    Ok(Json(TlsBody {
+    Ok(Json(ClientCert {
         cert_pem: tls.cert_pem,
-        key_pem: String::new(),
     }))
 }
 

@@ -585,13 +585,4 @@ impl Cluster {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MemberView {
-    pub node_id: NodeId,
-    pub name: String,
-    pub role: Role,
-    pub voter: bool,
-    pub raft_addr: String,
-    pub admin_addr: String,
-    pub matched_index: Option<u64>,
-}
+pub use raft_store::api::MemberView;

@@ -113,6 +113,7 @@ fn mail(resync_fetched: u64, degraded: bool) -> MailStatus {
         messages_accepted: 10,
         smtp_sessions: 4,
         pop3_sessions: 2,
+        imap_sessions: 3,
     }
 }
 

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use raft_store::{Command, DkimAlgorithm, DkimKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::admin_api::{
     Access, Admin, ApiError, ApiResult, ApiState, Current, authorize, domain_name,
@@ -16,34 +16,22 @@ use crate::clock::unix_now;
 use crate::outbound::dkim::{self, DkimError};
 
 /// A domain's key as the API shows it, with the TXT record to publish.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub struct DkimView {
-    pub domain: String,
-    pub selector: String,
-    pub algorithm: DkimAlgorithm,
-    pub created_at: u64,
-    /// `selector._domainkey.domain`
-    pub dns_name: String,
-    /// `v=DKIM1; k=...; p=...`
-    pub dns_value: String,
-}
+pub use raft_store::api::DkimKeyView as DkimView;
 
-impl DkimView {
-    fn of(key: &DkimKey) -> ApiResult<DkimView> {
-        let (dns_name, dns_value) = dkim::dns_record(key).map_err(|e| {
-            tracing::error!(domain = %key.domain, error = %e, "stored dkim key is unusable");
-            ApiError::internal(e.to_string())
-        })?;
-        Ok(DkimView {
-            domain: key.domain.clone(),
-            selector: key.selector.clone(),
-            algorithm: key.algorithm,
-            created_at: key.created_at,
-            dns_name,
-            dns_value,
-        })
-    }
+/// The view of a stored key.
+fn view_of(key: &DkimKey) -> ApiResult<DkimView> {
+    let (dns_name, dns_value) = dkim::dns_record(key).map_err(|e| {
+        tracing::error!(domain = %key.domain, error = %e, "stored dkim key is unusable");
+        ApiError::internal(e.to_string())
+    })?;
+    Ok(DkimView {
+        domain: key.domain.clone(),
+        selector: key.selector.clone(),
+        algorithm: key.algorithm.to_string(),
+        created_at: key.created_at,
+        dns_name,
+        dns_value,
+    })
 }
 
 // No Debug: it may carry a private key.
@@ -119,7 +107,7 @@ pub(crate) async fn set(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??
     };
-    let view = DkimView::of(&key)?;
+    let view = view_of(&key)?;
     cluster.write_ok(Command::SetDkimKey(key)).await?;
     tracing::info!(domain = %view.domain, selector = %view.selector, "set dkim key");
     Ok(Json(view))
@@ -136,7 +124,7 @@ pub(crate) async fn show(
     let domain = domain_name(&domain)?;
     cluster.linearize().await?;
     match cluster.reader.dkim_key(&domain)? {
-        Some(key) => Ok(Json(DkimView::of(&key)?)),
+        Some(key) => Ok(Json(view_of(&key)?)),
         None if cluster.reader.domain(&domain)?.is_none() => {
             Err(ApiError::not_found(format!("no such domain: {domain}")))
         }
@@ -150,7 +138,7 @@ pub(crate) async fn show(
 pub(crate) async fn list(Current(state): Current) -> ApiResult<Json<Vec<DkimView>>> {
     let keys = state.cluster.reader.dkim_keys()?;
     keys.iter()
-        .map(DkimView::of)
+        .map(view_of)
         .collect::<ApiResult<Vec<_>>>()
         .map(Json)
 }

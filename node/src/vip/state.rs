@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::VipConfig;
@@ -32,20 +31,7 @@ pub struct VipState {
 }
 
 /// `GET /v1/node`'s `vip` field.
-#[derive(Debug, Clone, Serialize)]
-pub struct VipView {
-    pub addresses: Vec<String>,
-    pub interface: String,
-    pub held: bool,
-    /// How many times this node took the VIP since it started.
-    pub acquisitions: u64,
-    /// For the last acquisition: from the last moment this node saw another leader to the VIP
-    /// being up and listened on here.
-    pub last_failover_ms: Option<u64>,
-    pub last_change_unix_ms: u64,
-    /// Why this node cannot hold the VIP; null while it can.
-    pub problem: Option<String>,
-}
+pub use raft_store::api::VipStatus as VipView;
 
 impl VipState {
     pub fn new(config: Option<VipConfig>) -> VipState {
@@ -97,7 +83,7 @@ impl VipState {
             held: self.held(),
             acquisitions: self.acquisitions(),
             last_failover_ms: self.last_failover().map(|d| d.as_millis() as u64),
-            last_change_unix_ms: self.last_change_unix_ms.load(Ordering::Relaxed),
+            last_change_unix_ms: Some(self.last_change_unix_ms.load(Ordering::Relaxed)),
             problem: self.problem(),
         })
     }

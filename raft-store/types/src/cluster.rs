@@ -18,12 +18,30 @@ pub enum Role {
     Witness,
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Role::Data => "data",
             Role::Witness => "witness",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "data" => Ok(Role::Data),
+            "witness" => Ok(Role::Witness),
+            _ => Err(format!("unknown role {s:?}: expected data or witness")),
+        }
     }
 }
 

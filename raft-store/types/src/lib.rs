@@ -12,6 +12,7 @@
 //! or field is only ever appended, never reordered or removed.
 
 pub mod access;
+pub mod api;
 pub mod cluster;
 pub mod command;
 pub mod dkim;

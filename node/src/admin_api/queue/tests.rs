@@ -43,7 +43,7 @@ fn queue_entries_show_recipient_states_and_the_last_error() {
         held: true,
         delay_notified: false,
     };
-    let shown = QueueEntry::from(entry);
+    let shown = super::entry_view(entry);
     assert_eq!(shown.blob, "ab".repeat(32));
     assert!(shown.held);
     let states: Vec<&str> = shown.recipients.iter().map(|r| r.state.as_str()).collect();

@@ -1,0 +1,222 @@
+//! The admin API's request and reply shapes (docs/ADMIN_API.md), shared by the node, which
+//! writes them, and mclusterctl, which reads them. A field added later is `#[serde(default)]`
+//! (an `Option` or a number), so a newer client still reads an older node; an enumeration a
+//! newer node may extend travels as text.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Role;
+
+/// One node's own view (`GET /v1/node`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: u64,
+    pub name: String,
+    pub role: Role,
+    /// "Leader", "Follower", "Candidate", "Learner" or "Shutdown"; kept as text so that a newer
+    /// server state still shows.
+    pub state: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    /// Null on a witness (and from nodes older than the mail service).
+    #[serde(default)]
+    pub mail: Option<MailStatus>,
+    /// Null when the node has no virtual IP configured: always on a witness (and from nodes older
+    /// than the virtual IP).
+    #[serde(default)]
+    pub vip: Option<VipStatus>,
+}
+
+/// A data node's virtual IP and whether it holds it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipStatus {
+    /// CIDRs, such as `192.0.2.10/24`.
+    pub addresses: Vec<String>,
+    /// `lo` in loopback mode.
+    pub interface: String,
+    pub held: bool,
+    /// How often this node has taken the VIP since it started.
+    pub acquisitions: u64,
+    /// For its last acquisition: from seeing the previous leader gone to holding the VIP.
+    #[serde(default)]
+    pub last_failover_ms: Option<u64>,
+    /// When the node last took or released the VIP.
+    #[serde(default)]
+    pub last_change_unix_ms: Option<u64>,
+    /// Why the node cannot hold the VIP (its interface or address cannot be configured).
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// A data node's blob and mail counters, counted since it started, except `blobs_missing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailStatus {
+    /// The last write could not be mirrored to the partner.
+    pub degraded: bool,
+    /// Blobs the replicated state says this node must hold but it has not confirmed.
+    pub blobs_missing: u64,
+    pub blobs_stored: u64,
+    pub blobs_mirrored: u64,
+    pub degraded_accepts: u64,
+    pub mirror_failures: u64,
+    /// Blobs pulled from the partner by resync.
+    pub resync_fetched: u64,
+    pub resync_failures: u64,
+    pub gc_removed: u64,
+    pub messages_accepted: u64,
+    pub smtp_sessions: u64,
+    pub pop3_sessions: u64,
+    /// (Absent from servers older than IMAP.)
+    #[serde(default)]
+    pub imap_sessions: u64,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub members: Vec<MemberView>,
+    /// Blobs each data member still has to confirm, by node id (JSON keys are strings).
+    #[serde(default)]
+    pub blobs_missing: BTreeMap<u64, u64>,
+    /// Blobs each data member must hold (holds: that minus the missing ones), by node id.
+    #[serde(default)]
+    pub blobs_assigned: BTreeMap<u64, u64>,
+    /// Members that answer the leader's heartbeats no more.
+    #[serde(default)]
+    pub unreachable: Vec<u64>,
+    /// Blobs that name a replica which left the cluster (one live copy at most).
+    #[serde(default)]
+    pub blobs_misplaced: u64,
+    /// At least two data voters, all answering, and none missing a blob; null from nodes that
+    /// do not say.
+    #[serde(default)]
+    pub redundant: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub node_id: u64,
+    pub name: String,
+    pub role: Role,
+    pub voter: bool,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    /// The leader's view of replication; null when not known.
+    pub matched_index: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub name: String,
+    pub role: Role,
+    pub raft_addr: String,
+    pub admin_addr: String,
+    pub csr_pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: u64,
+    pub cluster_name: String,
+    pub cert_pem: String,
+    pub ca_pem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub address: String,
+    pub domain: String,
+    pub quota_mb: u64,
+    pub enabled: bool,
+    pub created_at: u64,
+}
+
+/// `GET /v1/tls`: the certificate chain SMTP and POP3 present to mail clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCert {
+    pub cert_pem: String,
+}
+
+/// A message in the outbound queue (`GET /v1/queue/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: String,
+    /// The blob's SHA-256 in hex.
+    pub blob: String,
+    pub size: u64,
+    /// The envelope sender; empty for the null sender `<>` (a bounce).
+    pub sender: String,
+    /// Unix seconds.
+    pub arrived_at: i64,
+    /// Attempts made on the message (each may cover several recipients).
+    pub attempts: u32,
+    /// When the next attempt is due, unix seconds; far in the past after `retry`.
+    pub next_attempt_at: i64,
+    /// Held by an operator: not attempted until released.
+    pub held: bool,
+    pub recipients: Vec<QueueRecipient>,
+}
+
+/// A remote recipient of a queued message and its last failure, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// "pending", "delivered", "failed" (the sender is still to be told) or "bounced" (told);
+    /// kept as text so that a newer server state still shows.
+    pub state: String,
+    pub attempts: u32,
+    /// Enhanced status code of the last failure, such as 4.4.1.
+    pub last_status: Option<String>,
+    /// What the remote said, or what went wrong locally.
+    pub last_error: Option<String>,
+    /// The host that answered, if one did.
+    pub last_remote: Option<String>,
+    pub last_attempt_at: Option<i64>,
+}
+
+/// `GET /v1/queue`: one page of the queue, in queue id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueListing {
+    /// Messages in the whole queue, not only on this page.
+    pub total: u64,
+    pub entries: Vec<QueueEntry>,
+}
+
+/// A domain's DKIM signing key (`GET /v1/domains/{domain}/dkim`): never the private key, but
+/// the DNS TXT record that publishes its public half.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DkimKeyView {
+    pub domain: String,
+    pub selector: String,
+    /// "rsa-sha256" or "ed25519-sha256"; kept as text so that a newer server value still shows.
+    pub algorithm: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// `selector._domainkey.domain`
+    pub dns_name: String,
+    /// `v=DKIM1; k=rsa; p=...`, unsplit.
+    pub dns_value: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailoverResponse {
+    pub leader: u64,
+}
