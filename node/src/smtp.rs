@@ -9,6 +9,7 @@
 pub mod command;
 pub mod filters;
 pub mod inbound_checks;
+pub mod reply;
 pub mod verdict;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
+use crate::smtp::reply::Reply;
 use crate::smtp::verdict::{Action, Verdict};
 use crate::store::BlobError;
 use crate::store::Resolved;
@@ -182,7 +184,12 @@ impl Session {
         }
     }
 
-    fn reply(&mut self, line: &str) {
+    fn reply(&mut self, reply: &Reply) {
+        self.line(&reply.to_string());
+    }
+
+    /// A line as it is: the greeting, EHLO's lines, a SASL challenge, DATA's go-ahead.
+    fn line(&mut self, line: &str) {
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
     }
@@ -214,7 +221,7 @@ impl Session {
 
     fn greet(&mut self) {
         let host = self.context.hostname.clone();
-        self.reply(&format!("220 {host} ESMTP mcluster"));
+        self.line(&format!("220 {host} ESMTP mcluster"));
     }
 
     async fn session_loop<S: AsyncRead + AsyncWrite + Unpin>(
@@ -236,9 +243,9 @@ impl Session {
                 ) => read,
                 goodbye = self.context.closing() => {
                     self.reply(match goodbye {
-                        Goodbye::Stopping => "421 4.3.2 Service shutting down, closing connection",
+                        Goodbye::Stopping => &reply::SHUTTING_DOWN,
                         Goodbye::Moving => {
-                            "421 4.3.2 This address is moving to another cluster node, reconnect now"
+                            &reply::MOVING
                         }
                     });
                     let _ = self.flush(reader.get_mut()).await;
@@ -248,13 +255,13 @@ impl Session {
             };
             let next = match read {
                 Err(_) => {
-                    self.reply("421 4.4.2 Idle timeout, closing connection");
+                    self.reply(&reply::IDLE_TIMEOUT);
                     let _ = self.flush(reader.get_mut()).await;
                     return End::Closed;
                 }
                 Ok(Err(_)) | Ok(Ok(Line::Eof)) => return End::Closed,
                 Ok(Ok(Line::TooLong)) => {
-                    self.error("500 5.5.2 Line too long");
+                    self.error(&reply::LINE_TOO_LONG);
                     Next::Continue
                 }
                 Ok(Ok(Line::Complete { .. })) => match command::parse(&line) {
@@ -277,7 +284,7 @@ impl Session {
                 }
             }
             if self.errors >= policy.max_errors {
-                self.reply("421 4.7.0 Too many errors, closing connection");
+                self.reply(&reply::TOO_MANY_ERRORS);
                 let _ = self.flush(reader.get_mut()).await;
                 tracing::info!(peer = %self.peer, "disconnected after too many errors");
                 return End::Closed;
@@ -286,17 +293,17 @@ impl Session {
     }
 
     /// Replies with an error that counts towards the session's error limit.
-    fn error(&mut self, line: &str) {
+    fn error(&mut self, reply: &Reply) {
         self.errors += 1;
-        self.reply(line);
+        self.reply(reply);
     }
 
     fn parse_error(&mut self, err: &ParseError) {
         let line = match err {
-            ParseError::UnknownCommand => "500 5.5.1 Command unrecognized".to_owned(),
-            ParseError::Syntax(why) => format!("501 5.5.4 Syntax error: {why}"),
-            ParseError::BadAddress(why) => format!("501 5.1.3 Bad address syntax: {why}"),
-            ParseError::BadParameter(why) => format!("555 5.5.4 {why}"),
+            ParseError::UnknownCommand => reply::UNKNOWN_COMMAND.clone(),
+            ParseError::Syntax(why) => reply::syntax_error(why),
+            ParseError::BadAddress(why) => reply::bad_address(why),
+            ParseError::BadParameter(why) => reply::bad_parameter(why),
         };
         self.error(&line);
     }
@@ -319,7 +326,7 @@ impl Session {
         }
         match command {
             Command::Ehlo(name) | Command::Helo(name) if name.is_empty() => {
-                self.error("501 5.5.4 Syntax: EHLO hostname");
+                self.error(&reply::EHLO_SYNTAX);
             }
             Command::Ehlo(name) => {
                 self.helo = Some(name.clone());
@@ -342,7 +349,7 @@ impl Session {
                 let last = lines.len() - 1;
                 for (i, line) in lines.iter().enumerate() {
                     let sep = if i == last { ' ' } else { '-' };
-                    self.reply(&format!("250{sep}{line}"));
+                    self.line(&format!("250{sep}{line}"));
                 }
             }
             Command::Helo(name) => {
@@ -350,15 +357,15 @@ impl Session {
                 self.esmtp = false;
                 self.tx = Transaction::default();
                 let host = self.context.hostname.clone();
-                self.reply(&format!("250 {host}"));
+                self.line(&format!("250 {host}"));
             }
             Command::StartTls => {
                 if self.tls {
-                    self.error("503 5.5.1 TLS already active");
+                    self.error(&reply::TLS_ACTIVE);
                 } else if self.context.tls.acceptor().is_none() {
-                    self.error("454 4.7.0 TLS not available");
+                    self.error(&reply::TLS_UNAVAILABLE);
                 } else {
-                    self.reply("220 2.0.0 Ready to start TLS");
+                    self.reply(&reply::START_TLS);
                     return Next::StartTls;
                 }
             }
@@ -374,13 +381,13 @@ impl Session {
             Command::Bdat { size, .. } => return self.bdat(size, reader).await,
             Command::Rset => {
                 self.tx = Transaction::default();
-                self.reply("250 2.0.0 Ok");
+                self.reply(&reply::OK);
             }
-            Command::Noop => self.reply("250 2.0.0 Ok"),
-            Command::Help => self.reply("214 2.0.0 See RFC 5321"),
-            Command::Vrfy(_) => self.reply("252 2.5.2 Cannot VRFY user, but will accept message"),
+            Command::Noop => self.reply(&reply::OK),
+            Command::Help => self.reply(&reply::HELP),
+            Command::Vrfy(_) => self.reply(&reply::NO_VRFY),
             Command::Quit => {
-                self.reply("221 2.0.0 Bye");
+                self.reply(&reply::BYE);
                 return Next::Quit;
             }
         }
@@ -395,17 +402,16 @@ impl Session {
         reader: &mut BufReader<S>,
     ) {
         if !self.esmtp {
-            return self.error("503 5.5.1 Send EHLO first");
+            return self.error(&reply::AUTH_NEEDS_EHLO);
         }
         if self.user.is_some() {
-            return self.error("503 5.5.1 Already authenticated");
+            return self.error(&reply::ALREADY_AUTHENTICATED);
         }
         if self.tx.from.is_some() {
-            return self.error("503 5.5.1 AUTH not allowed during a mail transaction");
+            return self.error(&reply::AUTH_IN_TRANSACTION);
         }
         if !self.auth_allowed(auth_without_tls) {
-            return self
-                .error("538 5.7.11 Encryption required for requested authentication mechanism");
+            return self.error(&reply::ENCRYPTION_REQUIRED);
         }
         let credentials = match mechanism {
             "PLAIN" => {
@@ -435,20 +441,20 @@ impl Session {
                     }
                 }
             }
-            _ => return self.error("504 5.5.4 Unrecognized authentication mechanism"),
+            _ => return self.error(&reply::UNKNOWN_MECHANISM),
         };
         let (authzid, login, password) = match credentials {
             None => return, // the connection ended mid-exchange
             Some(Err(SaslError::Cancelled)) => {
-                return self.error("501 5.0.0 Authentication cancelled");
+                return self.error(&reply::AUTH_CANCELLED);
             }
-            Some(Err(_)) => return self.error("501 5.5.2 Malformed authentication response"),
+            Some(Err(_)) => return self.error(&reply::AUTH_MALFORMED),
             Some(Ok(c)) => c,
         };
         let login = login.to_ascii_lowercase();
         if !authzid.is_empty() && authzid.to_ascii_lowercase() != login {
             tokio::time::sleep(self.context.login_failure_delay()).await;
-            return self.error("535 5.7.8 Authentication credentials invalid");
+            return self.error(&reply::AUTH_INVALID);
         }
         match self
             .context
@@ -458,17 +464,14 @@ impl Session {
             Ok(account) => {
                 tracing::info!(peer = %self.peer, user = %account.address, "authenticated");
                 self.user = Some(account.address);
-                self.reply("235 2.7.0 Authentication successful");
+                self.reply(&reply::AUTH_OK);
             }
             Err(LoginRefused::Invalid) => {
                 tracing::info!(peer = %self.peer, user = %login, "authentication failed");
-                self.error("535 5.7.8 Authentication credentials invalid");
+                self.error(&reply::AUTH_INVALID);
             }
             Err(LoginRefused::Locked) => {
-                self.error(
-                    "454 4.7.0 Too many failed logins: logging in to this account from your \
-                     address is blocked for a while; try again later",
-                );
+                self.error(&reply::LOCKED_OUT);
             }
         }
     }
@@ -479,7 +482,7 @@ impl Session {
         text: &str,
         reader: &mut BufReader<S>,
     ) -> Option<String> {
-        self.reply(&format!("334 {text}"));
+        self.line(&format!("334 {text}"));
         self.flush(reader.get_mut()).await.ok()?;
         let mut line = Vec::new();
         let read = tokio::time::timeout(
@@ -496,13 +499,13 @@ impl Session {
 
     async fn mail(&mut self, from: MailFrom, max_message_bytes: u64) {
         if self.helo.is_none() {
-            return self.error("503 5.5.1 Send HELO/EHLO first");
+            return self.error(&reply::MAIL_NEEDS_HELO);
         }
         if self.tx.from.is_some() {
-            return self.error("503 5.5.1 Nested MAIL command");
+            return self.error(&reply::NESTED_MAIL);
         }
         if self.service != Service::Smtp && self.user.is_none() {
-            return self.error("530 5.7.0 Authentication required");
+            return self.error(&reply::AUTH_REQUIRED);
         }
         let esmtp_params = from.size.is_some()
             || from.body.is_some()
@@ -511,7 +514,7 @@ impl Session {
             || from.envid.is_some()
             || from.auth.is_some();
         if esmtp_params && !self.esmtp {
-            return self.error("555 5.5.4 MAIL parameters need EHLO");
+            return self.error(&reply::PARAMETERS_NEED_EHLO);
         }
         // Our users are never refused by the sender lists: only unauthenticated sessions.
         if self.user.is_none()
@@ -520,35 +523,29 @@ impl Session {
                 .refuse_sender(self.peer.ip(), &address.normalized().to_lowercase())
         {
             tracing::info!(peer = %self.peer, sender = %address, "sender refused: block list");
-            let reply = format!(
-                "553 5.7.1 <{address}>: Sender address rejected: {}",
-                blocked.reason
-            );
-            return self.error(&reply);
+            return self.error(&reply::sender_blocked(address, &blocked.reason));
         }
         if let Some(address) = &from.reverse_path
             && address.utf8()
             && !from.smtputf8
         {
-            return self.error("553 5.6.7 Non-ASCII address needs SMTPUTF8");
+            return self.error(&reply::NEEDS_SMTPUTF8);
         }
         if let Some(size) = from.size
             && size > max_message_bytes
         {
-            return self.error("552 5.3.4 Message size exceeds fixed maximum message size");
+            return self.error(&reply::TOO_BIG);
         }
         if let (Some(user), Some(address)) = (&self.user, &from.reverse_path) {
             match self.sender_allowed(user, address) {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(peer = %self.peer, user, sender = %address, "sender refused: not the user's address");
-                    let reply =
-                        format!("553 5.7.1 <{address}>: Sender address not owned by user {user}");
-                    return self.error(&reply);
+                    return self.error(&reply::sender_not_owned(address, user));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "sender lookup failed");
-                    return self.reply("451 4.3.0 Temporary lookup failure, try again later");
+                    return self.reply(&reply::LOOKUP_FAILED);
                 }
             }
         }
@@ -574,30 +571,26 @@ impl Session {
             }
         }
         self.tx.from = Some(from);
-        self.reply("250 2.1.0 Ok");
+        self.reply(&reply::SENDER_OK);
     }
 
     fn rcpt(&mut self, to: RcptTo, max_recipients: u32) {
         let Some(from) = &self.tx.from else {
-            return self.error("503 5.5.1 Need MAIL command");
+            return self.error(&reply::NEEDS_MAIL);
         };
         if to.forward_path.utf8() && !from.smtputf8 {
-            return self.error("553 5.6.7 Non-ASCII address needs SMTPUTF8");
+            return self.error(&reply::NEEDS_SMTPUTF8);
         }
         if self.tx.recipients.len() + self.tx.remote.len() >= max_recipients as usize {
             // RFC 5321 4.5.3.1.10: 452, and the client sends the rest in another transaction.
-            return self.reply("452 4.5.3 Too many recipients");
+            return self.reply(&reply::TOO_MANY_RECIPIENTS);
         }
         if let Some(blocked) =
             (self.context.access).refuse_recipient(&to.forward_path.normalized().to_lowercase())
         {
             let address = &to.forward_path;
             tracing::info!(peer = %self.peer, recipient = %address, "recipient refused: block list");
-            let reply = format!(
-                "550 5.7.1 <{address}>: Recipient address rejected: {}",
-                blocked.reason
-            );
-            return self.error(&reply);
+            return self.error(&reply::recipient_blocked(address, &blocked.reason));
         }
         let declared = from.size.unwrap_or(0);
         if let (Some(checker), Some(client), None) =
@@ -615,31 +608,28 @@ impl Session {
                     if let Ok(Some(account)) = reader.account(account)
                         && self.context.over_quota(&account, declared)
                     {
-                        return self.reply("452 4.2.2 Mailbox full");
+                        return self.reply(&reply::MAILBOX_FULL);
                     }
                 }
                 self.tx.recipients.push(Recipient { accounts });
-                self.reply("250 2.1.5 Ok");
+                self.reply(&reply::RECIPIENT_OK);
             }
             Ok(Resolved::Unknown) if to.forward_path.local.eq_ignore_ascii_case("postmaster") => {
                 tracing::warn!(peer = %self.peer, recipient = %to.forward_path, "mail to the postmaster refused: no postmaster account or alias is configured");
-                self.error(
-                    "550 5.1.1 No postmaster mailbox is configured here; the operator must add \
-                     postmaster@ of the primary domain",
-                );
+                self.error(&reply::NO_POSTMASTER);
             }
-            Ok(Resolved::Unknown) => self.error("550 5.1.1 User unknown in local recipient table"),
+            Ok(Resolved::Unknown) => self.error(&reply::UNKNOWN_USER),
             Ok(Resolved::Remote) if self.user.is_some() => {
                 let address = to.forward_path.normalized();
                 if !self.tx.remote.contains(&address) {
                     self.tx.remote.push(address);
                 }
-                self.reply("250 2.1.5 Ok");
+                self.reply(&reply::RECIPIENT_OK);
             }
-            Ok(Resolved::Remote) => self.error("554 5.7.1 Relay access denied"),
+            Ok(Resolved::Remote) => self.error(&reply::RELAY_DENIED),
             Err(err) => {
                 tracing::warn!(error = %err, "recipient lookup failed");
-                self.reply("451 4.3.0 Temporary lookup failure, try again later");
+                self.reply(&reply::LOOKUP_FAILED);
             }
         }
     }
@@ -647,16 +637,13 @@ impl Session {
     /// The reply refusing a HELO/EHLO name on the block list: checked on port 25 before any
     /// AUTH (the submission ports refuse MAIL without AUTH anyway, and our users are never
     /// refused by sender lists).
-    fn helo_blocked(&self, name: &str) -> Option<String> {
+    fn helo_blocked(&self, name: &str) -> Option<Reply> {
         if self.service != Service::Smtp || self.user.is_some() || name.is_empty() {
             return None;
         }
         let blocked = self.context.access.refuse_helo(self.peer.ip(), name)?;
         tracing::info!(peer = %self.peer, helo = name, "helo refused: block list");
-        Some(format!(
-            "550 5.7.1 <{name}>: Helo command rejected: {}",
-            blocked.reason
-        ))
+        Some(reply::helo_blocked(name, &blocked.reason))
     }
 
     /// Whether the authenticated `user` may send as `address`: its own address, or an alias
@@ -699,14 +686,14 @@ impl Session {
         max_message_bytes: u64,
     ) -> Next {
         if self.tx.from.is_none() {
-            self.error("503 5.5.1 Need MAIL command");
+            self.error(&reply::NEEDS_MAIL);
             return Next::Continue;
         }
         if self.tx.recipients.is_empty() && self.tx.remote.is_empty() {
-            self.error("554 5.5.1 No valid recipients");
+            self.error(&reply::NO_VALID_RECIPIENTS);
             return Next::Continue;
         }
-        self.reply("354 End data with <CR><LF>.<CR><LF>");
+        self.line("354 End data with <CR><LF>.<CR><LF>");
         if self.flush(reader.get_mut()).await.is_err() {
             return Next::Quit;
         }
@@ -731,22 +718,20 @@ impl Session {
             Body::Eof => return Next::Quit,
             Body::TooSlow => {
                 tracing::info!(peer = %self.peer, "disconnected: message data too slow");
-                self.reply("421 4.4.2 Message data arriving too slowly, closing connection");
+                self.reply(&reply::TOO_SLOW);
                 return Next::Quit;
             }
-            Body::TooBig => Some("552 5.3.4 Message size exceeds fixed maximum message size"),
+            Body::TooBig => Some(&reply::TOO_BIG),
             Body::NoMemory => {
                 tracing::warn!(peer = %self.peer, "message refused: the node's message memory is in use");
                 self.context
                     .metrics
                     .messages_refused_temp
                     .fetch_add(1, Ordering::Relaxed);
-                Some("452 4.3.1 Insufficient system storage, try again later")
+                Some(&reply::NO_MEMORY)
             }
             Body::Bad(problem) => Some(*problem),
-            Body::Message(data) if count_received(data) > MAX_HOPS => {
-                Some("554 5.4.6 Too many hops (mail loop?)")
-            }
+            Body::Message(data) if count_received(data) > MAX_HOPS => Some(&reply::TOO_MANY_HOPS),
             Body::Message(_) => None,
         };
         if let Some(problem) = problem {
@@ -778,7 +763,7 @@ impl Session {
     ) -> Next {
         self.tx = Transaction::default();
         let Some(size) = size else {
-            self.reply("501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing connection");
+            self.reply(&reply::BDAT_SYNTAX);
             return Next::Quit;
         };
         let mut chunk = tokio::io::AsyncReadExt::take(&mut *reader, size);
@@ -789,7 +774,7 @@ impl Session {
         .await;
         match skipped {
             Ok(Ok(n)) if n == size => {
-                self.error("502 5.5.1 CHUNKING is not offered here; send the message with DATA");
+                self.error(&reply::NO_CHUNKING);
                 Next::Continue
             }
             _ => Next::Quit,
@@ -798,7 +783,7 @@ impl Session {
 
     /// Replies with a refusal from the inbound checks, and counts it.
     fn refuse(&mut self, refusal: Refusal) {
-        tracing::info!(peer = %self.peer, check = ?refusal.check, reply = refusal.reply, "refused by an inbound check");
+        tracing::info!(peer = %self.peer, check = ?refusal.check, reply = %refusal.reply, "refused by an inbound check");
         self.context.metrics.count_inbound_refusal(refusal.check);
         self.error(&refusal.reply);
     }
@@ -861,7 +846,7 @@ impl Session {
         body: Vec<u8>,
         trace: String,
         quarantine: bool,
-    ) -> String {
+    ) -> Reply {
         let queue_id = format!("{:016X}", rand::random::<u64>());
         let from = tx.from.expect("DATA checked MAIL");
         let remote = tx.remote;
@@ -885,14 +870,14 @@ impl Session {
             });
         }
         if let Some(refusal) = verdict.refusal() {
-            tracing::info!(queue_id, peer = %self.peer, reply = refusal, "message refused by content filters");
-            if refusal.starts_with('4') {
+            tracing::info!(queue_id, peer = %self.peer, reply = %refusal, "message refused by content filters");
+            if refusal.is_temporary() {
                 self.context
                     .metrics
                     .messages_refused_temp
                     .fetch_add(1, Ordering::Relaxed);
             }
-            return refusal.to_owned();
+            return refusal.clone();
         }
         let body = verdict.apply(body);
         let now = chrono_like_now();
@@ -945,7 +930,7 @@ impl Session {
                     .metrics
                     .messages_refused_temp
                     .fetch_add(1, Ordering::Relaxed);
-                return "451 4.3.0 Mirror unavailable, try again later".into();
+                return reply::NO_MIRROR.clone();
             }
             Err(err) => {
                 tracing::warn!(queue_id, error = %err, "could not store message");
@@ -953,7 +938,7 @@ impl Session {
                     .metrics
                     .messages_refused_temp
                     .fetch_add(1, Ordering::Relaxed);
-                return "451 4.3.0 Temporary storage failure, try again later".into();
+                return reply::STORAGE_FAILED.clone();
             }
         };
         raft_store::failpoint::pause("deliver-before-propose").await;
@@ -974,11 +959,11 @@ impl Session {
                         .metrics
                         .messages_too_complex
                         .fetch_add(1, Ordering::Relaxed);
-                    return format!("554 5.6.0 Message refused: {too_complex}");
+                    return reply::too_complex(&too_complex);
                 }
                 Err(err) => {
                     tracing::error!(queue_id, error = %err, "parsing the message failed");
-                    return "451 4.3.0 Temporary failure, try again later".into();
+                    return reply::TEMPORARY_FAILURE.clone();
                 }
             },
             outbound: (!remote.is_empty()).then(|| Outbound {
@@ -1019,7 +1004,7 @@ impl Session {
                 if !remote.is_empty() {
                     self.context.outbound_wake.notify_one();
                 }
-                format!("250 2.0.0 Ok: queued as {queue_id}")
+                reply::queued(&queue_id)
             }
             Err(reason) => {
                 tracing::warn!(queue_id, reason = %reason, "delivery did not commit");
@@ -1027,7 +1012,7 @@ impl Session {
                     .metrics
                     .messages_refused_temp
                     .fetch_add(1, Ordering::Relaxed);
-                "451 4.3.0 Temporary failure committing the message, try again later".into()
+                reply::COMMIT_FAILED.clone()
             }
         }
     }
@@ -1088,7 +1073,7 @@ enum Body {
     TooBig,
     /// The node's message memory (`mail.message-memory-mb`) ran out while it arrived.
     NoMemory,
-    Bad(&'static str),
+    Bad(&'static Reply),
     Eof,
     /// The client fell below the minimum data rate (a slow-drip client holding a session).
     TooSlow,
@@ -1147,9 +1132,7 @@ async fn read_body<S: AsyncRead + Unpin>(
             RawLine::TooLong { crlf } => {
                 after_crlf = crlf;
                 received += line.len() as u64;
-                problem.get_or_insert(Body::Bad(
-                    "550 5.6.0 Message has a line longer than 998 characters (RFC 5322)",
-                ));
+                problem.get_or_insert(Body::Bad(&reply::LONG_LINE));
                 data = Vec::new();
                 continue;
             }
@@ -1169,14 +1152,12 @@ async fn read_body<S: AsyncRead + Unpin>(
         }
         let content = &line[..line.len() - if crlf { 2 } else { 1 }];
         if !crlf || content.contains(&b'\r') {
-            problem = Some(Body::Bad(
-                "550 5.6.0 Bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)",
-            ));
+            problem = Some(Body::Bad(&reply::BARE_LINE_END));
             data = Vec::new();
             continue;
         }
         if content.contains(&0) {
-            problem = Some(Body::Bad("550 5.6.0 NUL byte in message"));
+            problem = Some(Body::Bad(&reply::NUL_BYTE));
             data = Vec::new();
             continue;
         }

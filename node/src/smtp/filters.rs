@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::smtp::reply;
 use crate::smtp::verdict::{Action, Verdict};
 
 /// The fields each check writes; the message's own copies go.
@@ -328,7 +329,7 @@ pub fn spam_verdict(config: &SpamdConfig, report: &SpamReport) -> Verdict {
         verdict.action = Action::Junk;
     }
     if reject {
-        verdict.action = Action::Reject("550 5.7.1 Message rejected as spam".into());
+        verdict.action = Action::Reject(reply::SPAM.clone());
     }
     verdict
 }
@@ -339,7 +340,7 @@ pub fn virus_verdict(config: &ClamdConfig, result: &ScanResult) -> Verdict {
         ScanResult::Clean => Verdict::accept().with_header("X-Virus-Scanned: clamd, clean".into()),
         ScanResult::Found(name) => match config.action {
             VirusAction::Reject => Verdict {
-                action: Action::Reject(format!("554 5.7.1 Message rejected: virus found ({name})")),
+                action: Action::Reject(reply::virus(name)),
                 ..Verdict::accept()
             },
             VirusAction::Junk => Verdict {
@@ -358,9 +359,7 @@ fn error_verdict(on_error: OnError, header: &str) -> Verdict {
             Verdict::accept().with_header(format!("{header}: not scanned (scanner unavailable)"))
         }
         OnError::TempFail => Verdict {
-            action: Action::TempFail(
-                "451 4.7.1 Content scanner unavailable, try again later".into(),
-            ),
+            action: Action::TempFail(reply::SCANNER_UNAVAILABLE.clone()),
             ..Verdict::accept()
         },
     }

@@ -26,6 +26,7 @@ use mail_auth::{
 };
 
 use crate::config::{CheckMode, DmarcAction, InboundChecksConfig, SpfFailAction};
+use crate::smtp::reply::{self, Reply};
 
 /// Arriving headers with this name are ours alone, so they are removed like our
 /// Authentication-Results.
@@ -80,7 +81,7 @@ pub enum Disposition {
     /// file into the recipient's Junk mailbox.
     Quarantine,
     /// Refuse with this reply (a 5xx).
-    Reject(String),
+    Reject(Reply),
 }
 
 /// What DKIM and DMARC verification found.
@@ -106,7 +107,7 @@ pub enum Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub check: Check,
-    pub reply: String,
+    pub reply: Reply,
 }
 
 /// Why a HELO name is not acceptable.
@@ -280,11 +281,7 @@ impl InboundChecker {
         {
             return Err(Refusal {
                 check: Check::Helo,
-                reply: format!(
-                    "550 5.7.1 <{}>: Helo command rejected: the name {}",
-                    printable(helo, 100),
-                    problem.describe()
-                ),
+                reply: reply::helo_not_acceptable(&printable(helo, 100), &problem.describe()),
             });
         }
         if self.config.reverse_dns == CheckMode::Reject
@@ -308,11 +305,7 @@ impl InboundChecker {
             let domain = spf.domain().to_owned();
             return Err(Refusal {
                 check: Check::Spf,
-                reply: format!(
-                    "550 5.7.23 SPF check failed: {} is not allowed to send mail for {}",
-                    client.ip,
-                    printable(&domain, 100)
-                ),
+                reply: reply::spf_fail(&client.ip, &printable(&domain, 100)),
             });
         }
         Ok(self.config.verify.then_some(spf))
@@ -438,11 +431,7 @@ impl InboundChecker {
         match action {
             DmarcAction::None => Disposition::Accept,
             DmarcAction::Quarantine => Disposition::Quarantine,
-            DmarcAction::Reject => Disposition::Reject(
-                "550 5.7.1 Message rejected: the sender's domain publishes a DMARC reject policy \
-                 and this message fails it"
-                    .into(),
-            ),
+            DmarcAction::Reject => Disposition::Reject(reply::DMARC_REJECT.clone()),
         }
     }
 }
@@ -470,11 +459,9 @@ fn reported_dkim<'a>(dkim: &'a [DkimOutput<'_>]) -> Vec<DkimOutput<'a>> {
 pub fn reverse_dns_refusal(result: &IprevResult, ip: IpAddr) -> Option<Refusal> {
     let reply = match result {
         IprevResult::Pass => return None,
-        IprevResult::TempError(_) => {
-            format!("450 4.7.25 Client host rejected: cannot find your reverse hostname, [{ip}]")
-        }
+        IprevResult::TempError(_) => reply::no_reverse_dns(&ip, true),
         IprevResult::Fail(_) | IprevResult::PermError(_) | IprevResult::None => {
-            format!("550 5.7.25 Client host rejected: cannot find your hostname, [{ip}]")
+            reply::no_reverse_dns(&ip, false)
         }
     };
     Some(Refusal {
@@ -484,17 +471,8 @@ pub fn reverse_dns_refusal(result: &IprevResult, ip: IpAddr) -> Option<Refusal> 
 }
 
 /// The 554 for a client on a block list, with the list's reason when it gave one.
-pub fn dnsbl_reply(ip: IpAddr, listing: &Listing) -> String {
-    match &listing.reason {
-        Some(reason) => format!(
-            "554 5.7.1 Service unavailable; client [{ip}] blocked using {}; {reason}",
-            listing.zone
-        ),
-        None => format!(
-            "554 5.7.1 Service unavailable; client [{ip}] blocked using {}",
-            listing.zone
-        ),
-    }
+pub fn dnsbl_reply(ip: IpAddr, listing: &Listing) -> Reply {
+    reply::dnsbl_listed(&ip, &listing.zone, listing.reason.as_deref())
 }
 
 /// The name a DNS list is asked about `ip`: the octets reversed (IPv4) or the 32 nibbles

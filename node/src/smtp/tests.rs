@@ -133,7 +133,7 @@ async fn a_smuggled_second_message_stays_inside_the_first() {
         let (body, rest) = body_and_rest(&input).await;
         let shown = String::from_utf8_lossy(fake_end).escape_debug().to_string();
         assert!(
-            matches!(body, Body::Bad(reply) if reply.starts_with("550 5.6.0 Bare CR or LF")),
+            matches!(body, Body::Bad(reply) if reply.to_string().starts_with("550 5.6.0 Bare CR or LF")),
             "{shown}: the message was not refused"
         );
         assert_eq!(
@@ -148,7 +148,7 @@ async fn a_smuggled_second_message_stays_inside_the_first() {
 async fn a_dot_after_a_long_line_ends_data_only_after_crlf() {
     let long = "x".repeat(5_000);
     let (body, rest) = body_and_rest(format!("{long}\r\n.\r\nQUIT\r\n").as_bytes()).await;
-    assert!(matches!(body, Body::Bad(reply) if reply.contains("longer than 998")));
+    assert!(matches!(body, Body::Bad(reply) if reply.text.contains("longer than 998")));
     assert_eq!(rest, b"QUIT\r\n");
     let (body, rest) =
         body_and_rest(format!("{long}\n.\r\nRSET\r\nmore\r\n.\r\nQUIT\r\n").as_bytes()).await;

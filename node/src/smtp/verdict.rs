@@ -3,6 +3,7 @@
 //! the header fields and Subject tag to add. Checks each give a `Verdict`; `merge` keeps the
 //! most severe action and every header. I/O-free.
 
+use crate::smtp::reply::Reply;
 use raft_store::Filing;
 
 /// What happens to the message, from least to most severe.
@@ -11,10 +12,10 @@ pub enum Action {
     Accept,
     /// Accepted, filed in each local recipient's `\Junk` mailbox.
     Junk,
-    /// Answered with this 4xx line (the sender retries).
-    TempFail(String),
-    /// Answered with this 5xx line.
-    Reject(String),
+    /// Answered with this 4xx reply (the sender retries).
+    TempFail(Reply),
+    /// Answered with this 5xx reply.
+    Reject(Reply),
 }
 
 impl Action {
@@ -88,8 +89,8 @@ impl Verdict {
         }
     }
 
-    /// The reply line when the message is refused.
-    pub fn refusal(&self) -> Option<&str> {
+    /// The reply when the message is refused.
+    pub fn refusal(&self) -> Option<&Reply> {
         match &self.action {
             Action::TempFail(line) | Action::Reject(line) => Some(line),
             Action::Accept | Action::Junk => None,

@@ -189,7 +189,7 @@ fn spam_bands_apply_from_their_score_up() {
     check_spam_bands(&config, 4.9, Action::Accept, false);
     check_spam_bands(&config, 5.0, Action::Accept, true);
     check_spam_bands(&config, 8.0, Action::Junk, true);
-    let reject = Action::Reject("550 5.7.1 Message rejected as spam".into());
+    let reject = Action::Reject(crate::smtp::reply::SPAM.clone());
     check_spam_bands(&config, 1000.0, reject.clone(), true);
     // Bands that are off do nothing.
     let only_junk = spamd_config(None, Some(8.0), None);
@@ -228,8 +228,10 @@ fn virus_found_rejects_or_junks() {
     };
     let found = ScanResult::Found("Test-Sig".into());
     assert_eq!(
-        virus_verdict(&config, &found).refusal(),
-        Some("554 5.7.1 Message rejected: virus found (Test-Sig)")
+        virus_verdict(&config, &found)
+            .refusal()
+            .map(ToString::to_string),
+        Some("554 5.7.1 Message rejected: virus found (Test-Sig)".into())
     );
     config.action = VirusAction::Junk;
     let verdict = virus_verdict(&config, &found);
@@ -314,8 +316,8 @@ async fn unusable_scanners_fail_open_or_closed() {
     };
     let verdict = check(&filters, &metrics, message, false, false, "Q2").await;
     assert_eq!(
-        verdict.refusal(),
-        Some("451 4.7.1 Content scanner unavailable, try again later")
+        verdict.refusal().map(ToString::to_string),
+        Some("451 4.7.1 Content scanner unavailable, try again later".into())
     );
     // An authenticated sender skips the spam scorer, not the virus scanner.
     let verdict = check(&filters, &metrics, message, true, false, "Q3").await;

@@ -37,12 +37,12 @@ fn dnsbl_reply_names_the_zone_and_reason() {
         reason: None,
     };
     assert_eq!(
-        dnsbl_reply(ip("192.0.2.1"), &listing),
+        dnsbl_reply(ip("192.0.2.1"), &listing).to_string(),
         "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using bl.example"
     );
     listing.reason = Some("see https://bl.example/192.0.2.1".into());
     assert_eq!(
-        dnsbl_reply(ip("192.0.2.1"), &listing),
+        dnsbl_reply(ip("192.0.2.1"), &listing).to_string(),
         "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using bl.example; see https://bl.example/192.0.2.1"
     );
 }
@@ -116,8 +116,9 @@ fn forged_results_for_our_name_are_removed_with_their_folded_lines() {
 #[test]
 fn reverse_dns_failures_are_temporary_only_when_dns_failed() {
     let client = ip("192.0.2.7");
-    let code =
-        |result: IprevResult| reverse_dns_refusal(&result, client).map(|r| r.reply[..3].to_owned());
+    let code = |result: IprevResult| {
+        reverse_dns_refusal(&result, client).map(|r| r.reply.to_string()[..3].to_owned())
+    };
     assert_eq!(code(IprevResult::Pass), None);
     assert_eq!(
         code(IprevResult::TempError(Error::Dns(DnsError::Resolver(

@@ -65,18 +65,21 @@ fn merge_keeps_the_most_severe_action_and_all_headers() {
     });
     assert_eq!(verdict.filing(), Filing::Junk);
     verdict.merge(Verdict {
-        action: Action::Reject("554 5.7.1 virus".into()),
+        action: Action::Reject(crate::smtp::reply::virus("x")),
         headers: vec![],
         subject_tag: Some("[OTHER] ".into()),
         owned: Vec::new(),
     });
     verdict.merge(Verdict {
-        action: Action::TempFail("451 4.7.1 later".into()),
+        action: Action::TempFail(crate::smtp::reply::SCANNER_UNAVAILABLE.clone()),
         headers: vec!["C: 3".into()],
         subject_tag: None,
         owned: vec!["X-Virus-Scanned"],
     });
-    assert_eq!(verdict.refusal(), Some("554 5.7.1 virus"));
+    assert_eq!(
+        verdict.refusal().map(ToString::to_string),
+        Some("554 5.7.1 Message rejected: virus found (x)".into())
+    );
     assert_eq!(verdict.headers, ["A: 1", "B: 2", "C: 3"]);
     assert_eq!(verdict.subject_tag.as_deref(), Some("[SPAM] "));
     assert_eq!(verdict.owned, ["X-Spam-Flag", "X-Virus-Scanned"]);
