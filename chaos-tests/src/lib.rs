@@ -6,8 +6,9 @@
 //! faults (`faults.rs`), a blocking admin API client (`api.rs`), mail clients (`mail.rs`), the
 //! chaos workload and ARP observer (`workload.rs`, `observer.rs`) and what they recorded
 //! (`history.rs`), one checker per guarantee (`checks/`), the scenario runner and results table
-//! (`scenario.rs`), a private Postfix for benchmarks (`postfix.rs`), and the DNS stub and SMTP
-//! sinks outbound delivery is tested against (`outbound_lab.rs`).
+//! (`scenario.rs`), a blocking SMTP client (`smtp_client.rs`), and the DNS stub and SMTP sinks
+//! outbound delivery is tested against (`outbound_lab.rs`). The benchmarks are their own crate,
+//! `bench/`.
 //!
 //! Test traffic goes only to addresses the harness made: loopback addresses it gives its own
 //! nodes (127.77.x.y; the benchmarks use the demo's 127.0.0.11-13 and Postfix on 127.0.0.1) or
@@ -15,10 +16,8 @@
 //! started, by PID, and removes every namespace and mount it made.
 
 pub mod api;
-pub mod bench;
 pub mod checks;
 pub mod cluster;
-pub mod dovecot;
 pub mod faults;
 pub mod filter_lab;
 pub mod history;
@@ -27,8 +26,8 @@ pub mod load;
 pub mod mail;
 pub mod observer;
 pub mod outbound_lab;
-pub mod postfix;
 pub mod scenario;
+pub mod smtp_client;
 pub mod workload;
 
 pub use crate::api::{Answer, Api};

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::bench::SmtpClient;
 use crate::lab::in_netns;
+use crate::smtp_client::SmtpClient;
 
 /// What the load did.
 #[derive(Debug, Default)]

@@ -5,9 +5,9 @@
 //! it came.
 
 use anyhow::{Context, Result, ensure};
-use chaos_tests::bench::base64;
 use chaos_tests::cluster::{Cluster, NodeTuning};
 use chaos_tests::mail::{DOMAIN, PASSWORD, Probe, add_users, pop3_raw, python_script};
+use chaos_tests::smtp_client::base64;
 use serde_json::{Value, json};
 
 const SUBNET: u8 = 110;

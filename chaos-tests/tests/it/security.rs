@@ -8,8 +8,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chaos_tests::bench::base64;
 use chaos_tests::mail::{DOMAIN, Probe, add_users, imap_tool, pop3_fetch, smtp_send, subjects};
+use chaos_tests::smtp_client::base64;
 use chaos_tests::{Cluster, NodeTuning};
 
 /// A message of `n` text parts in one multipart/mixed.

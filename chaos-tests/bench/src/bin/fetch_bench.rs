@@ -83,12 +83,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chaos_tests::bench::{loadavg, median, push_words, rfc5322_date};
 use chaos_tests::cluster::bin_dir;
-use chaos_tests::dovecot::{self, Dovecot, Passdb};
-use chaos_tests::postfix::child_pids;
+use mcluster_bench::dovecot::{self, Dovecot, Passdb};
+use mcluster_bench::driver::{
+    filesystem_of, loadavg, median, millis, parse_count, pid_of, rfc5322_date, tail, text_message,
+};
+use mcluster_bench::postfix::child_pids;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::ThreadRng;
@@ -126,8 +127,6 @@ const MAX_LITERALS_PER_RESPONSE: usize = 16;
 const MAX_REPLY_LINES: usize = 64;
 /// Room above the clients in the cluster's connection limits.
 const ADMIT_MARGIN: u64 = 16;
-/// Body lines are at most this long, leaving room for dot-stuffing within 78 characters.
-const LINE_WIDTH: usize = 76;
 const MIXED_SIZES: (usize, usize) = (2 * 1024, 50 * 1024);
 const MAX_CORPUS_BYTES: usize = 4 << 30;
 /// The demo's client config, in the benchmark's directory, not the user's.
@@ -362,14 +361,6 @@ impl Options {
             Shape::ManyMailboxes => self.clients,
         }
     }
-}
-
-fn parse_count(flag: &str, value: &str) -> Result<usize> {
-    let count: usize = value
-        .parse()
-        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))?;
-    ensure!(count > 0, "{flag} must be at least 1");
-    Ok(count)
 }
 
 fn parse_names<T: PartialEq>(
@@ -1831,9 +1822,8 @@ impl Smtp {
     }
 }
 
-/// An RFC 5322 message of exactly `size` bytes (not dot-stuffed), CRLF line ends, lines of at
-/// most 78 characters once stuffed, a random body, and a lone-dot line and a line starting
-/// with a dot every 25 lines.
+/// A message to `recipient` of exactly `size` bytes, not dot-stuffed (see
+/// [`text_message`]).
 fn build_message(
     size: usize,
     recipient: &str,
@@ -1841,8 +1831,7 @@ fn build_message(
     date: &str,
     rng: &mut impl Rng,
 ) -> Vec<u8> {
-    let mut text = String::with_capacity(size + 64);
-    for (name, value) in [
+    let headers = [
         ("From", format!("fetch_bench <{SENDER}>")),
         ("To", format!("<{recipient}>")),
         ("Subject", format!("fetch_bench {message_id}")),
@@ -1850,36 +1839,8 @@ fn build_message(
         ("Message-ID", format!("<{message_id}>")),
         ("MIME-Version", "1.0".to_owned()),
         ("Content-Type", "text/plain; charset=us-ascii".to_owned()),
-    ] {
-        text.push_str(name);
-        text.push_str(": ");
-        text.push_str(&value);
-        text.push_str("\r\n");
-    }
-    text.push_str("\r\n");
-    let mut n_line = 0usize;
-    loop {
-        let remaining = size.saturating_sub(text.len());
-        if remaining < 2 {
-            break;
-        }
-        if n_line % 25 == 7 && remaining > 4 * LINE_WIDTH {
-            text.push_str(".\r\n");
-        } else {
-            // Never leave a single byte, which no line could fill.
-            let width = if remaining <= LINE_WIDTH + 2 {
-                remaining - 2
-            } else if remaining == LINE_WIDTH + 3 {
-                LINE_WIDTH - 1
-            } else {
-                LINE_WIDTH
-            };
-            push_words(&mut text, width, n_line % 25 == 13, rng);
-            text.push_str("\r\n");
-        }
-        n_line += 1;
-    }
-    text.into_bytes()
+    ];
+    text_message(&headers, size, rng).into_bytes()
 }
 
 /// A `$argon2id$...` hash of `password` with the parameters the cluster uses (the argon2
@@ -2132,10 +2093,6 @@ impl Drop for Demo {
     }
 }
 
-fn pid_of(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
-}
-
 /// SIGINT, SIGTERM and SIGHUP set [`STOP`] instead of ending the process, so the benchmark
 /// always gets to stop what it started. Handlers (unlike a blocked mask) do not survive exec,
 /// so the demo and Dovecot keep their default reactions.
@@ -2149,36 +2106,6 @@ fn catch_stop_signals() -> Result<()> {
             .with_context(|| format!("install a handler for signal {signal}"))?;
     }
     Ok(())
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// The file system holding `path`, from the longest matching mount point.
-fn filesystem_of(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (device, mount_point, fs_type) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(mount_point).then(|| {
-                (
-                    mount_point.len(),
-                    format!("{fs_type} ({device} on {mount_point})"),
-                )
-            })
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "an unknown file system".to_owned(), |(_, what)| what)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// One row per (protocol, shape, cold/warm): medians per system and, when both were measured,

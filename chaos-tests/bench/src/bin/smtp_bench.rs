@@ -24,11 +24,13 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
-use chaos_tests::bench::{loadavg, median, percentile, print_table, push_words, rfc5322_date};
 use chaos_tests::cluster::bin_dir;
-use chaos_tests::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
+use mcluster_bench::driver::{
+    dot_stuff, filesystem_of, loadavg, median, millis, parse_count, percentile, pid_of,
+    print_table, rfc5322_date, tail, text_message,
+};
+use mcluster_bench::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::unistd::Pid;
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -50,8 +52,6 @@ const DEMO_STOP_GRACE: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(1);
 const MAX_REPLY_LINE: usize = 4096;
 const MAX_REPLY_LINES: usize = 64;
-/// Body lines are at most this long, leaving room for dot-stuffing within 78 characters.
-const LINE_WIDTH: usize = 76;
 const WARMUP_MESSAGES: usize = 100;
 const SHOWN_ERRORS: usize = 3;
 /// A session waits this long after an error before its next attempt.
@@ -200,16 +200,6 @@ impl Options {
     fn wants(&self, system: System) -> bool {
         self.systems.contains(&system)
     }
-}
-
-fn parse_count(flag: &str, value: &str) -> Result<usize> {
-    let count: usize = value
-        .parse()
-        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))?;
-    if count == 0 {
-        bail!("{flag} must be at least 1");
-    }
-    Ok(count)
 }
 
 fn parse_list(flag: &str, value: &str) -> Result<Vec<usize>> {
@@ -750,10 +740,6 @@ fn send(
     client.send_message(message)
 }
 
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 /// A blocking SMTP client session without pipelining.
 struct SmtpClient {
     stream: TcpStream,
@@ -895,13 +881,10 @@ impl SmtpClient {
     }
 }
 
-/// An RFC 5322 message of exactly `size` bytes before dot-stuffing, CRLF line ends, lines of at
-/// most 78 characters after stuffing, a random body (so no two messages share content), and a
-/// line that is a lone dot plus lines starting with a dot every 25 lines, stuffed as on the
-/// wire. The final dot line is not included.
+/// A message of exactly `size` bytes before dot-stuffing, as it goes on the wire (see
+/// [`text_message`]); the final dot line is not included.
 fn build_message(size: usize, message_id: &str, subject: &str, rng: &mut impl Rng) -> Vec<u8> {
-    let mut text = String::with_capacity(size + 64);
-    for (name, value) in [
+    let headers = [
         ("From", format!("smtp_bench <{SENDER}>")),
         ("To", format!("<{RECIPIENT}>")),
         ("Subject", subject.to_owned()),
@@ -909,43 +892,8 @@ fn build_message(size: usize, message_id: &str, subject: &str, rng: &mut impl Rn
         ("Message-ID", format!("<{message_id}>")),
         ("MIME-Version", "1.0".to_owned()),
         ("Content-Type", "text/plain; charset=us-ascii".to_owned()),
-    ] {
-        text.push_str(name);
-        text.push_str(": ");
-        text.push_str(&value);
-        text.push_str("\r\n");
-    }
-    text.push_str("\r\n");
-    let mut n_line = 0usize;
-    loop {
-        let remaining = size.saturating_sub(text.len());
-        if remaining < 2 {
-            break;
-        }
-        if n_line % 25 == 7 && remaining > 4 * LINE_WIDTH {
-            text.push_str(".\r\n");
-        } else {
-            // Never leave a single byte, which no line could fill.
-            let width = if remaining <= LINE_WIDTH + 2 {
-                remaining - 2
-            } else if remaining == LINE_WIDTH + 3 {
-                LINE_WIDTH - 1
-            } else {
-                LINE_WIDTH
-            };
-            push_words(&mut text, width, n_line % 25 == 13, rng);
-            text.push_str("\r\n");
-        }
-        n_line += 1;
-    }
-    let mut wire = Vec::with_capacity(text.len() + n_line / 10 + 8);
-    for line in text.split_inclusive("\r\n") {
-        if line.starts_with('.') {
-            wire.push(b'.');
-        }
-        wire.extend_from_slice(line.as_bytes());
-    }
-    wire
+    ];
+    dot_stuff(&text_message(&headers, size, rng))
 }
 
 /// The demo cluster as a child process. Dropping it stops it.
@@ -1041,7 +989,7 @@ impl Demo {
 
     /// `mclusterctl --config <the demo's client config> ARGS`, bounded in time; its stdout.
     fn ctl(&self, args: &[&str]) -> Result<String> {
-        chaos_tests::bench::run_ctl(
+        mcluster_bench::driver::run_ctl(
             &self.ctl,
             &self.dir.join(DEMO_CLIENT_CONFIG),
             args,
@@ -1100,10 +1048,6 @@ impl Drop for Demo {
     }
 }
 
-fn pid_of(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
-}
-
 fn stop_signals() -> SigSet {
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
@@ -1128,32 +1072,6 @@ fn catch_stop_signals() -> Result<()> {
         })
         .context("start the signal thread")?;
     Ok(())
-}
-
-/// The file system holding `path`, from the longest matching mount point.
-fn filesystem_of(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (device, mount_point, fs_type) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(mount_point).then(|| {
-                (
-                    mount_point.len(),
-                    format!("{fs_type} ({device} on {mount_point})"),
-                )
-            })
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "an unknown file system".to_owned(), |(_, what)| what)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 fn print_summary(options: &Options, records: &[CellRecord]) {

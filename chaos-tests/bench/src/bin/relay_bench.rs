@@ -23,7 +23,7 @@
 //! at their defaults. Messages go in through the leader's submission port with AUTH PLAIN (the
 //! mail policy's `auth-without-tls` is set to true: the benchmark's client speaks no TLS).
 //!
-//! postfix-relay: a private Postfix on 127.0.0.1:2527 (`chaos_tests::postfix`, relay mode) that
+//! postfix-relay: a private Postfix on 127.0.0.1:2527 (`mcluster_bench::postfix`, relay mode) that
 //! takes mail for the destination domains from 127.0.0.0/8 without AUTH and sends each domain
 //! to its sink through `transport_maps` (`destN.test smtp:[127.0.200.(N+2)]:2525`). It does no
 //! DNS lookups at all, which spares it the MX and address lookups the cluster makes for every
@@ -59,15 +59,16 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chaos_tests::bench::{
-    SmtpClient, epoch_secs, loadavg, median, percentile, print_table, rfc5322_date, wire_message,
-};
 use chaos_tests::cluster::{Cluster, NodeTuning, bin_dir, wait_until};
 use chaos_tests::mail::{self, PASSWORD};
 use chaos_tests::outbound_lab::{
     DnsQuery, DnsStub, SinkRecord, SinkSpec, SmtpSink, Stage, Zone, duplicates,
 };
-use chaos_tests::postfix::{INSTALL_COMMAND, POSTFIX, Postfix, Relay};
+use mcluster_bench::driver::{
+    SmtpClient, epoch_secs, filesystem_of, loadavg, median, parse_count, percentile, print_table,
+    rfc5322_date, wire_message,
+};
+use mcluster_bench::postfix::{INSTALL_COMMAND, POSTFIX, Postfix, Relay};
 use rand::Rng;
 use serde_json::Value;
 
@@ -265,14 +266,6 @@ impl Options {
     fn wants(&self, system: System) -> bool {
         self.systems.contains(&system)
     }
-}
-
-fn parse_count(flag: &str, value: &str) -> Result<usize> {
-    let count: usize = value
-        .parse()
-        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))?;
-    ensure!(count > 0, "{flag} must be at least 1");
-    Ok(count)
 }
 
 /// The DNS stub's address and the lab's sinks' addresses: 127.0.200.x.
@@ -695,7 +688,7 @@ fn sender() -> String {
 
 /// `mclusterctl --config <the cluster's client config> ARGS`, bounded in time; its stdout.
 fn ctl(cluster: &Cluster, args: &[&str]) -> Result<String> {
-    chaos_tests::bench::run_ctl(
+    mcluster_bench::driver::run_ctl(
         &bin_dir().join("mclusterctl"),
         &cluster.client_config,
         args,
@@ -1342,26 +1335,6 @@ fn count_deliveries(
             cell.permfailed += 1;
         }
     }
-}
-
-/// The file system holding `path`, from the longest matching mount point.
-fn filesystem_of(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (device, mount_point, fs_type) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(mount_point).then(|| {
-                (
-                    mount_point.len(),
-                    format!("{fs_type} ({device} on {mount_point})"),
-                )
-            })
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "an unknown file system".to_owned(), |(_, what)| what)
 }
 
 fn print_summary(options: &Options, records: &[CellRecord]) {

@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chaos_tests::bench::{SmtpClient, loadavg, wire_message};
 use chaos_tests::mail::{DOMAIN, add_users};
 use chaos_tests::{Cluster, NodeTuning, wait_until};
+use mcluster_bench::driver::{SmtpClient, loadavg, wire_message};
 
 /// Dovecot dsync to a new replica, BENCHMARKS.md's reference table.
 const DSYNC_MSG_PER_S: f64 = 163.0;

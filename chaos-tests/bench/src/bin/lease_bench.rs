@@ -13,12 +13,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use chaos_tests::bench::loadavg;
 use chaos_tests::cluster::{Cluster, LabOptions, MailPorts, NodeTuning};
 use chaos_tests::lab::Host;
 use chaos_tests::load::{Load, LoadSpec};
 use chaos_tests::mail::{DOMAIN, add_users};
 use chaos_tests::scenario::wait_vip_holder;
+use mcluster_bench::driver::loadavg;
 
 struct Options {
     minutes: f64,
