@@ -86,9 +86,18 @@ impl SmtpClient {
         Ok(())
     }
 
-    /// MAIL, RCPT, DATA, `message` (already dot-stuffed, see [`wire_message`]) and the final
-    /// dot; fails unless every reply has the expected class.
-    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<()> {
+    /// EHLO, or HELO if the server refuses EHLO.
+    pub fn hello(&mut self, name: &str) -> Result<()> {
+        match self.ehlo(name) {
+            Ok(_) => Ok(()),
+            Err(_) => self.command(&format!("HELO {name}"), 2, "HELO").map(drop),
+        }
+    }
+
+    /// MAIL, RCPT, DATA, `message` (already dot-stuffed) and the final dot; fails unless every
+    /// reply has the expected class. Returns the time from sending the final dot to its reply:
+    /// what accepting the message took the server.
+    pub fn send(&mut self, from: &str, to: &str, message: &[u8]) -> Result<Duration> {
         self.command(&format!("MAIL FROM:<{from}>"), 2, "MAIL")?;
         self.command(&format!("RCPT TO:<{to}>"), 2, "RCPT")?;
         self.command("DATA", 3, "DATA")?;
@@ -98,14 +107,15 @@ impl SmtpClient {
                 .write_all(b"\r\n")
                 .context("end the last line")?;
         }
+        let sent = Instant::now();
         self.stream
             .write_all(b".\r\n")
             .context("send the final dot")?;
-        let reply = self.read_reply(Instant::now() + self.reply_timeout, "end of data")?;
+        let reply = self.read_reply(sent + self.reply_timeout, "end of data")?;
         if reply.code / 100 != 2 {
             bail!("end of data: {} {}", reply.code, reply.text);
         }
-        Ok(())
+        Ok(sent.elapsed())
     }
 
     /// Sends `line` and fails unless the reply's class is `class` (2 for 2xx, 3 for 3xx).

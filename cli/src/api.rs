@@ -39,25 +39,17 @@ const MAX_ERROR_TEXT_CHARS: usize = 300;
 // ---------------------------------------------------------------------------------------------
 
 // The replies, and the records they show, are mcluster-types' (the node writes the same types).
-pub use mcluster_types::Role;
 pub use mcluster_types::api::{
     AccountView as Account, ClientCert, ClusterStatus, DkimKeyView as DkimKey, ErrorBody,
     FailoverResponse, JoinRequest, JoinResponse, MailStatus, MemberView as Member, NodeStatus,
     QueueEntry, QueueListing, QueueRecipient, VipStatus,
 };
+pub use mcluster_types::{Domain, Role};
 
 /// The answer to a leave that waits for copies (`202`).
 #[derive(Debug, Clone, Deserialize)]
 struct Draining {
     blobs_waiting: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Domain {
-    pub name: String,
-    pub enabled: bool,
-    /// Unix seconds.
-    pub created_at: u64,
 }
 
 /// `GET /v1/mail-policy`: limits and behaviour the same on every node. Keys are kebab-case, as

@@ -1190,7 +1190,8 @@ fn submit(
             client.insert(connected)
         }
     };
-    client.send(&sender(), &message.rcpt, &message.wire)
+    client.send(&sender(), &message.rcpt, &message.wire)?;
+    Ok(())
 }
 
 /// Every query the DNS stub has answered so far.

@@ -14,7 +14,6 @@
 //! Everything the benchmark starts is stopped by PID when it ends, also on errors and signals.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use chaos_tests::cluster::bin_dir;
 use mcluster_bench::driver::{
-    dot_stuff, filesystem_of, loadavg, median, millis, parse_count, percentile, pid_of,
+    SmtpClient, dot_stuff, filesystem_of, loadavg, median, millis, parse_count, percentile, pid_of,
     print_table, rfc5322_date, tail, text_message,
 };
 use mcluster_bench::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
@@ -43,15 +42,12 @@ const CLIENT_NAME: &str = "smtp-bench.bench.test";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// For each reply, from the command (or the connect) to its last line.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The demo gives each of its three nodes 10 s after SIGTERM.
 const DEMO_STOP_GRACE: Duration = Duration::from_secs(60);
 /// Lets the disk and the servers settle between cells.
 const SETTLE: Duration = Duration::from_secs(1);
-const MAX_REPLY_LINE: usize = 4096;
-const MAX_REPLY_LINES: usize = 64;
 const WARMUP_MESSAGES: usize = 100;
 const SHOWN_ERRORS: usize = 3;
 /// A session waits this long after an error before its next attempt.
@@ -563,8 +559,8 @@ fn wait_until_accepting(system: System, mut demo: Option<&mut Demo>) -> Result<D
 
 /// Greeting, EHLO, MAIL and RCPT without DATA: ready means the mailbox exists, not just the port.
 fn probe(addr: SocketAddrV4) -> Result<()> {
-    let (mut client, _) = SmtpClient::connect(addr, PROBE_TIMEOUT)?;
-    client.hello()?;
+    let (mut client, _) = connect(addr, PROBE_TIMEOUT)?;
+    client.hello(CLIENT_NAME)?;
     client.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
     client.command(&format!("RCPT TO:<{RECIPIENT}>"), 2, "RCPT")?;
     client.quit();
@@ -731,154 +727,20 @@ fn send(
     let client = match client {
         Some(client) => client,
         None => {
-            let (mut connected, greeting) = SmtpClient::connect(addr, CONNECT_TIMEOUT)?;
+            let (mut connected, greeting) = connect(addr, CONNECT_TIMEOUT)?;
             stats.greetings_ms.push(millis(greeting));
-            connected.hello()?;
+            connected.hello(CLIENT_NAME)?;
             client.insert(connected)
         }
     };
-    client.send_message(message)
+    client.send(SENDER, RECIPIENT, message)
 }
 
-/// A blocking SMTP client session without pipelining.
-struct SmtpClient {
-    stream: TcpStream,
-    /// Bytes read past the last complete reply line.
-    pending: Vec<u8>,
-}
-
-struct Reply {
-    code: u16,
-    text: String,
-}
-
-impl SmtpClient {
-    /// Connects and reads the 220 greeting; returns the time from connect to greeting.
-    fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<(SmtpClient, Duration)> {
-        let started = Instant::now();
-        let stream = TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout)
-            .with_context(|| format!("connect to {addr}"))?;
-        stream.set_nodelay(true).context("set TCP_NODELAY")?;
-        stream
-            .set_write_timeout(Some(REPLY_TIMEOUT))
-            .context("set the write timeout")?;
-        let mut client = SmtpClient {
-            stream,
-            pending: Vec::new(),
-        };
-        let greeting = client.read_reply(started + timeout, "greeting")?;
-        if greeting.code != 220 {
-            bail!("greeting from {addr}: {} {}", greeting.code, greeting.text);
-        }
-        Ok((client, started.elapsed()))
-    }
-
-    /// EHLO, or HELO if the server refuses EHLO.
-    fn hello(&mut self) -> Result<()> {
-        let reply = self.exchange(&format!("EHLO {CLIENT_NAME}"), "EHLO")?;
-        if reply.code / 100 == 2 {
-            return Ok(());
-        }
-        self.command(&format!("HELO {CLIENT_NAME}"), 2, "HELO")?;
-        Ok(())
-    }
-
-    /// MAIL, RCPT, DATA, the message, the final dot.
-    fn send_message(&mut self, message: &[u8]) -> Result<Duration> {
-        self.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
-        self.command(&format!("RCPT TO:<{RECIPIENT}>"), 2, "RCPT")?;
-        self.command("DATA", 3, "DATA")?;
-        self.stream.write_all(message).context("send the message")?;
-        let sent = Instant::now();
-        self.stream
-            .write_all(b".\r\n")
-            .context("send the final dot")?;
-        let reply = self.read_reply(sent + REPLY_TIMEOUT, "end of data")?;
-        if reply.code / 100 != 2 {
-            bail!("end of data: {} {}", reply.code, reply.text);
-        }
-        Ok(sent.elapsed())
-    }
-
-    /// Sends `line` and fails unless the reply's class is `class` (2 for 2xx, 3 for 3xx).
-    fn command(&mut self, line: &str, class: u16, what: &str) -> Result<Reply> {
-        let reply = self.exchange(line, what)?;
-        if reply.code / 100 != class {
-            bail!("{what}: {} {}", reply.code, reply.text);
-        }
-        Ok(reply)
-    }
-
-    fn exchange(&mut self, line: &str, what: &str) -> Result<Reply> {
-        self.stream
-            .write_all(format!("{line}\r\n").as_bytes())
-            .with_context(|| format!("send {what}"))?;
-        self.read_reply(Instant::now() + REPLY_TIMEOUT, what)
-    }
-
-    /// Best effort: the measurement is over.
-    fn quit(mut self) {
-        if self.stream.write_all(b"QUIT\r\n").is_ok() {
-            let _ = self.read_reply(Instant::now() + QUIT_TIMEOUT, "QUIT");
-        }
-    }
-
-    /// Reads a possibly multi-line reply whose last line must arrive before `deadline`.
-    fn read_reply(&mut self, deadline: Instant, what: &str) -> Result<Reply> {
-        let mut text = Vec::new();
-        for _ in 0..MAX_REPLY_LINES {
-            let line = self.read_line(deadline, what)?;
-            let code = line
-                .get(..3)
-                .filter(|code| code.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|code| code.parse::<u16>().ok())
-                .with_context(|| format!("{what}: malformed reply line {line:?}"))?;
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            text.push(line.get(4..).unwrap_or("").to_owned());
-            if last {
-                return Ok(Reply {
-                    code,
-                    text: text.join(" / "),
-                });
-            }
-        }
-        bail!("{what}: reply longer than {MAX_REPLY_LINES} lines")
-    }
-
-    fn read_line(&mut self, deadline: Instant, what: &str) -> Result<String> {
-        loop {
-            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=end).collect();
-                let line = String::from_utf8_lossy(&line);
-                return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
-            }
-            if self.pending.len() > MAX_REPLY_LINE {
-                bail!("{what}: reply line longer than {MAX_REPLY_LINE} bytes");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("{what}: no reply within {REPLY_TIMEOUT:?}");
-            }
-            self.stream
-                .set_read_timeout(Some(left))
-                .context("set the read timeout")?;
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => bail!("{what}: the server closed the connection"),
-                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    bail!("{what}: no reply within {REPLY_TIMEOUT:?}");
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err).with_context(|| format!("{what}: read the reply")),
-            }
-        }
-    }
+/// Connects and reads the greeting; returns the session and the time from connect to greeting.
+fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<(SmtpClient, Duration)> {
+    let started = Instant::now();
+    let client = SmtpClient::connect(SocketAddr::V4(addr), timeout, REPLY_TIMEOUT)?;
+    Ok((client, started.elapsed()))
 }
 
 /// A message of exactly `size` bytes before dot-stuffing, as it goes on the wire (see
