@@ -20,7 +20,21 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Batches in flight at once: enough to keep the log busy while earlier ones commit.
 const MAX_IN_FLIGHT: usize = 4;
 
-type Reply = oneshot::Sender<Result<DeliveryOutcome, String>>;
+type Reply = oneshot::Sender<Result<DeliveryOutcome, DeliveryError>>;
+
+/// Why a delivery was not committed (the message was not accepted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("the delivery task stopped")]
+    TaskStopped,
+    #[error("no leader")]
+    NoLeader,
+    /// The batch's entry did not commit, or gave an unexpected result; the text says which.
+    #[error("{0}")]
+    NotCommitted(String),
+}
 
 /// A delivery waiting for its batch, with its encoded size.
 struct Queued {
@@ -48,7 +62,7 @@ impl Deliverer {
         &self,
         delivery: Delivery,
         filing: Filing,
-    ) -> Result<DeliveryOutcome, String> {
+    ) -> Result<DeliveryOutcome, DeliveryError> {
         let (reply, outcome) = oneshot::channel();
         let delivery = FiledDelivery { delivery, filing };
         let bytes = raft_store::encoded_len(&delivery);
@@ -58,10 +72,8 @@ impl Deliverer {
                 bytes,
                 reply,
             })
-            .map_err(|_| "the node is shutting down".to_owned())?;
-        outcome
-            .await
-            .map_err(|_| "the delivery task stopped".to_owned())?
+            .map_err(|_| DeliveryError::ShuttingDown)?;
+        outcome.await.map_err(|_| DeliveryError::TaskStopped)?
     }
 }
 
@@ -98,14 +110,16 @@ async fn run(backend: Arc<dyn Backend>, mut receiver: mpsc::UnboundedReceiver<Qu
                     }
                 }
                 other => {
-                    let reason = match other {
-                        Err(ClusterError::NoLeader) => "no leader".to_owned(),
-                        Err(err) => err.to_string(),
-                        Ok(unexpected) => format!("unexpected result {unexpected:?}"),
+                    let error = match other {
+                        Err(ClusterError::NoLeader) => DeliveryError::NoLeader,
+                        Err(err) => DeliveryError::NotCommitted(err.to_string()),
+                        Ok(unexpected) => {
+                            DeliveryError::NotCommitted(format!("unexpected result {unexpected:?}"))
+                        }
                     };
-                    tracing::warn!(messages = n, reason = %reason, "delivery batch failed");
+                    tracing::warn!(messages = n, reason = %error, "delivery batch failed");
                     for reply in replies {
-                        let _ = reply.send(Err(reason.clone()));
+                        let _ = reply.send(Err(error.clone()));
                     }
                 }
             }
