@@ -55,25 +55,35 @@ pub struct Stored {
     pub missing: Vec<NodeId>,
 }
 
-/// Counters shown in `/metrics` and the node status.
-#[derive(Default)]
-pub struct BlobMetrics {
-    pub stored: AtomicU64,
-    pub mirrored: AtomicU64,
-    pub degraded_accepts: AtomicU64,
-    pub mirror_failures: AtomicU64,
-    pub resync_fetched: AtomicU64,
-    pub resync_failures: AtomicU64,
-    pub gc_removed: AtomicU64,
-    /// 1 while the last write could not be mirrored.
-    pub degraded: AtomicBool,
-    /// On the leader, at its last placement pass: blobs that name a replica which left the
-    /// cluster (one live copy at most until they are moved and pulled).
-    pub misplaced: AtomicU64,
-    /// On the leader, at its last placement pass: blob copies short of every blob having two
-    /// live, confirmed copies (not yet placed, still to pull, or on a data node that does not
-    /// answer).
-    pub copies_short: AtomicU64,
+crate::counters::counters! {
+    /// Counters shown in `/metrics` and the node status.
+    pub struct BlobMetrics {
+        stored => "mcluster_blobs_stored_total",
+            "Blobs written by this node as receiver.";
+        mirrored => "mcluster_blobs_mirrored_total",
+            "Blobs also fsync'd by a mirror partner.";
+        degraded_accepts => "mcluster_degraded_accepts_total",
+            "Messages accepted with one copy.";
+        mirror_failures => "mcluster_mirror_failures_total",
+            "Failed pushes to a mirror partner.";
+        resync_fetched => "mcluster_resync_fetched_total",
+            "Blobs pulled during resync.";
+        resync_failures => "mcluster_resync_failures_total",
+            "Failed resync fetches.";
+        gc_removed => "mcluster_blobs_gc_removed_total",
+            "Unreferenced blob files deleted.";
+    }
+    also {
+        /// 1 while the last write could not be mirrored.
+        degraded: AtomicBool,
+        /// On the leader, at its last placement pass: blobs that name a replica which left the
+        /// cluster (one live copy at most until they are moved and pulled).
+        misplaced: AtomicU64,
+        /// On the leader, at its last placement pass: blob copies short of every blob having two
+        /// live, confirmed copies (not yet placed, still to pull, or on a data node that does not
+        /// answer).
+        copies_short: AtomicU64,
+    }
 }
 
 pub struct Blobs {

@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+mod counters;
 pub mod delivery;
 pub mod imap;
 pub mod line_reader;

@@ -57,37 +57,61 @@ pub struct MailContext {
     logins: LoginCache,
 }
 
-#[derive(Default)]
-pub struct MailMetrics {
-    pub smtp_sessions: AtomicU64,
-    pub pop3_sessions: AtomicU64,
-    pub imap_sessions: AtomicU64,
-    pub imap_appends: AtomicU64,
-    pub messages_accepted: AtomicU64,
-    pub messages_refused_temp: AtomicU64,
-    /// Messages (SMTP DATA, IMAP APPEND) refused for being over the message limits.
-    pub messages_too_complex: AtomicU64,
-    pub auth_failures: AtomicU64,
-    pub connections_refused: AtomicU64,
-    /// Connections refused by the per-IP connection rate limit (also in `connections_refused`).
-    pub connections_rate_limited: AtomicU64,
-    /// Logins refused because the account or the client IP is locked out.
-    pub logins_locked_out: AtomicU64,
-    /// Lockouts this node imposed.
-    pub lockouts: AtomicU64,
-    pub outbound_delivered: AtomicU64,
-    pub outbound_deferred: AtomicU64,
-    pub outbound_failed: AtomicU64,
-    /// Refusals by the inbound DNS checks (`smtp/inbound_checks.rs`), one counter per check.
-    pub inbound_refused_dnsbl: AtomicU64,
-    pub inbound_refused_helo: AtomicU64,
-    pub inbound_refused_reverse_dns: AtomicU64,
-    pub inbound_refused_spf: AtomicU64,
-    pub inbound_refused_dmarc: AtomicU64,
-    /// Messages whose DMARC policy asked for quarantine (delivered to the inbox until Junk
-    /// filing is connected).
-    pub inbound_quarantined: AtomicU64,
-    pub filters: FilterMetrics,
+crate::counters::counters! {
+    pub struct MailMetrics {
+        smtp_sessions => "mcluster_smtp_sessions_total",
+            "SMTP sessions started.";
+        pop3_sessions => "mcluster_pop3_sessions_total",
+            "POP3 sessions started.";
+        imap_sessions => "mcluster_imap_sessions_total",
+            "IMAP sessions started.";
+        imap_appends => "mcluster_imap_appends_total",
+            "Messages stored by IMAP APPEND (fsync'd on two nodes and committed before the OK).";
+        messages_accepted => "mcluster_messages_accepted_total",
+            "Messages answered 250.";
+        messages_refused_temp => "mcluster_messages_tempfailed_total",
+            "Messages answered 451 after DATA.";
+        /// Messages (SMTP DATA, IMAP APPEND) refused for being over the message limits.
+        messages_too_complex => "mcluster_messages_too_complex_total",
+            "Messages refused (SMTP 554 5.6.0, IMAP NO [LIMIT]) for MIME parts, nesting or header sections over the message limits.";
+        auth_failures => "mcluster_auth_failures_total",
+            "Failed logins (SMTP AUTH, POP3, IMAP), lockouts included.";
+        connections_refused => "mcluster_connections_refused_total",
+            "Connections refused by the limits (concurrency or rate).";
+        /// Connections refused by the per-IP connection rate limit (also in `connections_refused`).
+        connections_rate_limited => "mcluster_connections_rate_limited_total",
+            "Connections refused because the client IP opened too many a minute.";
+        /// Logins refused because the account or the client IP is locked out.
+        logins_locked_out => "mcluster_logins_locked_out_total",
+            "Logins refused because the account or the client IP was locked out.";
+        /// Lockouts this node imposed.
+        lockouts => "mcluster_lockouts_total",
+            "Lockouts this node imposed after repeated failed logins.";
+        outbound_delivered => "mcluster_outbound_delivered_total",
+            "Remote recipients delivered by this node as leader.";
+        outbound_deferred => "mcluster_outbound_deferred_total",
+            "Remote recipients deferred (4xx, no connection), to be retried.";
+        outbound_failed => "mcluster_outbound_failed_total",
+            "Remote recipients failed for good (5xx, expired), reported to the sender.";
+        /// Refusals by the inbound DNS checks (`smtp/inbound_checks.rs`), one counter per check.
+        inbound_refused_dnsbl => "mcluster_inbound_refused_dnsbl_total",
+            "SMTP recipients refused because the client is on a DNS block list.";
+        inbound_refused_helo => "mcluster_inbound_refused_helo_total",
+            "MAIL commands refused for a bad HELO name (inbound-checks.helo = reject).";
+        inbound_refused_reverse_dns => "mcluster_inbound_refused_reverse_dns_total",
+            "MAIL commands refused for missing reverse DNS (inbound-checks.reverse-dns = reject).";
+        inbound_refused_spf => "mcluster_inbound_refused_spf_total",
+            "MAIL commands refused for an SPF fail (inbound-checks.spf-fail = reject).";
+        inbound_refused_dmarc => "mcluster_inbound_refused_dmarc_total",
+            "Messages refused for failing their domain's DMARC reject policy.";
+        /// Messages whose DMARC policy asked for quarantine (delivered to the inbox until Junk
+        /// filing is connected).
+        inbound_quarantined => "mcluster_inbound_quarantined_total",
+            "Messages failing a DMARC policy that asks for quarantine.";
+    }
+    also {
+        filters: FilterMetrics,
+    }
 }
 
 impl MailMetrics {

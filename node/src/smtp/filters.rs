@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -112,18 +112,25 @@ pub struct Filters {
     pub clamd: Option<ClamdConfig>,
 }
 
-/// What the filters did, for /metrics.
-#[derive(Default)]
-pub struct FilterMetrics {
-    pub spam_scanned: AtomicU64,
-    /// Messages at or above a spam band (tagged, junked or rejected).
-    pub spam_found: AtomicU64,
-    /// Not scored: larger than `max-bytes`.
-    pub spam_skipped: AtomicU64,
-    pub virus_scanned: AtomicU64,
-    pub virus_found: AtomicU64,
-    /// Exchanges with either scanner that failed (timeout, refused, bad reply).
-    pub errors: AtomicU64,
+crate::counters::counters! {
+    /// What the filters did, for /metrics.
+    pub struct FilterMetrics {
+        spam_scanned => "mcluster_spam_scanned_total",
+            "Messages the spam scorer (spamd) scored.";
+        /// Messages at or above a spam band (tagged, junked or rejected).
+        spam_found => "mcluster_spam_found_total",
+            "Scored messages that reached a spam band (tagged, junked or rejected).";
+        /// Not scored: larger than `max-bytes`.
+        spam_skipped => "mcluster_spam_skipped_total",
+            "Messages not scored for spam because they were larger than max-bytes.";
+        virus_scanned => "mcluster_virus_scanned_total",
+            "Messages the virus scanner (clamd) scanned.";
+        virus_found => "mcluster_virus_found_total",
+            "Messages the virus scanner found something in.";
+        /// Exchanges with either scanner that failed (timeout, refused, bad reply).
+        errors => "mcluster_filter_errors_total",
+            "Scans that failed (scanner unreachable, timed out, bad reply); on-error decided.";
+    }
 }
 
 /// Why a scan gave no answer.
