@@ -321,13 +321,11 @@ struct NewTokenDigest {
 /// `PUT /v1/tokens/{admin|join}`: from now on the cluster accepts only the token with this
 /// digest in that role (`mclusterctl token rotate`).
 async fn rotate_token(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(kind): Path<String>,
     Json(body): Json<NewTokenDigest>,
 ) -> ApiResult<StatusCode> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let token = match kind.as_str() {
         "admin" => TokenKind::Admin,
         "join" => TokenKind::Join,
@@ -392,12 +390,8 @@ pub struct DigestView {
 }
 
 /// A digest of this node's state machine: nodes at the same applied index must agree.
-async fn state_digest(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<DigestView>> {
+async fn state_digest(Admin(state): Admin) -> ApiResult<Json<DigestView>> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let reader = cluster.reader.clone();
     let digest = tokio::task::spawn_blocking(move || reader.digest())
         .await
@@ -436,12 +430,8 @@ fn mail_status(state: &ApiState) -> ApiResult<Option<MailStatus>> {
     }))
 }
 
-async fn node_status(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<NodeStatus>> {
+async fn node_status(Admin(state): Admin) -> ApiResult<Json<NodeStatus>> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let m = cluster.metrics();
     Ok(Json(NodeStatus {
         node_id: cluster.config.node_id,
@@ -1027,12 +1017,10 @@ struct AddDomain {
 }
 
 async fn add_domain(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let name = names::new_domain_name(&body.name).map_err(ApiError::bad_request)?;
     cluster
         .write_ok(Command::AddDomain {
@@ -1102,12 +1090,10 @@ struct AddAccount {
 }
 
 async fn add_account(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<AddAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let address = mail_address(&body.address)?;
     check_password(cluster, &body.password)?;
     let password_hash = hash_password(body.password).await?;
@@ -1203,12 +1189,10 @@ struct AddAlias {
 }
 
 async fn add_alias(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Json(body): Json<AddAlias>,
 ) -> ApiResult<(StatusCode, Json<Alias>)> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let address = mail_address(&body.address)?;
     if body.targets.is_empty() {
         return Err(ApiError::bad_request("an alias needs at least one target"));

@@ -1,17 +1,13 @@
 //! DKIM signing keys in the admin API: make or import a domain's key, show the DNS record that
 //! publishes it, list and delete keys. The private key is taken in but never given out.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use raft_store::{Command, DkimAlgorithm, DkimKey};
 use serde::Deserialize;
 
-use crate::admin_api::{
-    Access, Admin, ApiError, ApiResult, ApiState, Current, authorize, domain_name,
-};
+use crate::admin_api::{Admin, ApiError, ApiResult, Current, domain_name};
 use crate::clock::unix_now;
 use crate::outbound::dkim::{self, DkimError};
 
@@ -59,13 +55,11 @@ impl From<DkimError> for ApiError {
 
 /// PUT /v1/domains/{domain}/dkim: makes (or imports) the domain's key, replacing the one it had.
 pub(crate) async fn set(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(domain): Path<String>,
     Json(body): Json<SetKey>,
 ) -> ApiResult<Json<DkimView>> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let domain = domain_name(&domain)?;
     // Refuse before making a key for nothing; the command checks again when it applies.
     cluster.linearize().await?;
@@ -115,12 +109,10 @@ pub(crate) async fn set(
 
 /// GET /v1/domains/{domain}/dkim
 pub(crate) async fn show(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    Admin(state): Admin,
     Path(domain): Path<String>,
 ) -> ApiResult<Json<DkimView>> {
     let cluster = &state.cluster;
-    authorize(cluster, &headers, Access::Admin)?;
     let domain = domain_name(&domain)?;
     cluster.linearize().await?;
     match cluster.reader.dkim_key(&domain)? {
