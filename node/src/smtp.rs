@@ -23,7 +23,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use raft_store::blob_store;
-use raft_store::{Delivery, Outbound};
+use raft_store::summary::MessageSummary;
+use raft_store::{Delivery, Filing, Outbound};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -36,8 +37,8 @@ use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
 use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
 use crate::smtp::reply::Reply;
 use crate::smtp::verdict::{Action, Verdict};
-use crate::store::BlobError;
 use crate::store::Resolved;
+use crate::store::{BlobError, Stored};
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -837,9 +838,11 @@ impl Session {
         Ok((data, verdict.headers, quarantine))
     }
 
-    /// Stores, mirrors and commits one message; returns the reply to DATA. `trace` holds header
-    /// fields from the inbound checks, placed after Received; `quarantine` (DMARC) files the
-    /// message in Junk unless a content filter refuses it.
+    /// Stores, mirrors and commits one message whose data has been read; returns the reply to
+    /// DATA. In order: the content filters, the headers this server adds, both copies of the
+    /// blob, the committed delivery. `trace` holds header fields from the inbound checks, placed
+    /// after Received; `quarantine` (DMARC) files the message in Junk unless a content filter
+    /// refuses it.
     async fn accept(
         &mut self,
         tx: Transaction,
@@ -854,13 +857,71 @@ impl Session {
             tx.recipients.into_iter().flat_map(|r| r.accounts).collect();
         accounts.sort();
         accounts.dedup();
+        let verdict = match self
+            .filter(&body, tx.allow_listed, quarantine, &queue_id)
+            .await
+        {
+            Ok(verdict) => verdict,
+            Err(refusal) => return refusal,
+        };
+        let now = chrono_like_now();
+        let return_path = from
+            .reverse_path
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let message = self
+            .with_added_headers(
+                verdict.apply(body),
+                &queue_id,
+                &return_path,
+                &accounts,
+                !remote.is_empty(),
+                &trace,
+                &now,
+            )
+            .await;
+        let size = message.len() as u64;
+        let (stored, summary) = match self.store(message, &queue_id).await {
+            Ok(stored) => stored,
+            Err(refusal) => return refusal,
+        };
+        raft_store::failpoint::pause("deliver-before-propose").await;
+        let delivery = Delivery {
+            queue_id: queue_id.clone(),
+            blob: stored.hash,
+            size,
+            replicas: stored.replicas,
+            missing: stored.missing,
+            recipients: accounts,
+            internal_date: now.unix,
+            summary,
+            outbound: (!remote.is_empty()).then(|| Outbound {
+                sender: return_path.clone(),
+                recipients: remote,
+                envid: from.envid.clone(),
+                ret_full: from.ret == Some(Ret::Full),
+            }),
+        };
+        self.commit(delivery, verdict.filing(), &return_path).await
+    }
+
+    /// The content filters' verdict (with a DMARC quarantine merged in), or the reply refusing
+    /// the message.
+    async fn filter(
+        &self,
+        body: &[u8],
+        allow_listed: bool,
+        quarantine: bool,
+        queue_id: &str,
+    ) -> Result<Verdict, Reply> {
         let mut verdict = filters::check(
             &self.context.filters,
             &self.context.metrics.filters,
-            &body,
+            body,
             self.user.is_some(),
-            tx.allow_listed,
-            &queue_id,
+            allow_listed,
+            queue_id,
         )
         .await;
         if quarantine {
@@ -872,15 +933,27 @@ impl Session {
         if let Some(refusal) = verdict.refusal() {
             tracing::info!(queue_id, peer = %self.peer, reply = %refusal, "message refused by content filters");
             if refusal.is_temporary() {
-                self.context
-                    .metrics
-                    .messages_refused_temp
-                    .fetch_add(1, Ordering::Relaxed);
+                self.count_tempfail();
             }
-            return refusal.clone();
+            return Err(refusal.clone());
         }
-        let body = verdict.apply(body);
-        let now = chrono_like_now();
+        Ok(verdict)
+    }
+
+    /// The message as it is stored: Return-Path, Received and the trace headers of the checks
+    /// on top, a submission's missing Date and Message-ID filled in, and a DKIM signature when
+    /// an authenticated user sends to other domains.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_added_headers(
+        &self,
+        body: Vec<u8>,
+        queue_id: &str,
+        return_path: &str,
+        accounts: &[String],
+        to_remote: bool,
+        trace: &str,
+        now: &Now,
+    ) -> Vec<u8> {
         // RFC 6409 8.2 and 8.3: a submission server may add the Date and Message-ID a client
         // left out; before DKIM signs the header. Port 25 passes mail on as it came.
         let body = if matches!(self.service, Service::Submission | Service::Smtps) {
@@ -894,25 +967,27 @@ impl Session {
             body
         };
         let mut message = Vec::with_capacity(body.len() + 512);
-        let return_path = from
-            .reverse_path
-            .as_ref()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
         message.extend_from_slice(format!("Return-Path: <{return_path}>\r\n").as_bytes());
-        message.extend_from_slice(self.received_header(&queue_id, &accounts, &now).as_bytes());
+        message.extend_from_slice(self.received_header(queue_id, accounts, now).as_bytes());
         message.extend_from_slice(trace.as_bytes());
-        if self.user.is_some() && !remote.is_empty() {
+        if self.user.is_some() && to_remote {
             let signature = self.dkim_signature(&body).await;
             message.extend_from_slice(signature.unwrap_or_default().as_bytes());
         }
         message.extend_from_slice(&body);
+        message
+    }
+
+    /// Both copies of the blob, and its summary, parsed within the cluster's limits while the
+    /// blob is fsync'd (the summary travels in the Raft entry, so its size must not follow
+    /// whatever structure a stranger sends); or the reply refusing the message.
+    async fn store(
+        &self,
+        message: Vec<u8>,
+        queue_id: &str,
+    ) -> Result<(Stored, MessageSummary), Reply> {
         let data = Arc::new(message);
         let hash = blob_store::hash(&data);
-        let size = data.len() as u64;
-        // Parsed once here for IMAP, while the blob is being fsync'd, within the cluster's
-        // limits: the summary travels in the Raft entry, so its size must not follow whatever
-        // structure a stranger sends.
         let limits = self
             .context
             .store
@@ -926,59 +1001,41 @@ impl Session {
         let stored = match self.context.store.store_blob(data, hash).await {
             Ok(stored) => stored,
             Err(BlobError::NoMirror) => {
-                self.context
-                    .metrics
-                    .messages_refused_temp
-                    .fetch_add(1, Ordering::Relaxed);
-                return reply::NO_MIRROR.clone();
+                self.count_tempfail();
+                return Err(reply::NO_MIRROR.clone());
             }
             Err(err) => {
                 tracing::warn!(queue_id, error = %err, "could not store message");
-                self.context
-                    .metrics
-                    .messages_refused_temp
-                    .fetch_add(1, Ordering::Relaxed);
-                return reply::STORAGE_FAILED.clone();
+                self.count_tempfail();
+                return Err(reply::STORAGE_FAILED.clone());
             }
         };
-        raft_store::failpoint::pause("deliver-before-propose").await;
-        let delivery = Delivery {
-            queue_id: queue_id.clone(),
-            blob: stored.hash,
-            size,
-            replicas: stored.replicas.clone(),
-            missing: stored.missing.clone(),
-            recipients: accounts.clone(),
-            internal_date: now.unix,
-            summary: match summary.await {
-                Ok(Ok(summary)) => summary,
-                Ok(Err(too_complex)) => {
-                    // The blob just stored is referenced by nothing: GC removes it.
-                    tracing::info!(queue_id, peer = %self.peer, reason = %too_complex, "message refused: too complex");
-                    self.context
-                        .metrics
-                        .messages_too_complex
-                        .fetch_add(1, Ordering::Relaxed);
-                    return reply::too_complex(&too_complex);
-                }
-                Err(err) => {
-                    tracing::error!(queue_id, error = %err, "parsing the message failed");
-                    return reply::TEMPORARY_FAILURE.clone();
-                }
-            },
-            outbound: (!remote.is_empty()).then(|| Outbound {
-                sender: return_path.clone(),
-                recipients: remote.clone(),
-                envid: from.envid.clone(),
-                ret_full: from.ret == Some(Ret::Full),
-            }),
-        };
-        match self
-            .context
-            .deliverer
-            .deliver(delivery, verdict.filing())
-            .await
-        {
+        match summary.await {
+            Ok(Ok(summary)) => Ok((stored, summary)),
+            Ok(Err(too_complex)) => {
+                // The blob just stored is referenced by nothing: GC removes it.
+                tracing::info!(queue_id, peer = %self.peer, reason = %too_complex, "message refused: too complex");
+                self.context
+                    .metrics
+                    .messages_too_complex
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(reply::too_complex(&too_complex))
+            }
+            Err(err) => {
+                tracing::error!(queue_id, error = %err, "parsing the message failed");
+                Err(reply::TEMPORARY_FAILURE.clone())
+            }
+        }
+    }
+
+    /// Commits the delivery (and the remote part's queue entry) through Raft; 250 once it is
+    /// applied here.
+    async fn commit(&self, delivery: Delivery, filing: Filing, return_path: &str) -> Reply {
+        let queue_id = delivery.queue_id.clone();
+        let remote = delivery.outbound.as_ref().map_or(0, |o| o.recipients.len());
+        let (recipients, size) = (delivery.recipients.len(), delivery.size);
+        let (replicas, degraded) = (delivery.replicas.clone(), !delivery.missing.is_empty());
+        match self.context.deliverer.deliver(delivery, filing).await {
             Ok(outcome) => {
                 self.context
                     .metrics
@@ -987,13 +1044,13 @@ impl Session {
                 tracing::info!(
                     queue_id,
                     from = %return_path,
-                    recipients = accounts.len(),
-                    remote = remote.len(),
+                    recipients,
+                    remote,
                     delivered = outcome.delivered,
-                    filing = ?verdict.filing(),
+                    filing = ?filing,
                     size,
-                    replicas = ?stored.replicas,
-                    degraded = !stored.missing.is_empty(),
+                    replicas = ?replicas,
+                    degraded,
                     "message accepted"
                 );
                 if !outcome.undeliverable.is_empty() {
@@ -1001,20 +1058,25 @@ impl Session {
                     // outbound queue.
                     tracing::warn!(queue_id, recipients = ?outcome.undeliverable, "recipients vanished before delivery");
                 }
-                if !remote.is_empty() {
+                if remote > 0 {
                     self.context.outbound_wake.notify_one();
                 }
                 reply::queued(&queue_id)
             }
             Err(reason) => {
                 tracing::warn!(queue_id, reason = %reason, "delivery did not commit");
-                self.context
-                    .metrics
-                    .messages_refused_temp
-                    .fetch_add(1, Ordering::Relaxed);
+                self.count_tempfail();
                 reply::COMMIT_FAILED.clone()
             }
         }
+    }
+
+    /// One more message answered 4xx after its data.
+    fn count_tempfail(&self) {
+        self.context
+            .metrics
+            .messages_refused_temp
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The DKIM-Signature field for an authenticated user's mail to other domains, when its

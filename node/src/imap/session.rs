@@ -419,6 +419,17 @@ impl Session {
         if self.account.is_none() {
             return self.handle_unauthenticated(io, tag, body).await;
         }
+        self.handle_authenticated(io, tag, body).await
+    }
+
+    /// RFC 3501 6.3: the commands of the authenticated state (and of the selected state, which
+    /// includes them).
+    async fn handle_authenticated<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Handled {
         match body {
             CommandBody::StartTLS
             | CommandBody::Login { .. }
@@ -492,6 +503,18 @@ impl Session {
                 io.tagged(&tag, "NO", "[NOPERM] Quotas are set by the administrator");
                 Ok(Flow::Continue)
             }
+            body => self.handle_selected(io, tag, body).await,
+        }
+    }
+
+    /// RFC 3501 6.4: the commands of the selected state.
+    async fn handle_selected<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        tag: Tag<'static>,
+        body: CommandBody<'static>,
+    ) -> Handled {
+        match body {
             body if self.selected.is_none() && selected_state_command(&body) => {
                 self.bad(io, &tag, "No mailbox selected");
                 Ok(Flow::Continue)

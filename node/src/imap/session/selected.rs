@@ -16,11 +16,32 @@ use raft_store::{BlobHash, Command, CommandResult, FlagOp, Message, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mailboxes::unavailable;
-use super::{Flow, Handled, Io, Session, stored_flags, uid_set};
+use super::{Closed, Flow, Handled, Io, Session, stored_flags, uid_set};
 use crate::imap::fetch::{self, FetchError, FetchOptions};
 use crate::imap::search::{self, Answer};
 use crate::imap::view::View;
-use crate::store::MailStore;
+use crate::store::{ClusterError, MailStore};
+
+/// What a FETCH could not answer, for its tagged reply.
+#[derive(Default)]
+struct FetchTally {
+    /// Messages that could not be read (no copy reachable).
+    failed: u32,
+    /// Messages another session expunged meanwhile.
+    expunged: u32,
+    /// A part in a Content-Transfer-Encoding BINARY cannot decode.
+    unknown_cte: Option<String>,
+}
+
+impl FetchTally {
+    fn missing(&mut self, expunged: bool) {
+        if expunged {
+            self.expunged += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
 
 /// Messages whose summaries and blobs are read in one blocking task during FETCH.
 const FETCH_CHUNK: usize = 128;
@@ -239,6 +260,9 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// FETCH (RFC 3501 6.4.5, with CONDSTORE's CHANGEDSINCE): the implicit \\Seen is stored
+    /// first, then the messages are answered batch by batch, the next batch read from disk
+    /// while this one goes out.
     pub(super) async fn fetch<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut Io<S>,
@@ -277,49 +301,94 @@ impl Session {
             .into_iter()
             .filter(|i| changed_since.is_none_or(|since| view.message(*i).modseq > since))
             .collect();
-
-        // An implicit \Seen is stored before the data goes out, so the FLAGS shown are true.
-        let mut flags_changed = HashSet::new();
-        if !view.read_only && fetch::marks_seen(&items) {
-            let unseen: Vec<u32> = indexes
-                .iter()
-                .filter(|i| !view.is_gone(**i) && view.message(**i).flags & flag::SEEN == 0)
-                .map(|i| view.message(*i).uid)
-                .collect();
-            if !unseen.is_empty() {
-                let command = Command::StoreFlags {
-                    account: self.account_name().to_owned(),
-                    mailbox: view.name.clone(),
-                    uids: unseen,
-                    op: FlagOp::Add,
-                    flags: flag::SEEN,
-                    keywords: Vec::new(),
-                    unchanged_since: None,
-                };
-                match self.context.store.write(command).await {
-                    Ok(CommandResult::FlagsStored { changed, .. }) => {
-                        let view = self.selected.as_mut().expect("still selected");
-                        for change in changed {
-                            view.note_flags(
-                                change.uid,
-                                change.flags,
-                                &change.keywords,
-                                change.modseq,
-                            );
-                            flags_changed.insert(change.uid);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        unavailable(io, tag, &err);
-                        return Ok(Flow::Continue);
-                    }
+        // An implicit \\Seen is stored before the data goes out, so the FLAGS shown are true.
+        let flags_changed = if fetch::marks_seen(&items) {
+            match self.mark_seen(&indexes).await {
+                Ok(changed) => changed,
+                Err(err) => {
+                    unavailable(io, tag, &err);
+                    return Ok(Flow::Continue);
                 }
             }
+        } else {
+            HashSet::new()
+        };
+        let tally = self
+            .answer_fetch(io, &indexes, &items, uid, &flags_changed)
+            .await?;
+        self.sync(io, uid).await?;
+        if let Some(encoding) = tally.unknown_cte {
+            io.tagged(
+                tag,
+                "NO",
+                &format!("[UNKNOWN-CTE] Cannot decode {encoding}"),
+            );
+        } else if tally.failed > 0 {
+            io.tagged(
+                tag,
+                "NO",
+                &format!(
+                    "[UNAVAILABLE] {} messages could not be read, try again",
+                    tally.failed
+                ),
+            );
+        } else if tally.expunged > 0 {
+            io.tagged(tag, "NO", "[EXPUNGEISSUED] Some messages were expunged");
+        } else {
+            io.tagged(tag, "OK", "Fetch completed");
         }
+        Ok(Flow::Continue)
+    }
 
-        let needs_blob = fetch::needs_blob(&items);
-        let needs_summary = fetch::needs_summary(&items);
+    /// Adds \\Seen to the messages at `indexes` that lack it (not in a read-only mailbox) and
+    /// notes the new flags in the view; returns the UIDs whose flags changed.
+    async fn mark_seen(&mut self, indexes: &[usize]) -> Result<HashSet<u32>, ClusterError> {
+        let mut flags_changed = HashSet::new();
+        let view = self.selected.as_ref().expect("checked by the caller");
+        if view.read_only {
+            return Ok(flags_changed);
+        }
+        let unseen: Vec<u32> = indexes
+            .iter()
+            .filter(|i| !view.is_gone(**i) && view.message(**i).flags & flag::SEEN == 0)
+            .map(|i| view.message(*i).uid)
+            .collect();
+        if unseen.is_empty() {
+            return Ok(flags_changed);
+        }
+        let command = Command::StoreFlags {
+            account: self.account_name().to_owned(),
+            mailbox: view.name.clone(),
+            uids: unseen,
+            op: FlagOp::Add,
+            flags: flag::SEEN,
+            keywords: Vec::new(),
+            unchanged_since: None,
+        };
+        if let CommandResult::FlagsStored { changed, .. } =
+            self.context.store.write(command).await?
+        {
+            let view = self.selected.as_mut().expect("still selected");
+            for change in changed {
+                view.note_flags(change.uid, change.flags, &change.keywords, change.modseq);
+                flags_changed.insert(change.uid);
+            }
+        }
+        Ok(flags_changed)
+    }
+
+    /// The untagged FETCH responses for the messages at `indexes`, in batches of
+    /// `FETCH_CHUNK`; returns what could not be answered.
+    async fn answer_fetch<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io<S>,
+        indexes: &[usize],
+        items: &[imap_codec::imap_types::fetch::MessageDataItemName<'_>],
+        uid: bool,
+        flags_changed: &HashSet<u32>,
+    ) -> Result<FetchTally, Closed> {
+        let needs_blob = fetch::needs_blob(items);
+        let needs_summary = fetch::needs_summary(items);
         let options = FetchOptions {
             uid,
             condstore: self.condstore,
@@ -337,9 +406,7 @@ impl Session {
                     .collect()
             })
             .collect();
-        let mut failed = 0;
-        let mut expunged = 0;
-        let mut unknown_cte = None;
+        let mut tally = FetchTally::default();
         let mut hashes: std::collections::VecDeque<Vec<BlobHash>> = batches
             .iter()
             .map(|batch| batch.iter().map(|(_, m, _)| m.blob).collect())
@@ -379,11 +446,7 @@ impl Session {
                         &parsed
                     }
                     (None, None) => {
-                        if gone {
-                            expunged += 1;
-                        } else {
-                            failed += 1;
-                        }
+                        tally.missing(gone);
                         continue;
                     }
                 };
@@ -391,7 +454,7 @@ impl Session {
                     index as u32 + 1,
                     &message,
                     summary,
-                    &items,
+                    items,
                     move || {
                         raw.ok_or_else(|| {
                             std::io::Error::new(std::io::ErrorKind::NotFound, "message unavailable")
@@ -404,38 +467,20 @@ impl Session {
                 );
                 match built {
                     Ok(output) => io.push(&output.response),
-                    Err(FetchError::UnknownCte { encoding }) => unknown_cte = Some(encoding),
+                    Err(FetchError::UnknownCte { encoding }) => {
+                        tally.unknown_cte = Some(format!("{encoding:?}"));
+                    }
                     Err(err) => {
-                        if gone {
-                            expunged += 1;
-                        } else {
+                        if !gone {
                             tracing::warn!(error = %err, uid = message.uid, "imap fetch failed");
-                            failed += 1;
                         }
+                        tally.missing(gone);
                     }
                 }
             }
             io.flush_if_full().await?;
         }
-        self.sync(io, uid).await?;
-        if let Some(encoding) = unknown_cte {
-            io.tagged(
-                tag,
-                "NO",
-                &format!("[UNKNOWN-CTE] Cannot decode {encoding:?}"),
-            );
-        } else if failed > 0 {
-            io.tagged(
-                tag,
-                "NO",
-                &format!("[UNAVAILABLE] {failed} messages could not be read, try again"),
-            );
-        } else if expunged > 0 {
-            io.tagged(tag, "NO", "[EXPUNGEISSUED] Some messages were expunged");
-        } else {
-            io.tagged(tag, "OK", "Fetch completed");
-        }
-        Ok(Flow::Continue)
+        Ok(tally)
     }
 
     /// Starts reading, from this node's disk, the summaries and bytes (as asked) of a batch,
