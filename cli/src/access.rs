@@ -2,7 +2,6 @@
 //! (`/v1/access-lists`).
 
 use anyhow::{Context as _, Result, bail};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::commands::{Context, print_json};
@@ -14,17 +13,7 @@ mod tests;
 const PATH: &str = "/v1/access-lists";
 
 /// One entry, as `GET /v1/access-lists` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct AccessEntry {
-    pub list: String,
-    pub kind: String,
-    pub pattern: String,
-    pub comment: Option<String>,
-    pub created_at: u64,
-    pub expires_at: Option<u64>,
-    pub active: bool,
-}
+pub use mcluster_types::api::AccessEntryView as AccessEntry;
 
 /// `mclusterctl access list [block|allow] [--all]`.
 pub fn list(ctx: &Context, json: bool, all: bool, only: Option<&str>) -> Result<()> {

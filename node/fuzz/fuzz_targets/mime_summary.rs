@@ -4,10 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raft_store::summary::{
-    self, MessageSummary, Part, PartKind, SectionPart, body_structure, envelope,
-    filter_header_fields, section,
-};
+use node::imap::render::{SectionPart, body_structure, envelope, filter_header_fields, section};
+use raft_store::summary::{self, MessageSummary, Part, PartKind};
 
 fuzz_target!(|raw: &[u8]| {
     // summarize catches mail-parser's own panics (see summary::parse_mime); libfuzzer-sys's

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::Path;
 use raft_store::{AccessEntry, AccessList, AccessPattern, Command};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::access::check_comment;
@@ -18,34 +18,18 @@ mod tests;
 /// Longest expiry: ten years (longer is "never": leave it out).
 const MAX_EXPIRY_SECS: u64 = 10 * 365 * 86_400;
 
-/// An entry as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct AccessEntryView {
-    /// `block` or `allow`.
-    pub list: String,
-    /// `network`, `domain` or `address`.
-    pub kind: String,
-    /// The canonical form, as `DELETE` takes it.
-    pub pattern: String,
-    pub comment: Option<String>,
-    pub created_at: u64,
-    pub expires_at: Option<u64>,
-    /// Whether it still matches (expired entries stay listed until the next add clears them).
-    pub active: bool,
-}
+pub use raft_store::api::AccessEntryView;
 
-impl AccessEntryView {
-    pub fn of(entry: &AccessEntry, now: u64) -> AccessEntryView {
-        AccessEntryView {
-            list: entry.list.to_string(),
-            kind: entry.pattern.kind().into(),
-            pattern: entry.pattern.to_string(),
-            comment: entry.comment.clone(),
-            created_at: entry.created_at,
-            expires_at: entry.expires_at,
-            active: entry.active(now),
-        }
+/// An entry as the API shows it.
+pub fn view_of(entry: &AccessEntry, now: u64) -> AccessEntryView {
+    AccessEntryView {
+        list: entry.list.to_string(),
+        kind: entry.pattern.kind().into(),
+        pattern: entry.pattern.to_string(),
+        comment: entry.comment.clone(),
+        created_at: entry.created_at,
+        expires_at: entry.expires_at,
+        active: entry.active(now),
     }
 }
 
@@ -106,12 +90,7 @@ pub(super) async fn list(Current(state): Current) -> ApiResult<Json<Vec<AccessEn
     let now = unix_now();
     let mut entries = state.cluster.reader.access_entries()?;
     entries.sort_by(|a, b| (a.list, &a.pattern).cmp(&(b.list, &b.pattern)));
-    Ok(Json(
-        entries
-            .iter()
-            .map(|e| AccessEntryView::of(e, now))
-            .collect(),
-    ))
+    Ok(Json(entries.iter().map(|e| view_of(e, now)).collect()))
 }
 
 pub(super) async fn add(
@@ -125,7 +104,7 @@ pub(super) async fn add(
         .write_ok(Command::AddAccessEntry(entry.clone()))
         .await?;
     tracing::info!(list = %entry.list, pattern = %entry.pattern, expires_at = ?entry.expires_at, "access list entry added");
-    Ok(Json(AccessEntryView::of(&entry, now)))
+    Ok(Json(view_of(&entry, now)))
 }
 
 /// `DELETE /v1/access-lists/{list}/{pattern}`: the pattern is the rest of the path, so a CIDR's

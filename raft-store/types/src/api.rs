@@ -220,3 +220,20 @@ pub struct ErrorBody {
 pub struct FailoverResponse {
     pub leader: u64,
 }
+
+/// A block or allow list entry as the API shows it (`GET /v1/access-lists`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AccessEntryView {
+    /// `block` or `allow`.
+    pub list: String,
+    /// `network`, `domain` or `address`.
+    pub kind: String,
+    /// The canonical form, as `DELETE` takes it.
+    pub pattern: String,
+    pub comment: Option<String>,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    /// Whether it still matches (expired entries stay listed until the next add clears them).
+    pub active: bool,
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::admin_api::access_lists::{AccessEntryView, NewEntry, new_entry};
+use crate::admin_api::access_lists::{NewEntry, new_entry, view_of};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -15,7 +15,7 @@ fn body(value: Value) -> NewEntry {
 fn check_added(value: Value, expected: Value) {
     match new_entry(body(value.clone()), NOW) {
         Ok(entry) => {
-            let shown = serde_json::to_value(AccessEntryView::of(&entry, NOW)).unwrap();
+            let shown = serde_json::to_value(view_of(&entry, NOW)).unwrap();
             assert_eq!(shown, expected, "{value}");
         }
         Err(why) => panic!("{value} was refused: {why}"),
