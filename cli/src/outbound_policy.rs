@@ -9,7 +9,6 @@ use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::api::Client;
@@ -34,27 +33,8 @@ const TEXT_KEYS: [&str; 5] = [
 /// The most bytes read from a password file or standard input.
 const MAX_PASSWORD_INPUT: u64 = 4096;
 
-/// `GET /v1/outbound-policy`. Keys are kebab-case, as `mclusterctl outbound set` takes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct OutboundPolicy {
-    pub retry_interval_secs: u64,
-    pub max_attempts: u32,
-    /// 0: no delay notice.
-    pub delay_warning_secs: u64,
-    pub concurrency: u32,
-    pub per_domain_concurrency: u32,
-    /// "disabled", "opportunistic" or "required"; kept as text (as are the other named values)
-    /// so that a newer server value still shows.
-    pub tls: String,
-    /// `host:port`, or empty for none.
-    pub smarthost: String,
-    /// "never", "on-failure" or "always".
-    pub smarthost_mode: String,
-    pub smarthost_user: String,
-    /// The password itself is never shown.
-    pub smarthost_password_set: bool,
-}
+/// `GET /v1/outbound-policy`.
+pub use mcluster_types::api::OutboundPolicyView as OutboundPolicy;
 
 pub fn fetch(client: &Client) -> Result<OutboundPolicy> {
     client.get(PATH)

@@ -8,8 +8,7 @@
 use std::net::IpAddr;
 
 use axum::Json;
-use raft_store::{Command, OutboundPolicy, OutboundTls, SmarthostMode};
-use serde::{Deserialize, Serialize};
+use raft_store::{Command, OutboundPolicy, SmarthostMode};
 use serde_json::{Map, Value};
 
 use crate::admin_api::{ApiError, ApiResult, Current};
@@ -33,56 +32,41 @@ const MAX_CREDENTIAL_BYTES: usize = 1024;
 /// The key `GET` shows in place of `smarthost-password`.
 const PASSWORD_SET_KEY: &str = "smarthost-password-set";
 
+pub use raft_store::api::OutboundPolicyView;
+
 /// The outbound policy as the API shows it: everything but the smarthost password, and whether
 /// one is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct OutboundPolicyView {
-    pub retry_interval_secs: u64,
-    pub max_attempts: u32,
-    pub delay_warning_secs: u64,
-    pub concurrency: u32,
-    pub per_domain_concurrency: u32,
-    pub tls: OutboundTls,
-    pub smarthost: String,
-    pub smarthost_mode: SmarthostMode,
-    pub smarthost_user: String,
-    pub smarthost_password_set: bool,
-}
-
-impl From<&OutboundPolicy> for OutboundPolicyView {
-    fn from(policy: &OutboundPolicy) -> OutboundPolicyView {
-        // Every field by name, so a new one does not compile until it is shown (or hidden).
-        let OutboundPolicy {
-            retry_interval_secs,
-            max_attempts,
-            delay_warning_secs,
-            concurrency,
-            per_domain_concurrency,
-            tls,
-            smarthost,
-            smarthost_mode,
-            smarthost_user,
-            smarthost_password,
-        } = policy;
-        OutboundPolicyView {
-            retry_interval_secs: *retry_interval_secs,
-            max_attempts: *max_attempts,
-            delay_warning_secs: *delay_warning_secs,
-            concurrency: *concurrency,
-            per_domain_concurrency: *per_domain_concurrency,
-            tls: *tls,
-            smarthost: smarthost.clone(),
-            smarthost_mode: *smarthost_mode,
-            smarthost_user: smarthost_user.clone(),
-            smarthost_password_set: !smarthost_password.is_empty(),
-        }
+pub fn view_of(policy: &OutboundPolicy) -> OutboundPolicyView {
+    // Every field by name, so a new one does not compile until it is shown (or hidden).
+    let OutboundPolicy {
+        retry_interval_secs,
+        max_attempts,
+        delay_warning_secs,
+        concurrency,
+        per_domain_concurrency,
+        tls,
+        smarthost,
+        smarthost_mode,
+        smarthost_user,
+        smarthost_password,
+    } = policy;
+    OutboundPolicyView {
+        retry_interval_secs: *retry_interval_secs,
+        max_attempts: *max_attempts,
+        delay_warning_secs: *delay_warning_secs,
+        concurrency: *concurrency,
+        per_domain_concurrency: *per_domain_concurrency,
+        tls: tls.as_str().to_owned(),
+        smarthost: smarthost.clone(),
+        smarthost_mode: smarthost_mode.as_str().to_owned(),
+        smarthost_user: smarthost_user.clone(),
+        smarthost_password_set: !smarthost_password.is_empty(),
     }
 }
 
 pub(super) async fn show(Current(state): Current) -> ApiResult<Json<OutboundPolicyView>> {
     let policy = state.cluster.reader.outbound_policy()?;
-    Ok(Json(OutboundPolicyView::from(&policy)))
+    Ok(Json(view_of(&policy)))
 }
 
 /// Changes some keys of the outbound policy: the body is a JSON object with any of its keys.
@@ -97,7 +81,7 @@ pub(super) async fn set(
         .write_ok(Command::SetOutboundPolicy(policy.clone()))
         .await?;
     tracing::info!(policy = ?policy, "outbound policy changed");
-    Ok(Json(OutboundPolicyView::from(&policy)))
+    Ok(Json(view_of(&policy)))
 }
 
 /// `current` with `changes` applied, if every key is known, every value has the key's type and

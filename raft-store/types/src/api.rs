@@ -237,3 +237,25 @@ pub struct AccessEntryView {
     /// Whether it still matches (expired entries stay listed until the next add clears them).
     pub active: bool,
 }
+
+/// `GET /v1/outbound-policy`. Keys are kebab-case, as `mclusterctl outbound set` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OutboundPolicyView {
+    pub retry_interval_secs: u64,
+    pub max_attempts: u32,
+    /// 0: no delay notice.
+    pub delay_warning_secs: u64,
+    pub concurrency: u32,
+    pub per_domain_concurrency: u32,
+    /// "disabled", "opportunistic" or "required"; kept as text (as are the other named values)
+    /// so that a newer server value still shows.
+    pub tls: String,
+    /// `host:port`, or empty for none.
+    pub smarthost: String,
+    /// "never", "on-failure" or "always".
+    pub smarthost_mode: String,
+    pub smarthost_user: String,
+    /// The password itself is never shown.
+    pub smarthost_password_set: bool,
+}

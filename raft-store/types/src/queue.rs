@@ -105,6 +105,17 @@ pub enum SmarthostMode {
     Always,
 }
 
+impl SmarthostMode {
+    /// The name the policy and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmarthostMode::Never => "never",
+            SmarthostMode::OnFailure => "on-failure",
+            SmarthostMode::Always => "always",
+        }
+    }
+}
+
 /// STARTTLS towards MX hosts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,6 +126,17 @@ pub enum OutboundTls {
     Opportunistic,
     /// Defer when an MX does not offer STARTTLS.
     Required,
+}
+
+impl OutboundTls {
+    /// The name the policy and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundTls::Disabled => "disabled",
+            OutboundTls::Opportunistic => "opportunistic",
+            OutboundTls::Required => "required",
+        }
+    }
 }
 
 /// Outbound delivery behaviour that must be the same on every node (the leader may change).

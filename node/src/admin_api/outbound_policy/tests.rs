@@ -3,7 +3,7 @@
 use raft_store::{OutboundPolicy, OutboundTls, SmarthostMode};
 use serde_json::{Map, Value, json};
 
-use crate::admin_api::outbound_policy::{OutboundPolicyView, merge};
+use crate::admin_api::outbound_policy::{merge, view_of};
 
 fn changes(value: Value) -> Map<String, Value> {
     match value {
@@ -325,7 +325,7 @@ fn smarthost_modes_and_credentials_need_what_they_use() {
 
 #[test]
 fn the_view_never_holds_the_password() {
-    let view = serde_json::to_value(OutboundPolicyView::from(&with_smarthost())).expect("encode");
+    let view = serde_json::to_value(view_of(&with_smarthost())).expect("encode");
     assert_eq!(
         view,
         json!({
@@ -342,6 +342,6 @@ fn the_view_never_holds_the_password() {
         })
     );
     assert!(!view.to_string().contains("old-secret"), "{view}");
-    let view = OutboundPolicyView::from(&OutboundPolicy::default());
+    let view = view_of(&OutboundPolicy::default());
     assert!(!view.smarthost_password_set);
 }
