@@ -3,7 +3,6 @@
 //! `/v1/lockouts`).
 
 use anyhow::{Context as _, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::commands::{Context, parse_policy_settings, print_json};
@@ -85,15 +84,7 @@ pub fn render_policy(policy: &Map<String, Value>) -> String {
 }
 
 /// One lockout, as `GET /v1/lockouts` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Lockout {
-    pub target: String,
-    pub since: u64,
-    pub until: u64,
-    pub reason: String,
-    pub active: bool,
-}
+pub use mcluster_types::api::LockoutView as Lockout;
 
 pub fn list(ctx: &Context, json: bool, all: bool) -> Result<()> {
     let mut lockouts: Vec<Lockout> = ctx

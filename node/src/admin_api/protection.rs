@@ -146,28 +146,16 @@ fn check_password_policy(policy: &PasswordPolicy) -> Result<(), String> {
     Ok(())
 }
 
-/// A lockout as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct LockoutView {
-    /// `ip:ADDRESS` or `account:NAME`.
-    pub target: String,
-    pub since: u64,
-    pub until: u64,
-    pub reason: String,
-    /// Whether it still runs (ended ones stay listed until the next lockout clears them).
-    pub active: bool,
-}
+pub use raft_store::api::LockoutView;
 
-impl LockoutView {
-    fn of(lockout: Lockout, now: u64) -> LockoutView {
-        LockoutView {
-            target: lockout.target.to_string(),
-            since: lockout.since,
-            until: lockout.until,
-            active: lockout.until > now,
-            reason: lockout.reason,
-        }
+/// A lockout as the API shows it.
+fn view_of(lockout: Lockout, now: u64) -> LockoutView {
+    LockoutView {
+        target: lockout.target.to_string(),
+        since: lockout.since,
+        until: lockout.until,
+        active: lockout.until > now,
+        reason: lockout.reason,
     }
 }
 
@@ -175,10 +163,7 @@ pub(super) async fn list_lockouts(Current(state): Current) -> ApiResult<Json<Vec
     let now = unix_now();
     let lockouts = state.cluster.reader.lockouts()?;
     Ok(Json(
-        lockouts
-            .into_iter()
-            .map(|l| LockoutView::of(l, now))
-            .collect(),
+        lockouts.into_iter().map(|l| view_of(l, now)).collect(),
     ))
 }
 
@@ -221,7 +206,7 @@ pub(super) async fn add_lockout(
         .write_ok(Command::Lock(lockout.clone()))
         .await?;
     tracing::info!(target = %lockout.target, until = lockout.until, "lockout set by an operator");
-    Ok(Json(LockoutView::of(lockout, now)))
+    Ok(Json(view_of(lockout, now)))
 }
 
 pub(super) async fn delete_lockout(

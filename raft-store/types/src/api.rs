@@ -259,3 +259,16 @@ pub struct OutboundPolicyView {
     /// The password itself is never shown.
     pub smarthost_password_set: bool,
 }
+
+/// A lockout as the API shows it (`GET /v1/lockouts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LockoutView {
+    /// `ip:ADDRESS` or `account:NAME`.
+    pub target: String,
+    pub since: u64,
+    pub until: u64,
+    pub reason: String,
+    /// Whether it still runs (ended ones stay listed until the next lockout clears them).
+    pub active: bool,
+}
