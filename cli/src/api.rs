@@ -44,6 +44,9 @@ pub use mcluster_types::api::{
     FailoverResponse, JoinRequest, JoinResponse, MailStatus, MemberView as Member, NodeStatus,
     QueueEntry, QueueListing, QueueRecipient, VipStatus,
 };
+use mcluster_types::api::{
+    AddMember, Enabled, Failover, NewAccount, NewClientTls, NewDomain, NewPassword,
+};
 pub use mcluster_types::{Domain, Role};
 
 /// The answer to a leave that waits for copies (`202`).
@@ -138,47 +141,6 @@ impl FromStr for DkimAlgorithm {
             )),
         }
     }
-}
-
-#[derive(Serialize)]
-struct AddMember {
-    node_id: u64,
-}
-
-#[derive(Serialize)]
-struct Failover {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct NewDomain<'a> {
-    name: &'a str,
-}
-
-// No Debug: these carry passwords.
-#[derive(Serialize)]
-struct NewAccount<'a> {
-    address: &'a str,
-    password: &'a str,
-    quota_mb: u64,
-}
-
-#[derive(Serialize)]
-struct NewPassword<'a> {
-    password: &'a str,
-}
-
-#[derive(Serialize)]
-struct Enabled {
-    enabled: bool,
-}
-
-// No Debug: it carries a private key.
-#[derive(Serialize)]
-struct NewClientTls<'a> {
-    cert_pem: &'a str,
-    key_pem: &'a str,
 }
 
 // No Debug: it may carry a private key.
@@ -464,7 +426,13 @@ impl Client {
     }
 
     pub fn add_domain(&self, name: &str) -> Result<Domain> {
-        self.post("/v1/domains", &NewDomain { name }, REQUEST_TIMEOUT)
+        self.post(
+            "/v1/domains",
+            &NewDomain {
+                name: name.to_owned(),
+            },
+            REQUEST_TIMEOUT,
+        )
     }
 
     pub fn domain(&self, name: &str) -> Result<Domain> {
@@ -485,9 +453,9 @@ impl Client {
 
     pub fn add_account(&self, address: &str, password: &str, quota_mb: u64) -> Result<Account> {
         let new_account = NewAccount {
-            address,
-            password,
-            quota_mb,
+            address: address.to_owned(),
+            password: password.to_owned(),
+            quota_mb: Some(quota_mb),
         };
         self.post("/v1/accounts", &new_account, REQUEST_TIMEOUT)
     }
@@ -502,7 +470,12 @@ impl Client {
 
     pub fn set_password(&self, address: &str, password: &str) -> Result<()> {
         let path = format!("/v1/accounts/{}/password", encode_component(address));
-        self.put(&path, &NewPassword { password })
+        self.put(
+            &path,
+            &NewPassword {
+                password: password.to_owned(),
+            },
+        )
     }
 
     pub fn set_enabled(&self, address: &str, enabled: bool) -> Result<()> {
@@ -517,7 +490,13 @@ impl Client {
 
     /// `PUT /v1/tls`: the node checks that the chain and key make a usable server certificate.
     pub fn set_client_tls(&self, cert_pem: &str, key_pem: &str) -> Result<()> {
-        let answer: Updated = self.put_answer("/v1/tls", &NewClientTls { cert_pem, key_pem })?;
+        let answer: Updated = self.put_answer(
+            "/v1/tls",
+            &NewClientTls {
+                cert_pem: cert_pem.to_owned(),
+                key_pem: key_pem.to_owned(),
+            },
+        )?;
         if !answer.updated {
             bail!("PUT /v1/tls answered updated: false");
         }

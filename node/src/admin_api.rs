@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use raft_store::api::{
-    AccountView, ClientCert, ClusterStatus, ErrorBody, FailoverResponse, JoinRequest, JoinResponse,
-    MailStatus, MemberView, NodeStatus,
+    AccountView, AddMember, ClientCert, ClusterStatus, Enabled, ErrorBody, Failover,
+    FailoverResponse, JoinRequest, JoinResponse, MailStatus, MemberView, NewAccount, NewClientTls,
+    NewDomain, NewPassword, NodeStatus,
 };
 use raft_store::{
     Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role, TokenKind,
@@ -538,11 +539,6 @@ async fn list_members(Current(state): Current) -> ApiResult<Json<Vec<MemberView>
     Ok(Json(state.cluster.members()))
 }
 
-#[derive(Deserialize, Serialize)]
-struct AddMember {
-    node_id: NodeId,
-}
-
 async fn add_member(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -713,12 +709,6 @@ async fn node_removed(
     }
     state.removed.send_replace(true);
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Serialize, Default)]
-struct Failover {
-    #[serde(default)]
-    to: Option<NodeId>,
 }
 
 async fn failover(
@@ -1011,14 +1001,9 @@ async fn list_domains(Current(state): Current) -> ApiResult<Json<Vec<Domain>>> {
     Ok(Json(state.cluster.reader.domains()?))
 }
 
-#[derive(Deserialize)]
-struct AddDomain {
-    name: String,
-}
-
 async fn add_domain(
     Admin(state): Admin,
-    Json(body): Json<AddDomain>,
+    Json(body): Json<NewDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
     let cluster = &state.cluster;
     let name = names::new_domain_name(&body.name).map_err(ApiError::bad_request)?;
@@ -1082,16 +1067,9 @@ async fn list_accounts(
 /// Default quota of a new account when the request names none.
 const DEFAULT_QUOTA_MB: u64 = 1024;
 
-#[derive(Deserialize)]
-struct AddAccount {
-    address: String,
-    password: String,
-    quota_mb: Option<u64>,
-}
-
 async fn add_account(
     Admin(state): Admin,
-    Json(body): Json<AddAccount>,
+    Json(body): Json<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
     let cluster = &state.cluster;
     let address = mail_address(&body.address)?;
@@ -1134,15 +1112,10 @@ async fn delete_account(Admin(state): Admin, Path(address): Path<String>) -> Api
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct SetPassword {
-    password: String,
-}
-
 async fn set_password(
     Admin(state): Admin,
     Path(address): Path<String>,
-    Json(body): Json<SetPassword>,
+    Json(body): Json<NewPassword>,
 ) -> ApiResult<StatusCode> {
     let address = mail_address(&address)?;
     check_password(&state.cluster, &body.password)?;
@@ -1157,15 +1130,10 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct SetEnabled {
-    enabled: bool,
-}
-
 async fn set_enabled(
     Admin(state): Admin,
     Path(address): Path<String>,
-    Json(body): Json<SetEnabled>,
+    Json(body): Json<Enabled>,
 ) -> ApiResult<StatusCode> {
     let address = mail_address(&address)?;
     state
@@ -1224,14 +1192,6 @@ async fn delete_alias(Admin(state): Admin, Path(address): Path<String>) -> ApiRe
     Ok(StatusCode::NO_CONTENT)
 }
 
-// No Debug: it carries a private key.
-#[derive(Deserialize)]
-struct TlsBody {
-    cert_pem: String,
-    #[serde(default)]
-    key_pem: String,
-}
-
 /// The client-facing certificate chain (never the key).
 async fn show_tls(Current(state): Current) -> ApiResult<Json<ClientCert>> {
     let tls = state
@@ -1247,7 +1207,7 @@ async fn show_tls(Current(state): Current) -> ApiResult<Json<ClientCert>> {
 /// Replaces the client-facing certificate and key on every node.
 async fn set_tls(
     Admin(state): Admin,
-    Json(body): Json<TlsBody>,
+    Json(body): Json<NewClientTls>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let tls = raft_store::ClientTls {
         cert_pem: body.cert_pem,

@@ -272,3 +272,54 @@ pub struct LockoutView {
     /// Whether it still runs (ended ones stay listed until the next lockout clears them).
     pub active: bool,
 }
+
+// ---- request bodies ----
+// The ones that carry a password or a private key derive no Debug.
+
+/// `POST /v1/members`: promote a node that joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddMember {
+    pub node_id: u64,
+}
+
+/// `POST /v1/failover`: hand leadership to `to`, or to the best other data node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failover {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+/// `POST /v1/domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDomain {
+    pub name: String,
+}
+
+/// `POST /v1/accounts`; without `quota_mb` the node's default quota.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewAccount {
+    pub address: String,
+    pub password: String,
+    #[serde(default)]
+    pub quota_mb: Option<u64>,
+}
+
+/// `PUT /v1/accounts/{address}/password`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// `PUT /v1/accounts/{address}/enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enabled {
+    pub enabled: bool,
+}
+
+/// `PUT /v1/tls`: the certificate chain and key SMTP, POP3 and IMAP present to clients.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NewClientTls {
+    pub cert_pem: String,
+    #[serde(default)]
+    pub key_pem: String,
+}
