@@ -196,6 +196,9 @@ impl Harness {
                 panic!("{at}: not a transcript line: {line:?}");
             }
         }
+        // End of the client's data (the duplex sees EOF only on shutdown: the read half still
+        // holds the stream).
+        let _ = write.shutdown().await;
         drop(write);
         let mut rest = String::new();
         let _ = tokio::time::timeout(LINE_WAIT, read.read_to_string(&mut rest)).await;

@@ -386,3 +386,92 @@ async fn idle_reports_deliveries_flag_changes_and_expunges() {
         })
         .await;
 }
+
+/// Literals (synchronizing ones wait for "+", LITERAL+ ones do not), literals over the limits
+/// refused before a byte is read, and bad input of every kind: each gets its RFC 3501 reply
+/// and the session goes on (the socket suite in chaos-tests covers the same over TCP).
+#[tokio::test]
+async fn literals_and_bad_input_get_rfc_replies() {
+    let harness = mailbox();
+    let user = "alice@example.test";
+    let long = format!("C: t8 NOOP {}", "x".repeat(300 * 1024));
+    let script = format!(
+        "
+        S: * OK [CAPABILITY {{..}}] mail.example.test IMAP4rev1 mcluster ready
+        C: w1 SELECT INBOX
+        S: w1 BAD Log in first
+        C: w2 IDLE
+        S: w2 BAD Log in first
+        C: t1 LOGIN {{{user_len}}}
+        S: + {{..}}
+        C: {user} {{{password_len}}}
+        S: + {{..}}
+        C: {PASSWORD}
+        S: t1 OK [CAPABILITY {{..}}] Logged in
+        R: t2 CREATE {{4+}}\\r\\nLitP\\r\\n
+        S: t2 OK Create completed
+        C: t3 LIST \"\" {{4}}
+        S: + {{..}}
+        C: LitP
+        S: * LIST (\\HasNoChildren) \"/\" \"LitP\"
+        S: t3 OK List completed
+        C: t4 APPEND INBOX {{99999999}}
+        S: t4 NO [TOOBIG] {{..}}
+        C: t5 APPEND INBOX {{99999999999999999999999}}
+        S: t5 NO [TOOBIG] {{..}}
+        C: t6 CREATE {{70000}}
+        S: t6 NO [TOOBIG] literal of 70000 bytes is over the limit{{..}}
+        {logout}
+        ",
+        user_len = user.len(),
+        password_len = PASSWORD.len(),
+        logout = logout("z1"),
+    );
+    harness.play(IMAPS, &script).await;
+    // A session allows ten errors: the bad input gets a session of its own.
+    let script = format!(
+        "
+        {login}
+        {long}
+        S: t8 BAD command line too long{{..}}
+        C: {garbage}
+        S: * BAD syntax error
+        R: t9 NOOP\\0\\r\\n
+        S: t9 BAD syntax error
+        C: t11 FROBNICATE
+        S: t11 BAD syntax error
+        C: s1 FETCH 1 FLAGS
+        S: s1 BAD No mailbox selected
+        C: s3 LOGIN a b
+        S: s3 BAD Already authenticated
+        C: s5 IDLE
+        S: + idling
+        C: NOT DONE
+        S: s5 BAD Expected DONE
+        C: s6 IDLE
+        S: + idling
+        R: done\\r\\ns7 NOOP\\r\\n
+        S: s6 OK IDLE terminated
+        S: s7 OK NOOP completed
+        {logout}
+        ",
+        login = login(),
+        logout = logout("z2"),
+        garbage = "\u{1}\u{2}\u{7f} garbage",
+    );
+    harness.play(IMAPS, &script).await;
+    let script = "
+        S: * OK [CAPABILITY {..}] mail.example.test IMAP4rev1 mcluster ready
+        C: a1 AUTHENTICATE PLAIN
+        S: +{..}
+        C: *
+        S: a1 BAD Authentication cancelled
+        C: a2 AUTHENTICATE CRAM-MD5
+        S: a2 NO Unsupported authentication mechanism
+        C: a3 AUTHENTICATE PLAIN
+        S: +{..}
+        C: %%% not base64
+        S: a3 BAD Authentication cancelled
+    ";
+    harness.play(IMAPS, script).await;
+}
