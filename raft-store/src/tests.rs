@@ -26,6 +26,14 @@ async fn openraft_log_store_conformance_suite() {
         .expect("openraft storage suite");
 }
 
+/// A state machine on a new store on disk, and the directory that holds it (kept while the
+/// test runs).
+fn fresh_store() -> (TempDir, StateMachine) {
+    let dir = TempDir::new().unwrap();
+    let (_log, sm) = crate::open(dir.path()).unwrap();
+    (dir, sm)
+}
+
 fn log_id(term: u64, index: u64) -> crate::LogId {
     openraft::LogId::new(
         openraft::vote::leader_id_adv::CommittedLeaderId::new(term, 1),
@@ -83,8 +91,7 @@ fn check_results(actual: Vec<CommandResult>, expected: &[CommandResult]) {
 
 #[tokio::test]
 async fn commands_are_validated_against_applied_state() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let results = apply_all(
         &mut sm,
         1,
@@ -128,8 +135,7 @@ async fn commands_are_validated_against_applied_state() {
 
 #[tokio::test]
 async fn a_retried_request_applies_once_and_gets_the_first_outcome() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     apply_all(&mut sm, 1, vec![add_domain("a.test")]).await;
     let request = crate::Request::new(add_account("u@a.test"));
     for index in [2, 3] {
@@ -299,8 +305,7 @@ fn delivery(queue_id: &str, blob: u8, recipients: &[&str], missing: &[u64]) -> c
 
 #[tokio::test]
 async fn filed_deliveries_go_to_junk_once_and_fall_back_to_inbox() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
@@ -361,8 +366,7 @@ async fn filed_deliveries_go_to_junk_once_and_fall_back_to_inbox() {
 
 #[tokio::test]
 async fn deliveries_allocate_uids_once_and_expunge_releases_blobs() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let (a, b) = ("a@example.test", "b@example.test");
     apply_all(
@@ -479,8 +483,7 @@ async fn deliveries_allocate_uids_once_and_expunge_releases_blobs() {
 
 #[tokio::test]
 async fn blobs_stored_clears_missing_markers() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(
@@ -505,8 +508,7 @@ async fn blobs_stored_clears_missing_markers() {
 
 #[tokio::test]
 async fn lost_blobs_go_back_on_the_replicas_pull_list() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(
@@ -935,8 +937,7 @@ mod folders {
 #[tokio::test]
 async fn append_goes_to_the_named_mailbox_with_its_flags() {
     use crate::mail::folders::AppendedMessage;
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     let message = AppendedMessage {
@@ -1000,8 +1001,7 @@ async fn append_goes_to_the_named_mailbox_with_its_flags() {
 
 #[tokio::test]
 async fn a_blob_keeps_its_summary_while_messages_refer_to_it() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let (a, b) = ("a@example.test", "b@example.test");
     apply_all(
@@ -1058,8 +1058,7 @@ fn attempt_error(status: &str) -> crate::AttemptError {
 #[tokio::test]
 async fn the_remote_part_of_a_message_is_queued_with_its_local_part_once() {
     use crate::{AttemptOutcome, QueueAction, RecipientState};
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
@@ -1216,8 +1215,7 @@ async fn the_remote_part_of_a_message_is_queued_with_its_local_part_once() {
 
 #[tokio::test]
 async fn deleting_a_queued_message_releases_its_blob() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let remote_only = crate::Delivery {
         recipients: Vec::new(),
@@ -1246,8 +1244,7 @@ async fn deleting_a_queued_message_releases_its_blob() {
 
 #[tokio::test]
 async fn a_notice_is_delivered_and_recorded_once_and_the_outbound_policy_is_replicated() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     assert_eq!(
         reader.outbound_policy().unwrap(),
@@ -1372,8 +1369,7 @@ fn dkim_key(domain: &str, selector: &str) -> crate::DkimKey {
 
 #[tokio::test]
 async fn dkim_keys_belong_to_local_domains_and_go_with_them() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let results = apply_all(
         &mut sm,
@@ -1533,8 +1529,7 @@ fn lockout_of(target: crate::LockTarget, since: u64, until: u64) -> crate::Locko
 
 #[tokio::test]
 async fn lockouts_hold_until_they_end_and_an_operator_can_lift_them() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let ip = crate::LockTarget::Ip("192.0.2.1".parse().unwrap());
     let alice = crate::LockTarget::Account("alice@a.test".into());
@@ -1617,8 +1612,7 @@ fn access_entry(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_entries_are_added_replaced_removed_and_expire() {
     use crate::AccessList::{Allow, Block};
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let version = reader.access_version();
     let net = access_entry(Block, "203.0.113.0/24", 100, None);
@@ -1768,8 +1762,7 @@ pub(crate) const PANICKING_DOMAIN: &str = "panics.invalid";
 /// machine goes on with the next entry: a bug met by one entry must not stop every node.
 #[tokio::test]
 async fn an_entry_that_panics_is_refused_and_the_next_one_applies() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let request = crate::Request::new(add_domain(PANICKING_DOMAIN));
     let mut staged = crate::reader::Staged::new(&sm.db);
@@ -1794,8 +1787,7 @@ async fn an_entry_that_panics_is_refused_and_the_next_one_applies() {
 /// is refused the same way on every node, and mail after it is delivered.
 #[tokio::test]
 async fn a_delivery_over_the_summary_ceiling_is_refused() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
@@ -1837,8 +1829,7 @@ fn member(name: &str, last_octet: u8) -> crate::Member {
 /// it; a registration that never became a member is replaced by a new one of its name.
 #[tokio::test]
 async fn a_join_that_clashes_with_a_member_is_refused() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let membership = openraft::Membership::new(
         vec![std::collections::BTreeSet::from([1])],
@@ -1897,8 +1888,7 @@ async fn a_join_that_clashes_with_a_member_is_refused() {
 /// other confirmed copies.
 #[tokio::test]
 async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     let a = "a@example.test";
     apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
@@ -2108,8 +2098,7 @@ fn settings(admin: &str, join: &str) -> crate::ClusterSettings {
 /// there is nothing to rotate.
 #[tokio::test]
 async fn a_token_digest_replaces_only_its_own_token() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let set = |token, sha256: &str| Command::SetTokenDigest {
         token,
         sha256: sha256.into(),
@@ -2231,8 +2220,7 @@ fn protection_policies_of_older_builds_still_decode() {
 async fn connection_budgets_come_from_the_legacy_rate_until_set() {
     use crate::{ConnectionBudgets, PasswordPolicy};
 
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     // A fresh store: the defaults.
     assert_eq!(
@@ -2326,8 +2314,7 @@ const LEGACY_SET_MAIL_POLICY_AND_LIMITS: &str =
 async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_set() {
     use crate::{ConnectionsPerIp, MailPolicy, MessageLimits};
 
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
     assert_eq!(
         reader.connections_per_ip().unwrap(),
