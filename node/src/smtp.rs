@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use raft_store::blob_store;
 use raft_store::summary::MessageSummary;
 use raft_store::{Delivery, Filing, Outbound};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -38,7 +37,7 @@ use crate::smtp::inbound_checks::{ClientReport, Disposition, Refusal};
 use crate::smtp::reply::Reply;
 use crate::smtp::verdict::{Action, Verdict};
 use crate::store::Resolved;
-use crate::store::{BlobError, Stored};
+use crate::store::{StoreMessageError, Stored};
 
 /// Command lines longer than this are refused (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND_LINE: usize = 2048;
@@ -978,42 +977,25 @@ impl Session {
         message
     }
 
-    /// Both copies of the blob, and its summary, parsed within the cluster's limits while the
-    /// blob is fsync'd (the summary travels in the Raft entry, so its size must not follow
-    /// whatever structure a stranger sends); or the reply refusing the message.
+    /// Both copies of the blob and its summary (`MailStore::store_message`), or the reply
+    /// refusing the message.
     async fn store(
         &self,
         message: Vec<u8>,
         queue_id: &str,
     ) -> Result<(Stored, MessageSummary), Reply> {
-        let data = Arc::new(message);
-        let hash = blob_store::hash(&data);
-        let limits = self
-            .context
-            .store
-            .state()
-            .message_limits()
-            .unwrap_or_default();
-        let summary = tokio::task::spawn_blocking({
-            let data = data.clone();
-            move || raft_store::summary::summarize_within(&data, &limits)
-        });
-        let stored = match self.context.store.store_blob(data, hash).await {
-            Ok(stored) => stored,
-            Err(BlobError::NoMirror) => {
+        match self.context.store.store_message(message).await {
+            Ok(stored) => Ok(stored),
+            Err(StoreMessageError::NoMirror) => {
                 self.count_tempfail();
-                return Err(reply::NO_MIRROR.clone());
+                Err(reply::NO_MIRROR.clone())
             }
-            Err(err) => {
+            Err(StoreMessageError::Storage(err)) => {
                 tracing::warn!(queue_id, error = %err, "could not store message");
                 self.count_tempfail();
-                return Err(reply::STORAGE_FAILED.clone());
+                Err(reply::STORAGE_FAILED.clone())
             }
-        };
-        match summary.await {
-            Ok(Ok(summary)) => Ok((stored, summary)),
-            Ok(Err(too_complex)) => {
-                // The blob just stored is referenced by nothing: GC removes it.
+            Err(StoreMessageError::TooComplex(too_complex)) => {
                 tracing::info!(queue_id, peer = %self.peer, reason = %too_complex, "message refused: too complex");
                 self.context
                     .metrics
@@ -1021,8 +1003,8 @@ impl Session {
                     .fetch_add(1, Ordering::Relaxed);
                 Err(reply::too_complex(&too_complex))
             }
-            Err(err) => {
-                tracing::error!(queue_id, error = %err, "parsing the message failed");
+            Err(err @ StoreMessageError::Parse(_)) => {
+                tracing::error!(queue_id, error = %err, "could not store message");
                 Err(reply::TEMPORARY_FAILURE.clone())
             }
         }

@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use raft_store::blob_store::BlobStore;
+use raft_store::blob_store::hash;
+use raft_store::summary::{MessageSummary, TooComplex};
 use raft_store::{BlobHash, Command, CommandResult, MailChange, StateReader, StoreError};
 
 use crate::blobs::Blobs;
@@ -46,6 +48,20 @@ pub trait Backend: Send + Sync + 'static {
     /// Reads a blob from this node's own copy only, blocking (callers run it on a blocking
     /// thread): read-ahead for POP3 and IMAP, which falls back to [`Backend::read_blob`].
     fn read_local_blob(&self, hash: &BlobHash) -> std::io::Result<Vec<u8>>;
+}
+
+/// Why a new message was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreMessageError {
+    #[error("no mirror partner could store the message and degraded accept is refused")]
+    NoMirror,
+    #[error("{0}")]
+    Storage(BlobError),
+    /// Over the cluster's message limits (MIME parts, nesting, header sections).
+    #[error("{0}")]
+    TooComplex(TooComplex),
+    #[error("parsing the message failed: {0}")]
+    Parse(String),
 }
 
 /// The seam itself: cheap to clone.
@@ -99,6 +115,34 @@ impl MailStore {
         hash: BlobHash,
     ) -> Result<Stored, BlobError> {
         self.backend.store_blob(data, hash).await
+    }
+
+    /// Stores a new message (SMTP DATA, IMAP APPEND, a notice): both copies of its blob, and
+    /// its summary, parsed while the blob is fsync'd and within the cluster's message limits:
+    /// the summary travels in the Raft entry, so its size must not follow whatever structure a
+    /// stranger sends. A message refused after its blob was written leaves a blob nothing refers
+    /// to, which garbage collection removes.
+    pub async fn store_message(
+        &self,
+        data: Vec<u8>,
+    ) -> Result<(Stored, MessageSummary), StoreMessageError> {
+        let data = Arc::new(data);
+        let blob = hash(&data);
+        let limits = self.state.message_limits().unwrap_or_default();
+        let summary = tokio::task::spawn_blocking({
+            let data = data.clone();
+            move || raft_store::summary::summarize_within(&data, &limits)
+        });
+        let stored = match self.store_blob(data, blob).await {
+            Ok(stored) => stored,
+            Err(BlobError::NoMirror) => return Err(StoreMessageError::NoMirror),
+            Err(err) => return Err(StoreMessageError::Storage(err)),
+        };
+        match summary.await {
+            Ok(Ok(summary)) => Ok((stored, summary)),
+            Ok(Err(too_complex)) => Err(StoreMessageError::TooComplex(too_complex)),
+            Err(err) => Err(StoreMessageError::Parse(err.to_string())),
+        }
     }
 
     pub async fn read_blob(&self, hash: &BlobHash) -> Result<Vec<u8>, BlobError> {

@@ -1,6 +1,5 @@
 //! Authenticated-state commands: mailbox management, LIST/LSUB, STATUS, APPEND and QUOTA.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use imap_codec::imap_types::core::Tag;
@@ -9,7 +8,6 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
-use raft_store::blob_store;
 use raft_store::{AppendedMessage, Command, CommandResult, INBOX, Rejection, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -17,8 +15,8 @@ use super::{Flow, Handled, Io, Session, mailbox_name, quoted, quoted_name, store
 use crate::clock::unix_now;
 use crate::imap::list::{self, DELIMITER};
 use crate::imap::utf7;
-use crate::store::BlobError;
 use crate::store::ClusterError;
+use crate::store::StoreMessageError;
 
 impl Session {
     /// Commits a mailbox command; on failure the tagged NO is queued and None returned.
@@ -395,55 +393,10 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let internal_date = date.map_or_else(|| unix_now() as i64, |d| d.as_ref().timestamp());
-        let data = Arc::new(data);
-        let hash = blob_store::hash(&data);
-        let limits = self
-            .context
-            .store
-            .state()
-            .message_limits()
-            .unwrap_or_default();
-        let summary = tokio::task::spawn_blocking({
-            let data = data.clone();
-            move || raft_store::summary::summarize_within(&data, &limits)
-        });
-        let stored = match self.context.store.store_blob(data, hash).await {
+        let (stored, summary) = match self.context.store.store_message(data).await {
             Ok(stored) => stored,
-            Err(BlobError::NoMirror) => {
-                io.tagged(
-                    tag,
-                    "NO",
-                    "[UNAVAILABLE] Mirror unavailable, try again later",
-                );
-                return Ok(Flow::Continue);
-            }
             Err(err) => {
-                tracing::warn!(error = %err, "imap append: could not store the message");
-                io.tagged(
-                    tag,
-                    "NO",
-                    "[UNAVAILABLE] Temporary storage failure, try again later",
-                );
-                return Ok(Flow::Continue);
-            }
-        };
-        let summary = match summary.await {
-            Ok(Ok(summary)) => summary,
-            Ok(Err(too_complex)) => {
-                // The blob just stored is referenced by nothing: GC removes it.
-                self.context
-                    .metrics
-                    .messages_too_complex
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                io.tagged(
-                    tag,
-                    "NO",
-                    &format!("[LIMIT] Message refused: {too_complex}"),
-                );
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                io.tagged(tag, "NO", "[SERVERBUG] Could not parse the message");
+                io.tagged(tag, "NO", &self.refusal(&err));
                 return Ok(Flow::Continue);
             }
         };
@@ -481,6 +434,27 @@ impl Session {
             &format!("[APPENDUID {uidvalidity} {uid}] Append completed"),
         );
         Ok(Flow::Continue)
+    }
+
+    /// The tagged NO text for an APPEND whose message was not stored.
+    fn refusal(&self, err: &StoreMessageError) -> String {
+        match err {
+            StoreMessageError::NoMirror => {
+                "[UNAVAILABLE] Mirror unavailable, try again later".to_owned()
+            }
+            StoreMessageError::Storage(err) => {
+                tracing::warn!(error = %err, "imap append: could not store the message");
+                "[UNAVAILABLE] Temporary storage failure, try again later".to_owned()
+            }
+            StoreMessageError::TooComplex(too_complex) => {
+                self.context
+                    .metrics
+                    .messages_too_complex
+                    .fetch_add(1, Ordering::Relaxed);
+                format!("[LIMIT] Message refused: {too_complex}")
+            }
+            StoreMessageError::Parse(_) => "[SERVERBUG] Could not parse the message".to_owned(),
+        }
     }
 
     /// GETQUOTA: one quota root per account, named "".
