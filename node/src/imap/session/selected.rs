@@ -12,7 +12,7 @@ use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use raft_store::summary::MessageSummary;
-use raft_store::{BlobHash, Command, CommandResult, FlagOp, Message, flag};
+use raft_store::{BlobHash, Command, CommandResult, FlagChange, FlagOp, Message, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::mailboxes::unavailable;
@@ -583,35 +583,7 @@ impl Session {
                     return Ok(Flow::Continue);
                 }
             };
-            let silent = response == StoreResponse::Silent;
-            let condstore = self.condstore;
-            let view = self.selected.as_mut().expect("still selected");
-            let mut out = Vec::new();
-            for change in changed {
-                view.note_flags(change.uid, change.flags, &change.keywords, change.modseq);
-                // RFC 7162 3.1.3: with CONDSTORE the new MODSEQ is sent even for .SILENT.
-                if silent && !condstore {
-                    continue;
-                }
-                let Some(seq) = view.seq_of(change.uid) else {
-                    continue;
-                };
-                let mut items = Vec::new();
-                if uid {
-                    items.push(format!("UID {}", change.uid));
-                }
-                if !silent {
-                    let mut flags = Vec::new();
-                    crate::imap::fetch::write_flags(&mut flags, change.flags, &change.keywords);
-                    items.push(format!("FLAGS {}", String::from_utf8_lossy(&flags)));
-                }
-                if condstore {
-                    items.push(format!("MODSEQ ({})", change.modseq));
-                }
-                out.extend_from_slice(
-                    format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes(),
-                );
-            }
+            let out = self.note_stored(changed, response == StoreResponse::Silent, uid);
             io.push(&out);
         }
         self.sync(io, uid).await?;
@@ -633,6 +605,38 @@ impl Session {
             io.tagged(tag, "OK", "Store completed");
         }
         Ok(Flow::Continue)
+    }
+
+    /// Notes the flags a STORE gave in the view, and returns the untagged FETCH responses
+    /// that report them: none for .SILENT, except the new MODSEQ under CONDSTORE (RFC 7162
+    /// 3.1.3).
+    fn note_stored(&mut self, changed: Vec<FlagChange>, silent: bool, uid: bool) -> Vec<u8> {
+        let condstore = self.condstore;
+        let view = self.selected.as_mut().expect("still selected");
+        let mut out = Vec::new();
+        for change in changed {
+            view.note_flags(change.uid, change.flags, &change.keywords, change.modseq);
+            if silent && !condstore {
+                continue;
+            }
+            let Some(seq) = view.seq_of(change.uid) else {
+                continue;
+            };
+            let mut items = Vec::new();
+            if uid {
+                items.push(format!("UID {}", change.uid));
+            }
+            if !silent {
+                let mut flags = Vec::new();
+                crate::imap::fetch::write_flags(&mut flags, change.flags, &change.keywords);
+                items.push(format!("FLAGS {}", String::from_utf8_lossy(&flags)));
+            }
+            if condstore {
+                items.push(format!("MODSEQ ({})", change.modseq));
+            }
+            out.extend_from_slice(format!("* {seq} FETCH ({})\r\n", items.join(" ")).as_bytes());
+        }
+        out
     }
 
     /// COPY, and MOVE (RFC 6851) with `remove`; UIDPLUS's COPYUID either way.
