@@ -85,7 +85,7 @@ impl StateMachine {
     /// A state machine on an empty store in memory, without Raft: commands are applied with
     /// [`StateMachine::apply_unreplicated`]. It runs the same code on the same tables as a
     /// replicated one, so the node's protocol tests exercise the real mail semantics without
-    /// a cluster, a disk or RocksDB.
+    /// a cluster, a disk or a RocksDB database.
     pub fn in_memory() -> StateMachine {
         StateMachine::new(Db::in_memory())
     }

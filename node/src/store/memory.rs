@@ -1,6 +1,6 @@
 //! A [`Backend`] in memory for the protocol tests: the real state machine on in-memory tables
 //! (`raft_store::StateMachine::in_memory`), every write applied at once as the next entry of a
-//! log of its own, and blobs in a map. No Raft, no sockets, no disk, no RocksDB.
+//! log of its own, and blobs in a map. No Raft, no sockets, no disk, no RocksDB database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
