@@ -45,7 +45,7 @@ pub use mcluster_types::api::{
     QueueEntry, QueueListing, QueueRecipient, VipStatus,
 };
 use mcluster_types::api::{
-    AddMember, Enabled, Failover, NewAccount, NewClientTls, NewDomain, NewPassword,
+    AddMember, Enabled, Failover, NewAccount, NewClientTls, NewDkimKey, NewDomain, NewPassword,
 };
 pub use mcluster_types::{Domain, Role};
 
@@ -141,18 +141,6 @@ impl FromStr for DkimAlgorithm {
             )),
         }
     }
-}
-
-// No Debug: it may carry a private key.
-#[derive(Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct NewDkimKey<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    selector: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    algorithm: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    private_key_pem: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -567,9 +555,12 @@ impl Client {
     ) -> Result<DkimKey> {
         let path = format!("/v1/domains/{}/dkim", encode_component(domain));
         let new_key = NewDkimKey {
-            selector,
-            algorithm: algorithm.map(DkimAlgorithm::as_str),
-            private_key_pem,
+            selector: selector.map(str::to_owned),
+            algorithm: algorithm.map(|a| match a {
+                DkimAlgorithm::Rsa => mcluster_types::DkimAlgorithm::RsaSha256,
+                DkimAlgorithm::Ed25519 => mcluster_types::DkimAlgorithm::Ed25519Sha256,
+            }),
+            private_key_pem: private_key_pem.map(str::to_owned),
         };
         self.put_answer(&path, &new_key)
     }

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use raft_store::{Command, DkimAlgorithm, DkimKey};
-use serde::Deserialize;
 
 use crate::admin_api::{Admin, ApiError, ApiResult, Current, domain_name};
 use crate::clock::unix_now;
@@ -30,17 +29,7 @@ fn view_of(key: &DkimKey) -> ApiResult<DkimView> {
     })
 }
 
-// No Debug: it may carry a private key.
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub(crate) struct SetKey {
-    /// Default: `mc` and today's date.
-    selector: Option<String>,
-    /// Default: rsa-sha256 for a new key, the key's own for an imported one.
-    algorithm: Option<DkimAlgorithm>,
-    /// Import this key (PKCS#8, or PKCS#1 for RSA) instead of making one.
-    private_key_pem: Option<String>,
-}
+pub(crate) use raft_store::api::NewDkimKey as SetKey;
 
 impl From<DkimError> for ApiError {
     fn from(err: DkimError) -> ApiError {

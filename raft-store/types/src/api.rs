@@ -323,3 +323,19 @@ pub struct NewClientTls {
     #[serde(default)]
     pub key_pem: String,
 }
+
+/// `PUT /v1/domains/{domain}/dkim`: make a key, or import one. No Debug: it may carry a
+/// private key.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NewDkimKey {
+    /// Default: `mc` and today's date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Default: rsa-sha256 for a new key, the key's own for an imported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<crate::DkimAlgorithm>,
+    /// Import this key (PKCS#8, or PKCS#1 for RSA) instead of making one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_pem: Option<String>,
+}
