@@ -171,14 +171,7 @@ pub fn wire_message(headers: &[(&str, &str)], size: usize, rng: &mut impl Rng) -
         text.push_str("\r\n");
         n_line += 1;
     }
-    let mut wire = Vec::with_capacity(text.len() + n_line / 20 + 8);
-    for line in text.split_inclusive("\r\n") {
-        if line.starts_with('.') {
-            wire.push(b'.');
-        }
-        wire.extend_from_slice(line.as_bytes());
-    }
-    wire
+    dot_stuff(&text)
 }
 
 /// `CTL --config CONFIG ARGS` with its output in `dir` (`ctl.out`, `ctl.err`), killed after
