@@ -13,8 +13,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use raft_store::api::{
     AccountView, AddMember, ClientCert, ClusterStatus, Enabled, ErrorBody, Failover,
-    FailoverResponse, JoinRequest, JoinResponse, MailStatus, MemberView, NewAccount, NewClientTls,
-    NewDomain, NewPassword, NodeStatus,
+    FailoverResponse, JoinRequest, JoinResponse, MailPolicyView, MailStatus, MemberView,
+    NewAccount, NewClientTls, NewDomain, NewPassword, NodeStatus,
 };
 use raft_store::{
     Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role, TokenKind,
@@ -1219,91 +1219,21 @@ async fn set_tls(
     Ok(Json(json!({ "updated": true })))
 }
 
-/// The mail policy as the API shows and takes it: the policy's keys, the message limits and
-/// the per-service limits on one address's open connections in one object (each is stored
-/// under its own key). The policy's retired shared limit (`max-connections-per-ip`) is not
-/// among them: nothing enforces it any more.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct MailPolicyView {
-    max_message_bytes: u64,
-    max_recipients: u32,
-    degraded_accept: raft_store::DegradedAccept,
-    auth_without_tls: bool,
-    max_connections: u32,
-    #[serde(flatten)]
-    connections: raft_store::ConnectionsPerIp,
-    max_errors: u32,
-    smtp_idle_timeout_secs: u64,
-    pop3_idle_timeout_secs: u64,
-    #[serde(flatten)]
-    limits: raft_store::MessageLimits,
-}
-
 /// The key the per-service limits replaced, named in the answer to a client that still sets it.
 const RETIRED_MAIL_POLICY_KEY: &str = "max-connections-per-ip";
 
-impl MailPolicyView {
-    fn read(reader: &raft_store::StateReader) -> Result<MailPolicyView, raft_store::StoreError> {
-        let raft_store::MailPolicy {
-            max_message_bytes,
-            max_recipients,
-            degraded_accept,
-            auth_without_tls,
-            max_connections,
-            max_connections_per_ip: _,
-            max_errors,
-            smtp_idle_timeout_secs,
-            pop3_idle_timeout_secs,
-        } = reader.mail_policy()?;
-        Ok(MailPolicyView {
-            max_message_bytes,
-            max_recipients,
-            degraded_accept,
-            auth_without_tls,
-            max_connections,
-            connections: reader.connections_per_ip()?,
-            max_errors,
-            smtp_idle_timeout_secs,
-            pop3_idle_timeout_secs,
-            limits: reader.message_limits()?,
-        })
-    }
-
-    /// The command that stores the view; the retired limit keeps its stored value.
-    fn into_command(self, stored: &raft_store::MailPolicy) -> Command {
-        let MailPolicyView {
-            max_message_bytes,
-            max_recipients,
-            degraded_accept,
-            auth_without_tls,
-            max_connections,
-            connections,
-            max_errors,
-            smtp_idle_timeout_secs,
-            pop3_idle_timeout_secs,
-            limits,
-        } = self;
-        Command::SetMailPolicyLimitsAndConnections {
-            policy: raft_store::MailPolicy {
-                max_message_bytes,
-                max_recipients,
-                degraded_accept,
-                auth_without_tls,
-                max_connections,
-                max_connections_per_ip: stored.max_connections_per_ip,
-                max_errors,
-                smtp_idle_timeout_secs,
-                pop3_idle_timeout_secs,
-            },
-            limits,
-            connections,
-        }
-    }
+fn read_mail_policy_view(
+    reader: &raft_store::StateReader,
+) -> Result<MailPolicyView, raft_store::StoreError> {
+    Ok(MailPolicyView::from_parts(
+        reader.mail_policy()?,
+        reader.connections_per_ip()?,
+        reader.message_limits()?,
+    ))
 }
 
 async fn show_mail_policy(Current(state): Current) -> ApiResult<Json<MailPolicyView>> {
-    Ok(Json(MailPolicyView::read(&state.cluster.reader)?))
+    Ok(Json(read_mail_policy_view(&state.cluster.reader)?))
 }
 
 /// Changes some fields of the mail policy: the body is a JSON object with any of its keys.
@@ -1320,14 +1250,21 @@ async fn set_mail_policy(
     }
     state.cluster.linearize().await?;
     let reader = &state.cluster.reader;
-    let current = MailPolicyView::read(reader)?;
+    let current = read_mail_policy_view(reader)?;
     let view: MailPolicyView =
         merge_keys(&current, changes, "mail policy").map_err(ApiError::bad_request)?;
     check_mail_policy(&view).map_err(ApiError::bad_request)?;
     view.limits.check().map_err(ApiError::bad_request)?;
     state
         .cluster
-        .write_ok(view.clone().into_command(&reader.mail_policy()?))
+        .write_ok({
+            let (policy, connections, limits) = view.clone().into_parts(&reader.mail_policy()?);
+            Command::SetMailPolicyLimitsAndConnections {
+                policy,
+                limits,
+                connections,
+            }
+        })
         .await?;
     Ok(Json(view))
 }

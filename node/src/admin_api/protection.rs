@@ -5,101 +5,28 @@
 
 use axum::Json;
 use axum::extract::Path;
-use raft_store::{
-    Command, ConnectionBudgets, LockTarget, Lockout, PasswordPolicy, ProtectionPolicy, StateReader,
-    StoreError,
-};
-use serde::{Deserialize, Serialize};
+use raft_store::api::ProtectionView;
+use raft_store::{Command, LockTarget, Lockout, PasswordPolicy, StateReader, StoreError};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::admin_api::{Admin, ApiError, ApiResult, Current, merge_keys};
 use crate::clock::unix_now;
 use crate::protection::check_policy;
 
-/// The protection policy as the API shows and takes it: the per-service connection budgets,
-/// the policy's keys and the password policy in one object. The policy's retired shared rate
-/// (`connections-per-minute-per-ip`) is not among them: nothing enforces it any more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ProtectionView {
-    #[serde(flatten)]
-    pub budgets: ConnectionBudgets,
-    pub exempt_networks: Vec<String>,
-    pub login_failure_delay_ms: u64,
-    pub account_lockout_failures: u32,
-    pub ip_lockout_failures: u32,
-    pub failure_window_secs: u64,
-    pub lockout_secs: u64,
-    pub sender_login_match: bool,
-    pub min_data_rate: u64,
-    #[serde(flatten)]
-    pub passwords: PasswordPolicy,
-}
-
 /// The key the per-service budgets replaced, named in the answer to a client that still sets it.
 const RETIRED_KEY: &str = "connections-per-minute-per-ip";
 
-impl ProtectionView {
-    pub fn read(reader: &StateReader) -> Result<ProtectionView, StoreError> {
-        let ProtectionPolicy {
-            connections_per_minute_per_ip: _,
-            exempt_networks,
-            login_failure_delay_ms,
-            account_lockout_failures,
-            ip_lockout_failures,
-            failure_window_secs,
-            lockout_secs,
-            sender_login_match,
-            min_data_rate,
-        } = reader.protection_policy()?;
-        Ok(ProtectionView {
-            budgets: reader.connection_budgets()?,
-            exempt_networks,
-            login_failure_delay_ms,
-            account_lockout_failures,
-            ip_lockout_failures,
-            failure_window_secs,
-            lockout_secs,
-            sender_login_match,
-            min_data_rate,
-            passwords: reader.password_policy()?,
-        })
-    }
-
-    /// The stored parts of the view; the retired rate keeps its stored value.
-    fn into_parts(
-        self,
-        stored: &ProtectionPolicy,
-    ) -> (ProtectionPolicy, ConnectionBudgets, PasswordPolicy) {
-        let ProtectionView {
-            budgets,
-            exempt_networks,
-            login_failure_delay_ms,
-            account_lockout_failures,
-            ip_lockout_failures,
-            failure_window_secs,
-            lockout_secs,
-            sender_login_match,
-            min_data_rate,
-            passwords,
-        } = self;
-        let policy = ProtectionPolicy {
-            connections_per_minute_per_ip: stored.connections_per_minute_per_ip,
-            exempt_networks,
-            login_failure_delay_ms,
-            account_lockout_failures,
-            ip_lockout_failures,
-            failure_window_secs,
-            lockout_secs,
-            sender_login_match,
-            min_data_rate,
-        };
-        (policy, budgets, passwords)
-    }
+fn read_view(reader: &StateReader) -> Result<ProtectionView, StoreError> {
+    Ok(ProtectionView::from_parts(
+        reader.protection_policy()?,
+        reader.connection_budgets()?,
+        reader.password_policy()?,
+    ))
 }
 
 pub(super) async fn show_policy(Current(state): Current) -> ApiResult<Json<ProtectionView>> {
-    Ok(Json(ProtectionView::read(&state.cluster.reader)?))
+    Ok(Json(read_view(&state.cluster.reader)?))
 }
 
 /// Changes some keys of the protection policy: the body is a JSON object with any of its keys.
@@ -116,7 +43,7 @@ pub(super) async fn set_policy(
     }
     state.cluster.linearize().await?;
     let reader = &state.cluster.reader;
-    let current = ProtectionView::read(reader)?;
+    let current = read_view(reader)?;
     let view: ProtectionView =
         merge_keys(&current, changes, "protection policy").map_err(ApiError::bad_request)?;
     let (policy, budgets, passwords) = view.clone().into_parts(&reader.protection_policy()?);

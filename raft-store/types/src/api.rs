@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Role;
+use crate::{
+    ConnectionBudgets, ConnectionsPerIp, DegradedAccept, MailPolicy, MessageLimits, PasswordPolicy,
+    ProtectionPolicy, Role,
+};
 
 /// One node's own view (`GET /v1/node`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,3 +342,171 @@ pub struct NewDkimKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_pem: Option<String>,
 }
+
+/// The protection policy as the API shows and takes it (`/v1/protection-policy`): the
+/// per-service connection budgets, the policy's keys and the password policy in one object
+/// (each is stored apart). The policy's retired shared rate (`connections-per-minute-per-ip`)
+/// is not among them: nothing enforces it any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ProtectionView {
+    #[serde(flatten)]
+    pub budgets: ConnectionBudgets,
+    pub exempt_networks: Vec<String>,
+    pub login_failure_delay_ms: u64,
+    pub account_lockout_failures: u32,
+    pub ip_lockout_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+    pub sender_login_match: bool,
+    pub min_data_rate: u64,
+    #[serde(flatten)]
+    pub passwords: PasswordPolicy,
+}
+
+impl ProtectionView {
+    pub fn from_parts(
+        policy: ProtectionPolicy,
+        budgets: ConnectionBudgets,
+        passwords: PasswordPolicy,
+    ) -> ProtectionView {
+        let ProtectionPolicy {
+            connections_per_minute_per_ip: _,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+        } = policy;
+        ProtectionView {
+            budgets,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+            passwords,
+        }
+    }
+
+    /// The stored parts of the view; the retired rate keeps its `stored` value.
+    pub fn into_parts(
+        self,
+        stored: &ProtectionPolicy,
+    ) -> (ProtectionPolicy, ConnectionBudgets, PasswordPolicy) {
+        let ProtectionView {
+            budgets,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+            passwords,
+        } = self;
+        let policy = ProtectionPolicy {
+            connections_per_minute_per_ip: stored.connections_per_minute_per_ip,
+            exempt_networks,
+            login_failure_delay_ms,
+            account_lockout_failures,
+            ip_lockout_failures,
+            failure_window_secs,
+            lockout_secs,
+            sender_login_match,
+            min_data_rate,
+        };
+        (policy, budgets, passwords)
+    }
+}
+
+/// The mail policy as the API shows and takes it (`/v1/mail-policy`): the policy's keys, the
+/// message limits and the per-service limits on one address's open connections in one object
+/// (each is stored under its own key). The policy's retired shared limit
+/// (`max-connections-per-ip`) is not among them: nothing enforces it any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MailPolicyView {
+    pub max_message_bytes: u64,
+    pub max_recipients: u32,
+    pub degraded_accept: DegradedAccept,
+    pub auth_without_tls: bool,
+    pub max_connections: u32,
+    #[serde(flatten)]
+    pub connections: ConnectionsPerIp,
+    pub max_errors: u32,
+    pub smtp_idle_timeout_secs: u64,
+    pub pop3_idle_timeout_secs: u64,
+    #[serde(flatten)]
+    pub limits: MessageLimits,
+}
+
+impl MailPolicyView {
+    pub fn from_parts(
+        policy: MailPolicy,
+        connections: ConnectionsPerIp,
+        limits: MessageLimits,
+    ) -> MailPolicyView {
+        let MailPolicy {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            max_connections_per_ip: _,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+        } = policy;
+        MailPolicyView {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            connections,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+            limits,
+        }
+    }
+
+    /// The stored parts of the view; the retired limit keeps its `stored` value.
+    pub fn into_parts(self, stored: &MailPolicy) -> (MailPolicy, ConnectionsPerIp, MessageLimits) {
+        let MailPolicyView {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            connections,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+            limits,
+        } = self;
+        let policy = MailPolicy {
+            max_message_bytes,
+            max_recipients,
+            degraded_accept,
+            auth_without_tls,
+            max_connections,
+            max_connections_per_ip: stored.max_connections_per_ip,
+            max_errors,
+            smtp_idle_timeout_secs,
+            pop3_idle_timeout_secs,
+        };
+        (policy, connections, limits)
+    }
+}
+
+#[cfg(test)]
+mod tests;
