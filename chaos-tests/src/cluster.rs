@@ -46,15 +46,6 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// Mail ports of test nodes on loopback (each node listens on its own address).
-pub const SMTP_PORT: u16 = 2525;
-pub const SUBMISSION_PORT: u16 = 2587;
-pub const SMTPS_PORT: u16 = 2465;
-pub const POP3_PORT: u16 = 2110;
-pub const POP3S_PORT: u16 = 2995;
-pub const IMAP_PORT: u16 = 2143;
-pub const IMAPS_PORT: u16 = 2993;
-
 /// The ports a node's mail services listen on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MailPorts {
@@ -68,15 +59,16 @@ pub struct MailPorts {
 }
 
 impl MailPorts {
-    /// Loopback clusters share the machine's ports: unprivileged ones.
+    /// Loopback clusters share the machine's ports: unprivileged ones, each node on its own
+    /// loopback address (the demo's: the standard ports plus 2000).
     pub const LOOPBACK: MailPorts = MailPorts {
-        smtp: SMTP_PORT,
-        submission: SUBMISSION_PORT,
-        smtps: SMTPS_PORT,
-        pop3: POP3_PORT,
-        pop3s: POP3S_PORT,
-        imap: IMAP_PORT,
-        imaps: IMAPS_PORT,
+        smtp: 2525,
+        submission: 2587,
+        smtps: 2465,
+        pop3: 2110,
+        pop3s: 2995,
+        imap: 2143,
+        imaps: 2993,
     };
     /// A lab node has a namespace to itself: the standard ports.
     pub const STANDARD: MailPorts = MailPorts {

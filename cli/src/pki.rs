@@ -10,7 +10,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 
-use crate::calendar::Date;
+use crate::calendar;
 
 #[cfg(test)]
 mod tests;
@@ -113,7 +113,7 @@ fn common_name(name: &str) -> DistinguishedName {
 /// From the start of today (UTC) for [`VALIDITY_YEARS`]: starting at midnight tolerates clocks
 /// that are a little behind.
 fn set_validity(params: &mut CertificateParams) {
-    let today = Date::today();
+    let today = calendar::today();
     let until = today.plus_years(VALIDITY_YEARS);
     params.not_before = rcgen::date_time_ymd(today.year, today.month, today.day);
     params.not_after = rcgen::date_time_ymd(until.year, until.month, until.day);

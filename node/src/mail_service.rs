@@ -471,6 +471,40 @@ pub enum LoginRefused {
     Locked,
 }
 
+/// The sessions of one connection: over TLS from the first byte on an implicit-TLS listener;
+/// otherwise in clear, then over TLS if the clear session accepted STARTTLS (or STLS).
+/// `plain` runs the clear session and hands the connection back when it ends in STARTTLS
+/// (whatever the client pipelined after it is dropped with the session's buffer); `secure`
+/// runs a session over TLS, with a greeting or (after STARTTLS) without.
+pub(crate) async fn serve_connection(
+    context: &MailContext,
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    plain: impl AsyncFnOnce(TcpStream) -> Option<TcpStream>,
+    secure: impl AsyncFnOnce(tokio_rustls::server::TlsStream<TcpStream>, Greeting),
+) {
+    let (stream, greeting) = if service.implicit_tls() {
+        (stream, Greeting::Send)
+    } else {
+        match plain(stream).await {
+            Some(stream) => (stream, Greeting::AlreadySent),
+            None => return,
+        }
+    };
+    if let Some(tls) = accept_tls(context, stream, peer).await {
+        secure(tls, greeting).await;
+    }
+}
+
+/// Whether a session over TLS greets the client: not after STARTTLS, which continues a session
+/// already greeted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Greeting {
+    Send,
+    AlreadySent,
+}
+
 /// The TLS handshake for implicit TLS and STARTTLS/STLS, with the cluster's certificate and a
 /// 30 s limit. None: no certificate, or the handshake failed (logged at debug: clients do that).
 pub async fn accept_tls(

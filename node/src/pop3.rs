@@ -19,7 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
-use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
+use crate::mail_service::{
+    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+};
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
 
@@ -32,21 +34,23 @@ pub async fn serve(
     peer: SocketAddr,
     service: Service,
 ) {
-    if service.implicit_tls() {
-        if let Some(tls) = accept_tls(&context, stream, peer).await {
-            let mut session = Session::new(context, peer, true);
-            session.run(&mut BufReader::new(tls), true).await;
-        }
-        return;
-    }
-    let mut session = Session::new(context.clone(), peer, false);
-    let mut reader = BufReader::new(stream);
-    if session.run(&mut reader, true).await == End::StartTls
-        && let Some(tls) = accept_tls(&context, reader.into_inner(), peer).await
-    {
-        let mut session = Session::new(context, peer, true);
-        session.run(&mut BufReader::new(tls), false).await;
-    }
+    serve_connection(
+        &context,
+        stream,
+        peer,
+        service,
+        async |stream| {
+            let mut session = Session::new(context.clone(), peer, false);
+            let mut reader = BufReader::new(stream);
+            (session.run(&mut reader, true).await == End::StartTls).then(|| reader.into_inner())
+        },
+        async |tls, greeting| {
+            Session::new(context.clone(), peer, true)
+                .run(&mut BufReader::new(tls), greeting == Greeting::Send)
+                .await;
+        },
+    )
+    .await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.

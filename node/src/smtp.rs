@@ -29,7 +29,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::line_reader::{self, Line, RawLine};
-use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
+use crate::mail_service::{
+    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+};
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
 use crate::smtp::command::{Address, Command, MailFrom, ParseError, RcptTo, Ret};
@@ -46,6 +48,7 @@ const MAX_TEXT_LINE: usize = 998;
 /// RFC 5321 6.3: more Received headers than this means a mail loop.
 const MAX_HOPS: usize = 32;
 /// How a session ended.
+#[derive(PartialEq, Eq)]
 enum End {
     Closed,
     /// STARTTLS accepted: the caller upgrades the connection and starts a new session on it.
@@ -58,27 +61,30 @@ pub async fn serve(
     peer: SocketAddr,
     service: Service,
 ) {
-    if service.implicit_tls() {
-        if let Some(tls) = accept_tls(&context, stream, peer).await {
-            let mut session = Session::new(context, peer, service, true);
-            session.run(BufReader::new(tls), true).await;
-        }
-        return;
-    }
     let client = client_checks(&context, &stream, peer, service).await;
-    let mut session = Session::new(context.clone(), peer, service, false);
-    session.client = client.clone();
-    let mut reader = BufReader::new(stream);
-    if let End::StartTls = session.run_plain(&mut reader).await {
-        // Anything the client pipelined after STARTTLS is dropped with the buffer (RFC 3207 5).
-        if let Some(tls) = accept_tls(&context, reader.into_inner(), peer).await {
+    serve_connection(
+        &context,
+        stream,
+        peer,
+        service,
+        async |stream| {
+            let mut session = Session::new(context.clone(), peer, service, false);
+            session.client = client.clone();
+            let mut reader = BufReader::new(stream);
+            // RFC 3207 5: anything the client pipelined after STARTTLS goes with the buffer.
+            (session.run_plain(&mut reader).await == End::StartTls).then(|| reader.into_inner())
+        },
+        async |tls, greeting| {
             // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
             // again.
-            let mut session = Session::new(context, peer, service, true);
-            session.client = client;
-            session.run(BufReader::new(tls), false).await;
-        }
-    }
+            let mut session = Session::new(context.clone(), peer, service, true);
+            session.client = client.clone();
+            session
+                .run(BufReader::new(tls), greeting == Greeting::Send)
+                .await;
+        },
+    )
+    .await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.
@@ -1339,27 +1345,5 @@ pub(crate) fn chrono_like_now() -> Now {
 
 /// Formats Unix seconds as e.g. `Sun, 22 Nov 2026 10:04:05 +0000`.
 pub(crate) fn rfc5322_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (hour, minute, second) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's well-known algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {hour:02}:{minute:02}:{second:02} +0000",
-        DAYS[weekday as usize],
-        MONTHS[(month - 1) as usize]
-    )
+    raft_store::calendar::DateTime::from_unix(unix).rfc5322()
 }

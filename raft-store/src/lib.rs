@@ -16,7 +16,7 @@ mod reader;
 pub mod runtime;
 mod snapshot;
 mod state_machine;
-pub use mcluster_types::{api, summary};
+pub use mcluster_types::{api, calendar, summary};
 mod types;
 
 #[cfg(test)]

@@ -262,27 +262,15 @@ pub fn fetch_response(
 
 /// `dd-Mon-yyyy hh:mm:ss +0000` for a unix time, in UTC.
 pub fn internal_date(unix_secs: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_secs.div_euclid(86_400);
-    let secs = unix_secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let time = raft_store::calendar::DateTime::from_unix(unix_secs);
     format!(
-        "{day:02}-{}-{year:04} {:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
+        time.date.day,
+        time.date.month_name(),
+        time.date.year,
+        time.hour,
+        time.minute,
+        time.second
     )
 }
 
@@ -508,14 +496,7 @@ fn write_astring(out: &mut Vec<u8>, s: &[u8]) {
     if atom {
         out.extend_from_slice(s);
     } else if s.iter().all(|&b| (0x20..0x7f).contains(&b)) {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        crate::imap::render::write_quoted(out, s);
     } else {
         write_literal(out, s, false);
     }

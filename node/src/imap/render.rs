@@ -14,18 +14,23 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.iter()
         .all(|&b| (1..0x80).contains(&b) && b != b'\r' && b != b'\n')
     {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        write_quoted(out, s);
     } else {
         out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
         out.extend_from_slice(s);
     }
+}
+
+/// Appends `s` as a quoted string; the caller has checked it has no CR, LF or NUL.
+pub(crate) fn write_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 fn write_nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {

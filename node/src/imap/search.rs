@@ -37,6 +37,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::parsers::MessageStream;
 use mail_parser::{HeaderValue, PartType};
+use raft_store::calendar::Date;
 use raft_store::summary::{Address, Mailbox, MessageSummary};
 use raft_store::{Message, flag};
 
@@ -335,24 +336,16 @@ fn header_day(raw: &[u8]) -> Option<i64> {
     let mut line = raw.to_vec();
     line.extend_from_slice(b"\r\n");
     match MessageStream::new(&line).parse_date() {
-        HeaderValue::DateTime(date) if date.is_valid() => Some(days_from_civil(
-            i64::from(date.year),
-            i64::from(date.month),
-            i64::from(date.day),
-        )),
+        HeaderValue::DateTime(date) if date.is_valid() => Some(
+            Date {
+                year: i32::from(date.year),
+                month: date.month,
+                day: date.day,
+            }
+            .unix_days(),
+        ),
         _ => None,
     }
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12; // March = 0
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// A header value with RFC 2047 encoded words decoded (and folding removed), lower-cased.

@@ -41,7 +41,9 @@ use crate::imap::command::{
 };
 use crate::imap::utf7;
 use crate::imap::view::View;
-use crate::mail_service::{Goodbye, LoginRefused, MailContext, Service, accept_tls};
+use crate::mail_service::{
+    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+};
 use crate::sasl::{self, SaslError};
 
 /// RFC 3501 5.4: an autologout timer must be at least 30 minutes.
@@ -75,26 +77,26 @@ pub async fn serve(
     peer: SocketAddr,
     service: Service,
 ) {
-    if service.implicit_tls() {
-        if let Some(tls) = accept_tls(&context, stream, peer).await {
-            Session::new(context, peer, true)
-                .run(&mut Io::new(tls), true)
+    serve_connection(
+        &context,
+        stream,
+        peer,
+        service,
+        async |stream| {
+            let mut io = Io::new(stream);
+            let end = Session::new(context.clone(), peer, false)
+                .run(&mut io, true)
                 .await;
-        }
-        return;
-    }
-    let mut io = Io::new(stream);
-    let end = Session::new(context.clone(), peer, false)
-        .run(&mut io, true)
-        .await;
-    if end == End::StartTls
-        && let Some(tls) = accept_tls(&context, io.stream, peer).await
-    {
-        // Everything the client sent before the handshake was dropped with the old session.
-        Session::new(context, peer, true)
-            .run(&mut Io::new(tls), false)
-            .await;
-    }
+            // Everything the client sent before the handshake goes with the old session.
+            (end == End::StartTls).then_some(io.stream)
+        },
+        async |tls, greeting| {
+            Session::new(context.clone(), peer, true)
+                .run(&mut Io::new(tls), greeting == Greeting::Send)
+                .await;
+        },
+    )
+    .await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.
@@ -916,16 +918,9 @@ fn quoted_name(name: &str) -> String {
 
 /// An IMAP quoted string (the text has no CR, LF or NUL).
 fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(text.len() + 2);
+    crate::imap::render::write_quoted(&mut out, text.as_bytes());
+    String::from_utf8(out).expect("escaping keeps UTF-8 whole")
 }
 
 /// The stored form of flags a client names; an unknown `\System` flag is a protocol error.

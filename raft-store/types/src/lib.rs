@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod api;
+pub mod calendar;
 pub mod cluster;
 pub mod command;
 pub mod dkim;
