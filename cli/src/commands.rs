@@ -202,16 +202,8 @@ pub fn start_lines(node: &node_dir::NodePaths, data_dir: &str) -> Vec<String> {
 
 #[derive(Debug, Clone)]
 pub struct JoinOptions {
-    pub dir: PathBuf,
-    pub name: String,
-    pub role: Role,
-    pub raft_addr: String,
-    pub admin_addr: String,
-    pub data_dir: String,
-    /// Admin URLs to ask; empty means the client config's admin-urls.
-    pub seeds: Vec<String>,
-    pub mail: MailSection,
-    pub vip: VipOptions,
+    /// `seeds` empty: the client config's admin-urls.
+    pub plan: JoinPlan,
     pub start: bool,
     pub mclusterd: Option<PathBuf>,
 }
@@ -224,53 +216,37 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
         .join_token()
         .with_context(|| format!("use {}", ctx.client_config_path.display()))?
         .to_owned();
-    let seeds = if options.seeds.is_empty() {
+    let mut plan = options.plan.clone();
+    plan.seeds = if plan.seeds.is_empty() {
         client_config.admin_urls.clone()
     } else {
-        options
-            .seeds
-            .iter()
-            .map(|seed| normalize_url(seed))
-            .collect()
+        plan.seeds.iter().map(|seed| normalize_url(seed)).collect()
     };
     let mclusterd = find_mclusterd_if(options.start, &options.mclusterd)?;
-    let outcome = node_dir::join_files(
-        &JoinPlan {
-            dir: options.dir.clone(),
-            name: options.name.clone(),
-            role: options.role,
-            raft_addr: options.raft_addr.clone(),
-            admin_addr: options.admin_addr.clone(),
-            data_dir: options.data_dir.clone(),
-            seeds,
-            mail: options.mail.clone(),
-            vip: options.vip.clone(),
-        },
-        &join_token,
-    )?;
+    let outcome = node_dir::join_files(&plan, &join_token)?;
     let node_id = outcome.node_file.node_id;
-    client_config.add_admin_url(&api::admin_url(&options.admin_addr));
+    client_config.add_admin_url(&api::admin_url(&plan.admin_addr));
     client_config
         .save(&ctx.client_config_path)
         .context("add the new node to the client config")?;
     println!(
         "cluster {:?} admitted {} as node {node_id} ({}{}); its files are in {}/",
         outcome.cluster_name,
-        options.name,
-        options.role,
+        plan.name,
+        plan.role,
         vip_note(outcome.node_file.vip.as_ref()),
         outcome.node.dir.display()
     );
 
     let Some(mclusterd) = mclusterd else {
         println!("on its first start the node asks the cluster to make it a voter; start it");
-        for line in start_lines(&outcome.node, &options.data_dir) {
+        for line in start_lines(&outcome.node, &plan.data_dir) {
             println!("  {line}");
         }
         return Ok(());
     };
     let mut node_process =
-        NodeProcess::spawn(&mclusterd, &options.name, &outcome.node, Launch::Detached)?;
+        NodeProcess::spawn(&mclusterd, &plan.name, &outcome.node, Launch::Detached)?;
     print_started(&node_process);
     if client_config.admin_token.is_none() {
         println!("the client config has no admin-token, so mclusterctl cannot watch it join;");
@@ -285,7 +261,7 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
         &NOT_STOPPED,
         &mut [&mut node_process],
     )?;
-    println!("node {node_id} ({}) is a voter", options.name);
+    println!("node {node_id} ({}) is a voter", plan.name);
     Ok(())
 }
 
@@ -1795,21 +1771,33 @@ pub fn parse_policy_settings(
     settings: &[String],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     ensure!(!settings.is_empty(), "no policy settings: pass KEY=VALUE");
+    parse_settings(settings, "policy", "max-recipients=200", &[])
+}
+
+/// `KEY=VALUE` arguments as the JSON object a policy's `PUT` takes: the values of `text_keys`
+/// as text, the others as a number or boolean when they read as one (the cluster checks the
+/// keys). `what` names the policy in errors; `example` is one setting of it.
+pub fn parse_settings(
+    settings: &[String],
+    what: &str,
+    example: &str,
+    text_keys: &[&str],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut changes = serde_json::Map::new();
     for setting in settings {
         let (key, value) = setting
             .split_once('=')
             .filter(|(key, _)| !key.is_empty())
             .with_context(|| {
-                format!(
-                    "bad policy setting {setting:?}: expected KEY=VALUE, such as max-recipients=200"
-                )
+                format!("bad {what} setting {setting:?}: expected KEY=VALUE, such as {example}")
             })?;
-        if changes
-            .insert(key.to_owned(), policy_value(value))
-            .is_some()
-        {
-            bail!("policy key {key} is given twice");
+        let value = if text_keys.contains(&key) {
+            serde_json::Value::String(value.to_owned())
+        } else {
+            policy_value(value)
+        };
+        if changes.insert(key.to_owned(), value).is_some() {
+            bail!("{what} key {key} is given twice");
         }
     }
     Ok(changes)

@@ -14,6 +14,7 @@ use cli::commands::{
 };
 use cli::demo::{self, DemoOptions};
 use cli::node_config::MailSection;
+use cli::node_dir::JoinPlan;
 use cli::outbound_policy;
 use cli::protection;
 use cli::vip::{VipAddr, VipOptions};
@@ -601,15 +602,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => commands::join(
             &ctx,
             &JoinOptions {
-                dir: args.dir,
-                name: args.name,
-                role: args.role,
-                raft_addr: args.raft_addr,
-                admin_addr: args.admin_addr,
-                data_dir: args.data.data_dir,
-                seeds: args.seeds,
-                mail: args.mail.into_section(),
-                vip: args.vip.into_options(),
+                plan: JoinPlan {
+                    dir: args.dir,
+                    name: args.name,
+                    role: args.role,
+                    raft_addr: args.raft_addr,
+                    admin_addr: args.admin_addr,
+                    data_dir: args.data.data_dir,
+                    seeds: args.seeds,
+                    mail: args.mail.into_section(),
+                    vip: args.vip.into_options(),
+                },
                 start: args.start.start,
                 mclusterd: args.start.mclusterd,
             },

@@ -8,11 +8,11 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::{Map, Value};
 
 use crate::api::Client;
-use crate::commands::{Context, policy_value};
+use crate::commands::{self, Context};
 use crate::files;
 use crate::table::Table;
 
@@ -130,27 +130,12 @@ pub fn set(ctx: &Context, settings: &[String], password_file: Option<&Path>) -> 
 /// `KEY=VALUE` arguments as the JSON object `PUT /v1/outbound-policy` takes: the text keys as
 /// text, the others as a number or boolean when they read as one. The cluster checks the keys.
 pub fn parse_settings(settings: &[String]) -> Result<Map<String, Value>> {
-    let mut changes = Map::new();
-    for setting in settings {
-        let (key, value) = setting
-            .split_once('=')
-            .filter(|(key, _)| !key.is_empty())
-            .with_context(|| {
-                format!(
-                    "bad outbound setting {setting:?}: expected KEY=VALUE, such as \
-                     retry-interval-secs=600"
-                )
-            })?;
-        let value = if TEXT_KEYS.contains(&key) {
-            Value::String(value.to_owned())
-        } else {
-            policy_value(value)
-        };
-        if changes.insert(key.to_owned(), value).is_some() {
-            bail!("outbound policy key {key} is given twice");
-        }
-    }
-    Ok(changes)
+    commands::parse_settings(
+        settings,
+        "outbound policy",
+        "retry-interval-secs=600",
+        &TEXT_KEYS,
+    )
 }
 
 /// The password in `path`, or on standard input for `-` (which must not be a terminal, where

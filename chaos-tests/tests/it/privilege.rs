@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use chaos_tests::cluster::{Cluster, LabOptions, NodeTuning, wait_until};
+use chaos_tests::cluster::{Cluster, wait_until};
 use chaos_tests::lab::{Host, Lab};
 use chaos_tests::mail::{DOMAIN, PASSWORD, add_users, subjects};
 use chaos_tests::scenario::{wait_healthy, wait_vip_holder};
@@ -144,16 +144,7 @@ fn owned_by_nobody(dir: &Path) -> Result<()> {
 
 #[test]
 fn nodes_run_as_the_service_user_with_three_capabilities() -> Result<()> {
-    let mut cluster = Cluster::start_in_lab(
-        SUBNET,
-        2,
-        true,
-        NodeTuning::default(),
-        LabOptions {
-            vip: true,
-            ..LabOptions::default()
-        },
-    )?;
+    let mut cluster = Cluster::start_pair_with_vip(SUBNET)?;
     add_users(&cluster, &["alice"])?;
     let alice = format!("alice@{DOMAIN}");
     // The nodes' directories live in a private (0700) temp dir; the service user must reach

@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use chaos_tests::cluster::{Cluster, LabOptions, NodeTuning, wait_until};
+use chaos_tests::cluster::{Cluster, wait_until};
 use chaos_tests::lab::{Host, Lab};
 use chaos_tests::mail::{DOMAIN, PASSWORD, add_users};
 use chaos_tests::scenario::wait_vip_holder;
@@ -84,16 +84,7 @@ fn assert_locked(answer: &Value) {
 
 #[test]
 fn abuse_from_outside_is_refused_slowed_and_locked_out() -> Result<()> {
-    let mut cluster = Cluster::start_in_lab(
-        SUBNET,
-        2,
-        true,
-        NodeTuning::default(),
-        LabOptions {
-            vip: true,
-            ..LabOptions::default()
-        },
-    )?;
+    let mut cluster = Cluster::start_pair_with_vip(SUBNET)?;
     add_users(&cluster, &["alice", "bob"])?;
     let alice = format!("alice@{DOMAIN}");
     let bob = format!("bob@{DOMAIN}");
