@@ -482,7 +482,7 @@ pub(crate) async fn serve_connection(
     peer: SocketAddr,
     service: Service,
     plain: impl AsyncFnOnce(TcpStream) -> Option<TcpStream>,
-    secure: impl AsyncFnOnce(tokio_rustls::server::TlsStream<TcpStream>, Greeting),
+    secure: impl AsyncFnOnce(TlsConnection, Greeting),
 ) {
     let (stream, greeting) = if service.implicit_tls() {
         (stream, Greeting::Send)
@@ -496,6 +496,9 @@ pub(crate) async fn serve_connection(
         secure(tls, greeting).await;
     }
 }
+
+/// A client connection over TLS.
+pub(crate) type TlsConnection = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// Whether a session over TLS greets the client: not after STARTTLS, which continues a session
 /// already greeted.

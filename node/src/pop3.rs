@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::line_reader::{self, Line};
 use crate::mail_service::{
-    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+    Goodbye, Greeting, LoginRefused, MailContext, Service, TlsConnection, serve_connection,
 };
 use crate::pop3::command::{Command, ParseError};
 use crate::sasl::{self, SaslError};
@@ -34,23 +34,17 @@ pub async fn serve(
     peer: SocketAddr,
     service: Service,
 ) {
-    serve_connection(
-        &context,
-        stream,
-        peer,
-        service,
-        async |stream| {
-            let mut session = Session::new(context.clone(), peer, false);
-            let mut reader = BufReader::new(stream);
-            (session.run(&mut reader, true).await == End::StartTls).then(|| reader.into_inner())
-        },
-        async |tls, greeting| {
-            Session::new(context.clone(), peer, true)
-                .run(&mut BufReader::new(tls), greeting == Greeting::Send)
-                .await;
-        },
-    )
-    .await;
+    let plain = async |stream: TcpStream| {
+        let mut session = Session::new(context.clone(), peer, false);
+        let mut reader = BufReader::new(stream);
+        (session.run(&mut reader, true).await == End::StartTls).then(|| reader.into_inner())
+    };
+    let secure = async |tls: TlsConnection, greeting| {
+        Session::new(context.clone(), peer, true)
+            .run(&mut BufReader::new(tls), greeting == Greeting::Send)
+            .await;
+    };
+    serve_connection(&context, stream, peer, service, plain, secure).await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.

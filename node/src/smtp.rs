@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::line_reader::{self, Line, RawLine};
 use crate::mail_service::{
-    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+    Goodbye, Greeting, LoginRefused, MailContext, Service, TlsConnection, serve_connection,
 };
 use crate::outbound::dkim;
 use crate::sasl::{self, SaslError};
@@ -62,29 +62,23 @@ pub async fn serve(
     service: Service,
 ) {
     let client = client_checks(&context, &stream, peer, service).await;
-    serve_connection(
-        &context,
-        stream,
-        peer,
-        service,
-        async |stream| {
-            let mut session = Session::new(context.clone(), peer, service, false);
-            session.client = client.clone();
-            let mut reader = BufReader::new(stream);
-            // RFC 3207 5: anything the client pipelined after STARTTLS goes with the buffer.
-            (session.run_plain(&mut reader).await == End::StartTls).then(|| reader.into_inner())
-        },
-        async |tls, greeting| {
-            // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
-            // again.
-            let mut session = Session::new(context.clone(), peer, service, true);
-            session.client = client.clone();
-            session
-                .run(BufReader::new(tls), greeting == Greeting::Send)
-                .await;
-        },
-    )
-    .await;
+    let plain = async |stream: TcpStream| {
+        let mut session = Session::new(context.clone(), peer, service, false);
+        session.client = client.clone();
+        let mut reader = BufReader::new(stream);
+        // RFC 3207 5: anything the client pipelined after STARTTLS goes with the buffer.
+        (session.run_plain(&mut reader).await == End::StartTls).then(|| reader.into_inner())
+    };
+    let secure = async |tls: TlsConnection, greeting| {
+        // RFC 3207 4.2: everything learnt before TLS is forgotten; the client says EHLO
+        // again.
+        let mut session = Session::new(context.clone(), peer, service, true);
+        session.client = client.clone();
+        session
+            .run(BufReader::new(tls), greeting == Greeting::Send)
+            .await;
+    };
+    serve_connection(&context, stream, peer, service, plain, secure).await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.

@@ -42,7 +42,7 @@ use crate::imap::command::{
 use crate::imap::utf7;
 use crate::imap::view::View;
 use crate::mail_service::{
-    Goodbye, Greeting, LoginRefused, MailContext, Service, serve_connection,
+    Goodbye, Greeting, LoginRefused, MailContext, Service, TlsConnection, serve_connection,
 };
 use crate::sasl::{self, SaslError};
 
@@ -77,26 +77,20 @@ pub async fn serve(
     peer: SocketAddr,
     service: Service,
 ) {
-    serve_connection(
-        &context,
-        stream,
-        peer,
-        service,
-        async |stream| {
-            let mut io = Io::new(stream);
-            let end = Session::new(context.clone(), peer, false)
-                .run(&mut io, true)
-                .await;
-            // Everything the client sent before the handshake goes with the old session.
-            (end == End::StartTls).then_some(io.stream)
-        },
-        async |tls, greeting| {
-            Session::new(context.clone(), peer, true)
-                .run(&mut Io::new(tls), greeting == Greeting::Send)
-                .await;
-        },
-    )
-    .await;
+    let plain = async |stream: TcpStream| {
+        let mut io = Io::new(stream);
+        let end = Session::new(context.clone(), peer, false)
+            .run(&mut io, true)
+            .await;
+        // Everything the client sent before the handshake goes with the old session.
+        (end == End::StartTls).then_some(io.stream)
+    };
+    let secure = async |tls: TlsConnection, greeting| {
+        Session::new(context.clone(), peer, true)
+            .run(&mut Io::new(tls), greeting == Greeting::Send)
+            .await;
+    };
+    serve_connection(&context, stream, peer, service, plain, secure).await;
 }
 
 /// For the transcript tests (`crate::transcript`): a session on an open stream.
