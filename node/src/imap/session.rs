@@ -169,6 +169,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         self.line(&format!("{} {status} {text}", tag.inner()));
     }
 
+    /// The tagged completion of a command, after which the session goes on.
+    fn done(&mut self, tag: &Tag<'_>, status: &str, text: &str) -> Handled {
+        self.tagged(tag, status, text);
+        Ok(Flow::Continue)
+    }
+
     async fn flush(&mut self) -> Result<(), Closed> {
         if self.out.is_empty() {
             return Ok(());
@@ -381,13 +387,11 @@ impl Session {
         match body {
             CommandBody::Capability => {
                 io.line(&format!("* CAPABILITY {}", self.capabilities()));
-                io.tagged(&tag, "OK", "Capability completed");
-                return Ok(Flow::Continue);
+                return io.done(&tag, "OK", "Capability completed");
             }
             CommandBody::Noop => {
                 self.sync(io, true).await?;
-                io.tagged(&tag, "OK", "NOOP completed");
-                return Ok(Flow::Continue);
+                return io.done(&tag, "OK", "NOOP completed");
             }
             CommandBody::Logout => {
                 io.line("* BYE Logging out");
@@ -407,8 +411,7 @@ impl Session {
                     "* ID (\"name\" \"mcluster\" \"version\" \"{}\")",
                     env!("CARGO_PKG_VERSION")
                 ));
-                io.tagged(&tag, "OK", "ID completed");
-                return Ok(Flow::Continue);
+                return io.done(&tag, "OK", "ID completed");
             }
             _ => {}
         }
@@ -447,13 +450,11 @@ impl Session {
                     line.push_str(name);
                 }
                 io.line(&line);
-                io.tagged(&tag, "OK", "Enable completed");
-                Ok(Flow::Continue)
+                io.done(&tag, "OK", "Enable completed")
             }
             CommandBody::Namespace => {
                 io.line("* NAMESPACE ((\"\" \"/\")) NIL NIL");
-                io.tagged(&tag, "OK", "Namespace completed");
-                Ok(Flow::Continue)
+                io.done(&tag, "OK", "Namespace completed")
             }
             CommandBody::Idle => self.idle(io, &tag).await,
             CommandBody::Select {
@@ -496,8 +497,7 @@ impl Session {
             CommandBody::GetQuota { root } => self.get_quota(io, &tag, root.as_ref()).await,
             CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(io, &tag, &mailbox).await,
             CommandBody::SetQuota { .. } => {
-                io.tagged(&tag, "NO", "[NOPERM] Quotas are set by the administrator");
-                Ok(Flow::Continue)
+                io.done(&tag, "NO", "[NOPERM] Quotas are set by the administrator")
             }
             body => self.handle_selected(io, tag, body).await,
         }
@@ -517,8 +517,7 @@ impl Session {
             }
             CommandBody::Check => {
                 self.sync(io, true).await?;
-                io.tagged(&tag, "OK", "Check completed");
-                Ok(Flow::Continue)
+                io.done(&tag, "OK", "Check completed")
             }
             CommandBody::Close => self.close(io, &tag, true).await,
             CommandBody::Unselect => self.close(io, &tag, false).await,
@@ -630,8 +629,7 @@ impl Session {
                 initial_response,
             } => {
                 if !matches!(mechanism, AuthMechanism::Plain) {
-                    io.tagged(&tag, "NO", "Unsupported authentication mechanism");
-                    return Ok(Flow::Continue);
+                    return io.done(&tag, "NO", "Unsupported authentication mechanism");
                 }
                 // RFC 4959: an empty initial response ("=") is sent as such, not asked for.
                 let response = match initial_response {
@@ -792,8 +790,7 @@ impl Session {
                 }
             }
         }
-        io.tagged(tag, "OK", "IDLE terminated");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "IDLE terminated")
     }
 
     /// Brings the selected mailbox's view up to date with what this node has applied and

@@ -55,12 +55,10 @@ impl Session {
             return Ok(Flow::Continue);
         };
         if name == INBOX {
-            io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
         }
         if has_wildcard(&name) {
-            io.tagged(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
         }
         let command = Command::CreateMailbox {
             account: self.account_name().to_owned(),
@@ -83,8 +81,7 @@ impl Session {
             return Ok(Flow::Continue);
         };
         if name == INBOX {
-            io.tagged(tag, "NO", "[CANNOT] INBOX cannot be deleted");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[CANNOT] INBOX cannot be deleted");
         }
         if self.selected.as_ref().is_some_and(|v| v.name == name) {
             self.selected = None;
@@ -113,12 +110,10 @@ impl Session {
             return Ok(Flow::Continue);
         };
         if to == INBOX {
-            io.tagged(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[ALREADYEXISTS] INBOX always exists");
         }
         if has_wildcard(&to) {
-            io.tagged(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[CANNOT] Mailbox names cannot contain * or %");
         }
         let below = format!("{from}{DELIMITER}");
         if self
@@ -199,8 +194,7 @@ impl Session {
         if pattern.is_empty() && !lsub {
             // RFC 3501: the hierarchy delimiter and the root of the reference.
             io.line("* LIST (\\Noselect) \"/\" \"\"");
-            io.tagged(tag, "OK", "List completed");
-            return Ok(Flow::Continue);
+            return io.done(tag, "OK", "List completed");
         }
         let full = list::full_pattern(&reference, &pattern);
         // A mailbox created (or subscribed) through another node must be listed here at once:
@@ -222,8 +216,7 @@ impl Session {
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(error = %err, "imap list: store read failed");
-                io.tagged(tag, "NO", "[UNAVAILABLE] Try again later");
-                return Ok(Flow::Continue);
+                return io.done(tag, "NO", "[UNAVAILABLE] Try again later");
             }
         };
         let names: Vec<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
@@ -278,8 +271,7 @@ impl Session {
             ));
         }
         let verb = if lsub { "Lsub" } else { "List" };
-        io.tagged(tag, "OK", &format!("{verb} completed"));
-        Ok(Flow::Continue)
+        io.done(tag, "OK", &format!("{verb} completed"))
     }
 
     pub(super) async fn status<S: AsyncRead + AsyncWrite + Unpin>(
@@ -346,8 +338,7 @@ impl Session {
             quoted_name(&name),
             shown.join(" ")
         ));
-        io.tagged(tag, "OK", "Status completed");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "Status completed")
     }
 
     /// APPEND (RFC 3501 6.3.11, UIDPLUS's APPENDUID): the message is fsync'd here and on the
@@ -376,28 +367,24 @@ impl Session {
             LiteralOrLiteral8::Literal8(literal) => literal.data.into_owned(),
         };
         if data.is_empty() {
-            io.tagged(tag, "NO", "Cannot store an empty message");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "Cannot store an empty message");
         }
         let size = data.len() as u64;
         if size > self.policy.max_message_bytes {
-            io.tagged(tag, "NO", "[TOOBIG] Message is too large");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[TOOBIG] Message is too large");
         }
         let account = self.account.as_ref().expect("after login").clone();
         if !self.target_exists(io, tag, &name).await {
             return Ok(Flow::Continue);
         }
         if self.context.over_quota(&account, size) {
-            io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[OVERQUOTA] Mailbox is full");
         }
         let internal_date = date.map_or_else(|| unix_now() as i64, |d| d.as_ref().timestamp());
         let (stored, summary) = match self.context.store.store_message(data).await {
             Ok(stored) => stored,
             Err(err) => {
-                io.tagged(tag, "NO", &self.refusal(&err));
-                return Ok(Flow::Continue);
+                return io.done(tag, "NO", &self.refusal(&err));
             }
         };
         raft_store::failpoint::pause("append-before-propose").await;
@@ -419,8 +406,7 @@ impl Session {
             return Ok(Flow::Continue);
         };
         let CommandResult::Appended { uidvalidity, uid } = result else {
-            io.tagged(tag, "NO", "[SERVERBUG] Unexpected result");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[SERVERBUG] Unexpected result");
         };
         self.context
             .metrics
@@ -428,12 +414,11 @@ impl Session {
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(user = %account.address, uid, size, "imap append committed");
         self.sync(io, true).await?;
-        io.tagged(
+        io.done(
             tag,
             "OK",
             &format!("[APPENDUID {uidvalidity} {uid}] Append completed"),
-        );
-        Ok(Flow::Continue)
+        )
     }
 
     /// The tagged NO text for an APPEND whose message was not stored.
@@ -466,12 +451,10 @@ impl Session {
     ) -> Handled {
         let account = self.account.as_ref().expect("after login");
         if !root.is_empty() || account.quota_mb == 0 {
-            io.tagged(tag, "NO", "[NONEXISTENT] No such quota root");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[NONEXISTENT] No such quota root");
         }
         io.line(&self.quota_line());
-        io.tagged(tag, "OK", "Getquota completed");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "Getquota completed")
     }
 
     pub(super) async fn get_quota_root<S: AsyncRead + AsyncWrite + Unpin>(
@@ -484,8 +467,7 @@ impl Session {
             return Ok(Flow::Continue);
         };
         if self.mailbox_exists(&name).await != Some(true) {
-            io.tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[NONEXISTENT] No such mailbox");
         }
         let account = self.account.as_ref().expect("after login");
         if account.quota_mb == 0 {
@@ -494,8 +476,7 @@ impl Session {
             io.line(&format!("* QUOTAROOT {} \"\"", quoted_name(&name)));
             io.line(&self.quota_line());
         }
-        io.tagged(tag, "OK", "Getquotaroot completed");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "Getquotaroot completed")
     }
 
     /// `* QUOTA "" (STORAGE used limit)` in KiB (RFC 2087).

@@ -105,8 +105,7 @@ impl Session {
             ("READ-WRITE", "Select")
         };
         self.selected = Some(view);
-        io.tagged(tag, "OK", &format!("[{code}] {verb} completed"));
-        Ok(Flow::Continue)
+        io.done(tag, "OK", &format!("[{code}] {verb} completed"))
     }
 
     /// CLOSE (expunging `\Deleted` messages silently unless read-only) and UNSELECT.
@@ -132,8 +131,7 @@ impl Session {
             }
         }
         let verb = if expunge { "Close" } else { "Unselect" };
-        io.tagged(tag, "OK", &format!("{verb} completed"));
-        Ok(Flow::Continue)
+        io.done(tag, "OK", &format!("{verb} completed"))
     }
 
     /// EXPUNGE, and UID EXPUNGE (UIDPLUS) limited to `only`.
@@ -145,8 +143,7 @@ impl Session {
     ) -> Handled {
         let view = self.selected.as_ref().expect("checked by the caller");
         if view.read_only {
-            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[READ-ONLY] Mailbox is read-only");
         }
         let uids = deleted_uids(view, only);
         if !uids.is_empty() {
@@ -161,8 +158,7 @@ impl Session {
             }
         }
         self.sync(io, true).await?;
-        io.tagged(tag, "OK", "Expunge completed");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "Expunge completed")
     }
 
     pub(super) async fn search<S: AsyncRead + AsyncWrite + Unpin>(
@@ -177,12 +173,11 @@ impl Session {
             && !search::charset_supported(charset.as_ref())
         {
             let list = search::SUPPORTED_CHARSETS.join(" ");
-            io.tagged(
+            return io.done(
                 tag,
                 "NO",
                 &format!("[BADCHARSET ({list})] Unsupported charset"),
             );
-            return Ok(Flow::Continue);
         }
         let with_modseq = criteria.iter().any(mentions_modseq);
         if with_modseq {
@@ -238,12 +233,10 @@ impl Session {
             Ok(Ok(result)) => result,
             Ok(Err(why)) => {
                 tracing::warn!(error = %why, "imap search: message unavailable");
-                io.tagged(tag, "NO", "[UNAVAILABLE] Some messages could not be read");
-                return Ok(Flow::Continue);
+                return io.done(tag, "NO", "[UNAVAILABLE] Some messages could not be read");
             }
             Err(_) => {
-                io.tagged(tag, "NO", "[SERVERBUG] Search failed");
-                return Ok(Flow::Continue);
+                return io.done(tag, "NO", "[SERVERBUG] Search failed");
             }
         };
         let mut line = String::from("* SEARCH");
@@ -256,8 +249,7 @@ impl Session {
         }
         io.line(&line);
         self.sync(io, uid).await?;
-        io.tagged(tag, "OK", "Search completed");
-        Ok(Flow::Continue)
+        io.done(tag, "OK", "Search completed")
     }
 
     /// FETCH (RFC 3501 6.4.5, with CONDSTORE's CHANGEDSINCE): the implicit \\Seen is stored
@@ -521,8 +513,7 @@ impl Session {
     ) -> Handled {
         let view = self.selected.as_ref().expect("checked by the caller");
         if view.read_only {
-            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[READ-ONLY] Mailbox is read-only");
         }
         let (bits, keywords) = match stored_flags(flags) {
             Ok(flags) => flags,
@@ -574,8 +565,7 @@ impl Session {
                     changed
                 }
                 Ok(CommandResult::Rejected(rejection)) => {
-                    io.tagged(tag, "NO", &rejection.to_string());
-                    return Ok(Flow::Continue);
+                    return io.done(tag, "NO", &rejection.to_string());
                 }
                 Ok(_) => Vec::new(),
                 Err(err) => {
@@ -654,8 +644,7 @@ impl Session {
         };
         let view = self.selected.as_ref().expect("checked by the caller");
         if remove && view.read_only {
-            io.tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[READ-ONLY] Mailbox is read-only");
         }
         let indexes = match view.resolve(set, uid) {
             Ok(indexes) => indexes,
@@ -677,22 +666,19 @@ impl Session {
         }
         let account = self.account.as_ref().expect("after login");
         if remove && target == view.name {
-            io.tagged(
+            return io.done(
                 tag,
                 "NO",
                 "[CANNOT] Source and destination are the same mailbox",
             );
-            return Ok(Flow::Continue);
         }
         if !remove && self.context.over_quota(account, bytes) {
-            io.tagged(tag, "NO", "[OVERQUOTA] Mailbox is full");
-            return Ok(Flow::Continue);
+            return io.done(tag, "NO", "[OVERQUOTA] Mailbox is full");
         }
         let verb = if remove { "Move" } else { "Copy" };
         if uids.is_empty() {
             self.sync(io, uid || remove).await?;
-            io.tagged(tag, "OK", &format!("{verb} completed"));
-            return Ok(Flow::Continue);
+            return io.done(tag, "OK", &format!("{verb} completed"));
         }
         let command = Command::CopyMessages {
             account: account.address.clone(),
