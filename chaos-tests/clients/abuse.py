@@ -19,24 +19,13 @@ import argparse
 import json
 import smtplib
 import socket
-import ssl
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import reply, tls_context  # noqa: E402  (same directory)
+
 TIMEOUT = 15
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def reply(code, message):
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return {"code": code, "text": message}
 
 
 def relay(args):

@@ -20,13 +20,10 @@ import smtplib
 import socket
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import reply, server_command  # noqa: E402  (same directory)
+
 TIMEOUT = 15
-
-
-def reply(code, message):
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return {"code": code, "text": message}
 
 
 def smtp(args):
@@ -84,45 +81,36 @@ def greeting(args):
         return {"greeting": "closed: %s" % err}
 
 
-class POP3From(poplib.POP3):
+class FromSource:
+    """Mixed into a poplib or imaplib class: connects from a chosen source address."""
+
+    def __init__(self, source, host, port, timeout):
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(
+            (self.host, self.port), timeout, source_address=(self._source, 0)
+        )
+
+
+class POP3From(FromSource, poplib.POP3):
     """poplib.POP3 connecting from a chosen source address."""
 
-    def __init__(self, source, host, port, timeout):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
 
-    def _create_socket(self, timeout):
-        return socket.create_connection(
-            (self.host, self.port), timeout, source_address=(self._source, 0)
-        )
-
-
-class IMAP4From(imaplib.IMAP4):
+class IMAP4From(FromSource, imaplib.IMAP4):
     """imaplib.IMAP4 connecting from a chosen source address."""
-
-    def __init__(self, source, host, port, timeout):
-        self._source = source
-        super().__init__(host, port, timeout=timeout)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection(
-            (self.host, self.port), timeout, source_address=(self._source, 0)
-        )
 
 
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("smtp")
-    s.add_argument("--host", required=True)
-    s.add_argument("--port", type=int, required=True)
+    s = server_command(sub, "smtp")
     s.add_argument("--source", required=True)
     s.add_argument("--helo", required=True)
     s.add_argument("--from", dest="sender", required=True)
     s.add_argument("--to", action="append", required=True)
-    g = sub.add_parser("greeting")
-    g.add_argument("--host", required=True)
-    g.add_argument("--port", type=int, required=True)
+    g = server_command(sub, "greeting")
     g.add_argument("--source", required=True)
     g.add_argument("--protocol", choices=["pop3", "imap"], required=True)
     args = parser.parse_args()

@@ -55,7 +55,6 @@ The checks are in chaos-tests/src/checks/imap_cache.rs; this client only reports
 import argparse
 import email
 import imaplib
-import json
 import os
 import random
 import re
@@ -68,21 +67,11 @@ from email.policy import default as default_policy
 
 sys.dont_write_bytecode = True  # no __pycache__ beside the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workload import body_for, tls_context  # noqa: E402  (same directory)
+from common import Log, tls_context  # noqa: E402  (same directory)
+from workload import body_for  # noqa: E402
 
-out_lock = threading.Lock()
 # Set by SIGUSR1: the fault is about to happen.
 fault_coming = threading.Event()
-
-
-class Log:
-    def __init__(self, path):
-        self.file = open(path, "a", buffering=1)
-
-    def write(self, record):
-        line = json.dumps(record)
-        with out_lock:
-            self.file.write(line + "\n")
 
 
 def keepalive(sock):

@@ -22,10 +22,12 @@ import json
 import re
 import smtplib
 import socket
-import ssl
 import sys
 import time
 import traceback
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import tls_context  # noqa: E402  (same directory)
 
 TIMEOUT = 30
 
@@ -70,13 +72,6 @@ def step(name):
         return run
 
     return wrap
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 # ---- modified UTF-7 (RFC 3501 5.1.3) ----

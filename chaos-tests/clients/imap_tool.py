@@ -22,17 +22,16 @@ import argparse
 import imaplib
 import json
 import re
-import ssl
 import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import server_command, tls_context  # noqa: E402  (same directory)
 
 TIMEOUT = 30
 
 
 def connect(args):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    M = imaplib.IMAP4_SSL(args.host, args.port, ssl_context=ctx, timeout=TIMEOUT)
+    M = imaplib.IMAP4_SSL(args.host, args.port, ssl_context=tls_context(), timeout=TIMEOUT)
     M.login(args.user, args.password)
     return M
 
@@ -103,9 +102,7 @@ def main():
     commands = {"dump": dump, "append": append, "store": store, "expunge": expunge,
                 "create": create}
     for name in commands:
-        p = sub.add_parser(name)
-        p.add_argument("--host", required=True)
-        p.add_argument("--port", type=int, required=True)
+        p = server_command(sub, name)
         p.add_argument("--user", required=True)
         p.add_argument("--password", required=True)
         p.add_argument("--mailbox", default="INBOX")

@@ -25,6 +25,9 @@ import sys
 import time
 from email.utils import formatdate, make_msgid
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import server_command  # noqa: E402  (same directory)
+
 TIMEOUT = 30
 
 
@@ -109,9 +112,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     k = sub.add_parser("keygen")
     k.add_argument("--out", required=True)
-    s = sub.add_parser("send")
-    s.add_argument("--host", required=True)
-    s.add_argument("--port", type=int, required=True)
+    s = server_command(sub, "send")
     s.add_argument("--source", required=True)
     s.add_argument("--helo", required=True)
     s.add_argument("--from", dest="sender", required=True)

@@ -16,7 +16,6 @@ import argparse
 import json
 import poplib
 import smtplib
-import ssl
 import sys
 import time
 import uuid
@@ -24,14 +23,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import server_command, tls_context, uidl_map  # noqa: E402  (same directory)
+
 TIMEOUT = 30
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def smtp_session(args):
@@ -117,10 +112,7 @@ def pop3(args):
         pop.user(args.user)
         pop.pass_(args.password)
     count, size = pop.stat()
-    uidls = {}
-    for entry in pop.uidl()[1]:
-        num, uid = entry.decode().split(" ", 1)
-        uidls[int(num)] = uid
+    uidls = uidl_map(pop)
     messages = []
     for num in range(1, count + 1):
         lines = pop.retr(num)[1]
@@ -156,31 +148,27 @@ def pop3(args):
     )
 
 
+def smtp_command(sub, name, default_mode):
+    """send and bulk: the options smtp_session reads, and --from."""
+    parser = server_command(sub, name)
+    parser.add_argument("--mode", choices=["plain", "starttls", "tls"], default=default_mode)
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    parser.add_argument("--from", dest="sender", required=True)
+    return parser
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("send")
-    s.add_argument("--host", required=True)
-    s.add_argument("--port", type=int, required=True)
-    s.add_argument("--mode", choices=["plain", "starttls", "tls"], default="plain")
-    s.add_argument("--user")
-    s.add_argument("--password")
-    s.add_argument("--from", dest="sender", required=True)
+    s = smtp_command(sub, "send", "plain")
     s.add_argument("--to", action="append", required=True)
     s.add_argument("--subject", required=True)
     s.add_argument("--body-bytes", type=int, default=200)
-    b = sub.add_parser("bulk")
-    b.add_argument("--host", required=True)
-    b.add_argument("--port", type=int, required=True)
-    b.add_argument("--mode", choices=["plain", "starttls", "tls"], default="starttls")
-    b.add_argument("--user")
-    b.add_argument("--password")
-    b.add_argument("--from", dest="sender", required=True)
+    b = smtp_command(sub, "bulk", "starttls")
     b.add_argument("--count", type=int, required=True)
     b.add_argument("--domain", action="append", required=True)
-    p = sub.add_parser("pop3")
-    p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, required=True)
+    p = server_command(sub, "pop3")
     p.add_argument("--mode", choices=["plain", "stls", "tls"], default="stls")
     p.add_argument("--user", required=True)
     p.add_argument("--password", required=True)

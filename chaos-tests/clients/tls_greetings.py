@@ -12,6 +12,9 @@ import socket
 import ssl
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import tls_context  # noqa: E402  (same directory)
+
 TIMEOUT = 10
 
 
@@ -33,9 +36,7 @@ def first_line(host, port, context, keep):
 
 def main():
     host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = tls_context()
     keep = []
     greetings = [first_line(host, port, context, keep) for _ in range(n)]
     for tls in keep:

@@ -49,8 +49,10 @@ import time
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default as default_policy
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the sources
+from common import Log, tls_context, uidl_map  # noqa: E402  (same directory)
+
 stop = threading.Event()
-out_lock = threading.Lock()
 count_lock = threading.Lock()
 
 
@@ -75,23 +77,6 @@ class ChaosPOP3(poplib.POP3):
         sock = socket.create_connection((self.host, self.port), self.connect_timeout)
         sock.settimeout(timeout)
         return sock
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Log:
-    def __init__(self, path):
-        self.file = open(path, "a", buffering=1)
-
-    def write(self, record):
-        line = json.dumps(record)
-        with out_lock:
-            self.file.write(line + "\n")
 
 
 def body_for(token):
@@ -189,14 +174,6 @@ def login(host, port, user, password, timeout):
         pop.close()
         raise
     return pop
-
-
-def uidl_map(pop):
-    listing = {}
-    for entry in pop.uidl()[1]:
-        num, uid = entry.decode().split(" ", 1)
-        listing[int(num)] = uid
-    return listing
 
 
 def reader(args, log, deadline):

@@ -136,20 +136,19 @@ impl Api {
         let auth = self.auth();
         self.run(|| {
             let agent = agent(Duration::from_secs(10));
-            let mut response = match (method, body) {
-                ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call()?,
-                ("PUT", Some(body)) => agent
-                    .put(&url)
-                    .header("Authorization", &auth)
-                    .send_json(body)?,
-                (_, Some(body)) => agent
-                    .post(&url)
-                    .header("Authorization", &auth)
-                    .send_json(body)?,
-                (_, None) => agent
-                    .post(&url)
-                    .header("Authorization", &auth)
-                    .send_empty()?,
+            let mut response = if method == "DELETE" {
+                agent.delete(&url).header("Authorization", &auth).call()?
+            } else {
+                // A PUT without a body goes as a POST.
+                let request = match (method, &body) {
+                    ("PUT", Some(_)) => agent.put(&url),
+                    _ => agent.post(&url),
+                };
+                let request = request.header("Authorization", &auth);
+                match body {
+                    Some(body) => request.send_json(body)?,
+                    None => request.send_empty()?,
+                }
             };
             let status = response.status().as_u16();
             Ok(Answer {

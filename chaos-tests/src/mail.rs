@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,39 +10,21 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::Cluster;
+use crate::workload::client_script;
 
 pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-fn client_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/mailclient.py")
-}
-
 /// Runs `mailclient.py` and returns the JSON it printed (success or `{"error": ...}`).
 pub fn python_client(args: &[&str]) -> Result<Value> {
-    let out = Command::new("python3")
-        .arg(client_script())
-        .args(args)
-        .output()
-        .context("run python3 mailclient.py")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).with_context(|| {
-        format!(
-            "mailclient.py {args:?} printed {stdout:?}; stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    python_script("mailclient.py", args)
 }
 
 /// Runs the Python client `clients/<script>` and returns the JSON object it printed last (its
 /// report, also when it failed). The scripts time out every socket operation.
 pub fn python_script(script: &str, args: &[&str]) -> Result<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("clients")
-        .join(script);
     let out = Command::new("python3")
-        .arg(&path)
+        .arg(client_script(script))
         .args(args)
         .output()
         .with_context(|| format!("run python3 {script}"))?;
@@ -57,27 +38,25 @@ pub fn python_script(script: &str, args: &[&str]) -> Result<Value> {
     })
 }
 
+/// Runs `clients/<script> <command> --host <host> --port <port> <args>` against the server at
+/// `addr` (host:port); fails on the script's `{"error": ...}`.
+fn run_against(script: &str, command: &str, addr: &str, args: &[&str]) -> Result<Value> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let mut all = vec![command, "--host", host, "--port", port];
+    all.extend_from_slice(args);
+    let value = python_script(script, &all)?;
+    if let Some(err) = value.get("error") {
+        bail!("{script} {command} failed: {err}");
+    }
+    Ok(value)
+}
+
 /// One operation of `clients/imap_tool.py` (dump, append, store, expunge, create) as `user`
 /// over implicit TLS at `addr`; fails on the tool's `{"error": ...}`.
 pub fn imap_tool(addr: &str, user: &str, command: &str, extra: &[&str]) -> Result<Value> {
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let mut args = vec![
-        command,
-        "--host",
-        host,
-        "--port",
-        port,
-        "--user",
-        user,
-        "--password",
-        PASSWORD,
-    ];
+    let mut args = vec!["--user", user, "--password", PASSWORD];
     args.extend_from_slice(extra);
-    let value = python_script("imap_tool.py", &args)?;
-    if let Some(err) = value.get("error") {
-        bail!("imap_tool.py {command} failed: {err}");
-    }
-    Ok(value)
+    run_against("imap_tool.py", command, addr, &args)
 }
 
 /// Creates the test domain and `users` (local parts) with [`PASSWORD`].
@@ -127,15 +106,9 @@ pub fn smtp_send(
     to: &str,
     subject: &str,
 ) -> Result<(u64, String)> {
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
     // An authenticated user sends as itself (the sender must match the login).
     let from = login.unwrap_or("sender@remote.test");
     let mut args = vec![
-        "send",
-        "--host",
-        host,
-        "--port",
-        port,
         "--mode",
         mode,
         "--from",
@@ -148,10 +121,7 @@ pub fn smtp_send(
     if let Some(user) = login {
         args.extend(["--user", user, "--password", PASSWORD]);
     }
-    let value = python_client(&args)?;
-    if let Some(err) = value.get("error") {
-        bail!("send failed: {err}");
-    }
+    let value = run_against("mailclient.py", "send", addr, &args)?;
     Ok((
         value["code"].as_u64().context("code")?,
         value["reply"].as_str().unwrap_or_default().to_owned(),
@@ -160,39 +130,16 @@ pub fn smtp_send(
 
 /// Reads a maildrop with poplib (optionally deleting everything at QUIT).
 pub fn pop3_fetch(addr: &str, mode: &str, user: &str, delete_all: bool) -> Result<Value> {
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let mut args = vec![
-        "pop3",
-        "--host",
-        host,
-        "--port",
-        port,
-        "--mode",
-        mode,
-        "--user",
-        user,
-        "--password",
-        PASSWORD,
-    ];
+    let mut args = vec!["--mode", mode, "--user", user, "--password", PASSWORD];
     if delete_all {
         args.push("--delete-all");
     }
-    let value = python_client(&args)?;
-    if let Some(err) = value.get("error") {
-        bail!("pop3 failed: {err}");
-    }
-    Ok(value)
+    run_against("mailclient.py", "pop3", addr, &args)
 }
 
 /// Every message in `user`'s maildrop with its text (`raw`), read over POP3 with STLS.
 pub fn pop3_raw(addr: &str, user: &str) -> Result<Vec<Value>> {
-    let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let value = python_client(&[
-        "pop3",
-        "--host",
-        host,
-        "--port",
-        port,
+    let args = [
         "--mode",
         "stls",
         "--user",
@@ -200,10 +147,8 @@ pub fn pop3_raw(addr: &str, user: &str) -> Result<Vec<Value>> {
         "--password",
         PASSWORD,
         "--raw",
-    ])?;
-    if let Some(err) = value.get("error") {
-        bail!("pop3 failed: {err}");
-    }
+    ];
+    let value = run_against("mailclient.py", "pop3", addr, &args)?;
     Ok(value["messages"].as_array().cloned().unwrap_or_default())
 }
 

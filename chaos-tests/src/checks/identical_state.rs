@@ -111,4 +111,4 @@ pub fn check_listings(listings: &[Listing]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::checks::no_acked_mail_lost::push_examples;
 use crate::history::WorkloadHistory;
 
 /// The client's two sessions: the one that caches and changes mailboxes, and the one idling.
@@ -211,9 +212,6 @@ pub struct ImapCacheCheck {
     pub problems: Vec<String>,
 }
 
-/// At most this many examples per kind of violation in the problem list.
-const EXAMPLES: usize = 5;
-
 /// What the workload's POP3 reader deleted (certainly or maybe), by (user, Message-ID) and
 /// (user, UIDL); deleted ones may vanish from INBOX.
 struct ReaderDeletions<'a> {
@@ -350,17 +348,7 @@ pub fn check(history: &WorkloadHistory, records: &ImapRecords, fault_at: f64) ->
     }
     check_own_changes(records, &cached, &deletions, &mut problem);
 
-    for (kind, list) in details {
-        let n = list.len();
-        for line in list.into_iter().take(EXAMPLES) {
-            result.problems.push(format!("imap {kind}: {line}"));
-        }
-        if n > EXAMPLES {
-            result
-                .problems
-                .push(format!("imap {kind}: ... {} more", n - EXAMPLES));
-        }
-    }
+    push_examples(&mut result.problems, "imap ", details);
     result
 }
 

@@ -151,18 +151,26 @@ pub fn check(history: &WorkloadHistory, listings: &[Listing]) -> MailCheck {
         }
     }
 
+    push_examples(&mut result.problems, "", details);
+    result
+}
+
+/// Adds the details of each kind of violation to `problems`, as "{prefix}{kind}: {detail}": at
+/// most [`EXAMPLES`] of them, then how many more there were. Also used by the IMAP cache check.
+pub(crate) fn push_examples(
+    problems: &mut Vec<String>,
+    prefix: &str,
+    details: BTreeMap<&str, Vec<String>>,
+) {
     for (kind, list) in details {
         let n = list.len();
         for line in list.into_iter().take(EXAMPLES) {
-            result.problems.push(format!("{kind}: {line}"));
+            problems.push(format!("{prefix}{kind}: {line}"));
         }
         if n > EXAMPLES {
-            result
-                .problems
-                .push(format!("{kind}: ... {} more", n - EXAMPLES));
+            problems.push(format!("{prefix}{kind}: ... {} more", n - EXAMPLES));
         }
     }
-    result
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 use crate::checks::identical_state::check_listings;
 use crate::history::{Listed, Listing};
 
-fn listing(node: &str, messages: &[(&str, &str)]) -> Listing {
+/// User u's maildrop on `node`: (UIDL, Message-ID) pairs. Also used by the UID checks' tests.
+pub(crate) fn listing(node: &str, messages: &[(&str, &str)]) -> Listing {
     let messages = messages
         .iter()
         .map(|(uidl, id)| Listed {

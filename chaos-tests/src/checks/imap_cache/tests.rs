@@ -168,6 +168,25 @@ fn snapshot_mut<'a>(
         .expect("the test's records have it")
 }
 
+/// A deletion by the workload's POP3 reader from u's INBOX.
+fn deletion(uidl: &str, id: &str, t: f64, certain: bool) -> Deletion {
+    Deletion {
+        user: "u".into(),
+        uidl: uidl.into(),
+        id: id.into(),
+        t,
+        certain,
+    }
+}
+
+/// Writes `lines` as the client's output file and parses it.
+fn parse(lines: &[&str]) -> ImapRecords {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("imap_cache.jsonl");
+    std::fs::write(&path, lines.join("\n")).expect("write");
+    ImapRecords::parse(&path).expect("parse")
+}
+
 #[track_caller]
 fn assert_problem(result: &ImapCacheCheck, needle: &str) {
     assert!(
@@ -175,6 +194,12 @@ fn assert_problem(result: &ImapCacheCheck, needle: &str) {
         "no problem mentions {needle:?}: {:?}",
         result.problems
     );
+}
+
+/// Checks `records` against [`history`] and asserts that a problem mentions `needle`.
+#[track_caller]
+fn assert_fails(records: &ImapRecords, needle: &str) {
+    assert_problem(&check(&history(), records, FAULT), needle);
 }
 
 #[test]
@@ -193,27 +218,21 @@ fn a_clean_run_passes_and_is_counted() {
 fn a_changed_uidvalidity_fails() {
     let mut records = records();
     snapshot_mut(&mut records, "cache", "after", "Kept").uidvalidity = 8;
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "UIDVALIDITY of u's Kept",
-    );
+    assert_fails(&records, "UIDVALIDITY of u's Kept");
 }
 
 #[test]
 fn changed_flags_fail() {
     let mut records = records();
     snapshot_mut(&mut records, "idle", "after", "INBOX").messages[1].flags = vec!["\\Seen".into()];
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "UID 2 (<b>) of u's INBOX",
-    );
+    assert_fails(&records, "UID 2 (<b>) of u's INBOX");
 }
 
 #[test]
 fn a_changed_modseq_fails() {
     let mut records = records();
     snapshot_mut(&mut records, "cache", "after", "Kept").messages[0].modseq = 9;
-    assert_problem(&check(&history(), &records, FAULT), "MODSEQ 5 and now");
+    assert_fails(&records, "MODSEQ 5 and now");
 }
 
 #[test]
@@ -222,19 +241,10 @@ fn a_vanished_uid_fails_unless_the_reader_deleted_it() {
     snapshot_mut(&mut records, "cache", "after", "INBOX")
         .messages
         .remove(2);
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "UID 3 (<c>) of u's INBOX",
-    );
+    assert_fails(&records, "UID 3 (<c>) of u's INBOX");
 
     let mut history = history();
-    history.deletions.push(Deletion {
-        user: "u".into(),
-        uidl: "7.3".into(),
-        id: "<c>".into(),
-        t: 101.5,
-        certain: false,
-    });
+    history.deletions.push(deletion("7.3", "<c>", 101.5, false));
     let result = check(&history, &records, FAULT);
     assert!(result.problems.is_empty(), "{:?}", result.problems);
     assert_eq!(result.deleted_by_reader, 1);
@@ -248,13 +258,7 @@ fn the_client_s_own_mailbox_may_lose_nothing() {
         .remove(1);
     let mut history = history();
     // Deleting the INBOX original does not excuse losing the copy.
-    history.deletions.push(Deletion {
-        user: "u".into(),
-        uidl: "7.3".into(),
-        id: "<c>".into(),
-        t: 101.5,
-        certain: true,
-    });
+    history.deletions.push(deletion("7.3", "<c>", 101.5, true));
     assert_problem(&check(&history, &records, FAULT), "UID 3 (<c>) of u's Kept");
 }
 
@@ -264,8 +268,8 @@ fn a_new_uid_below_the_cached_uidnext_fails() {
     snapshot_mut(&mut records, "idle", "cached", "INBOX")
         .messages
         .remove(1);
-    assert_problem(
-        &check(&history(), &records, FAULT),
+    assert_fails(
+        &records,
         "UID 2 (<b>) of u's INBOX (idle session) appeared after the fault below the cached \
          UIDNEXT 4",
     );
@@ -277,8 +281,8 @@ fn a_reused_uid_fails() {
     let after = snapshot_mut(&mut records, "idle", "after", "INBOX");
     after.messages.pop();
     after.messages[2].id = "<d>".into();
-    assert_problem(
-        &check(&history(), &records, FAULT),
+    assert_fails(
+        &records,
         "UID 3 of u's INBOX (idle session) was <c> and is now <d>",
     );
 }
@@ -288,10 +292,7 @@ fn a_renumbered_message_fails() {
     let mut records = records();
     let after = snapshot_mut(&mut records, "cache", "after", "INBOX");
     after.messages[2].uid = 5;
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "moved from UID 3 to UID 5",
-    );
+    assert_fails(&records, "moved from UID 3 to UID 5");
 }
 
 #[test]
@@ -300,10 +301,7 @@ fn a_message_acknowledged_before_the_select_must_be_listed() {
     snapshot_mut(&mut records, "cache", "after", "INBOX")
         .messages
         .pop();
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "<d> (250 2.000 s before the SELECT)",
-    );
+    assert_fails(&records, "<d> (250 2.000 s before the SELECT)");
 }
 
 #[test]
@@ -333,13 +331,7 @@ fn a_uid_that_disagrees_with_pop3_fails() {
 #[test]
 fn a_message_deleted_before_the_select_must_not_be_listed() {
     let mut history = history();
-    history.deletions.push(Deletion {
-        user: "u".into(),
-        uidl: "7.2".into(),
-        id: "<b>".into(),
-        t: 99.0,
-        certain: true,
-    });
+    history.deletions.push(deletion("7.2", "<b>", 99.0, true));
     assert_problem(
         &check(&history, &records(), FAULT),
         "<b> is in u's INBOX (cache after)",
@@ -350,9 +342,9 @@ fn a_message_deleted_before_the_select_must_not_be_listed() {
 fn changes_reported_by_changedsince_fail() {
     let mut records = records();
     records.changed_since[1].uids = vec![3];
-    assert_problem(&check(&history(), &records, FAULT), "reports UIDs [3]");
+    assert_fails(&records, "reports UIDs [3]");
     records.changed_since.remove(1);
-    assert_problem(&check(&history(), &records, FAULT), "no CHANGEDSINCE 6");
+    assert_fails(&records, "no CHANGEDSINCE 6");
 }
 
 #[test]
@@ -360,10 +352,7 @@ fn the_client_s_own_changes_must_be_in_its_cache() {
     let mut records = records();
     snapshot_mut(&mut records, "cache", "cached", "INBOX").messages[0].flags = vec![];
     snapshot_mut(&mut records, "cache", "after", "INBOX").messages[0].flags = vec![];
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "UID 1 of INBOX has flags []",
-    );
+    assert_fails(&records, "UID 1 of INBOX has flags []");
 
     let mut records = self::records();
     records.expunged[0].1 = 3;
@@ -373,33 +362,24 @@ fn the_client_s_own_changes_must_be_in_its_cache() {
 
     let mut records = self::records();
     records.appended[0].2 = "<other>".into();
-    assert_problem(&check(&history(), &records, FAULT), "the appended <other>");
+    assert_fails(&records, "the appended <other>");
 }
 
 #[test]
 fn an_idle_connection_that_hangs_or_drops_early_fails() {
     let mut records = records();
     records.dropped.remove("idle");
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "never dropped (it hangs)",
-    );
+    assert_fails(&records, "never dropped (it hangs)");
     records
         .dropped
         .insert("idle".into(), (125.0, "keepalive".into()));
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "only 25.0 s after the fault",
-    );
+    assert_fails(&records, "only 25.0 s after the fault");
     records
         .dropped
         .insert("idle".into(), (99.0, "reset".into()));
-    assert_problem(
-        &check(&history(), &records, FAULT),
-        "before the fault: reset",
-    );
+    assert_fails(&records, "before the fault: reset");
     records.idle_updates.clear();
-    assert_problem(&check(&history(), &records, FAULT), "IDLE pushed no update");
+    assert_fails(&records, "IDLE pushed no update");
 }
 
 #[test]
@@ -418,9 +398,7 @@ fn a_client_that_did_not_reconnect_or_gave_up_fails() {
 
 #[test]
 fn records_are_parsed_from_the_client_s_lines() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("imap_cache.jsonl");
-    let lines = [
+    let records = parse(&[
         r#"{"ev": "snapshot", "session": "cache", "phase": "cached", "user": "u", "mailbox": "INBOX", "t_select": 1.0, "t_selected": 1.1, "t_end": 1.2, "uidvalidity": 7, "uidnext": 3, "highestmodseq": 4, "messages": [{"uid": 2, "flags": ["\\Seen"], "modseq": 4, "id": "<a>", "token": "t", "body_ok": true}]}"#,
         r#"{"ev": "set", "session": "cache", "user": "u", "mailbox": "INBOX", "uid": 2, "op": "+", "flags": ["\\Seen"], "t": 0.9}"#,
         r#"{"ev": "copied", "session": "cache", "user": "u", "mailbox": "Kept", "pairs": [[2, 1]], "t": 0.9}"#,
@@ -434,9 +412,7 @@ fn records_are_parsed_from_the_client_s_lines() {
         r#"{"ev": "error", "session": "cache", "error": "Failed: x", "t": 3.2}"#,
         r#"{"ev": "done", "t": 4.0}"#,
         r#"{"ev": "idle_upd"#,
-    ];
-    std::fs::write(&path, lines.join("\n")).expect("write");
-    let records = ImapRecords::parse(&path).expect("parse");
+    ]);
     assert_eq!(records.snapshots[0].messages[0].flags, ["\\Seen"]);
     assert_eq!(records.changes[0].uid, 2);
     assert_eq!(records.copied, [("Kept".to_owned(), vec![(2, 1)])]);
@@ -453,9 +429,7 @@ fn records_are_parsed_from_the_client_s_lines() {
 
 #[test]
 fn a_restart_drops_what_the_session_did_before() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("imap_cache.jsonl");
-    let lines = [
+    let records = parse(&[
         r#"{"ev": "set", "session": "cache", "user": "u", "mailbox": "Kept", "uid": 2, "op": "+", "flags": ["\\Seen"], "t": 0.9}"#,
         r#"{"ev": "copied", "session": "cache", "user": "u", "mailbox": "Kept", "pairs": [[2, 1]], "t": 0.9}"#,
         r#"{"ev": "snapshot", "session": "cache", "phase": "cached", "user": "u", "mailbox": "Kept", "t_select": 1.0, "t_selected": 1.1, "t_end": 1.2, "uidvalidity": 7, "uidnext": 3, "highestmodseq": 4, "messages": []}"#,
@@ -464,9 +438,7 @@ fn a_restart_drops_what_the_session_did_before() {
         r#"{"ev": "idle_update", "session": "idle", "line": "* 3 EXISTS", "t": 1.6}"#,
         r#"{"ev": "restart", "session": "cache", "t": 2.0, "error": "abort: EOF"}"#,
         r#"{"ev": "set", "session": "cache", "user": "u", "mailbox": "Kept2", "uid": 5, "op": "+", "flags": ["\\Seen"], "t": 2.9}"#,
-    ];
-    std::fs::write(&path, lines.join("\n")).expect("write");
-    let records = ImapRecords::parse(&path).expect("parse");
+    ]);
     assert_eq!(records.restarts["cache"], 1);
     assert!(!records.is_ready("cache") && records.is_ready("idle"));
     assert!(records.snapshots.is_empty() && records.copied.is_empty());

@@ -39,6 +39,17 @@ fn history(attempts: Vec<Attempt>) -> WorkloadHistory {
     }
 }
 
+/// The reader deleted <a> (UIDL 7.1) at t = 5: certainly (QUIT answered +OK) or maybe.
+fn deletion_of_a(certain: bool) -> Deletion {
+    Deletion {
+        user: "u".into(),
+        uidl: "7.1".into(),
+        id: "<a>".into(),
+        t: 5.0,
+        certain,
+    }
+}
+
 #[test]
 fn clean_history_passes() {
     let h = history(vec![
@@ -104,13 +115,7 @@ fn duplicates_phantoms_and_refused_deliveries_are_caught() {
 #[test]
 fn deleted_messages_may_not_come_back() {
     let mut h = history(vec![attempt("<a>", "u", Some(250), "done")]);
-    h.deletions.push(Deletion {
-        user: "u".into(),
-        uidl: "7.1".into(),
-        id: "<a>".into(),
-        t: 5.0,
-        certain: true,
-    });
+    h.deletions.push(deletion_of_a(true));
     h.seen.push(Seen {
         user: "u".into(),
         uidl: "7.1".into(),
@@ -128,13 +133,7 @@ fn deleted_messages_may_not_come_back() {
 #[test]
 fn a_maybe_deleted_message_may_be_absent() {
     let mut h = history(vec![attempt("<a>", "u", Some(250), "done")]);
-    h.deletions.push(Deletion {
-        user: "u".into(),
-        uidl: "7.1".into(),
-        id: "<a>".into(),
-        t: 5.0,
-        certain: false,
-    });
+    h.deletions.push(deletion_of_a(false));
     let result = check(&h, &[listing("n1", "u", vec![])]);
     assert!(result.problems.is_empty(), "{:?}", result.problems);
 }
