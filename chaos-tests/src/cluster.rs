@@ -102,6 +102,8 @@ enum Hosts {
 pub struct NodeTuning {
     /// Extra TOML appended to each node's config (for example a `[raft]` table).
     pub extra_toml: String,
+    /// Extra environment every node starts with (each node's `env` starts as a copy).
+    pub env: Vec<(String, String)>,
 }
 
 /// One node process of a test cluster.
@@ -298,7 +300,7 @@ impl Cluster {
                 Hosts::Loopback { .. } => MailPorts::LOOPBACK,
                 Hosts::Lab { .. } => MailPorts::STANDARD,
             },
-            env: Vec::new(),
+            env: self.tuning.env.clone(),
             child: None,
         }
     }

@@ -41,8 +41,9 @@ const MAX_ERROR_TEXT_CHARS: usize = 300;
 // The replies, and the records they show, are mcluster-types' (the node writes the same types).
 pub use mcluster_types::api::{
     AccountView as Account, ClientCert, ClusterStatus, DkimKeyView as DkimKey, ErrorBody,
-    FailoverResponse, JoinRequest, JoinResponse, MailStatus, MemberView as Member, NodeStatus,
-    QueueEntry, QueueListing, QueueRecipient, VipStatus,
+    FailoverResponse, FeatureView, JoinRequest, JoinResponse, MailStatus, MemberUpgradeView,
+    MemberView as Member, NodeStatus, QueueEntry, QueueListing, QueueRecipient, UpgradeStatus,
+    VipStatus,
 };
 use mcluster_types::api::{
     AddMember, Enabled, Failover, NewAccount, NewClientTls, NewDkimKey, NewDomain, NewPassword,
@@ -383,7 +384,14 @@ impl Client {
 
     /// `POST /v1/members`: waits (up to two minutes) until the node is a caught-up voter.
     pub fn add_member(&self, node_id: u64) -> Result<Member> {
-        self.post("/v1/members", &AddMember { node_id }, ADD_MEMBER_TIMEOUT)
+        self.post(
+            "/v1/members",
+            &AddMember {
+                node_id,
+                build: None,
+            },
+            ADD_MEMBER_TIMEOUT,
+        )
     }
 
     /// `DELETE /v1/members/{id}`; `force` removes a data node whose copies no other data node

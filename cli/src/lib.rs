@@ -1,8 +1,8 @@
 //! mclusterctl as a library: builds, joins and administers an mcluster through the admin API.
 //!
 //! Boundaries:
-//! - cli reaches nodes only through their HTTP admin API (docs/ADMIN_API.md); it links neither
-//!   RocksDB nor openraft nor any other workspace crate.
+//! - cli reaches nodes only through their HTTP admin API (docs/ADMIN_API.md); of the workspace
+//!   it links only mcluster-types (the API's shapes, serde only), never RocksDB or openraft.
 //! - cli never serves anything: it writes node directories, starts and stops mclusterd
 //!   processes, and sends admin requests.
 //!
@@ -24,6 +24,7 @@ pub mod process;
 pub mod protection;
 pub mod secrets;
 pub mod table;
+pub mod upgrade;
 pub mod vip;
 
 #[cfg(test)]

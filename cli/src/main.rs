@@ -17,6 +17,7 @@ use cli::node_config::MailSection;
 use cli::node_dir::JoinPlan;
 use cli::outbound_policy;
 use cli::protection;
+use cli::upgrade;
 use cli::vip::{VipAddr, VipOptions};
 
 /// Build and administer an mcluster mail cluster through its admin API.
@@ -94,6 +95,9 @@ enum Command {
     /// Replace the join token (or, with --admin, the admin token)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Follow a rolling upgrade: the cluster version, each member's build; finalize it
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
 }
@@ -428,6 +432,16 @@ enum ProtectionCommand {
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
+enum UpgradeCommand {
+    /// The active cluster version, the build each member runs, and what waits for a newer
+    /// cluster version
+    Status(JsonArg),
+    /// Raise the cluster version to the newest every member runs (after this, no member can
+    /// go back to the previous build)
+    Finalize,
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
 enum LockoutsCommand {
     /// List the lockouts that still run
     List {
@@ -681,6 +695,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             reason,
         }) => protection::add(&ctx, &target, secs, reason.as_deref()),
         Command::Lockouts(LockoutsCommand::Remove { target }) => protection::remove(&ctx, &target),
+        Command::Upgrade(UpgradeCommand::Status(JsonArg { json })) => upgrade::status(&ctx, json),
+        Command::Upgrade(UpgradeCommand::Finalize) => upgrade::finalize(&ctx),
         Command::Access(AccessCommand::List {
             list,
             all,

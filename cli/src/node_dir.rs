@@ -234,6 +234,17 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
     let joined = client
         .join(&join_request)
         .with_context(|| format!("ask the cluster to admit {}", plan.name))?;
+    if let Some(active) = joined.cluster_version {
+        ensure!(
+            active.supported(),
+            "the cluster runs cluster version {active}, and this build ({}) runs cluster \
+             versions {} to {}: install the build the cluster's members run (mclusterctl \
+             upgrade status shows it), then join again",
+            mcluster_types::version::BUILD,
+            mcluster_types::ClusterVersion::OLDEST,
+            mcluster_types::ClusterVersion::NEWEST
+        );
+    }
     for (what, pem) in [("cert_pem", &joined.cert_pem), ("ca_pem", &joined.ca_pem)] {
         ensure!(
             pem.contains("-----BEGIN CERTIFICATE-----"),

@@ -17,7 +17,8 @@ use raft_store::api::{
     NewAccount, NewClientTls, NewDomain, NewPassword, NodeStatus,
 };
 use raft_store::{
-    Account, Alias, Command, CommandResult, Domain, Member, NodeId, Rejection, Role, TokenKind,
+    Account, Alias, Command, CommandResult, Domain, Member, MemberBuild, NodeId, Rejection, Role,
+    TokenKind,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,6 +34,7 @@ pub mod names;
 pub mod outbound_policy;
 pub mod protection;
 pub mod queue;
+pub mod upgrade;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +116,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/queue", get(queue::list))
         .route("/v1/queue/{id}", get(queue::show).delete(queue::delete))
         .route("/v1/queue/{id}/{action}", post(queue::act))
+        .route("/v1/upgrade", get(upgrade::status))
+        .route("/v1/upgrade/finalize", post(upgrade::finalize))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -215,7 +219,16 @@ impl From<ClusterError> for ApiError {
                 Rejection::NotInitialized => {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
                 }
+                Rejection::NotActive(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "not_active", message)
+                }
+                Rejection::ClusterVersion(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "cluster_version", message)
+                }
             },
+            ClusterError::NotActive(_) => {
+                ApiError::new(StatusCode::CONFLICT, "not_active", message)
+            }
             ClusterError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
             }
@@ -559,10 +572,30 @@ async fn add_member(
         .await;
     }
     let node_id = body.node_id;
+    if let Some(build) = &body.build
+        && let Err(err) = check_joiner(cluster, node_id, build).await
+    {
+        return err.into_response();
+    }
     match cluster.add_member(node_id).await {
         Ok(member) => Json(member_view(node_id, member, true)).into_response(),
         Err(err) => ApiError::from(err).into_response(),
     }
+}
+
+/// A node whose build cannot run the active cluster version does not become a member.
+async fn check_joiner(cluster: &Cluster, node_id: NodeId, build: &MemberBuild) -> ApiResult<()> {
+    if build.node_id != node_id {
+        return Err(ApiError::bad_request(format!(
+            "the build report is for node {}, not node {node_id}",
+            build.node_id
+        )));
+    }
+    cluster.linearize().await?;
+    let active = cluster.reader.cluster_version()?;
+    let members = cluster.reader.member_builds()?;
+    crate::versions::check_joiner(build, active, &members)
+        .map_err(|why| ApiError::new(StatusCode::CONFLICT, "cluster_version", why))
 }
 
 fn member_view(node_id: NodeId, member: Member, voter: bool) -> MemberView {
@@ -926,6 +959,7 @@ async fn join(
         node_id,
         cluster_name: settings.cluster_name,
         cert_pem,
+        cluster_version: Some(cluster.reader.cluster_version()?),
         ca_pem: settings.ca_cert_pem,
     }))
 }

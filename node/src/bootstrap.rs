@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use raft_store::api::AddMember;
 use raft_store::{ClusterSettings, Command, CommandResult, Member, Rejection};
 
 use crate::cluster::Cluster;
@@ -163,6 +164,9 @@ async fn bootstrap(cluster: &Cluster, path: &std::path::Path) -> anyhow::Result<
             "self-signed client TLS certificate written; replace it with `mclusterctl tls set`"
         );
     }
+    crate::versions::start_new_cluster(cluster)
+        .await
+        .context("set the new cluster's version")?;
     // The file holds the CA key; the replicated state has it now.
     std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
     Ok(())
@@ -172,7 +176,10 @@ async fn bootstrap(cluster: &Cluster, path: &std::path::Path) -> anyhow::Result<
 /// node as a learner, waits until it has caught up and promotes it to voter.
 async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
     let node_id = cluster.config.node_id;
-    let body = serde_json::json!({ "node_id": node_id });
+    let body = serde_json::json!(AddMember {
+        node_id,
+        build: Some(crate::versions::this_build(&cluster)),
+    });
     loop {
         if is_voter(&cluster) {
             tracing::info!("this node is a voter");

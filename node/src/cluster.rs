@@ -43,6 +43,9 @@ pub enum ClusterError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A command of a cluster version that is not active yet; nothing was proposed.
+    #[error("{0}")]
+    NotActive(#[from] raft_store::version::NotActive),
     /// The entry would be larger than any entry the log takes; nothing was proposed.
     #[error("the change is too large to replicate ({bytes} bytes encoded, at most {max})")]
     TooLarge { bytes: usize, max: usize },
@@ -120,6 +123,16 @@ impl Cluster {
     /// one id across retries, so a retry after an unknown outcome cannot apply it twice; every
     /// attempt, and the whole call, is bounded by `WRITE_DEADLINE`.
     pub async fn write(&self, command: Command) -> Result<CommandResult, ClusterError> {
+        // The feature gate: the state machine refuses the same command again, the same way on
+        // every node, but it must not reach the log of a cluster whose members may not all
+        // know it. Versions only move forward, so what is active here is active at apply.
+        if command.feature().is_some() {
+            let active = self
+                .reader
+                .cluster_version()
+                .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+            raft_store::version::gate(&command, active)?;
+        }
         let request = Request::new(command);
         // An entry too large to send to the followers in time would be retried forever and
         // stop every write behind it: refuse it here, before the log has it.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use raft_store::{NodeId, Role};
+use raft_store::{ClusterVersion, NodeId, Role};
 use serde::Deserialize;
 
 use crate::privilege::Account;
@@ -35,6 +35,7 @@ pub struct ConfigFile {
     pub filters: FiltersFile,
     pub bootstrap: BootstrapFile,
     pub join: JoinFile,
+    pub upgrade: UpgradeFile,
 }
 
 /// Content filters run on every message SMTP accepts (see `smtp/filters.rs`).
@@ -371,6 +372,24 @@ pub struct BootstrapFile {
     pub file: String,
 }
 
+/// Rolling upgrades (docs/OPERATIONS.md, "Upgrades").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct UpgradeFile {
+    /// Raise the active cluster version as soon as every member runs a build that can (the
+    /// leader's setting decides; set it alike on every node). Off: only `mclusterctl upgrade
+    /// finalize` raises it, so every node can still go back to the previous build until then.
+    pub auto_finalize: bool,
+}
+
+impl Default for UpgradeFile {
+    fn default() -> UpgradeFile {
+        UpgradeFile {
+            auto_finalize: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", default)]
 pub struct JoinFile {
@@ -399,6 +418,7 @@ impl Default for ConfigFile {
             filters: FiltersFile::default(),
             bootstrap: BootstrapFile::default(),
             join: JoinFile::default(),
+            upgrade: UpgradeFile::default(),
         }
     }
 }
@@ -469,6 +489,34 @@ pub struct Config {
     /// The file this was read from (None when parsed from text): a joined node removes its
     /// `[join]` section, and with it the join token, once it is a voter.
     pub source: Option<PathBuf>,
+    pub auto_finalize: bool,
+    /// The newest cluster version this node runs: this build's, unless a test stands in for
+    /// an older build ([`newest_cluster_version`]).
+    pub newest_cluster_version: ClusterVersion,
+}
+
+/// The test hook that makes this build act as an older one in a mixed-version test:
+/// `MCLUSTER_TEST_NEWEST_CLUSTER_VERSION=1` makes the node report, and join as, a build that
+/// runs cluster versions up to 1. Never set in production; a value this build cannot
+/// honour (0, or newer than it runs) is an error.
+pub fn newest_cluster_version(env: Option<std::ffi::OsString>) -> anyhow::Result<ClusterVersion> {
+    let Some(value) = env else {
+        return Ok(ClusterVersion::NEWEST);
+    };
+    let version = value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .map(ClusterVersion)
+        .filter(|v| v.supported())
+        .with_context(|| {
+            format!(
+                "MCLUSTER_TEST_NEWEST_CLUSTER_VERSION={value:?}: this build runs cluster versions \
+                 {} to {}",
+                ClusterVersion::OLDEST,
+                ClusterVersion::NEWEST
+            )
+        })?;
+    Ok(version)
 }
 
 /// The mail listeners that are on.
@@ -671,6 +719,7 @@ impl ConfigFile {
             filters,
             bootstrap,
             join,
+            upgrade,
         } = self;
         let OutboundFile {
             nameservers,
@@ -822,6 +871,10 @@ impl ConfigFile {
             bootstrap_file: (!bootstrap_file.is_empty()).then(|| resolve(bootstrap_file.into())),
             join: (!join.seeds.is_empty()).then_some(join),
             source: None,
+            auto_finalize: upgrade.auto_finalize,
+            newest_cluster_version: newest_cluster_version(std::env::var_os(
+                "MCLUSTER_TEST_NEWEST_CLUSTER_VERSION",
+            ))?,
         })
     }
 }

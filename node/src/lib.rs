@@ -33,6 +33,7 @@ pub mod store;
 pub mod tls;
 #[cfg(test)]
 mod transcript;
+pub mod versions;
 pub mod vip;
 
 #[cfg(test)]
@@ -145,6 +146,7 @@ pub async fn run(
     bootstrap::start(&cluster).await?;
     let handoff =
         (config.role == Role::Witness).then(|| tokio::spawn(witness_handoff(cluster.clone())));
+    let versions = tokio::spawn(versions::run(cluster.clone()));
 
     let mail = match blob_store {
         Some(store) => Some(MailServices::start(&cluster, store).await?),
@@ -209,6 +211,7 @@ pub async fn run(
     if let Some(handoff) = handoff {
         handoff.abort();
     }
+    versions.abort();
     leadership.abort();
     hand_off_leadership(&cluster).await;
     // Stop taking peers' requests before Raft stops, so none reaches a stopped Raft core.

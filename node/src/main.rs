@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use node::config;
+use raft_store::ClusterVersion;
 
 /// The mcluster node daemon.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "mclusterd", about)]
 struct Flags {
     /// The node's configuration file (TOML).
     #[arg(long, short, required_unless_present = "vip_guard")]
@@ -18,8 +19,24 @@ struct Flags {
     vip_guard: Vec<String>,
 }
 
+/// `mclusterd --version`: the build and the cluster versions it runs.
+fn version() -> String {
+    format!(
+        "{} (cluster versions {} to {})",
+        raft_store::version::BUILD,
+        ClusterVersion::OLDEST,
+        ClusterVersion::NEWEST
+    )
+}
+
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    // Built at run time from the version constants; clap keeps it for the process's life.
+    let version: &'static str = version().leak();
+    let matches = Flags::command().version(version).get_matches();
+    let flags = match Flags::from_arg_matches(&matches) {
+        Ok(flags) => flags,
+        Err(err) => err.exit(),
+    };
     if !flags.vip_guard.is_empty() {
         return node::vip::guard::run(&flags.vip_guard);
     }

@@ -101,6 +101,10 @@ pub const KEY_MESSAGE_LIMITS: &[u8] = b"message_limits";
 pub const KEY_CONNECTION_BUDGETS: &[u8] = b"connection_budgets";
 pub const KEY_PASSWORD_POLICY: &[u8] = b"password_policy";
 pub const KEY_CONNECTIONS_PER_IP: &[u8] = b"connections_per_ip";
+/// The active cluster version; absent: [`crate::ClusterVersion::V1`].
+pub const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
+/// What each member reported it runs (`Vec<MemberBuild>`, by node id).
+pub const KEY_MEMBER_BUILDS: &[u8] = b"member_builds";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

@@ -16,8 +16,9 @@ mod reader;
 pub mod runtime;
 mod snapshot;
 mod state_machine;
-pub use mcluster_types::{api, calendar, summary};
+pub use mcluster_types::{api, calendar, summary, version};
 mod types;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +50,7 @@ pub use crate::types::{
     PendingNode, Raft, Rejection, Request, Role, Snapshot, SnapshotDir, SnapshotMeta,
     StoredMembership, TokenKind, TypeConfig, Vote,
 };
+pub use mcluster_types::version::{ClusterVersion, Feature, MemberBuild};
 
 use std::path::{Path, PathBuf};
 

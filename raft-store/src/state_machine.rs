@@ -27,6 +27,7 @@ use crate::types::{
     Command, CommandResult, LogId, NodeId, Rejection, Request, SnapshotDir, SnapshotMeta,
     StoredMembership, TypeConfig,
 };
+use crate::versions;
 
 /// Request outcomes are remembered for this many log entries: far longer than any client keeps
 /// retrying one request.
@@ -219,7 +220,18 @@ impl StateMachine {
         {
             panic!("a bug met a command it cannot apply");
         }
+        // The gate the proposer passed, checked again the same way on every node: versions only
+        // move forward, so a command the proposer saw active is active here.
+        if let Err(inactive) = crate::types::version::gate(command, reader.cluster_version()?) {
+            return rejected(Rejection::NotActive(inactive.to_string()));
+        }
         match command {
+            Command::ReportBuild(report) => {
+                return versions::report_build(&reader, report, batch);
+            }
+            Command::SetClusterVersion { version } => {
+                return versions::set_cluster_version(&reader, *version, batch);
+            }
             Command::InitCluster(settings) => {
                 return membership::init_cluster(&reader, settings, batch);
             }

@@ -7,7 +7,10 @@ use openraft::vote::RaftLeaderId;
 use openraft::{Entry as RaftEntry, EntryPayload, RaftSnapshotBuilder, StorageError};
 use tempfile::TempDir;
 
-use crate::{Command, CommandResult, LogStore, Rejection, StateMachine, TypeConfig};
+use crate::{
+    ClusterVersion, Command, CommandResult, LogStore, MemberBuild, Rejection, StateMachine,
+    TypeConfig,
+};
 
 struct RocksBuilder;
 
@@ -82,6 +85,43 @@ fn add_account(address: &str) -> Command {
         quota_mb: 100,
         at: 2,
     }
+}
+
+/// A store of a one-node cluster (node 1) at this build's newest cluster version, as a new
+/// cluster starts: log indexes 1 to 3 are used.
+async fn store_at_newest_version() -> (TempDir, StateMachine) {
+    let (dir, mut sm) = fresh_store();
+    let membership = openraft::Membership::new(
+        vec![std::collections::BTreeSet::from([1])],
+        std::collections::BTreeMap::from([(1, member("mail1", 11))]),
+    )
+    .unwrap();
+    sm.apply(stream::iter([Ok((
+        RaftEntry {
+            log_id: log_id(1, 1),
+            payload: EntryPayload::Membership(membership),
+        },
+        None,
+    ))]))
+    .await
+    .unwrap();
+    let results = apply_all(
+        &mut sm,
+        2,
+        vec![
+            Command::ReportBuild(crate::MemberBuild::this_build(1, ClusterVersion::NEWEST)),
+            Command::SetClusterVersion {
+                version: ClusterVersion::NEWEST,
+            },
+        ],
+    )
+    .await;
+    check_results(results, &[CommandResult::Done, CommandResult::Done]);
+    assert_eq!(
+        sm.reader().cluster_version().unwrap(),
+        ClusterVersion::NEWEST
+    );
+    (dir, sm)
 }
 
 #[track_caller]
@@ -1888,17 +1928,17 @@ async fn a_join_that_clashes_with_a_member_is_refused() {
 /// other confirmed copies.
 #[tokio::test]
 async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
-    let (_dir, mut sm) = fresh_store();
+    let (_dir, mut sm) = store_at_newest_version().await;
     let reader = sm.reader();
     let a = "a@example.test";
-    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    apply_all(&mut sm, 4, vec![add_domain("example.test"), add_account(a)]).await;
     let mut on_2_and_3 = delivery("q3", 3, &[a], &[]);
     on_2_and_3.replicas = vec![2, 3];
     let mut on_1_and_3 = delivery("q4", 4, &[a], &[]);
     on_1_and_3.replicas = vec![1, 3];
     apply_all(
         &mut sm,
-        3,
+        6,
         vec![Command::Deliver {
             deliveries: vec![
                 delivery("q1", 1, &[a], &[]),
@@ -1929,7 +1969,7 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
         .into_iter()
         .map(|(to, blobs)| Command::AddReplicas { to, blobs })
         .collect();
-    apply_all(&mut sm, 4, adds).await;
+    apply_all(&mut sm, 7, adds).await;
     assert_eq!(
         reader.blob(&[1; 32]).unwrap().unwrap().replicas,
         vec![1, 2, 3]
@@ -1941,7 +1981,7 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
     // Adding again changes nothing.
     apply_all(
         &mut sm,
-        6,
+        9,
         vec![Command::AddReplicas {
             to: 3,
             blobs: vec![[1; 32], [4; 32]],
@@ -1962,7 +2002,7 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
         from: 2,
         blobs: vec![[1; 32], [2; 32], [3; 32]],
     };
-    apply_all(&mut sm, 7, vec![forget.clone()]).await;
+    apply_all(&mut sm, 10, vec![forget.clone()]).await;
     assert_eq!(
         reader.blob(&[1; 32]).unwrap().unwrap().replicas,
         vec![1, 2, 3]
@@ -1970,7 +2010,7 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
 
     apply_all(
         &mut sm,
-        8,
+        11,
         vec![
             Command::BlobsStored {
                 node: 3,
@@ -1985,7 +2025,7 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
     .await;
     // [2] had never reached node 2 and [1] and [3] are on two others: all may go.
     assert_eq!(reader.drain_plan(2, &voters, 100).unwrap().waiting, 0);
-    apply_all(&mut sm, 10, vec![forget]).await;
+    apply_all(&mut sm, 13, vec![forget]).await;
     assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().replicas, vec![1, 3]);
     assert_eq!(reader.blob(&[2; 32]).unwrap().unwrap().replicas, vec![1, 3]);
     assert_eq!(reader.blob(&[3; 32]).unwrap().unwrap().replicas, vec![3, 1]);
@@ -1998,16 +2038,15 @@ async fn a_leaving_data_node_is_drained_before_its_name_is_forgotten() {
 /// are.
 #[tokio::test]
 async fn moved_replicas_are_pulled_by_their_new_node() {
-    let dir = TempDir::new().unwrap();
-    let (_log, mut sm) = crate::open(dir.path()).unwrap();
+    let (_dir, mut sm) = store_at_newest_version().await;
     let reader = sm.reader();
     let a = "a@example.test";
-    apply_all(&mut sm, 1, vec![add_domain("example.test"), add_account(a)]).await;
+    apply_all(&mut sm, 4, vec![add_domain("example.test"), add_account(a)]).await;
     let mut on_1_and_4 = delivery("q3", 3, &[a], &[]);
     on_1_and_4.replicas = vec![1, 4];
     apply_all(
         &mut sm,
-        3,
+        6,
         vec![Command::Deliver {
             deliveries: vec![
                 delivery("q1", 1, &[a], &[2]),
@@ -2054,7 +2093,7 @@ async fn moved_replicas_are_pulled_by_their_new_node() {
     );
     apply_all(
         &mut sm,
-        4,
+        7,
         vec![Command::MoveReplicas {
             from: 2,
             to: 4,
@@ -2098,14 +2137,14 @@ fn settings(admin: &str, join: &str) -> crate::ClusterSettings {
 /// there is nothing to rotate.
 #[tokio::test]
 async fn a_token_digest_replaces_only_its_own_token() {
-    let (_dir, mut sm) = fresh_store();
+    let (_dir, mut sm) = store_at_newest_version().await;
     let set = |token, sha256: &str| Command::SetTokenDigest {
         token,
         sha256: sha256.into(),
     };
     let results = apply_all(
         &mut sm,
-        1,
+        4,
         vec![
             set(crate::TokenKind::Join, "j2"),
             Command::InitCluster(settings("a1", "j1")),
@@ -2126,7 +2165,7 @@ async fn a_token_digest_replaces_only_its_own_token() {
         reader.cluster_settings().unwrap(),
         Some(settings("a1", "j2"))
     );
-    apply_all(&mut sm, 4, vec![set(crate::TokenKind::Admin, "a2")]).await;
+    apply_all(&mut sm, 7, vec![set(crate::TokenKind::Admin, "a2")]).await;
     assert_eq!(
         reader.cluster_settings().unwrap(),
         Some(settings("a2", "j2"))
@@ -2220,7 +2259,7 @@ fn protection_policies_of_older_builds_still_decode() {
 async fn connection_budgets_come_from_the_legacy_rate_until_set() {
     use crate::{ConnectionBudgets, PasswordPolicy};
 
-    let (_dir, mut sm) = fresh_store();
+    let (_dir, mut sm) = store_at_newest_version().await;
     let reader = sm.reader();
     // A fresh store: the defaults.
     assert_eq!(
@@ -2236,7 +2275,7 @@ async fn connection_budgets_come_from_the_legacy_rate_until_set() {
         &hex::decode(LEGACY_SET_PROTECTION_POLICY).unwrap(),
     )
     .unwrap();
-    let results = apply_all(&mut sm, 1, vec![request.command]).await;
+    let results = apply_all(&mut sm, 4, vec![request.command]).await;
     check_results(results, &[CommandResult::Done]);
     assert_eq!(
         reader.connection_budgets().unwrap(),
@@ -2261,7 +2300,7 @@ async fn connection_budgets_come_from_the_legacy_rate_until_set() {
     };
     let results = apply_all(
         &mut sm,
-        2,
+        5,
         vec![Command::SetProtectionSettings {
             policy: policy.clone(),
             budgets,
@@ -2276,7 +2315,7 @@ async fn connection_budgets_come_from_the_legacy_rate_until_set() {
     // A legacy entry applied later changes the policy, not the budgets set since.
     let results = apply_all(
         &mut sm,
-        3,
+        6,
         vec![Command::SetProtectionPolicy(crate::ProtectionPolicy {
             connections_per_minute_per_ip: 5,
             ..Default::default()
@@ -2314,7 +2353,7 @@ const LEGACY_SET_MAIL_POLICY_AND_LIMITS: &str =
 async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_set() {
     use crate::{ConnectionsPerIp, MailPolicy, MessageLimits};
 
-    let (_dir, mut sm) = fresh_store();
+    let (_dir, mut sm) = store_at_newest_version().await;
     let reader = sm.reader();
     assert_eq!(
         reader.connections_per_ip().unwrap(),
@@ -2335,7 +2374,7 @@ async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_s
             limits: MessageLimits::default(),
         }
     );
-    let results = apply_all(&mut sm, 1, vec![request.command]).await;
+    let results = apply_all(&mut sm, 4, vec![request.command]).await;
     check_results(results, &[CommandResult::Done]);
     assert_eq!(
         reader.connections_per_ip().unwrap(),
@@ -2353,7 +2392,7 @@ async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_s
     };
     let results = apply_all(
         &mut sm,
-        2,
+        5,
         vec![Command::SetMailPolicyLimitsAndConnections {
             policy: MailPolicy::default(),
             limits: MessageLimits::default(),
@@ -2367,7 +2406,7 @@ async fn per_service_connection_limits_come_from_the_legacy_shared_limit_until_s
     // A legacy entry applied later changes the policy, not the limits set since.
     let results = apply_all(
         &mut sm,
-        3,
+        6,
         vec![Command::SetMailPolicyAndLimits {
             policy: legacy.clone(),
             limits: MessageLimits::default(),
@@ -2477,4 +2516,96 @@ async fn the_state_machine_in_memory_applies_commands_as_the_one_on_disk() {
         .map(|m| m.uid)
         .collect();
     assert_eq!(uids, [2]);
+}
+
+/// A store from before versions is at version 1; a command of version 2 is refused there,
+/// changes nothing, and says what it waits for.
+#[tokio::test]
+async fn a_gated_command_is_refused_until_its_cluster_version_is_active() {
+    let (_dir, mut sm) = fresh_store();
+    let reader = sm.reader();
+    assert_eq!(reader.cluster_version().unwrap(), ClusterVersion::V1);
+    let budgets = crate::ConnectionBudgets {
+        imap_connections_per_minute_per_ip: 1000,
+        ..crate::ConnectionBudgets::default()
+    };
+    let settings = Command::SetProtectionSettings {
+        policy: crate::ProtectionPolicy::default(),
+        budgets,
+        passwords: crate::PasswordPolicy::default(),
+    };
+    let results = apply_all(&mut sm, 1, vec![settings.clone()]).await;
+    let [CommandResult::Rejected(Rejection::NotActive(why))] = &results[..] else {
+        panic!("{results:?}");
+    };
+    assert!(why.contains("cluster version 2"), "{why}");
+    assert!(why.contains("runs version 1"), "{why}");
+    assert_eq!(
+        reader.connection_budgets().unwrap(),
+        crate::ConnectionBudgets::default()
+    );
+    // The same entry after activation applies.
+    let (_dir, mut sm) = store_at_newest_version().await;
+    let results = apply_all(&mut sm, 4, vec![settings]).await;
+    check_results(results, &[CommandResult::Done]);
+    assert_eq!(sm.reader().connection_budgets().unwrap(), budgets);
+}
+
+/// The active version moves only forward, and only to a version every member reported it
+/// runs; a member's new report replaces its old one.
+#[tokio::test]
+async fn the_cluster_version_is_raised_only_to_what_every_member_runs() {
+    let (_dir, mut sm) = fresh_store();
+    let reader = sm.reader();
+    let membership = openraft::Membership::new(
+        vec![std::collections::BTreeSet::from([1, 2])],
+        std::collections::BTreeMap::from([(1, member("mail1", 11)), (2, member("mail2", 12))]),
+    )
+    .unwrap();
+    sm.apply(stream::iter([Ok((
+        RaftEntry {
+            log_id: log_id(1, 1),
+            payload: EntryPayload::Membership(membership),
+        },
+        None,
+    ))]))
+    .await
+    .unwrap();
+    let raise = Command::SetClusterVersion {
+        version: ClusterVersion::V2,
+    };
+    let rejection = |results: Vec<CommandResult>| match &results[..] {
+        [CommandResult::Rejected(Rejection::ClusterVersion(why))] => why.clone(),
+        other => panic!("{other:?}"),
+    };
+    // Node 2 has not reported: it holds the cluster back, named.
+    let report = |node, newest| Command::ReportBuild(MemberBuild::this_build(node, newest));
+    apply_all(&mut sm, 2, vec![report(1, ClusterVersion::V2)]).await;
+    let why = rejection(apply_all(&mut sm, 3, vec![raise.clone()]).await);
+    assert!(why.contains("[2]"), "{why}");
+    // Node 2 runs a build of version 1 only.
+    apply_all(&mut sm, 4, vec![report(2, ClusterVersion::V1)]).await;
+    let why = rejection(apply_all(&mut sm, 5, vec![raise.clone()]).await);
+    assert!(why.contains("up to 1"), "{why}");
+    assert_eq!(reader.cluster_version().unwrap(), ClusterVersion::V1);
+    assert_eq!(reader.runnable_version().unwrap(), Ok(ClusterVersion::V1));
+    // Node 2 is upgraded and reports again: its report replaces the old one.
+    apply_all(&mut sm, 6, vec![report(2, ClusterVersion::V2)]).await;
+    assert_eq!(reader.member_builds().unwrap().len(), 2);
+    let results = apply_all(&mut sm, 7, vec![raise.clone(), raise]).await;
+    check_results(results, &[CommandResult::Done, CommandResult::Done]);
+    assert_eq!(reader.cluster_version().unwrap(), ClusterVersion::V2);
+    // Never back.
+    let why = rejection(
+        apply_all(
+            &mut sm,
+            9,
+            vec![Command::SetClusterVersion {
+                version: ClusterVersion::V1,
+            }],
+        )
+        .await,
+    );
+    assert!(why.contains("never goes back"), "{why}");
+    assert_eq!(reader.cluster_version().unwrap(), ClusterVersion::V2);
 }

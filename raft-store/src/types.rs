@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub use mcluster_types::cluster::*;
 pub use mcluster_types::command::*;
+pub use mcluster_types::version::{self, ClusterVersion, MemberBuild};
 
 openraft::declare_raft_types!(
     /// The type configuration of mcluster's metadata Raft group.

@@ -154,6 +154,7 @@ fn spamd_and_clamd_verdicts_tag_junk_refuse_and_pass_clean_mail() -> Result<()> 
             // clamd over its unix socket; spamd over TCP.
             clamd.unix_socket().display()
         ),
+        ..NodeTuning::default()
     };
     let cluster = Cluster::start(74, 1, false, tuning)?;
     add_users(&cluster, &["alice"])?;
@@ -259,6 +260,7 @@ fn scanner_outage_fails_closed_or_open_as_configured() -> Result<()> {
              [filters.clamd]\naddress = \"{DOWN}\"\ntimeout-ms = 1500\non-error = \"accept\"\n",
             hung.addr()?
         ),
+        ..NodeTuning::default()
     };
     let cluster = Cluster::start(75, 1, false, tuning)?;
     add_users(&cluster, &["alice"])?;

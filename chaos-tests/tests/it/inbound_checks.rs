@@ -127,6 +127,7 @@ fn tuning(stub: &DnsStub, checks: &str) -> NodeTuning {
             "[outbound]\nnameservers = [\"{}\"]\n[inbound-checks]\ndns-timeout-ms = 1000\n{checks}",
             stub.addr()
         ),
+        ..NodeTuning::default()
     }
 }
 

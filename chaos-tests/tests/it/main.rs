@@ -18,3 +18,4 @@ mod peer_security;
 mod privilege;
 mod protection;
 mod security;
+mod upgrade;

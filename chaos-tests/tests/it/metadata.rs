@@ -164,6 +164,7 @@ fn node_behind_a_purged_log_catches_up_by_snapshot() {
     let tuning = NodeTuning {
         extra_toml: "[raft]\nsnapshot-after-entries = 50\nkeep-entries-after-snapshot = 10\n"
             .into(),
+        ..NodeTuning::default()
     };
     let mut cluster = Cluster::start(2, 2, true, tuning).expect("start cluster");
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).unwrap();

@@ -46,6 +46,7 @@ fn tuning() -> NodeTuning {
             "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
             lab_ip(1)
         ),
+        ..NodeTuning::default()
     }
 }
 
@@ -358,6 +359,7 @@ fn killing_the_leader_mid_batch_loses_nothing() -> Result<()> {
             "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
             lab(1)
         ),
+        ..NodeTuning::default()
     };
     let mut cluster = Cluster::start(66, 2, true, tuning)?;
     mail::add_users(&cluster, &["alice"])?;
@@ -489,6 +491,7 @@ fn retries_expire_and_smarthosts_relay() -> Result<()> {
             "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
             lab(1)
         ),
+        ..NodeTuning::default()
     };
     let cluster = Cluster::start(68, 2, true, tuning)?;
     mail::add_users(&cluster, &["alice"])?;
@@ -603,6 +606,7 @@ fn a_bounce_survives_the_leader_dying_before_its_commit() -> Result<()> {
             "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
             lab(1)
         ),
+        ..NodeTuning::default()
     };
     let mut cluster = Cluster::start(70, 2, true, tuning)?;
     mail::add_users(&cluster, &["alice"])?;

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConnectionBudgets, ConnectionsPerIp, DegradedAccept, MailPolicy, MessageLimits, PasswordPolicy,
-    ProtectionPolicy, Role,
+    ClusterVersion, ConnectionBudgets, ConnectionsPerIp, DegradedAccept, MailPolicy, MemberBuild,
+    MessageLimits, PasswordPolicy, ProtectionPolicy, Role,
 };
 
 /// One node's own view (`GET /v1/node`).
@@ -133,6 +133,9 @@ pub struct JoinResponse {
     pub cluster_name: String,
     pub cert_pem: String,
     pub ca_pem: String,
+    /// The active cluster version (absent from nodes before versions).
+    #[serde(default)]
+    pub cluster_version: Option<ClusterVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,9 +283,46 @@ pub struct LockoutView {
 // The ones that carry a password or a private key derive no Debug.
 
 /// `POST /v1/members`: promote a node that joined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddMember {
     pub node_id: u64,
+    /// The build the node runs (absent from nodes before versions): the leader refuses a node
+    /// that cannot run the active cluster version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<MemberBuild>,
+}
+
+/// `GET /v1/upgrade` (and the answer to `POST /v1/upgrade/finalize`): the active cluster
+/// version, what each member runs, and what waits for a newer version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeStatus {
+    pub active: ClusterVersion,
+    /// The newest version every member runs; None while a member has not reported its build.
+    pub runnable: Option<ClusterVersion>,
+    /// Whether the leader raises the active version by itself (`[upgrade] auto-finalize`; the
+    /// answering node's setting).
+    pub auto_finalize: bool,
+    pub members: Vec<MemberUpgradeView>,
+    /// Features of versions newer than the active one, whether or not the members run them.
+    pub waiting: Vec<FeatureView>,
+}
+
+/// One member in [`UpgradeStatus`]; the build fields are None until it has reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberUpgradeView {
+    pub node_id: u64,
+    pub name: String,
+    pub role: Role,
+    pub build: Option<String>,
+    pub oldest: Option<ClusterVersion>,
+    pub newest: Option<ClusterVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureView {
+    pub name: String,
+    pub since: ClusterVersion,
+    pub description: String,
 }
 
 /// `POST /v1/failover`: hand leadership to `to`, or to the best other data node.

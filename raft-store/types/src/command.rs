@@ -248,9 +248,78 @@ pub enum Command {
         limits: crate::summary::MessageLimits,
         connections: crate::ConnectionsPerIp,
     },
+    /// A member reports the build it runs and the cluster versions that build can run (on
+    /// start, when the state does not say so yet): what the active version may be raised to.
+    /// Part of the versions themselves, so never behind a gate.
+    ReportBuild(crate::version::MemberBuild),
+    /// Raises the active cluster version. Refused unless it moves forward and every member
+    /// has reported a build that runs it.
+    SetClusterVersion {
+        version: crate::version::ClusterVersion,
+    },
 }
 
 impl Command {
+    /// The feature of a newer cluster version this command belongs to ([`crate::version::gate`]);
+    /// None: it was in cluster version 1, or it is part of the versions themselves. No
+    /// wildcard: a new command does not compile until it is placed here.
+    pub fn feature(&self) -> Option<crate::version::Feature> {
+        use crate::version::Feature;
+        match self {
+            Command::SetMailPolicyAndLimits { .. }
+            | Command::SetMailPolicyLimitsAndConnections { .. }
+            | Command::SetProtectionSettings { .. } => Some(Feature::PolicySettings),
+            Command::MoveReplicas { .. }
+            | Command::AddReplicas { .. }
+            | Command::ForgetReplicas { .. } => Some(Feature::ReplicaMoves),
+            Command::SetTokenDigest { .. } => Some(Feature::TokenRotation),
+            Command::Lock(crate::Lockout {
+                target: crate::LockTarget::AccountFrom { .. },
+                ..
+            })
+            | Command::Unlock {
+                target: crate::LockTarget::AccountFrom { .. },
+            } => Some(Feature::AddressLockouts),
+            Command::ReportBuild(_) | Command::SetClusterVersion { .. } => None,
+            Command::InitCluster(_)
+            | Command::RegisterNode { .. }
+            | Command::AddDomain { .. }
+            | Command::DeleteDomain { .. }
+            | Command::AddAccount { .. }
+            | Command::DeleteAccount { .. }
+            | Command::SetPassword { .. }
+            | Command::SetAccountEnabled { .. }
+            | Command::AddAlias { .. }
+            | Command::DeleteAlias { .. }
+            | Command::Deliver { .. }
+            | Command::Expunge { .. }
+            | Command::BlobsStored { .. }
+            | Command::SetClientTls(_)
+            | Command::SetMailPolicy(_)
+            | Command::BlobsLost { .. }
+            | Command::CreateMailbox { .. }
+            | Command::DeleteMailbox { .. }
+            | Command::RenameMailbox { .. }
+            | Command::SetSubscribed { .. }
+            | Command::StoreFlags { .. }
+            | Command::Append { .. }
+            | Command::CopyMessages { .. }
+            | Command::RecordAttempt { .. }
+            | Command::MarkBounced { .. }
+            | Command::QueueAct { .. }
+            | Command::Notify { .. }
+            | Command::SetOutboundPolicy(_)
+            | Command::SetDkimKey(_)
+            | Command::DeleteDkimKey { .. }
+            | Command::SetProtectionPolicy(_)
+            | Command::Lock(_)
+            | Command::Unlock { .. }
+            | Command::AddAccessEntry(_)
+            | Command::RemoveAccessEntry { .. }
+            | Command::DeliverFiled { .. } => None,
+        }
+    }
+
     /// The message summaries the command carries, to be stored with their blobs.
     pub fn summaries(&self) -> Vec<&crate::summary::MessageSummary> {
         match self {
@@ -333,7 +402,9 @@ impl Command {
             | Command::Lock(_)
             | Command::Unlock { .. }
             | Command::AddAccessEntry(_)
-            | Command::RemoveAccessEntry { .. } => Vec::new(),
+            | Command::RemoveAccessEntry { .. }
+            | Command::ReportBuild(_)
+            | Command::SetClusterVersion { .. } => Vec::new(),
         }
     }
 }
@@ -415,6 +486,12 @@ impl fmt::Display for Command {
             Command::ForgetReplicas { from, blobs } => {
                 write!(f, "ForgetReplicas(-{from}, {} blobs)", blobs.len())
             }
+            Command::ReportBuild(report) => write!(
+                f,
+                "ReportBuild(node {}, {}, versions {}..={})",
+                report.node_id, report.build, report.oldest, report.newest
+            ),
+            Command::SetClusterVersion { version } => write!(f, "SetClusterVersion({version})"),
         }
     }
 }
@@ -493,4 +570,12 @@ pub enum Rejection {
     /// A command that changes the cluster settings before `InitCluster` wrote them.
     #[error("the cluster is not initialized yet")]
     NotInitialized,
+    /// A command of a cluster version that is not active (no proposer of this build sends
+    /// one: the gate refuses it before the log has it).
+    #[error("{0}")]
+    NotActive(String),
+    /// A cluster version change that may not happen: backwards, or to a version a member's
+    /// build does not run.
+    #[error("{0}")]
+    ClusterVersion(String),
 }

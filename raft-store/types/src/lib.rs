@@ -1,8 +1,8 @@
 //! The replicated records of mcluster: what a command carries and what the state machine
 //! stores. Commands and their results (`command.rs`), members, domains, accounts and aliases
 //! (`cluster.rs`), the mail model (`mail.rs`, `folders.rs`, `queue.rs`), policies and abuse
-//! protection (`protection.rs`, `access.rs`, `dkim.rs`), and the per-message summary
-//! (`summary.rs`).
+//! protection (`protection.rs`, `access.rs`, `dkim.rs`), the per-message summary
+//! (`summary.rs`), and the versions and feature gates (`version.rs`).
 //!
 //! Only types and the pure logic that belongs to them (parsing, matching, the summary's
 //! parser): no storage, no network, no async runtime. raft-store applies these records and
@@ -22,6 +22,7 @@ pub mod mail;
 pub mod protection;
 pub mod queue;
 pub mod summary;
+pub mod version;
 
 pub use crate::access::{AccessEntry, AccessList, AccessPattern, DomainPattern};
 pub use crate::cluster::{
@@ -43,6 +44,7 @@ pub use crate::queue::{
     QueuedMessage, QueuedRecipient, RecipientState, SmarthostMode,
 };
 pub use crate::summary::{MessageLimits, MessageSummary, TooComplex};
+pub use crate::version::{ClusterVersion, Feature, MemberBuild};
 
 /// What `value` takes encoded as in the log and the store, counted without building it.
 pub fn encoded_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {

@@ -67,6 +67,7 @@ fn main() -> Result<()> {
             .heartbeat_ms
             .map(|ms| format!("\n[raft]\nheartbeat-interval-ms = {ms}\n"))
             .unwrap_or_default(),
+        ..NodeTuning::default()
     };
     let cluster = Cluster::start_in_lab(
         84,

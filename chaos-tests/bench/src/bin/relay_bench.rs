@@ -619,6 +619,7 @@ fn start_cluster(options: &Options) -> Result<Cluster> {
             "[outbound]\nnameservers = [\"{}:{DNS_PORT}\"]\nport = {MX_PORT}\n",
             lab_ip(1)
         ),
+        ..NodeTuning::default()
     };
     let cluster = Cluster::start(CLUSTER_SUBNET, 2, true, tuning).context("start the cluster")?;
     mail::add_users(&cluster, &[USER])?;

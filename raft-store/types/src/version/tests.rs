@@ -1,0 +1,51 @@
+use crate::version::{Feature, gate};
+use crate::{ClusterVersion, Command, LockTarget, Lockout};
+
+#[test]
+fn every_command_of_a_newer_version_is_gated_until_it_is_active() {
+    let lockout = |target| {
+        Command::Lock(Lockout {
+            target,
+            since: 0,
+            until: 1,
+            reason: String::new(),
+        })
+    };
+    let from_one_address = LockTarget::AccountFrom {
+        account: "a".into(),
+        ip: "192.0.2.1".parse().unwrap(),
+    };
+    let cases = [
+        (
+            Command::SetTokenDigest {
+                token: crate::TokenKind::Join,
+                sha256: String::new(),
+            },
+            Some(Feature::TokenRotation),
+        ),
+        (
+            lockout(from_one_address.clone()),
+            Some(Feature::AddressLockouts),
+        ),
+        (
+            Command::Unlock {
+                target: from_one_address,
+            },
+            Some(Feature::AddressLockouts),
+        ),
+        // Version 1's own lockouts stay ungated.
+        (lockout(LockTarget::Account("a".into())), None),
+        (
+            Command::SetClusterVersion {
+                version: ClusterVersion::V2,
+            },
+            None,
+        ),
+    ];
+    for (command, feature) in cases {
+        assert_eq!(command.feature(), feature, "{command}");
+        let at_v1 = gate(&command, ClusterVersion::V1);
+        assert_eq!(at_v1.is_err(), feature.is_some(), "{command}");
+        assert_eq!(gate(&command, ClusterVersion::V2), Ok(()), "{command}");
+    }
+}
