@@ -11,13 +11,17 @@ use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
 
 use crate::db::{
-    CF_LOG, CF_RAFT_META, CF_SM_META, Db, KEY_APPLIED, KEY_MEMBERSHIP, SM_CFS, decode, encode,
-    sync_write,
+    CF_LOG, CF_RAFT_META, CF_SM_META, Db, FORMAT_VERSION, KEY_APPLIED, KEY_MEMBERSHIP, SM_CFS,
+    decode, encode, sync_write,
 };
 use crate::error::StoreError;
 use crate::types::{LogId, Snapshot, SnapshotDir, SnapshotMeta, StoredMembership, TypeConfig};
 
 const META_FILE: &str = "meta.bin";
+/// The store format version the snapshot's tables are in, as text. Snapshots of builds before
+/// it have none: they are format 4.
+const FORMAT_FILE: &str = "format";
+const FORMAT_BEFORE_THE_FILE: u32 = 4;
 const SNAPSHOT_PREFIX: &str = "snap-";
 const INCOMING_PREFIX: &str = "incoming-";
 const BUILDING_PREFIX: &str = "building-";
@@ -41,6 +45,10 @@ impl SnapshotBuilder {
         // plus the WAL), so the applied marker and the tables inside it agree.
         Checkpoint::new(self.db.disk())?.create_checkpoint(&building)?;
         let meta = reduce_checkpoint(&building)?;
+        write_synced(
+            &building.join(FORMAT_FILE),
+            FORMAT_VERSION.to_string().as_bytes(),
+        )?;
         write_meta(&building, &meta)?;
         let index = meta.last_log_id.as_ref().map(|id| id.index).unwrap_or(0);
         let final_path = root.join(format!("{SNAPSHOT_PREFIX}{index:020}-{}", unique_suffix()));
@@ -112,6 +120,9 @@ pub(crate) fn install(
     meta: &SnapshotMeta,
     snapshot: SnapshotDir,
 ) -> Result<(), StoreError> {
+    // A snapshot in a format this build does not read (a newer build's) is refused before it
+    // touches anything.
+    check_format(&snapshot.path)?;
     // Make it this node's current snapshot first. A crash after this but before the state
     // machine batch below leaves a current snapshot newer than the state machine, which
     // openraft re-installs on restart; the other order could leave the log purged past a
@@ -228,15 +239,43 @@ fn prune(root: &Path) -> Result<(), StoreError> {
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> Result<(), StoreError> {
+    write_synced(&dir.join(META_FILE), &encode(meta))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io_err = |source| StoreError::Io {
-        what: "write snapshot meta",
+        what: "write a snapshot file",
         source,
     };
-    let path = dir.join(META_FILE);
-    fs::write(&path, encode(meta)).map_err(io_err)?;
-    fs::File::open(&path)
+    fs::write(path, bytes).map_err(io_err)?;
+    fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(io_err)?;
+    Ok(())
+}
+
+/// The snapshot in `dir` is in this build's store format.
+fn check_format(dir: &Path) -> Result<(), StoreError> {
+    let found = match fs::read_to_string(dir.join(FORMAT_FILE)) {
+        Ok(text) => text.trim().parse().map_err(|_| StoreError::Corrupted {
+            cf: "snapshot",
+            key: FORMAT_FILE.into(),
+            reason: format!("{text:?} is not a format version"),
+        })?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => FORMAT_BEFORE_THE_FILE,
+        Err(source) => {
+            return Err(StoreError::Io {
+                what: "read the snapshot's format",
+                source,
+            });
+        }
+    };
+    if found != FORMAT_VERSION {
+        return Err(StoreError::UnsupportedFormat {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
     Ok(())
 }
 

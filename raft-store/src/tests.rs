@@ -2609,3 +2609,63 @@ async fn the_cluster_version_is_raised_only_to_what_every_member_runs() {
     assert!(why.contains("never goes back"), "{why}");
     assert_eq!(reader.cluster_version().unwrap(), ClusterVersion::V2);
 }
+
+/// A snapshot records its store format. One without the record (from a build before it, all
+/// format 4) installs; one of a newer format is refused, and the state stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_installs_only_in_a_format_this_build_reads() {
+    let leader_dir = TempDir::new().unwrap();
+    let (_log, mut leader_sm) = crate::open(leader_dir.path()).unwrap();
+    apply_all(&mut leader_sm, 1, vec![add_domain("a.test")]).await;
+    let snapshot = leader_sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("build snapshot");
+    let format = snapshot.snapshot.path.join("format");
+    assert_eq!(
+        std::fs::read_to_string(&format).unwrap(),
+        crate::FORMAT_VERSION.to_string()
+    );
+
+    let follower_dir = TempDir::new().unwrap();
+    let (_flog, mut follower_sm) = crate::open(follower_dir.path()).unwrap();
+    apply_all(&mut follower_sm, 1, vec![add_domain("stale.test")]).await;
+    let ship = |format_text: Option<String>| {
+        let incoming = crate::incoming_dir(&crate::snapshot_root(follower_dir.path())).unwrap();
+        for file in std::fs::read_dir(&snapshot.snapshot.path).unwrap() {
+            let file = file.unwrap();
+            if file.file_name() != "format" {
+                std::fs::copy(file.path(), incoming.join(file.file_name())).unwrap();
+            }
+        }
+        if let Some(text) = format_text {
+            std::fs::write(incoming.join("format"), text).unwrap();
+        }
+        crate::SnapshotDir { path: incoming }
+    };
+    let newer = ship(Some((crate::FORMAT_VERSION + 1).to_string()));
+    let err = follower_sm
+        .install_snapshot(&snapshot.meta, newer)
+        .await
+        .expect_err("a newer format installs");
+    assert!(err.to_string().contains("format version"), "{err}");
+    let names = |sm: &StateMachine| -> Vec<String> {
+        sm.reader()
+            .domains()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect()
+    };
+    assert_eq!(names(&follower_sm), vec!["stale.test".to_string()]);
+    // From a build before the record: format 4, which this build reads.
+    assert_eq!(crate::FORMAT_VERSION, 4);
+    let older = ship(None);
+    follower_sm
+        .install_snapshot(&snapshot.meta, older)
+        .await
+        .expect("install");
+    assert_eq!(names(&follower_sm), vec!["a.test".to_string()]);
+}

@@ -149,10 +149,19 @@ async fn serve_stream(
         snapshot_root,
         blobs,
     } = context;
-    let Envelope { from, request } =
-        tokio::time::timeout(REQUEST_READ_TIMEOUT, read_frame(&mut recv))
-            .await
-            .map_err(|_| StreamError::Timeout)??;
+    let read = tokio::time::timeout(REQUEST_READ_TIMEOUT, read_frame(&mut recv))
+        .await
+        .map_err(|_| StreamError::Timeout)?;
+    let Envelope { from, request } = match read {
+        Ok(envelope) => envelope,
+        // A request this build cannot read (a newer build's, or garbage) gets an answer that
+        // says so, so the sender logs why instead of a vanished stream.
+        Err(err @ (FrameError::Decode(_) | FrameError::Version { .. })) => {
+            let _ = write_frame(&mut send, &Response::Failed(err.to_string())).await;
+            return Err(err.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
     // The TLS handshake proved the peer holds a certificate from the cluster CA; this proves the
     // certificate is the one of the node the request claims to come from.
     if !cert_names_node(cert, from) {

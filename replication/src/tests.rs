@@ -5,7 +5,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::pki::{cert_names_node, issue_node_cert};
-use crate::wire::{FrameError, MAX_FRAME, Request, read_frame, write_frame};
+use crate::wire::{FrameError, MAX_FRAME, Request, WIRE_VERSION, read_frame, write_frame};
 
 fn test_ca() -> (String, String) {
     let key = KeyPair::generate().unwrap();
@@ -51,10 +51,46 @@ async fn frames_round_trip_and_oversized_frames_are_refused() {
     let result: Result<Request, _> = read_frame(&mut huge.as_slice()).await;
     assert!(matches!(result, Err(FrameError::TooLarge(_))));
 
-    let mut garbage = 5u32.to_be_bytes().to_vec();
+    let mut garbage = 7u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(&WIRE_VERSION.to_be_bytes());
     garbage.extend_from_slice(&[0xff; 5]);
     let result: Result<Request, _> = read_frame(&mut garbage.as_slice()).await;
     assert!(matches!(result, Err(FrameError::Decode(_))));
+
+    let short = [1u32.to_be_bytes().as_slice(), &[1]].concat();
+    let result: Result<Request, _> = read_frame(&mut short.as_slice()).await;
+    assert!(matches!(result, Err(FrameError::Decode(_))));
+}
+
+/// A request of a variant this build does not know, from a newer build, is an error naming
+/// both wire versions (never a panic); the same from a sender of this version is plain
+/// garbage.
+#[tokio::test]
+async fn an_unknown_variant_from_a_newer_build_is_an_error_naming_the_versions() {
+    // bincode's standard config writes an enum's variant index as a varint: 200 is past every
+    // variant `Request` has.
+    let body = bincode::serde::encode_to_vec(200u32, bincode::config::standard()).unwrap();
+    let frame = |version: u16| {
+        let len = u32::try_from(2 + body.len()).unwrap();
+        [len.to_be_bytes().as_slice(), &version.to_be_bytes(), &body].concat()
+    };
+    let newer = frame(WIRE_VERSION + 1);
+    let result: Result<Request, _> = read_frame(&mut newer.as_slice()).await;
+    let Err(err @ FrameError::Version { .. }) = result else {
+        panic!("{result:?}");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("wire version {}", WIRE_VERSION + 1)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("(wire version {WIRE_VERSION})")),
+        "{text}"
+    );
+    let same = frame(WIRE_VERSION);
+    let result: Result<Request, _> = read_frame(&mut same.as_slice()).await;
+    assert!(matches!(result, Err(FrameError::Decode(_))), "{result:?}");
 }
 
 fn entry(index: u64, bytes: usize) -> raft_store::Entry {

@@ -1,6 +1,13 @@
 //! The messages exchanged between nodes and their framing: one request and one response per
-//! bidirectional QUIC stream, each a big-endian u32 length followed by bincode. A snapshot
-//! request is followed on the same stream by the raw bytes of its files.
+//! bidirectional QUIC stream, each a big-endian u32 length, then the sender's wire version (a
+//! big-endian u16), then bincode. A snapshot request is followed on the same stream by the raw
+//! bytes of its files.
+//!
+//! Versions: a message a newer build may send is sent only once the cluster version that
+//! brings it is active (`raft_store::version`), so members of the previous build read every
+//! frame. A frame a node cannot read (from a build newer than the cluster's version allows, or
+//! garbage) is refused with an error naming both wire versions, never a panic; the server
+//! answers it with `Response::Failed`.
 
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
@@ -16,6 +23,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Frames above this size are refused: no legitimate message comes near it (entries are batched
 /// by openraft, snapshot files travel outside frames).
 pub const MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// The wire version this build writes: bumped when the encoding of a message changes shape
+/// (a variant appended to an enum keeps it).
+pub const WIRE_VERSION: u16 = 1;
 
 /// A request, with the id its sender claims; the receiver checks the claim against the sender's
 /// certificate.
@@ -91,6 +102,12 @@ pub enum FrameError {
     TooLarge(u32),
     #[error("undecodable frame: {0}")]
     Decode(String),
+    /// A frame this build cannot read, from a sender of another wire version.
+    #[error(
+        "a frame of wire version {theirs} that this node (wire version {WIRE_VERSION}) cannot \
+         read, from a build of another version: {detail}"
+    )]
+    Version { theirs: u16, detail: String },
 }
 
 pub async fn write_frame<W, T>(writer: &mut W, message: &T) -> Result<(), FrameError>
@@ -98,7 +115,8 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    let bytes = bincode::serde::encode_to_vec(message, bincode::config::standard())
+    let mut bytes = WIRE_VERSION.to_be_bytes().to_vec();
+    bincode::serde::encode_into_std_write(message, &mut bytes, bincode::config::standard())
         .map_err(|e| FrameError::Decode(e.to_string()))?;
     let len = u32::try_from(bytes.len()).map_err(|_| FrameError::TooLarge(u32::MAX))?;
     if len > MAX_FRAME {
@@ -129,8 +147,20 @@ where
             "frame cut short",
         )));
     }
+    let Some((version, body)) = bytes.split_first_chunk::<2>() else {
+        return Err(FrameError::Decode(
+            "frame too short for its wire version".into(),
+        ));
+    };
+    let theirs = u16::from_be_bytes(*version);
     let config = bincode::config::standard().with_limit::<{ MAX_FRAME as usize }>();
-    bincode::serde::decode_from_slice(&bytes, config)
+    bincode::serde::decode_from_slice(body, config)
         .map(|(message, _)| message)
-        .map_err(|e| FrameError::Decode(e.to_string()))
+        .map_err(|e| match theirs {
+            WIRE_VERSION => FrameError::Decode(e.to_string()),
+            _ => FrameError::Version {
+                theirs,
+                detail: e.to_string(),
+            },
+        })
 }
