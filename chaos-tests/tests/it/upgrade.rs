@@ -2,11 +2,14 @@
 //! with `MCLUSTER_TEST_NEWEST_CLUSTER_VERSION=1` (it reports, joins and finalizes as a build
 //! that runs cluster version 1 only); "upgrading" a node restarts it without that.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::Result;
-use chaos_tests::cluster::{Cluster, NodeTuning, wait_until};
-use chaos_tests::mail::add_users;
+use anyhow::{Context, Result, bail};
+use chaos_tests::api::Api;
+use chaos_tests::cluster::{Cluster, NodeTuning, binary, wait_until};
+use chaos_tests::mail::{PASSWORD, add_users, pop3_fetch, smtp_send, subjects};
 use serde_json::{Value, json};
 
 const AS_OLD_BUILD: (&str, &str) = ("MCLUSTER_TEST_NEWEST_CLUSTER_VERSION", "1");
@@ -168,4 +171,159 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
     assert!(said.contains("nothing to finalize"), "{said}");
     cluster.check_no_unexpected_errors(&[]);
     Ok(())
+}
+
+/// mclusterd processes on the directories of a cluster made elsewhere; killed (by PID) when
+/// dropped, their logs printed if the test failed.
+struct Processes {
+    children: Vec<(String, Child)>,
+    dir: PathBuf,
+}
+
+impl Processes {
+    fn start(dir: &Path, names: &[&str]) -> Result<Processes> {
+        let mut processes = Processes {
+            children: Vec::new(),
+            dir: dir.to_owned(),
+        };
+        for name in names {
+            let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+            let child = Command::new(binary("mclusterd"))
+                .arg("--config")
+                .arg(dir.join(name).join("mclusterd.toml"))
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("spawn mclusterd")?;
+            processes.children.push(((*name).to_owned(), child));
+        }
+        Ok(processes)
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (name, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(self.dir.join(format!("{name}.log")));
+                eprintln!("----- log of {name} -----\n{}", log.unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// The one upgrade that is not rolling: from the last build before versions (commit c77a153),
+/// stop every node and start the new build on the same data. The fixture is that build's
+/// cluster with mail in it (`chaos-tests/fixtures/make_c77a153_cluster.sh`), on
+/// 127.77.122.1-3: the cluster version starts at 1 and rises to 2 once all three report, and
+/// every message, flag, UIDVALIDITY and UID is as the old build left it.
+#[test]
+fn the_last_build_before_versions_upgrades_in_place_with_nothing_lost() -> Result<()> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let root = tempfile::tempdir()?;
+    let untar = Command::new("tar")
+        .arg("-xzf")
+        .arg(fixtures.join("c77a153-cluster.tar.gz"))
+        .arg("-C")
+        .arg(root.path())
+        .status()?;
+    anyhow::ensure!(untar.success(), "untar the fixture: {untar}");
+    let dir = root.path().join("cluster");
+    let _nodes = Processes::start(&dir, &["n1", "n2", "n3"])?;
+    let ctl = |args: &[&str]| -> Result<String> {
+        let out = Command::new(binary("mclusterctl"))
+            .arg("--config")
+            .arg(dir.join("client.toml"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "mclusterctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let upgraded = wait_until(Duration::from_secs(60), "cluster version 2", || {
+        let status: Value =
+            serde_json::from_str(&ctl(&["upgrade", "status", "--json"]).ok()?).ok()?;
+        (status["active"] == 2).then_some(status)
+    })?;
+    for member in upgraded["members"].as_array().context("members")? {
+        assert_eq!(member["build"], env!("CARGO_PKG_VERSION"), "{upgraded}");
+    }
+
+    // Mail as the old build left it: the same UIDVALIDITY, UIDs, flags and copies.
+    let script = fixtures.join("describe_mail.py");
+    let described = Command::new("python3")
+        .arg(&script)
+        .args(["127.77.122.2", "2143", "alice@example.test", PASSWORD])
+        .output()?;
+    anyhow::ensure!(
+        described.status.success(),
+        "{}",
+        String::from_utf8_lossy(&described.stderr)
+    );
+    let described: Value = serde_json::from_slice(&described.stdout)?;
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("expected.json"))?)?;
+    assert_eq!(described, expected);
+    let bob = pop3_fetch("127.77.122.1:2110", "stls", "bob@example.test", false)?;
+    assert_eq!(subjects(&bob), ["before the upgrade for bob"], "{bob}");
+
+    // New mail is taken, after the old, and a command of version 2 is accepted.
+    let (code, reply) = smtp_send(
+        "127.77.122.1:2525",
+        "plain",
+        None,
+        "alice@example.test",
+        "after the upgrade",
+    )?;
+    assert_eq!(code, 250, "{reply}");
+    let after = Command::new("python3")
+        .arg(&script)
+        .args(["127.77.122.1", "2143", "alice@example.test", PASSWORD])
+        .output()?;
+    let after: Value = serde_json::from_slice(&after.stdout)?;
+    let inbox = &after["INBOX"];
+    assert_eq!(inbox["messages"][3]["uid"], 4, "{inbox}");
+    assert_eq!(
+        inbox["messages"][3]["subject"], "after the upgrade",
+        "{inbox}"
+    );
+    ctl(&["protection", "set", "lockout-secs=60"])?;
+
+    // Every node holds the same state.
+    let api = Api::new(Vec::new(), admin_token(&dir.join("client.toml"))?);
+    let mut seen = Vec::new();
+    let agreed = wait_until(Duration::from_secs(20), "equal digests", || {
+        seen = ["127.77.122.1", "127.77.122.2", "127.77.122.3"]
+            .iter()
+            .map(|ip| {
+                let base = format!("http://{ip}:7070");
+                match api.get_from(&base, "/v1/digest", Duration::from_secs(5)) {
+                    Ok(d) => json!([d["applied_index"], d["digest"]]),
+                    Err(e) => json!(e.to_string()),
+                }
+            })
+            .collect();
+        seen.windows(2).all(|w| w[0] == w[1]).then_some(())
+    });
+    assert!(agreed.is_ok(), "the nodes' state digests differ: {seen:?}");
+    Ok(())
+}
+
+/// The admin token of a client config.
+fn admin_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let token = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("admin-token = "))
+        .context("admin-token in the client config")?;
+    Ok(token.trim_matches('"').to_owned())
 }
