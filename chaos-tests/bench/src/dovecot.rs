@@ -14,7 +14,6 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::SocketAddrV4;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -22,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
-use crate::postfix::{child_pids, is_alive};
+use crate::driver::{set_mode, tail};
+use crate::process::{child_pids, kill_survivors, pid_of, report_stop};
 
 /// The program whose presence means Dovecot is installed.
 pub const DOVECOT: &str = "/usr/sbin/dovecot";
@@ -355,15 +354,7 @@ impl Dovecot {
             killed.push(pid);
         }
         master.wait().context("wait for the dovecot master")?;
-        for child in children {
-            while is_alive(child) && Instant::now() < deadline {
-                sleep(POLL_INTERVAL);
-            }
-            if is_alive(child) {
-                let _ = kill(pid_of(child), Signal::SIGKILL);
-                killed.push(child);
-            }
-        }
+        killed.extend(kill_survivors(children, deadline, POLL_INTERVAL));
         if !killed.is_empty() {
             bail!(
                 "dovecot processes {killed:?} outlived SIGTERM by {STOP_GRACE:?} and were killed"
@@ -372,11 +363,18 @@ impl Dovecot {
         Ok(())
     }
 
+    /// [`Dovecot::stop`] if it runs, said on stdout (or stderr); whether it stopped cleanly.
+    pub fn stop_and_report(&mut self) -> bool {
+        let Some(pid) = self.master_pid() else {
+            return true;
+        };
+        let stopped = self.stop();
+        report_stop(&format!("dovecot (master pid {pid})"), false, stopped)
+    }
+
     /// The last `lines` lines of the instance's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 }
 
@@ -403,13 +401,4 @@ fn mail_ids() -> Result<(u32, u32)> {
             .with_context(|| format!("{file} has no {name}"))
     };
     Ok((id("/etc/passwd", MAIL_USER)?, id("/etc/group", MAIL_GROUP)?))
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {mode:o} {}", path.display()))
-}
-
-fn pid_of(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
 }

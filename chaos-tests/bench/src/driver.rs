@@ -1,15 +1,29 @@
 //! What the benchmark programs share: filler text for generated messages, the Date header,
-//! the median and percentiles of a round's figures, `/proc/loadavg`, a results table, running
-//! mclusterctl with a deadline, and the helpers every benchmark's command line and report use.
+//! the median and percentiles of a round's figures and the ratio of two systems' figures,
+//! `/proc/loadavg`, a results table, the work directory, client sessions in threads, running
+//! mclusterctl with a deadline, and the helpers every benchmark's report uses.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 pub use chaos_tests::smtp_client::{Reply, SmtpClient, base64};
-use nix::unistd::Pid;
 use rand::Rng;
+use tempfile::TempDir;
+
+/// How many errors a cell (or a session) keeps to show.
+pub const SHOWN_ERRORS: usize = 3;
+/// Lets the disk and the servers settle between cells.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// How long a benchmark client waits for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// For each SMTP reply, from the command (or the connect) to its last line.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Words the generated message bodies are made of.
 pub const WORDS: [&str; 24] = [
@@ -97,6 +111,47 @@ pub fn percentile(samples: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The ratios of mcluster's figure to the reference's in each round that measured both (and
+/// the reference above 0); each side is (round, figure).
+pub fn round_ratios(ours: &[(usize, f64)], reference: &[(usize, f64)]) -> Vec<f64> {
+    ours.iter()
+        .filter_map(|&(round, figure)| {
+            let &(_, reference) = reference.iter().find(|&&(r, _)| r == round)?;
+            (reference > 0.0).then(|| figure / reference)
+        })
+        .collect()
+}
+
+/// Where the ratio of two systems' figures over the rounds lies at most:
+/// [min(ours)/max(reference), max(ours)/min(reference)].
+pub fn band(ours: &[f64], reference: &[f64]) -> (f64, f64) {
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min(ours) / max(reference), max(ours) / min(reference))
+}
+
+/// `amount` per second of `secs`; 0 for no time.
+pub fn per_second(amount: f64, secs: f64) -> f64 {
+    if secs > 0.0 { amount / secs } else { 0.0 }
+}
+
+/// The systems in the order round `round` measures them: as given in even rounds, reversed in
+/// odd ones, so that neither always goes first.
+pub fn round_order<S: Copy>(systems: &[S], round: usize) -> Vec<S> {
+    let mut order = systems.to_vec();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// Keeps `error` in `shown` unless that holds [`SHOWN_ERRORS`] already.
+pub fn keep_first(shown: &mut Vec<String>, error: String) {
+    if shown.len() < SHOWN_ERRORS {
+        shown.push(error);
+    }
+}
+
 /// The 1, 5 and 15 minute load averages, comma-separated.
 pub fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
@@ -143,11 +198,41 @@ const LINE_WIDTH: usize = 76;
 /// `size` bytes long before stuffing (or just the headers when they are longer), with a line
 /// starting with a dot every 25 lines.
 pub fn wire_message(headers: &[(&str, &str)], size: usize, rng: &mut impl Rng) -> Vec<u8> {
+    dot_stuff(message(headers, size, Body::Words, rng).as_bytes())
+}
+
+/// An RFC 5322 message of exactly `size` bytes (not dot-stuffed; or just the headers when they
+/// are longer): `headers` in order, then a random body (so no two messages share content) in
+/// CRLF lines of at most 78 characters once stuffed, with a lone-dot line and a line starting
+/// with a dot every 25 lines.
+pub fn text_message(headers: &[(&str, String)], size: usize, rng: &mut impl Rng) -> String {
+    message(headers, size, Body::WithLoneDots, rng)
+}
+
+/// How a generated body is cut into lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Lines of words only. A full line never leaves 1 or 2 bytes, which no later line could
+    /// fill exactly, unless it is the last line.
+    Words,
+    /// Also a lone-dot line every 25 lines while there is room. A full line never leaves a
+    /// single byte, which no line could fill.
+    WithLoneDots,
+}
+
+/// `headers` in order, then a `body` of random words that makes the text `size` bytes long
+/// (or just the headers when they are longer), with a line starting with a dot every 25 lines.
+fn message(
+    headers: &[(&str, impl AsRef<str>)],
+    size: usize,
+    body: Body,
+    rng: &mut impl Rng,
+) -> String {
     let mut text = String::with_capacity(size + 64);
     for (name, value) in headers {
         text.push_str(name);
         text.push_str(": ");
-        text.push_str(value);
+        text.push_str(value.as_ref());
         text.push_str("\r\n");
     }
     text.push_str("\r\n");
@@ -157,44 +242,65 @@ pub fn wire_message(headers: &[(&str, &str)], size: usize, rng: &mut impl Rng) -
         if remaining < 2 {
             break;
         }
-        // Room for this line's text; never leave 1 or 2 bytes, which no later line could fill
-        // exactly, unless this is the last line.
-        let room = remaining - 2;
-        let width = if room <= LINE_WIDTH {
-            room
-        } else if room < LINE_WIDTH + 3 {
-            LINE_WIDTH - 3
+        if body == Body::WithLoneDots && n_line % 25 == 7 && remaining > 4 * LINE_WIDTH {
+            text.push_str(".\r\n");
         } else {
-            LINE_WIDTH
-        };
-        push_words(&mut text, width, n_line % 25 == 13, rng);
-        text.push_str("\r\n");
+            let width = match body {
+                Body::Words => line_width(remaining - 2, 3, 3),
+                Body::WithLoneDots => line_width(remaining - 2, 2, 1),
+            };
+            push_words(&mut text, width, n_line % 25 == 13, rng);
+            text.push_str("\r\n");
+        }
         n_line += 1;
     }
-    dot_stuff(&text)
+    text
 }
 
-/// `CTL --config CONFIG ARGS` with its output in `dir` (`ctl.out`, `ctl.err`), killed after
-/// `timeout`; its stdout, or an error with its stderr.
+/// The width of the next body line, `room` being the bytes the message still takes after this
+/// line's line end: all of them if they fit, else a full line, or one `shorter` characters
+/// short where a full line would leave fewer than `least_left` bytes.
+fn line_width(room: usize, least_left: usize, shorter: usize) -> usize {
+    if room <= LINE_WIDTH {
+        room
+    } else if room < LINE_WIDTH + least_left {
+        LINE_WIDTH - shorter
+    } else {
+        LINE_WIDTH
+    }
+}
+
+/// `CTL --config CONFIG ARGS` with `input` on its standard input (none: an empty one) and its
+/// output in `dir` (`ctl.out`, `ctl.err`), killed after `timeout`; its stdout, or an error with
+/// its stderr.
 pub fn run_ctl(
-    ctl: &std::path::Path,
-    config: &std::path::Path,
+    ctl: &Path,
+    config: &Path,
     args: &[&str],
-    dir: &std::path::Path,
+    input: Option<&str>,
+    dir: &Path,
     timeout: Duration,
 ) -> Result<String> {
-    use std::process::{Command, Stdio};
     let stdout_path = dir.join("ctl.out");
     let stderr_path = dir.join("ctl.err");
     let mut child = Command::new(ctl)
         .arg("--config")
         .arg(config)
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).context("create ctl.out")?)
-        .stderr(std::fs::File::create(&stderr_path).context("create ctl.err")?)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(File::create(&stdout_path).context("create ctl.out")?)
+        .stderr(File::create(&stderr_path).context("create ctl.err")?)
         .spawn()
         .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
+    // A few bytes fit in the pipe, so this cannot block; the pipe closes after it.
+    let written = match (input, child.stdin.take()) {
+        (Some(input), Some(mut stdin)) => stdin.write_all(input.as_bytes()),
+        _ => Ok(()),
+    };
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -205,7 +311,7 @@ pub fn run_ctl(
             let _ = child.wait();
             bail!("mclusterctl {} took over {timeout:?}", args.join(" "));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        thread::sleep(Duration::from_millis(20));
     };
     let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
     if !status.success() {
@@ -215,7 +321,94 @@ pub fn run_ctl(
             fs::read_to_string(&stderr_path).unwrap_or_default().trim()
         );
     }
+    written.context("write to mclusterctl")?;
     Ok(stdout)
+}
+
+/// A new work directory `PREFIX...` in `parent` (created if missing), said on stdout with its
+/// file system and the load; dropping it removes it.
+pub fn work_dir(parent: &Path, prefix: &str) -> Result<TempDir> {
+    fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .context("create the work directory")?;
+    println!(
+        "work dir {} on {}; load {}",
+        work.path().display(),
+        filesystem_of(work.path()),
+        loadavg()
+    );
+    Ok(work)
+}
+
+/// Whether the benchmark runs as root.
+pub fn is_root() -> Result<bool> {
+    Ok(fs::metadata("/proc/self").context("read /proc/self")?.uid() == 0)
+}
+
+/// `chmod MODE PATH`.
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))
+}
+
+/// Runs `session(i)` for each i below `n_sessions`, each in a thread of its own, and returns
+/// what they returned, in order; a thread that panicked is an error.
+pub fn run_sessions<T: Send>(
+    n_sessions: usize,
+    session: impl Fn(usize) -> T + Sync,
+) -> Result<Vec<T>> {
+    in_threads(n_sessions, session)
+        .into_iter()
+        .map(|joined| joined.map_err(|_| anyhow!("a client thread panicked")))
+        .collect()
+}
+
+/// [`run_sessions`], with each thread's panic handed back as its result.
+pub fn in_threads<T: Send>(
+    n_threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+) -> Vec<thread::Result<T>> {
+    let work = &work;
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..n_threads)
+            .map(|i| scope.spawn(move || work(i)))
+            .collect();
+        handles.into_iter().map(|handle| handle.join()).collect()
+    })
+}
+
+/// Calls `attempt` every `pause` until a server is ready; how long that took. `attempt` fails
+/// when waiting is pointless (a stop signal, a server that exited) and otherwise says whether
+/// the server is ready (the inner result). After `timeout` the inner result is the last reason
+/// it was not.
+pub fn wait_ready(
+    timeout: Duration,
+    pause: Duration,
+    mut attempt: impl FnMut() -> Result<Result<()>>,
+) -> Result<Result<Duration>> {
+    let started = Instant::now();
+    let mut last_error = anyhow!("not tried yet");
+    while started.elapsed() < timeout {
+        match attempt()? {
+            Ok(()) => return Ok(Ok(started.elapsed())),
+            Err(err) => last_error = err,
+        }
+        thread::sleep(pause);
+    }
+    Ok(Err(last_error))
+}
+
+/// The session open in `slot`, or a new one from `connect`, kept there.
+pub fn reuse_or_connect<T>(
+    slot: &mut Option<T>,
+    connect: impl FnOnce() -> Result<T>,
+) -> Result<&mut T> {
+    match slot {
+        Some(session) => Ok(session),
+        None => Ok(slot.insert(connect()?)),
+    }
 }
 
 /// The file system holding `path`, from the longest matching mount point.
@@ -250,68 +443,15 @@ pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// A child's pid as nix wants it.
-pub fn pid_of(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
-}
-
-/// A command-line count: a number of at least 1.
-pub fn parse_count(flag: &str, value: &str) -> Result<usize> {
-    let count: usize = value
-        .parse()
-        .with_context(|| format!("{flag} takes a positive number, not {value:?}"))?;
-    if count == 0 {
-        bail!("{flag} must be at least 1");
-    }
-    Ok(count)
-}
-
-/// An RFC 5322 message of exactly `size` bytes (not dot-stuffed; or just the headers when they
-/// are longer): `headers` in order, then a random body (so no two messages share content) in
-/// CRLF lines of at most 78 characters once stuffed, with a lone-dot line and a line starting
-/// with a dot every 25 lines.
-pub fn text_message(headers: &[(&str, String)], size: usize, rng: &mut impl Rng) -> String {
-    let mut text = String::with_capacity(size + 64);
-    for (name, value) in headers {
-        text.push_str(name);
-        text.push_str(": ");
-        text.push_str(value);
-        text.push_str("\r\n");
-    }
-    text.push_str("\r\n");
-    let mut n_line = 0usize;
-    loop {
-        let remaining = size.saturating_sub(text.len());
-        if remaining < 2 {
-            break;
-        }
-        if n_line % 25 == 7 && remaining > 4 * LINE_WIDTH {
-            text.push_str(".\r\n");
-        } else {
-            // Never leave a single byte, which no line could fill.
-            let width = if remaining <= LINE_WIDTH + 2 {
-                remaining - 2
-            } else if remaining == LINE_WIDTH + 3 {
-                LINE_WIDTH - 1
-            } else {
-                LINE_WIDTH
-            };
-            push_words(&mut text, width, n_line % 25 == 13, rng);
-            text.push_str("\r\n");
-        }
-        n_line += 1;
-    }
-    text
-}
-
-/// `text` as it goes on the wire after DATA: every line starting with a dot gets another.
-pub fn dot_stuff(text: &str) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(text.len() + text.len() / 500 + 8);
-    for line in text.split_inclusive("\r\n") {
-        if line.starts_with('.') {
+/// `text` as it goes on the wire after DATA (without the final dot): every line starting with
+/// a dot gets another.
+pub fn dot_stuff(text: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(text.len() + text.len() / 50 + 8);
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
             wire.push(b'.');
         }
-        wire.extend_from_slice(line.as_bytes());
+        wire.extend_from_slice(line);
     }
     wire
 }
@@ -332,5 +472,16 @@ mod tests {
         }
         assert_eq!(unstuffed, 10_240);
         assert!(text.starts_with("Message-ID: <a@b.test>\r\n\r\n"));
+    }
+
+    #[test]
+    fn ratios_pair_rounds_and_the_band_spans_all_of_them() {
+        let ours = [(0, 20.0), (1, 30.0), (2, 40.0)];
+        // Round 1 has no reference figure, round 2 a zero one.
+        let reference = [(2, 0.0), (0, 10.0), (3, 50.0)];
+        assert_eq!(round_ratios(&ours, &reference), [2.0]);
+        assert_eq!(band(&[20.0, 40.0], &[10.0, 20.0]), (1.0, 4.0));
+        assert_eq!(round_order(&['m', 'p'], 0), ['m', 'p']);
+        assert_eq!(round_order(&['m', 'p'], 3), ['p', 'm']);
     }
 }

@@ -14,12 +14,12 @@ use std::fs;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+
+use crate::driver::{set_mode, tail};
+use crate::process::{child_pids, is_alive, kill_survivors, report_stop};
 
 /// The program whose presence means Postfix is installed.
 pub const POSTFIX: &str = "/usr/sbin/postfix";
@@ -52,6 +52,8 @@ postlog   unix-dgram n - n - 1 postlogd
 
 /// A running private Postfix. Dropping it stops it.
 pub struct Postfix {
+    /// `postfix-hold` or `postfix-relay`.
+    name: &'static str,
     config_dir: PathBuf,
     queue_dir: PathBuf,
     maillog: PathBuf,
@@ -214,7 +216,7 @@ impl Postfix {
     fn launch(
         dir: &Path,
         addr: SocketAddrV4,
-        name: &str,
+        name: &'static str,
         process_limit: usize,
         main_cf: &str,
         master_cf: &str,
@@ -267,6 +269,7 @@ impl Postfix {
         fs::write(config_dir.join("master.cf"), master_cf).context("write master.cf")?;
 
         let mut postfix = Postfix {
+            name,
             config_dir,
             queue_dir,
             maillog,
@@ -355,9 +358,7 @@ impl Postfix {
 
     /// The last `lines` lines of the instance's log.
     pub fn maillog_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.maillog).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.maillog, lines)
     }
 
     /// `postfix stop`, then waits for the master and the children it had; kills by PID whatever
@@ -371,25 +372,27 @@ impl Postfix {
         let children = child_pids(master);
         let stopped = self.run("postfix", &["stop"]);
         let deadline = Instant::now() + STOP_GRACE;
-        while is_alive(master) && Instant::now() < deadline {
-            sleep(POLL_INTERVAL);
-        }
-        let mut killed = Vec::new();
-        for pid in std::iter::once(master).chain(children.iter().copied()) {
-            // Children notice the master's exit on their own; give them the rest of the grace.
-            while is_alive(pid) && Instant::now() < deadline {
-                sleep(POLL_INTERVAL);
-            }
-            if is_alive(pid) {
-                let _ = kill(pid_of(pid), Signal::SIGKILL);
-                killed.push(pid);
-            }
-        }
+        // Children notice the master's exit on their own; they get the rest of the grace.
+        let killed = kill_survivors(
+            std::iter::once(master).chain(children),
+            deadline,
+            POLL_INTERVAL,
+        );
         stopped.context("postfix stop")?;
         if !killed.is_empty() {
             bail!("postfix processes {killed:?} outlived `postfix stop` and were killed");
         }
         Ok(())
+    }
+
+    /// [`Postfix::stop`], said on stdout (or stderr); whether it stopped cleanly.
+    pub fn stop_and_report(&mut self) -> bool {
+        let stopped = self.stop();
+        report_stop(
+            &format!("{} (master pid {})", self.name, self.master_pid),
+            false,
+            stopped,
+        )
     }
 
     /// Runs a Postfix command against this instance's config directory.
@@ -423,12 +426,6 @@ impl Drop for Postfix {
     }
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {mode:o} {}", path.display()))
-}
-
 fn read_pid(pid_file: &Path) -> Result<u32> {
     let text =
         fs::read_to_string(pid_file).with_context(|| format!("read {}", pid_file.display()))?;
@@ -448,35 +445,4 @@ fn count_files(dir: &Path) -> Result<usize> {
         }
     }
     Ok(n_files)
-}
-
-fn pid_of(pid: u32) -> Pid {
-    Pid::from_raw(i32::try_from(pid).expect("Linux pids fit in i32"))
-}
-
-/// The state letter and parent of a process, from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses; the fields after it do not.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let parent = fields.next()?.parse().ok()?;
-    Some((state, parent))
-}
-
-/// Whether `pid` still runs. A zombie counts as gone: its parent may be an init that never reaps.
-pub fn is_alive(pid: u32) -> bool {
-    matches!(proc_stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
-}
-
-/// The live processes whose parent is `pid`.
-pub fn child_pids(pid: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&child| matches!(proc_stat(child), Some((state, parent)) if parent == pid && state != 'Z'))
-        .collect()
 }

@@ -71,30 +71,30 @@
 //! thread each; every read has an idle timeout and every cell a time limit. Everything the
 //! benchmark starts is stopped by PID when it ends, also on errors and signals.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use chaos_tests::cluster::bin_dir;
+use mcluster_bench::command_line::{read_flags, run_main};
+use mcluster_bench::demo::{Demo, MCLUSTER_SMTP};
 use mcluster_bench::dovecot::{self, Dovecot, Passdb};
 use mcluster_bench::driver::{
-    filesystem_of, loadavg, median, millis, parse_count, pid_of, rfc5322_date, tail, text_message,
+    CONNECT_TIMEOUT, SETTLE, SHOWN_ERRORS, band, dot_stuff, in_threads, is_root, keep_first,
+    loadavg, median, millis, per_second, reuse_or_connect, rfc5322_date, round_order, round_ratios,
+    text_message, wait_ready, work_dir,
 };
-use mcluster_bench::postfix::child_pids;
-use nix::sys::signal::{Signal, kill};
+use mcluster_bench::process::{catch_stop_signals, stop_requested};
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::ThreadRng;
 
-const MCLUSTER_SMTP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 2525);
 const MCLUSTER_POP3: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 2110);
 const MCLUSTER_IMAP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 2143);
 const DOVECOT_IMAP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 3143);
@@ -105,35 +105,22 @@ const DEMO_USER: &str = "demo@example.test";
 const SENDER: &str = "bench@bench.test";
 const CLIENT_NAME: &str = "fetch-bench.bench.test";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A read fails after this long without a byte.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// The demo gives each of its three nodes 10 s after SIGTERM.
-const DEMO_STOP_GRACE: Duration = Duration::from_secs(60);
 const CTL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bounds the whole SMTP fill.
 const FILL_TIMEOUT: Duration = Duration::from_secs(3600);
 const FILL_SESSIONS: usize = 8;
 const FILL_ATTEMPTS: usize = 3;
 const FILL_PROGRESS: Duration = Duration::from_secs(15);
-/// Lets the disk and the servers settle between cells.
-const SETTLE: Duration = Duration::from_secs(1);
-const SHOWN_ERRORS: usize = 3;
 const BUFFER_BYTES: usize = 64 * 1024;
 const MAX_LITERAL: usize = 64 * 1024 * 1024;
 const MAX_LITERALS_PER_RESPONSE: usize = 16;
 const MAX_REPLY_LINES: usize = 64;
-/// Room above the clients in the cluster's connection limits.
-const ADMIT_MARGIN: u64 = 16;
 const MIXED_SIZES: (usize, usize) = (2 * 1024, 50 * 1024);
 const MAX_CORPUS_BYTES: usize = 4 << 30;
-/// The demo's client config, in the benchmark's directory, not the user's.
-const DEMO_CLIENT_CONFIG: &str = "client.toml";
-
-/// Set by the signal handlers; every loop and every read checks it.
-static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 const USAGE: &str = "\
 usage: fetch_bench [--rounds N] [--messages M] [--size BYTES] [--accounts A] [--per-account K]
@@ -252,7 +239,7 @@ struct Options {
 
 impl Options {
     /// `None` when the user asked for help.
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
         let mut options = Options {
             rounds: 3,
             messages: 5000,
@@ -268,44 +255,29 @@ impl Options {
             dovecot_passdb: DovecotPassdb::Static,
             dir: std::env::temp_dir(),
         };
-        while let Some(flag) = args.next() {
-            match flag.as_str() {
-                "--help" | "-h" => return Ok(None),
-                "--no-drop-caches" => {
-                    options.drop_caches = false;
-                    continue;
-                }
-                _ => {}
-            }
-            let value = args
-                .next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-            match flag.as_str() {
-                "--rounds" => options.rounds = parse_count(&flag, &value)?,
-                "--messages" => options.messages = parse_count(&flag, &value)?,
-                "--size" => options.size = parse_count(&flag, &value)?,
-                "--accounts" => options.accounts = parse_count(&flag, &value)?,
-                "--per-account" => options.per_account = parse_count(&flag, &value)?,
-                "--clients" => options.clients = parse_count(&flag, &value)?,
-                "--cell-seconds" => {
-                    options.cell_time = Duration::from_secs(parse_count(&flag, &value)? as u64);
-                }
+        let read = read_flags(args, USAGE, &["--no-drop-caches"], |flag| {
+            let value = &flag.value;
+            match flag.name.as_str() {
+                "--no-drop-caches" => options.drop_caches = false,
+                "--rounds" => options.rounds = flag.count()?,
+                "--messages" => options.messages = flag.count()?,
+                "--size" => options.size = flag.count()?,
+                "--accounts" => options.accounts = flag.count()?,
+                "--per-account" => options.per_account = flag.count()?,
+                "--clients" => options.clients = flag.count()?,
+                "--cell-seconds" => options.cell_time = flag.seconds()?,
                 "--only" => {
-                    options.systems = match value.as_str() {
-                        "mcluster" => vec![System::Mcluster],
-                        "dovecot" => vec![System::Dovecot],
-                        _ => bail!("--only takes mcluster or dovecot, not {value:?}"),
-                    };
+                    options.systems = flag.only(System::Mcluster, System::Dovecot, &["dovecot"])?;
                 }
                 "--protocols" => {
-                    options.protocols = parse_names(&flag, &value, |name| match name {
+                    options.protocols = flag.items(|name| match name {
                         "imap" => Some(Protocol::Imap),
                         "pop3" => Some(Protocol::Pop3),
                         _ => None,
                     })?;
                 }
                 "--shapes" => {
-                    options.shapes = parse_names(&flag, &value, |name| match name {
+                    options.shapes = flag.items(|name| match name {
                         "one" | "one-mailbox" => Some(Shape::OneMailbox),
                         "many" | "many-mailboxes" => Some(Shape::ManyMailboxes),
                         _ => None,
@@ -319,8 +291,12 @@ impl Options {
                     };
                 }
                 "--dir" => options.dir = PathBuf::from(value),
-                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !read {
+            return Ok(None);
         }
         ensure!(
             (1024..=10_000_000).contains(&options.size),
@@ -363,37 +339,11 @@ impl Options {
     }
 }
 
-fn parse_names<T: PartialEq>(
-    flag: &str,
-    value: &str,
-    parse: impl Fn(&str) -> Option<T>,
-) -> Result<Vec<T>> {
-    let mut items = Vec::new();
-    for name in value.split(',').map(str::trim) {
-        let item = parse(name).with_context(|| format!("{flag}: unknown item {name:?}"))?;
-        if !items.contains(&item) {
-            items.push(item);
-        }
-    }
-    ensure!(!items.is_empty(), "{flag} needs at least one item");
-    Ok(items)
-}
-
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main(USAGE, Options::parse, run)
 }
 
-fn run() -> Result<()> {
-    let Some(options) = Options::parse(std::env::args().skip(1))? else {
-        println!("{USAGE}");
-        return Ok(());
-    };
+fn run(options: Options) -> Result<()> {
     if options.wants(System::Dovecot) && !Dovecot::is_installed() {
         bail!(
             "{} is missing. Install Dovecot without starting any service (as root, from the \
@@ -402,8 +352,7 @@ fn run() -> Result<()> {
             dovecot::INSTALL_COMMAND
         );
     }
-    let euid = fs::metadata("/proc/self").context("read /proc/self")?.uid();
-    if euid != 0 && (options.wants(System::Dovecot) || options.drop_caches) {
+    if !is_root()? && (options.wants(System::Dovecot) || options.drop_caches) {
         bail!(
             "run as root: the private Dovecot and dropping the page cache need it (or use \
              --only mcluster --no-drop-caches)"
@@ -411,22 +360,11 @@ fn run() -> Result<()> {
     }
     catch_stop_signals()?;
 
-    fs::create_dir_all(&options.dir)
-        .with_context(|| format!("create {}", options.dir.display()))?;
     // Dropped last: the systems below live in it and stop first.
-    let work = tempfile::Builder::new()
-        .prefix("fetch-bench-")
-        .tempdir_in(&options.dir)
-        .context("create the work directory")?;
+    let work = work_dir(&options.dir, "fetch-bench-")?;
     // Dovecot's mail processes (as nobody) reach their Maildirs through it.
     fs::set_permissions(work.path(), fs::Permissions::from_mode(0o711))
         .context("open the work directory to the mail user")?;
-    println!(
-        "work dir {} on {}; load {}",
-        work.path().display(),
-        filesystem_of(work.path()),
-        loadavg()
-    );
     let started = Instant::now();
     let corpus = Corpus::generate(&options);
     println!(
@@ -445,7 +383,7 @@ fn run() -> Result<()> {
     if !clean_stop {
         bail!("a system under test did not stop cleanly (see above)");
     }
-    if STOP.load(Ordering::SeqCst) {
+    if stop_requested() {
         bail!("interrupted");
     }
     let bad_cells = records.iter().filter(|r| !r.cell.complete()).count();
@@ -467,25 +405,10 @@ impl Systems {
     fn stop_all(&mut self) -> bool {
         let mut clean = true;
         if let Some(demo) = self.demo.as_mut() {
-            let pid = demo.child.id();
-            match demo.stop() {
-                Ok(()) => println!("mcluster demo (pid {pid}) stopped"),
-                Err(err) => {
-                    eprintln!("stop the mcluster demo (pid {pid}): {err:#}");
-                    clean = false;
-                }
-            }
+            clean &= demo.stop_and_report();
         }
-        if let Some(dovecot) = self.dovecot.as_mut()
-            && let Some(pid) = dovecot.master_pid()
-        {
-            match dovecot.stop() {
-                Ok(()) => println!("dovecot (master pid {pid}) stopped"),
-                Err(err) => {
-                    eprintln!("stop dovecot (master pid {pid}): {err:#}");
-                    clean = false;
-                }
-            }
+        if let Some(dovecot) = self.dovecot.as_mut() {
+            clean &= dovecot.stop_and_report();
         }
         clean
     }
@@ -502,25 +425,28 @@ fn set_up_and_measure(
     let password = Alphanumeric.sample_string(&mut rand::rng(), 20);
     let mut imap_note = None;
     if options.wants(System::Mcluster) {
-        let dir = work.join("mcluster");
-        fs::create_dir(&dir).context("create the mcluster directory")?;
         let demo_password = Alphanumeric.sample_string(&mut rand::rng(), 24);
-        let demo = systems.demo.insert(Demo::start(&dir, &demo_password)?);
-        println!(
-            "mcluster demo: pid {}, dir {}, log {}",
-            demo.child.id(),
-            dir.join("demo").display(),
-            demo.log.display()
-        );
-        let waited = demo.wait_ready(false, false)?;
+        let demo = systems
+            .demo
+            .insert(Demo::create(work, &demo_password, CTL_TIMEOUT)?);
+        let waited = wait_demo_ready(demo, false, false)?;
         println!("mcluster accepts RCPT {DEMO_USER} on {MCLUSTER_SMTP} after {waited:.1?}");
-        let changed = demo.configure_policy(options.clients.max(FILL_SESSIONS))?;
+        // Clients log in without TLS (both servers are measured over plain TCP).
+        let changed = demo.raise_policy(
+            &[
+                "imap-connections-per-ip",
+                "pop3-connections-per-ip",
+                "max-connections",
+            ],
+            options.clients.max(FILL_SESSIONS),
+            &["auth-without-tls"],
+        )?;
         if !changed.is_empty() {
             println!("mcluster policy: {}", changed.join(", "));
         }
         fill_mcluster(demo, corpus, &password)?;
         if options.protocols.contains(&Protocol::Imap) {
-            match probe_imap(MCLUSTER_IMAP, DEMO_USER, &demo.password) {
+            match probe_imap(MCLUSTER_IMAP, DEMO_USER, demo.password()) {
                 Ok(()) => println!("mcluster IMAP answers on {MCLUSTER_IMAP}"),
                 Err(err) => {
                     let note = format!(
@@ -601,18 +527,14 @@ fn set_up_and_measure(
     'rounds: for round in 0..options.rounds {
         for &shape in &options.shapes {
             for &protocol in &options.protocols {
-                let mut order = options.systems.clone();
-                if round % 2 == 1 {
-                    order.reverse();
-                }
-                for system in order {
+                for system in round_order(&options.systems, round) {
                     if system == System::Mcluster
                         && protocol == Protocol::Imap
                         && imap_note.is_some()
                     {
                         continue;
                     }
-                    if STOP.load(Ordering::SeqCst) {
+                    if stop_requested() {
                         break 'rounds;
                     }
                     let imap_available =
@@ -625,7 +547,7 @@ fn set_up_and_measure(
                         system.name()
                     );
                     for temperature in [Temperature::Cold, Temperature::Warm] {
-                        if STOP.load(Ordering::SeqCst) {
+                        if stop_requested() {
                             break 'rounds;
                         }
                         if temperature == Temperature::Warm {
@@ -640,7 +562,7 @@ fn set_up_and_measure(
                         let load_before = loadavg();
                         let cell = run_cell(&plan, corpus, corpus.of(shape), &password);
                         let load_after = loadavg();
-                        if STOP.load(Ordering::SeqCst) {
+                        if stop_requested() {
                             println!(
                                 "cell round={round} {} {} {} {}: interrupted, not counted",
                                 system.name(),
@@ -722,9 +644,11 @@ fn restart_cold(
         System::Mcluster => {
             let mut old = systems.demo.take().context("the demo is not running")?;
             old.stop().context("stop the demo for a cold start")?;
-            let demo = systems.demo.insert(Demo::start(&old.dir, &old.password)?);
-            demo.wait_ready(true, imap_available)?;
-            format!("mcluster restarted (demo pid {})", demo.child.id())
+            let demo = systems
+                .demo
+                .insert(Demo::start(old.dir(), old.password(), CTL_TIMEOUT)?);
+            wait_demo_ready(demo, true, imap_available)?;
+            format!("mcluster restarted (demo pid {})", demo.pid())
         }
         System::Dovecot => {
             let dovecot = systems.dovecot.as_mut().context("dovecot is not running")?;
@@ -750,39 +674,31 @@ fn drop_caches() -> Result<()> {
 
 /// Waits until both greetings come, or fails early if the master exits.
 fn wait_dovecot_ready(dovecot: &mut Dovecot) -> Result<Duration> {
-    let started = Instant::now();
-    let mut last_error = anyhow!("not tried yet");
-    while started.elapsed() < READY_TIMEOUT {
-        ensure!(!STOP.load(Ordering::SeqCst), "interrupted");
+    let waited = wait_ready(READY_TIMEOUT, Duration::from_millis(100), || {
+        ensure!(!stop_requested(), "interrupted");
         dovecot.ensure_running()?;
         let deadline = Instant::now() + PROBE_TIMEOUT;
-        let greeted = Imap::connect(dovecot.imap_addr(), deadline)
-            .and_then(|_| Pop3::connect(dovecot.pop3_addr(), deadline).map(drop));
-        match greeted {
-            Ok(()) => return Ok(started.elapsed()),
-            Err(err) => last_error = err,
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    Err(last_error.context(format!(
-        "dovecot did not greet within {READY_TIMEOUT:?}; the end of {}:\n{}",
-        dovecot.log_path().display(),
-        dovecot.log_tail(10)
-    )))
+        Ok(Imap::connect(dovecot.imap_addr(), deadline)
+            .and_then(|_| Pop3::connect(dovecot.pop3_addr(), deadline).map(drop)))
+    })?;
+    waited.with_context(|| {
+        format!(
+            "dovecot did not greet within {READY_TIMEOUT:?}; the end of {}:\n{}",
+            dovecot.log_path().display(),
+            dovecot.log_tail(10)
+        )
+    })
 }
 
 /// Greeting, LOGIN and LOGOUT.
 fn probe_imap(addr: SocketAddrV4, user: &str, password: &str) -> Result<()> {
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    let mut imap = Imap::connect(addr, deadline)?;
-    imap.login(user, password)?;
+    let mut imap = Imap::open(addr, user, password, Instant::now() + PROBE_TIMEOUT)?;
     imap.command("LOGOUT", 10, |_, _| Ok(()))
 }
 
 /// Logs in with POP3 and returns STAT's message count.
 fn pop3_count(addr: SocketAddrV4, user: &str, password: &str, deadline: Instant) -> Result<usize> {
-    let mut pop3 = Pop3::connect(addr, deadline)?;
-    pop3.login(user, password)?;
+    let mut pop3 = Pop3::open(addr, user, password, deadline)?;
     let stat = pop3.command("STAT", "STAT")?;
     let count = stat
         .split_whitespace()
@@ -800,39 +716,32 @@ fn check_fill(system: System, corpus: &Corpus, password: &str, clients: usize) -
         started + READY_TIMEOUT.max(Duration::from_secs(10 + corpus.mailboxes.len() as u64 / 2));
     let next = AtomicUsize::new(0);
     let addr = system.addr(Protocol::Pop3);
-    let problems: Vec<String> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients.min(corpus.mailboxes.len()))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut problems = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(mailbox) = corpus.mailboxes.get(i) else {
-                            break;
-                        };
-                        if STOP.load(Ordering::SeqCst) {
-                            problems.push("interrupted".to_owned());
-                            break;
-                        }
-                        match pop3_count(addr, &mailbox.address, password, deadline) {
-                            Ok(n) if n == mailbox.messages.len() => {}
-                            Ok(n) => problems.push(format!(
-                                "{} holds {n} messages, not {}",
-                                mailbox.address,
-                                mailbox.messages.len()
-                            )),
-                            Err(err) => problems.push(format!("{}: {err:#}", mailbox.address)),
-                        }
-                    }
-                    problems
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_else(|_| vec!["panicked".into()]))
-            .collect()
-    });
+    let problems: Vec<String> = in_threads(clients.min(corpus.mailboxes.len()), |_| {
+        let mut problems = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(mailbox) = corpus.mailboxes.get(i) else {
+                break;
+            };
+            if stop_requested() {
+                problems.push("interrupted".to_owned());
+                break;
+            }
+            match pop3_count(addr, &mailbox.address, password, deadline) {
+                Ok(n) if n == mailbox.messages.len() => {}
+                Ok(n) => problems.push(format!(
+                    "{} holds {n} messages, not {}",
+                    mailbox.address,
+                    mailbox.messages.len()
+                )),
+                Err(err) => problems.push(format!("{}: {err:#}", mailbox.address)),
+            }
+        }
+        problems
+    })
+    .into_iter()
+    .flat_map(|joined| joined.unwrap_or_else(|_| vec!["panicked".into()]))
+    .collect();
     if !problems.is_empty() {
         bail!(
             "{} does not hold the messages it was given ({} problems): {}",
@@ -997,7 +906,7 @@ fn fill_mcluster(demo: &Demo, corpus: &Corpus, password: &str) -> Result<()> {
                 "--quota-mb",
                 &quota_mb.to_string(),
             ],
-            &format!("{password}\n"),
+            Some(&format!("{password}\n")),
         )?;
     }
     println!(
@@ -1077,14 +986,9 @@ fn fill_session(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            ensure!(!STOP.load(Ordering::SeqCst), "interrupted");
-            let result = match smtp.as_mut() {
-                Some(session) => session.send(&mailbox.address, &mailbox.messages[k]),
-                None => Smtp::connect(MCLUSTER_SMTP, deadline).and_then(|session| {
-                    smtp.insert(session)
-                        .send(&mailbox.address, &mailbox.messages[k])
-                }),
-            };
+            ensure!(!stop_requested(), "interrupted");
+            let result = reuse_or_connect(&mut smtp, || Smtp::connect(MCLUSTER_SMTP, deadline))
+                .and_then(|session| session.send(&mailbox.address, &mailbox.messages[k]));
             match result {
                 Ok(()) => break,
                 Err(err) if attempt >= FILL_ATTEMPTS => {
@@ -1131,11 +1035,11 @@ struct CellResult {
 
 impl CellResult {
     fn rate(&self) -> f64 {
-        per_second(self.verified as f64, self.elapsed)
+        per_second(self.verified as f64, self.elapsed.as_secs_f64())
     }
 
     fn megabytes_per_second(&self) -> f64 {
-        per_second(self.bytes as f64 / 1e6, self.elapsed)
+        per_second(self.bytes as f64 / 1e6, self.elapsed.as_secs_f64())
     }
 
     fn complete(&self) -> bool {
@@ -1147,17 +1051,10 @@ impl CellResult {
         self.bytes += outcome.bytes;
         self.errors += outcome.errors;
         for problem in outcome.problems {
-            if self.first_errors.len() < SHOWN_ERRORS {
-                self.first_errors.push(problem);
-            }
+            keep_first(&mut self.first_errors, problem);
         }
         self.logins_ms.extend(outcome.login.map(millis));
     }
-}
-
-fn per_second(amount: f64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 { amount / secs } else { 0.0 }
 }
 
 struct CellRecord {
@@ -1174,55 +1071,42 @@ fn run_cell(plan: &CellPlan, corpus: &Corpus, mailboxes: &[Mailbox], password: &
     let started = Instant::now();
     let deadline = started + plan.time_limit;
     let addr = plan.system.addr(plan.protocol);
-    let sessions: Vec<(Vec<MailboxOutcome>, Instant, bool)> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..plan.clients.min(mailboxes.len()))
-            .map(|_| {
-                let next = &next;
-                scope.spawn(move || {
-                    let mut outcomes = Vec::new();
-                    let mut hit_time_limit = false;
-                    loop {
-                        if STOP.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        if Instant::now() >= deadline {
-                            hit_time_limit = true;
-                            break;
-                        }
-                        let Some(mailbox) = mailboxes.get(next.fetch_add(1, Ordering::Relaxed))
-                        else {
-                            break;
-                        };
-                        outcomes.push(fetch_mailbox(
-                            plan.protocol,
-                            addr,
-                            corpus,
-                            mailbox,
-                            password,
-                            deadline,
-                        ));
-                    }
-                    (outcomes, Instant::now(), hit_time_limit)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    let mut outcome = MailboxOutcome::default();
-                    outcome.problem("a client thread panicked".into());
-                    (vec![outcome], Instant::now(), false)
-                })
-            })
-            .collect()
+    let sessions = in_threads(plan.clients.min(mailboxes.len()), |_| {
+        let mut outcomes = Vec::new();
+        let mut hit_time_limit = false;
+        loop {
+            if stop_requested() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                hit_time_limit = true;
+                break;
+            }
+            let Some(mailbox) = mailboxes.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            outcomes.push(fetch_mailbox(
+                plan.protocol,
+                addr,
+                corpus,
+                mailbox,
+                password,
+                deadline,
+            ));
+        }
+        (outcomes, Instant::now(), hit_time_limit)
     });
     let mut cell = CellResult {
         expected: mailboxes.iter().map(|m| m.messages.len()).sum(),
         ..CellResult::default()
     };
     let mut last_end = started;
-    for (outcomes, ended, hit_time_limit) in sessions {
+    for session in sessions {
+        let (outcomes, ended, hit_time_limit) = session.unwrap_or_else(|_| {
+            let mut outcome = MailboxOutcome::default();
+            outcome.problem("a client thread panicked".into());
+            (vec![outcome], Instant::now(), false)
+        });
         for outcome in outcomes {
             cell.add(outcome);
         }
@@ -1247,9 +1131,7 @@ struct MailboxOutcome {
 impl MailboxOutcome {
     fn problem(&mut self, text: String) {
         self.errors += 1;
-        if self.problems.len() < SHOWN_ERRORS {
-            self.problems.push(text);
-        }
+        keep_first(&mut self.problems, text);
     }
 }
 
@@ -1355,24 +1237,29 @@ fn fetch_mailbox(
 ) -> MailboxOutcome {
     let mut check = Check::new(corpus, mailbox);
     let result = match protocol {
-        Protocol::Pop3 => pop3_fetch_all(addr, &mailbox.address, password, deadline, &mut check),
-        Protocol::Imap => imap_fetch_all(addr, &mailbox.address, password, deadline, &mut check),
+        Protocol::Pop3 => fetch_all(addr, password, deadline, &mut check, pop3_fetch_all),
+        Protocol::Imap => fetch_all(addr, password, deadline, &mut check, imap_fetch_all),
     };
     check.finish(result)
 }
 
-/// USER, PASS, LIST, RETR of each message in turn, QUIT.
-fn pop3_fetch_all(
+/// Logs in as the mailbox's user (the time from the connect to the login's OK goes to
+/// `check`), then fetches every message with `fetch`.
+fn fetch_all<S: Login>(
     addr: SocketAddrV4,
-    user: &str,
     password: &str,
     deadline: Instant,
     check: &mut Check,
+    fetch: impl FnOnce(&mut S, &mut Check) -> Result<()>,
 ) -> Result<()> {
     let started = Instant::now();
-    let mut pop3 = Pop3::connect(addr, deadline)?;
-    pop3.login(user, password)?;
+    let mut session = S::open(addr, &check.mailbox.address, password, deadline)?;
     check.logged_in(started.elapsed());
+    fetch(&mut session, check)
+}
+
+/// LIST, RETR of each message in turn, QUIT.
+fn pop3_fetch_all(pop3: &mut Pop3, check: &mut Check) -> Result<()> {
     pop3.command("LIST", "LIST")?;
     let mut listing = Vec::new();
     pop3.multiline(
@@ -1405,18 +1292,8 @@ fn pop3_fetch_all(
     Ok(())
 }
 
-/// LOGIN, SELECT INBOX, FETCH 1:* BODY.PEEK[], LOGOUT.
-fn imap_fetch_all(
-    addr: SocketAddrV4,
-    user: &str,
-    password: &str,
-    deadline: Instant,
-    check: &mut Check,
-) -> Result<()> {
-    let started = Instant::now();
-    let mut imap = Imap::connect(addr, deadline)?;
-    imap.login(user, password)?;
-    check.logged_in(started.elapsed());
+/// SELECT INBOX, FETCH 1:* BODY.PEEK[], LOGOUT.
+fn imap_fetch_all(imap: &mut Imap, check: &mut Check) -> Result<()> {
     let mut exists = None;
     imap.command("SELECT INBOX", 10_000, |line, _| {
         let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
@@ -1484,7 +1361,7 @@ impl Wire {
     }
 
     fn timeout(&self, what: &str) -> Result<Duration> {
-        ensure!(!STOP.load(Ordering::SeqCst), "{what}: interrupted");
+        ensure!(!stop_requested(), "{what}: interrupted");
         let left = self.deadline.saturating_duration_since(Instant::now());
         ensure!(!left.is_zero(), "{what}: the cell's time is up");
         Ok(left.min(IDLE_TIMEOUT))
@@ -1587,7 +1464,22 @@ struct Pop3 {
     wire: Wire,
 }
 
-impl Pop3 {
+/// A mail client session that logs in: POP3 or IMAP.
+trait Login: Sized {
+    /// Connects and reads the greeting.
+    fn connect(addr: SocketAddrV4, deadline: Instant) -> Result<Self>;
+
+    fn login(&mut self, user: &str, password: &str) -> Result<()>;
+
+    /// Connects and logs in.
+    fn open(addr: SocketAddrV4, user: &str, password: &str, deadline: Instant) -> Result<Self> {
+        let mut session = Self::connect(addr, deadline)?;
+        session.login(user, password)?;
+        Ok(session)
+    }
+}
+
+impl Login for Pop3 {
     /// Connects and reads the +OK greeting.
     fn connect(addr: SocketAddrV4, deadline: Instant) -> Result<Pop3> {
         let mut pop3 = Pop3 {
@@ -1602,7 +1494,9 @@ impl Pop3 {
         self.command(&format!("PASS {password}"), "PASS")?;
         Ok(())
     }
+}
 
+impl Pop3 {
     /// Sends `line` and fails unless the reply is +OK; returns the reply's text. `what` names
     /// the command in errors (the line may hold a password).
     fn command(&mut self, line: &str, what: &str) -> Result<String> {
@@ -1644,8 +1538,7 @@ struct Imap {
     n_tag: u32,
 }
 
-impl Imap {
-    /// Connects and reads the greeting.
+impl Login for Imap {
     fn connect(addr: SocketAddrV4, deadline: Instant) -> Result<Imap> {
         let mut imap = Imap {
             wire: Wire::connect(addr, deadline)?,
@@ -1667,7 +1560,9 @@ impl Imap {
             |_, _| Ok(()),
         )
     }
+}
 
+impl Imap {
     /// Sends a tagged command and reads responses until its tagged OK, handing each untagged
     /// response (its first line, and the BODY[] literal if it has one) to `untagged`. Fails on
     /// NO, BAD, or more than `max_responses` responses.
@@ -1783,13 +1678,7 @@ impl Smtp {
         self.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
         self.command(&format!("RCPT TO:<{recipient}>"), 2, "RCPT")?;
         self.command("DATA", 3, "DATA")?;
-        let mut wire = Vec::with_capacity(message.len() + message.len() / 50 + 8);
-        for line in message.split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b".") {
-                wire.push(b'.');
-            }
-            wire.extend_from_slice(line);
-        }
+        let mut wire = dot_stuff(message);
         wire.extend_from_slice(b".\r\n");
         self.wire.send(&wire, "the message")?;
         self.expect(2, "end of data")
@@ -1855,257 +1744,33 @@ fn argon2id_hash(password: &str) -> Result<String> {
     Ok(hash.to_string())
 }
 
-/// The demo cluster as a child process. Dropping it stops it.
-struct Demo {
-    child: Child,
-    ctl: PathBuf,
-    /// The benchmark's mcluster directory; the cluster itself lives in `demo/` below it.
-    dir: PathBuf,
-    log: PathBuf,
-    /// Of the demo user, which the readiness probe logs in as.
-    password: String,
-    stopped: bool,
-}
-
-impl Demo {
-    /// Starts `mclusterctl demo`, which creates the cluster in `dir/demo` or restarts the one
-    /// there.
-    fn start(dir: &Path, password: &str) -> Result<Demo> {
-        let ctl = bin_dir().join("mclusterctl");
-        if !ctl.is_file() {
-            bail!(
-                "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
-                ctl.display()
-            );
+/// Polls until the cluster accepts RCPT to the demo user over SMTP and, if asked, lets the
+/// demo user log in over POP3 (which needs a leader) and greets over IMAP.
+fn wait_demo_ready(demo: &mut Demo, pop3: bool, imap: bool) -> Result<Duration> {
+    let waited = wait_ready(READY_TIMEOUT, Duration::from_millis(250), || {
+        ensure!(!stop_requested(), "interrupted");
+        demo.ensure_running("before it was ready")?;
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        let mut ready = Smtp::connect(MCLUSTER_SMTP, deadline).and_then(|mut smtp| {
+            smtp.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
+            smtp.command(&format!("RCPT TO:<{DEMO_USER}>"), 2, "RCPT")?;
+            smtp.quit();
+            Ok(())
+        });
+        if pop3 && ready.is_ok() {
+            ready = pop3_count(MCLUSTER_POP3, DEMO_USER, demo.password(), deadline).map(drop);
         }
-        if TcpStream::connect_timeout(&SocketAddr::V4(MCLUSTER_SMTP), Duration::from_secs(1))
-            .is_ok()
-        {
-            bail!("something already listens on {MCLUSTER_SMTP}: is another demo running?");
+        if imap && ready.is_ok() {
+            ready = Imap::connect(MCLUSTER_IMAP, deadline).map(drop);
         }
-        let log = dir.join("demo.log");
-        let log_file = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .context("open the demo log")?;
-        // The signal handlers are reset by exec, and no signal is blocked: the demo and its
-        // nodes see SIGTERM. It stays in our process group, so a Ctrl-C at the terminal
-        // reaches it too, and it stops its nodes itself.
-        let child = Command::new(&ctl)
-            // Its own client config, so the user's stays untouched.
-            .arg("--config")
-            .arg(dir.join(DEMO_CLIENT_CONFIG))
-            .arg("demo")
-            .arg("--dir")
-            .arg(dir.join("demo"))
-            .arg("--password")
-            .arg(password)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("share the demo log")?)
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("start {} demo", ctl.display()))?;
-        Ok(Demo {
-            child,
-            ctl,
-            dir: dir.to_path_buf(),
-            log,
-            password: password.to_owned(),
-            stopped: false,
-        })
-    }
-
-    /// Polls until the cluster accepts RCPT to the demo user over SMTP and, if asked, lets the
-    /// demo user log in over POP3 (which needs a leader) and greets over IMAP.
-    fn wait_ready(&mut self, pop3: bool, imap: bool) -> Result<Duration> {
-        let started = Instant::now();
-        let mut last_error = anyhow!("not tried yet");
-        while started.elapsed() < READY_TIMEOUT {
-            ensure!(!STOP.load(Ordering::SeqCst), "interrupted");
-            self.ensure_running("before it was ready")?;
-            let deadline = Instant::now() + PROBE_TIMEOUT;
-            let mut ready = Smtp::connect(MCLUSTER_SMTP, deadline).and_then(|mut smtp| {
-                smtp.command(&format!("MAIL FROM:<{SENDER}>"), 2, "MAIL")?;
-                smtp.command(&format!("RCPT TO:<{DEMO_USER}>"), 2, "RCPT")?;
-                smtp.quit();
-                Ok(())
-            });
-            if pop3 && ready.is_ok() {
-                ready = pop3_count(MCLUSTER_POP3, DEMO_USER, &self.password, deadline).map(drop);
-            }
-            if imap && ready.is_ok() {
-                ready = Imap::connect(MCLUSTER_IMAP, deadline).map(drop);
-            }
-            match ready {
-                Ok(()) => return Ok(started.elapsed()),
-                Err(err) => last_error = err,
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-        Err(last_error.context(format!(
-            "mcluster was not ready within {READY_TIMEOUT:?}; the end of {}:\n{}",
-            self.log.display(),
-            tail(&self.log, 20)
-        )))
-    }
-
-    /// Lets clients log in without TLS (both servers are measured over plain TCP) and admits
-    /// `n_sessions` sessions from one address (every client comes from 127.0.0.1). Returns
-    /// what it changed.
-    fn configure_policy(&self, n_sessions: usize) -> Result<Vec<String>> {
-        let shown = self.ctl(&["policy", "show", "--json"])?;
-        let policy: serde_json::Value =
-            serde_json::from_str(&shown).context("parse `mclusterctl policy show --json`")?;
-        let wanted = n_sessions as u64 + ADMIT_MARGIN;
-        let mut settings = Vec::new();
-        for key in [
-            "imap-connections-per-ip",
-            "pop3-connections-per-ip",
-            "max-connections",
-        ] {
-            let value = policy[key]
-                .as_u64()
-                .with_context(|| format!("the mail policy has no number {key}: {shown}"))?;
-            if value < wanted {
-                settings.push((key.to_owned(), value.to_string(), wanted.to_string()));
-            }
-        }
-        let auth = policy["auth-without-tls"]
-            .as_bool()
-            .with_context(|| format!("the mail policy has no boolean auth-without-tls: {shown}"))?;
-        if !auth {
-            settings.push((
-                "auth-without-tls".to_owned(),
-                "false".to_owned(),
-                "true".to_owned(),
-            ));
-        }
-        if settings.is_empty() {
-            return Ok(Vec::new());
-        }
-        let assignments: Vec<String> = settings
-            .iter()
-            .map(|(key, _, wanted)| format!("{key}={wanted}"))
-            .collect();
-        let mut args = vec!["policy", "set"];
-        args.extend(assignments.iter().map(String::as_str));
-        self.ctl(&args)?;
-        Ok(settings
-            .iter()
-            .map(|(key, value, wanted)| format!("{key} {value} -> {wanted}"))
-            .collect())
-    }
-
-    fn ctl(&self, args: &[&str]) -> Result<String> {
-        self.ctl_with_input(args, "")
-    }
-
-    /// `mclusterctl --config <the demo's client config> ARGS` with `input` on its standard
-    /// input (for passwords, which stay out of the process list), bounded in time; its stdout.
-    fn ctl_with_input(&self, args: &[&str], input: &str) -> Result<String> {
-        let stdout_path = self.dir.join("ctl.out");
-        let stderr_path = self.dir.join("ctl.err");
-        let mut child = Command::new(&self.ctl)
-            .arg("--config")
-            .arg(self.dir.join(DEMO_CLIENT_CONFIG))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(File::create(&stdout_path).context("create ctl.out")?)
-            .stderr(File::create(&stderr_path).context("create ctl.err")?)
-            .spawn()
-            .with_context(|| format!("run mclusterctl {}", args.join(" ")))?;
-        // A few bytes fit in the pipe, so this cannot block.
-        let mut stdin = child.stdin.take().expect("stdin was piped");
-        let written = stdin.write_all(input.as_bytes());
-        drop(stdin);
-        let deadline = Instant::now() + CTL_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("mclusterctl {} took over {CTL_TIMEOUT:?}", args.join(" "));
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
-        if !status.success() {
-            bail!(
-                "mclusterctl {} failed ({status}): {}",
-                args.join(" "),
-                fs::read_to_string(&stderr_path).unwrap_or_default().trim()
-            );
-        }
-        written.context("write to mclusterctl")?;
-        Ok(stdout)
-    }
-
-    fn ensure_running(&mut self, when: &str) -> Result<()> {
-        if let Some(status) = self.child.try_wait().context("check the demo process")? {
-            bail!(
-                "the mcluster demo exited ({status}) {when}; the end of {}:\n{}",
-                self.log.display(),
-                tail(&self.log, 20)
-            );
-        }
-        Ok(())
-    }
-
-    /// SIGTERM (the demo stops its nodes itself), then waits; kills the demo and its children
-    /// by PID if it overstays.
-    fn stop(&mut self) -> Result<()> {
-        if self.stopped {
-            return Ok(());
-        }
-        self.stopped = true;
-        let pid = self.child.id();
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        kill(pid_of(pid), Signal::SIGTERM).context("send SIGTERM to the demo")?;
-        let deadline = Instant::now() + DEMO_STOP_GRACE;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let children = child_pids(pid);
-        for victim in std::iter::once(pid).chain(children.iter().copied()) {
-            let _ = kill(pid_of(victim), Signal::SIGKILL);
-        }
-        self.child.wait()?;
-        bail!(
-            "the demo did not stop within {DEMO_STOP_GRACE:?}; killed it and its children \
-             {children:?}"
+        Ok(ready)
+    })?;
+    waited.with_context(|| {
+        format!(
+            "mcluster was not ready within {READY_TIMEOUT:?}; {}",
+            demo.log_end()
         )
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if let Err(err) = self.stop() {
-            eprintln!("stop the mcluster demo: {err:#}");
-        }
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP set [`STOP`] instead of ending the process, so the benchmark
-/// always gets to stop what it started. Handlers (unlike a blocked mask) do not survive exec,
-/// so the demo and Dovecot keep their default reactions.
-fn catch_stop_signals() -> Result<()> {
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&STOP))
-            .with_context(|| format!("install a handler for signal {signal}"))?;
-    }
-    Ok(())
+    })
 }
 
 /// One row per (protocol, shape, cold/warm): medians per system and, when both were measured,
@@ -2118,8 +1783,6 @@ fn print_summary(options: &Options, records: &[CellRecord], imap_note: Option<&s
          median msg/s and MB/s, the median login time, and errors summed over rounds",
         options.rounds
     );
-    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut notes = Vec::new();
     for &protocol in &options.protocols {
         for &shape in &options.shapes {
@@ -2153,20 +1816,12 @@ fn print_summary(options: &Options, records: &[CellRecord], imap_note: Option<&s
                         _ => "no ratio".to_owned(),
                     }
                 } else {
-                    let ratios: Vec<f64> = ours
-                        .iter()
-                        .filter_map(|o| {
-                            let r = reference.iter().find(|r| r.round == o.round)?;
-                            (r.cell.rate() > 0.0).then(|| o.cell.rate() / r.cell.rate())
-                        })
-                        .collect();
-                    let (ours_rates, reference_rates) = (rates(&ours), rates(&reference));
-                    format!(
-                        "ratio {:.2}x [{:.2}x, {:.2}x]",
-                        median(&ratios),
-                        min(&ours_rates) / max(&reference_rates),
-                        max(&ours_rates) / min(&reference_rates)
-                    )
+                    let by_round = |cells: &[&CellRecord]| -> Vec<(usize, f64)> {
+                        cells.iter().map(|r| (r.round, r.cell.rate())).collect()
+                    };
+                    let ratios = round_ratios(&by_round(&ours), &by_round(&reference));
+                    let (low, high) = band(&rates(&ours), &rates(&reference));
+                    format!("ratio {:.2}x [{low:.2}x, {high:.2}x]", median(&ratios))
                 };
                 let mut parts = vec![ratio];
                 for (system, cells) in [(System::Mcluster, &ours), (System::Dovecot, &reference)] {

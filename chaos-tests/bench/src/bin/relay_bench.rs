@@ -50,25 +50,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use chaos_tests::cluster::{Cluster, NodeTuning, bin_dir, wait_until};
 use chaos_tests::mail::{self, PASSWORD};
 use chaos_tests::outbound_lab::{
     DnsQuery, DnsStub, SinkRecord, SinkSpec, SmtpSink, Stage, Zone, duplicates,
 };
+use mcluster_bench::command_line::{read_flags, run_main};
 use mcluster_bench::driver::{
-    SmtpClient, epoch_secs, filesystem_of, loadavg, median, parse_count, percentile, print_table,
-    rfc5322_date, wire_message,
+    CONNECT_TIMEOUT, REPLY_TIMEOUT, SETTLE, SHOWN_ERRORS, SmtpClient, band, epoch_secs, is_root,
+    keep_first, loadavg, median, per_second, percentile, print_table, reuse_or_connect,
+    rfc5322_date, round_ratios, run_ctl, run_sessions, wire_message, work_dir,
 };
 use mcluster_bench::postfix::{INSTALL_COMMAND, POSTFIX, Postfix, Relay};
+use mcluster_bench::process::{catch_stop_signals, report_stop, stop_requested};
 use rand::Rng;
 use serde_json::Value;
 
@@ -86,9 +87,6 @@ const CLIENT_NAME: &str = "relay-bench.bench.test";
 const TEMPFAIL_PREFIX: &str = "tf-";
 const TEMPFAIL_REPLY: &str = "451 4.2.1 relay_bench: mailbox busy, try again later";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// For each reply, from the command (or the connect) to its last line.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A message is submitted at most this many times (a 4xx or a broken session tries again).
 const SUBMIT_ATTEMPTS: usize = 3;
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
@@ -106,17 +104,7 @@ const CTL_TIMEOUT: Duration = Duration::from_secs(30);
 const CEILING_TIMEOUT: Duration = Duration::from_secs(120);
 const CEILING_SESSIONS_PER_SINK: usize = 5;
 const WARMUP_MESSAGES: usize = 100;
-/// Lets the disk and the servers settle between cells.
-const SETTLE: Duration = Duration::from_secs(1);
-const SHOWN_ERRORS: usize = 3;
 const MAX_DOMAINS: usize = 50;
-
-/// Set by the signal handlers; every loop and wait checks it.
-static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
-
-fn stopping() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
 
 const USAGE: &str = "\
 usage: relay_bench [--rounds N] [--messages M] [--size BYTES] [--sessions S] [--domains D]
@@ -178,7 +166,7 @@ struct Options {
 
 impl Options {
     /// `None` when the user asked for help.
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
         let mut options = Options {
             rounds: 3,
             messages: 2000,
@@ -191,44 +179,35 @@ impl Options {
             systems: vec![System::Mcluster, System::PostfixRelay],
             ceiling: true,
         };
-        while let Some(flag) = args.next() {
-            match flag.as_str() {
-                "--help" | "-h" => return Ok(None),
-                "--no-ceiling" => {
-                    options.ceiling = false;
-                    continue;
-                }
-                _ => {}
-            }
-            let value = args
-                .next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-            match flag.as_str() {
-                "--rounds" => options.rounds = parse_count(&flag, &value)?,
-                "--messages" => options.messages = parse_count(&flag, &value)?,
-                "--size" => options.size = parse_count(&flag, &value)?,
-                "--sessions" => options.sessions = parse_count(&flag, &value)?,
-                "--domains" => options.domains = parse_count(&flag, &value)?,
+        let read = read_flags(args, USAGE, &["--no-ceiling"], |flag| {
+            let (name, value) = (&flag.name, &flag.value);
+            match name.as_str() {
+                "--no-ceiling" => options.ceiling = false,
+                "--rounds" => options.rounds = flag.count()?,
+                "--messages" => options.messages = flag.count()?,
+                "--size" => options.size = flag.count()?,
+                "--sessions" => options.sessions = flag.count()?,
+                "--domains" => options.domains = flag.count()?,
                 "--tempfail-percent" => {
                     options.tempfail_percent = value.parse().with_context(|| {
-                        format!("{flag} takes a number from 0 to 50, not {value:?}")
+                        format!("{name} takes a number from 0 to 50, not {value:?}")
                     })?;
                 }
-                "--retry-secs" => {
-                    options.retry = Duration::from_secs(parse_count(&flag, &value)? as u64);
-                }
-                "--cell-seconds" => {
-                    options.cell_time = Duration::from_secs(parse_count(&flag, &value)? as u64);
-                }
+                "--retry-secs" => options.retry = flag.seconds()?,
+                "--cell-seconds" => options.cell_time = flag.seconds()?,
                 "--only" => {
-                    options.systems = match value.as_str() {
-                        "mcluster" => vec![System::Mcluster],
-                        "postfix" | "postfix-relay" => vec![System::PostfixRelay],
-                        _ => bail!("--only takes mcluster or postfix, not {value:?}"),
-                    };
+                    options.systems = flag.only(
+                        System::Mcluster,
+                        System::PostfixRelay,
+                        &["postfix", "postfix-relay"],
+                    )?;
                 }
-                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !read {
+            return Ok(None);
         }
         ensure!(
             (1024..=10_000_000).contains(&options.size),
@@ -266,6 +245,14 @@ impl Options {
     fn wants(&self, system: System) -> bool {
         self.systems.contains(&system)
     }
+
+    /// `3 rounds of 2000 x 10240-byte messages`.
+    fn workload(&self) -> String {
+        format!(
+            "{} rounds of {} x {}-byte messages",
+            self.rounds, self.messages, self.size
+        )
+    }
 }
 
 /// The DNS stub's address and the lab's sinks' addresses: 127.0.200.x.
@@ -287,13 +274,7 @@ fn sink_addr(d: usize) -> SocketAddr {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main(USAGE, Options::parse, run)
 }
 
 /// What the benchmark started and must stop.
@@ -329,24 +310,11 @@ impl Started {
             // Dropping it removes its directory.
         }
         if let Some(mut postfix) = self.postfix.take() {
-            let pid = postfix.master_pid();
-            match postfix.stop() {
-                Ok(()) => println!("postfix-relay (master pid {pid}) stopped"),
-                Err(err) => {
-                    eprintln!("stop postfix-relay (master pid {pid}): {err:#}");
-                    clean = false;
-                }
-            }
+            clean &= postfix.stop_and_report();
         }
         if let Some(stub) = self.stub.take() {
             let pid = stub.pid();
-            match stub.stop() {
-                Ok(()) => println!("dns stub (pid {pid}) stopped"),
-                Err(err) => {
-                    eprintln!("stop the dns stub (pid {pid}): {err:#}");
-                    clean = false;
-                }
-            }
+            clean &= report_stop(&format!("dns stub (pid {pid})"), true, stub.stop());
         }
         clean
     }
@@ -376,11 +344,7 @@ fn report_log_problems(cluster: &Cluster) {
     }
 }
 
-fn run() -> Result<()> {
-    let Some(options) = Options::parse(std::env::args().skip(1))? else {
-        println!("{USAGE}");
-        return Ok(());
-    };
+fn run(options: Options) -> Result<()> {
     if options.wants(System::PostfixRelay) {
         if !Postfix::is_installed() {
             bail!(
@@ -388,9 +352,8 @@ fn run() -> Result<()> {
                  the workspace root): {INSTALL_COMMAND}"
             );
         }
-        let euid = fs::metadata("/proc/self").context("read /proc/self")?.uid();
         ensure!(
-            euid == 0,
+            is_root()?,
             "run as root: the private Postfix (postfix start) needs it"
         );
     }
@@ -403,25 +366,9 @@ fn run() -> Result<()> {
         );
     }
     chaos_tests::outbound_lab::python()?;
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&STOP))
-            .context("install a signal handler")?;
-    }
+    catch_stop_signals()?;
 
-    let work = tempfile::Builder::new()
-        .prefix("relay-bench-")
-        .tempdir()
-        .context("create the work directory")?;
-    println!(
-        "work dir {} on {}; load {}",
-        work.path().display(),
-        filesystem_of(work.path()),
-        loadavg()
-    );
+    let work = work_dir(&std::env::temp_dir(), "relay-bench-")?;
     let mut started = Started::default();
     let measured = start_and_measure(&options, work.path(), &mut started);
     let clean_stop = started.stop();
@@ -441,7 +388,7 @@ fn run() -> Result<()> {
         "cells without every message delivered exactly once: {}",
         failed.join(", ")
     );
-    ensure!(!stopping(), "interrupted");
+    ensure!(!stop_requested(), "interrupted");
     Ok(())
 }
 
@@ -547,7 +494,7 @@ fn start_and_measure(
     let nonce: u32 = rand::rng().random();
     let mut records = Vec::new();
     for &system in &options.systems {
-        if stopping() {
+        if stop_requested() {
             return Ok(records);
         }
         let plan = CellPlan::new(
@@ -560,11 +507,8 @@ fn start_and_measure(
         println!("warm-up {}: {} (not counted)", system.name(), cell.line());
     }
     println!(
-        "measuring: {} rounds of {} x {}-byte messages over {} sessions to {} domains, {}% \
-         tempfailed once; cell time limit {:?}",
-        options.rounds,
-        options.messages,
-        options.size,
+        "measuring: {} over {} sessions to {} domains, {}% tempfailed once; cell time limit {:?}",
+        options.workload(),
         options.sessions,
         options.domains,
         options.tempfail_percent,
@@ -572,7 +516,7 @@ fn start_and_measure(
     );
     'rounds: for round in 0..options.rounds {
         for &system in &options.systems {
-            if stopping() {
+            if stop_requested() {
                 break 'rounds;
             }
             thread::sleep(SETTLE);
@@ -585,7 +529,7 @@ fn start_and_measure(
             let load_before = loadavg();
             let cell = run_cell(&plan, options, started)?;
             let load_after = loadavg();
-            if stopping() {
+            if stop_requested() {
                 println!(
                     "cell round={round} system={}: interrupted, not counted",
                     system.name()
@@ -689,10 +633,11 @@ fn sender() -> String {
 
 /// `mclusterctl --config <the cluster's client config> ARGS`, bounded in time; its stdout.
 fn ctl(cluster: &Cluster, args: &[&str]) -> Result<String> {
-    mcluster_bench::driver::run_ctl(
+    run_ctl(
         &bin_dir().join("mclusterctl"),
         &cluster.client_config,
         args,
+        None,
         cluster.root(),
         CTL_TIMEOUT,
     )
@@ -783,7 +728,7 @@ fn wait_children(children: &mut [Child], timeout: Duration) -> Result<()> {
         if running.is_empty() {
             break;
         }
-        if Instant::now() >= deadline || stopping() {
+        if Instant::now() >= deadline || stop_requested() {
             for child in running {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -947,11 +892,11 @@ struct CellResult {
 
 impl CellResult {
     fn rate(&self) -> f64 {
-        if self.all_delivered_secs > 0.0 {
-            self.delivered as f64 / self.all_delivered_secs
-        } else {
-            0.0
-        }
+        per_second(self.delivered as f64, self.all_delivered_secs)
+    }
+
+    fn accept_rate(&self) -> f64 {
+        per_second(self.accepted as f64, self.accept_secs)
     }
 
     fn complete(&self) -> bool {
@@ -972,11 +917,7 @@ impl CellResult {
             self.delivered,
             self.n_messages,
             self.accept_secs,
-            if self.accept_secs > 0.0 {
-                self.accepted as f64 / self.accept_secs
-            } else {
-                0.0
-            },
+            self.accept_rate(),
             self.all_delivered_secs,
             if self.hit_time_limit {
                 " (time limit)"
@@ -1039,21 +980,8 @@ fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result
     let deadline = Instant::now() + options.cell_time;
 
     let next = AtomicUsize::new(0);
-    let outcomes: Vec<SessionOutcome> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..options.sessions)
-            .map(|_| {
-                let next = &next;
-                scope.spawn(move || submit_session(plan, target, auth, next, deadline))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .map_err(|_| anyhow!("a client thread panicked"))
-            })
-            .collect::<Result<_>>()
+    let outcomes = run_sessions(options.sessions, |_| {
+        submit_session(plan, target, auth, &next, deadline)
     })?;
     let mut cell = CellResult {
         n_messages: plan.messages.len(),
@@ -1066,9 +994,7 @@ fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result
         cell.not_submitted += outcome.given_up;
         cell.resubmitted += outcome.resubmitted;
         for error in outcome.errors {
-            if cell.first_errors.len() < SHOWN_ERRORS {
-                cell.first_errors.push(error);
-            }
+            keep_first(&mut cell.first_errors, error);
         }
     }
     cell.accepted = acked.len();
@@ -1089,7 +1015,7 @@ fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result
             .filter_map(|r| r.message_id.as_deref())
             .filter(|id| expected.contains(id))
             .collect();
-        if arrived.len() == expected.len() || stopping() {
+        if arrived.len() == expected.len() || stop_requested() {
             break;
         }
         if Instant::now() >= deadline {
@@ -1105,7 +1031,7 @@ fn run_cell(plan: &CellPlan, options: &Options, started: &mut Started) -> Result
     loop {
         let left = queued(plan.system, started).ok();
         cell.left_queued = left;
-        if left == Some(0) || Instant::now() >= drain_deadline || stopping() {
+        if left == Some(0) || Instant::now() >= drain_deadline || stop_requested() {
             break;
         }
         thread::sleep(POLL);
@@ -1137,7 +1063,7 @@ fn submit_session(
     let mut outcome = SessionOutcome::default();
     let mut client: Option<SmtpClient> = None;
     'messages: loop {
-        if stopping() || Instant::now() >= deadline {
+        if stop_requested() || Instant::now() >= deadline {
             break;
         }
         let k = next.fetch_add(1, Ordering::Relaxed);
@@ -1152,12 +1078,12 @@ fn submit_session(
                 }
                 Err(err) => {
                     client = None;
-                    if outcome.errors.len() < SHOWN_ERRORS {
-                        outcome
-                            .errors
-                            .push(format!("message {k}, attempt {attempt}: {err:#}"));
-                    }
-                    if attempt == SUBMIT_ATTEMPTS || stopping() || Instant::now() >= deadline {
+                    keep_first(
+                        &mut outcome.errors,
+                        format!("message {k}, attempt {attempt}: {err:#}"),
+                    );
+                    if attempt == SUBMIT_ATTEMPTS || stop_requested() || Instant::now() >= deadline
+                    {
                         outcome.given_up += 1;
                         continue 'messages;
                     }
@@ -1180,17 +1106,14 @@ fn submit(
     auth: bool,
     message: &Planned,
 ) -> Result<()> {
-    let client = match client {
-        Some(client) => client,
-        None => {
-            let mut connected = SmtpClient::connect(target, CONNECT_TIMEOUT, REPLY_TIMEOUT)?;
-            connected.ehlo(CLIENT_NAME)?;
-            if auth {
-                connected.auth_plain(&sender(), PASSWORD)?;
-            }
-            client.insert(connected)
+    let client = reuse_or_connect(client, || {
+        let mut connected = SmtpClient::connect(target, CONNECT_TIMEOUT, REPLY_TIMEOUT)?;
+        connected.ehlo(CLIENT_NAME)?;
+        if auth {
+            connected.auth_plain(&sender(), PASSWORD)?;
         }
-    };
+        Ok(connected)
+    })?;
     client.send(&sender(), &message.rcpt, &message.wire)?;
     Ok(())
 }
@@ -1398,13 +1321,7 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
             },
             medians(|c| c.all_delivered_secs),
             medians(|c| c.first_pass_secs),
-            medians(|c| {
-                if c.accept_secs > 0.0 {
-                    c.accepted as f64 / c.accept_secs
-                } else {
-                    0.0
-                }
-            }),
+            medians(CellResult::accept_rate),
             format!(
                 "{:.2} / {:.2}",
                 percentile(&latencies, 50.0),
@@ -1417,13 +1334,11 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
     }
     println!();
     println!(
-        "summary: {} rounds of {} x {}-byte messages, {} submission sessions, {} domains (one \
-         sink each), {}% of recipients tempfailed once (451 at RCPT), retry {} s; relayed \
-         msg/s = messages / (first submission -> last first delivery), median over complete \
-         cells; tempfailed, duplicates and missing summed over all cells",
-        options.rounds,
-        options.messages,
-        options.size,
+        "summary: {}, {} submission sessions, {} domains (one sink each), {}% of recipients \
+         tempfailed once (451 at RCPT), retry {} s; relayed msg/s = messages / (first \
+         submission -> last first delivery), median over complete cells; tempfailed, \
+         duplicates and missing summed over all cells",
+        options.workload(),
         options.sessions,
         options.domains,
         options.tempfail_percent,
@@ -1433,36 +1348,21 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
     if options.systems.len() < 2 {
         return;
     }
-    let ours = |round: usize| {
+    let by_round = |system: System| -> Vec<(usize, f64)> {
         records
             .iter()
-            .find(|r| r.round == round && r.system == System::Mcluster && r.cell.complete())
+            .filter(|r| r.system == system && r.cell.complete())
+            .map(|r| (r.round, r.cell.rate()))
+            .collect()
     };
-    let reference = |round: usize| {
-        records
-            .iter()
-            .find(|r| r.round == round && r.system == System::PostfixRelay && r.cell.complete())
-    };
-    let ratios: Vec<f64> = (0..options.rounds)
-        .filter_map(|round| {
-            let (o, r) = (ours(round)?, reference(round)?);
-            (r.cell.rate() > 0.0).then(|| o.cell.rate() / r.cell.rate())
-        })
-        .collect();
-    let ours_rates: Vec<f64> = complete(System::Mcluster)
-        .iter()
-        .map(|c| c.rate())
-        .collect();
-    let reference_rates: Vec<f64> = complete(System::PostfixRelay)
-        .iter()
-        .map(|c| c.rate())
-        .collect();
+    let ratios = round_ratios(&by_round(System::Mcluster), &by_round(System::PostfixRelay));
     if ratios.is_empty() {
         println!("ratio mcluster/postfix-relay: n/a (no round with both cells complete)");
         return;
     }
-    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let rates =
+        |system: System| -> Vec<f64> { complete(system).iter().map(|c| c.rate()).collect() };
+    let (low, high) = band(&rates(System::Mcluster), &rates(System::PostfixRelay));
     println!(
         "relayed msg/s, mcluster/postfix-relay: median ratio {:.2} over {} rounds, band [{:.2}, \
          {:.2}] = [min(mcluster)/max(postfix-relay), max(mcluster)/min(postfix-relay)] \
@@ -1470,8 +1370,8 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
          AAAA records)",
         median(&ratios),
         ratios.len(),
-        min(&ours_rates) / max(&reference_rates),
-        max(&ours_rates) / min(&reference_rates)
+        low,
+        high
     );
 }
 

@@ -13,54 +13,38 @@
 //! message, one command and one reply at a time (no PIPELINING), every read under a deadline.
 //! Everything the benchmark starts is stopped by PID when it ends, also on errors and signals.
 
-use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::unix::fs::MetadataExt;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
-use chaos_tests::cluster::bin_dir;
+use anyhow::{Context, Result, bail};
+use mcluster_bench::command_line::{read_flags, run_main};
+use mcluster_bench::demo::{Demo, MCLUSTER_SMTP};
 use mcluster_bench::driver::{
-    SmtpClient, dot_stuff, filesystem_of, loadavg, median, millis, parse_count, percentile, pid_of,
-    print_table, rfc5322_date, tail, text_message,
+    CONNECT_TIMEOUT, REPLY_TIMEOUT, SETTLE, SmtpClient, band, dot_stuff, is_root, keep_first,
+    loadavg, median, millis, per_second, percentile, print_table, reuse_or_connect, rfc5322_date,
+    round_order, round_ratios, run_sessions, text_message, wait_ready, work_dir,
 };
-use mcluster_bench::postfix::{self, INSTALL_COMMAND, POSTFIX, PostfixHold};
-use nix::sys::signal::{SigSet, Signal, kill};
+use mcluster_bench::postfix::{INSTALL_COMMAND, POSTFIX, PostfixHold};
+use mcluster_bench::process::{block_stop_signals, stop_requested};
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 
-const MCLUSTER_SMTP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 2525);
 const POSTFIX_SMTP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 2526);
 const SENDER: &str = "bench@bench.test";
 const RECIPIENT: &str = "demo@example.test";
 const CLIENT_NAME: &str = "smtp-bench.bench.test";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// For each reply, from the command (or the connect) to its last line.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// The demo gives each of its three nodes 10 s after SIGTERM.
-const DEMO_STOP_GRACE: Duration = Duration::from_secs(60);
-/// Lets the disk and the servers settle between cells.
-const SETTLE: Duration = Duration::from_secs(1);
 const WARMUP_MESSAGES: usize = 100;
-const SHOWN_ERRORS: usize = 3;
 /// A session waits this long after an error before its next attempt.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
-/// Room above the largest cell's sessions in the cluster's connection limits (probes, sessions
-/// of the previous cell still closing).
-const ADMIT_MARGIN: u64 = 16;
 const CTL_TIMEOUT: Duration = Duration::from_secs(30);
-/// The demo's client config, in the benchmark's directory, not the user's.
-const DEMO_CLIENT_CONFIG: &str = "client.toml";
-
-/// Set by the signal thread; every loop and wait checks it.
-static STOP: AtomicBool = AtomicBool::new(false);
 
 const USAGE: &str = "\
 usage: smtp_bench [--rounds N] [--messages M] [--sizes BYTES,...] [--clients N,...]
@@ -130,7 +114,7 @@ struct Options {
 
 impl Options {
     /// `None` when the user asked for help.
-    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>> {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>> {
         let mut options = Options {
             rounds: 3,
             messages: None,
@@ -142,38 +126,35 @@ impl Options {
             protection: Vec::new(),
             access: Vec::new(),
         };
-        while let Some(flag) = args.next() {
-            if flag == "--help" || flag == "-h" {
-                return Ok(None);
-            }
-            let value = args
-                .next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-            match flag.as_str() {
-                "--rounds" => options.rounds = parse_count(&flag, &value)?,
-                "--messages" => options.messages = Some(parse_count(&flag, &value)?),
-                "--sizes" => options.sizes = parse_list(&flag, &value)?,
-                "--clients" => options.clients = parse_list(&flag, &value)?,
-                "--cell-seconds" => {
-                    options.cell_time = Duration::from_secs(parse_count(&flag, &value)? as u64);
-                }
+        let read = read_flags(args, USAGE, &[], |flag| {
+            let value = &flag.value;
+            match flag.name.as_str() {
+                "--rounds" => options.rounds = flag.count()?,
+                "--messages" => options.messages = Some(flag.count()?),
+                "--sizes" => options.sizes = flag.counts()?,
+                "--clients" => options.clients = flag.counts()?,
+                "--cell-seconds" => options.cell_time = flag.seconds()?,
                 "--only" => {
-                    options.systems = match value.as_str() {
-                        "mcluster" => vec![System::Mcluster],
-                        "postfix" | "postfix-hold" => vec![System::PostfixHold],
-                        _ => bail!("--only takes mcluster or postfix, not {value:?}"),
-                    };
+                    options.systems = flag.only(
+                        System::Mcluster,
+                        System::PostfixHold,
+                        &["postfix", "postfix-hold"],
+                    )?;
                 }
                 "--dir" => options.dir = PathBuf::from(value),
-                "--protection" => options.protection.push(value),
+                "--protection" => options.protection.push(value.clone()),
                 "--access" => {
                     let (list, pattern) = value
                         .split_once(':')
                         .with_context(|| format!("--access takes LIST:PATTERN, not {value:?}"))?;
                     options.access.push((list.to_owned(), pattern.to_owned()));
                 }
-                _ => bail!("unknown flag {flag:?}\n{USAGE}"),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !read {
+            return Ok(None);
         }
         if let Some(&size) = options
             .sizes
@@ -198,28 +179,11 @@ impl Options {
     }
 }
 
-fn parse_list(flag: &str, value: &str) -> Result<Vec<usize>> {
-    value
-        .split(',')
-        .map(|item| parse_count(flag, item.trim()))
-        .collect()
-}
-
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main(USAGE, Options::parse, run)
 }
 
-fn run() -> Result<()> {
-    let Some(options) = Options::parse(std::env::args().skip(1))? else {
-        println!("{USAGE}");
-        return Ok(());
-    };
+fn run(options: Options) -> Result<()> {
     if options.wants(System::PostfixHold) {
         if !PostfixHold::is_installed() {
             bail!(
@@ -229,26 +193,15 @@ fn run() -> Result<()> {
                  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postfix)"
             );
         }
-        let euid = fs::metadata("/proc/self").context("read /proc/self")?.uid();
-        if euid != 0 {
+        if !is_root()? {
             bail!("run as root: the private Postfix (postfix start) needs it");
         }
     }
-    catch_stop_signals()?;
+    // Blocked rather than handled: no client read is ever interrupted.
+    block_stop_signals()?;
 
-    fs::create_dir_all(&options.dir)
-        .with_context(|| format!("create {}", options.dir.display()))?;
     // Dropped last: the systems below live in it and stop first.
-    let work = tempfile::Builder::new()
-        .prefix("smtp-bench-")
-        .tempdir_in(&options.dir)
-        .context("create the work directory")?;
-    println!(
-        "work dir {} on {}; load {}",
-        work.path().display(),
-        filesystem_of(work.path()),
-        loadavg()
-    );
+    let work = work_dir(&options.dir, "smtp-bench-")?;
 
     let mut postfix_hold = None;
     let mut demo = None;
@@ -256,24 +209,10 @@ fn run() -> Result<()> {
 
     let mut clean_stop = true;
     if let Some(demo) = demo.as_mut() {
-        let pid = demo.child.id();
-        match demo.stop() {
-            Ok(()) => println!("mcluster demo (pid {pid}) stopped"),
-            Err(err) => {
-                eprintln!("stop the mcluster demo (pid {pid}): {err:#}");
-                clean_stop = false;
-            }
-        }
+        clean_stop &= demo.stop_and_report();
     }
     if let Some(postfix_hold) = postfix_hold.as_mut() {
-        let pid = postfix_hold.master_pid();
-        match postfix_hold.stop() {
-            Ok(()) => println!("postfix-hold (master pid {pid}) stopped"),
-            Err(err) => {
-                eprintln!("stop postfix-hold (master pid {pid}): {err:#}");
-                clean_stop = false;
-            }
-        }
+        clean_stop &= postfix_hold.stop_and_report();
     }
     let records = measured?;
     print_summary(&options, &records);
@@ -287,7 +226,7 @@ fn run() -> Result<()> {
     if bad_holds > 0 {
         bail!("{bad_holds} postfix-hold cells held fewer messages than were acknowledged");
     }
-    if STOP.load(Ordering::SeqCst) {
+    if stop_requested() {
         bail!("interrupted");
     }
     Ok(())
@@ -302,18 +241,11 @@ fn start_and_measure(
     demo_slot: &mut Option<Demo>,
 ) -> Result<Vec<CellRecord>> {
     let max_clients = options.clients.iter().copied().max().unwrap_or(1);
-    // The demo starts first: its spawn briefly unblocks the stop signals (see `Demo::start`),
-    // and nothing else runs yet that a signal in that moment would orphan.
+    // The demo starts first: its spawn briefly unblocks the stop signals (see
+    // `spawn_unblocked`), and nothing else runs yet that a signal in that moment would orphan.
     if options.wants(System::Mcluster) {
-        let dir = work.join("mcluster");
-        fs::create_dir(&dir).context("create the mcluster directory")?;
-        let demo = demo_slot.insert(Demo::start(&dir)?);
-        println!(
-            "mcluster demo: pid {}, dir {}, log {}",
-            demo.child.id(),
-            dir.join("demo").display(),
-            demo.log.display()
-        );
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+        *demo_slot = Some(Demo::create(work, &password, CTL_TIMEOUT)?);
     }
     if options.wants(System::PostfixHold) {
         let dir = work.join("postfix");
@@ -354,7 +286,12 @@ fn start_and_measure(
             let shown = demo.ctl(&["access", "list"])?;
             println!("mcluster access lists:\n{}", shown.trim_end());
         }
-        let changed = demo.admit_sessions(max_clients)?;
+        // As postfix-hold does (its per-client limit is off).
+        let changed = demo.raise_policy(
+            &["smtp-connections-per-ip", "max-connections"],
+            max_clients,
+            &[],
+        )?;
         if !changed.is_empty() {
             println!(
                 "mcluster policy: {} (all sessions come from 127.0.0.1; postfix-hold has no \
@@ -405,12 +342,8 @@ fn start_and_measure(
     'rounds: for round in 0..options.rounds {
         for &clients in &options.clients {
             for &size in &options.sizes {
-                let mut order = options.systems.clone();
-                if round % 2 == 1 {
-                    order.reverse();
-                }
-                for system in order {
-                    if STOP.load(Ordering::SeqCst) {
+                for system in round_order(&options.systems, round) {
+                    if stop_requested() {
                         break 'rounds;
                     }
                     thread::sleep(SETTLE);
@@ -429,7 +362,7 @@ fn start_and_measure(
                     let load_before = loadavg();
                     let cell = run_cell(&plan)?;
                     let load_after = loadavg();
-                    if STOP.load(Ordering::SeqCst) {
+                    if stop_requested() {
                         println!(
                             "cell round={round} system={} clients={clients} size={size}: \
                              interrupted after {} messages, not counted",
@@ -527,34 +460,23 @@ fn check_hold(postfix_hold: &PostfixHold, cell: &CellResult) -> Result<HoldCheck
 /// Polls until `system` greets and accepts RCPT to the benchmark's mailbox, or fails early if
 /// the demo process exits.
 fn wait_until_accepting(system: System, mut demo: Option<&mut Demo>) -> Result<Duration> {
-    let started = Instant::now();
-    let mut last_error = anyhow!("not tried yet");
-    while started.elapsed() < READY_TIMEOUT {
-        if STOP.load(Ordering::SeqCst) {
+    let waited = wait_ready(READY_TIMEOUT, Duration::from_millis(500), || {
+        if stop_requested() {
             bail!("interrupted while waiting for {}", system.name());
         }
         if let Some(demo) = demo.as_deref_mut() {
             demo.ensure_running("before accepting mail")?;
         }
-        match probe(system.addr()) {
-            Ok(()) => return Ok(started.elapsed()),
-            Err(err) => last_error = err,
-        }
-        thread::sleep(Duration::from_millis(500));
-    }
-    let log = match demo {
-        Some(demo) => format!(
-            "\nthe end of {}:\n{}",
-            demo.log.display(),
-            tail(&demo.log, 20)
-        ),
-        None => String::new(),
-    };
-    Err(last_error.context(format!(
-        "{} did not accept RCPT {RECIPIENT} on {} within {READY_TIMEOUT:?}{log}",
-        system.name(),
-        system.addr()
-    )))
+        Ok(probe(system.addr()))
+    })?;
+    waited.with_context(|| {
+        let log = demo.map_or_else(String::new, |demo| format!("\n{}", demo.log_end()));
+        format!(
+            "{} did not accept RCPT {RECIPIENT} on {} within {READY_TIMEOUT:?}{log}",
+            system.name(),
+            system.addr()
+        )
+    })
 }
 
 /// Greeting, EHLO, MAIL and RCPT without DATA: ready means the mailbox exists, not just the port.
@@ -592,12 +514,7 @@ struct CellResult {
 
 impl CellResult {
     fn rate(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.accepted as f64 / secs
-        } else {
-            0.0
-        }
+        per_second(self.accepted as f64, self.elapsed.as_secs_f64())
     }
 }
 
@@ -627,21 +544,8 @@ fn run_cell(plan: &CellPlan) -> Result<CellResult> {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     let deadline = started + plan.time_limit;
-    let sessions: Vec<SessionStats> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..plan.clients)
-            .map(|session| {
-                let next = &next;
-                scope.spawn(move || run_session(plan, session, next, deadline))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .map_err(|_| anyhow!("a client thread panicked"))
-            })
-            .collect::<Result<_>>()
+    let sessions = run_sessions(plan.clients, |session| {
+        run_session(plan, session, &next, deadline)
     })?;
     let mut cell = CellResult::default();
     let mut last_accepted = None;
@@ -652,9 +556,7 @@ fn run_cell(plan: &CellPlan) -> Result<CellResult> {
         cell.greetings_ms.extend(session.greetings_ms);
         cell.hit_time_limit |= session.hit_time_limit;
         for error in session.errors_seen {
-            if cell.first_errors.len() < SHOWN_ERRORS {
-                cell.first_errors.push(error);
-            }
+            keep_first(&mut cell.first_errors, error);
         }
         last_accepted = last_accepted.max(session.last_accepted);
     }
@@ -675,7 +577,7 @@ fn run_session(
     let mut client: Option<SmtpClient> = None;
     let mut rng = rand::rng();
     loop {
-        if STOP.load(Ordering::SeqCst) {
+        if stop_requested() {
             break;
         }
         if Instant::now() >= deadline {
@@ -700,9 +602,7 @@ fn run_session(
             }
             Err(err) => {
                 stats.errors += 1;
-                if stats.errors_seen.len() < SHOWN_ERRORS {
-                    stats.errors_seen.push(format!("{err:#}"));
-                }
+                keep_first(&mut stats.errors_seen, format!("{err:#}"));
                 client = None;
                 // Like a client told to try later, but briefly: no spinning on a refusing
                 // server, and each retry still takes a message from the count.
@@ -724,15 +624,12 @@ fn send(
     message: &[u8],
     stats: &mut SessionStats,
 ) -> Result<Duration> {
-    let client = match client {
-        Some(client) => client,
-        None => {
-            let (mut connected, greeting) = connect(addr, CONNECT_TIMEOUT)?;
-            stats.greetings_ms.push(millis(greeting));
-            connected.hello(CLIENT_NAME)?;
-            client.insert(connected)
-        }
-    };
+    let client = reuse_or_connect(client, || {
+        let (mut connected, greeting) = connect(addr, CONNECT_TIMEOUT)?;
+        stats.greetings_ms.push(millis(greeting));
+        connected.hello(CLIENT_NAME)?;
+        Ok(connected)
+    })?;
     client.send(SENDER, RECIPIENT, message)
 }
 
@@ -755,191 +652,11 @@ fn build_message(size: usize, message_id: &str, subject: &str, rng: &mut impl Rn
         ("MIME-Version", "1.0".to_owned()),
         ("Content-Type", "text/plain; charset=us-ascii".to_owned()),
     ];
-    dot_stuff(&text_message(&headers, size, rng))
-}
-
-/// The demo cluster as a child process. Dropping it stops it.
-struct Demo {
-    child: Child,
-    ctl: PathBuf,
-    dir: PathBuf,
-    log: PathBuf,
-    stopped: bool,
-}
-
-impl Demo {
-    fn start(dir: &Path) -> Result<Demo> {
-        let ctl = bin_dir().join("mclusterctl");
-        if !ctl.is_file() {
-            bail!(
-                "{} is missing: build the binaries first (cargo build --release --workspace --bins)",
-                ctl.display()
-            );
-        }
-        if TcpStream::connect_timeout(&SocketAddr::V4(MCLUSTER_SMTP), Duration::from_secs(1))
-            .is_ok()
-        {
-            bail!("something already listens on {MCLUSTER_SMTP}: is another demo running?");
-        }
-        let log = dir.join("demo.log");
-        let log_file = File::create(&log).context("create the demo log")?;
-        let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
-        let mut command = Command::new(&ctl);
-        command
-            // Its own client config, so the user's stays untouched.
-            .arg("--config")
-            .arg(dir.join(DEMO_CLIENT_CONFIG))
-            .arg("demo")
-            .arg("--dir")
-            .arg(dir.join("demo"))
-            .arg("--password")
-            .arg(password)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("share the demo log")?)
-            .stderr(log_file);
-        // A child inherits the blocked signal mask across exec (std does not reset it), and
-        // the demo and its nodes would then never see SIGTERM. So this thread unblocks the stop
-        // signals for the moment of the spawn; a signal in that moment ends the benchmark,
-        // before it has started anything else. The demo stays in our process group: a Ctrl-C
-        // at the terminal reaches it too, and it stops its nodes itself.
-        let signals = stop_signals();
-        signals.thread_unblock().context("unblock stop signals")?;
-        let spawned = command.spawn();
-        signals.thread_block().context("block stop signals")?;
-        let child = spawned.with_context(|| format!("start {} demo", ctl.display()))?;
-        Ok(Demo {
-            child,
-            ctl,
-            dir: dir.to_path_buf(),
-            log,
-            stopped: false,
-        })
-    }
-
-    /// Makes the cluster admit `n_sessions` sessions from one address, as postfix-hold does
-    /// (its per-client limit is off): every benchmark session comes from 127.0.0.1. Returns
-    /// what it changed.
-    fn admit_sessions(&self, n_sessions: usize) -> Result<Vec<String>> {
-        let shown = self.ctl(&["policy", "show", "--json"])?;
-        let policy: serde_json::Value =
-            serde_json::from_str(&shown).context("parse `mclusterctl policy show --json`")?;
-        let wanted = n_sessions as u64 + ADMIT_MARGIN;
-        let mut settings = Vec::new();
-        for key in ["smtp-connections-per-ip", "max-connections"] {
-            let value = policy[key]
-                .as_u64()
-                .with_context(|| format!("the mail policy has no number {key}: {shown}"))?;
-            if value < wanted {
-                settings.push((key, value));
-            }
-        }
-        if settings.is_empty() {
-            return Ok(Vec::new());
-        }
-        let assignments: Vec<String> = settings
-            .iter()
-            .map(|(key, _)| format!("{key}={wanted}"))
-            .collect();
-        let mut args = vec!["policy", "set"];
-        args.extend(assignments.iter().map(String::as_str));
-        self.ctl(&args)?;
-        Ok(settings
-            .iter()
-            .map(|(key, value)| format!("{key} {value} -> {wanted}"))
-            .collect())
-    }
-
-    /// `mclusterctl --config <the demo's client config> ARGS`, bounded in time; its stdout.
-    fn ctl(&self, args: &[&str]) -> Result<String> {
-        mcluster_bench::driver::run_ctl(
-            &self.ctl,
-            &self.dir.join(DEMO_CLIENT_CONFIG),
-            args,
-            &self.dir,
-            CTL_TIMEOUT,
-        )
-    }
-
-    fn ensure_running(&mut self, when: &str) -> Result<()> {
-        if let Some(status) = self.child.try_wait().context("check the demo process")? {
-            bail!(
-                "the mcluster demo exited ({status}) {when}; the end of {}:\n{}",
-                self.log.display(),
-                tail(&self.log, 20)
-            );
-        }
-        Ok(())
-    }
-
-    /// SIGTERM (the demo stops its nodes itself), then waits; kills the demo and its children
-    /// by PID if it overstays.
-    fn stop(&mut self) -> Result<()> {
-        if self.stopped {
-            return Ok(());
-        }
-        self.stopped = true;
-        let pid = self.child.id();
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        kill(pid_of(pid), Signal::SIGTERM).context("send SIGTERM to the demo")?;
-        let deadline = Instant::now() + DEMO_STOP_GRACE;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let children = postfix::child_pids(pid);
-        for victim in std::iter::once(pid).chain(children.iter().copied()) {
-            let _ = kill(pid_of(victim), Signal::SIGKILL);
-        }
-        self.child.wait()?;
-        bail!(
-            "the demo did not stop within {DEMO_STOP_GRACE:?}; killed it and its children \
-             {children:?}"
-        )
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if let Err(err) = self.stop() {
-            eprintln!("stop the mcluster demo: {err:#}");
-        }
-    }
-}
-
-fn stop_signals() -> SigSet {
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(signal);
-    }
-    signals
-}
-
-/// Blocks SIGINT, SIGTERM and SIGHUP in every thread (threads inherit the mask, so this runs
-/// before any other thread starts) and lets one thread take them and set [`STOP`], so the
-/// benchmark always gets to stop what it started. Postfix's master resets its own mask.
-fn catch_stop_signals() -> Result<()> {
-    let signals = stop_signals();
-    signals.thread_block().context("block stop signals")?;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            while let Ok(signal) = signals.wait() {
-                STOP.store(true, Ordering::SeqCst);
-                eprintln!("{signal} received: finishing the cell and stopping what was started");
-            }
-        })
-        .context("start the signal thread")?;
-    Ok(())
+    dot_stuff(text_message(&headers, size, rng).as_bytes())
 }
 
 fn print_summary(options: &Options, records: &[CellRecord]) {
     let both = options.systems.len() == 2;
-    let ours = System::Mcluster;
-    let reference = System::PostfixHold;
     for &size in &options.sizes {
         let mut header = vec!["clients".to_owned()];
         for &system in &options.systems {
@@ -976,28 +693,22 @@ fn print_summary(options: &Options, records: &[CellRecord]) {
                 });
             }
             if both {
-                let (ours_cells, reference_cells) = (of(ours), of(reference));
+                let by_round = |system: System| -> Vec<(usize, f64)> {
+                    of(system)
+                        .iter()
+                        .map(|r| (r.round, r.cell.rate()))
+                        .collect()
+                };
                 // Rounds in which both systems were measured.
-                let ratios: Vec<f64> = ours_cells
-                    .iter()
-                    .filter_map(|o| {
-                        let r = reference_cells.iter().find(|r| r.round == o.round)?;
-                        (r.cell.rate() > 0.0).then(|| o.cell.rate() / r.cell.rate())
-                    })
-                    .collect();
-                let (ours_rates, reference_rates) = (rates(ours), rates(reference));
-                let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let ratios =
+                    round_ratios(&by_round(System::Mcluster), &by_round(System::PostfixHold));
                 if ratios.is_empty() {
                     row.push("n/a".to_owned());
                     row.push("n/a".to_owned());
                 } else {
+                    let (low, high) = band(&rates(System::Mcluster), &rates(System::PostfixHold));
                     row.push(format!("{:.2}", median(&ratios)));
-                    row.push(format!(
-                        "[{:.2}, {:.2}]",
-                        min(&ours_rates) / max(&reference_rates),
-                        max(&ours_rates) / min(&reference_rates)
-                    ));
+                    row.push(format!("[{low:.2}, {high:.2}]"));
                 }
             }
             for &system in &options.systems {
