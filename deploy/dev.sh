@@ -83,6 +83,10 @@ case "${1:-}" in
             --filter-platform "$(rustc -vV | sed -n 's/^host: //p')" >"$(target_dir)/deny-metadata.json"
         cargo deny --offline --metadata-path "$(target_dir)/deny-metadata.json" \
             --config deploy/deny.toml check licenses bans
+        # The rolling-upgrade scenario starts the previous release (deploy/PREVIOUS_RELEASE):
+        # built once, with the RocksDB library the build above made, and kept with the target.
+        MCLUSTER_PREVIOUS_RELEASE=$(deploy/previous-release.sh "$rocksdb_lib")
+        export MCLUSTER_PREVIOUS_RELEASE
         # The chaos scenarios (the smoke subset; MCLUSTER_CHAOS_FULL=1 for all of them) each add
         # a row to a results table, printed at the end whether or not the tests passed.
         "$(target_dir)/debug/chaos_table" --reset

@@ -104,6 +104,9 @@ pub struct NodeTuning {
     pub extra_toml: String,
     /// Extra environment every node starts with (each node's `env` starts as a copy).
     pub env: Vec<(String, String)>,
+    /// Another build's mclusterd for every node (each node's `mclusterd` starts as a copy);
+    /// None: this build's.
+    pub mclusterd: Option<PathBuf>,
 }
 
 /// One node process of a test cluster.
@@ -117,6 +120,8 @@ pub struct Node {
     pub ports: MailPorts,
     /// Extra environment for the node's process (failpoints), applied at each start.
     pub env: Vec<(String, String)>,
+    /// The mclusterd it starts: another build's, or None for this build's.
+    pub mclusterd: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -301,6 +306,7 @@ impl Cluster {
                 Hosts::Lab { .. } => MailPorts::STANDARD,
             },
             env: self.tuning.env.clone(),
+            mclusterd: self.tuning.mclusterd.clone(),
             child: None,
         }
     }
@@ -527,7 +533,11 @@ impl Cluster {
             "node {} is already running",
             self.nodes[i].name
         );
-        let mut command = self.node_command(i, &binary("mclusterd"));
+        let program = self.nodes[i]
+            .mclusterd
+            .clone()
+            .unwrap_or_else(|| binary("mclusterd"));
+        let mut command = self.node_command(i, &program);
         let node = &mut self.nodes[i];
         let log = fs::OpenOptions::new()
             .create(true)

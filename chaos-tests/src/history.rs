@@ -120,6 +120,25 @@ impl WorkloadHistory {
         self.attempts.iter().filter(|a| a.acked()).count()
     }
 
+    /// The longest time, in seconds, between two 250s in a row that overlaps `from..to`: how
+    /// long senders saw no message taken during that window (at least the time between
+    /// messages under this load). None without a 250 on each side of the window.
+    pub fn longest_gap(&self, from: f64, to: f64) -> Option<f64> {
+        let mut acks: Vec<f64> = self
+            .attempts
+            .iter()
+            .filter(|a| a.acked())
+            .map(|a| a.end)
+            .collect();
+        acks.sort_by(f64::total_cmp);
+        let before = acks.iter().rposition(|&t| t <= from)?;
+        let after = acks.iter().position(|&t| t >= to)?;
+        acks[before..=after]
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .reduce(f64::max)
+    }
+
     /// The first attempt that started at or after `t` and got a 250: (its end, the attempt).
     pub fn first_ack_after(&self, t: f64) -> Option<&Attempt> {
         self.attempts
@@ -196,3 +215,6 @@ impl ArpHistory {
         Ok(history)
     }
 }
+
+#[cfg(test)]
+mod tests;

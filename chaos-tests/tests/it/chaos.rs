@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use chaos_tests::checks::imap_cache::{self, ImapRecords};
 use chaos_tests::checks::single_vip_owner;
 use chaos_tests::faults::Netem;
+use chaos_tests::history::monotonic_now;
 use chaos_tests::lab::{Host, Lab};
 use chaos_tests::mail::PASSWORD;
 use chaos_tests::observer::Observer;
@@ -369,6 +370,120 @@ fn rolling_restart_under_load() {
             Ok(Outcome::Ran)
         },
     );
+}
+
+/// The previous release's mclusterd and mclusterctl, which `deploy/previous-release.sh` builds
+/// once (`deploy/dev.sh test` runs it) into `<target>/previous-release/<commit>/`.
+fn previous_release() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MCLUSTER_PREVIOUS_RELEASE") {
+        return PathBuf::from(dir);
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/PREVIOUS_RELEASE");
+    let commit = fs::read_to_string(&file).expect("read deploy/PREVIOUS_RELEASE");
+    let dir = chaos_tests::cluster::bin_dir()
+        .join("../previous-release")
+        .join(commit.trim());
+    assert!(
+        dir.join("mclusterd").exists(),
+        "the previous release is not built in {}: run deploy/previous-release.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// A rolling upgrade from the previous release while mail flows through the VIP: the witness,
+/// then the data node without the VIP, then (after a planned failover to it) the one that held
+/// it, each stopped, started on this build and caught up. The checks are the runner's (no
+/// acknowledged message lost or doubled, UIDs unchanged, one VIP owner, equal state); the
+/// notes give the longest time senders saw no 250 during each step.
+#[test]
+fn rolling_upgrade_under_load() {
+    let previous = previous_release();
+    run_once(
+        "rolling_upgrade_under_load",
+        29,
+        true,
+        |setup| setup.tuning.mclusterd = Some(previous.join("mclusterd")),
+        |chaos| {
+            let builds = |chaos: &Chaos| -> Result<Vec<String>> {
+                let status: serde_json::Value =
+                    serde_json::from_str(&chaos.cluster.ctl_ok(&["upgrade", "status", "--json"])?)?;
+                Ok(status["members"]
+                    .as_array()
+                    .context("members")?
+                    .iter()
+                    .map(|m| m["build"].as_str().unwrap_or("not reported").to_owned())
+                    .collect())
+            };
+            let old = builds(chaos)?;
+            if old.iter().any(|b| b == env!("CARGO_PKG_VERSION")) {
+                bail!("the previous release reports this build's version: {old:?}");
+            }
+            let holder = chaos.holder()?;
+            let partner = chaos.partner_of(holder);
+            let mut steps = Vec::new();
+            for (i, what) in [(chaos.witness(), "witness"), (partner, "data node")] {
+                let start = monotonic_now();
+                upgrade_node(chaos, i)?;
+                steps.push((what, start, monotonic_now()));
+            }
+            let start = monotonic_now();
+            chaos.fault(Some(holder));
+            let name = chaos.cluster.nodes[partner].name.clone();
+            chaos.cluster.ctl_ok(&["failover", "--to", &name])?;
+            upgrade_node(chaos, holder)?;
+            steps.push(("VIP holder, after a failover", start, monotonic_now()));
+            let new = builds(chaos)?;
+            if new.iter().any(|b| b != env!("CARGO_PKG_VERSION")) {
+                bail!("after the upgrade the members run {new:?}");
+            }
+            let finalized = chaos.cluster.ctl_ok(&["upgrade", "finalize"])?;
+            chaos.note(format!(
+                "builds {old:?} -> {new:?}; {}",
+                finalized.lines().next().unwrap_or_default()
+            ));
+            chaos.check_alone_at_end(holder);
+            chaos.check_after_load(move |chaos, history| {
+                let mut problems = Vec::new();
+                for (what, from, to) in steps {
+                    match history.longest_gap(from, to) {
+                        Some(gap) => {
+                            chaos.note(format!(
+                                "upgrading the {what}: longest time without a 250 {:.0} ms",
+                                gap * 1000.0
+                            ));
+                            if gap > MAX_UPGRADE_GAP_S {
+                                problems.push(format!(
+                                    "upgrading the {what} kept mail out for {gap:.1} s"
+                                ));
+                            }
+                        }
+                        None => problems.push(format!("no mail taken around the {what}'s upgrade")),
+                    }
+                }
+                problems
+            });
+            Ok(Outcome::Ran)
+        },
+    );
+}
+
+/// Far above the target (under a second per step), so that a slow CI machine does not fail
+/// the scenario; the notes report the measured gaps.
+const MAX_UPGRADE_GAP_S: f64 = 10.0;
+
+/// Stops node `i` (SIGTERM), starts it on this build, and waits until it has caught up (and,
+/// for a data node, until no blob is missing).
+fn upgrade_node(chaos: &mut Chaos, i: usize) -> Result<()> {
+    stop_cleanly(chaos, i)?;
+    chaos.cluster.nodes[i].mclusterd = None;
+    chaos.cluster.start_node(i)?;
+    chaos.wait_caught_up(i, Duration::from_secs(30))?;
+    if chaos.cluster.nodes[i].role == "data" {
+        chaos.healed();
+        chaos.wait_resynced()?;
+    }
+    Ok(())
 }
 
 #[test]

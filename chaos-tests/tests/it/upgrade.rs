@@ -19,6 +19,7 @@ fn start_old_cluster(subnet: u8, extra_toml: &str) -> Result<Cluster> {
     let tuning = NodeTuning {
         extra_toml: extra_toml.to_owned(),
         env: vec![(AS_OLD_BUILD.0.to_owned(), AS_OLD_BUILD.1.to_owned())],
+        ..NodeTuning::default()
     };
     Cluster::start(subnet, 2, true, tuning)
 }
