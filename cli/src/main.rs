@@ -100,6 +100,10 @@ enum Command {
     Upgrade(UpgradeCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
+    /// Write mclusterctl's manual pages (mclusterctl.1 and one per subcommand) into DIR, for
+    /// packaging
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -595,7 +599,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The manual pages of every visible command, generated from the flag definitions.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("write manual pages into {}", dir.display()))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Man { dir } = &cli.command {
+        return write_man_pages(dir);
+    }
     let ctx = Context::from_env(cli.config)?;
     match cli.command {
         Command::Init(args) => commands::init(
@@ -758,6 +774,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 net: args.net,
             },
         ),
+        Command::Man { dir } => write_man_pages(&dir),
     }
 }
 

@@ -12,11 +12,32 @@ use raft_store::ClusterVersion;
 #[command(name = "mclusterd", about)]
 struct Flags {
     /// The node's configuration file (TOML).
-    #[arg(long, short, required_unless_present = "vip_guard")]
+    #[arg(long, short, required_unless_present_any = ["vip_guard", "man_page"])]
     config: Option<PathBuf>,
+    /// Write mclusterd.8, the manual page, into DIR (for packaging) and exit.
+    #[arg(long, hide = true, value_name = "DIR")]
+    man_page: Option<PathBuf>,
     /// Internal: the virtual IP guard mclusterd starts beside itself (see node::vip::guard).
     #[arg(long, hide = true, num_args = 2.., value_names = ["INTERFACE", "CIDR"])]
     vip_guard: Vec<String>,
+}
+
+/// mclusterd.8 (a daemon's page is in section 8), generated from the flag definitions.
+fn write_man_page(dir: &std::path::Path, version: &'static str) -> ExitCode {
+    let command = Flags::command().version(version);
+    let page = clap_mangen::Man::new(command).section("8");
+    let mut text = Vec::new();
+    let written = page
+        .render(&mut text)
+        .and_then(|()| std::fs::create_dir_all(dir))
+        .and_then(|()| std::fs::write(dir.join("mclusterd.8"), text));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mclusterd: write {}/mclusterd.8: {err}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `mclusterd --version`: the build and the cluster versions it runs.
@@ -37,6 +58,9 @@ fn main() -> ExitCode {
         Ok(flags) => flags,
         Err(err) => err.exit(),
     };
+    if let Some(dir) = &flags.man_page {
+        return write_man_page(dir, version);
+    }
     if !flags.vip_guard.is_empty() {
         return node::vip::guard::run(&flags.vip_guard);
     }

@@ -14,6 +14,7 @@ mod outbound;
 mod outbound_client;
 mod outbound_lab;
 mod outbound_route;
+mod package;
 mod peer_security;
 mod privilege;
 mod protection;
