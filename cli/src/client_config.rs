@@ -27,6 +27,10 @@ pub struct ClientConfig {
     /// Bearer token for `POST /v1/join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_token: Option<String>,
+    /// Bearer token for every `GET` of `/v1/` (`mclusterctl token rotate --read-only`); used
+    /// when there is no admin token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_token: Option<String>,
     #[serde(default = "default_cluster_name")]
     pub cluster_name: String,
 }
@@ -55,6 +59,7 @@ impl ClientConfig {
             admin_urls,
             admin_token,
             join_token,
+            read_only_token,
             cluster_name,
         } = self;
         for url in admin_urls {
@@ -62,7 +67,11 @@ impl ClientConfig {
                 bail!("admin url {url:?} does not start with http://");
             }
         }
-        for (key, token) in [("admin-token", admin_token), ("join-token", join_token)] {
+        for (key, token) in [
+            ("admin-token", admin_token),
+            ("join-token", join_token),
+            ("read-only-token", read_only_token),
+        ] {
             if let Some(token) = token
                 && !is_token(token)
             {
@@ -117,10 +126,13 @@ impl ClientConfig {
         Ok(backup)
     }
 
+    /// The token `/v1/` requests present: the admin token, else the read-only one (which the
+    /// cluster takes for reads only).
     pub fn admin_token(&self) -> Result<&str> {
         self.admin_token
             .as_deref()
-            .context("the client config has no admin-token")
+            .or(self.read_only_token.as_deref())
+            .context("the client config has no admin-token (or read-only-token)")
     }
 
     pub fn join_token(&self) -> Result<&str> {

@@ -331,11 +331,12 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Which of the cluster's two tokens `token rotate` replaces.
+/// Which of the cluster's tokens `token rotate` replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Admin,
     Join,
+    ReadOnly,
 }
 
 impl TokenKind {
@@ -343,6 +344,7 @@ impl TokenKind {
         match self {
             TokenKind::Admin => "admin",
             TokenKind::Join => "join",
+            TokenKind::ReadOnly => "read-only",
         }
     }
 }
@@ -360,6 +362,7 @@ pub fn token_rotate(ctx: &Context, kind: TokenKind) -> Result<()> {
     match kind {
         TokenKind::Admin => client_config.admin_token = Some(token),
         TokenKind::Join => client_config.join_token = Some(token),
+        TokenKind::ReadOnly => client_config.read_only_token = Some(token),
     }
     let mut staged = path.as_os_str().to_owned();
     staged.push(".new");
@@ -407,6 +410,12 @@ pub fn rotation_note(kind: TokenKind, path: &Path) -> String {
             "rotated the admin token: the cluster refuses the old one from now on and accepts the \
              new one, saved as admin-token in {}; replace the client config on every other \
              machine that administers this cluster with this file",
+            path.display()
+        ),
+        TokenKind::ReadOnly => format!(
+            "made a new read-only token: the cluster takes it for reads (every GET) and refuses \
+             it for changes, and refuses the previous one; saved as read-only-token in {}. Give \
+             a monitoring machine a client config with only admin-urls and that read-only-token",
             path.display()
         ),
     }

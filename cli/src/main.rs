@@ -113,8 +113,12 @@ enum TokenCommand {
     Rotate {
         /// Rotate the admin token instead (every other machine's client config must then get
         /// the new one)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read_only")]
         admin: bool,
+        /// Make a new read-only token instead (it opens every GET and nothing else; the
+        /// previous read-only token stops working)
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -757,12 +761,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dkim(DkimCommand::List(JsonArg { json })) => commands::dkim_list(&ctx, json),
         Command::Dkim(DkimCommand::Delete { domain }) => commands::dkim_delete(&ctx, &domain),
-        Command::Token(TokenCommand::Rotate { admin }) => commands::token_rotate(
+        Command::Token(TokenCommand::Rotate { admin, read_only }) => commands::token_rotate(
             &ctx,
-            if admin {
-                TokenKind::Admin
-            } else {
-                TokenKind::Join
+            match (admin, read_only) {
+                (true, _) => TokenKind::Admin,
+                (_, true) => TokenKind::ReadOnly,
+                _ => TokenKind::Join,
             },
         ),
         Command::Demo(args) => demo::run(

@@ -169,6 +169,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         admin_urls: vec![api::admin_url(&plan.admin_addr)],
         admin_token: Some(admin_token),
         join_token: Some(join_token),
+        read_only_token: None,
         cluster_name: plan.cluster_name.clone(),
     };
     Ok(InitOutcome {

@@ -250,6 +250,8 @@ type ApiResult<T> = Result<T, ApiError>;
 enum Access {
     Admin,
     AdminOrJoin,
+    /// A `GET`: the admin token, or the read-only one.
+    Read,
 }
 
 fn token_digest(token: &str) -> String {
@@ -267,7 +269,12 @@ impl axum::extract::FromRequestParts<Arc<ApiState>> for Admin {
         parts: &mut axum::http::request::Parts,
         state: &Arc<ApiState>,
     ) -> Result<Admin, ApiError> {
-        authorize(&state.cluster, &parts.headers, Access::Admin)?;
+        let access = if parts.method == Method::GET {
+            Access::Read
+        } else {
+            Access::Admin
+        };
+        authorize(&state.cluster, &parts.headers, access)?;
         Ok(Admin(state.clone()))
     }
 }
@@ -301,28 +308,48 @@ fn authorize(cluster: &Cluster, headers: &HeaderMap, access: Access) -> ApiResul
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if token_accepted(&settings, presented, access) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    let read_only = cluster.reader.read_only_token_sha256()?;
+    match token_accepted(&settings, read_only.as_deref(), presented, access) {
+        Verdict::Accepted => Ok(()),
+        Verdict::ReadOnly => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "this token may only read (GET); changes need the admin token",
+        )),
+        Verdict::Refused => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong token",
-        ))
+        )),
     }
 }
 
-/// Whether `presented` (the bearer token, if any) opens a route with `access`: only the tokens
-/// whose digests the settings hold now, so a rotated-out token opens nothing.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    /// The read-only token, presented for a change.
+    ReadOnly,
+    Refused,
+}
+
 fn token_accepted(
     settings: &raft_store::ClusterSettings,
+    read_only_sha256: Option<&str>,
     presented: Option<&str>,
     access: Access,
-) -> bool {
-    match presented.map(token_digest) {
-        Some(digest) if digest == settings.admin_token_sha256 => true,
-        Some(digest) => access == Access::AdminOrJoin && digest == settings.join_token_sha256,
-        None => false,
+) -> Verdict {
+    let Some(digest) = presented.map(token_digest) else {
+        return Verdict::Refused;
+    };
+    if digest == settings.admin_token_sha256
+        || (access == Access::AdminOrJoin && digest == settings.join_token_sha256)
+    {
+        return Verdict::Accepted;
+    }
+    match read_only_sha256 {
+        Some(read_only) if digest == read_only && access == Access::Read => Verdict::Accepted,
+        Some(read_only) if digest == read_only => Verdict::ReadOnly,
+        _ => Verdict::Refused,
     }
 }
 
@@ -343,9 +370,10 @@ async fn rotate_token(
     let token = match kind.as_str() {
         "admin" => TokenKind::Admin,
         "join" => TokenKind::Join,
+        "read-only" => TokenKind::ReadOnly,
         other => {
             return Err(ApiError::not_found(format!(
-                "no token {other:?}: admin or join"
+                "no token {other:?}: admin, join or read-only"
             )));
         }
     };
@@ -466,7 +494,7 @@ async fn node_status(Admin(state): Admin) -> ApiResult<Json<NodeStatus>> {
 
 async fn cluster_status(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     let cluster = &state.cluster;
-    if let Err(err) = authorize(cluster, &headers, Access::Admin) {
+    if let Err(err) = authorize(cluster, &headers, Access::Read) {
         return err.into_response();
     }
     // Only the leader knows which members answer its heartbeats.

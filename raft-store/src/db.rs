@@ -103,6 +103,8 @@ pub const KEY_PASSWORD_POLICY: &[u8] = b"password_policy";
 pub const KEY_CONNECTIONS_PER_IP: &[u8] = b"connections_per_ip";
 /// The active cluster version; absent: [`crate::ClusterVersion::V1`].
 pub const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
+/// SHA-256 (hex) of the read-only token, if one was set (cluster version 3).
+pub const KEY_READ_ONLY_TOKEN: &[u8] = b"read_only_token";
 /// What each member reported it runs (`Vec<MemberBuild>`, by node id).
 pub const KEY_MEMBER_BUILDS: &[u8] = b"member_builds";
 

@@ -1,7 +1,9 @@
 //! How the cluster's own commands apply: initialization, token digests, and the registration
 //! of a joining node.
 
-use crate::db::{CF_PENDING_NODES, CF_SETTINGS, KEY_CLUSTER, KEY_NEXT_NODE_ID};
+use crate::db::{
+    CF_PENDING_NODES, CF_SETTINGS, KEY_CLUSTER, KEY_NEXT_NODE_ID, KEY_READ_ONLY_TOKEN,
+};
 use crate::error::StoreError;
 use crate::reader::{Staged, StateReader};
 use crate::types::{
@@ -39,6 +41,10 @@ pub(crate) fn set_token_digest(
     match token {
         TokenKind::Admin => sha256.clone_into(&mut settings.admin_token_sha256),
         TokenKind::Join => sha256.clone_into(&mut settings.join_token_sha256),
+        TokenKind::ReadOnly => {
+            batch.put(CF_SETTINGS, KEY_READ_ONLY_TOKEN, sha256);
+            return Ok(CommandResult::Done);
+        }
     }
     batch.put(CF_SETTINGS, KEY_CLUSTER, &settings);
     Ok(CommandResult::Done)

@@ -103,6 +103,11 @@ impl StateReader {
         self.db.get(CF_SETTINGS, KEY_CLUSTER)
     }
 
+    /// The SHA-256 (hex) of the read-only token, if one was set.
+    pub fn read_only_token_sha256(&self) -> Result<Option<String>, StoreError> {
+        self.db.get(CF_SETTINGS, crate::db::KEY_READ_ONLY_TOKEN)
+    }
+
     /// Nodes that registered (`mclusterctl join`) and are not members yet.
     pub fn pending_nodes(&self) -> Result<Vec<PendingNode>, StoreError> {
         self.db.scan(CF_PENDING_NODES)

@@ -2170,6 +2170,17 @@ async fn a_token_digest_replaces_only_its_own_token() {
         reader.cluster_settings().unwrap(),
         Some(settings("a2", "j2"))
     );
+    // The read-only token's digest lives apart: the settings keep their shape and values.
+    assert_eq!(reader.read_only_token_sha256().unwrap(), None);
+    apply_all(&mut sm, 8, vec![set(crate::TokenKind::ReadOnly, "r1")]).await;
+    assert_eq!(
+        reader.read_only_token_sha256().unwrap().as_deref(),
+        Some("r1")
+    );
+    assert_eq!(
+        reader.cluster_settings().unwrap(),
+        Some(settings("a2", "j2"))
+    );
 }
 
 /// Bytes a build from before `SetTokenDigest` wrote (taken from that build): its log entries,

@@ -427,6 +427,11 @@ fn rolling_upgrade_under_load() {
                 upgrade_node(chaos, i)?;
                 steps.push((what, start, monotonic_now()));
             }
+            // What the new release brings waits while a member runs the old one.
+            let early = chaos.cluster.ctl(&["token", "rotate", "--read-only"])?;
+            if early.status.success() {
+                bail!("a read-only token was set while the VIP holder ran the previous release");
+            }
             let start = monotonic_now();
             chaos.fault(Some(holder));
             let name = chaos.cluster.nodes[partner].name.clone();
@@ -442,6 +447,7 @@ fn rolling_upgrade_under_load() {
                 "builds {old:?} -> {new:?}; {}",
                 finalized.lines().next().unwrap_or_default()
             ));
+            check_read_only_token(chaos)?;
             chaos.check_alone_at_end(holder);
             chaos.check_after_load(move |chaos, history| {
                 let mut problems = Vec::new();
@@ -466,6 +472,45 @@ fn rolling_upgrade_under_load() {
             Ok(Outcome::Ran)
         },
     );
+}
+
+/// After the upgrade, the new release's read-only token: it reads, and it changes nothing.
+fn check_read_only_token(chaos: &mut Chaos) -> Result<()> {
+    let status: serde_json::Value =
+        serde_json::from_str(&chaos.cluster.ctl_ok(&["upgrade", "status", "--json"])?)?;
+    if status["active"] != 3 {
+        bail!("the cluster version did not rise to 3: {status}");
+    }
+    chaos.cluster.ctl_ok(&["token", "rotate", "--read-only"])?;
+    // A monitoring machine's client config: the URLs and the read-only token only.
+    let config = fs::read_to_string(chaos.cluster.root().join("client.toml"))?;
+    let reader: String = config
+        .lines()
+        .filter(|l| !l.starts_with("admin-token") && !l.starts_with("join-token"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let reader_config = chaos.cluster.root().join("reader.toml");
+    fs::write(&reader_config, reader)?;
+    let as_reader = |args: &[&str]| -> Result<std::process::Output> {
+        let mut command = chaos
+            .lab()
+            .command(Host::Client, chaos_tests::cluster::binary("mclusterctl"));
+        command.arg("--config").arg(&reader_config).args(args);
+        Ok(command.stdin(Stdio::null()).output()?)
+    };
+    let read = as_reader(&["status"])?;
+    if !read.status.success() {
+        bail!(
+            "a read with the read-only token: {}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+    }
+    let write = as_reader(&["domain", "add", "reader.test"])?;
+    let said = String::from_utf8_lossy(&write.stderr);
+    if write.status.success() || !said.contains("may only read") {
+        bail!("a change with the read-only token: {said}");
+    }
+    Ok(())
 }
 
 /// Far above the target (under a second per step), so that a slow CI machine does not fail

@@ -13,6 +13,8 @@ use chaos_tests::mail::{PASSWORD, add_users, pop3_fetch, smtp_send, subjects};
 use serde_json::{Value, json};
 
 const AS_OLD_BUILD: (&str, &str) = ("MCLUSTER_TEST_NEWEST_CLUSTER_VERSION", "1");
+/// The newest cluster version this build runs.
+const NEWEST: u32 = 3;
 
 /// Two data nodes and a witness, all of the "older build", so the cluster runs version 1.
 fn start_old_cluster(subnet: u8, extra_toml: &str) -> Result<Cluster> {
@@ -44,7 +46,7 @@ fn upgrade_node(cluster: &mut Cluster, i: usize) -> Result<()> {
             .iter()
             .find(|m| m["node_id"] == node_id)?
             .clone();
-        (member["newest"] == 2).then_some(())
+        (member["newest"] == NEWEST).then_some(())
     })
 }
 
@@ -58,7 +60,7 @@ fn assert_gated_refused(cluster: &Cluster) -> Result<()> {
     let out = gated_command(cluster)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted at version 1: {stderr}");
-    assert!(stderr.contains("need cluster version 2"), "{stderr}");
+    assert!(stderr.contains("needs cluster version 2"), "{stderr}");
     assert!(stderr.contains("mclusterctl upgrade status"), "{stderr}");
     let policy: Value =
         serde_json::from_str(&cluster.ctl_ok(&["protection", "show", "--json"])?)?;
@@ -88,7 +90,7 @@ fn a_rolling_upgrade_raises_the_cluster_version_only_when_every_member_runs_it()
     let build = before["members"][0]["build"].as_str().unwrap_or_default();
     assert_eq!(
         version.trim(),
-        format!("mclusterd {build} (cluster versions 1 to 2)"),
+        format!("mclusterd {build} (cluster versions 1 to {NEWEST})"),
         "{before}"
     );
     assert_eq!(before["members"].as_array().unwrap().len(), 3, "{before}");
@@ -124,9 +126,11 @@ fn a_rolling_upgrade_raises_the_cluster_version_only_when_every_member_runs_it()
     // Then the last one (leadership moves on when it stops): every member runs version 2, and
     // the leader raises it by itself.
     upgrade_node(&mut cluster, 0)?;
-    wait_until(Duration::from_secs(20), "cluster version 2", || {
-        (status(&cluster).ok()?["active"] == 2).then_some(())
-    })?;
+    wait_until(
+        Duration::from_secs(20),
+        "the newest cluster version",
+        || (status(&cluster).ok()?["active"] == NEWEST).then_some(()),
+    )?;
     let out = gated_command(&cluster)?;
     assert!(
         out.status.success(),
@@ -139,7 +143,10 @@ fn a_rolling_upgrade_raises_the_cluster_version_only_when_every_member_runs_it()
         .send_to(&leader, "POST", "/v1/members", Some(join_body(1, 1)))?;
     assert_eq!(answer.status, 409, "{:?}", answer.body);
     let text = answer.body.to_string();
-    assert!(text.contains("runs cluster version 2"), "{text}");
+    assert!(
+        text.contains(&format!("runs cluster version {NEWEST}")),
+        "{text}"
+    );
     assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
     cluster.check_no_unexpected_errors(&[]);
     Ok(())
@@ -154,7 +161,7 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
     std::thread::sleep(Duration::from_secs(3));
     let held = status(&cluster)?;
     assert_eq!(held["active"], 1, "{held}");
-    assert_eq!(held["runnable"], 2, "{held}");
+    assert_eq!(held["runnable"], NEWEST, "{held}");
     assert_eq!(held["auto_finalize"], false, "{held}");
     let text = cluster.ctl_ok(&["upgrade", "status"])?;
     assert!(text.contains("mclusterctl upgrade finalize"), "{text}");
@@ -162,10 +169,10 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
 
     let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
     assert!(
-        said.contains("runs cluster version 2 now (was 1)"),
+        said.contains(&format!("runs cluster version {NEWEST} now (was 1)")),
         "{said}"
     );
-    assert_eq!(status(&cluster)?["active"], 2);
+    assert_eq!(status(&cluster)?["active"], NEWEST);
     cluster.ctl_ok(&["protection", "set", "lockout-secs=60"])?;
     // Again: nothing to do.
     let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
@@ -250,11 +257,15 @@ fn the_last_build_before_versions_upgrades_in_place_with_nothing_lost() -> Resul
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let upgraded = wait_until(Duration::from_secs(60), "cluster version 2", || {
-        let status: Value =
-            serde_json::from_str(&ctl(&["upgrade", "status", "--json"]).ok()?).ok()?;
-        (status["active"] == 2).then_some(status)
-    })?;
+    let upgraded = wait_until(
+        Duration::from_secs(60),
+        "the newest cluster version",
+        || {
+            let status: Value =
+                serde_json::from_str(&ctl(&["upgrade", "status", "--json"]).ok()?).ok()?;
+            (status["active"] == NEWEST).then_some(status)
+        },
+    )?;
     for member in upgraded["members"].as_array().context("members")? {
         assert_eq!(member["build"], env!("CARGO_PKG_VERSION"), "{upgraded}");
     }

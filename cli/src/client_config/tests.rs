@@ -16,6 +16,7 @@ fn sample() -> ClientConfig {
         ],
         admin_token: Some(random_token()),
         join_token: Some(random_token()),
+        read_only_token: None,
         cluster_name: "mcluster".to_owned(),
     }
 }

@@ -705,6 +705,7 @@ fn context_for(server: &TestServer, dir: &Path) -> Context {
         admin_urls: vec![server.url.clone()],
         admin_token: Some(TOKEN.to_owned()),
         join_token: None,
+        read_only_token: None,
         cluster_name: "mcluster".to_owned(),
     }
     .save(&client_config_path)
@@ -1477,6 +1478,10 @@ mod token_rotation {
                 after.join_token.clone(),
                 after.admin_token == before.admin_token,
             ),
+            TokenKind::ReadOnly => (
+                after.read_only_token.clone(),
+                after.admin_token == before.admin_token && after.join_token == before.join_token,
+            ),
         };
         let new_token = new_token.expect("a new token");
         assert_ne!(Some(&new_token), before.admin_token.as_ref());
@@ -1500,6 +1505,8 @@ mod token_rotation {
     fn rotation_sends_only_the_digest_and_saves_the_new_token() {
         check_rotation(TokenKind::Join);
         check_rotation(TokenKind::Admin);
+        // The read-only token is made with the admin token, which stays the one presented.
+        check_rotation(TokenKind::ReadOnly);
     }
 
     #[test]
@@ -1525,6 +1532,7 @@ mod token_rotation {
             admin_urls: vec![refused_url()],
             admin_token: Some(TOKEN.to_owned()),
             join_token: Some(TOKEN.to_owned()),
+            read_only_token: None,
             cluster_name: "mcluster".to_owned(),
         }
         .save(&client_config_path)

@@ -42,6 +42,7 @@ fn context_for(server: &TestServer, dir: &Path) -> Context {
         admin_urls: vec![server.url.clone()],
         admin_token: Some(TOKEN.to_owned()),
         join_token: None,
+        read_only_token: None,
         cluster_name: "mcluster".to_owned(),
     }
     .save(&client_config_path)

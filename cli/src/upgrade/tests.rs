@@ -23,7 +23,7 @@ fn a_held_back_upgrade_says_who_and_what_waits() {
         waiting: vec![FeatureView {
             name: "token-rotation".to_owned(),
             since: ClusterVersion(2),
-            description: "admin and join token rotation".to_owned(),
+            description: "rotating the admin or join token".to_owned(),
         }],
     };
     let text = render(&status);
@@ -32,7 +32,7 @@ fn a_held_back_upgrade_says_who_and_what_waits() {
     assert!(text.contains("not reported"), "{text}");
     assert!(text.contains("1 to 2"), "{text}");
     assert!(
-        text.contains("token-rotation (version 2): admin and join token rotation"),
+        text.contains("token-rotation (version 2): rotating the admin or join token"),
         "{text}"
     );
 }

@@ -2,7 +2,7 @@
 
 use raft_store::ClusterSettings;
 
-use crate::admin_api::{Access, is_sha256_hex, token_accepted, token_digest};
+use crate::admin_api::{Access, Verdict, is_sha256_hex, token_accepted, token_digest};
 
 fn settings(admin: &str, join: &str) -> ClusterSettings {
     ClusterSettings {
@@ -16,15 +16,37 @@ fn settings(admin: &str, join: &str) -> ClusterSettings {
 
 #[track_caller]
 fn check_access(settings: &ClusterSettings, presented: Option<&str>, admin: bool, join: bool) {
+    let accepted = |access| token_accepted(settings, None, presented, access) == Verdict::Accepted;
     assert_eq!(
-        token_accepted(settings, presented, Access::Admin),
+        accepted(Access::Admin),
         admin,
         "{presented:?} on an admin route"
     );
     assert_eq!(
-        token_accepted(settings, presented, Access::AdminOrJoin),
+        accepted(Access::AdminOrJoin),
         join,
         "{presented:?} on a join route"
+    );
+    assert_eq!(accepted(Access::Read), admin, "{presented:?} on a GET");
+}
+
+/// The read-only token opens every GET and nothing else, and says why on a change.
+#[test]
+fn the_read_only_token_reads_and_changes_nothing() {
+    let settings = settings("admin-1", "join-1");
+    let read_only = token_digest("reader-1");
+    let verdict =
+        |presented, access| token_accepted(&settings, Some(&read_only), Some(presented), access);
+    assert_eq!(verdict("reader-1", Access::Read), Verdict::Accepted);
+    assert_eq!(verdict("reader-1", Access::Admin), Verdict::ReadOnly);
+    assert_eq!(verdict("reader-1", Access::AdminOrJoin), Verdict::ReadOnly);
+    assert_eq!(verdict("admin-1", Access::Read), Verdict::Accepted);
+    assert_eq!(verdict("join-1", Access::Read), Verdict::Refused);
+    assert_eq!(verdict("reader-2", Access::Read), Verdict::Refused);
+    // Before one is set, nothing but the admin token reads.
+    assert_eq!(
+        token_accepted(&settings, None, Some("reader-1"), Access::Read),
+        Verdict::Refused
     );
 }
 

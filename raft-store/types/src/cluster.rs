@@ -119,13 +119,17 @@ pub struct ClusterSettings {
     pub ca_key_pem: String,
 }
 
-/// One of the cluster's two bearer tokens.
+/// One of the cluster's bearer tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenKind {
     /// Every `/v1/` route.
     Admin,
     /// Only joining a node (`POST /v1/join`, `POST /v1/members`).
     Join,
+    /// Every `GET` of `/v1/`, nothing that changes anything (cluster version 3; its digest is a
+    /// settings key of its own, so `ClusterSettings` keeps its encoding). Appended last: the
+    /// variant index is part of the log's encoding.
+    ReadOnly,
 }
 
 impl fmt::Display for TokenKind {
@@ -133,6 +137,7 @@ impl fmt::Display for TokenKind {
         f.write_str(match self {
             TokenKind::Admin => "admin",
             TokenKind::Join => "join",
+            TokenKind::ReadOnly => "read-only",
         })
     }
 }

@@ -272,6 +272,10 @@ impl Command {
             Command::MoveReplicas { .. }
             | Command::AddReplicas { .. }
             | Command::ForgetReplicas { .. } => Some(Feature::ReplicaMoves),
+            Command::SetTokenDigest {
+                token: crate::TokenKind::ReadOnly,
+                ..
+            } => Some(Feature::ReadOnlyToken),
             Command::SetTokenDigest { .. } => Some(Feature::TokenRotation),
             Command::Lock(crate::Lockout {
                 target: crate::LockTarget::AccountFrom { .. },

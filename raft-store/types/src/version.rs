@@ -26,10 +26,12 @@ impl ClusterVersion {
     /// The state as builds before versions wrote it (up to commit c77a153): a store or log
     /// that records no cluster version is at this one.
     pub const V1: ClusterVersion = ClusterVersion(1);
-    /// Everything [`Feature`] lists, and the versions themselves.
+    /// The versions themselves and the features of release 0.1.0 ([`Feature::since`]).
     pub const V2: ClusterVersion = ClusterVersion(2);
+    /// Release 0.2.0: read-only tokens.
+    pub const V3: ClusterVersion = ClusterVersion(3);
     /// The newest cluster version this build runs.
-    pub const NEWEST: ClusterVersion = ClusterVersion::V2;
+    pub const NEWEST: ClusterVersion = ClusterVersion::V3;
     /// The oldest cluster version this build runs: it joins a cluster at this version or
     /// newer, so an upgrade goes one release at a time.
     pub const OLDEST: ClusterVersion = ClusterVersion::V1;
@@ -61,14 +63,17 @@ pub enum Feature {
     /// Lockouts of one account from one client address (`LockTarget::AccountFrom` in `Lock`
     /// and `Unlock`). Until it is active they hold on the node that counted the failures only.
     AddressLockouts,
+    /// A read-only admin token (`SetTokenDigest` of `TokenKind::ReadOnly`).
+    ReadOnlyToken,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 4] = [
+    pub const ALL: [Feature; 5] = [
         Feature::PolicySettings,
         Feature::ReplicaMoves,
         Feature::TokenRotation,
         Feature::AddressLockouts,
+        Feature::ReadOnlyToken,
     ];
 
     /// The cluster version that brings it.
@@ -78,6 +83,7 @@ impl Feature {
             | Feature::ReplicaMoves
             | Feature::TokenRotation
             | Feature::AddressLockouts => ClusterVersion::V2,
+            Feature::ReadOnlyToken => ClusterVersion::V3,
         }
     }
 
@@ -88,6 +94,7 @@ impl Feature {
             Feature::ReplicaMoves => "replica-moves",
             Feature::TokenRotation => "token-rotation",
             Feature::AddressLockouts => "address-lockouts",
+            Feature::ReadOnlyToken => "read-only-token",
         }
     }
 
@@ -95,11 +102,12 @@ impl Feature {
     pub fn describe(self) -> &'static str {
         match self {
             Feature::PolicySettings => {
-                "per-service connection limits, message limits and the password policy"
+                "setting per-service connection limits, message limits or the password policy"
             }
-            Feature::ReplicaMoves => "replica moves when a data node leaves or is replaced",
-            Feature::TokenRotation => "admin and join token rotation",
-            Feature::AddressLockouts => "lockouts of one account from one client address",
+            Feature::ReplicaMoves => "moving replicas when a data node leaves or is replaced",
+            Feature::TokenRotation => "rotating the admin or join token",
+            Feature::AddressLockouts => "locking one account out for one client address",
+            Feature::ReadOnlyToken => "setting a read-only token",
         }
     }
 }
@@ -107,9 +115,10 @@ impl Feature {
 /// Why a command may not be proposed yet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{} need cluster version {}, and the cluster runs version {active}: finish the upgrade \
-     first (mclusterctl upgrade status)",
+    "{} (feature {}) needs cluster version {}, and the cluster runs version {active}: finish \
+     the upgrade first (mclusterctl upgrade status)",
     feature.describe(),
+    feature.name(),
     feature.since()
 )]
 pub struct NotActive {

@@ -49,3 +49,20 @@ fn every_command_of_a_newer_version_is_gated_until_it_is_active() {
         assert_eq!(gate(&command, ClusterVersion::V2), Ok(()), "{command}");
     }
 }
+
+#[test]
+fn a_read_only_token_waits_for_version_3_and_says_so() {
+    let command = Command::SetTokenDigest {
+        token: crate::TokenKind::ReadOnly,
+        sha256: String::new(),
+    };
+    assert_eq!(command.feature(), Some(Feature::ReadOnlyToken));
+    let refused = gate(&command, ClusterVersion::V2).unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        "setting a read-only token (feature read-only-token) needs cluster version 3, and the \
+         cluster runs version 2: finish the upgrade first (mclusterctl upgrade status)"
+    );
+    assert_eq!(gate(&command, ClusterVersion::V3), Ok(()));
+    assert_eq!(ClusterVersion::NEWEST, ClusterVersion::V3);
+}
