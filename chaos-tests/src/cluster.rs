@@ -46,6 +46,24 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The previous release's binaries (mclusterd, mclusterctl), which `deploy/previous-release.sh`
+/// builds once (`deploy/dev.sh test` runs it and passes the directory in
+/// `MCLUSTER_PREVIOUS_RELEASE`) into `<target>/previous-release/<commit>/`.
+pub fn previous_release() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MCLUSTER_PREVIOUS_RELEASE") {
+        return PathBuf::from(dir);
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/PREVIOUS_RELEASE");
+    let commit = fs::read_to_string(&file).expect("read deploy/PREVIOUS_RELEASE");
+    let dir = bin_dir().join("../previous-release").join(commit.trim());
+    assert!(
+        dir.join("mclusterd").exists(),
+        "the previous release is not built in {}: run deploy/previous-release.sh",
+        dir.display()
+    );
+    dir
+}
+
 /// The ports a node's mail services listen on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MailPorts {

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -372,25 +372,6 @@ fn rolling_restart_under_load() {
     );
 }
 
-/// The previous release's mclusterd and mclusterctl, which `deploy/previous-release.sh` builds
-/// once (`deploy/dev.sh test` runs it) into `<target>/previous-release/<commit>/`.
-fn previous_release() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MCLUSTER_PREVIOUS_RELEASE") {
-        return PathBuf::from(dir);
-    }
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/PREVIOUS_RELEASE");
-    let commit = fs::read_to_string(&file).expect("read deploy/PREVIOUS_RELEASE");
-    let dir = chaos_tests::cluster::bin_dir()
-        .join("../previous-release")
-        .join(commit.trim());
-    assert!(
-        dir.join("mclusterd").exists(),
-        "the previous release is not built in {}: run deploy/previous-release.sh",
-        dir.display()
-    );
-    dir
-}
-
 /// A rolling upgrade from the previous release while mail flows through the VIP: the witness,
 /// then the data node without the VIP, then (after a planned failover to it) the one that held
 /// it, each stopped, started on this build and caught up. The checks are the runner's (no
@@ -398,7 +379,7 @@ fn previous_release() -> PathBuf {
 /// notes give the longest time senders saw no 250 during each step.
 #[test]
 fn rolling_upgrade_under_load() {
-    let previous = previous_release();
+    let previous = chaos_tests::cluster::previous_release();
     run_once(
         "rolling_upgrade_under_load",
         29,

@@ -31,10 +31,12 @@ fn status(cluster: &Cluster) -> Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// Restarts node `i` on the "new build".
+/// Restarts node `i` on this build (from the stand-in for an older one, or the previous
+/// release).
 fn upgrade_node(cluster: &mut Cluster, i: usize) -> Result<()> {
     cluster.stop(i, Duration::from_secs(20))?;
     cluster.nodes[i].env.clear();
+    cluster.nodes[i].mclusterd = None;
     cluster.start_node(i)?;
     cluster.wait_ready(i, Duration::from_secs(30))?;
     let node_id = cluster.nodes[i].id;
@@ -338,4 +340,78 @@ fn admin_token(path: &Path) -> Result<String> {
         .find_map(|line| line.trim().strip_prefix("admin-token = "))
         .context("admin-token in the client config")?;
     Ok(token.trim_matches('"').to_owned())
+}
+
+/// Until the new cluster version is active, nothing the previous release cannot read is
+/// written: a cluster of the previous release upgraded to this build with `auto-finalize` off
+/// stays at its version and takes mail, and one node goes back to the previous release and runs
+/// on with the others, their state equal. Only finalizing closes that door.
+#[test]
+fn until_finalized_a_node_can_go_back_to_the_previous_release() -> Result<()> {
+    let previous = chaos_tests::cluster::previous_release().join("mclusterd");
+    let tuning = NodeTuning {
+        extra_toml: "[upgrade]\nauto-finalize = false\n".to_owned(),
+        mclusterd: Some(previous.clone()),
+        ..NodeTuning::default()
+    };
+    let mut cluster = Cluster::start(124, 2, true, tuning)?;
+    add_users(&cluster, &["alice"])?;
+    let old_build = status(&cluster)?["members"][0]["build"].clone();
+    assert_ne!(
+        old_build,
+        env!("CARGO_PKG_VERSION"),
+        "the previous release is this build"
+    );
+    for i in [2, 1, 0] {
+        upgrade_node(&mut cluster, i)?;
+    }
+    let held = status(&cluster)?;
+    assert_eq!(held["active"], NEWEST - 1, "{held}");
+    assert_eq!(held["runnable"], NEWEST, "{held}");
+    let send = |cluster: &Cluster, i: usize, subject: &str| -> Result<()> {
+        let addr = cluster.nodes[i].smtp_addr();
+        let (code, reply) = smtp_send(&addr, "plain", None, "alice@example.test", subject)?;
+        anyhow::ensure!(code == 250, "{subject}: {reply}");
+        Ok(())
+    };
+    send(&cluster, 0, "on the new build")?;
+
+    // Back to the previous release on the second data node.
+    cluster.stop(1, Duration::from_secs(20))?;
+    cluster.nodes[1].mclusterd = Some(previous);
+    cluster.start_node(1)?;
+    cluster.wait_ready(1, Duration::from_secs(30))?;
+    let node_id = cluster.nodes[1].id;
+    wait_until(Duration::from_secs(20), "the node's old report", || {
+        let status = status(&cluster).ok()?;
+        let member = status["members"]
+            .as_array()?
+            .iter()
+            .find(|m| m["node_id"] == node_id)?
+            .clone();
+        (member["build"] == old_build).then_some(())
+    })?;
+    send(&cluster, 1, "on the previous release again")?;
+    let listing = pop3_fetch(
+        &cluster.nodes[1].pop3_addr(),
+        "stls",
+        "alice@example.test",
+        false,
+    )?;
+    let mut got = subjects(&listing);
+    got.sort();
+    assert_eq!(
+        got,
+        ["on the new build", "on the previous release again"],
+        "{listing}"
+    );
+    let state =
+        chaos_tests::checks::identical_state::check_digests(&cluster, Duration::from_secs(30));
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+    // With a member on the previous release there is nothing to finalize.
+    let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
+    assert!(said.contains("nothing to finalize"), "{said}");
+    assert_eq!(status(&cluster)?["active"], NEWEST - 1);
+    cluster.check_no_unexpected_errors(&[]);
+    Ok(())
 }
