@@ -73,6 +73,7 @@ pub async fn run(
         .with_context(|| format!("create {}", config.data_dir.display()))?;
     let (log_store, state_machine) = raft_store::open(&config.data_dir).context("open store")?;
     let reader = state_machine.reader();
+    versions::check_store(&reader, config.newest_cluster_version)?;
     let identity = NodeIdentity::load(&config.ca_cert, &config.cert, &config.key)
         .context("load TLS identity")?;
     let transport = Transport::bind(config.node_id, config.raft_addr, &identity)

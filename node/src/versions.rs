@@ -172,6 +172,24 @@ pub fn check_joiner(
     Ok(())
 }
 
+/// Refuses to start on a store whose cluster runs a version this build does not: after an
+/// upgrade was finalized the previous build cannot go back (it would meet entries it cannot
+/// read), and says which build it needs instead of failing on the first such entry.
+pub fn check_store(reader: &raft_store::StateReader, newest: ClusterVersion) -> anyhow::Result<()> {
+    let active = reader.cluster_version()?;
+    if active > newest {
+        anyhow::bail!(
+            "this node's data is of a cluster that runs cluster version {active}, and this build \
+             ({}) runs cluster versions {} to {newest}: the upgrade to the newer build was \
+             finalized, so this build cannot go back; install the build the other members run \
+             (mclusterctl upgrade status shows it)",
+            raft_store::version::BUILD,
+            ClusterVersion::OLDEST
+        );
+    }
+    Ok(())
+}
+
 /// Writes this node's report and makes a new cluster's version this build's newest: a cluster
 /// that never ran an older build has nothing to go back to.
 pub async fn start_new_cluster(cluster: &Cluster) -> Result<(), ClusterError> {

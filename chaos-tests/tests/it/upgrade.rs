@@ -179,7 +179,24 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
     // Again: nothing to do.
     let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
     assert!(said.contains("nothing to finalize"), "{said}");
-    cluster.check_no_unexpected_errors(&[]);
+    // After finalizing there is no way back: a build that runs only older versions refuses the
+    // node's data, saying what it needs, instead of failing on an entry it cannot read.
+    cluster.stop(2, Duration::from_secs(20))?;
+    let older = (NEWEST - 1).to_string();
+    cluster.nodes[2].env = vec![(AS_OLD_BUILD.0.to_owned(), older)];
+    cluster.start_node(2)?;
+    let exit = wait_until(
+        Duration::from_secs(30),
+        "the older build to give up",
+        || cluster.exited(2).ok().flatten(),
+    )?;
+    assert!(!exit.success(), "{exit}");
+    let log = cluster.nodes[2].log();
+    assert!(
+        log.contains(&format!("runs cluster version {NEWEST}")) && log.contains("cannot go back"),
+        "{log}"
+    );
+    cluster.check_no_unexpected_errors(&["cannot go back"]);
     Ok(())
 }
 
