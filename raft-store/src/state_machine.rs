@@ -91,6 +91,37 @@ impl StateMachine {
         StateMachine::new(Db::in_memory())
     }
 
+    /// Like [`StateMachine::in_memory`], as a new one-node cluster (node `member`, id 1) starts:
+    /// its membership applied, its build reported and the cluster at this build's newest
+    /// version, so every command of this build applies.
+    pub fn in_memory_cluster(member: crate::types::Member) -> StateMachine {
+        let mut state_machine = StateMachine::in_memory();
+        let membership = openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([1])],
+            std::collections::BTreeMap::from([(1, member)]),
+        )
+        .expect("a one-node membership");
+        use openraft::vote::RaftLeaderId;
+        let log_id = openraft::LogId::new(
+            openraft::vote::leader_id_adv::CommittedLeaderId::new(1, 1),
+            1,
+        );
+        state_machine
+            .apply_entry(log_id, &EntryPayload::Membership(membership))
+            .expect("a store in memory has no storage errors");
+        let newest = crate::types::ClusterVersion::NEWEST;
+        for command in [
+            Command::ReportBuild(crate::types::MemberBuild::this_build(1, newest)),
+            Command::SetClusterVersion { version: newest },
+        ] {
+            let result = state_machine
+                .apply_unreplicated(Request::new(command))
+                .expect("a store in memory has no storage errors");
+            assert_eq!(result, CommandResult::Done, "{result:?}");
+        }
+        state_machine
+    }
+
     /// Applies `request` as the next entry of a log only this state machine has, and returns
     /// its result. Nothing is replicated or made durable: this is for a state machine made by
     /// [`StateMachine::in_memory`].

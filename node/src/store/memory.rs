@@ -1,6 +1,8 @@
-//! A [`Backend`] in memory for the protocol tests: the real state machine on in-memory tables
-//! (`raft_store::StateMachine::in_memory`), every write applied at once as the next entry of a
-//! log of its own, and blobs in a map. No Raft, no sockets, no disk, no RocksDB database.
+//! A [`Backend`] in memory for the protocol tests: the real state machine on in-memory tables,
+//! as a new one-node cluster at this build's newest cluster version starts
+//! (`raft_store::StateMachine::in_memory_cluster`), every write applied at once as the next
+//! entry of a log of its own, and blobs in a map. No Raft, no sockets, no disk, no RocksDB
+//! database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +20,15 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// An empty store and the seam over it.
+    /// An empty store of a new one-node cluster (at this build's newest cluster version) and
+    /// the seam over it.
     pub fn new() -> (Arc<MemoryBackend>, MailStore) {
-        let state_machine = StateMachine::in_memory();
+        let state_machine = StateMachine::in_memory_cluster(raft_store::Member {
+            name: "n1".into(),
+            role: raft_store::Role::Data,
+            raft_addr: "127.0.0.1:7071".into(),
+            admin_addr: "127.0.0.1:7070".into(),
+        });
         let state = state_machine.reader();
         let backend = Arc::new(MemoryBackend {
             state_machine: Mutex::new(state_machine),
@@ -85,5 +93,34 @@ impl Backend for MemoryBackend {
             Some(data) => Ok(data.as_ref().clone()),
             None => Err(std::io::ErrorKind::NotFound.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft_store::{Command, CommandResult, LockTarget, Lockout};
+
+    use super::MemoryBackend;
+
+    /// The store the protocol tests run on is a cluster at this build's newest version: what
+    /// a newer cluster version brings (here a lockout for one address) applies there as it
+    /// does on a new cluster.
+    #[test]
+    fn the_store_in_memory_runs_the_newest_cluster_version() {
+        let (backend, store) = MemoryBackend::new();
+        assert_eq!(
+            store.state().cluster_version().unwrap(),
+            raft_store::ClusterVersion::NEWEST
+        );
+        let result = backend.apply(Command::Lock(Lockout {
+            target: LockTarget::AccountFrom {
+                account: "alice@example.test".into(),
+                ip: "192.0.2.7".parse().unwrap(),
+            },
+            since: 1,
+            until: 2,
+            reason: "a test".into(),
+        }));
+        assert_eq!(result, CommandResult::Done);
     }
 }
