@@ -400,6 +400,14 @@ fn rolling_upgrade_under_load() {
             if old.iter().any(|b| b == env!("CARGO_PKG_VERSION")) {
                 bail!("the previous release reports this build's version: {old:?}");
             }
+            // IMAP load too: a client caches two mailboxes and keeps an IDLE session through
+            // the VIP; after the holder's step it finds its cache valid (checks/imap_cache.rs).
+            let mut imap = ImapCacheClient::start(chaos)?;
+            imap.wait_for(
+                Duration::from_secs(45),
+                "the IMAP client to cache its mailboxes and get an IDLE update",
+                |r| r.is_ready("cache") && r.is_ready("idle") && !r.idle_updates.is_empty(),
+            )?;
             let holder = chaos.holder()?;
             let partner = chaos.partner_of(holder);
             let mut steps = Vec::new();
@@ -414,11 +422,15 @@ fn rolling_upgrade_under_load() {
                 bail!("a read-only token was set while the VIP holder ran the previous release");
             }
             let start = monotonic_now();
+            imap.fault_coming()?;
             chaos.fault(Some(holder));
             let name = chaos.cluster.nodes[partner].name.clone();
             chaos.cluster.ctl_ok(&["failover", "--to", &name])?;
             upgrade_node(chaos, holder)?;
             steps.push(("VIP holder, after a failover", start, monotonic_now()));
+            imap.wait_exit()?;
+            let fault_at = chaos.fault_at().context("the failover is stamped")?;
+            chaos.check_after_load(imap_cache_check(imap.out.clone(), fault_at));
             let new = builds(chaos)?;
             if new.iter().any(|b| b != env!("CARGO_PKG_VERSION")) {
                 bail!("after the upgrade the members run {new:?}");
@@ -770,6 +782,47 @@ impl Drop for ImapCacheClient {
     }
 }
 
+/// The check of [`ImapCacheClient`]'s records once the load has stopped (`checks/imap_cache.rs`),
+/// with its measurements as notes.
+fn imap_cache_check(
+    out: PathBuf,
+    fault_at: f64,
+) -> impl FnOnce(&mut Chaos, &chaos_tests::history::WorkloadHistory) -> Vec<String> + 'static {
+    move |chaos, history| {
+        let records = match ImapRecords::parse(&out) {
+            Ok(records) => records,
+            Err(err) => return vec![format!("read the IMAP client's records: {err:#}")],
+        };
+        let check = imap_cache::check(history, &records, fault_at);
+        if !records.restarts.is_empty() {
+            chaos.note(format!(
+                "IMAP: sessions started over before the fault (connection lost or NO \
+                 [UNAVAILABLE]: the VIP was let go without a fault): {:?}",
+                records.restarts
+            ));
+        }
+        let ms = |map: &std::collections::BTreeMap<String, f64>, session: &str| {
+            map.get(session)
+                .map_or("-".into(), |s| format!("{:.0}", s * 1000.0))
+        };
+        chaos.note(format!(
+            "IMAP: first SELECT through the VIP {} ms after the fault (cache session, \
+             STARTTLS), {} ms (IDLE session, 993); dead connections noticed after {} \
+             and {} ms",
+            ms(&check.select_after, "cache"),
+            ms(&check.select_after, "idle"),
+            ms(&check.drop_after, "cache"),
+            ms(&check.drop_after, "idle"),
+        ));
+        chaos.note(format!(
+            "IMAP cache: {} cached UIDs unchanged, {} deleted by the POP3 reader, {} new \
+             above the cached UIDNEXT; {} IDLE updates before the fault",
+            check.unchanged, check.deleted_by_reader, check.new_after, check.idle_updates_before
+        ));
+        check.problems
+    }
+}
+
 /// Guarantee 4 through a failover: an IMAP client caches two mailboxes (INBOX, where the load
 /// arrives and the POP3 reader deletes, and one it made with copies, an append, flag changes
 /// and an expunge) and keeps an IDLE connection, both through the VIP; the VIP holder is
@@ -794,43 +847,7 @@ fn imap_cache_survives_vip_kill() {
                 .fault_at()
                 .context("kill_vip_holder stamps the fault")?;
             client.wait_exit()?;
-            let out = client.out.clone();
-            chaos.check_after_load(move |chaos, history| {
-                let records = match ImapRecords::parse(&out) {
-                    Ok(records) => records,
-                    Err(err) => return vec![format!("read the IMAP client's records: {err:#}")],
-                };
-                let check = imap_cache::check(history, &records, fault_at);
-                if !records.restarts.is_empty() {
-                    chaos.note(format!(
-                        "IMAP: sessions started over before the fault (connection lost or NO \
-                         [UNAVAILABLE]: the VIP was let go without a fault): {:?}",
-                        records.restarts
-                    ));
-                }
-                let ms = |map: &std::collections::BTreeMap<String, f64>, session: &str| {
-                    map.get(session)
-                        .map_or("-".into(), |s| format!("{:.0}", s * 1000.0))
-                };
-                chaos.note(format!(
-                    "IMAP: first SELECT through the VIP {} ms after the kill (cache session, \
-                     STARTTLS), {} ms (IDLE session, 993); dead connections noticed after {} \
-                     and {} ms",
-                    ms(&check.select_after, "cache"),
-                    ms(&check.select_after, "idle"),
-                    ms(&check.drop_after, "cache"),
-                    ms(&check.drop_after, "idle"),
-                ));
-                chaos.note(format!(
-                    "IMAP cache: {} cached UIDs unchanged, {} deleted by the POP3 reader, {} new \
-                     above the cached UIDNEXT; {} IDLE updates before the kill",
-                    check.unchanged,
-                    check.deleted_by_reader,
-                    check.new_after,
-                    check.idle_updates_before
-                ));
-                check.problems
-            });
+            chaos.check_after_load(imap_cache_check(client.out.clone(), fault_at));
             Ok(Outcome::Ran)
         },
     );
