@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod admin_api;
+pub mod admin_tls;
 pub mod blobs;
 pub mod bootstrap;
 pub mod clock;
@@ -154,9 +155,10 @@ pub async fn run(
         None => None,
     };
 
-    let listener = tokio::net::TcpListener::bind(config.admin_addr)
-        .await
-        .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
+    let listener =
+        admin_tls::AdminListener::bind(config.admin_addr, cluster.reader.clone(), config.node_id)
+            .await
+            .with_context(|| format!("bind admin API on {}", config.admin_addr))?;
     let (removed_tx, mut removed) = tokio::sync::watch::channel(false);
     let state = Arc::new(ApiState {
         cluster: cluster.clone(),

@@ -152,3 +152,31 @@ pub fn issue_node_cert(
         .map_err(sign_err)?;
     Ok(cert.pem())
 }
+
+/// A certificate and its new private key (PEM) for node `node_id`'s admin API over HTTPS,
+/// signed by the cluster CA: it names the node (`node-<id>`) and the address clients dial, so a
+/// client that trusts the cluster CA verifies it like any HTTPS server.
+pub fn issue_admin_cert(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    node_id: NodeId,
+    admin_ip: std::net::IpAddr,
+) -> Result<(String, String), ReplicationError> {
+    let sign_err = |e: rcgen::Error| ReplicationError::Sign(e.to_string());
+    let ca_key = KeyPair::from_pem(ca_key_pem).map_err(sign_err)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).map_err(sign_err)?;
+    let mut params = CertificateParams::new(vec![node_name(node_id)]).map_err(sign_err)?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(admin_ip));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, node_name(node_id));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let key = KeyPair::generate().map_err(sign_err)?;
+    let cert = params.signed_by(&key, &issuer).map_err(sign_err)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}

@@ -1,6 +1,7 @@
 //! Scenarios against real `mclusterd` processes, one module per area.
 
 mod access_lists;
+mod admin_https;
 mod chaos;
 mod durability;
 mod filters;

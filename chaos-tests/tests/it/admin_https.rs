@@ -1,0 +1,51 @@
+//! The admin API over HTTPS, beside plain HTTP on the same port: a client that trusts the
+//! cluster CA (`ca.crt` in the directory `mclusterctl init` wrote) verifies every node's admin
+//! certificate by its address, the first node's and a joined one's alike; a client that does
+//! not trust it refuses the connection.
+
+use std::process::{Command, Stdio};
+
+use anyhow::Result;
+use chaos_tests::cluster::{Cluster, NodeTuning};
+
+/// curl's answer body and exit code.
+fn curl(args: &[&str]) -> Result<(String, i32)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    Ok((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    ))
+}
+
+#[test]
+fn the_admin_api_answers_https_with_a_certificate_from_the_cluster_ca() -> Result<()> {
+    let cluster = Cluster::start(125, 2, false, NodeTuning::default())?;
+    let ca = cluster.root().join("ca.crt");
+    let ca = ca.to_str().unwrap_or_default();
+    let token = std::fs::read_to_string(cluster.root().join("client.toml"))?
+        .lines()
+        .find_map(|l| l.strip_prefix("admin-token = "))
+        .map(|t| t.trim_matches('"').to_owned())
+        .unwrap_or_default();
+    let auth = format!("Authorization: Bearer {token}");
+    for node in &cluster.nodes {
+        let https = format!("https://{}", node.admin_addr);
+        let (body, code) = curl(&["--cacert", ca, &format!("{https}/ready")])?;
+        assert_eq!((body.trim(), code), ("ready", 0), "{}", node.name);
+        let (body, code) = curl(&["--cacert", ca, "-H", &auth, &format!("{https}/v1/members")])?;
+        assert_eq!(code, 0, "{body}");
+        assert!(body.contains("\"voter\":true"), "{body}");
+        // Not trusted without the cluster CA (curl: 60, peer certificate cannot be verified).
+        let (_, code) = curl(&[&format!("{https}/ready")])?;
+        assert_eq!(code, 60, "{} verified without the cluster CA", node.name);
+        // Plain HTTP on the same port still answers.
+        let (body, code) = curl(&[&format!("http://{}/ready", node.admin_addr)])?;
+        assert_eq!((body.trim(), code), ("ready", 0), "{}", node.name);
+    }
+    cluster.check_no_unexpected_errors(&[]);
+    Ok(())
+}
