@@ -50,6 +50,20 @@ use mcluster_types::api::{
 };
 pub use mcluster_types::{Domain, Role};
 
+/// TLS that trusts only the cluster CA in `ca_pem` (with the process's one crypto provider).
+fn cluster_ca_tls(ca_pem: &str) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let ca = Certificate::from_pem(ca_pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("read ca-cert-pem: {e}"))?;
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .root_certs(RootCerts::new_with_certs(&[ca]))
+        .build())
+}
+
 /// The answer to a leave that waits for copies (`202`).
 #[derive(Debug, Clone, Deserialize)]
 struct Draining {
@@ -311,16 +325,31 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client that tries `urls` (`http://host:port`) in order and presents `token`.
-    pub fn new(urls: Vec<String>, token: impl Into<String>) -> Result<Client> {
+    /// A client that tries `urls` (`http://host:port` or `https://host:port`) in order and
+    /// presents `token`. An `https://` URL's certificate must chain to `ca_pem`, the cluster CA.
+    pub fn new(
+        urls: Vec<String>,
+        token: impl Into<String>,
+        ca_pem: Option<&str>,
+    ) -> Result<Client> {
         if urls.is_empty() {
             bail!("no admin urls to try (add some to the client config's admin-urls)");
         }
-        let urls = urls
+        let urls: Vec<String> = urls
             .into_iter()
             .map(|url| url.trim_end_matches('/').to_owned())
             .collect();
+        let tls = if urls.iter().any(|url| url.starts_with("https://")) {
+            let pem = ca_pem.context(
+                "the admin URLs use https://, and the client config has no ca-cert-pem (the \
+                 cluster CA: ca.crt in the directory mclusterctl init wrote)",
+            )?;
+            cluster_ca_tls(pem)?
+        } else {
+            ureq::tls::TlsConfig::default()
+        };
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))

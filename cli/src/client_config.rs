@@ -18,7 +18,7 @@ pub const DEFAULT_CLUSTER_NAME: &str = "mcluster";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClientConfig {
-    /// Admin API base URLs (`http://host:port`), tried in order.
+    /// Admin API base URLs (`http://host:port` or `https://host:port`), tried in order.
     #[serde(default)]
     pub admin_urls: Vec<String>,
     /// Bearer token for every `/v1/` route. Absent on a machine that may only join nodes.
@@ -33,6 +33,9 @@ pub struct ClientConfig {
     pub read_only_token: Option<String>,
     #[serde(default = "default_cluster_name")]
     pub cluster_name: String,
+    /// The cluster CA (PEM), which `https://` admin URLs' certificates must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_pem: Option<String>,
 }
 
 fn default_cluster_name() -> String {
@@ -61,11 +64,17 @@ impl ClientConfig {
             join_token,
             read_only_token,
             cluster_name,
+            ca_cert_pem,
         } = self;
         for url in admin_urls {
-            if !url.starts_with("http://") {
-                bail!("admin url {url:?} does not start with http://");
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                bail!("admin url {url:?} does not start with http:// or https://");
             }
+        }
+        if let Some(pem) = ca_cert_pem
+            && !pem.contains("-----BEGIN CERTIFICATE-----")
+        {
+            bail!("ca-cert-pem is not a PEM certificate");
         }
         for (key, token) in [
             ("admin-token", admin_token),
@@ -141,19 +150,45 @@ impl ClientConfig {
             .context("the client config has no join-token")
     }
 
-    /// Adds `url` at the end unless it is already listed.
+    /// The admin URL of `admin_addr` in the scheme this config uses: `https://` once any of its
+    /// URLs does, else `http://`.
+    pub fn url_for(&self, admin_addr: &str) -> String {
+        if self
+            .admin_urls
+            .iter()
+            .any(|url| url.starts_with("https://"))
+        {
+            format!("https://{admin_addr}")
+        } else {
+            crate::api::admin_url(admin_addr)
+        }
+    }
+
+    /// Adds `url` at the end unless its address is already listed (with either scheme).
     pub fn add_admin_url(&mut self, url: &str) {
-        if !self.admin_urls.iter().any(|known| known == url) {
+        if !self.admin_urls.iter().any(|known| same_address(known, url)) {
             self.admin_urls.push(url.to_owned());
         }
     }
 
-    /// Removes `url`; returns whether it was listed.
+    /// Removes the URLs of `url`'s address, `http://` or `https://`; returns whether one was
+    /// listed.
     pub fn remove_admin_url(&mut self, url: &str) -> bool {
         let n_urls = self.admin_urls.len();
-        self.admin_urls.retain(|known| known != url);
+        self.admin_urls.retain(|known| !same_address(known, url));
         self.admin_urls.len() != n_urls
     }
+}
+
+/// Whether two admin URLs name the same `host:port`, whatever their schemes.
+fn same_address(a: &str, b: &str) -> bool {
+    let address = |url: &str| {
+        url.trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    address(a) == address(b)
 }
 
 /// The client config path: `--config`, else `$MCLUSTER_CLIENT_CONFIG`, else

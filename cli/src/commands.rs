@@ -79,6 +79,7 @@ pub fn admin_client(client_config: &ClientConfig) -> Result<Client> {
     Client::new(
         client_config.admin_urls.clone(),
         client_config.admin_token()?,
+        client_config.ca_cert_pem.as_deref(),
     )
 }
 
@@ -223,9 +224,10 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
         plan.seeds.iter().map(|seed| normalize_url(seed)).collect()
     };
     let mclusterd = find_mclusterd_if(options.start, &options.mclusterd)?;
-    let outcome = node_dir::join_files(&plan, &join_token)?;
+    let outcome = node_dir::join_files(&plan, &join_token, client_config.ca_cert_pem.as_deref())?;
     let node_id = outcome.node_file.node_id;
-    client_config.add_admin_url(&api::admin_url(&plan.admin_addr));
+    let url = client_config.url_for(&plan.admin_addr);
+    client_config.add_admin_url(&url);
     client_config
         .save(&ctx.client_config_path)
         .context("add the new node to the client config")?;

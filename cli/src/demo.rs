@@ -392,6 +392,7 @@ impl Demo {
                     vip: node.vip_options(),
                 },
                 &join_token,
+                client_config.ca_cert_pem.as_deref(),
             )?;
             client_config.add_admin_url(&api::admin_url(&node.admin_addr()));
             self.save_client_config(&client_config, false)?;

@@ -171,6 +171,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         join_token: Some(join_token),
         read_only_token: None,
         cluster_name: plan.cluster_name.clone(),
+        ca_cert_pem: None,
     };
     Ok(InitOutcome {
         ca_cert,
@@ -208,7 +209,8 @@ pub struct JoinOutcome {
 
 /// Asks the cluster (`POST /v1/join`) for a node id and a certificate for a new key, and writes
 /// the node's directory `plan.dir/<name>`. The node still has to start to become a member.
-pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
+/// `ca_pem`: the cluster CA, for `https://` seeds.
+pub fn join_files(plan: &JoinPlan, join_token: &str, ca_pem: Option<&str>) -> Result<JoinOutcome> {
     validate_name(&plan.name)?;
     validate_addr("raft address", &plan.raft_addr)?;
     validate_addr("admin address", &plan.admin_addr)?;
@@ -224,7 +226,7 @@ pub fn join_files(plan: &JoinPlan, join_token: &str) -> Result<JoinOutcome> {
     node.refuse_existing()?;
 
     let key_request = pki::node_key_request(&plan.name)?;
-    let client = Client::new(plan.seeds.clone(), join_token)?;
+    let client = Client::new(plan.seeds.clone(), join_token, ca_pem)?;
     let join_request = JoinRequest {
         name: plan.name.clone(),
         role: plan.role,

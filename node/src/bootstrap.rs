@@ -95,6 +95,18 @@ pub fn remove_join_section(path: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// TLS that trusts only the cluster CA (the node's `ca-cert`), for `https://` seeds.
+fn cluster_ca_tls(ca_cert: &Path) -> Result<ureq::tls::TlsConfig, ureq::Error> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let pem = std::fs::read(ca_cert)?;
+    let ca = Certificate::from_pem(&pem)?;
+    Ok(TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(replication::pki::provider())
+        .root_certs(RootCerts::new_with_certs(&[ca]))
+        .build())
+}
+
 fn is_voter(cluster: &Cluster) -> bool {
     let metrics = cluster.metrics();
     let node_id = cluster.config.node_id;
@@ -190,11 +202,13 @@ async fn join_cluster(cluster: Arc<Cluster>, join: JoinFile) {
             let url = format!("{}/v1/members", seed.trim_end_matches('/'));
             let token = join.token.clone();
             let body = body.clone();
+            let ca_cert = cluster.config.ca_cert.clone();
             let answer =
                 tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
                     let agent: ureq::Agent = ureq::Agent::config_builder()
                         .timeout_global(Some(Duration::from_secs(150)))
                         .http_status_as_error(false)
+                        .tls_config(cluster_ca_tls(&ca_cert)?)
                         .build()
                         .into();
                     let mut response = agent

@@ -1,7 +1,8 @@
 //! The admin API over HTTPS, beside plain HTTP on the same port: a client that trusts the
 //! cluster CA (`ca.crt` in the directory `mclusterctl init` wrote) verifies every node's admin
 //! certificate by its address, the first node's and a joined one's alike; a client that does
-//! not trust it refuses the connection.
+//! not trust it refuses the connection. mclusterctl with `https://` URLs and the CA in its
+//! client config administers the cluster and joins a node, which asks to be added over HTTPS.
 
 use std::process::{Command, Stdio};
 
@@ -46,6 +47,25 @@ fn the_admin_api_answers_https_with_a_certificate_from_the_cluster_ca() -> Resul
         let (body, code) = curl(&[&format!("http://{}/ready", node.admin_addr)])?;
         assert_eq!((body.trim(), code), ("ready", 0), "{}", node.name);
     }
+    // mclusterctl over HTTPS: the client config's URLs turned to https://, with the CA.
+    let config = cluster.root().join("client.toml");
+    let plain = std::fs::read_to_string(&config)?;
+    let https = plain.replace("http://", "https://");
+    std::fs::write(&config, &https)?;
+    let refused = cluster.ctl(&["members"])?;
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "https without the CA: {said}");
+    assert!(said.contains("no ca-cert-pem"), "{said}");
+    let pem = std::fs::read_to_string(cluster.root().join("ca.crt"))?;
+    std::fs::write(&config, format!("{https}ca-cert-pem = {pem:?}\n"))?;
+    let members = cluster.ctl_ok(&["members"])?;
+    assert!(members.contains("n2"), "{members}");
+    // A join through https:// seeds: the new node asks to be added over HTTPS too.
+    let mut cluster = cluster;
+    let i = cluster.add_node("witness")?;
+    let config = std::fs::read_to_string(cluster.root().join("client.toml"))?;
+    let url = format!("https://{}", cluster.nodes[i].admin_addr);
+    assert!(config.contains(&url), "{config}");
     cluster.check_no_unexpected_errors(&[]);
     Ok(())
 }

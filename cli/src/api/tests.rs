@@ -18,7 +18,12 @@ const STATUS: &str = r#"{"cluster_name":"mcluster","leader_id":1,"term":3,"membe
      "admin_addr":"127.0.0.13:7070","matched_index":null}]}"#;
 
 fn client(urls: &[&str]) -> Client {
-    Client::new(urls.iter().map(|url| (*url).to_owned()).collect(), TOKEN).expect("client")
+    Client::new(
+        urls.iter().map(|url| (*url).to_owned()).collect(),
+        TOKEN,
+        None,
+    )
+    .expect("client")
 }
 
 #[track_caller]
@@ -324,7 +329,7 @@ fn encodes_path_components() {
 
 #[test]
 fn no_urls_is_an_error() {
-    assert!(Client::new(Vec::new(), TOKEN).is_err());
+    assert!(Client::new(Vec::new(), TOKEN, None).is_err());
 }
 
 /// `GET /v1/queue/{id}` as the node writes it: a held bounce (null sender) with one recipient

@@ -18,6 +18,7 @@ fn sample() -> ClientConfig {
         join_token: Some(random_token()),
         read_only_token: None,
         cluster_name: "mcluster".to_owned(),
+        ca_cert_pem: None,
     }
 }
 
@@ -137,4 +138,24 @@ fn path_resolution_order() {
 #[test]
 fn path_resolution_without_home_fails() {
     assert!(resolve_path(None, |_| None).is_err());
+}
+
+/// A config that speaks HTTPS keeps to it: a joined node's URL is `https://`, and an address is
+/// added or removed once whatever the scheme it was listed with.
+#[test]
+fn https_configs_list_new_nodes_by_https_and_addresses_once() {
+    let mut config = sample();
+    config.admin_urls = vec!["http://10.0.0.1:7070".into()];
+    assert_eq!(config.url_for("10.0.0.2:7070"), "http://10.0.0.2:7070");
+    config.admin_urls = vec!["https://10.0.0.1:7070".into()];
+    assert_eq!(config.url_for("10.0.0.2:7070"), "https://10.0.0.2:7070");
+    config.add_admin_url("http://10.0.0.1:7070");
+    assert_eq!(config.admin_urls, ["https://10.0.0.1:7070"]);
+    assert!(config.remove_admin_url("http://10.0.0.1:7070/"));
+    assert!(config.admin_urls.is_empty());
+    config.admin_urls = vec!["ftp://10.0.0.1:7070".into()];
+    assert!(config.validate().is_err());
+    config.admin_urls = vec!["https://10.0.0.1:7070".into()];
+    config.ca_cert_pem = Some("not a certificate".into());
+    assert!(config.validate().is_err());
 }

@@ -707,6 +707,7 @@ fn context_for(server: &TestServer, dir: &Path) -> Context {
         join_token: None,
         read_only_token: None,
         cluster_name: "mcluster".to_owned(),
+        ca_cert_pem: None,
     }
     .save(&client_config_path)
     .expect("save client config");
@@ -871,7 +872,7 @@ fn check_failover(
     vip_timeout: Duration,
 ) -> (FailoverOutcome, usize) {
     let (n1, n2) = failover_cluster(n1_vip, n2_vip);
-    let client = Client::new(vec![n1.url.clone()], TOKEN).expect("client");
+    let client = Client::new(vec![n1.url.clone()], TOKEN, None).expect("client");
     let outcome = fail_over(&client, Some("n2"), vip_timeout).expect("fail over");
     assert_eq!((outcome.leader, outcome.leader_name.as_str()), (2, "n2"));
     let failover_request = n1
@@ -1534,6 +1535,7 @@ mod token_rotation {
             join_token: Some(TOKEN.to_owned()),
             read_only_token: None,
             cluster_name: "mcluster".to_owned(),
+            ca_cert_pem: None,
         }
         .save(&client_config_path)
         .expect("save");

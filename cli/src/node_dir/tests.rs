@@ -292,7 +292,7 @@ fn join_writes_the_node_the_cluster_admitted() {
     let (server, ca) = fake_cluster();
     let dir = tempfile::tempdir().expect("create temp dir");
     let join_token = "cd".repeat(32);
-    let outcome = join_files(&join_plan(dir.path(), &server.url), &join_token).expect("join");
+    let outcome = join_files(&join_plan(dir.path(), &server.url), &join_token, None).expect("join");
 
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
@@ -327,7 +327,8 @@ fn join_writes_the_node_the_cluster_admitted() {
     assert!(!node.bootstrap.exists());
 
     // A second join of the same name is refused before the cluster is asked.
-    let err = join_files(&join_plan(dir.path(), &server.url), &join_token).expect_err("exists");
+    let err =
+        join_files(&join_plan(dir.path(), &server.url), &join_token, None).expect_err("exists");
     assert!(format!("{err:#}").contains("already exists"), "{err:#}");
     assert_eq!(server.requests().len(), 1);
 }
@@ -345,7 +346,7 @@ fn join_writes_mail_options_for_a_data_node_and_refuses_them_for_a_witness() {
         mail: mail.clone(),
         ..join_plan(dir.path(), &server.url)
     };
-    let err = join_files(&witness, &"cd".repeat(32)).expect_err("witness with mail");
+    let err = join_files(&witness, &"cd".repeat(32), None).expect_err("witness with mail");
     assert!(
         format!("{err:#}").contains("a witness serves no mail"),
         "{err:#}"
@@ -359,7 +360,7 @@ fn join_writes_mail_options_for_a_data_node_and_refuses_them_for_a_witness() {
         role: Role::Data,
         ..witness
     };
-    let outcome = join_files(&data, &"cd".repeat(32)).expect("join");
+    let outcome = join_files(&data, &"cd".repeat(32), None).expect("join");
     let node_file = outcome.node.load_config().expect("load mclusterd.toml");
     assert_eq!(node_file.mail, Some(mail));
 }
@@ -372,7 +373,7 @@ fn join_writes_the_vip_of_a_data_node_and_refuses_one_for_a_witness() {
         vip: loopback_vip(),
         ..join_plan(dir.path(), &server.url)
     };
-    let err = join_files(&witness, &"cd".repeat(32)).expect_err("witness with a VIP");
+    let err = join_files(&witness, &"cd".repeat(32), None).expect_err("witness with a VIP");
     assert!(
         format!("{err:#}").contains("a witness never holds the virtual IP"),
         "{err:#}"
@@ -387,7 +388,7 @@ fn join_writes_the_vip_of_a_data_node_and_refuses_one_for_a_witness() {
         mail: own_mail("127.0.0.13"),
         ..witness.clone()
     };
-    let outcome = join_files(&data, &"cd".repeat(32)).expect("join");
+    let outcome = join_files(&data, &"cd".repeat(32), None).expect("join");
     let node_file = outcome.node.load_config().expect("load mclusterd.toml");
     assert_eq!(
         node_file.vip,
@@ -404,7 +405,7 @@ fn join_writes_the_vip_of_a_data_node_and_refuses_one_for_a_witness() {
         name: "n4".to_owned(),
         ..witness
     };
-    let err = join_files(&wildcard, &"cd".repeat(32)).expect_err("wildcard listeners");
+    let err = join_files(&wildcard, &"cd".repeat(32), None).expect_err("wildcard listeners");
     assert!(
         format!("{err:#}").contains("Pass --smtp-addr 127.0.0.13:25"),
         "{err:#}"
@@ -416,7 +417,8 @@ fn join_writes_the_vip_of_a_data_node_and_refuses_one_for_a_witness() {
 fn join_reports_the_cluster_refusal() {
     let server = TestServer::start(|_| Reply::error(401, "unauthorized", "bad token"));
     let dir = tempfile::tempdir().expect("create temp dir");
-    let err = join_files(&join_plan(dir.path(), &server.url), &"00".repeat(32)).expect_err("401");
+    let err =
+        join_files(&join_plan(dir.path(), &server.url), &"00".repeat(32), None).expect_err("401");
     let message = format!("{err:#}");
     assert!(message.contains("ask the cluster to admit n3"), "{message}");
     assert!(message.contains("401 unauthorized"), "{message}");

@@ -44,6 +44,7 @@ fn context_for(server: &TestServer, dir: &Path) -> Context {
         join_token: None,
         read_only_token: None,
         cluster_name: "mcluster".to_owned(),
+        ca_cert_pem: None,
     }
     .save(&client_config_path)
     .expect("save client config");
