@@ -87,6 +87,8 @@ case "${1:-}" in
         # built once, with the RocksDB library the build above made, and kept with the target.
         MCLUSTER_PREVIOUS_RELEASE=$(deploy/previous-release.sh "$rocksdb_lib")
         export MCLUSTER_PREVIOUS_RELEASE
+        # The package test installs the Debian package into this machine (and removes it).
+        export MCLUSTER_PACKAGE_TEST=1
         # The chaos scenarios (the smoke subset; MCLUSTER_CHAOS_FULL=1 for all of them) each add
         # a row to a results table, printed at the end whether or not the tests passed.
         "$(target_dir)/debug/chaos_table" --reset

@@ -605,10 +605,23 @@ async fn add_member(
     {
         return err.into_response();
     }
-    match cluster.add_member(node_id).await {
-        Ok(member) => Json(member_view(node_id, member, true)).into_response(),
-        Err(err) => ApiError::from(err).into_response(),
+    let member = match cluster.add_member(node_id).await {
+        Ok(member) => member,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    // The cluster version may have risen between the check and the learner entry (a finalize
+    // in between, counting only the members of then): checked again now that the node counts,
+    // and a node that cannot run it goes again.
+    if let Some(build) = &body.build
+        && let Err(err) = check_joiner(cluster, node_id, build).await
+    {
+        tracing::warn!(node_id, error = ?err, "a joined node cannot run the cluster version: removing it");
+        if let Err(remove) = cluster.remove_member(node_id).await {
+            tracing::error!(node_id, error = %remove, "could not remove the node that cannot run the cluster version");
+        }
+        return err.into_response();
     }
+    Json(member_view(node_id, member, true)).into_response()
 }
 
 /// A node whose build cannot run the active cluster version does not become a member.

@@ -22,10 +22,11 @@ use tokio_rustls::server::TlsStream;
 
 /// The first byte of every TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
-/// How long a new connection may take to send its first byte and finish a TLS handshake.
+/// How long a new connection may take to send its first byte.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a TLS handshake may take after that.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections between accept and a finished handshake, at most (the rest wait in the kernel's
-/// backlog): a client that opens many and sends nothing holds up no more than this.
+/// Connections between accept and a finished handshake, at most: more are closed at once.
 const MAX_HANDSHAKES: usize = 64;
 
 /// The admin certificate, signed on first use.
@@ -204,9 +205,6 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
@@ -215,27 +213,36 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Every connection is accepted; one that finds every slot taken by connections still
+        // silent or mid-handshake is closed at once, so they cannot stop the port.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "admin connection closed: too many handshakes under way");
+            continue;
+        };
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            let io = tokio::time::timeout(HANDSHAKE_TIMEOUT, open(stream, &acceptor)).await;
+            let io = open(stream, &acceptor).await;
             drop(slot);
             match io {
-                Ok(Ok(io)) => {
+                Ok(io) => {
                     let _ = ready.send((io, peer)).await;
                 }
-                Ok(Err(err)) => tracing::debug!(%peer, error = %err, "admin connection refused"),
-                Err(_) => tracing::debug!(%peer, "admin connection: no request in time"),
+                Err(err) => tracing::debug!(%peer, error = %err, "admin connection refused"),
             }
         });
     }
 }
 
-/// Plain HTTP, or the TLS handshake when the first byte starts one.
+/// Plain HTTP, or the TLS handshake when the first byte starts one; each within its time.
 async fn open(stream: TcpStream, acceptor: &TlsAcceptor) -> io::Result<AdminIo> {
+    let timed_out = |what| io::Error::new(io::ErrorKind::TimedOut, what);
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
-    if stream.peek(&mut first).await? == 0 {
+    let peeked = tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))
+        .await
+        .map_err(|_| timed_out("no first byte in time"))??;
+    if peeked == 0 {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "closed at once",
@@ -244,6 +251,8 @@ async fn open(stream: TcpStream, acceptor: &TlsAcceptor) -> io::Result<AdminIo> 
     if first[0] != TLS_HANDSHAKE {
         return Ok(AdminIo::Plain(stream));
     }
-    let tls = acceptor.accept(stream).await?;
+    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| timed_out("no TLS handshake in time"))??;
     Ok(AdminIo::Tls(Box::new(tls)))
 }

@@ -253,8 +253,15 @@ impl StateMachine {
         }
         // The gate the proposer passed, checked again the same way on every node: versions only
         // move forward, so a command the proposer saw active is active here.
+        // The stored text is part of the state (request outcomes are in the digest): only the
+        // feature's name and version, which never change, go into it.
         if let Err(inactive) = crate::types::version::gate(command, reader.cluster_version()?) {
-            return rejected(Rejection::NotActive(inactive.to_string()));
+            return rejected(Rejection::NotActive(format!(
+                "feature {} needs cluster version {}; the cluster runs version {}",
+                inactive.feature.name(),
+                inactive.feature.since(),
+                inactive.active
+            )));
         }
         match command {
             Command::ReportBuild(report) => {

@@ -2,8 +2,9 @@
 //! verified, a node made with `mclusterctl init` put in /etc/mcluster and started as the
 //! package's `mcluster` user the way the unit starts it, then `dpkg -i` of a newer package that
 //! keeps the node's config and data, and a purge that keeps the mail. It installs into this
-//! machine (root and dpkg needed) and leaves it as it found it; it will not touch a machine that
-//! has an mcluster installation of its own.
+//! machine, so it runs only when asked (`MCLUSTER_PACKAGE_TEST=1`, which `deploy/dev.sh test`
+//! sets; root and dpkg needed), leaves the machine as it found it, and will not touch a machine
+//! that has an mcluster installation of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,14 @@ use chaos_tests::cluster::wait_until;
 use chaos_tests::mail::PASSWORD;
 
 const ADMIN: &str = "127.77.123.1:7070";
-const MARKER: &str = "/var/lib/mcluster/.mcluster-package-test";
+/// Left by a run, in both directories it installs into, until its cleanup: a later run may
+/// clean up after one that died only where both are there (a real installation has neither).
+const MARKERS: [&str; 2] = [
+    "/var/lib/mcluster/.mcluster-package-test",
+    "/etc/mcluster/.mcluster-package-test",
+];
+/// In the markers when the run made the `mcluster` user (so its cleanup removes it).
+const MADE_USER: &str = "made the mcluster user";
 
 fn run(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
@@ -136,11 +144,17 @@ fn installed() -> bool {
 #[test]
 fn the_debian_package_installs_runs_as_its_user_and_upgrades_keeping_config_and_data() -> Result<()>
 {
+    if std::env::var("MCLUSTER_PACKAGE_TEST").as_deref() != Ok("1") {
+        println!(
+            "skipped: MCLUSTER_PACKAGE_TEST=1 runs the package test (it installs into this machine)"
+        );
+        return Ok(());
+    }
     if !nix::unistd::geteuid().is_root() || run("dpkg", &["--version"]).is_err() {
         println!("skipped: the package test needs root and dpkg");
         return Ok(());
     }
-    let leftover = Path::new(MARKER).exists();
+    let leftover = MARKERS.iter().all(|m| Path::new(m).exists());
     if !leftover
         && (installed()
             || Path::new("/var/lib/mcluster").exists()
@@ -151,8 +165,13 @@ fn the_debian_package_installs_runs_as_its_user_and_upgrades_keeping_config_and_
         );
         return Ok(());
     }
+    let made_user = if leftover {
+        std::fs::read_to_string(MARKERS[0])?.contains(MADE_USER)
+    } else {
+        run("getent", &["passwd", "mcluster"]).is_err()
+    };
     let _cleanup = Cleanup {
-        created_user: leftover || run("getent", &["passwd", "mcluster"]).is_err(),
+        created_user: made_user,
     };
     if leftover {
         // A run that died half-way: start again from nothing.
@@ -165,7 +184,14 @@ fn the_debian_package_installs_runs_as_its_user_and_upgrades_keeping_config_and_
     let newer = build_package(&work.path().join("newer"), Some("99.0.0"))?;
 
     run("dpkg", &["-i", first.to_str().context("path")?])?;
-    std::fs::write(MARKER, "made by the package test\n")?;
+    let marker = if made_user {
+        format!("made by the package test; {MADE_USER}\n")
+    } else {
+        "made by the package test\n".to_owned()
+    };
+    for path in MARKERS {
+        std::fs::write(path, &marker)?;
+    }
     let version = run("/usr/bin/mclusterd", &["--version"])?;
     ensure!(
         version.starts_with(&format!("mclusterd {}", env!("CARGO_PKG_VERSION"))),

@@ -87,7 +87,8 @@ impl Feature {
         }
     }
 
-    /// Its name in the admin API and `mclusterctl upgrade status`.
+    /// Its name in the admin API and `mclusterctl upgrade status`, and in stored rejections:
+    /// never renamed.
     pub fn name(self) -> &'static str {
         match self {
             Feature::PolicySettings => "policy-settings",
