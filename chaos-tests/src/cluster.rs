@@ -46,6 +46,17 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The admin token of the client config at `path` (as mclusterctl writes it).
+pub fn admin_token(path: &Path) -> Result<String> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("read the client config {}", path.display()))?;
+    let token = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("admin-token = "))
+        .context("the client config has no admin-token")?;
+    Ok(token.trim_matches('"').to_owned())
+}
+
 /// The previous release's binaries (mclusterd, mclusterctl), which `deploy/previous-release.sh`
 /// builds once (`deploy/dev.sh test` runs it and passes the directory in
 /// `MCLUSTER_PREVIOUS_RELEASE`) into `<target>/previous-release/<commit>/`.
@@ -360,12 +371,7 @@ impl Cluster {
     }
 
     fn reload_api(&mut self) -> Result<()> {
-        let text = fs::read_to_string(&self.client_config).context("read client config")?;
-        let token = text
-            .lines()
-            .find_map(|l| l.strip_prefix("admin-token = "))
-            .map(|v| v.trim().trim_matches('"').to_string())
-            .context("client config has an admin token")?;
+        let token = admin_token(&self.client_config)?;
         let urls = self.nodes.iter().map(Node::admin_url).collect();
         let netns = self.lab().map(|lab| lab.ns_path(Host::Client));
         self.api = Api::new(urls, token).from_netns(netns);

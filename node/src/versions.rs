@@ -157,10 +157,13 @@ pub fn check_joiner(
             .collect();
         needed.sort_unstable();
         needed.dedup();
+        let install = if needed.is_empty() {
+            format!("a build that runs cluster version {active}")
+        } else {
+            format!("the build the members run ({})", needed.join(", "))
+        };
         return Err(format!(
-            "the cluster runs cluster version {active} and {runs}: install the build the \
-             members run ({}) on it",
-            needed.join(", ")
+            "the cluster runs cluster version {active} and {runs}: install {install} on it"
         ));
     }
     if active < build.oldest {

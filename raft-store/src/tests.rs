@@ -87,15 +87,11 @@ fn add_account(address: &str) -> Command {
     }
 }
 
-/// A store of a one-node cluster (node 1) at this build's newest cluster version, as a new
-/// cluster starts: log indexes 1 to 3 are used.
-async fn store_at_newest_version() -> (TempDir, StateMachine) {
-    let (dir, mut sm) = fresh_store();
-    let membership = openraft::Membership::new(
-        vec![std::collections::BTreeSet::from([1])],
-        std::collections::BTreeMap::from([(1, member("mail1", 11))]),
-    )
-    .unwrap();
+/// Applies, as log entry 1, a membership of these voters.
+async fn apply_voters<const N: usize>(sm: &mut StateMachine, voters: [(u64, crate::Member); N]) {
+    let ids = voters.iter().map(|(id, _)| *id).collect();
+    let membership =
+        openraft::Membership::new(vec![ids], std::collections::BTreeMap::from(voters)).unwrap();
     sm.apply(stream::iter([Ok((
         RaftEntry {
             log_id: log_id(1, 1),
@@ -105,6 +101,13 @@ async fn store_at_newest_version() -> (TempDir, StateMachine) {
     ))]))
     .await
     .unwrap();
+}
+
+/// A store of a one-node cluster (node 1) at this build's newest cluster version, as a new
+/// cluster starts: log indexes 1 to 3 are used.
+async fn store_at_newest_version() -> (TempDir, StateMachine) {
+    let (dir, mut sm) = fresh_store();
+    apply_voters(&mut sm, [(1, member("mail1", 11))]).await;
     let results = apply_all(
         &mut sm,
         2,
@@ -1871,20 +1874,7 @@ fn member(name: &str, last_octet: u8) -> crate::Member {
 async fn a_join_that_clashes_with_a_member_is_refused() {
     let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
-    let membership = openraft::Membership::new(
-        vec![std::collections::BTreeSet::from([1])],
-        std::collections::BTreeMap::from([(1, member("mail1", 11))]),
-    )
-    .unwrap();
-    sm.apply(stream::iter([Ok((
-        RaftEntry {
-            log_id: log_id(1, 1),
-            payload: EntryPayload::Membership(membership),
-        },
-        None,
-    ))]))
-    .await
-    .unwrap();
+    apply_voters(&mut sm, [(1, member("mail1", 11))]).await;
     let register = |m| Command::RegisterNode { member: m };
     let results = apply_all(
         &mut sm,
@@ -2568,20 +2558,11 @@ async fn a_gated_command_is_refused_until_its_cluster_version_is_active() {
 async fn the_cluster_version_is_raised_only_to_what_every_member_runs() {
     let (_dir, mut sm) = fresh_store();
     let reader = sm.reader();
-    let membership = openraft::Membership::new(
-        vec![std::collections::BTreeSet::from([1, 2])],
-        std::collections::BTreeMap::from([(1, member("mail1", 11)), (2, member("mail2", 12))]),
+    apply_voters(
+        &mut sm,
+        [(1, member("mail1", 11)), (2, member("mail2", 12))],
     )
-    .unwrap();
-    sm.apply(stream::iter([Ok((
-        RaftEntry {
-            log_id: log_id(1, 1),
-            payload: EntryPayload::Membership(membership),
-        },
-        None,
-    ))]))
-    .await
-    .unwrap();
+    .await;
     let raise = Command::SetClusterVersion {
         version: ClusterVersion::V2,
     };

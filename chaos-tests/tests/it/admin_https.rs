@@ -27,11 +27,7 @@ fn the_admin_api_answers_https_with_a_certificate_from_the_cluster_ca() -> Resul
     let cluster = Cluster::start(125, 2, false, NodeTuning::default())?;
     let ca = cluster.root().join("ca.crt");
     let ca = ca.to_str().unwrap_or_default();
-    let token = std::fs::read_to_string(cluster.root().join("client.toml"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("admin-token = "))
-        .map(|t| t.trim_matches('"').to_owned())
-        .unwrap_or_default();
+    let token = chaos_tests::cluster::admin_token(&cluster.root().join("client.toml"))?;
     let auth = format!("Authorization: Bearer {token}");
     for node in &cluster.nodes {
         let https = format!("https://{}", node.admin_addr);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chaos_tests::api::Api;
-use chaos_tests::cluster::{Cluster, NodeTuning, binary, wait_until};
+use chaos_tests::cluster::{Cluster, NodeTuning, admin_token, binary, wait_until};
 use chaos_tests::mail::{PASSWORD, add_users, pop3_fetch, smtp_send, subjects};
 use serde_json::{Value, json};
 
@@ -347,16 +347,6 @@ fn the_last_build_before_versions_upgrades_in_place_with_nothing_lost() -> Resul
     });
     assert!(agreed.is_ok(), "the nodes' state digests differ: {seen:?}");
     Ok(())
-}
-
-/// The admin token of a client config.
-fn admin_token(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)?;
-    let token = text
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("admin-token = "))
-        .context("admin-token in the client config")?;
-    Ok(token.trim_matches('"').to_owned())
 }
 
 /// Until the new cluster version is active, nothing the previous release cannot read is

@@ -28,6 +28,12 @@ fn a_joiner_must_run_the_active_version() {
     assert!(why.contains("runs cluster version 3"), "{why}");
     assert!(why.contains("node 3 runs build 0.2.0"), "{why}");
     assert!(why.contains("(0.3.0, 0.3.1)"), "{why}");
+    // No member has reported a build that runs it: the version is named instead.
+    let why = check_joiner(&build(3, "0.2.0", 1, 2), ClusterVersion(3), &[]).unwrap_err();
+    assert!(
+        why.contains("install a build that runs cluster version 3 on it"),
+        "{why}"
+    );
     // Too new: it would skip a release.
     let why = check_joiner(&build(3, "0.5.0", 4, 5), ClusterVersion(3), &members).unwrap_err();
     assert!(why.contains("may skip no release"), "{why}");
