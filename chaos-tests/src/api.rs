@@ -19,31 +19,55 @@ pub struct Answer {
 pub struct Api {
     urls: Vec<String>,
     token: String,
+    /// The cluster CA (PEM) that `https://` admin URLs' certificates must chain to.
+    ca_pem: Option<String>,
     /// The network namespace to send requests from; None: the harness's own.
     netns: Option<PathBuf>,
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// An agent with `timeout` for a whole call, trusting `ca_pem` (the cluster CA) for HTTPS.
+fn agent(timeout: Duration, ca_pem: Option<&str>) -> Result<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .timeout_connect(Some(Duration::from_millis(500)))
-        .http_status_as_error(false)
-        .build()
-        .into()
+        .http_status_as_error(false);
+    if let Some(pem) = ca_pem {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+        let ca = Certificate::from_pem(pem.as_bytes())?;
+        config = config.tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::Rustls)
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .root_certs(RootCerts::new_with_certs(&[ca]))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
 }
 
-fn parse_body(response: &mut ureq::http::Response<ureq::Body>) -> Value {
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+fn parse_body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }
+
+/// 426: the node takes HTTPS only.
+const UPGRADE_REQUIRED: u16 = 426;
 
 impl Api {
     pub fn new(urls: Vec<String>, token: String) -> Api {
         Api {
             urls,
             token,
+            ca_pem: None,
             netns: None,
         }
+    }
+
+    /// The same client, trusting `ca_pem` for `https://` URLs; an `http://` URL whose node
+    /// answers 426 (it takes HTTPS only, as after an upgrade) is then asked again over HTTPS.
+    pub fn with_ca(self, ca_pem: Option<String>) -> Api {
+        Api { ca_pem, ..self }
     }
 
     /// The same client, sending from the network namespace at `path`.
@@ -62,15 +86,68 @@ impl Api {
         }
     }
 
+    /// One request (`auth`: with the token); the status and the body as text.
+    fn call(
+        &self,
+        method: &str,
+        url: &str,
+        auth: bool,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<(u16, String)> {
+        let once = |url: &str| -> Result<(u16, String)> {
+            let agent = agent(timeout, self.ca_pem.as_deref())?;
+            let authorization = self.auth();
+            let mut response = match (method, body) {
+                ("GET", _) => {
+                    let request = agent.get(url);
+                    let request = if auth {
+                        request.header("Authorization", &authorization)
+                    } else {
+                        request
+                    };
+                    request.call()?
+                }
+                ("DELETE", _) => agent
+                    .delete(url)
+                    .header("Authorization", &authorization)
+                    .call()?,
+                // A PUT without a body goes as a POST.
+                ("PUT", Some(body)) => agent
+                    .put(url)
+                    .header("Authorization", &authorization)
+                    .send_json(body)?,
+                (_, Some(body)) => agent
+                    .post(url)
+                    .header("Authorization", &authorization)
+                    .send_json(body)?,
+                (_, None) => agent
+                    .post(url)
+                    .header("Authorization", &authorization)
+                    .send_empty()?,
+            };
+            let status = response.status().as_u16();
+            Ok((
+                status,
+                response.body_mut().read_to_string().unwrap_or_default(),
+            ))
+        };
+        self.run(|| {
+            let answer = once(url)?;
+            match url.strip_prefix("http://") {
+                Some(rest) if answer.0 == UPGRADE_REQUIRED && self.ca_pem.is_some() => {
+                    once(&format!("https://{rest}"))
+                }
+                _ => Ok(answer),
+            }
+        })
+    }
+
     /// The status code of a plain GET (for /health and /ready).
     pub fn get_status(&self, url: &str) -> Result<u16> {
-        self.run(|| {
-            Ok(agent(Duration::from_secs(1))
-                .get(url)
-                .call()?
-                .status()
-                .as_u16())
-        })
+        Ok(self
+            .call("GET", url, false, None, Duration::from_secs(1))?
+            .0)
     }
 
     fn auth(&self) -> String {
@@ -79,36 +156,27 @@ impl Api {
 
     /// A GET to one node whose answer is text (`/metrics`).
     pub fn get_text_from(&self, base: &str, path: &str) -> Result<String> {
-        let auth = self.auth();
-        self.run(|| {
-            let mut response = agent(Duration::from_secs(5))
-                .get(format!("{base}{path}"))
-                .header("Authorization", &auth)
-                .call()?;
-            let status = response.status().as_u16();
-            let body = response.body_mut().read_to_string()?;
-            if status != 200 {
-                bail!("GET {base}{path}: {status} {body}");
-            }
-            Ok(body)
-        })
+        let (status, body) = self.call(
+            "GET",
+            &format!("{base}{path}"),
+            true,
+            None,
+            Duration::from_secs(5),
+        )?;
+        if status != 200 {
+            bail!("GET {base}{path}: {status} {body}");
+        }
+        Ok(body)
     }
 
     /// A GET to one node.
     pub fn get_from(&self, base: &str, path: &str, timeout: Duration) -> Result<Value> {
-        let auth = self.auth();
-        self.run(|| {
-            let mut response = agent(timeout)
-                .get(format!("{base}{path}"))
-                .header("Authorization", &auth)
-                .call()?;
-            let status = response.status().as_u16();
-            let body = parse_body(&mut response);
-            if status != 200 {
-                bail!("GET {base}{path}: {status} {body}");
-            }
-            Ok(body)
-        })
+        let (status, body) = self.call("GET", &format!("{base}{path}"), true, None, timeout)?;
+        let body = parse_body(&body);
+        if status != 200 {
+            bail!("GET {base}{path}: {status} {body}");
+        }
+        Ok(body)
     }
 
     /// A GET to the first node that answers 200.
@@ -133,28 +201,11 @@ impl Api {
         body: Option<Value>,
     ) -> Result<Answer> {
         let url = format!("{base}{path}");
-        let auth = self.auth();
-        self.run(|| {
-            let agent = agent(Duration::from_secs(10));
-            let mut response = if method == "DELETE" {
-                agent.delete(&url).header("Authorization", &auth).call()?
-            } else {
-                // A PUT without a body goes as a POST.
-                let request = match (method, &body) {
-                    ("PUT", Some(_)) => agent.put(&url),
-                    _ => agent.post(&url),
-                };
-                let request = request.header("Authorization", &auth);
-                match body {
-                    Some(body) => request.send_json(body)?,
-                    None => request.send_empty()?,
-                }
-            };
-            let status = response.status().as_u16();
-            Ok(Answer {
-                status,
-                body: parse_body(&mut response),
-            })
+        let (status, text) =
+            self.call(method, &url, true, body.as_ref(), Duration::from_secs(10))?;
+        Ok(Answer {
+            status,
+            body: parse_body(&text),
         })
     }
 }

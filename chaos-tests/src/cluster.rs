@@ -151,6 +151,8 @@ pub struct Node {
     pub env: Vec<(String, String)>,
     /// The mclusterd it starts: another build's, or None for this build's.
     pub mclusterd: Option<PathBuf>,
+    /// Whether the harness speaks HTTPS to its admin API (as the client config does).
+    pub https: bool,
     child: Option<Child>,
 }
 
@@ -204,7 +206,8 @@ impl Node {
     }
 
     pub fn admin_url(&self) -> String {
-        format!("http://{}", self.admin_addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.admin_addr)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -297,6 +300,10 @@ impl Cluster {
         args.extend(node_args.iter().map(String::as_str));
         cluster.ctl_ok(&args)?;
         cluster.nodes.push(first);
+        if cluster.tuning.mclusterd.is_some() {
+            // The nodes run the previous release, which its own init set up for plain HTTP.
+            cluster.use_plain_http()?;
+        }
         cluster.reload_api()?;
         cluster.prepare(0)?;
         cluster.start_node(0)?;
@@ -336,6 +343,7 @@ impl Cluster {
             },
             env: self.tuning.env.clone(),
             mclusterd: self.tuning.mclusterd.clone(),
+            https: self.speaks_https(),
             child: None,
         }
     }
@@ -372,10 +380,61 @@ impl Cluster {
 
     fn reload_api(&mut self) -> Result<()> {
         let token = admin_token(&self.client_config)?;
+        let https = self.speaks_https();
+        for node in &mut self.nodes {
+            node.https = https;
+        }
         let urls = self.nodes.iter().map(Node::admin_url).collect();
         let netns = self.lab().map(|lab| lab.ns_path(Host::Client));
-        self.api = Api::new(urls, token).from_netns(netns);
+        // The CA init wrote: also for a client config on plain HTTP, whose nodes answer 426
+        // once the cluster takes HTTPS only.
+        let ca_pem = fs::read_to_string(self.root.path().join("ca.crt")).ok();
+        self.api = Api::new(urls, token).with_ca(ca_pem).from_netns(netns);
         Ok(())
+    }
+
+    /// Whether the client config's admin URLs are `https://` (as `mclusterctl init` writes
+    /// them since the admin API takes HTTPS only).
+    fn speaks_https(&self) -> bool {
+        fs::read_to_string(&self.client_config)
+            .is_ok_and(|text| text.lines().any(|line| line.contains("\"https://")))
+    }
+
+    /// Makes the client config what an `mclusterctl init` before HTTPS wrote: `http://` URLs
+    /// and no cluster CA. For a cluster of the previous release, which serves plain HTTP only.
+    pub fn use_plain_http(&mut self) -> Result<()> {
+        let text = fs::read_to_string(&self.client_config)?;
+        let mut kept = String::new();
+        let mut in_ca = false;
+        let mut closing = "";
+        for line in text.lines() {
+            if let Some(value) = line.strip_prefix("ca-cert-pem = ") {
+                // A multi-line string runs to its closing delimiter.
+                closing = ["\"\"\"", "'''"]
+                    .into_iter()
+                    .find(|quotes| value.starts_with(quotes) && value.matches(quotes).count() == 1)
+                    .unwrap_or_default();
+                in_ca = !closing.is_empty();
+                continue;
+            }
+            if in_ca {
+                in_ca = !line.contains(closing);
+                continue;
+            }
+            kept.push_str(&line.replace("\"https://", "\"http://"));
+            kept.push('\n');
+        }
+        fs::write(&self.client_config, kept)?;
+        self.reload_api()
+    }
+
+    /// `mclusterctl client-config use-https --ca-cert ca.crt`, as an operator runs it once
+    /// every node runs a build that serves HTTPS; the harness follows.
+    pub fn use_https(&mut self) -> Result<String> {
+        let ca = self.root.path().join("ca.crt").display().to_string();
+        let said = self.ctl_ok(&["client-config", "use-https", "--ca-cert", &ca])?;
+        self.reload_api()?;
+        Ok(said)
     }
 
     /// More `mclusterctl init`/`join` flags for a data node: its mail listeners, each on its

@@ -163,11 +163,6 @@ struct Updated {
     updated: bool,
 }
 
-/// `http://` + a node's admin address.
-pub fn admin_url(admin_addr: &str) -> String {
-    format!("http://{admin_addr}")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
@@ -376,6 +371,12 @@ impl Client {
 
     pub fn urls(&self) -> &[String] {
         &self.urls
+    }
+
+    /// The admin URL of a node's admin address, in the scheme this client speaks (`https://`
+    /// once any of its URLs does).
+    pub fn url_of(&self, admin_addr: &str) -> String {
+        crate::client_config::url_in_scheme_of(&self.urls, admin_addr)
     }
 
     // Routes, in the order of docs/ADMIN_API.md.

@@ -151,17 +151,21 @@ impl ClientConfig {
     }
 
     /// The admin URL of `admin_addr` in the scheme this config uses: `https://` once any of its
-    /// URLs does, else `http://`.
+    /// URLs does, or when it has no URLs yet and holds the cluster CA; else `http://` (a client
+    /// config an older `mclusterctl init` wrote).
     pub fn url_for(&self, admin_addr: &str) -> String {
-        if self
-            .admin_urls
-            .iter()
-            .any(|url| url.starts_with("https://"))
-        {
-            format!("https://{admin_addr}")
-        } else {
-            crate::api::admin_url(admin_addr)
+        if self.admin_urls.is_empty() && self.ca_cert_pem.is_some() {
+            return format!("https://{admin_addr}");
         }
+        url_in_scheme_of(&self.admin_urls, admin_addr)
+    }
+
+    /// Makes every admin URL `https://` and trusts `ca_pem`, the cluster CA, for them.
+    pub fn use_https(&mut self, ca_pem: String) {
+        for url in &mut self.admin_urls {
+            *url = format!("https://{}", address_of(url));
+        }
+        self.ca_cert_pem = Some(ca_pem);
     }
 
     /// Adds `url` at the end unless its address is already listed (with either scheme).
@@ -180,15 +184,25 @@ impl ClientConfig {
     }
 }
 
+/// `https://admin_addr` when any of `urls` is `https://`, else `http://admin_addr`.
+pub fn url_in_scheme_of(urls: &[String], admin_addr: &str) -> String {
+    if urls.iter().any(|url| url.starts_with("https://")) {
+        format!("https://{admin_addr}")
+    } else {
+        format!("http://{admin_addr}")
+    }
+}
+
+/// The `host:port` of an admin URL, whatever its scheme.
+pub fn address_of(url: &str) -> &str {
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+}
+
 /// Whether two admin URLs name the same `host:port`, whatever their schemes.
 fn same_address(a: &str, b: &str) -> bool {
-    let address = |url: &str| {
-        url.trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned()
-    };
-    address(a) == address(b)
+    address_of(a) == address_of(b)
 }
 
 /// The client config path: `--config`, else `$MCLUSTER_CLIENT_CONFIG`, else

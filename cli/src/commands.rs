@@ -118,7 +118,7 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
     })?;
     let backup = save_client_config(&outcome.client_config, &ctx.client_config_path)?;
 
-    let node_url = api::admin_url(&options.admin_addr);
+    let node_url = outcome.client_config.url_for(&options.admin_addr);
     let mut made = Table::headless();
     made.push_row(vec![
         format!("{}", outcome.ca_cert.display()),
@@ -179,6 +179,56 @@ pub fn init(ctx: &Context, options: &InitOptions) -> Result<()> {
     Ok(())
 }
 
+/// `mclusterctl client-config use-https`: makes the client config's admin URLs `https://` with
+/// the cluster CA, once at least one node answers that way with the config's token (a URL that
+/// does not answer yet stays in, as `https://`). Nothing changes when none answers.
+pub fn use_https(ctx: &Context, ca_cert: Option<&Path>) -> Result<()> {
+    let mut client_config = ctx.client_config()?;
+    let ca_pem = match ca_cert {
+        Some(path) => files::read_text(path)?,
+        None => client_config.ca_cert_pem.clone().with_context(|| {
+            format!(
+                "{} holds no cluster CA: pass --ca-cert with the cluster's ca.crt (in the \
+                 directory mclusterctl init wrote, or in any node's directory)",
+                ctx.client_config_path.display()
+            )
+        })?,
+    };
+    let mut https = client_config.clone();
+    https.use_https(ca_pem);
+    https.validate().context("check the new client config")?;
+    let client = admin_client(&https)?;
+    let mut table = Table::new(&["ADMIN URL", "HTTPS"]);
+    let mut answered = 0;
+    for url in client.urls() {
+        let outcome = match client.node_at(url, NODE_PROBE_TIMEOUT) {
+            Ok(node) => {
+                answered += 1;
+                format!("ok (node {} {})", node.node_id, node.name)
+            }
+            Err(err) => format!("no answer yet: {err:#}"),
+        };
+        table.push_row(vec![url.clone(), outcome]);
+    }
+    print!("{}", table.render());
+    if answered == 0 {
+        bail!(
+            "no node answered over HTTPS with that CA and the client config's token; {} is \
+             unchanged",
+            ctx.client_config_path.display()
+        );
+    }
+    client_config = https;
+    client_config
+        .save(&ctx.client_config_path)
+        .context("save the client config")?;
+    println!(
+        "{} speaks HTTPS to the admin API now",
+        ctx.client_config_path.display()
+    );
+    Ok(())
+}
+
 /// How to start a node whose directory `init` or `join` wrote: on a server, and on this machine
 /// (as the demo and `--start` do). A data directory inside the node's directory suits only the
 /// second, which the lines say.
@@ -221,7 +271,10 @@ pub fn join(ctx: &Context, options: &JoinOptions) -> Result<()> {
     plan.seeds = if plan.seeds.is_empty() {
         client_config.admin_urls.clone()
     } else {
-        plan.seeds.iter().map(|seed| normalize_url(seed)).collect()
+        plan.seeds
+            .iter()
+            .map(|seed| normalize_url(seed, &client_config))
+            .collect()
     };
     let mclusterd = find_mclusterd_if(options.start, &options.mclusterd)?;
     let outcome = node_dir::join_files(&plan, &join_token, client_config.ca_cert_pem.as_deref())?;
@@ -325,7 +378,7 @@ pub fn leave(ctx: &Context, node: &str, force: bool) -> Result<()> {
         "removed node {} ({}) from the cluster; stop its mclusterd, then its directory can go",
         member.node_id, member.name
     );
-    if client_config.remove_admin_url(&api::admin_url(&member.admin_addr)) {
+    if client_config.remove_admin_url(&member.admin_addr) {
         client_config
             .save(&ctx.client_config_path)
             .context("remove the node from the client config")?;
@@ -481,7 +534,7 @@ pub fn probe_nodes(client: &Client, members: &[Member]) -> Vec<Option<NodeStatus
         let probes: Vec<_> = members
             .iter()
             .map(|member| {
-                let url = api::admin_url(&member.admin_addr);
+                let url = client.url_of(&member.admin_addr);
                 scope.spawn(move || client.node_at(&url, NODE_PROBE_TIMEOUT).ok())
             })
             .collect();
@@ -987,7 +1040,7 @@ pub fn fail_over(
         });
     };
     let deadline = Instant::now() + vip_timeout;
-    let url = api::admin_url(&leader_member.admin_addr);
+    let url = client.url_of(&leader_member.admin_addr);
     let others: Vec<Member> = members
         .iter()
         .filter(|member| member.node_id != leader && member.role == Role::Data)
@@ -2033,13 +2086,14 @@ fn find_mclusterd_if(start: bool, explicit: &Option<PathBuf>) -> Result<Option<P
     MclusterdSearch::from_env(explicit.clone()).find().map(Some)
 }
 
-/// `host:port` becomes `http://host:port`; trailing slashes go.
-pub fn normalize_url(url: &str) -> String {
+/// `host:port` becomes a URL in the scheme `client_config` uses (`https://` with the cluster
+/// CA); trailing slashes go.
+pub fn normalize_url(url: &str, client_config: &ClientConfig) -> String {
     let url = url.trim_end_matches('/');
     if url.contains("://") {
         url.to_owned()
     } else {
-        api::admin_url(url)
+        client_config.url_for(url)
     }
 }
 

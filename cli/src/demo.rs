@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::api::{self, Client, Role, error_status};
+use crate::api::{Client, Role, error_status};
 use crate::client_config::{ClientConfig, DEFAULT_CLUSTER_NAME};
 use crate::commands::{
     Context, LEADER_TIMEOUT, VOTER_TIMEOUT, admin_client, print_backup_note, save_client_config,
@@ -351,6 +351,12 @@ impl Demo {
         };
         if !fresh {
             self.check_same_net(&first_paths, &first)?;
+            // A demo an older build made speaks plain HTTP, which the cluster refuses once
+            // this build raises its version: speak HTTPS with the CA init left here.
+            if client_config.ca_cert_pem.is_none() {
+                let ca_pem = crate::files::read_text(&self.dir.join(node_dir::CA_CERT_FILE))?;
+                client_config.use_https(ca_pem);
+            }
         }
         self.save_client_config(&client_config, true)?;
         if !fresh {
@@ -394,7 +400,8 @@ impl Demo {
                 &join_token,
                 client_config.ca_cert_pem.as_deref(),
             )?;
-            client_config.add_admin_url(&api::admin_url(&node.admin_addr()));
+            let url = client_config.url_for(&node.admin_addr());
+            client_config.add_admin_url(&url);
             self.save_client_config(&client_config, false)?;
             let node_id = outcome.node_file.node_id;
             println!(
@@ -515,7 +522,8 @@ impl Demo {
                 |demo_node| {
                     (
                         demo_node.role.to_string(),
-                        api::admin_url(&demo_node.admin_addr()),
+                        // set_up made the demo's client config speak HTTPS.
+                        format!("https://{}", demo_node.admin_addr()),
                         demo_node.raft_addr(),
                     )
                 },

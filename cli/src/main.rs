@@ -98,12 +98,27 @@ enum Command {
     /// Follow a rolling upgrade: the cluster version, each member's build; finalize it
     #[command(subcommand)]
     Upgrade(UpgradeCommand),
+    /// Change this machine's client config
+    #[command(subcommand)]
+    ClientConfig(ClientConfigCommand),
     /// Run a three-node cluster on this machine until Ctrl-C
     Demo(DemoArgs),
     /// Write mclusterctl's manual pages (mclusterctl.1 and one per subcommand) into DIR, for
     /// packaging
     #[command(hide = true)]
     Man { dir: PathBuf },
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+enum ClientConfigCommand {
+    /// Speak HTTPS to the admin API, checking the nodes' certificates against the cluster CA
+    /// (for a client config an older `mclusterctl init` wrote with http:// URLs)
+    UseHttps {
+        /// The cluster CA certificate: ca.crt in the directory `mclusterctl init` wrote, or in
+        /// any node's directory [default: the one the client config already holds]
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, Subcommand)]
@@ -761,6 +776,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dkim(DkimCommand::List(JsonArg { json })) => commands::dkim_list(&ctx, json),
         Command::Dkim(DkimCommand::Delete { domain }) => commands::dkim_delete(&ctx, &domain),
+        Command::ClientConfig(ClientConfigCommand::UseHttps { ca_cert }) => {
+            commands::use_https(&ctx, ca_cert.as_deref())
+        }
         Command::Token(TokenCommand::Rotate { admin, read_only }) => commands::token_rotate(
             &ctx,
             match (admin, read_only) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::api::{self, Client, JoinRequest, Role};
+use crate::api::{Client, JoinRequest, Role};
 use crate::client_config::ClientConfig;
 use crate::files::{self, PRIVATE, PUBLIC};
 use crate::node_config::{
@@ -22,6 +22,8 @@ mod tests;
 /// Where a node keeps its store and message files unless `--data-dir` says otherwise: inside
 /// its own directory (the demo, the tests). A server's unit gives it /var/lib/mcluster.
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// The cluster CA certificate `init` writes beside the first node's directory.
+pub const CA_CERT_FILE: &str = "ca.crt";
 const BOOTSTRAP_FILE: &str = "bootstrap.toml";
 
 /// The files of one node, all under `dir`.
@@ -111,7 +113,7 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
         .with_context(|| format!("make {} absolute", plan.dir.display()))?;
     let node = NodePaths::new(&dir.join(&plan.name))?;
     node.refuse_existing()?;
-    let ca_cert = dir.join("ca.crt");
+    let ca_cert = dir.join(CA_CERT_FILE);
     let ca_key = dir.join("ca.key");
     for path in [&ca_cert, &ca_key] {
         if path.exists() {
@@ -166,12 +168,12 @@ pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
     files::write_atomic(&node.config, node_file.to_toml()?.as_bytes(), PRIVATE)?;
 
     let client_config = ClientConfig {
-        admin_urls: vec![api::admin_url(&plan.admin_addr)],
+        admin_urls: vec![format!("https://{}", plan.admin_addr)],
         admin_token: Some(admin_token),
         join_token: Some(join_token),
         read_only_token: None,
         cluster_name: plan.cluster_name.clone(),
-        ca_cert_pem: None,
+        ca_cert_pem: Some(ca.cert_pem.clone()),
     };
     Ok(InitOutcome {
         ca_cert,

@@ -118,6 +118,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/queue/{id}/{action}", post(queue::act))
         .route("/v1/upgrade", get(upgrade::status))
         .route("/v1/upgrade/finalize", post(upgrade::finalize))
+        .layer(middleware::from_fn_with_state(state.clone(), require_https))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -133,6 +134,48 @@ async fn count_requests(
     let response = next.run(request).await;
     state.metrics.count_http(response.status().as_u16());
     response
+}
+
+/// Once the cluster takes HTTPS only, a request that came over plain HTTP is answered
+/// `426 Upgrade Required`, unless this node is set to keep plain HTTP on its loopback admin
+/// address (`admin-plain-http`). A request without connection info (none comes that way from
+/// the listener) counts as plain.
+async fn require_https(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tls = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::admin_tls::AdminPeer>>()
+        .is_some_and(|axum::extract::ConnectInfo(peer)| peer.tls);
+    if tls || state.cluster.config.admin_plain_http || !https_only(&state.cluster) {
+        return next.run(request).await;
+    }
+    let addr = state.cluster.config.admin_addr;
+    let mut response = ApiError::new(
+        StatusCode::UPGRADE_REQUIRED,
+        "https_only",
+        format!(
+            "this cluster's admin API takes HTTPS only: use https://{addr} with the cluster CA \
+             (a client config made by an older mclusterctl init: run `mclusterctl client-config \
+             use-https --ca-cert ca.crt` with the cluster's ca.crt, from the init directory or \
+             any node's directory)"
+        ),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, header::HeaderValue::from_static("TLS/1.3"));
+    response
+}
+
+/// Whether the cluster runs a version that takes the admin API over HTTPS only. A node that
+/// cannot read its store answers as if it did (refusing plain HTTP is the safe side).
+pub(crate) fn https_only(cluster: &Cluster) -> bool {
+    cluster.reader.cluster_version().map_or(true, |version| {
+        raft_store::version::active(raft_store::version::Feature::AdminHttpsOnly, version)
+    })
 }
 
 /// An error answer: `{"error": ..., "code": ...}` with its status.
@@ -718,7 +761,7 @@ async fn remove_member(
             // token, so it stops instead of campaigning in vain. Best effort: a node that is
             // down now must be stopped by hand.
             if let Some(addr) = admin_addr {
-                tell_removed(id, addr, &headers).await;
+                tell_removed(cluster, id, addr, &headers).await;
             }
             StatusCode::NO_CONTENT.into_response()
         }
@@ -726,19 +769,13 @@ async fn remove_member(
     }
 }
 
-async fn tell_removed(node_id: NodeId, admin_addr: String, headers: &HeaderMap) {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let url = format!("http://{admin_addr}/v1/node/removed?node_id={node_id}");
+async fn tell_removed(cluster: &Cluster, node_id: NodeId, admin_addr: String, headers: &HeaderMap) {
+    let auth = caller_auth(headers);
+    let peers = PeerCalls::of(cluster);
+    let url = peers.url(&admin_addr, &format!("/v1/node/removed?node_id={node_id}"));
     let told = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        agent
+        peers
+            .agent(Duration::from_secs(2), true)?
             .post(&url)
             .header("Authorization", &auth)
             .send_empty()
@@ -751,6 +788,51 @@ async fn tell_removed(node_id: NodeId, admin_addr: String, headers: &HeaderMap) 
             tracing::info!(node_id, error = %err, "could not tell the removed node; stop it by hand")
         }
         Err(err) => tracing::warn!(node_id, error = %err, "telling the removed node failed"),
+    }
+}
+
+/// The caller's `Authorization` header, passed on when this node calls another for it.
+fn caller_auth(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// How this node calls another node's admin API: over HTTPS, checking the certificate against
+/// the cluster CA (the node's `ca-cert`), once the cluster takes HTTPS only; before that over
+/// plain HTTP, which a member of the previous build is the only thing it serves.
+#[derive(Clone)]
+struct PeerCalls {
+    https: Option<std::path::PathBuf>,
+}
+
+impl PeerCalls {
+    fn of(cluster: &Cluster) -> PeerCalls {
+        PeerCalls {
+            https: https_only(cluster).then(|| cluster.config.ca_cert.clone()),
+        }
+    }
+
+    fn url(&self, admin_addr: &str, path: &str) -> String {
+        let scheme = if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{admin_addr}{path}")
+    }
+
+    /// An agent with `timeout` for the whole call; `status_as_error`: a 4xx or 5xx is an Err.
+    fn agent(&self, timeout: Duration, status_as_error: bool) -> Result<ureq::Agent, ureq::Error> {
+        let mut config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(status_as_error);
+        if let Some(ca_cert) = &self.https {
+            config = config.tls_config(crate::bootstrap::cluster_ca_tls(ca_cert)?);
+        }
+        Ok(config.build().into())
     }
 }
 
@@ -828,11 +910,7 @@ async fn vip_capable_target(
     if cluster.vip.config.is_none() || to == Some(me) {
         return Ok(to);
     }
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let auth = caller_auth(headers);
     let refused = |message: String| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -847,12 +925,13 @@ async fn vip_capable_target(
         Some(id) => vec![id],
         None => cluster.caught_up_data_voters(),
     };
+    let peers = PeerCalls::of(cluster);
     let mut last = None;
     for id in candidates {
         let Some(member) = membership.get_node(&id) else {
             continue;
         };
-        match vip_problem_of(member, auth.clone()).await {
+        match vip_problem_of(&peers, member, auth.clone()).await {
             Ok(None) => return Ok(Some(id)),
             Ok(Some(problem)) => {
                 last = Some(format!(
@@ -875,17 +954,17 @@ async fn vip_capable_target(
 }
 
 /// Node `member`'s own word on its virtual IP (`GET /v1/node`): why it cannot hold it, or None.
-async fn vip_problem_of(member: &Member, auth: String) -> Result<Option<String>, String> {
-    let url = format!("http://{}/v1/node", member.admin_addr);
+async fn vip_problem_of(
+    peers: &PeerCalls,
+    member: &Member,
+    auth: String,
+) -> Result<Option<String>, String> {
+    let url = peers.url(&member.admin_addr, "/v1/node");
+    let peers = peers.clone();
     tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(2)))
-            .build()
-            .into();
-        let mut response = agent
-            .get(&url)
-            .header("Authorization", &auth)
-            .call()
+        let mut response = peers
+            .agent(Duration::from_secs(2), true)
+            .and_then(|agent| agent.get(&url).header("Authorization", &auth).call())
             .map_err(|e| e.to_string())?;
         let node: serde_json::Value = response.body_mut().read_json().map_err(|e| e.to_string())?;
         Ok(node["vip"]["problem"].as_str().map(str::to_owned))
@@ -915,18 +994,11 @@ async fn proxy_to_leader(
         )
         .into_response();
     }
-    let url = format!("http://{}{}", member.admin_addr, path);
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let peers = PeerCalls::of(cluster);
+    let url = peers.url(&member.admin_addr, &path);
+    let auth = caller_auth(headers);
     let answer = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(150)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = peers.agent(Duration::from_secs(150), false)?;
         let mut response = match (method, body) {
             (Method::DELETE, _) => agent.delete(&url).header("Authorization", &auth).call()?,
             (Method::GET, _) => agent.get(&url).header("Authorization", &auth).call()?,

@@ -2,7 +2,9 @@
 //! same port, told apart by the first byte a client sends (a TLS handshake starts with 0x16,
 //! an HTTP request with a letter). The certificate names the node and its admin address; the
 //! node signs it itself with the cluster CA key from the replicated settings, once it has them
-//! (a node that is still joining answers only plain HTTP until then).
+//! (a node that is still joining answers only plain HTTP until then). Once the cluster takes
+//! HTTPS only (`Feature::AdminHttpsOnly`), a plain request is answered 426 by the API's
+//! `require_https` layer, which reads [`AdminPeer`] from the request.
 
 use std::io;
 use std::net::SocketAddr;
@@ -93,6 +95,23 @@ impl ResolvesServerCert for AdminCert {
     }
 }
 
+/// Who is at the other end of an admin connection, and whether it came over TLS: the
+/// connection info of every request (`ConnectInfo<AdminPeer>`), which the HTTPS-only check
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminPeer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, AdminListener>>
+    for AdminPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, AdminListener>) -> AdminPeer {
+        *stream.remote_addr()
+    }
+}
+
 /// A connection to the admin API, over TLS or not.
 pub enum AdminIo {
     Plain(TcpStream),
@@ -143,7 +162,7 @@ impl AsyncWrite for AdminIo {
 /// byte said which protocol they speak and, for TLS, the handshake is done. The accepting runs
 /// in a task of its own, so a slow handshake holds up nobody else.
 pub struct AdminListener {
-    ready: mpsc::Receiver<(AdminIo, SocketAddr)>,
+    ready: mpsc::Receiver<(AdminIo, AdminPeer)>,
     local_addr: SocketAddr,
     accepting: tokio::task::JoinHandle<()>,
 }
@@ -183,9 +202,9 @@ impl Drop for AdminListener {
 
 impl axum::serve::Listener for AdminListener {
     type Io = AdminIo;
-    type Addr = SocketAddr;
+    type Addr = AdminPeer;
 
-    async fn accept(&mut self) -> (AdminIo, SocketAddr) {
+    async fn accept(&mut self) -> (AdminIo, AdminPeer) {
         match self.ready.recv().await {
             Some(accepted) => accepted,
             // The accepting task only ends when aborted, with the listener.
@@ -193,15 +212,18 @@ impl axum::serve::Listener for AdminListener {
         }
     }
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local_addr)
+    fn local_addr(&self) -> io::Result<AdminPeer> {
+        Ok(AdminPeer {
+            addr: self.local_addr,
+            tls: false,
+        })
     }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(AdminIo, SocketAddr)>,
+    ready: mpsc::Sender<(AdminIo, AdminPeer)>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -226,7 +248,8 @@ async fn accept_loop(
             drop(slot);
             match io {
                 Ok(io) => {
-                    let _ = ready.send((io, peer)).await;
+                    let tls = matches!(io, AdminIo::Tls(_));
+                    let _ = ready.send((io, AdminPeer { addr: peer, tls })).await;
                 }
                 Err(err) => tracing::debug!(%peer, error = %err, "admin connection refused"),
             }

@@ -96,7 +96,7 @@ pub fn remove_join_section(path: &Path) -> anyhow::Result<bool> {
 }
 
 /// TLS that trusts only the cluster CA (the node's `ca-cert`), for `https://` seeds.
-fn cluster_ca_tls(ca_cert: &Path) -> Result<ureq::tls::TlsConfig, ureq::Error> {
+pub(crate) fn cluster_ca_tls(ca_cert: &Path) -> Result<ureq::tls::TlsConfig, ureq::Error> {
     use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
     let pem = std::fs::read(ca_cert)?;
     let ca = Certificate::from_pem(&pem)?;

@@ -21,6 +21,10 @@ pub struct ConfigFile {
     pub data_dir: PathBuf,
     pub raft_addr: String,
     pub admin_addr: String,
+    /// Serve the admin API over plain HTTP too, once the cluster takes HTTPS only (cluster
+    /// version 3): allowed only when `admin-addr` is a loopback address, since plain HTTP
+    /// carries the admin token in clear.
+    pub admin_plain_http: bool,
     /// The service user a node started as root becomes (see `privilege.rs`); empty: stay.
     pub user: String,
     /// Its group; empty: the user's primary group.
@@ -406,6 +410,7 @@ impl Default for ConfigFile {
             data_dir: "data".into(),
             raft_addr: "127.0.0.11:7071".into(),
             admin_addr: "127.0.0.11:7070".into(),
+            admin_plain_http: false,
             user: String::new(),
             group: String::new(),
             tls: TlsFile::default(),
@@ -463,6 +468,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub raft_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Plain HTTP stays open on the (loopback) admin address after the cluster takes HTTPS
+    /// only.
+    pub admin_plain_http: bool,
     /// `None`: run as started.
     pub account: Option<Account>,
     pub ca_cert: PathBuf,
@@ -707,6 +715,7 @@ impl ConfigFile {
             data_dir,
             raft_addr,
             admin_addr,
+            admin_plain_http,
             user,
             group,
             tls,
@@ -766,6 +775,13 @@ impl ConfigFile {
         let admin_addr: SocketAddr = admin_addr
             .parse()
             .with_context(|| format!("admin-addr {admin_addr:?}"))?;
+        if admin_plain_http && !admin_addr.ip().is_loopback() {
+            bail!(
+                "admin-plain-http is allowed only when admin-addr is a loopback address \
+                 (127.0.0.0/8 or ::1), and it is {admin_addr}: plain HTTP would carry the admin \
+                 token in clear; use https:// with the cluster CA instead"
+            );
+        }
         if heartbeat_interval_ms == 0 || election_timeout_min_ms <= heartbeat_interval_ms {
             bail!(
                 "raft.election-timeout-min-ms must be greater than raft.heartbeat-interval-ms (> 0)"
@@ -849,6 +865,7 @@ impl ConfigFile {
             data_dir,
             raft_addr,
             admin_addr,
+            admin_plain_http,
             account,
             ca_cert: resolve(ca_cert),
             cert: resolve(cert),

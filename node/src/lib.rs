@@ -170,10 +170,13 @@ pub async fn run(
         removed: removed_tx,
     });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let serve =
-        axum::serve(listener, admin_api::router(state)).with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        });
+    let serve = axum::serve(
+        listener,
+        admin_api::router(state).into_make_service_with_connect_info::<admin_tls::AdminPeer>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
     let mut server = tokio::spawn(async move { serve.await });
     tokio::pin!(shutdown);
     let mut raft_stopped = Box::pin(raft_stopped(raft.clone()));

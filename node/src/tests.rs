@@ -79,6 +79,27 @@ fn invalid_settings_are_refused_with_the_reason() {
     check_rejected("[join]\nseeds = [\"http://x\"]", "join.token");
 }
 
+/// Plain HTTP carries the admin token in clear: a node keeps it open only on a loopback admin
+/// address.
+#[test]
+fn plain_http_on_the_admin_port_needs_a_loopback_address() {
+    check_rejected(
+        "admin-addr = \"192.0.2.1:7070\"\nadmin-plain-http = true",
+        "admin-plain-http is allowed only when admin-addr is a loopback address",
+    );
+    check_rejected(
+        "admin-addr = \"0.0.0.0:7070\"\nadmin-plain-http = true",
+        "loopback",
+    );
+    for addr in ["127.0.0.1:7070", "[::1]:7070"] {
+        let text = format!("admin-addr = \"{addr}\"\nadmin-plain-http = true");
+        let config = parse(&text, Path::new("/etc/mcluster")).expect("loopback is allowed");
+        assert!(config.config.admin_plain_http, "{addr}");
+    }
+    let config = parse("", Path::new("/etc/mcluster")).expect("defaults");
+    assert!(!config.config.admin_plain_http);
+}
+
 const NODE_MAIL: &str = "[mail]\nsmtp = \"192.0.2.1:25\"\nsubmission = \"\"\nsmtps = \"\"\n\
                          pop3 = \"192.0.2.1:110\"\npop3s = \"\"\nimap = \"\"\nimaps = \"\"\n";
 

@@ -432,6 +432,9 @@ fn rolling_upgrade_under_load() {
             chaos.cluster.ctl_ok(&["failover", "--to", &name])?;
             upgrade_node(chaos, holder)?;
             steps.push(("VIP holder, after a failover", start, monotonic_now()));
+            // Every node serves HTTPS now, and the cluster takes nothing else once its new
+            // version is active (the leader raises it by itself): the operator's next step.
+            chaos.cluster.use_https()?;
             imap.wait_exit()?;
             let fault_at = chaos.fault_at().context("the failover is stamped")?;
             chaos.check_after_load(imap_cache_check(imap.out.clone(), fault_at));

@@ -116,11 +116,9 @@ fn hex_decode(text: &str) -> Result<Vec<u8>> {
 
 /// Node 0's /metrics text.
 fn metrics(cluster: &Cluster) -> Result<String> {
-    let url = format!("{}/metrics", cluster.nodes[0].admin_url());
-    let mut response = ureq::get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
-    Ok(response.body_mut().read_to_string()?)
+    cluster
+        .api
+        .get_text_from(&cluster.nodes[0].admin_url(), "/metrics")
 }
 
 /// The header section of a message.

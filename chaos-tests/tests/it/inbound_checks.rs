@@ -234,12 +234,9 @@ fn results(raw: &str) -> String {
 
 /// Node 0's /metrics text.
 fn metrics(cluster: &Cluster) -> Result<String> {
-    let url = format!("{}/metrics", cluster.nodes[0].admin_url());
-    Ok(ureq::get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?
-        .body_mut()
-        .read_to_string()?)
+    cluster
+        .api
+        .get_text_from(&cluster.nodes[0].admin_url(), "/metrics")
 }
 
 #[track_caller]

@@ -74,11 +74,18 @@ impl Node {
             .spawn()
             .context("start mclusterd as mcluster")?;
         let node = Node(child);
-        let ready = format!("http://{ADMIN}/ready");
+        // Over HTTPS with the CA in the node's directory: the cluster takes nothing else.
+        let ready = format!("https://{ADMIN}/ready");
         wait_until(
             Duration::from_secs(60),
             "the packaged node to be ready",
-            || run("curl", &["-fsS", &ready]).ok(),
+            || {
+                run(
+                    "curl",
+                    &["-fsS", "--cacert", "/etc/mcluster/ca.crt", &ready],
+                )
+                .ok()
+            },
         )
         .with_context(|| {
             std::fs::read_to_string("/var/lib/mcluster/package-test.log").unwrap_or_default()

@@ -52,6 +52,15 @@ fn upgrade_node(cluster: &mut Cluster, i: usize) -> Result<()> {
     })
 }
 
+/// The HTTP status of a GET over plain HTTP (curl's `%{http_code}`).
+fn plain_status(url: &str) -> Result<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A command of cluster version 2 (the protection settings): refused while the cluster runs
 /// version 1, with the reason.
 fn gated_command(cluster: &Cluster) -> Result<std::process::Output> {
@@ -168,6 +177,9 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
     let text = cluster.ctl_ok(&["upgrade", "status"])?;
     assert!(text.contains("mclusterctl upgrade finalize"), "{text}");
     assert_gated_refused(&cluster)?;
+    // Plain HTTP still answers (a member of the previous build speaks nothing else)...
+    let plain_ready = format!("http://{}/ready", cluster.nodes[0].admin_addr);
+    assert_eq!(plain_status(&plain_ready)?, "200");
 
     let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
     assert!(
@@ -176,6 +188,8 @@ fn with_auto_finalize_off_only_the_operator_raises_the_cluster_version() -> Resu
     );
     assert_eq!(status(&cluster)?["active"], NEWEST);
     cluster.ctl_ok(&["protection", "set", "lockout-secs=60"])?;
+    // ...until the version that takes HTTPS only is active.
+    assert_eq!(plain_status(&plain_ready)?, "426");
     // Again: nothing to do.
     let said = cluster.ctl_ok(&["upgrade", "finalize"])?;
     assert!(said.contains("nothing to finalize"), "{said}");
@@ -276,6 +290,13 @@ fn the_last_build_before_versions_upgrades_in_place_with_nothing_lost() -> Resul
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
+    // The old build's init wrote a client config on plain HTTP, which the new cluster version
+    // refuses: the operator turns it to HTTPS once the nodes run the new build.
+    let ca = dir.join("ca.crt").display().to_string();
+    let said = wait_until(Duration::from_secs(60), "the nodes to answer HTTPS", || {
+        ctl(&["client-config", "use-https", "--ca-cert", &ca]).ok()
+    })?;
+    assert!(said.contains("speaks HTTPS"), "{said}");
     let upgraded = wait_until(
         Duration::from_secs(60),
         "the newest cluster version",
@@ -330,13 +351,14 @@ fn the_last_build_before_versions_upgrades_in_place_with_nothing_lost() -> Resul
     ctl(&["protection", "set", "lockout-secs=60"])?;
 
     // Every node holds the same state.
-    let api = Api::new(Vec::new(), admin_token(&dir.join("client.toml"))?);
+    let ca_pem = std::fs::read_to_string(dir.join("ca.crt"))?;
+    let api = Api::new(Vec::new(), admin_token(&dir.join("client.toml"))?).with_ca(Some(ca_pem));
     let mut seen = Vec::new();
     let agreed = wait_until(Duration::from_secs(20), "equal digests", || {
         seen = ["127.77.122.1", "127.77.122.2", "127.77.122.3"]
             .iter()
             .map(|ip| {
-                let base = format!("http://{ip}:7070");
+                let base = format!("https://{ip}:7070");
                 match api.get_from(&base, "/v1/digest", Duration::from_secs(5)) {
                     Ok(d) => json!([d["applied_index"], d["digest"]]),
                     Err(e) => json!(e.to_string()),
@@ -372,6 +394,8 @@ fn until_finalized_a_node_can_go_back_to_the_previous_release() -> Result<()> {
     for i in [2, 1, 0] {
         upgrade_node(&mut cluster, i)?;
     }
+    // Until finalized, plain HTTP still works (the client config of the previous release's
+    // init), and HTTPS too.
     let held = status(&cluster)?;
     assert_eq!(held["active"], NEWEST - 1, "{held}");
     assert_eq!(held["runnable"], NEWEST, "{held}");

@@ -577,11 +577,35 @@ fn password_from_standard_input_line() {
 }
 
 #[test]
-fn seed_urls_get_a_scheme() {
-    assert_eq!(normalize_url("127.0.0.11:7070"), "http://127.0.0.11:7070");
+fn seed_urls_get_the_scheme_of_the_client_config() {
+    let mut client_config = ClientConfig {
+        admin_urls: vec!["http://127.0.0.12:7070".into()],
+        admin_token: None,
+        join_token: None,
+        read_only_token: None,
+        cluster_name: "mcluster".into(),
+        ca_cert_pem: None,
+    };
+    // An older init's config: plain HTTP.
     assert_eq!(
-        normalize_url("http://127.0.0.11:7070/"),
+        normalize_url("127.0.0.11:7070", &client_config),
         "http://127.0.0.11:7070"
+    );
+    assert_eq!(
+        normalize_url("https://127.0.0.11:7070/", &client_config),
+        "https://127.0.0.11:7070"
+    );
+    client_config.use_https("-----BEGIN CERTIFICATE-----\n".into());
+    assert_eq!(client_config.admin_urls, ["https://127.0.0.12:7070"]);
+    assert_eq!(
+        normalize_url("127.0.0.11:7070", &client_config),
+        "https://127.0.0.11:7070"
+    );
+    // No URLs yet, but the CA: HTTPS.
+    client_config.admin_urls.clear();
+    assert_eq!(
+        normalize_url("127.0.0.11:7070/", &client_config),
+        "https://127.0.0.11:7070"
     );
 }
 

@@ -74,7 +74,16 @@ fn init_writes_ca_first_node_and_bootstrap() {
     );
 
     let client_config = &outcome.client_config;
-    assert_eq!(client_config.admin_urls, ["http://127.0.0.11:7070"]);
+    // HTTPS, checked against the CA init made (a new cluster takes HTTPS only).
+    assert_eq!(client_config.admin_urls, ["https://127.0.0.11:7070"]);
+    assert_eq!(
+        client_config.ca_cert_pem.as_deref(),
+        Some(
+            fs::read_to_string(&outcome.ca_cert)
+                .expect("read ca.crt")
+                .as_str()
+        )
+    );
     let admin_token = client_config.admin_token().expect("admin token");
     let join_token = client_config.join_token().expect("join token");
     assert_ne!(admin_token, join_token);

@@ -28,7 +28,7 @@ impl ClusterVersion {
     pub const V1: ClusterVersion = ClusterVersion(1);
     /// The versions themselves and the features of release 0.1.0 ([`Feature::since`]).
     pub const V2: ClusterVersion = ClusterVersion(2);
-    /// Release 0.2.0: read-only tokens.
+    /// Release 0.2.0: read-only tokens, and the admin API over HTTPS only.
     pub const V3: ClusterVersion = ClusterVersion(3);
     /// The newest cluster version this build runs.
     pub const NEWEST: ClusterVersion = ClusterVersion::V3;
@@ -65,15 +65,19 @@ pub enum Feature {
     AddressLockouts,
     /// A read-only admin token (`SetTokenDigest` of `TokenKind::ReadOnly`).
     ReadOnlyToken,
+    /// The admin API over HTTPS only: plain HTTP is refused (426) unless a node is set to allow
+    /// it on a loopback address. Not a command: nodes call each other over HTTPS from then on.
+    AdminHttpsOnly,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 5] = [
+    pub const ALL: [Feature; 6] = [
         Feature::PolicySettings,
         Feature::ReplicaMoves,
         Feature::TokenRotation,
         Feature::AddressLockouts,
         Feature::ReadOnlyToken,
+        Feature::AdminHttpsOnly,
     ];
 
     /// The cluster version that brings it.
@@ -83,7 +87,7 @@ impl Feature {
             | Feature::ReplicaMoves
             | Feature::TokenRotation
             | Feature::AddressLockouts => ClusterVersion::V2,
-            Feature::ReadOnlyToken => ClusterVersion::V3,
+            Feature::ReadOnlyToken | Feature::AdminHttpsOnly => ClusterVersion::V3,
         }
     }
 
@@ -96,6 +100,7 @@ impl Feature {
             Feature::TokenRotation => "token-rotation",
             Feature::AddressLockouts => "address-lockouts",
             Feature::ReadOnlyToken => "read-only-token",
+            Feature::AdminHttpsOnly => "admin-https-only",
         }
     }
 
@@ -109,8 +114,14 @@ impl Feature {
             Feature::TokenRotation => "rotating the admin or join token",
             Feature::AddressLockouts => "locking one account out for one client address",
             Feature::ReadOnlyToken => "setting a read-only token",
+            Feature::AdminHttpsOnly => "the admin API over HTTPS only (plain HTTP refused)",
         }
     }
+}
+
+/// Whether `feature` is active at cluster version `active`.
+pub fn active(feature: Feature, active: ClusterVersion) -> bool {
+    feature.since() <= active
 }
 
 /// Why a command may not be proposed yet.
@@ -131,7 +142,7 @@ pub struct NotActive {
 /// brings waits until that version is active.
 pub fn gate(command: &Command, active: ClusterVersion) -> Result<(), NotActive> {
     match command.feature() {
-        Some(feature) if feature.since() > active => Err(NotActive { feature, active }),
+        Some(feature) if !self::active(feature, active) => Err(NotActive { feature, active }),
         _ => Ok(()),
     }
 }
