@@ -310,7 +310,12 @@ def close_selected(M, command="CLOSE"):
 
 
 def flags(fields):
-    return set(fields["FLAGS"])
+    """The message's flags, without \\Recent (which belongs to one session; see recent())."""
+    return set(fields["FLAGS"]) - {"\\Recent"}
+
+
+def recent(fields):
+    return "\\Recent" in set(fields["FLAGS"])
 
 
 # ---- the test messages ----
@@ -739,12 +744,13 @@ def status_examine_read_only(c, facts):
     R.eq(st["MESSAGES"], 4, "four delivered messages")
     R.eq(st["UNSEEN"], 4, "all unseen")
     R.eq(st["UIDNEXT"], 5, "UIDs 1-4 used")
-    R.eq(st["RECENT"], 0, "no \\Recent in this server")
+    R.eq(st["RECENT"], 4, "STATUS: no session has claimed the four as \\Recent")
     R.true(st["HIGHESTMODSEQ"] >= 1, "HIGHESTMODSEQ")
     facts["uidvalidity"] = st["UIDVALIDITY"]
 
     info = select(M, "INBOX", readonly=True)
     R.eq(info["exists"], 4, "EXAMINE EXISTS")
+    R.eq(int(info["untagged"]["RECENT"][-1]), 4, "EXAMINE shows the four as recent")
     R.eq(info["uidvalidity"], st["UIDVALIDITY"], "UIDVALIDITY agrees with STATUS")
     R.true("PERMANENTFLAGS" in info["untagged"], "PERMANENTFLAGS")
     R.eq(info["untagged"]["PERMANENTFLAGS"][-1], b"()", "nothing is permanent when read-only")
@@ -754,14 +760,15 @@ def status_examine_read_only(c, facts):
     got = fetch(M, "1:4", "(FLAGS)")
     R.eq({n: flags(f) for n, f in got.items()}, {1: set(), 2: set(), 3: set(), 4: set()},
          "EXAMINE left every message unseen")
+    R.true(all(recent(f) for f in got.values()), "EXAMINE: FLAGS show \\Recent")
     typ, text, _ = cmd(M, "STORE", "1", "+FLAGS", "(\\Seen)")
     R.eq(typ, "NO", "STORE under EXAMINE")
     R.true("[READ-ONLY]" in text, text)
     typ, text, _ = cmd(M, "EXPUNGE")
     R.eq(typ, "NO", "EXPUNGE under EXAMINE")
     close_selected(M, "CLOSE")
-    R.eq(status(M, "INBOX", "(UNSEEN MESSAGES)"), {"UNSEEN": 4, "MESSAGES": 4},
-         "CLOSE after EXAMINE changes nothing")
+    R.eq(status(M, "INBOX", "(UNSEEN MESSAGES RECENT)"), {"UNSEEN": 4, "MESSAGES": 4, "RECENT": 4},
+         "CLOSE after EXAMINE changes nothing, and EXAMINE claimed nothing")
     M.logout()
 
 
@@ -776,6 +783,10 @@ def fetch_all_items(c, facts):
     M = c.login(1)
     info = select(M, "INBOX")
     R.eq(info["exists"], 4, "SELECT EXISTS")
+    R.eq(int(info["untagged"]["RECENT"][-1]), 4, "SELECT on node 1 claims the four as recent")
+    other = c.login(2)
+    R.eq(status(other, "INBOX", "(RECENT)")["RECENT"], 0, "node 2 sees them claimed")
+    other.logout()
     R.eq(info["uidnext"], 5, "SELECT UIDNEXT")
     R.eq(int(info["untagged"]["UNSEEN"][-1]), 1, "the first unseen message")
 
@@ -792,7 +803,7 @@ def fetch_all_items(c, facts):
     R.true(prefix.startswith(b"Return-Path: <sender@remote.test>\r\n"), f"trace header {prefix!r}")
     R.eq(int(got["RFC822.SIZE"]), len(full), "RFC822.SIZE is the size of BODY[]")
     R.eq(int(got["UID"]), 2, "UID")
-    R.eq(got["FLAGS"], [], "no flags yet")
+    R.eq(got["FLAGS"], ["\\Recent"], "no flags yet but \\Recent (this session claimed it)")
     R.true(re.fullmatch(rb"\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d \+0000", got["INTERNALDATE"]),
            f"INTERNALDATE {got['INTERNALDATE']!r}")
     R.eq(got["BODY[HEADER]"], prefix + NESTED_HEADER, "BODY[HEADER]")
@@ -883,11 +894,11 @@ def fetch_all_items(c, facts):
     # Fetches that set \Seen: BODY[TEXT], RFC822, RFC822.TEXT (and show FLAGS unasked).
     got = fetch(M, "1", "(BODY[TEXT])")[1]
     R.eq(got["BODY[TEXT]"], PLAIN[PLAIN.index(b"\r\n\r\n") + 4 :], "BODY[TEXT] of message 1")
-    R.eq(got.get("FLAGS"), ["\\Seen"], "BODY[] sets \\Seen and says so")
+    R.eq(got.get("FLAGS"), ["\\Seen", "\\Recent"], "BODY[] sets \\Seen and says so")
     got = fetch(M, "4", "(RFC822 RFC822.TEXT RFC822.HEADER)")[4]
     R.eq(got["RFC822.HEADER"] + got["RFC822.TEXT"], got["RFC822"], "RFC822 = HEADER + TEXT")
     R.true(got["RFC822"].endswith(LARGE), "RFC822 of the large message")
-    R.eq(got.get("FLAGS"), ["\\Seen"], "RFC822 sets \\Seen")
+    R.eq(got.get("FLAGS"), ["\\Seen", "\\Recent"], "RFC822 sets \\Seen")
     got = fetch(M, "1:4", "(FLAGS)")
     R.eq({n: flags(f) for n, f in got.items()},
          {1: {"\\Seen"}, 2: set(), 3: set(), 4: {"\\Seen"}}, "flags after the fetches")
@@ -1075,22 +1086,25 @@ def copy_move_uid(c, facts):
     text, untagged = ok(M1, "UID", "MOVE", "4", "Lab/Moved")
     R.eq(untagged.get("EXPUNGE"), [b"3"], "UID MOVE expunges UID 4 (now number 3)")
     R.eq(code(untagged["OK"][-1].decode(), "COPYUID"), f"{moved} 4 2", "UID MOVE's COPYUID")
-    typ, text, _ = cmd(M1, "MOVE", "1", "Lab")
-    R.eq(typ, "NO", "MOVE onto the same mailbox")
+    # MOVE into the selected mailbox (RFC 6851): the message gets a new UID at the end.
+    text, untagged = ok(M1, "MOVE", "1", "Lab")
+    R.eq(untagged.get("EXPUNGE"), [b"1"], "MOVE onto the same mailbox expunges number 1")
+    R.eq(code(untagged["OK"][-1].decode(), "COPYUID"), f"{lab['UIDVALIDITY']} 1 6",
+         "MOVE onto the same mailbox: COPYUID")
     got = fetch(M1, "1:*", "(UID)")
-    R.eq([int(f["UID"]) for _, f in sorted(got.items())], [1, 3, 5], "Lab after the moves")
+    R.eq([int(f["UID"]) for _, f in sorted(got.items())], [3, 5, 6], "Lab after the moves")
     _, untagged = ok(M1, "UID", "STORE", "3,5", "+FLAGS", "(\\Deleted)")
     got = fetch_items(untagged["FETCH"])
     R.eq({int(f["UID"]) for f in got.values()}, {3, 5}, "UID STORE answers with UIDs")
     got = fetch(M1, "3:5", "(FLAGS)", uid=True)
     R.eq({int(f["UID"]): "\\Deleted" in flags(f) for f in got.values()}, {3: True, 5: True},
          "UID FETCH 3:5 answers UIDs 3 and 5")
-    R.eq(sorted(got), [2, 3], "UID FETCH 3:5 is messages 2 and 3")
-    # UID EXPUNGE 5 removes only UID 5 (number 3), though 3 is \Deleted too.
+    R.eq(sorted(got), [1, 2], "UID FETCH 3:5 is messages 1 and 2")
+    # UID EXPUNGE 5 removes only UID 5 (number 2), though 3 is \Deleted too.
     text, untagged = ok(M1, "UID", "EXPUNGE", "5")
-    R.eq(untagged.get("EXPUNGE"), [b"3"], "UID EXPUNGE 5")
+    R.eq(untagged.get("EXPUNGE"), [b"2"], "UID EXPUNGE 5")
     R.eq(search(M1, "DELETED", uid=True), [3], "UID 3 is still there, deleted")
-    R.eq(search(M1, "ALL", uid=True), [1, 3], "UID SEARCH ALL")
+    R.eq(search(M1, "ALL", uid=True), [3, 6], "UID SEARCH ALL")
     # Node 2 sees the result.
     R.eq(status(M2, "Lab", "(MESSAGES)"), {"MESSAGES": 2}, "Lab on node 2")
     R.eq(status(M2, "Lab/Moved", "(MESSAGES UIDNEXT)"), {"MESSAGES": 2, "UIDNEXT": 3},

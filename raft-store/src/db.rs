@@ -107,6 +107,11 @@ pub const KEY_CLUSTER_VERSION: &[u8] = b"cluster_version";
 pub const KEY_READ_ONLY_TOKEN: &[u8] = b"read_only_token";
 /// What each member reported it runs (`Vec<MemberBuild>`, by node id).
 pub const KEY_MEMBER_BUILDS: &[u8] = b"member_builds";
+/// Prefix of the IMAP `\Recent` claims in the settings table, one key per mailbox
+/// (`recent \0 account \0 mailbox`; cluster version 3). Not a column family of their own: the
+/// previous build cannot open a store that has a family it does not know, and until the
+/// upgrade is finalized a node must be able to go back to it.
+pub const PREFIX_RECENT: &[u8] = b"recent\0";
 
 /// A key with its decoded value.
 pub(crate) type KeyValue<T> = (Box<[u8]>, T);

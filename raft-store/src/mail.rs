@@ -21,6 +21,7 @@ pub(crate) mod dkim;
 pub mod folders;
 pub(crate) mod protection;
 pub mod queue;
+pub(crate) mod recent;
 
 pub(crate) fn mailbox_key(account: &str, mailbox: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(account.len() + mailbox.len() + 1);
@@ -231,6 +232,7 @@ pub(crate) fn delete_mail_of(
     for (key, ()) in reader.db().scan_prefix::<()>(CF_SUBSCRIPTIONS, &prefix)? {
         staged.delete(CF_SUBSCRIPTIONS, &key);
     }
+    recent::forget_account(reader, &prefix, staged)?;
     overlay.mailboxes.clear();
     overlay.write(staged);
     Ok(())

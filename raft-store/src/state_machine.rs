@@ -392,6 +392,11 @@ impl StateMachine {
             Command::ForgetReplicas { from, blobs } => {
                 mail::forget_replicas(&reader, *from, blobs, batch)?;
             }
+            Command::ClaimRecent {
+                account,
+                mailbox,
+                up_to,
+            } => return mail::recent::claim(&reader, account, mailbox, *up_to, batch),
             Command::CreateMailbox { account, name, at } => {
                 return folders::create_mailbox(&reader, account, name, *at, batch);
             }

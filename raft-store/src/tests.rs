@@ -106,24 +106,25 @@ async fn apply_voters<const N: usize>(sm: &mut StateMachine, voters: [(u64, crat
 /// A store of a one-node cluster (node 1) at this build's newest cluster version, as a new
 /// cluster starts: log indexes 1 to 3 are used.
 async fn store_at_newest_version() -> (TempDir, StateMachine) {
+    store_at_version(ClusterVersion::NEWEST).await
+}
+
+/// A store of a one-node cluster (node 1) whose members run up to `version`, raised to it:
+/// log indexes 1 to 3 are used.
+async fn store_at_version(version: ClusterVersion) -> (TempDir, StateMachine) {
     let (dir, mut sm) = fresh_store();
     apply_voters(&mut sm, [(1, member("mail1", 11))]).await;
     let results = apply_all(
         &mut sm,
         2,
         vec![
-            Command::ReportBuild(crate::MemberBuild::this_build(1, ClusterVersion::NEWEST)),
-            Command::SetClusterVersion {
-                version: ClusterVersion::NEWEST,
-            },
+            Command::ReportBuild(crate::MemberBuild::this_build(1, version)),
+            Command::SetClusterVersion { version },
         ],
     )
     .await;
     check_results(results, &[CommandResult::Done, CommandResult::Done]);
-    assert_eq!(
-        sm.reader().cluster_version().unwrap(),
-        ClusterVersion::NEWEST
-    );
+    assert_eq!(sm.reader().cluster_version().unwrap(), version);
     (dir, sm)
 }
 
@@ -889,6 +890,86 @@ mod folders {
         assert_eq!(inbox, [1, 3], "MOVE removed the original");
         assert_eq!(reader.blob(&[1; 32]).unwrap().unwrap().refs, 2);
         assert_eq!(reader.blob(&[2; 32]).unwrap().unwrap().refs, 1);
+    }
+
+    /// MOVE into the mailbox the messages are in (RFC 6851 allows it) changes what a
+    /// replicated command does, so it waits for cluster version 3: before, it is refused and
+    /// nothing changes; from then on, each message gets a new UID there, and the counts, the
+    /// flags and the blob references stay as they were.
+    #[tokio::test]
+    async fn a_move_within_one_mailbox_applies_only_from_cluster_version_3() {
+        let within = Command::CopyMessages {
+            account: A.into(),
+            from: crate::INBOX.into(),
+            to: crate::INBOX.into(),
+            uids: vec![3, 1, 42],
+            remove_source: true,
+        };
+        let setup = || {
+            vec![
+                add_domain("example.test"),
+                add_account(A),
+                Command::Deliver {
+                    deliveries: vec![
+                        delivery("q1", 1, &[A], &[]),
+                        delivery("q2", 2, &[A], &[]),
+                        delivery("q3", 3, &[A], &[]),
+                    ],
+                },
+                store(&[1], FlagOp::Add, flag::FLAGGED, &["$Work"], None),
+            ]
+        };
+        let uids = |sm: &StateMachine| -> Vec<u32> {
+            sm.reader()
+                .messages(A, crate::INBOX)
+                .unwrap()
+                .iter()
+                .map(|m| m.uid)
+                .collect()
+        };
+
+        let (_dir, mut sm) = store_at_version(ClusterVersion::V2).await;
+        apply_all(&mut sm, 4, setup()).await;
+        let before = sm.reader().mailbox(A, crate::INBOX).unwrap().unwrap();
+        let results = apply_all(&mut sm, 8, vec![within.clone()]).await;
+        let [CommandResult::Rejected(Rejection::NotActive(why))] = &results[..] else {
+            panic!("{results:?}");
+        };
+        assert!(why.contains("move-within-mailbox"), "{why}");
+        assert_eq!(uids(&sm), [1, 2, 3]);
+        assert_eq!(
+            sm.reader().mailbox(A, crate::INBOX).unwrap().unwrap(),
+            before
+        );
+
+        let (_dir, mut sm) = store_at_version(ClusterVersion::V3).await;
+        apply_all(&mut sm, 4, setup()).await;
+        let before = sm.reader().mailbox(A, crate::INBOX).unwrap().unwrap();
+        let results = apply_all(&mut sm, 8, vec![within]).await;
+        check_results(
+            results,
+            &[CommandResult::Copied {
+                uidvalidity: before.uidvalidity,
+                pairs: vec![(1, 4), (3, 5)],
+            }],
+        );
+        assert_eq!(uids(&sm), [2, 4, 5]);
+        let reader = sm.reader();
+        let after = reader.mailbox(A, crate::INBOX).unwrap().unwrap();
+        assert_eq!(
+            (after.messages, after.bytes, after.uidnext),
+            (3, before.bytes, 6)
+        );
+        assert!(after.highest_modseq > before.highest_modseq);
+        let moved = &reader.messages(A, crate::INBOX).unwrap()[1];
+        assert_eq!(
+            (moved.flags, moved.keywords.clone()),
+            (flag::FLAGGED, vec!["$Work".to_owned()]),
+            "flags travel with the moved message"
+        );
+        for blob in [[1; 32], [2; 32], [3; 32]] {
+            assert_eq!(reader.blob(&blob).unwrap().unwrap().refs, 1);
+        }
     }
 
     #[tokio::test]
@@ -2660,4 +2741,110 @@ async fn a_snapshot_installs_only_in_a_format_this_build_reads() {
         .await
         .expect("install");
     assert_eq!(names(&follower_sm), vec!["a.test".to_string()]);
+}
+
+/// `\Recent`: each UID goes to the first claim that covers it, whoever makes it; a claim never
+/// goes past the mailbox's last UID; a new mailbox of the same name starts afresh; and before
+/// cluster version 3 nothing is claimed.
+#[tokio::test]
+async fn each_new_message_is_recent_in_exactly_one_claim() {
+    use crate::mail::folders::AppendedMessage;
+    let a = "a@example.test";
+    let append = Command::Append {
+        account: a.into(),
+        mailbox: "INBOX".into(),
+        message: Box::new(AppendedMessage {
+            blob: [9; 32],
+            size: 10,
+            replicas: vec![1],
+            missing: vec![],
+            flags: 0,
+            keywords: vec![],
+            internal_date: 1_600_000_000,
+            summary: crate::summary::summarize(b"Subject: new\r\n\r\nbody\r\n"),
+        }),
+    };
+    let claim = |up_to| Command::ClaimRecent {
+        account: a.into(),
+        mailbox: "INBOX".into(),
+        up_to,
+    };
+    let claimed = |result: &CommandResult| match result {
+        CommandResult::RecentClaimed { from, to, .. } => (*from, *to),
+        other => panic!("{other:?}"),
+    };
+
+    let (_dir, mut sm) = store_at_newest_version().await;
+    let reader = sm.reader();
+    let mut commands = vec![add_domain("example.test"), add_account(a)];
+    commands.extend(std::iter::repeat_n(append.clone(), 3));
+    apply_all(&mut sm, 4, commands).await;
+    // Two sessions select at once: the first claim takes UIDs 1-3, the second none. A claim
+    // beyond the last UID stops at it.
+    let results = apply_all(&mut sm, 9, vec![claim(u32::MAX), claim(3)]).await;
+    assert_eq!(claimed(&results[0]), (0, 3));
+    assert_eq!(claimed(&results[1]), (3, 3));
+    let inbox = reader.mailbox(a, "INBOX").unwrap().unwrap();
+    assert_eq!(
+        reader.recent_floor(a, "INBOX", inbox.uidvalidity).unwrap(),
+        3
+    );
+    assert_eq!(reader.unclaimed_messages(a, "INBOX").unwrap(), 0);
+    // A new message is recent to the next claim only.
+    apply_all(&mut sm, 11, vec![append.clone()]).await;
+    assert_eq!(reader.unclaimed_messages(a, "INBOX").unwrap(), 1);
+    let results = apply_all(&mut sm, 12, vec![claim(4), claim(4)]).await;
+    assert_eq!(claimed(&results[0]), (3, 4));
+    assert_eq!(claimed(&results[1]), (4, 4));
+    // A floor belongs to one UIDVALIDITY: another mailbox of that name starts from 0.
+    assert_eq!(
+        reader
+            .recent_floor(a, "INBOX", inbox.uidvalidity + 1)
+            .unwrap(),
+        0
+    );
+    let results = apply_all(
+        &mut sm,
+        14,
+        vec![Command::ClaimRecent {
+            account: a.into(),
+            mailbox: "Nowhere".into(),
+            up_to: 1,
+        }],
+    )
+    .await;
+    check_results(
+        results,
+        &[CommandResult::Rejected(Rejection::NoSuchMailbox(
+            "Nowhere".into(),
+        ))],
+    );
+    // Deleting the account forgets its claims.
+    apply_all(
+        &mut sm,
+        15,
+        vec![Command::DeleteAccount { address: a.into() }],
+    )
+    .await;
+    assert_eq!(
+        reader.recent_floor(a, "INBOX", inbox.uidvalidity).unwrap(),
+        0
+    );
+
+    // Cluster version 2: refused, nothing claimed.
+    let (_dir, mut sm) = store_at_version(ClusterVersion::V2).await;
+    let mut commands = vec![add_domain("example.test"), add_account(a), append];
+    commands.push(claim(1));
+    let results = apply_all(&mut sm, 4, commands).await;
+    assert!(
+        matches!(&results[3], CommandResult::Rejected(Rejection::NotActive(why)) if why.contains("recent-flag")),
+        "{results:?}"
+    );
+    let inbox = sm.reader().mailbox(a, "INBOX").unwrap().unwrap();
+    assert_eq!(
+        sm.reader()
+            .recent_floor(a, "INBOX", inbox.uidvalidity)
+            .unwrap(),
+        0
+    );
 }

@@ -756,7 +756,8 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
                     "* FLAGS …",
                     "* OK [PERMANENTFLAGS …",
                     "* 1 EXISTS",
-                    "* 0 RECENT",
+                    // The first SELECT claims it.
+                    "* 1 RECENT",
                     "* OK [UNSEEN 1] …",
                     "* OK [UIDVALIDITY …",
                     "* OK [UIDNEXT …",
@@ -788,7 +789,8 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
             (
                 "g1 FETCH * (UID FLAGS)",
                 &[
-                    &format!("* 1 FETCH (UID {uid} FLAGS ())"),
+                    // Recent in this session, which claimed it with its SELECT.
+                    &format!("* 1 FETCH (UID {uid} FLAGS (\\Recent))"),
                     "g1 OK Fetch completed",
                 ],
             ),
@@ -838,7 +840,7 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
             ),
             (
                 "g10 FETCH 1 (FLAGS)",
-                &["* 1 FETCH (FLAGS ())", "g10 OK Fetch completed"],
+                &["* 1 FETCH (FLAGS (\\Recent))", "g10 OK Fetch completed"],
             ),
         ],
     );
@@ -865,7 +867,10 @@ fn imap_transcripts_of_bad_input_get_rfc_replies_and_the_session_survives() {
         &[
             (
                 "e1 STORE 1 +FLAGS (\\Seen)",
-                &["* 1 FETCH (FLAGS (\\Seen))", "e1 OK Store completed"],
+                &[
+                    "* 1 FETCH (FLAGS (\\Seen \\Recent))",
+                    "e1 OK Store completed",
+                ],
             ),
             ("e2 NOOP", &["* 2 EXPUNGE", "e2 OK NOOP completed"]),
             (
@@ -1156,7 +1161,8 @@ fn imap_malformed_mime_gets_sane_fetch_answers_and_the_server_survives() {
                 "* FLAGS …",
                 "* OK [PERMANENTFLAGS …",
                 &format!("* {} EXISTS", cases.len()),
-                "* 0 RECENT",
+                // Nobody claimed them; EXAMINE shows them recent.
+                &format!("* {} RECENT", cases.len()),
                 "* OK [UNSEEN 1] …",
                 "* OK [UIDVALIDITY …",
                 "* OK [UIDNEXT …",
@@ -1389,7 +1395,7 @@ fn reads_do_not_wait_per_message_for_a_dead_replica() {
                 "* FLAGS …",
                 "* OK [PERMANENTFLAGS …",
                 "* 310 EXISTS",
-                "* 0 RECENT",
+                "* 310 RECENT",
                 "* OK [UNSEEN 1] …",
                 "* OK [UIDVALIDITY …",
                 "* OK [UIDNEXT …",

@@ -55,7 +55,16 @@ fn upgrade_node(cluster: &mut Cluster, i: usize) -> Result<()> {
 /// The HTTP status of a GET over plain HTTP (curl's `%{http_code}`).
 fn plain_status(url: &str) -> Result<String> {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", url])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+        ])
         .stdin(Stdio::null())
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -40,6 +40,8 @@ pub struct FetchOptions {
     /// This message's flags changed as a side effect of this command (the session already
     /// stored an implicit `\Seen` and passes the updated message): include FLAGS.
     pub flags_changed: bool,
+    /// The message is `\Recent` in this session: FLAGS shows it.
+    pub recent: bool,
 }
 
 /// One `* n FETCH (...)` line, with its literals.
@@ -185,7 +187,7 @@ pub fn fetch_response(
             }
             MessageDataItemName::Flags => {
                 out.extend_from_slice(b"FLAGS ");
-                write_flags(&mut out, flags, &message.keywords);
+                write_flags(&mut out, flags, options.recent, &message.keywords);
             }
             MessageDataItemName::InternalDate => {
                 out.extend_from_slice(b"INTERNALDATE \"");
@@ -274,8 +276,8 @@ pub fn internal_date(unix_secs: i64) -> String {
     )
 }
 
-/// A flag list: `(\Seen \Flagged keyword ...)`.
-pub(crate) fn write_flags(out: &mut Vec<u8>, flags: u8, keywords: &[String]) {
+/// A flag list: `(\Seen \Flagged keyword ...)`, with `\Recent` when `recent`.
+pub(crate) fn write_flags(out: &mut Vec<u8>, flags: u8, recent: bool, keywords: &[String]) {
     const SYSTEM: [(u8, &str); 5] = [
         (flag::SEEN, "\\Seen"),
         (flag::ANSWERED, "\\Answered"),
@@ -287,6 +289,7 @@ pub(crate) fn write_flags(out: &mut Vec<u8>, flags: u8, keywords: &[String]) {
         .iter()
         .filter(|(bit, _)| flags & bit != 0)
         .map(|(_, name)| *name)
+        .chain(recent.then_some("\\Recent"))
         .chain(keywords.iter().map(String::as_str));
     out.push(b'(');
     for (i, name) in names.enumerate() {

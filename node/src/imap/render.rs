@@ -281,7 +281,13 @@ fn finish(selected: &Part, part: SectionPart) -> Option<Range<usize>> {
             PartKind::Message(inner) if part == SectionPart::Header => {
                 Some(inner.root.header_range())
             }
-            PartKind::Message(inner) => Some(inner.root.body_range()),
+            // The encapsulated message's text runs to the end of this part's body, wherever
+            // its root ends: summaries made before that was so end an encapsulated multipart
+            // at its close delimiter, without its epilogue.
+            PartKind::Message(inner) => Some(
+                inner.root.offset_body as usize
+                    ..selected.offset_end.max(inner.root.offset_body) as usize,
+            ),
             _ => None,
         },
     }

@@ -26,8 +26,7 @@
 //! MODSEQ compares the message's one mod-sequence: the server keeps none per flag, so the
 //! optional entry name and type are ignored (RFC 7162 3.1.5 allows this).
 //!
-//! There is no \Recent flag in this server (sessions do not claim messages), so RECENT and NEW
-//! match nothing and OLD matches everything.
+//! RECENT, NEW and OLD ask the session which messages are `\Recent` in it (see `view.rs`).
 
 use std::borrow::Cow;
 
@@ -67,11 +66,13 @@ pub const SUPPORTED_CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
 /// keys of one SEARCH command, which are ANDed), in the order
 /// of `mailbox` (which should be sequence order). `load` returns a message's raw bytes; it is
 /// called at most once per message and only for BODY, TEXT and HEADER of a non-envelope field.
-/// Its error stops the search and is returned.
+/// Its error stops the search and is returned. `recent` says whether the message of a UID is
+/// `\Recent` in the session.
 pub fn search<E>(
     criteria: &[SearchKey<'_>],
     mailbox: &[Candidate<'_>],
     answer: Answer,
+    recent: &dyn Fn(u32) -> bool,
     mut load: impl FnMut(&Message) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<u32>, E> {
     let highest = Highest {
@@ -85,6 +86,7 @@ pub fn search<E>(
             message,
             summary,
             highest,
+            recent: recent(message.uid),
             content: None,
         };
         if target.matches_all(criteria, &mut load)? {
@@ -117,6 +119,8 @@ struct Target<'a> {
     message: &'a Message,
     summary: &'a MessageSummary,
     highest: Highest,
+    /// `\Recent` in this session.
+    recent: bool,
     content: Option<Content>,
 }
 
@@ -154,8 +158,10 @@ impl Target<'_> {
                 self.matches(first, load)? || self.matches(second, load)?
             }
             SearchKey::Not(key) => !self.matches(key, load)?,
-            SearchKey::All | SearchKey::Old => true,
-            SearchKey::Recent | SearchKey::New => false,
+            SearchKey::All => true,
+            SearchKey::Recent => self.recent,
+            SearchKey::New => self.recent && message.flags & flag::SEEN == 0,
+            SearchKey::Old => !self.recent,
             SearchKey::SequenceSet(set) => in_set(set, self.seq, self.highest.seq),
             SearchKey::Uid(set) => in_set(set, message.uid, self.highest.uid),
             SearchKey::Answered => message.flags & flag::ANSWERED != 0,

@@ -831,8 +831,20 @@ impl Session {
                 Ok(Ok(messages)) => messages,
                 _ => return Ok(()),
             };
+        let last_before = view.last_uid();
         let updates = view.sync(&mailbox, messages, allow_expunge, self.condstore);
         io.push(&updates);
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|v| v.last_uid() > last_before)
+        {
+            // New messages: this session claims them, and says how many are recent now.
+            self.claim_recent().await;
+            if let Some(view) = self.selected.as_ref() {
+                io.line(&format!("* {} RECENT", view.recent_count()));
+            }
+        }
         Ok(())
     }
 
@@ -877,9 +889,9 @@ fn mailbox_name(mailbox: &WireMailbox<'_>) -> Result<String, &'static str> {
     match mailbox {
         WireMailbox::Inbox => Ok(raft_store::INBOX.to_owned()),
         WireMailbox::Other(other) => {
-            let text =
-                std::str::from_utf8(other.as_ref()).map_err(|_| "Mailbox name is not UTF-7")?;
-            let name = utf7::decode(text).map_err(|_| "Mailbox name is not modified UTF-7")?;
+            let invalid = "Mailbox name is not valid modified UTF-7";
+            let text = std::str::from_utf8(other.as_ref()).map_err(|_| invalid)?;
+            let name = utf7::decode(text).map_err(|_| invalid)?;
             // Clients may end a name with the delimiter (CREATE "a/" makes "a").
             let name = name
                 .strip_suffix(crate::imap::list::DELIMITER)

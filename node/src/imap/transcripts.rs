@@ -59,7 +59,7 @@ fn select_inbox(command: &str, tag: &str, exists: u32, uidnext: u32) -> String {
         S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
         S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted
         S: * {exists} EXISTS
-        S: * 0 RECENT
+        S: * {{..}} RECENT
         S: * OK [UNSEEN 1] First unseen
         S: * OK [UIDVALIDITY {{..}}] UIDs valid
         S: * OK [UIDNEXT {uidnext}] Predicted next UID
@@ -93,7 +93,7 @@ async fn rfc3501_section8_sample_session() {
         S: a001 OK [CAPABILITY {CAPABILITIES}] Logged in
         {sel_a002}
         C: a003 fetch 2 full
-        S: * 2 FETCH (FLAGS () INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE {size} ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 25 1))
+        S: * 2 FETCH (FLAGS (\\Recent) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" RFC822.SIZE {size} ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" \"IMAP4rev1 WG mtg summary and minutes\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) ((NIL NIL \"imap\" \"cac.washington.edu\")) NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 25 1))
         S: a003 OK Fetch completed
         C: a004 fetch 2 body[header]
         S: * 2 FETCH (BODY[HEADER] {{{header_len}}}
@@ -105,10 +105,10 @@ async fn rfc3501_section8_sample_session() {
         S: MIME-Version: 1.0
         S: Content-Type: TEXT/PLAIN; CHARSET=US-ASCII
         S:
-        S:  FLAGS (\\Seen))
+        S:  FLAGS (\\Seen \\Recent))
         S: a004 OK Fetch completed
         C: a005 store 2 +flags \\deleted
-        S: * 2 FETCH (FLAGS (\\Seen \\Deleted))
+        S: * 2 FETCH (FLAGS (\\Seen \\Deleted \\Recent))
         S: a005 OK Store completed
         C: a006 logout
         S: * BYE Logging out
@@ -226,13 +226,13 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
         S: * OK [PERMANENTFLAGS ()] Read-only mailbox
         S: * 1 EXISTS
-        S: * 0 RECENT
+        S: * 1 RECENT
         S: * OK [UIDVALIDITY {{..}}] UIDs valid
         S: * OK [UIDNEXT 2] Predicted next UID
         S: * OK [HIGHESTMODSEQ {{..}}] Highest
         S: A004 OK [READ-ONLY] Examine completed
         C: A005 FETCH 1 (FLAGS BODY[TEXT])
-        S: * 1 FETCH (FLAGS (\\Seen) BODY[TEXT] {{55}}
+        S: * 1 FETCH (FLAGS (\\Seen \\Recent) BODY[TEXT] {{55}}
         S: Hello Joe, do you think we can meet at 3:30 tomorrow?
         S: )
         S: A005 OK Fetch completed
@@ -251,13 +251,13 @@ Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n";
         C: A003 COPY 2 Trash
         S: A003 OK [COPYUID {{..}} 2 1] Copy completed
         C: A999 UID FETCH 1:* (FLAGS RFC822.SIZE)
-        S: * 1 FETCH (UID 1 FLAGS () RFC822.SIZE 25)
-        S: * 2 FETCH (UID 2 FLAGS () RFC822.SIZE {size})
+        S: * 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE 25)
+        S: * 2 FETCH (UID 2 FLAGS (\\Recent) RFC822.SIZE {size})
         S: A999 OK Fetch completed
         C: A202 EXPUNGE
         S: A202 OK Expunge completed
         C: A003 STORE 1 +FLAGS (\\Deleted)
-        S: * 1 FETCH (FLAGS (\\Deleted))
+        S: * 1 FETCH (FLAGS (\\Deleted \\Recent))
         S: A003 OK Store completed
         C: A004 STORE 2 +FLAGS.SILENT (\\Answered)
         S: A004 OK Store completed
@@ -350,15 +350,16 @@ async fn idle_reports_deliveries_flag_changes_and_expunges() {
         S: + idling
         X: deliver
         S: * 3 EXISTS
+        S: * 3 RECENT
         X: flag
-        S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
+        S: * 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))
         X: expunge
         S: * 2 EXPUNGE
         C: DONE
         S: a3 OK IDLE terminated
         C: a4 UID FETCH 1:* FLAGS
-        S: * 1 FETCH (UID 1 FLAGS (\\Flagged))
-        S: * 2 FETCH (UID 3 FLAGS ())
+        S: * 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))
+        S: * 2 FETCH (UID 3 FLAGS (\\Recent))
         S: a4 OK Fetch completed
         {logout}
         ",
@@ -474,4 +475,393 @@ async fn literals_and_bad_input_get_rfc_replies() {
         S: a3 BAD Authentication cancelled
     ";
     harness.play(IMAPS, script).await;
+}
+
+/// Dovecot's rule for an address without a phrase: its comment is the display name
+/// (`From: user@domain (Real Name)`), in ENVELOPE and for SEARCH FROM, TO, CC and BCC.
+#[tokio::test]
+async fn a_comment_names_an_address_written_without_a_phrase() {
+    let harness = mailbox();
+    harness.deliver(
+        "alice@example.test",
+        "From: carol@example.test (Carol Example)\r\n\
+         To: dave@example.test (Dave), \"Erin\" <erin@example.test> (not a name)\r\n\
+         Subject: comments\r\n\
+         \r\n\
+         hi\r\n",
+        INTERNAL_DATE,
+    );
+    let carol = r#"(("Carol Example" NIL "carol" "example.test"))"#;
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        C: a3 FETCH 3 ENVELOPE
+        S: * 3 FETCH (ENVELOPE (NIL \"comments\" {carol} {carol} {carol} ((\"Dave\" NIL \"dave\" \"example.test\")(\"Erin\" NIL \"erin\" \"example.test\")) NIL NIL NIL NIL))
+        S: a3 OK Fetch completed
+        C: a4 SEARCH FROM \"carol example\"
+        S: * SEARCH 3
+        S: a4 OK Search completed
+        C: a5 SEARCH TO \"Dave\"
+        S: * SEARCH 3
+        S: a5 OK Search completed
+        C: a6 SEARCH TO \"not a name\"
+        S: * SEARCH
+        S: a6 OK Search completed
+        {logout}
+        ",
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 3, 4),
+        logout = logout("a9"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// A message that is one encapsulated message (Content-Type: message/rfc822) whose own body is
+/// a multipart with an epilogue: BODY[1.TEXT] is all of the encapsulated message's body, the
+/// epilogue included (RFC 3501 6.4.5).
+#[tokio::test]
+async fn the_text_of_an_encapsulated_multipart_keeps_its_epilogue() {
+    let harness = mailbox();
+    let text = "--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\nepilogue\r\n";
+    harness.deliver(
+        "alice@example.test",
+        &format!(
+            "From: a@example.test\r\n\
+             Subject: forwarded\r\n\
+             Content-Type: message/rfc822\r\n\
+             \r\n\
+             From: b@example.test\r\n\
+             Subject: inner\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+             \r\n\
+             {text}"
+        ),
+        INTERNAL_DATE,
+    );
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        C: a3 FETCH 3 (BODY.PEEK[1.TEXT])
+        S: * 3 FETCH (BODY[1.TEXT] {{{len}}}
+        S: --b1
+        S: Content-Type: text/plain
+        S:
+        S: hello
+        S: --b1--
+        S: epilogue
+        S: )
+        S: a3 OK Fetch completed
+        {logout}
+        ",
+        len = text.len(),
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 3, 4),
+        logout = logout("a9"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// A mailbox name that is not valid modified UTF-7 ("&U,BTFw" never ends its base64 run) is
+/// refused with NO, not BAD, by every command that takes one: many clients drop the connection
+/// on a BAD. The session goes on.
+#[tokio::test]
+async fn a_name_that_is_not_modified_utf7_gets_no_from_every_command() {
+    let harness = mailbox();
+    let no = "NO [CANNOT] Mailbox name is not valid modified UTF-7";
+    let script = format!(
+        "
+        {login}
+        C: b1 SELECT &U,BTFw
+        S: b1 {no}
+        C: b2 EXAMINE &U,BTFw
+        S: b2 {no}
+        C: b3 CREATE &U,BTFw
+        S: b3 {no}
+        C: b4 DELETE &U,BTFw
+        S: b4 {no}
+        C: b5 RENAME &U,BTFw Other
+        S: b5 {no}
+        C: b6 RENAME INBOX &U,BTFw
+        S: b6 {no}
+        C: b7 SUBSCRIBE &U,BTFw
+        S: b7 {no}
+        C: b8 UNSUBSCRIBE &U,BTFw
+        S: b8 {no}
+        C: b9 STATUS &U,BTFw (MESSAGES)
+        S: b9 {no}
+        C: b10 APPEND &U,BTFw {{5+}}
+        C: hello
+        S: b10 {no}
+        C: b11 GETQUOTAROOT &U,BTFw
+        S: b11 {no}
+        C: b12 LIST \"\" &U,BTFw
+        S: b12 NO [CANNOT] Mailbox pattern is not valid modified UTF-7
+        C: b13 LSUB &U,BTFw *
+        S: b13 NO [CANNOT] Mailbox pattern is not valid modified UTF-7
+        {sel_c1}
+        C: c2 COPY 1 &U,BTFw
+        S: c2 {no}
+        C: c3 MOVE 1 &U,BTFw
+        S: c3 {no}
+        C: c4 UID COPY 1 &U,BTFw
+        S: c4 {no}
+        C: c5 UID MOVE 1 &U,BTFw
+        S: c5 {no}
+        C: c6 NOOP
+        S: c6 OK NOOP completed
+        {logout}
+        ",
+        login = login(),
+        sel_c1 = select_inbox("SELECT INBOX", "c1", 2, 3),
+        logout = logout("z1"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// RFC 6851: MOVE into the selected mailbox gives each message a new UID there, with COPYUID,
+/// EXPUNGE and EXISTS as for any move; COPY into it adds copies. Flags travel with the message.
+#[tokio::test]
+async fn move_and_copy_into_the_selected_mailbox_renumber_the_messages() {
+    let harness = mailbox();
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        C: a3 STORE 1 +FLAGS (\\Flagged)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Recent))
+        S: a3 OK Store completed
+        C: a4 COPY 1 INBOX
+        S: * 3 EXISTS
+        S: * 3 RECENT
+        S: a4 OK [COPYUID {{..}} 1 3] Copy completed
+        C: a5 MOVE 2 INBOX
+        S: * OK [COPYUID {{..}} 2 4] Moved
+        S: * 2 EXPUNGE
+        S: * 3 EXISTS
+        S: * 3 RECENT
+        S: a5 OK Move completed
+        C: a6 UID MOVE 1 INBOX
+        S: * OK [COPYUID {{..}} 1 5] Moved
+        S: * 1 EXPUNGE
+        S: * 3 EXISTS
+        S: * 3 RECENT
+        S: a6 OK Move completed
+        C: a7 UID FETCH 1:* FLAGS
+        S: * 1 FETCH (UID 3 FLAGS (\\Flagged \\Recent))
+        S: * 2 FETCH (UID 4 FLAGS (\\Recent))
+        S: * 3 FETCH (UID 5 FLAGS (\\Flagged \\Recent))
+        S: a7 OK Fetch completed
+        C: a8 STATUS INBOX (MESSAGES UIDNEXT)
+        S: * STATUS \"INBOX\" (MESSAGES 3 UIDNEXT 6)
+        S: a8 OK Status completed
+        {logout}
+        ",
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 2, 3),
+        logout = logout("a9"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// RFC 3501 7.2.6: a STORE or APPEND that brings a keyword the client was not told of announces
+/// it in FLAGS and PERMANENTFLAGS before any FETCH shows it.
+#[tokio::test]
+async fn a_new_keyword_is_announced_before_a_fetch_shows_it() {
+    let harness = mailbox();
+    let system = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        C: a3 STORE 1 +FLAGS ($Work)
+        S: * FLAGS ({system} $Work)
+        S: * OK [PERMANENTFLAGS ({system} $Work \\*)] Flags permitted
+        S: * 1 FETCH (FLAGS (\\Recent $Work))
+        S: a3 OK Store completed
+        C: a4 UID STORE 2 +FLAGS ($Home)
+        S: * FLAGS ({system} $Home $Work)
+        S: * OK [PERMANENTFLAGS ({system} $Home $Work \\*)] Flags permitted
+        S: * 2 FETCH (UID 2 FLAGS (\\Recent $Home))
+        S: a4 OK Store completed
+        C: a5 STORE 2 +FLAGS.SILENT ($Late)
+        S: * FLAGS ({system} $Home $Late $Work)
+        S: * OK [PERMANENTFLAGS ({system} $Home $Late $Work \\*)] Flags permitted
+        S: a5 OK Store completed
+        C: a6 APPEND INBOX ($Appended) {{5+}}
+        C: hello
+        S: * FLAGS ({system} $Appended $Home $Late $Work)
+        S: * OK [PERMANENTFLAGS ({system} $Appended $Home $Late $Work \\*)] Flags permitted
+        S: * 3 EXISTS
+        S: * 3 RECENT
+        S: a6 OK [APPENDUID {{..}} 3] Append completed
+        C: a7 FETCH 3 FLAGS
+        S: * 3 FETCH (FLAGS (\\Recent $Appended))
+        S: a7 OK Fetch completed
+        {logout}
+        ",
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 2, 3),
+        logout = logout("a9"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// A STORE that names a message another session expunged stores the flags of the others and
+/// answers OK, skipping the gone one silently, as Dovecot does (RFC 9051 leaves the choice).
+/// The EXPUNGE is told when it may be: at once for UID STORE, at the next NOOP otherwise.
+#[tokio::test]
+async fn store_on_a_message_expunged_elsewhere_answers_ok() {
+    let harness = mailbox();
+    let alice = "alice@example.test";
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        X: expunge
+        C: a3 FETCH 1 FLAGS
+        S: * 1 FETCH (FLAGS (\\Recent))
+        S: a3 OK Fetch completed
+        C: a4 STORE 1:2 +FLAGS (\\Flagged)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Recent))
+        S: a4 OK Store completed
+        C: a5 STORE 2 +FLAGS (\\Seen)
+        S: a5 OK Store completed
+        C: a6 UID STORE 2 +FLAGS (\\Seen)
+        S: * 2 EXPUNGE
+        S: a6 OK Store completed
+        {logout}
+        ",
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 2, 3),
+        logout = logout("a9"),
+    );
+    harness
+        .play_with(IMAPS, &script, |step| match step {
+            "expunge" => harness.apply(raft_store::Command::Expunge {
+                account: alice.into(),
+                mailbox: raft_store::INBOX.into(),
+                uids: vec![2],
+            }),
+            other => panic!("no step {other}"),
+        })
+        .await;
+}
+
+/// `\Recent` (RFC 3501 2.3.2): STATUS and EXAMINE show what no session has claimed and claim
+/// nothing; the first SELECT claims it, and only that session sees `\Recent` (in FLAGS, the
+/// RECENT count, SEARCH RECENT, NEW and OLD); a message that arrives later is recent in the
+/// session that has the mailbox selected, and no later session sees it as recent.
+#[tokio::test]
+async fn each_new_message_is_recent_in_the_first_session_that_selects_it() {
+    let harness = mailbox();
+    let alice = "alice@example.test";
+    let select = |command: &str, tag: &str, exists: u32, recent: u32, uidnext: u32| {
+        let (permanent, code) = if command.starts_with("EXAMINE") {
+            (
+                "* OK [PERMANENTFLAGS ()] Read-only mailbox",
+                "[READ-ONLY] Examine",
+            )
+        } else {
+            (
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted",
+                "[READ-WRITE] Select",
+            )
+        };
+        format!(
+            "
+            C: {tag} {command}
+            S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+            S: {permanent}
+            S: * {exists} EXISTS
+            S: * {recent} RECENT
+            S: * OK [UNSEEN {{..}}] First unseen
+            S: * OK [UIDVALIDITY {{..}}] UIDs valid
+            S: * OK [UIDNEXT {uidnext}] Predicted next UID
+            S: * OK [HIGHESTMODSEQ {{..}}] Highest
+            S: {tag} OK {code} completed
+            "
+        )
+    };
+    let first = format!(
+        "
+        {login}
+        C: a2 STATUS INBOX (RECENT)
+        S: * STATUS \"INBOX\" (RECENT 2)
+        S: a2 OK Status completed
+        {examine}
+        C: a4 FETCH 1:2 FLAGS
+        S: * 1 FETCH (FLAGS (\\Recent))
+        S: * 2 FETCH (FLAGS (\\Recent))
+        S: a4 OK Fetch completed
+        {select}
+        C: a6 SEARCH RECENT
+        S: * SEARCH 1 2
+        S: a6 OK Search completed
+        C: a7 STORE 1 +FLAGS (\\Seen)
+        S: * 1 FETCH (FLAGS (\\Seen \\Recent))
+        S: a7 OK Store completed
+        C: a8 SEARCH NEW
+        S: * SEARCH 2
+        S: a8 OK Search completed
+        C: a9 SEARCH OLD
+        S: * SEARCH
+        S: a9 OK Search completed
+        C: b1 STATUS INBOX (RECENT)
+        S: * STATUS \"INBOX\" (RECENT 0)
+        S: b1 OK Status completed
+        {logout}
+        ",
+        login = login(),
+        examine = select("EXAMINE INBOX", "a3", 2, 2, 3),
+        select = select("SELECT INBOX", "a5", 2, 2, 3),
+        logout = logout("b2"),
+    );
+    harness.play(IMAPS, &first).await;
+    // Another session: nothing is recent any more, until a message arrives while it has the
+    // mailbox selected.
+    let second = format!(
+        "
+        {login}
+        {select}
+        C: a3 SEARCH OLD
+        S: * SEARCH 1 2
+        S: a3 OK Search completed
+        X: deliver
+        C: a4 NOOP
+        S: * 3 EXISTS
+        S: * 1 RECENT
+        S: a4 OK NOOP completed
+        C: a5 FETCH 1:3 FLAGS
+        S: * 1 FETCH (FLAGS (\\Seen))
+        S: * 2 FETCH (FLAGS ())
+        S: * 3 FETCH (FLAGS (\\Recent))
+        S: a5 OK Fetch completed
+        C: a6 SEARCH RECENT
+        S: * SEARCH 3
+        S: a6 OK Search completed
+        {logout}
+        ",
+        login = login(),
+        select = select("SELECT INBOX", "a2", 2, 0, 3),
+        logout = logout("a7"),
+    );
+    harness
+        .play_with(IMAPS, &second, |step| match step {
+            "deliver" => harness.deliver(alice, "Subject: third\r\n\r\nnew\r\n", INTERNAL_DATE),
+            other => panic!("no step {other}"),
+        })
+        .await;
+    let third = format!(
+        "
+        {login}
+        {select}
+        {logout}
+        ",
+        login = login(),
+        select = select("SELECT INBOX", "a2", 3, 0, 4),
+        logout = logout("a3"),
+    );
+    harness.play(IMAPS, &third).await;
 }

@@ -34,6 +34,20 @@ pub struct View {
     gone: Vec<bool>,
     /// Keywords the client has been told about in a FLAGS response.
     keywords: BTreeSet<String>,
+    /// Which messages are `\Recent` in this session.
+    recent: Recent,
+}
+
+/// `\Recent` as one session sees it (RFC 3501 2.3.2): after SELECT, the UID ranges this
+/// session's claims won (`from + 1 ..= to` each; the cluster gives every UID to one claim);
+/// after EXAMINE, which claims nothing, every message above the mailbox's floor as it was then.
+#[derive(Debug, Default)]
+enum Recent {
+    /// Nothing is recent (the cluster version has no `\Recent` yet, or no claim won).
+    #[default]
+    None,
+    Claimed(Vec<(u32, u32)>),
+    Above(u32),
 }
 
 /// A sequence number or UID the client named that the mailbox does not have (RFC 3501: a
@@ -57,7 +71,47 @@ impl View {
             gone: vec![false; messages.len()],
             messages,
             keywords,
+            recent: Recent::None,
         }
+    }
+
+    /// This session's claim won UIDs `from + 1 ..= to`: they are `\Recent` here.
+    pub fn add_recent(&mut self, from: u32, to: u32) {
+        if to <= from {
+            return;
+        }
+        match &mut self.recent {
+            Recent::Claimed(ranges) => ranges.push((from, to)),
+            _ => self.recent = Recent::Claimed(vec![(from, to)]),
+        }
+    }
+
+    /// EXAMINE: every message above `floor` (no session has claimed it) shows `\Recent`.
+    pub fn recent_above(&mut self, floor: u32) {
+        self.recent = Recent::Above(floor);
+    }
+
+    /// Whether the message of `uid` is `\Recent` in this session.
+    pub fn is_recent(&self, uid: u32) -> bool {
+        match &self.recent {
+            Recent::None => false,
+            Recent::Claimed(ranges) => ranges.iter().any(|(from, to)| uid > *from && uid <= *to),
+            Recent::Above(floor) => uid > *floor,
+        }
+    }
+
+    /// How many messages the client knows of are `\Recent` (the `* n RECENT` count).
+    pub fn recent_count(&self) -> u32 {
+        self.messages
+            .iter()
+            .zip(&self.gone)
+            .filter(|(m, gone)| !**gone && self.is_recent(m.uid))
+            .count() as u32
+    }
+
+    /// The highest UID the view holds (0 when empty).
+    pub fn last_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
     }
 
     /// How many messages the client knows of (gone ones included until reported).
@@ -110,6 +164,22 @@ impl View {
             format!("* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{keywords} \\*)] Flags permitted\r\n")
         };
         format!("* FLAGS ({SYSTEM_FLAGS}{keywords})\r\n{permanent}")
+    }
+
+    /// Adds `keywords` to those the client has been told of. When one is new, returns the
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` lines that announce it, which must reach the
+    /// client before any FETCH that shows it (RFC 3501 7.2.6); else nothing.
+    pub fn announce_keywords<'a>(
+        &mut self,
+        keywords: impl IntoIterator<Item = &'a String>,
+    ) -> String {
+        let known = self.keywords.len();
+        self.keywords.extend(keywords.into_iter().cloned());
+        if self.keywords.len() > known {
+            self.flags_responses()
+        } else {
+            String::new()
+        }
     }
 
     /// Whether the stored mailbox moved on since the view was last synced.
@@ -235,10 +305,7 @@ impl View {
             .filter(|k| !self.keywords.contains(*k))
             .cloned()
             .collect();
-        if !new_keywords.is_empty() {
-            self.keywords.extend(new_keywords);
-            out.extend_from_slice(self.flags_responses().as_bytes());
-        }
+        out.extend_from_slice(self.announce_keywords(&new_keywords).as_bytes());
         let mut removed_before = vec![0usize; self.messages.len()];
         let mut client_count = known;
         if allow_expunge && self.gone.iter().any(|g| *g) {
@@ -267,7 +334,12 @@ impl View {
             let seq = index - removed_before[index] + 1;
             let message = &self.messages[index - removed_before[index]];
             out.extend_from_slice(format!("* {seq} FETCH (UID {} FLAGS ", message.uid).as_bytes());
-            write_flags(&mut out, message.flags, &message.keywords);
+            write_flags(
+                &mut out,
+                message.flags,
+                self.is_recent(message.uid),
+                &message.keywords,
+            );
             if condstore {
                 out.extend_from_slice(format!(" MODSEQ ({})", message.modseq).as_bytes());
             }

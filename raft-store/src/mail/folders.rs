@@ -10,6 +10,7 @@ use super::{
 use crate::db::{CF_MAILBOXES, CF_MESSAGES, CF_SUBSCRIPTIONS};
 use crate::error::StoreError;
 use crate::reader::{Staged, StateReader};
+use crate::types::version::{self, Feature};
 use crate::types::{CommandResult, Rejection};
 
 /// CREATE: a new, empty mailbox with a UIDVALIDITY never used before.
@@ -327,7 +328,8 @@ pub(crate) fn append(
 
 /// COPY (and MOVE, which also expunges the originals): the messages get new UIDs in the target
 /// mailbox, keep their flags and internal date, and share the blob. Returns the target's
-/// UIDVALIDITY and (source UID, new UID) pairs for UIDPLUS's COPYUID.
+/// UIDVALIDITY and (source UID, new UID) pairs for UIDPLUS's COPYUID. The target may be the
+/// source mailbox itself; for a MOVE only from cluster version 3.
 pub(crate) fn copy_messages(
     reader: &StateReader,
     account: &str,
@@ -342,7 +344,13 @@ pub(crate) fn copy_messages(
             from.to_owned(),
         )));
     }
-    if from == to && remove_source {
+    // MOVE into the source mailbox gives the messages new UIDs there (RFC 6851). Builds before
+    // cluster version 3 refuse it when they apply it, so it stays refused until that version is
+    // active here too (`execute`'s feature gate refuses it before this, with the same reason).
+    if from == to
+        && remove_source
+        && !version::active(Feature::MoveWithinMailbox, reader.cluster_version()?)
+    {
         return Ok(CommandResult::Rejected(Rejection::InvalidMailboxName(
             to.to_owned(),
         )));

@@ -138,7 +138,8 @@ pub enum Command {
         mailbox: String,
         message: Box<crate::AppendedMessage>,
     },
-    /// IMAP COPY, or MOVE with `remove_source`.
+    /// IMAP COPY, or MOVE with `remove_source` (into `from` itself only once
+    /// [`crate::version::Feature::MoveWithinMailbox`] is active).
     CopyMessages {
         account: String,
         from: String,
@@ -257,6 +258,15 @@ pub enum Command {
     SetClusterVersion {
         version: crate::version::ClusterVersion,
     },
+    /// An IMAP session that selects `mailbox` claims its messages up to UID `up_to` as
+    /// `\Recent` (RFC 3501 2.3.2): each message is recent in the one session whose claim
+    /// covered it first, whichever node that session is on. (Appended last: the variant index
+    /// is part of the log's encoding.)
+    ClaimRecent {
+        account: String,
+        mailbox: String,
+        up_to: u32,
+    },
 }
 
 impl Command {
@@ -284,6 +294,14 @@ impl Command {
             | Command::Unlock {
                 target: crate::LockTarget::AccountFrom { .. },
             } => Some(Feature::AddressLockouts),
+            // A move into the source mailbox itself; copies, and moves elsewhere, are ungated.
+            Command::CopyMessages {
+                from,
+                to,
+                remove_source: true,
+                ..
+            } if from == to => Some(Feature::MoveWithinMailbox),
+            Command::ClaimRecent { .. } => Some(Feature::RecentFlag),
             Command::ReportBuild(_) | Command::SetClusterVersion { .. } => None,
             Command::InitCluster(_)
             | Command::RegisterNode { .. }
@@ -408,7 +426,9 @@ impl Command {
             | Command::AddAccessEntry(_)
             | Command::RemoveAccessEntry { .. }
             | Command::ReportBuild(_)
-            | Command::SetClusterVersion { .. } => Vec::new(),
+            | Command::SetClusterVersion { .. }
+            // Nothing another session shows changes.
+            | Command::ClaimRecent { .. } => Vec::new(),
         }
     }
 }
@@ -496,6 +516,9 @@ impl fmt::Display for Command {
                 report.node_id, report.build, report.oldest, report.newest
             ),
             Command::SetClusterVersion { version } => write!(f, "SetClusterVersion({version})"),
+            Command::ClaimRecent { account, up_to, .. } => {
+                write!(f, "ClaimRecent({account}, up to {up_to})")
+            }
         }
     }
 }
@@ -526,6 +549,13 @@ pub enum CommandResult {
     },
     /// A queue command: the entry as it is now, or None once it is gone.
     Queued(Option<Box<crate::QueuedMessage>>),
+    /// `ClaimRecent`: the messages with UIDs in `from + 1 ..= to` of the mailbox of
+    /// `uidvalidity` are recent in the claiming session (none when `from == to`).
+    RecentClaimed {
+        uidvalidity: u32,
+        from: u32,
+        to: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

@@ -164,7 +164,8 @@ pub enum Address {
     },
 }
 
-/// An RFC 3501 address: name (raw phrase, quotes removed), source route, local part, domain.
+/// An RFC 3501 address: name (raw phrase, quotes removed; for an address written without a
+/// phrase, its comment, as Dovecot gives it), source route, local part, domain.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub name: Option<Vec<u8>>,
@@ -512,8 +513,10 @@ impl Walk<'_> {
                     });
                 }
                 let mut inner_summary = self.message(inner, depth + 1)?;
-                // The encapsulated header starts where this part's body does.
+                // The encapsulated message is all of this part's body: its header starts
+                // where the body does, and it ends where the body ends.
                 inner_summary.root.offset_header = body as u32;
+                extend_to(&mut inner_summary.root, end, raw);
                 summary.media_type = b"MESSAGE".to_vec();
                 summary.media_subtype = b"RFC822".to_vec();
                 summary.params.clear();
@@ -547,6 +550,27 @@ impl Walk<'_> {
         }
         summary.lines = count_lines(&raw[body..end]);
         Ok(summary)
+    }
+}
+
+/// Makes an encapsulated message's root `part` end at `end`, where the body holding it ends
+/// (RFC 2046 5.2.1: the encapsulated message is that whole body). mail-parser ends a multipart
+/// at its close delimiter when no outer boundary follows (a message that is one message/rfc822
+/// part), which would leave its epilogue out of the TEXT, the size and the lines of the
+/// encapsulated message and of the message/rfc822 parts inside it.
+fn extend_to(part: &mut Part, end: usize, raw: &[u8]) {
+    if part.offset_end as usize >= end {
+        return;
+    }
+    part.offset_end = end as u32;
+    match &mut part.kind {
+        // A multipart's own line count is not shown; its children keep their ends.
+        PartKind::Multipart(_) => {}
+        PartKind::Leaf => part.lines = count_lines(&raw[part.offset_body as usize..end]),
+        PartKind::Message(inner) => {
+            part.lines = count_lines(&raw[part.offset_body as usize..end]);
+            extend_to(&mut inner.root, end, raw);
+        }
     }
 }
 
@@ -633,31 +657,51 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Skips whitespace and (nested) comments.
-    fn skip_cfws(&mut self) {
+    /// Skips whitespace and (nested) comments; returns the text of the last comment skipped.
+    fn skip_cfws(&mut self) -> Option<Vec<u8>> {
+        let mut last = None;
         while let Some(b) = self.peek() {
             match b {
                 b' ' | b'\t' | b'\r' | b'\n' => self.i += 1,
-                b'(' => {
-                    let mut level = 0usize;
-                    while let Some(b) = self.peek() {
-                        self.i += 1;
-                        match b {
-                            b'\\' => self.i += 1,
-                            b'(' => level += 1,
-                            b')' => {
-                                level -= 1;
-                                if level == 0 {
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+                b'(' => last = Some(self.comment()),
                 _ => break,
             }
         }
+        last
+    }
+
+    /// The comment starting at the cursor (which is on the `(`), to its matching `)` or the
+    /// end: its text without the outer parentheses, nested ones kept, quoted pairs undone
+    /// (as Dovecot reads a comment it makes a display name of).
+    fn comment(&mut self) -> Vec<u8> {
+        let mut text = Vec::new();
+        let mut level = 0usize;
+        while let Some(b) = self.peek() {
+            self.i += 1;
+            match b {
+                b'\\' => {
+                    if let Some(escaped) = self.peek() {
+                        text.push(escaped);
+                        self.i += 1;
+                    }
+                }
+                b'(' => {
+                    level += 1;
+                    if level > 1 {
+                        text.push(b);
+                    }
+                }
+                b')' => {
+                    level -= 1;
+                    if level == 0 {
+                        break;
+                    }
+                    text.push(b);
+                }
+                _ => text.push(b),
+            }
+        }
+        text
     }
 
     fn run(&mut self, special: fn(u8) -> bool) -> Option<Vec<u8>> {
@@ -730,11 +774,19 @@ enum Tok {
     Special(u8),
 }
 
-fn tokenize_addresses(value: &[u8]) -> Vec<Tok> {
+/// The tokens of an address list, and beside each the last comment that follows it (before
+/// the next token), which names an address written without a phrase.
+fn tokenize_addresses(value: &[u8]) -> (Vec<Tok>, Vec<Option<Vec<u8>>>) {
     let mut lexer = Lexer::new(value);
     let mut toks = Vec::new();
+    let mut comments = Vec::new();
     loop {
-        lexer.skip_cfws();
+        // A comment before the first token follows nothing.
+        if let Some(comment) = lexer.skip_cfws()
+            && let Some(after_last) = comments.last_mut()
+        {
+            *after_last = Some(comment);
+        }
         let Some(b) = lexer.peek() else { break };
         match b {
             b'"' => toks.push(Tok::Quoted(lexer.quoted())),
@@ -756,8 +808,9 @@ fn tokenize_addresses(value: &[u8]) -> Vec<Tok> {
                 }
             }
         }
+        comments.resize(toks.len(), None);
     }
-    toks
+    (toks, comments)
 }
 
 fn is_word(tok: &Tok) -> bool {
@@ -812,7 +865,11 @@ fn mailbox(name: Option<Vec<u8>>, adl: Option<Vec<u8>>, local: Vec<u8>, host: Ve
 
 /// Parses an RFC 5322 address list leniently (obsolete routes, groups, junk skipped).
 fn parse_addresses(value: &[u8]) -> Vec<Address> {
-    let toks = tokenize_addresses(value);
+    let (toks, comments) = tokenize_addresses(value);
+    // An address written without a phrase (`user@domain (Real Name)`) takes the last comment
+    // in or after its addr-spec as its display name, as Dovecot does; `<addr> (comment)` and
+    // `phrase <addr>` do not.
+    let comment_name = |range: Range<usize>| comments[range].iter().rev().find_map(Clone::clone);
     let mut out = Vec::new();
     let mut group: Option<(Vec<u8>, Vec<Mailbox>)> = None;
     let mut i = 0;
@@ -860,13 +917,14 @@ fn parse_addresses(value: &[u8]) -> Vec<Address> {
                     i += 1;
                 }
                 Some(mailbox(
-                    None,
+                    comment_name(start..i),
                     None,
                     joined(words),
                     joined(&toks[domain_start..i]),
                 ))
             }
-            _ => (!words.is_empty()).then(|| mailbox(None, None, joined(words), Vec::new())),
+            _ => (!words.is_empty())
+                .then(|| mailbox(comment_name(start..i), None, joined(words), Vec::new())),
         };
         if let Some(found) = found {
             match &mut group {

@@ -28,7 +28,8 @@ impl ClusterVersion {
     pub const V1: ClusterVersion = ClusterVersion(1);
     /// The versions themselves and the features of release 0.1.0 ([`Feature::since`]).
     pub const V2: ClusterVersion = ClusterVersion(2);
-    /// Release 0.2.0: read-only tokens, and the admin API over HTTPS only.
+    /// Release 0.2.0: read-only tokens, the admin API over HTTPS only, IMAP's `\Recent`, IMAP
+    /// MOVE within a mailbox.
     pub const V3: ClusterVersion = ClusterVersion(3);
     /// The newest cluster version this build runs.
     pub const NEWEST: ClusterVersion = ClusterVersion::V3;
@@ -68,16 +69,24 @@ pub enum Feature {
     /// The admin API over HTTPS only: plain HTTP is refused (426) unless a node is set to allow
     /// it on a loopback address. Not a command: nodes call each other over HTTPS from then on.
     AdminHttpsOnly,
+    /// IMAP's `\Recent`: a session that selects a mailbox claims its new messages
+    /// (`ClaimRecent`). Until it is active no message is recent.
+    RecentFlag,
+    /// IMAP MOVE into the mailbox the messages are in (RFC 6851): `CopyMessages` with
+    /// `remove_source` and `from == to`, which older builds refuse when they apply it.
+    MoveWithinMailbox,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 8] = [
         Feature::PolicySettings,
         Feature::ReplicaMoves,
         Feature::TokenRotation,
         Feature::AddressLockouts,
         Feature::ReadOnlyToken,
         Feature::AdminHttpsOnly,
+        Feature::RecentFlag,
+        Feature::MoveWithinMailbox,
     ];
 
     /// The cluster version that brings it.
@@ -87,7 +96,10 @@ impl Feature {
             | Feature::ReplicaMoves
             | Feature::TokenRotation
             | Feature::AddressLockouts => ClusterVersion::V2,
-            Feature::ReadOnlyToken | Feature::AdminHttpsOnly => ClusterVersion::V3,
+            Feature::ReadOnlyToken
+            | Feature::AdminHttpsOnly
+            | Feature::RecentFlag
+            | Feature::MoveWithinMailbox => ClusterVersion::V3,
         }
     }
 
@@ -101,6 +113,8 @@ impl Feature {
             Feature::AddressLockouts => "address-lockouts",
             Feature::ReadOnlyToken => "read-only-token",
             Feature::AdminHttpsOnly => "admin-https-only",
+            Feature::RecentFlag => "recent-flag",
+            Feature::MoveWithinMailbox => "move-within-mailbox",
         }
     }
 
@@ -115,6 +129,8 @@ impl Feature {
             Feature::AddressLockouts => "locking one account out for one client address",
             Feature::ReadOnlyToken => "setting a read-only token",
             Feature::AdminHttpsOnly => "the admin API over HTTPS only (plain HTTP refused)",
+            Feature::RecentFlag => "marking new messages \\Recent for one IMAP session",
+            Feature::MoveWithinMailbox => "moving IMAP messages into the mailbox they are in",
         }
     }
 }

@@ -845,3 +845,81 @@ fn a_summary_over_the_ceiling_is_recognized() {
     summary.root.kind = raft_store::summary::PartKind::Multipart(vec![leaf; 10_000]);
     assert!(!summary.within_ceiling());
 }
+
+/// Dovecot's rule: an address written without a phrase (an addr-spec) takes its last comment
+/// as the display name, with quoted pairs undone and nested parentheses kept; a name-addr
+/// (`phrase <addr>` or `<addr>`) never does.
+#[test]
+fn summary_comment_names_an_address_that_has_no_phrase() {
+    let raw = b"From: user@example.com (Real Name)\r\n\
+To: a(first)@example.com (last (nested) \\) one), \"Phrase\" <p@example.com> (ignored), \
+<q@example.com> (ignored too), plain@example.com ()\r\n\
+Cc: nodomain (Local Only), Team: m@example.com (Member);\r\n\
+\r\n";
+    let real = r#"(("Real Name" NIL "user" "example.com"))"#;
+    assert_eq!(
+        String::from_utf8_lossy(&envelope(&summarize(raw))),
+        format!(
+            r#"(NIL NIL {real} {real} {real} (("last (nested) ) one" NIL "a" "example.com")("Phrase" NIL "p" "example.com")(NIL NIL "q" "example.com")(NIL NIL "plain" "example.com")) (("Local Only" NIL "nodomain" "MISSING_DOMAIN")(NIL NIL "Team" NIL)("Member" NIL "m" "example.com")(NIL NIL NIL NIL)) NIL NIL NIL)"#
+        )
+    );
+}
+
+/// A message that is one encapsulated message, itself one encapsulated message whose body is
+/// a multipart with an epilogue: each encapsulated message runs to the end of the body that
+/// holds it, so its TEXT, its size and its lines count the epilogue (RFC 2046 5.2.1).
+#[test]
+fn summary_encapsulated_multipart_keeps_its_epilogue() {
+    let innermost_header =
+        "From: c@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n";
+    let innermost_text = "--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\nepilogue\r\n";
+    let inner_header = "From: b@example.com\r\nContent-Type: message/rfc822\r\n\r\n";
+    let outer_header = "From: a@example.com\r\nContent-Type: message/rfc822\r\n\r\n";
+    let inner = format!("{inner_header}{innermost_header}{innermost_text}");
+    let raw = format!("{outer_header}{inner}");
+    let from = |who: &str| format!(r#"((NIL NIL "{who}" "example.com"))"#);
+    let envelope_of = |who: &str| {
+        let f = from(who);
+        format!("(NIL NIL {f} {f} {f} NIL NIL NIL NIL NIL)")
+    };
+    let innermost_len = innermost_header.len() + innermost_text.len();
+    let s = summarize(raw.as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&body_structure(&s, false)),
+        format!(
+            r#"("MESSAGE" "RFC822" NIL NIL NIL "7BIT" {} {} ("MESSAGE" "RFC822" NIL NIL NIL "7BIT" {innermost_len} {} (("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 5 1) "MIXED") 9) 12)"#,
+            inner.len(),
+            envelope_of("b"),
+            envelope_of("c"),
+        )
+    );
+    let raw = raw.as_bytes();
+    check_section(raw, &s, &[], SectionPart::Text, Some(&inner));
+    check_section(
+        raw,
+        &s,
+        &[1],
+        SectionPart::Text,
+        Some(&format!("{innermost_header}{innermost_text}")),
+    );
+    check_section(raw, &s, &[1, 1], SectionPart::Text, Some(innermost_text));
+    check_section(raw, &s, &[1, 1, 1], SectionPart::Full, Some("hello"));
+}
+
+/// Summaries stored before encapsulated messages ran to the end of their part end an
+/// encapsulated multipart at its close delimiter; TEXT of the message/rfc822 part still
+/// reaches the end of the part's body.
+#[test]
+fn text_of_an_encapsulated_message_reaches_the_end_of_its_part_in_older_summaries() {
+    let text = "--b1\r\n\r\nhello\r\n--b1--\r\nepilogue\r\n";
+    let raw = format!(
+        "Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n{text}"
+    );
+    let mut s = summarize(raw.as_bytes());
+    let raft_store::summary::PartKind::Message(inner) = &mut s.root.kind else {
+        panic!("{s:?}");
+    };
+    // As the summary was made before: the multipart ends after "--b1--".
+    inner.root.offset_end = (raw.len() - "\r\nepilogue\r\n".len()) as u32;
+    check_section(raw.as_bytes(), &s, &[1], SectionPart::Text, Some(text));
+}

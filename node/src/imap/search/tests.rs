@@ -185,6 +185,7 @@ fn run(text: &str, answer: Answer) -> (Vec<u32>, usize) {
         &criteria(text),
         &fixture.mailbox(),
         answer,
+        &|_| false,
         |m: &Message| {
             loads.set(loads.get() + 1);
             let i = fixture
@@ -219,6 +220,7 @@ fn check_no_blob(text: &str, want: &[u32]) {
         &criteria(text),
         &fixture.mailbox(),
         Answer::SequenceNumbers,
+        &|_| false,
         |m: &Message| -> Result<Vec<u8>, Infallible> {
             panic!("SEARCH {text} read the blob of UID {}", m.uid)
         },
@@ -461,6 +463,7 @@ fn search_empty_mailbox() {
             &criteria(text),
             &[],
             Answer::Uids,
+            &|_| false,
             |_: &Message| -> Result<Vec<u8>, Infallible> { panic!("no messages to load") },
         )
         .unwrap();
@@ -475,6 +478,7 @@ fn search_loader_error_stops_the_search() {
         &criteria("BODY x"),
         &fixture.mailbox(),
         Answer::Uids,
+        &|_| false,
         |m: &Message| Err(m.uid),
     );
     assert_eq!(result, Err(10));
@@ -523,9 +527,13 @@ fn search_encapsulated_message() {
     let summary = summarize(&raw);
     let mailbox = [(1, &message, &summary)];
     let run = |text: &str| {
-        search(&criteria(text), &mailbox, Answer::Uids, |_: &Message| {
-            Ok::<_, Infallible>(raw.clone())
-        })
+        search(
+            &criteria(text),
+            &mailbox,
+            Answer::Uids,
+            &|_| false,
+            |_: &Message| Ok::<_, Infallible>(raw.clone()),
+        )
         .unwrap()
     };
     assert_eq!(run("BODY \"see below\""), [7]);

@@ -51,7 +51,7 @@ impl Session {
         tag: &Tag<'_>,
         mailbox: &WireMailbox<'_>,
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         if name == INBOX {
@@ -77,7 +77,7 @@ impl Session {
         tag: &Tag<'_>,
         mailbox: &WireMailbox<'_>,
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         if name == INBOX {
@@ -103,10 +103,11 @@ impl Session {
         from: &WireMailbox<'_>,
         to: &WireMailbox<'_>,
     ) -> Handled {
-        let (Some(from), Some(to)) = (
-            self.name_or_bad(io, tag, from),
-            self.name_or_bad(io, tag, to),
-        ) else {
+        // One tagged reply, for the first name refused.
+        let Some(from) = self.name_or_no(io, tag, from) else {
+            return Ok(Flow::Continue);
+        };
+        let Some(to) = self.name_or_no(io, tag, to) else {
             return Ok(Flow::Continue);
         };
         if to == INBOX {
@@ -144,7 +145,7 @@ impl Session {
         mailbox: &WireMailbox<'_>,
         subscribed: bool,
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         let command = Command::SetSubscribed {
@@ -188,8 +189,12 @@ impl Session {
                 .and_then(|p| utf7::decode(p).map_err(|_| ())),
             utf7::decode(&reference),
         ) else {
-            self.bad(io, tag, "Mailbox pattern is not modified UTF-7");
-            return Ok(Flow::Continue);
+            // No mailbox name can match it; NO rather than BAD, as for a name.
+            return io.done(
+                tag,
+                "NO",
+                "[CANNOT] Mailbox pattern is not valid modified UTF-7",
+            );
         };
         if pattern.is_empty() && !lsub {
             // RFC 3501: the hierarchy delimiter and the root of the reference.
@@ -281,7 +286,7 @@ impl Session {
         mailbox: &WireMailbox<'_>,
         items: &[StatusDataItemName],
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         let needs_messages = items.iter().any(|item| {
@@ -295,11 +300,25 @@ impl Session {
         let Some((mailbox, messages)) = self.open(io, tag, &name, needs_messages).await else {
             return Ok(Flow::Continue);
         };
+        // STATUS claims nothing: RECENT counts what no session has claimed yet.
+        let recent = if items.contains(&StatusDataItemName::Recent) && self.recent_active() {
+            let account = self.account_name().to_owned();
+            self.context
+                .store
+                .state()
+                .unclaimed_messages(&account, &name)
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "imap: cannot count unclaimed messages");
+                    0
+                })
+        } else {
+            0
+        };
         let mut shown = Vec::new();
         for item in items {
             let (label, value) = match item {
                 StatusDataItemName::Messages => ("MESSAGES", u64::from(mailbox.messages)),
-                StatusDataItemName::Recent => ("RECENT", 0),
+                StatusDataItemName::Recent => ("RECENT", u64::from(recent)),
                 StatusDataItemName::UidNext => ("UIDNEXT", u64::from(mailbox.uidnext)),
                 StatusDataItemName::UidValidity => ("UIDVALIDITY", u64::from(mailbox.uidvalidity)),
                 StatusDataItemName::Unseen => (
@@ -352,7 +371,7 @@ impl Session {
         date: Option<DateTime>,
         message: LiteralOrLiteral8<'_>,
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         let (flags, keywords) = match stored_flags(flags) {
@@ -463,7 +482,7 @@ impl Session {
         tag: &Tag<'_>,
         mailbox: &WireMailbox<'_>,
     ) -> Handled {
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         if self.mailbox_exists(&name).await != Some(true) {
@@ -569,9 +588,11 @@ impl Session {
         }
     }
 
-    /// The stored name for a wire name, or a queued BAD.
-    pub(super) fn name_or_bad<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
+    /// The stored name for a wire name, or a queued NO. A name that is not modified UTF-7 is
+    /// a name the server cannot have, not a syntax error: a BAD would make many clients drop
+    /// the connection (Dovecot answers NO too).
+    pub(super) fn name_or_no<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
         io: &mut Io<S>,
         tag: &Tag<'_>,
         mailbox: &WireMailbox<'_>,
@@ -583,7 +604,7 @@ impl Session {
                 None
             }
             Err(why) => {
-                self.bad(io, tag, why);
+                io.tagged(tag, "NO", &format!("[CANNOT] {why}"));
                 None
             }
         }

@@ -12,6 +12,7 @@ use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use raft_store::summary::MessageSummary;
+use raft_store::version::{self, Feature};
 use raft_store::{BlobHash, Command, CommandResult, FlagChange, FlagOp, Message, flag};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -64,7 +65,7 @@ impl Session {
     ) -> Handled {
         // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
         self.selected = None;
-        let Some(name) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(name) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         for parameter in parameters {
@@ -80,10 +81,26 @@ impl Session {
         let Some((stored, messages)) = self.open(io, tag, &name, true).await else {
             return Ok(Flow::Continue);
         };
-        let view = View::new(name, read_only, &stored, messages);
+        let mut view = View::new(name, read_only, &stored, messages);
+        if read_only && self.recent_active() {
+            // EXAMINE claims nothing: what no session has claimed shows as recent.
+            let account = self.account_name().to_owned();
+            match self
+                .context
+                .store
+                .state()
+                .recent_floor(&account, &view.name, view.uidvalidity)
+            {
+                Ok(floor) => view.recent_above(floor),
+                Err(err) => tracing::warn!(error = %err, "imap: cannot read the recent floor"),
+            }
+        }
+        self.selected = Some(view);
+        self.claim_recent().await;
+        let view = self.selected.as_ref().expect("just selected");
         io.push(view.flags_responses().as_bytes());
         io.line(&format!("* {} EXISTS", view.len()));
-        io.line("* 0 RECENT");
+        io.line(&format!("* {} RECENT", view.recent_count()));
         if let Some(unseen) = view.first_unseen() {
             io.line(&format!("* OK [UNSEEN {unseen}] First unseen"));
         }
@@ -104,7 +121,6 @@ impl Session {
         } else {
             ("READ-WRITE", "Select")
         };
-        self.selected = Some(view);
         io.done(tag, "OK", &format!("[{code}] {verb} completed"))
     }
 
@@ -185,6 +201,11 @@ impl Session {
         }
         let view = self.selected.as_ref().expect("checked by the caller");
         let messages: Vec<Message> = view.messages().to_vec();
+        let recent: HashSet<u32> = messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|uid| view.is_recent(*uid))
+            .collect();
         let store = self.context.store.clone();
         let criteria: Vec<SearchKey<'static>> = criteria
             .iter()
@@ -212,7 +233,8 @@ impl Session {
                 .enumerate()
                 .map(|(i, m)| (i as u32 + 1, m, summaries.get(i).unwrap_or(&stand_in)))
                 .collect();
-            let found = search::search(&criteria, &candidates, answer, |message| {
+            let is_recent = |uid| recent.contains(&uid);
+            let found = search::search(&criteria, &candidates, answer, &is_recent, |message| {
                 handle
                     .block_on(store.read_blob(&message.blob))
                     .map_err(|e| e.to_string())
@@ -386,6 +408,7 @@ impl Session {
             condstore: self.condstore,
             read_only: self.selected.as_ref().is_some_and(|v| v.read_only),
             flags_changed: false,
+            recent: false,
         };
         let stand_in = raft_store::summary::summarize(b"");
         let view = self.selected.as_ref().expect("still selected");
@@ -454,6 +477,10 @@ impl Session {
                     },
                     FetchOptions {
                         flags_changed: flags_changed.contains(&message.uid),
+                        recent: self
+                            .selected
+                            .as_ref()
+                            .is_some_and(|view| view.is_recent(message.uid)),
                         ..options
                     },
                 );
@@ -538,7 +565,9 @@ impl Session {
             self.condstore = true;
         }
         let view = self.selected.as_ref().expect("checked by the caller");
-        let expunged = indexes.iter().any(|i| view.is_gone(*i));
+        // A message another session expunged is skipped silently and the STORE answered OK,
+        // as Dovecot does: most clients take a NO [EXPUNGEISSUED] to STORE as a failure of the
+        // whole command, though it stored the flags of every other message.
         let uids: Vec<u32> = indexes
             .iter()
             .filter(|i| !view.is_gone(**i))
@@ -589,8 +618,6 @@ impl Session {
                 "OK",
                 &format!("[MODIFIED {shown}] Conditional store failed"),
             );
-        } else if expunged {
-            io.tagged(tag, "NO", "[EXPUNGEISSUED] Some messages were expunged");
         } else {
             io.tagged(tag, "OK", "Store completed");
         }
@@ -599,11 +626,14 @@ impl Session {
 
     /// Notes the flags a STORE gave in the view, and returns the untagged FETCH responses
     /// that report them: none for .SILENT, except the new MODSEQ under CONDSTORE (RFC 7162
-    /// 3.1.3).
+    /// 3.1.3). A keyword new to the client is announced in FLAGS and PERMANENTFLAGS first,
+    /// .SILENT or not.
     fn note_stored(&mut self, changed: Vec<FlagChange>, silent: bool, uid: bool) -> Vec<u8> {
         let condstore = self.condstore;
         let view = self.selected.as_mut().expect("still selected");
-        let mut out = Vec::new();
+        let mut out = view
+            .announce_keywords(changed.iter().flat_map(|c| &c.keywords))
+            .into_bytes();
         for change in changed {
             view.note_flags(change.uid, change.flags, &change.keywords, change.modseq);
             if silent && !condstore {
@@ -618,7 +648,12 @@ impl Session {
             }
             if !silent {
                 let mut flags = Vec::new();
-                crate::imap::fetch::write_flags(&mut flags, change.flags, &change.keywords);
+                crate::imap::fetch::write_flags(
+                    &mut flags,
+                    change.flags,
+                    view.is_recent(change.uid),
+                    &change.keywords,
+                );
                 items.push(format!("FLAGS {}", String::from_utf8_lossy(&flags)));
             }
             if condstore {
@@ -639,7 +674,7 @@ impl Session {
         uid: bool,
         remove: bool,
     ) -> Handled {
-        let Some(target) = self.name_or_bad(io, tag, mailbox) else {
+        let Some(target) = self.name_or_no(io, tag, mailbox) else {
             return Ok(Flow::Continue);
         };
         let view = self.selected.as_ref().expect("checked by the caller");
@@ -665,7 +700,10 @@ impl Session {
             return Ok(Flow::Continue);
         }
         let account = self.account.as_ref().expect("after login");
-        if remove && target == view.name {
+        // RFC 6851 allows MOVE into the selected mailbox (each message gets a new UID there),
+        // but builds before cluster version 3 refuse it when they apply it: until that version
+        // is active, it is refused here as they refuse it.
+        if remove && target == view.name && !self.move_within_mailbox_active() {
             return io.done(
                 tag,
                 "NO",
@@ -710,6 +748,75 @@ impl Session {
             io.tagged(tag, "OK", &format!("{code}Copy completed"));
         }
         Ok(Flow::Continue)
+    }
+
+    /// Whether the cluster runs a version with `\Recent` (a store that cannot say counts as
+    /// no).
+    pub(super) fn recent_active(&self) -> bool {
+        self.context
+            .store
+            .state()
+            .cluster_version()
+            .is_ok_and(|active| version::active(Feature::RecentFlag, active))
+    }
+
+    /// Claims the selected mailbox's messages up to the last one the view holds as `\Recent`
+    /// for this session (SELECT, and new messages while selected; EXAMINE claims nothing).
+    /// The cluster gives each UID to one claim, whichever node makes it; a claim that cannot
+    /// be made now leaves the messages recent for a later session, never for two.
+    pub(super) async fn claim_recent(&mut self) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        if view.read_only || !self.recent_active() {
+            return;
+        }
+        let up_to = view.last_uid();
+        let account = self.account_name().to_owned();
+        // Nothing past what some session claimed already: no write.
+        match self
+            .context
+            .store
+            .state()
+            .recent_floor(&account, &view.name, view.uidvalidity)
+        {
+            Ok(floor) if floor < up_to => {}
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "imap: cannot read the recent floor");
+                return;
+            }
+        }
+        let command = Command::ClaimRecent {
+            account,
+            mailbox: view.name.clone(),
+            up_to,
+        };
+        match self.context.store.write(command).await {
+            Ok(CommandResult::RecentClaimed {
+                uidvalidity,
+                from,
+                to,
+            }) => {
+                if let Some(view) = self.selected.as_mut()
+                    && view.uidvalidity == uidvalidity
+                {
+                    view.add_recent(from, to);
+                }
+            }
+            Ok(other) => tracing::debug!(result = ?other, "imap: recent claim refused"),
+            Err(err) => tracing::debug!(error = %err, "imap: recent claim not made"),
+        }
+    }
+
+    /// Whether the cluster runs a version that applies a MOVE into the source mailbox (a
+    /// store that cannot say counts as no).
+    fn move_within_mailbox_active(&self) -> bool {
+        self.context
+            .store
+            .state()
+            .cluster_version()
+            .is_ok_and(|active| version::active(Feature::MoveWithinMailbox, active))
     }
 }
 

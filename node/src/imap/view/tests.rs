@@ -161,3 +161,16 @@ fn an_expunge_held_back_during_fetch_needs_a_sync_once_it_may_be_told() {
     assert_eq!(text(v.sync(&now, fresh(), true, false)), "* 2 EXPUNGE\r\n");
     assert!(!v.needs_sync(&now, true));
 }
+
+#[test]
+fn a_keyword_is_announced_once_and_known_ones_not_at_all() {
+    let mut v = view(&[1]);
+    let work = vec!["$Work".to_owned()];
+    assert_eq!(
+        v.announce_keywords(&work),
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n\
+         * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted\r\n"
+    );
+    assert_eq!(v.announce_keywords(&work), "");
+    assert_eq!(v.announce_keywords(&[]), "");
+}

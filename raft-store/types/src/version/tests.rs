@@ -66,3 +66,29 @@ fn a_read_only_token_waits_for_version_3_and_says_so() {
     assert_eq!(gate(&command, ClusterVersion::V3), Ok(()));
     assert_eq!(ClusterVersion::NEWEST, ClusterVersion::V3);
 }
+
+#[test]
+fn a_move_within_one_mailbox_waits_for_version_3() {
+    let copy = |from: &str, to: &str, remove_source| Command::CopyMessages {
+        account: "a".into(),
+        from: from.into(),
+        to: to.into(),
+        uids: vec![1],
+        remove_source,
+    };
+    let within = copy("INBOX", "INBOX", true);
+    assert_eq!(within.feature(), Some(Feature::MoveWithinMailbox));
+    assert!(gate(&within, ClusterVersion::V2).is_err());
+    assert_eq!(gate(&within, ClusterVersion::V3), Ok(()));
+    assert_eq!(Feature::MoveWithinMailbox.name(), "move-within-mailbox");
+    assert!(Feature::ALL.contains(&Feature::MoveWithinMailbox));
+    // Copies, and moves to another mailbox, did not change: version 1 runs them.
+    for ungated in [
+        copy("INBOX", "INBOX", false),
+        copy("INBOX", "Archive", true),
+        copy("INBOX", "Archive", false),
+    ] {
+        assert_eq!(ungated.feature(), None, "{ungated}");
+        assert_eq!(gate(&ungated, ClusterVersion::V1), Ok(()), "{ungated}");
+    }
+}
