@@ -103,8 +103,8 @@ pub struct InitOutcome {
 /// admin and join tokens.
 pub fn init_files(plan: &InitPlan) -> Result<InitOutcome> {
     validate_name(&plan.name)?;
-    validate_addr("raft address", &plan.raft_addr)?;
-    validate_addr("admin address", &plan.admin_addr)?;
+    validate_member_addr("raft address", &plan.raft_addr)?;
+    validate_member_addr("admin address", &plan.admin_addr)?;
     validate_mail(&plan.mail)?;
     validate_data_dir(&plan.data_dir)?;
     let vip = vip_section(&plan.vip, Role::Data, &plan.mail, &plan.raft_addr)?;
@@ -214,8 +214,8 @@ pub struct JoinOutcome {
 /// `ca_pem`: the cluster CA, for `https://` seeds.
 pub fn join_files(plan: &JoinPlan, join_token: &str, ca_pem: Option<&str>) -> Result<JoinOutcome> {
     validate_name(&plan.name)?;
-    validate_addr("raft address", &plan.raft_addr)?;
-    validate_addr("admin address", &plan.admin_addr)?;
+    validate_member_addr("raft address", &plan.raft_addr)?;
+    validate_member_addr("admin address", &plan.admin_addr)?;
     validate_mail(&plan.mail)?;
     validate_data_dir(&plan.data_dir)?;
     ensure!(
@@ -322,6 +322,21 @@ pub fn validate_addr(what: &str, addr: &str) -> Result<()> {
         !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port != 0)
     });
     ensure!(valid, "bad {what} {addr:?}: expected host:port");
+    Ok(())
+}
+
+/// A node's raft or admin address: `host:port` where the other nodes and mclusterctl reach it,
+/// so not a wildcard such as `0.0.0.0` (which would also be the name on its admin certificate).
+pub fn validate_member_addr(what: &str, addr: &str) -> Result<()> {
+    validate_addr(what, addr)?;
+    if let Ok(addr) = addr.parse::<std::net::SocketAddr>() {
+        ensure!(
+            !addr.ip().is_unspecified(),
+            "bad {what} {addr}: the other nodes and mclusterctl reach the node at this address, \
+             so give one of its own addresses, not {}",
+            addr.ip()
+        );
+    }
     Ok(())
 }
 

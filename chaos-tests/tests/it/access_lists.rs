@@ -3,7 +3,6 @@
 //! (127.0.77.x) see the refusals on every data node. The lists are replicated: the node that
 //! takes over after the leader is killed enforces them, and takes new entries.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -123,18 +122,11 @@ fn wait_served(node: &Node, source: &str) -> Result<()> {
     .with_context(|| format!("{source} to {}", node.name))
 }
 
-/// The node's `/metrics` text.
-fn metrics(node: &Node) -> Result<String> {
-    let mut stream = std::net::TcpStream::connect(&node.admin_addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n",
-        node.admin_addr
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(text)
+/// Node `i`'s `/metrics` text.
+fn metrics(cluster: &Cluster, i: usize) -> Result<String> {
+    cluster
+        .api
+        .get_text_from(&cluster.nodes[i].admin_url(), "/metrics")
 }
 
 /// The value of the metric line starting with `prefix`.
@@ -293,7 +285,7 @@ fn block_and_allow_lists_hold_on_every_node_and_across_a_failover() -> Result<()
         "{all}"
     );
 
-    let text = metrics(&cluster.nodes[0])?;
+    let text = metrics(&cluster, 0)?;
     let blocked = metric(
         &text,
         "mcluster_block_list_refused_total{what=\"connection\"}",

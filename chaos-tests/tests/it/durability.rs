@@ -347,7 +347,11 @@ fn imap_append_then_kill_leader_right_after_ok() {
     let kept = &messages[0];
     assert_eq!(kept["uid"], uid);
     assert_eq!(kept["body"], to_hex(message), "the same bytes");
-    assert_eq!(kept["flags"], serde_json::json!(["\\Seen", "$Durable"]));
+    // \Recent: the session that reads it here is the first to select the mailbox.
+    assert_eq!(
+        kept["flags"],
+        serde_json::json!(["\\Seen", "\\Recent", "$Durable"])
+    );
     assert_eq!(kept["internaldate"], "02-Feb-2022 10:20:30 +0000");
     assert_eq!(kept["size"], message.len());
     cluster.check_no_unexpected_errors(&[]);

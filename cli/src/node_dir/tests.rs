@@ -510,3 +510,27 @@ fn the_data_directory_is_written_as_given() {
     let err = init_files(&blank).expect_err("blank data dir");
     assert!(format!("{err:#}").contains("bad data directory"), "{err:#}");
 }
+
+/// The raft and admin addresses are where the others reach a node: a wildcard is refused before
+/// anything is written.
+#[test]
+fn init_refuses_a_wildcard_node_address() {
+    for (raft, admin) in [
+        ("0.0.0.0:7071", "127.0.0.11:7070"),
+        ("127.0.0.11:7071", "0.0.0.0:7070"),
+        ("127.0.0.11:7071", "[::]:7070"),
+    ] {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let plan = InitPlan {
+            raft_addr: raft.to_owned(),
+            admin_addr: admin.to_owned(),
+            ..init_plan(dir.path())
+        };
+        let err = format!("{:#}", init_files(&plan).expect_err("a wildcard address"));
+        assert!(err.contains("give one of its own addresses"), "{err}");
+        assert!(
+            !dir.path().join("ca.crt").exists(),
+            "nothing is written: {err}"
+        );
+    }
+}
