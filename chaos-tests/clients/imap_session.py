@@ -500,7 +500,7 @@ def caps(text):
 
 BASE_CAPS = set(
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE "
-    "CHILDREN QUOTA CONDSTORE".split()
+    "CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY".split()
 )
 
 
@@ -787,6 +787,12 @@ def fetch_all_items(c, facts):
     other = c.login(2)
     R.eq(status(other, "INBOX", "(RECENT)")["RECENT"], 0, "node 2 sees them claimed")
     other.logout()
+    # SORT (RFC 5256) through imaplib: by size, largest first, ties in mailbox order.
+    typ, data = M.sort("(REVERSE SIZE)", "UTF-8", "ALL")
+    R.eq(typ, "OK", "SORT")
+    sizes = {n: int(f["RFC822.SIZE"]) for n, f in fetch(M, "1:4", "(RFC822.SIZE)").items()}
+    R.eq([int(n) for n in data[0].split()], sorted(sizes, key=lambda n: (-sizes[n], n)),
+         "SORT (REVERSE SIZE)")
     R.eq(info["uidnext"], 5, "SELECT UIDNEXT")
     R.eq(int(info["untagged"]["UNSEEN"][-1]), 1, "the first unseen message")
 

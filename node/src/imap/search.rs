@@ -354,8 +354,18 @@ fn header_day(raw: &[u8]) -> Option<i64> {
     }
 }
 
+/// The instant a Date header names, in seconds since 1970 UTC, if it parses.
+pub(crate) fn header_time(raw: &[u8]) -> Option<i64> {
+    let mut line = raw.to_vec();
+    line.extend_from_slice(b"\r\n");
+    match MessageStream::new(&line).parse_date() {
+        HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
+        _ => None,
+    }
+}
+
 /// A header value with RFC 2047 encoded words decoded (and folding removed), lower-cased.
-fn decode_header(raw: &[u8]) -> String {
+pub(crate) fn decode_header(raw: &[u8]) -> String {
     let mut line = raw.to_vec();
     line.extend_from_slice(b"\r\n");
     let text = match MessageStream::new(&line).parse_unstructured() {

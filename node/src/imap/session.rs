@@ -358,7 +358,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
-             SPECIAL-USE CHILDREN QUOTA CONDSTORE",
+             SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY",
         );
         if self.account.is_none() {
             if !self.tls && self.context.tls.acceptor().is_some() {
@@ -530,7 +530,18 @@ impl Session {
                 criteria,
                 uid,
             } => {
-                self.search(io, &tag, charset.as_ref(), criteria.as_ref(), uid)
+                self.search(io, &tag, charset.as_ref(), criteria.as_ref(), uid, None)
+                    .await
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                let sort = sort_criteria.as_ref();
+                let criteria = search_criteria.as_ref();
+                self.search(io, &tag, Some(&charset), criteria, uid, Some(sort))
                     .await
             }
             CommandBody::Fetch {
@@ -877,6 +888,7 @@ fn selected_state_command(body: &CommandBody<'_>) -> bool {
             | CommandBody::Expunge
             | CommandBody::ExpungeUid { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }

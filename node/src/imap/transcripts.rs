@@ -11,7 +11,7 @@ const IMAPS: Session = Session::Imap { tls: true };
 const IMAP_PLAIN: Session = Session::Imap { tls: false };
 
 const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE \
-                            UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE";
+                            UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY";
 
 /// RFC 3501 section 8's message 12, smaller.
 const MESSAGE: &str = "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n\
@@ -864,4 +864,89 @@ async fn each_new_message_is_recent_in_the_first_session_that_selects_it() {
         logout = logout("a3"),
     );
     harness.play(IMAPS, &third).await;
+}
+
+/// SORT (RFC 5256, with SORT=DISPLAY of RFC 5957), after the RFC's own examples: base subjects,
+/// REVERSE on one key, the search criteria first, UID SORT, and an unknown charset.
+#[tokio::test]
+async fn sort_orders_what_the_search_criteria_find() {
+    let harness = Harness::new();
+    let alice = "alice@example.test";
+    for (subject, from, date, at) in [
+        (
+            "Re: budget",
+            "Zoe <zoe@example.test>",
+            "Tue, 2 Jan 2024 09:00:00 +0000",
+            5,
+        ),
+        (
+            "agenda",
+            "bob@example.test",
+            "Mon, 1 Jan 2024 09:00:00 +0000",
+            4,
+        ),
+        (
+            "Fwd: Budget",
+            "Amy <amy@example.test>",
+            "Wed, 3 Jan 2024 09:00:00 +0000",
+            3,
+        ),
+        (
+            "[team] Agenda (fwd)",
+            "carl@example.test",
+            "Thu, 4 Jan 2024 09:00:00 +0000",
+            2,
+        ),
+        (
+            "minutes",
+            "Bob <bob@example.test>",
+            "Fri, 5 Jan 2024 09:00:00 +0000",
+            1,
+        ),
+    ] {
+        harness.deliver(
+            alice,
+            &format!("Subject: {subject}\r\nFrom: {from}\r\nDate: {date}\r\n\r\nhi\r\n"),
+            INTERNAL_DATE - at,
+        );
+    }
+    let script = format!(
+        "
+        {login}
+        C: a2 EXAMINE INBOX
+        S: * FLAGS {{..}}
+        S: * OK [PERMANENTFLAGS ()] Read-only mailbox
+        S: * 5 EXISTS
+        S: * 5 RECENT
+        S: * OK [UNSEEN 1] First unseen
+        S: * OK [UIDVALIDITY {{..}}] UIDs valid
+        S: * OK [UIDNEXT 6] Predicted next UID
+        S: * OK [HIGHESTMODSEQ {{..}}] Highest
+        S: a2 OK [READ-ONLY] Examine completed
+        C: a3 SORT (SUBJECT) UTF-8 ALL
+        S: * SORT 2 4 1 3 5
+        S: a3 OK Sort completed
+        C: a4 SORT (SUBJECT REVERSE DATE) UTF-8 ALL
+        S: * SORT 4 2 3 1 5
+        S: a4 OK Sort completed
+        C: a5 SORT (SUBJECT) UTF-8 SENTSINCE 3-Jan-2024
+        S: * SORT 4 3 5
+        S: a5 OK Sort completed
+        C: a6 UID SORT (REVERSE ARRIVAL) UTF-8 NOT FROM bob
+        S: * SORT 4 3 1
+        S: a6 OK Sort completed
+        C: a7 SORT (DISPLAYFROM) UTF-8 ALL
+        S: * SORT 3 5 2 4 1
+        S: a7 OK Sort completed
+        C: a8 SORT (SUBJECT) US-ASCII TEXT \"not in mailbox\"
+        S: * SORT
+        S: a8 OK Sort completed
+        C: a9 SORT (SUBJECT) KOI8-R ALL
+        S: a9 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset
+        {logout}
+        ",
+        login = login(),
+        logout = logout("b1"),
+    );
+    harness.play(IMAPS, &script).await;
 }

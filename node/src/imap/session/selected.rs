@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::core::{Charset, Tag};
+use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::fetch::MacroOrMessageDataItemNames;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
@@ -20,6 +21,7 @@ use super::mailboxes::unavailable;
 use super::{Closed, Flow, Handled, Io, Session, stored_flags, uid_set};
 use crate::imap::fetch::{self, FetchError, FetchOptions};
 use crate::imap::search::{self, Answer};
+use crate::imap::sort;
 use crate::imap::view::View;
 use crate::store::{ClusterError, MailStore};
 
@@ -177,6 +179,7 @@ impl Session {
         io.done(tag, "OK", "Expunge completed")
     }
 
+    /// SEARCH, and SORT (RFC 5256) with `sort`: the same matching, then the order.
     pub(super) async fn search<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut Io<S>,
@@ -184,6 +187,7 @@ impl Session {
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
+        sort: Option<&[SortCriterion]>,
     ) -> Handled {
         if let Some(charset) = charset
             && !search::charset_supported(charset.as_ref())
@@ -217,7 +221,13 @@ impl Session {
             Answer::SequenceNumbers
         };
         let handle = tokio::runtime::Handle::current();
-        let with_summaries = criteria.iter().any(needs_summary);
+        let sorting = sort.is_some();
+        let sort: Option<Vec<SortCriterion>> = sort.map(<[SortCriterion]>::to_vec);
+        let sorts_by_envelope = sort.as_ref().is_some_and(|keys| {
+            keys.iter()
+                .any(|k| !matches!(k.key, SortKey::Arrival | SortKey::Size))
+        });
+        let with_summaries = sorts_by_envelope || criteria.iter().any(needs_summary);
         let searched = tokio::task::spawn_blocking(move || {
             // Keys on flags, sizes, dates and UIDs never look at the summary: one empty stand-in
             // saves reading and decoding a record per message.
@@ -234,11 +244,29 @@ impl Session {
                 .map(|(i, m)| (i as u32 + 1, m, summaries.get(i).unwrap_or(&stand_in)))
                 .collect();
             let is_recent = |uid| recent.contains(&uid);
-            let found = search::search(&criteria, &candidates, answer, &is_recent, |message| {
-                handle
-                    .block_on(store.read_blob(&message.blob))
-                    .map_err(|e| e.to_string())
-            })?;
+            let matched = if sort.is_some() {
+                Answer::SequenceNumbers
+            } else {
+                answer
+            };
+            let mut found =
+                search::search(&criteria, &candidates, matched, &is_recent, |message| {
+                    handle
+                        .block_on(store.read_blob(&message.blob))
+                        .map_err(|e| e.to_string())
+                })?;
+            if let Some(keys) = &sort {
+                let hits: Vec<_> = found
+                    .iter()
+                    .map(|seq| candidates[*seq as usize - 1])
+                    .collect();
+                found = sort::order(keys, &hits);
+                if answer == Answer::Uids {
+                    for n in &mut found {
+                        *n = messages[*n as usize - 1].uid;
+                    }
+                }
+            }
             // RFC 7162 3.1.5: with MODSEQ in the criteria, the highest mod-sequence found.
             let highest = found
                 .iter()
@@ -261,7 +289,12 @@ impl Session {
                 return io.done(tag, "NO", "[SERVERBUG] Search failed");
             }
         };
-        let mut line = String::from("* SEARCH");
+        let (verb, done) = if sorting {
+            ("SORT", "Sort completed")
+        } else {
+            ("SEARCH", "Search completed")
+        };
+        let mut line = format!("* {verb}");
         for n in &found {
             line.push(' ');
             line.push_str(&n.to_string());
@@ -271,7 +304,7 @@ impl Session {
         }
         io.line(&line);
         self.sync(io, uid).await?;
-        io.done(tag, "OK", "Search completed")
+        io.done(tag, "OK", done)
     }
 
     /// FETCH (RFC 3501 6.4.5, with CONDSTORE's CHANGEDSINCE): the implicit \\Seen is stored
