@@ -500,7 +500,7 @@ def caps(text):
 
 BASE_CAPS = set(
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE "
-    "CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY".split()
+    "CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY STATUS=SIZE".split()
 )
 
 
@@ -740,7 +740,7 @@ def deliver(c, facts):
 @step("status_examine_read_only")
 def status_examine_read_only(c, facts):
     M = c.login(2)
-    st = status(M, "INBOX", "(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)")
+    st = status(M, "INBOX", "(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ SIZE)")
     R.eq(st["MESSAGES"], 4, "four delivered messages")
     R.eq(st["UNSEEN"], 4, "all unseen")
     R.eq(st["UIDNEXT"], 5, "UIDs 1-4 used")
@@ -761,6 +761,9 @@ def status_examine_read_only(c, facts):
     R.eq({n: flags(f) for n, f in got.items()}, {1: set(), 2: set(), 3: set(), 4: set()},
          "EXAMINE left every message unseen")
     R.true(all(recent(f) for f in got.values()), "EXAMINE: FLAGS show \\Recent")
+    sizes = fetch(M, "1:4", "(RFC822.SIZE)")
+    R.eq(st["SIZE"], sum(int(f["RFC822.SIZE"]) for f in sizes.values()),
+         "STATUS SIZE is the sum of RFC822.SIZE")
     typ, text, _ = cmd(M, "STORE", "1", "+FLAGS", "(\\Seen)")
     R.eq(typ, "NO", "STORE under EXAMINE")
     R.true("[READ-ONLY]" in text, text)

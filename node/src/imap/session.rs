@@ -358,7 +358,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
-             SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY",
+             SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY STATUS=SIZE",
         );
         if self.account.is_none() {
             if !self.tls && self.context.tls.acceptor().is_some() {

@@ -347,6 +347,8 @@ impl Session {
                     self.condstore = true;
                     ("HIGHESTMODSEQ", mailbox.highest_modseq)
                 }
+                // STATUS=SIZE (RFC 8438): the octets of every message, as RFC822.SIZE counts.
+                StatusDataItemName::Size => ("SIZE", mailbox.bytes),
                 #[allow(unreachable_patterns)]
                 _ => continue,
             };
