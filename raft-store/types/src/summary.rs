@@ -563,12 +563,17 @@ fn extend_to(part: &mut Part, end: usize, raw: &[u8]) {
         return;
     }
     part.offset_end = end as u32;
+    // Offsets come from parsing untrusted bytes: a body that does not lie before `end` counts
+    // no lines rather than panicking.
+    let lines = raw
+        .get(part.offset_body as usize..end)
+        .map_or(0, count_lines);
     match &mut part.kind {
         // A multipart's own line count is not shown; its children keep their ends.
         PartKind::Multipart(_) => {}
-        PartKind::Leaf => part.lines = count_lines(&raw[part.offset_body as usize..end]),
+        PartKind::Leaf => part.lines = lines,
         PartKind::Message(inner) => {
-            part.lines = count_lines(&raw[part.offset_body as usize..end]);
+            part.lines = lines;
             extend_to(&mut inner.root, end, raw);
         }
     }

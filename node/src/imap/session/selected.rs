@@ -84,18 +84,12 @@ impl Session {
             return Ok(Flow::Continue);
         };
         let mut view = View::new(name, read_only, &stored, messages);
-        if read_only && self.recent_active() {
+        if read_only
+            && self.recent_active()
+            && let Some(floor) = self.recent_floor(&view)
+        {
             // EXAMINE claims nothing: what no session has claimed shows as recent.
-            let account = self.account_name().to_owned();
-            match self
-                .context
-                .store
-                .state()
-                .recent_floor(&account, &view.name, view.uidvalidity)
-            {
-                Ok(floor) => view.recent_above(floor),
-                Err(err) => tracing::warn!(error = %err, "imap: cannot read the recent floor"),
-            }
+            view.recent_above(floor);
         }
         self.selected = Some(view);
         self.claim_recent().await;
@@ -805,23 +799,12 @@ impl Session {
             return;
         }
         let up_to = view.last_uid();
-        let account = self.account_name().to_owned();
-        // Nothing past what some session claimed already: no write.
-        match self
-            .context
-            .store
-            .state()
-            .recent_floor(&account, &view.name, view.uidvalidity)
-        {
-            Ok(floor) if floor < up_to => {}
-            Ok(_) => return,
-            Err(err) => {
-                tracing::warn!(error = %err, "imap: cannot read the recent floor");
-                return;
-            }
+        // Nothing past what some session claimed already (as this node knows): no write.
+        if self.recent_floor(view).is_none_or(|floor| floor >= up_to) {
+            return;
         }
         let command = Command::ClaimRecent {
-            account,
+            account: self.account_name().to_owned(),
             mailbox: view.name.clone(),
             up_to,
         };
@@ -840,6 +823,17 @@ impl Session {
             Ok(other) => tracing::debug!(result = ?other, "imap: recent claim refused"),
             Err(err) => tracing::debug!(error = %err, "imap: recent claim not made"),
         }
+    }
+
+    /// The highest UID of the viewed mailbox some session has claimed as `\Recent`, as this
+    /// node has applied it (None when the store cannot say).
+    fn recent_floor(&self, view: &View) -> Option<u32> {
+        self.context
+            .store
+            .state()
+            .recent_floor(self.account_name(), &view.name, view.uidvalidity)
+            .map_err(|err| tracing::warn!(error = %err, "imap: cannot read the recent floor"))
+            .ok()
     }
 
     /// Whether the cluster runs a version that applies a MOVE into the source mailbox (a
