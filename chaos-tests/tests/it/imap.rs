@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chaos_tests::mail::{
     DOMAIN, PASSWORD, add_users, have, imap_tool, python_client, python_script, send_numbered,
+    smtp_send,
 };
 use chaos_tests::{Cluster, NodeTuning, wait_until};
 
@@ -1577,4 +1578,83 @@ fn resync_continues_after_a_restart_and_reads_do_not_wait_for_it() {
     );
     assert_eq!(responses.len() - 1, total);
     cluster.check_no_unexpected_errors(&["failpoint reached"]);
+}
+
+/// The SELECT response up to the tagged OK, with `exists` messages of which `recent` are
+/// `\Recent` in this session.
+fn selected(tag: &str, exists: u32, recent: u32) -> Vec<String> {
+    vec![
+        "* FLAGS …".to_owned(),
+        "* OK [PERMANENTFLAGS …".to_owned(),
+        format!("* {exists} EXISTS"),
+        format!("* {recent} RECENT"),
+        "* OK [UNSEEN …".to_owned(),
+        "* OK [UIDVALIDITY …".to_owned(),
+        "* OK [UIDNEXT …".to_owned(),
+        "* OK [HIGHESTMODSEQ …".to_owned(),
+        format!("{tag} OK [READ-WRITE] Select completed"),
+    ]
+}
+
+/// `\Recent` across nodes and a failover (RFC 3501 2.3.2): the claim a SELECT makes is a
+/// committed entry, so once the leader that took it dies, sessions on the survivor see those
+/// messages claimed; mail that arrives after the failover is recent in exactly one session.
+#[test]
+fn recent_is_claimed_once_across_nodes_and_a_failover() {
+    let mut cluster = Cluster::start(126, 2, true, NodeTuning::default()).expect("start cluster");
+    add_users(&cluster, &["alice"]).expect("add users");
+    allow_plain_login(&cluster, &[]);
+    let alice = format!("alice@{DOMAIN}");
+    let send = |cluster: &Cluster, i: usize, subject: &str| {
+        let (code, reply) = smtp_send(
+            &cluster.nodes[i].smtp_addr(),
+            "plain",
+            None,
+            &alice,
+            subject,
+        )
+        .unwrap();
+        assert_eq!(code, 250, "{reply}");
+    };
+    for subject in ["one", "two", "three"] {
+        send(&cluster, 0, subject);
+    }
+    // n2 leads, and a session on it claims the three.
+    cluster.ctl_ok(&["failover", "--to", "n2"]).unwrap();
+    let mut first = logged_in(&cluster, 1);
+    let want = selected("s1", 3, 3);
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    check(&mut first, &[("s1 SELECT INBOX", &want)]);
+    drop(first);
+
+    cluster.kill(1).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(20)).unwrap();
+    let mut second = logged_in(&cluster, 0);
+    let want = selected("s2", 3, 0);
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    check(&mut second, &[("s2 SELECT INBOX", &want)]);
+    send(&cluster, 0, "four");
+    check(
+        &mut second,
+        &[(
+            "n1 NOOP",
+            &["* 4 EXISTS", "* 1 RECENT", "n1 OK NOOP completed"],
+        )],
+    );
+    check(
+        &mut second,
+        &[(
+            "f1 FETCH 3:4 FLAGS",
+            &[
+                "* 3 FETCH (FLAGS ())",
+                "* 4 FETCH (FLAGS (\\Recent))",
+                "f1 OK Fetch completed",
+            ],
+        )],
+    );
+    let mut third = logged_in(&cluster, 0);
+    let want = selected("s3", 4, 0);
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    check(&mut third, &[("s3 SELECT INBOX", &want)]);
+    cluster.check_no_unexpected_errors(&[]);
 }
