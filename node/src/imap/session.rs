@@ -360,6 +360,9 @@ impl Session {
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
              SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY STATUS=SIZE",
         );
+        // RFC 7889: the largest APPEND any mailbox takes (the message size limit); a larger
+        // one gets NO [TOOBIG].
+        caps.push_str(&format!(" APPENDLIMIT={}", self.policy.max_message_bytes));
         if self.account.is_none() {
             if !self.tls && self.context.tls.acceptor().is_some() {
                 caps.push_str(" STARTTLS");

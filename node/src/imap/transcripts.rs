@@ -12,7 +12,7 @@ const IMAP_PLAIN: Session = Session::Imap { tls: false };
 
 const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE \
                             UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY \
-                            STATUS=SIZE";
+                            STATUS=SIZE APPENDLIMIT=52428800";
 
 /// RFC 3501 section 8's message 12, smaller.
 const MESSAGE: &str = "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n\
