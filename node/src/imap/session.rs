@@ -358,7 +358,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from(
             "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT \
-             SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY STATUS=SIZE",
+             SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY STATUS=SIZE BINARY",
         );
         // RFC 7889: the largest APPEND any mailbox takes (the message size limit); a larger
         // one gets NO [TOOBIG].

@@ -12,7 +12,7 @@ const IMAP_PLAIN: Session = Session::Imap { tls: false };
 
 const CAPABILITIES: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE \
                             UNSELECT SPECIAL-USE CHILDREN QUOTA CONDSTORE SORT SORT=DISPLAY \
-                            STATUS=SIZE APPENDLIMIT=52428800";
+                            STATUS=SIZE BINARY APPENDLIMIT=52428800";
 
 /// RFC 3501 section 8's message 12, smaller.
 const MESSAGE: &str = "Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n\
@@ -948,6 +948,42 @@ async fn sort_orders_what_the_search_criteria_find() {
         ",
         login = login(),
         logout = logout("b1"),
+    );
+    harness.play(IMAPS, &script).await;
+}
+
+/// BINARY (RFC 3516): a part's content with its transfer encoding undone, its decoded size,
+/// and APPEND of a literal8.
+#[tokio::test]
+async fn binary_fetch_decodes_a_part_and_append_takes_a_literal8() {
+    let harness = Harness::new();
+    harness.deliver(
+        "alice@example.test",
+        "Subject: b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n\
+         --x\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+         --x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         aGVsbG8=\r\n--x--\r\n",
+        INTERNAL_DATE,
+    );
+    let script = format!(
+        "
+        {login}
+        {sel_a2}
+        C: a3 FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])
+        S: * 1 FETCH (BINARY.SIZE[2] 5 BINARY[2] {{5}}
+        S: hello)
+        S: a3 OK Fetch completed
+        C: a4 APPEND INBOX ~{{5}}
+        S: + Ready for literal data
+        C: hello
+        S: * 2 EXISTS
+        S: * 2 RECENT
+        S: a4 OK [APPENDUID {{..}} 2] Append completed
+        {logout}
+        ",
+        login = login(),
+        sel_a2 = select_inbox("SELECT INBOX", "a2", 1, 2),
+        logout = logout("a9"),
     );
     harness.play(IMAPS, &script).await;
 }
