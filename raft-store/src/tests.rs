@@ -2819,10 +2819,55 @@ async fn each_new_message_is_recent_in_exactly_one_claim() {
             "Nowhere".into(),
         ))],
     );
+    // A renamed mailbox keeps its claim; a deleted one leaves none behind.
+    let create = |name: &str| Command::CreateMailbox {
+        account: a.into(),
+        name: name.into(),
+        at: 3,
+    };
+    let claim_in = |mailbox: &str| Command::ClaimRecent {
+        account: a.into(),
+        mailbox: mailbox.into(),
+        up_to: u32::MAX,
+    };
+    let mut to_lab = append.clone();
+    if let Command::Append { mailbox, .. } = &mut to_lab {
+        *mailbox = "Lab".into();
+    }
+    let results = apply_all(
+        &mut sm,
+        15,
+        vec![
+            create("Lab"),
+            to_lab,
+            claim_in("Lab"),
+            Command::RenameMailbox {
+                account: a.into(),
+                from: "Lab".into(),
+                to: "Lab2".into(),
+                at: 4,
+            },
+            claim_in("Lab2"),
+        ],
+    )
+    .await;
+    assert_eq!(claimed(&results[2]), (0, 1));
+    assert_eq!(claimed(&results[4]), (1, 1), "the rename kept the claim");
+    let lab = reader.mailbox(a, "Lab2").unwrap().unwrap();
+    apply_all(
+        &mut sm,
+        20,
+        vec![Command::DeleteMailbox {
+            account: a.into(),
+            name: "Lab2".into(),
+        }],
+    )
+    .await;
+    assert_eq!(reader.recent_floor(a, "Lab2", lab.uidvalidity).unwrap(), 0);
     // Deleting the account forgets its claims.
     apply_all(
         &mut sm,
-        15,
+        21,
         vec![Command::DeleteAccount { address: a.into() }],
     )
     .await;

@@ -82,6 +82,7 @@ pub(crate) fn delete_mailbox(
         staged.delete(CF_MESSAGES, &key);
     }
     staged.delete(CF_MAILBOXES, &mailbox_key(account, name));
+    super::recent::forget(account, name, staged);
     overlay.write(staged);
     Ok(CommandResult::Done)
 }
@@ -172,6 +173,8 @@ pub(crate) fn rename_mailbox(
             staged.delete(CF_SUBSCRIPTIONS, &old_key);
             staged.put(CF_SUBSCRIPTIONS, &mailbox_key(account, &new_name), &());
         }
+        // So does its `\Recent` floor (the UIDVALIDITY it is kept with stays).
+        super::recent::follow_rename(reader, account, &mailbox.name, &new_name, staged)?;
         let renamed = Mailbox {
             name: new_name.clone(),
             ..mailbox

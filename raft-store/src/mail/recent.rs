@@ -64,6 +64,29 @@ impl StateReader {
     }
 }
 
+/// Forgets the claim of a mailbox being deleted (a mailbox of the same name made later has
+/// another UIDVALIDITY, so the claim would not count; this keeps no key behind).
+pub(crate) fn forget(account: &str, mailbox: &str, staged: &mut Staged<'_>) {
+    staged.delete(CF_SETTINGS, &recent_key(account, mailbox));
+}
+
+/// Moves a mailbox's claim to its new name: a RENAME keeps the mailbox's UIDVALIDITY and UIDs,
+/// so what a session claimed stays claimed.
+pub(crate) fn follow_rename(
+    reader: &StateReader,
+    account: &str,
+    from: &str,
+    to: &str,
+    staged: &mut Staged<'_>,
+) -> Result<(), StoreError> {
+    let old = recent_key(account, from);
+    if let Some(claimed) = reader.db().get::<Claimed>(CF_SETTINGS, &old)? {
+        staged.delete(CF_SETTINGS, &old);
+        staged.put(CF_SETTINGS, &recent_key(account, to), &claimed);
+    }
+    Ok(())
+}
+
 /// Forgets the claims of an account's mailboxes (the account is being deleted; `prefix` is
 /// `account \0`).
 pub(crate) fn forget_account(
